@@ -93,12 +93,12 @@ export class InternalError extends WeirError {
 export class SyscallError extends WeirError {
   readonly code = 'WEIR_SYSCALL';
   readonly cniCode = CniCode.IoFailure;
-  constructor(
-    readonly syscall: string,
-    readonly errno: number,
-    message?: string,
-  ) {
+  readonly syscall: string;
+  readonly errno: number;
+  constructor(syscall: string, errno: number, message?: string) {
     super(message ?? `${syscall}: ${errnoName(errno)} (errno ${errno})`);
+    this.syscall = syscall;
+    this.errno = errno;
   }
 }
 
@@ -106,12 +106,12 @@ export class SyscallError extends WeirError {
 export class NetlinkError extends WeirError {
   readonly code = 'WEIR_NETLINK';
   readonly cniCode = CniCode.Netlink;
-  constructor(
-    readonly operation: string,
-    readonly errno: number,
-    extAck?: string,
-  ) {
+  readonly operation: string;
+  readonly errno: number;
+  constructor(operation: string, errno: number, extAck?: string) {
     super(`${operation}: ${errnoName(errno)} (errno ${errno})${extAck ? `: ${extAck}` : ''}`);
+    this.operation = operation;
+    this.errno = errno;
   }
 }
 
@@ -119,11 +119,10 @@ export class NetlinkError extends WeirError {
 export class NetnsError extends WeirError {
   readonly code = 'WEIR_NETNS';
   readonly cniCode = CniCode.Namespace;
-  constructor(
-    message: string,
-    readonly errno?: number,
-  ) {
+  readonly errno: number | undefined;
+  constructor(message: string, errno?: number) {
     super(message);
+    this.errno = errno;
   }
 }
 

@@ -1,0 +1,159 @@
+// A netlink socket bound to one network namespace (the vishvananda/netlink
+// NewHandleAt pattern): the socket is opened inside the target namespace and
+// keeps talking to it after the thread has switched back, so every later call
+// needs no setns at all.
+import { NetlinkError } from '../errors.ts';
+import * as libc from '../sys/libc.ts';
+import { type Netns, inNetns } from '../sys/netns.ts';
+import { type Addr, decodeAddr, encodeAddr, encodeGetAddr } from './addr.ts';
+import * as C from './constants.ts';
+import { type Link, type LinkChange, type VethSpec, decodeLink, encodeGetLink, encodeLinkChange, encodeNewVeth, ifinfomsg } from './link.ts';
+import { type NlMsg, nlmsg, parseError, parseMessages } from './message.ts';
+import { type Neigh, decodeNeigh, encodeGetNeigh, encodeNeigh } from './neigh.ts';
+import { type Route, decodeRoute, encodeGetRoute, encodeRoute } from './route.ts';
+
+// Dumps arrive in datagrams of up to 32 KiB; a larger buffer never truncates.
+const RECV_BUFFER = 64 * 1024;
+
+export class NetlinkHandle {
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private readonly buf = Buffer.alloc(RECV_BUFFER);
+  private closed = false;
+
+  private readonly fd: number;
+
+  private constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  /** Opens a handle in `ns`, or in the calling thread's namespace. */
+  static open(ns?: Netns): NetlinkHandle {
+    const make = () => libc.socket(libc.AF_NETLINK, libc.SOCK_RAW, C.NETLINK_ROUTE);
+    const fd = ns ? inNetns(ns, make) : make();
+    try {
+      const sa = Buffer.alloc(12);
+      sa.writeUInt16LE(libc.AF_NETLINK, 0);
+      libc.bind(fd, sa);
+      // Ask for the kernel's human-readable reason with every error.
+      libc.setsockoptInt(fd, libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, 1);
+    } catch (e) {
+      libc.close(fd);
+      throw e;
+    }
+    return new NetlinkHandle(fd);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    libc.close(this.fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Sends one request and collects its replies: for a dump, every message up
+   * to NLMSG_DONE; otherwise the replies before the kernel's ACK.
+   */
+  request(op: string, type: number, flags: number, body: Buffer): NlMsg[] {
+    const seq = (this.seq = (this.seq + 1) >>> 0);
+    const dump = (flags & C.NLM_F_DUMP) === C.NLM_F_DUMP;
+    libc.sendto(this.fd, nlmsg(type, C.NLM_F_REQUEST | (dump ? 0 : C.NLM_F_ACK) | flags, seq, body), null);
+    const replies: NlMsg[] = [];
+    for (;;) {
+      const n = libc.recv(this.fd, this.buf);
+      for (const msg of parseMessages(this.buf.subarray(0, n))) {
+        if (msg.seq !== seq) continue; // a late reply to an earlier request
+        if (msg.type === C.NLMSG_ERROR) {
+          const err = parseError(msg);
+          if (err.errno !== 0) throw new NetlinkError(op, err.errno, err.message);
+          return replies;
+        }
+        if (msg.type === C.NLMSG_DONE) {
+          if (msg.flags & C.NLM_F_DUMP_INTR) throw new NetlinkError(`${op} (dump interrupted)`, 4);
+          return replies;
+        }
+        replies.push({ ...msg, payload: Buffer.from(msg.payload) });
+      }
+    }
+  }
+
+  // ---- links ----
+
+  linkList(): Link[] {
+    return this.request('list links', C.RTM_GETLINK, C.NLM_F_DUMP, ifinfomsg()).map((m) => decodeLink(m.payload));
+  }
+
+  /** The link, or undefined when no such link exists. */
+  linkGet(by: { index: number } | { name: string }): Link | undefined {
+    try {
+      const [m] = this.request(`get link ${'name' in by ? by.name : `#${by.index}`}`, C.RTM_GETLINK, 0, encodeGetLink(by));
+      return m ? decodeLink(m.payload) : undefined;
+    } catch (e) {
+      if (e instanceof NetlinkError && (e.errno === 19 || e.errno === 2)) return undefined; // ENODEV, ENOENT
+      throw e;
+    }
+  }
+
+  createVeth(spec: VethSpec): void {
+    this.request(`create veth ${spec.name}/${spec.peerName}`, C.RTM_NEWLINK, C.NLM_F_CREATE | C.NLM_F_EXCL, encodeNewVeth(spec));
+  }
+
+  linkSet(index: number, change: LinkChange): void {
+    this.request(`set link #${index}`, C.RTM_NEWLINK, 0, encodeLinkChange(index, change));
+  }
+
+  linkDelete(index: number): void {
+    this.request(`delete link #${index}`, C.RTM_DELLINK, 0, ifinfomsg({ index }));
+  }
+
+  // ---- addresses ----
+
+  addrList(family?: 4 | 6): Addr[] {
+    return this.request('list addresses', C.RTM_GETADDR, C.NLM_F_DUMP, encodeGetAddr(family))
+      .map((m) => decodeAddr(m.payload))
+      .filter((a): a is Addr => a !== undefined);
+  }
+
+  addrAdd(a: Parameters<typeof encodeAddr>[0]): void {
+    this.request('add address', C.RTM_NEWADDR, C.NLM_F_CREATE | C.NLM_F_EXCL, encodeAddr(a));
+  }
+
+  addrDelete(a: Parameters<typeof encodeAddr>[0]): void {
+    this.request('delete address', C.RTM_DELADDR, 0, encodeAddr(a));
+  }
+
+  // ---- routes ----
+
+  routeList(family: 4 | 6): Route[] {
+    return this.request('list routes', C.RTM_GETROUTE, C.NLM_F_DUMP, encodeGetRoute(family))
+      .map((m) => decodeRoute(m.payload))
+      .filter((r): r is Route => r !== undefined);
+  }
+
+  routeAdd(r: Route): void {
+    this.request('add route', C.RTM_NEWROUTE, C.NLM_F_CREATE | C.NLM_F_EXCL, encodeRoute(r));
+  }
+
+  routeReplace(r: Route): void {
+    this.request('replace route', C.RTM_NEWROUTE, C.NLM_F_CREATE | C.NLM_F_REPLACE, encodeRoute(r));
+  }
+
+  routeDelete(r: Route): void {
+    this.request('delete route', C.RTM_DELROUTE, 0, encodeRoute(r));
+  }
+
+  // ---- neighbours ----
+
+  neighList(family: 4 | 6): Neigh[] {
+    return this.request('list neighbours', C.RTM_GETNEIGH, C.NLM_F_DUMP, encodeGetNeigh(family))
+      .map((m) => decodeNeigh(m.payload))
+      .filter((n): n is Neigh => n !== undefined);
+  }
+
+  neighReplace(n: Neigh): void {
+    this.request('replace neighbour', C.RTM_NEWNEIGH, C.NLM_F_CREATE | C.NLM_F_REPLACE, encodeNeigh(n));
+  }
+}

@@ -1,0 +1,6 @@
+export * from './constants.ts';
+export type { Addr } from './addr.ts';
+export type { Link, LinkChange, VethSpec } from './link.ts';
+export type { Neigh } from './neigh.ts';
+export type { Route } from './route.ts';
+export { NetlinkHandle } from './handle.ts';
