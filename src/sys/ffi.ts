@@ -3,6 +3,7 @@
 // `koffi.node` beside the executable and we dlopen it from there.
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { isSea } from 'node:sea';
 
 export interface KoffiFunction {
   (...args: unknown[]): unknown;
@@ -17,14 +18,6 @@ export interface Koffi {
 
 let koffi: Koffi | undefined;
 
-function isSea(): boolean {
-  try {
-    // node:sea exists from Node 20; isSea() is false under plain `node`.
-    return (createRequire(import.meta.url)('node:sea') as { isSea(): boolean }).isSea();
-  } catch {
-    return false;
-  }
-}
 
 export function loadKoffi(): Koffi {
   if (koffi) return koffi;

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// Builds self-contained executables: each entrypoint is bundled by esbuild into
+// one CommonJS file, then injected into a copy of the pinned Node binary as a
+// single-executable application (SEA). koffi's native addon cannot live inside
+// the SEA blob, so it is shipped beside the executables in dist/bin/.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(root, 'dist');
+const bin = path.join(dist, 'bin');
+const only = process.argv.slice(2);
+
+const entries = [
+  { name: 'weir', entry: 'cni/main.ts' },
+];
+
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+function koffiAddon() {
+  const p = path.join(root, 'node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node');
+  if (!fs.existsSync(p)) throw new Error(`koffi native addon not found at ${p}; run npm ci`);
+  return p;
+}
+
+async function buildOne({ name, entry }) {
+  const bundle = path.join(dist, `${name}.cjs`);
+  await build({
+    entryPoints: [path.join(root, entry)],
+    outfile: bundle,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minifySyntax: true,
+    legalComments: 'none',
+    // ESM sources use import.meta.url; give the CommonJS bundle an equivalent.
+    banner: { js: 'const __weir_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+    define: { 'import.meta.url': '__weir_import_meta_url' },
+    logLevel: 'warning',
+  });
+  const seaConfig = path.join(dist, `${name}.sea.json`);
+  const blob = path.join(dist, `${name}.blob`);
+  fs.writeFileSync(
+    seaConfig,
+    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+  );
+  const node = process.execPath;
+  execFileSync(node, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+  const out = path.join(bin, name);
+  const tmp = `${out}.tmp`;
+  fs.copyFileSync(node, tmp);
+  fs.chmodSync(tmp, 0o755);
+  execFileSync(
+    path.join(root, 'node_modules/.bin/postject'),
+    [tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE],
+    { stdio: 'ignore' },
+  );
+  fs.renameSync(tmp, out);
+  fs.rmSync(seaConfig);
+  fs.rmSync(blob);
+  console.log(`built ${path.relative(root, out)}`);
+}
+
+fs.mkdirSync(bin, { recursive: true });
+fs.copyFileSync(koffiAddon(), path.join(bin, 'koffi.node'));
+for (const e of entries) if (only.length === 0 || only.includes(e.name)) await buildOne(e);
