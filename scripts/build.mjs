@@ -49,7 +49,7 @@ async function buildOne({ name, entry }) {
     JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
   );
   const node = process.execPath;
-  execFileSync(node, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
+  execFileSync(node, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
   const out = path.join(bin, name);
   const tmp = `${out}.tmp`;
   fs.copyFileSync(node, tmp);
