@@ -76,6 +76,11 @@ export class NotAvailableError extends WeirError {
   readonly code = 'WEIR_NOT_AVAILABLE';
   readonly cniCode = CniCode.NotAvailable;
 }
+/** STATUS: the plugin can add pods, but they will lack some connectivity. */
+export class LimitedConnectivityError extends WeirError {
+  readonly code = 'WEIR_LIMITED_CONNECTIVITY';
+  readonly cniCode = CniCode.LimitedConnectivity;
+}
 export class RangeExhaustedError extends WeirError {
   readonly code = 'WEIR_RANGE_EXHAUSTED';
   readonly cniCode = CniCode.RangeExhausted;

@@ -72,6 +72,10 @@ export class NetlinkHandle {
           return replies;
         }
         if (msg.type === C.NLMSG_DONE) {
+          // A dump that failed part-way ends with a negative errno in DONE.
+          if (msg.payload.length >= 4 && msg.payload.readInt32LE(0) < 0) {
+            throw new NetlinkError(op, parseError({ ...msg, type: C.NLMSG_ERROR }).errno);
+          }
           if (msg.flags & C.NLM_F_DUMP_INTR) throw new NetlinkError(`${op} (dump interrupted)`, 4);
           return replies;
         }
@@ -141,8 +145,14 @@ export class NetlinkHandle {
     this.request('replace route', C.RTM_NEWROUTE, C.NLM_F_CREATE | C.NLM_F_REPLACE, encodeRoute(r));
   }
 
+  /**
+   * Deletes the route matching `r`. Unset scope, protocol and type match any
+   * value (as `ip route del` sends them); the kernel would otherwise require
+   * the defaults that encodeRoute fills in for adds.
+   */
   routeDelete(r: Route): void {
-    this.request('delete route', C.RTM_DELROUTE, 0, encodeRoute(r));
+    const RT_SCOPE_NOWHERE = 255;
+    this.request('delete route', C.RTM_DELROUTE, 0, encodeRoute({ ...r, scope: r.scope ?? RT_SCOPE_NOWHERE, protocol: r.protocol ?? 0, type: r.type ?? 0 }));
   }
 
   // ---- neighbours ----

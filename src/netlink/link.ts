@@ -45,7 +45,6 @@ export interface VethSpec {
   mtu?: number;
   mac?: string;
   peerMac?: string;
-  alias?: string;
 }
 
 /** RTM_NEWLINK body creating a veth pair whose peer starts life in another netns. */
@@ -58,8 +57,9 @@ export function encodeNewVeth(v: VethSpec): Buffer {
   const peer = Buffer.concat([ifinfomsg(), ...common(v.peerName, v.peerMac), attrU32(C.IFLA_NET_NS_FD, v.peerNetnsFd)]);
   return Buffer.concat([
     ifinfomsg(),
+    // No IFLA_IFALIAS here: the kernel ignores it when creating a link, so
+    // an alias is set afterwards with encodeLinkChange.
     ...common(v.name, v.mac),
-    ...(v.alias ? [attrString(C.IFLA_IFALIAS, v.alias)] : []),
     attrNested(
       C.IFLA_LINKINFO,
       attrString(C.IFLA_INFO_KIND, 'veth'),

@@ -106,11 +106,11 @@ export interface NlError {
 
 export function parseError(msg: NlMsg): NlError {
   if (msg.type !== NLMSG_ERROR || msg.payload.length < 4) return { errno: 0 };
-  const errno = -msg.payload.readInt32LE(0);
+  const errno = 0 - msg.payload.readInt32LE(0); // 0 - x, not -x: an ack must be 0, not -0
   if (!(msg.flags & NLM_F_ACK_TLVS)) return { errno };
   // After the error code comes the offending request: its header alone when
   // capped, otherwise the whole message; the TLVs start after it.
-  const echoedLen = msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : (msg.payload.readUInt32LE(4) ?? NLMSG_HDRLEN);
+  const echoedLen = msg.flags & NLM_F_CAPPED || msg.payload.length < 8 ? NLMSG_HDRLEN : msg.payload.readUInt32LE(4);
   const tlvs = parseAttrs(msg.payload.subarray(4 + align4(echoedLen)));
   const message = attrToString(tlvs.get(NLMSGERR_ATTR_MSG));
   return message ? { errno, message } : { errno };
