@@ -192,3 +192,16 @@ export function cidrContains(c: Cidr, ip: IpBytes): boolean {
   const b = maskBytes(ip.bytes, c.prefix);
   return a.every((x, i) => x === b[i]);
 }
+
+/** The address as an unsigned integer, for range arithmetic (IPAM). */
+export function bytesToBigint(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+export function bigintToBytes(family: IpFamily, v: bigint): Uint8Array {
+  const out = new Uint8Array(family === 4 ? 4 : 16);
+  for (let i = out.length - 1; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
+  return out;
+}

@@ -1,7 +1,7 @@
 // A pod address range (one per family per node) and the bigint arithmetic the
 // allocator walks it with. Pure: no I/O. The small text<->bigint helpers at the
-// bottom exist so IPAM does not depend on src/cni/ip.ts while that is being
-// written; the lead will deduplicate them later.
+// bottom adapt src/cni/ip.ts to bigint.
+import { bigintToBytes, bytesToBigint, formatIp, tryParseIp } from '../cni/ip.ts';
 import { InvalidConfigError } from '../errors.ts';
 
 export type Family = 4 | 6;
@@ -152,77 +152,11 @@ export function ipFamily(text: string): Family | undefined {
   return parseAddress(text)?.family;
 }
 
-// ---- text <-> bigint ------------------------------------------------------
+// ---- text <-> bigint, over the one IP parser of src/cni/ip.ts ----
 
 export function parseAddress(text: string): { family: Family; value: bigint } | undefined {
-  if (text.includes(':')) {
-    const v = parseV6(text);
-    return v === undefined ? undefined : { family: 6, value: v };
-  }
-  const v = parseV4(text);
-  return v === undefined ? undefined : { family: 4, value: v };
+  const ip = tryParseIp(text);
+  return ip && { family: ip.family, value: bytesToBigint(ip.bytes) };
 }
 
-function parseV4(text: string): bigint | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    // No leading zeros: "010" is octal to inet_aton but decimal to others.
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return undefined;
-    v = (v << 8n) | BigInt(p);
-  }
-  return v;
-}
-
-function parseV6(text: string): bigint | undefined {
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const groups = (s: string): bigint[] | undefined => {
-    if (s === '') return [];
-    const out: bigint[] = [];
-    const parts = s.split(':');
-    for (const [i, p] of parts.entries()) {
-      if (i === parts.length - 1 && p.includes('.')) {
-        // Trailing dotted quad, e.g. ::ffff:10.0.0.1.
-        const v4 = parseV4(p);
-        if (v4 === undefined) return undefined;
-        out.push(v4 >> 16n, v4 & 0xffffn);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) {
-        out.push(BigInt(`0x${p}`));
-      } else {
-        return undefined;
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0] ?? '');
-  const tail = halves.length === 2 ? groups(halves[1] ?? '') : [];
-  if (!head || !tail) return undefined;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  let v = 0n;
-  for (const g of [...head, ...Array<bigint>(missing).fill(0n), ...tail]) v = (v << 16n) | g;
-  return v;
-}
-
-export function formatAddress(family: Family, v: bigint): string {
-  if (family === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => ((v >> s) & 0xffn).toString()).join('.');
-  }
-  const groups: bigint[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push((v >> s) & 0xffffn);
-  // RFC 5952 4.2: compress the longest run of two or more zero groups, the
-  // first one on a tie; lower-case hex without leading zeros.
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0n) j++;
-    if (j - i > bestLen) [bestAt, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const hex = (gs: bigint[]): string => gs.map((g) => g.toString(16)).join(':');
-  if (bestAt < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
-}
+export const formatAddress = (family: Family, v: bigint): string => formatIp(bigintToBytes(family, v));

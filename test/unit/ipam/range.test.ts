@@ -118,7 +118,7 @@ describe('canonical text', () => {
     ['1::', '1::'],
     ['fe80:0:0:0:0:0:0:0', 'fe80::'],
     ['1:0:0:2:0:0:0:3', '1:0:0:2::3'], // the longer run wins
-    ['::ffff:10.1.2.3', '::ffff:a01:203'],
+    ['::ffff:10.1.2.3', '::ffff:10.1.2.3'], // RFC 5952 section 5: IPv4-mapped keeps the dotted quad,
     ['10.1.2.3', '10.1.2.3'],
   ])('%s -> %s', (input, out) => {
     expect(canonicalIp(input)).toBe(out);
