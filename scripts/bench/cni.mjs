@@ -1,0 +1,190 @@
+// CNI ADD/DEL wall latency of weir against the reference ptp + host-local and
+// against a bare start of weir's own Node runtime (the floor of any Node-based
+// plugin). Run through scripts/bench-cni. Everything happens inside network
+// namespaces made here: one "node" netns where the plugins run, and one netns
+// per pod per plugin. Nothing is done in the root namespace; it is snapshotted
+// before and compared after.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const USAGE = `usage: scripts/bench-cni [--pods N] [--rounds R] [--build]
+  --pods N    pods per round (default 50, at most 250: each plugin has a /24)
+  --rounds R  rounds of N ADDs then N DELs; samples are pooled (default 1)
+  --build     rebuild dist/bin/weir first (otherwise only when it is missing)`;
+let opt;
+try {
+  opt = parseArgs({ options: { pods: { type: 'string', default: '50' }, rounds: { type: 'string', default: '1' }, build: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+} catch (e) {
+  console.error(`${e.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (opt.help) (console.log(USAGE), process.exit(0));
+const PODS = Number(opt.pods);
+const ROUNDS = Number(opt.rounds);
+if (!Number.isInteger(PODS) || PODS < 1 || PODS > 250 || !Number.isInteger(ROUNDS) || ROUNDS < 1) {
+  console.error(`bench-cni: bad --pods/--rounds\n${USAGE}`);
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) (console.error('bench-cni: needs root (network namespaces)'), process.exit(1));
+
+const started = process.hrtime.bigint();
+const NODE = path.join(root, 'node_modules/.bin/node');
+const WEIR = path.join(root, 'dist/bin/weir');
+const PTP = '/usr/lib/cni/ptp';
+const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => fs.existsSync(p));
+const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+const TAG = /^[A-Za-z0-9]{1,20}$/.test(process.env.WEIR_BENCH_TAG ?? '') ? process.env.WEIR_BENCH_TAG : `wbench${process.pid}`;
+const NODE_NS = `${TAG}-node`;
+const made = []; // namespaces this run created, in order
+let tmp;
+
+if (!fs.existsSync(PTP)) (console.error(`bench-cni: ${PTP} missing (apt-get install containernetworking-plugins)`), process.exit(1));
+if (opt.build || !fs.existsSync(WEIR)) execFileSync(NODE, [path.join(root, 'scripts/build.mjs')], { cwd: root, stdio: ['ignore', 2, 2] });
+const newest = (d) => fs.readdirSync(d, { recursive: true }).reduce((m, f) => Math.max(m, fs.statSync(path.join(d, f)).mtimeMs), 0);
+const stale = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'cni'))) > fs.statSync(WEIR).mtimeMs;
+
+// ---- processes and namespaces ----------------------------------------------
+function sh(args, input) {
+  const r = spawnSync(IP, args, { env: BASE_ENV, encoding: 'utf8', input });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr || r.error || r.signal}`);
+  return r.stdout;
+}
+const ourNetns = () => sh(['netns', 'list']).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(`${TAG}-`));
+function addNs(name) {
+  sh(['netns', 'add', name]);
+  made.push(name);
+  sh(['-n', name, 'link', 'set', 'lo', 'up']);
+}
+const rootLinks = () => sh(['-o', 'link', 'show']).split('\n').map((l) => l.split(':')[1]?.trim()).filter(Boolean).sort().join(' ');
+const vethCount = () => sh(['-n', NODE_NS, '-o', 'link', 'show', 'type', 'veth']).split('\n').filter(Boolean).length;
+
+/** Every sample is timed this one way: wall time of `ip netns exec NODE env VARS... cmd` run to completion. */
+function timed(what, vars, cmd, input = '') {
+  const argv = ['netns', 'exec', NODE_NS, 'env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), ...cmd];
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(IP, argv, { env: BASE_ENV, input, encoding: 'utf8', maxBuffer: 1 << 22 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.error || r.status !== 0) throw new Error(`${what} failed (exit ${r.status}${r.signal ? `, ${r.signal}` : ''}): ${r.error ?? ''}${r.stdout}${r.stderr}`.trim());
+  return { ms, out: r.stdout };
+}
+
+let aborted;
+for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => (aborted = s));
+// A signal handler can only run when the event loop turns; give it a turn between samples (untimed).
+async function checkpoint() {
+  await new Promise((r) => setImmediate(r));
+  if (aborted) throw new Error(`interrupted (${aborted})`);
+}
+
+// ---- the plugins -------------------------------------------------------------
+const confs = () => ({
+  weir: JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'weir', podCIDRs: ['10.244.1.0/24'], dataDir: `${tmp}/weir` }),
+  ptp: JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'ptp', ipam: { type: 'host-local', ranges: [[{ subnet: '10.245.1.0/24' }]], dataDir: `${tmp}/ptp` } }),
+});
+const ROWS = [
+  { key: 'weir', label: 'weir (`dist/bin/weir`)' },
+  { key: 'ptp', label: 'ptp + host-local 1.1.1' },
+  { key: 'bare', label: 'bare start: `CNI_COMMAND=VERSION dist/bin/weir`' },
+  { key: 'node', label: 'ref: `node -e 0`' },
+  { key: 'exec', label: 'ref: `ip netns exec … env true`' },
+];
+const samples = { ADD: {}, DEL: {} };
+for (const v of ['ADD', 'DEL']) for (const r of ROWS) samples[v][r.key] = [];
+
+function tasks(verb, pod, cid, conf, record = true) {
+  const env = (ns, ifname) => ({ CNI_COMMAND: verb, CNI_CONTAINERID: cid, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: ifname, CNI_PATH: '/usr/lib/cni' });
+  const expect = (prefix) => (out) => {
+    if (verb !== 'ADD') return;
+    const ip = JSON.parse(out).ips?.[0]?.address ?? '';
+    if (!ip.startsWith(prefix)) throw new Error(`${verb} ${cid}: unexpected result ${out}`);
+  };
+  const t = (key, vars, cmd, input, check = () => {}) => () => {
+    const { ms, out } = timed(`${key} ${verb} ${cid}`, vars, cmd, input);
+    check(out);
+    if (record) samples[verb][key].push(ms);
+  };
+  return [
+    t('weir', env(`${pod}w`, 'eth0'), [WEIR], conf.weir, expect('10.244.1.')),
+    t('ptp', env(`${pod}p`, 'eth0'), [PTP], conf.ptp, expect('10.245.1.')),
+    t('bare', { CNI_COMMAND: 'VERSION' }, [WEIR], conf.weir),
+    t('node', {}, [NODE, '-e', '0']),
+    t('exec', {}, ['true']),
+  ];
+}
+
+// ---- the run -------------------------------------------------------------------
+let exitCode = 0;
+const rootBefore = rootLinks();
+try {
+  tmp = fs.mkdtempSync(`/tmp/${TAG}.`);
+  const conf = confs();
+  addNs(NODE_NS);
+  for (let i = 0; i < PODS; i++) (addNs(`${TAG}-${i}w`), addNs(`${TAG}-${i}p`));
+  addNs(`${TAG}-warmw`), addNs(`${TAG}-warmp`);
+  // Warm-up, not recorded: page cache for the 120 MB SEA binary, host-local's dirs, sysctls.
+  for (const verb of ['ADD', 'DEL']) for (const f of tasks(verb, `${TAG}-warm`, 'warmup', conf, false)) f(), await checkpoint();
+
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const verb of ['ADD', 'DEL']) {
+      for (let i = 0; i < PODS; i++) {
+        const list = tasks(verb, `${TAG}-${i}`, `bench-r${round}-p${i}`, conf);
+        // Interleaved, with the order rotated per pod so no row always runs first or after the same neighbour.
+        for (let k = 0; k < list.length; k++) (list[(i + k) % list.length](), await checkpoint());
+      }
+      const want = verb === 'ADD' ? 2 * PODS : 0;
+      if (vethCount() !== want) throw new Error(`after ${verb} round ${round}: ${vethCount()} veths in the node netns, expected ${want}`);
+    }
+    process.stderr.write(`bench-cni: round ${round + 1}/${ROUNDS} done\n`);
+  }
+  report();
+} catch (e) {
+  await new Promise((r) => setImmediate(r)); // let a pending signal handler run
+  console.error(`bench-cni: ${aborted ? `interrupted (${aborted}): ` : ''}${e.message}`);
+  exitCode = aborted ? 130 : 1;
+} finally {
+  for (const n of made.reverse()) spawnSync(IP, ['netns', 'del', n], { env: BASE_ENV });
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  const left = ourNetns();
+  const rootAfter = rootLinks();
+  console.log(`\ncleanup: ${made.length} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`);
+  if (left.length || rootAfter !== rootBefore) exitCode ||= 1;
+  console.log(`total time: ${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s`);
+  process.exit(exitCode);
+}
+
+// ---- the report ----------------------------------------------------------------
+function pct(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil(p * s.length) - 1)];
+}
+function report() {
+  const f = (x) => x.toFixed(1);
+  const st = (verb, key) => ({ p50: pct(samples[verb][key], 0.5), p99: pct(samples[verb][key], 0.99), n: samples[verb][key].length });
+  const n = samples.ADD.weir.length;
+  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? '?';
+  const out = [];
+  out.push(`### CNI ADD/DEL wall latency: weir vs ptp + host-local vs bare Node start\n`);
+  out.push(`machine: nproc ${os.availableParallelism()}, kernel ${os.release()}, ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; node ${process.version}`);
+  out.push(`samples: ${PODS} pods x ${ROUNDS} round(s) = ${n} ADD + ${n} DEL per plugin, ${n} bare starts in each phase (${ROWS.length * 2 * n} timed spawns, 0 failed); 1 warm-up each, not counted`);
+  if (stale) out.push(`WARNING: dist/bin/weir is older than src/ or cni/; rerun with --build to measure the current code`);
+  out.push('', '| what | ADD p50 ms | ADD p99 ms | DEL p50 ms | DEL p99 ms |', '|---|---:|---:|---:|---:|');
+  for (const r of ROWS) {
+    const a = st('ADD', r.key), d = st('DEL', r.key);
+    out.push(`| ${r.label} | ${f(a.p50)} | ${f(a.p99)} | ${f(d.p50)} | ${f(d.p99)} |`);
+  }
+  out.push('', `Each sample is the wall time of one spawnSync of \`ip netns exec <node-netns> env CNI_… <cmd>\`, the same for every row (so each includes the netns-exec cost of the last row). Rows are interleaved per pod, order rotated; bare/ref rows in the DEL columns were measured during the DEL phase. p99 is nearest-rank (= max for n ≤ 100).`, '');
+  for (const verb of ['ADD', 'DEL']) {
+    const w = st(verb, 'weir').p50, p = st(verb, 'ptp').p50, b = st(verb, 'bare').p50;
+    out.push(`${verb}: weir/ptp = ${(w / p).toFixed(2)}, weir/(bare+ptp) = ${(w / (b + p)).toFixed(2)}, weir - bare = ${f(w - b)} ms`);
+  }
+  for (const verb of ['ADD', 'DEL']) {
+    const w = st(verb, 'weir').p50, p = st(verb, 'ptp').p50, b = st(verb, 'bare').p50;
+    out.push(`${w <= b + p ? 'PASS' : 'FAIL'}: weir ${verb} p50 ${f(w)} ms ${w <= b + p ? '<=' : '>'} bare-start p50 ${f(b)} + ptp ${verb} p50 ${f(p)} = ${f(b + p)} ms`);
+  }
+  console.log(out.join('\n'));
+}
