@@ -1,0 +1,45 @@
+// Public API of the policy core: the Kubernetes object shapes, label
+// selectors, NetworkPolicy normalization, port matching and the reference
+// evaluator. Pure: no I/O, no clock, no kernel.
+export type * from './types.ts';
+export { PolicyError, PolicyQueryError, formatPolicyRef, type PolicyRef } from './errors.ts';
+export {
+  EVERYTHING,
+  NOTHING,
+  compileOptionalSelector,
+  compileSelector,
+  formatSelector,
+  matchesLabelSelector,
+  selectorMatches,
+  type CompiledSelector,
+  type Requirement,
+} from './selector.ts';
+export {
+  effectivePolicyTypes,
+  ipBlockContains,
+  isValidPortName,
+  normalizePolicies,
+  normalizePolicy,
+  type Direction,
+  type IpBlockPeer,
+  type NormalizeResult,
+  type NormalizedPeer,
+  type NormalizedPolicy,
+  type NormalizedRule,
+  type PodPeer,
+} from './normalize.ts';
+export { formatPortMatch, namedPortsOf, portMatches, portsMatch, resolveNamedPort, type NamedPorts, type PortMatch } from './ports.ts';
+export {
+  PolicyEvaluator,
+  evaluate,
+  ipEndpoint,
+  podEndpoint,
+  type Connection,
+  type DirectionVerdict,
+  type Endpoint,
+  type PodRef,
+  type Reason,
+  type ResolvedEndpoint,
+  type Verdict,
+} from './evaluator.ts';
+export { formatEndpoint, formatReason, formatVerdict } from './explain.ts';
