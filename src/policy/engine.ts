@@ -1,0 +1,72 @@
+// The policy engine: compiles a cluster snapshot for this node and brings the
+// kernel to it in one nftables transaction per sync. The first sync replaces
+// the whole table atomically; later ones apply only the difference from the
+// state last applied. Effects go through the Nft interface, so the same
+// engine runs on libnftables or on FakeNft in tests.
+import type { Nft } from '../nft/libnftables.ts';
+import { compilePolicies, type CompileOptions, type CompileResult } from './compile.ts';
+import { type DiffStats, type Ruleset, diffTransaction, fullTransaction } from './ruleset.ts';
+import type { ClusterState } from './types.ts';
+
+export interface SyncReport {
+  /** Whether the table was replaced whole (first sync, or recovery). */
+  full: boolean;
+  /** Operations in the transaction (0: nothing to change). */
+  operations: number;
+  compileMs: number;
+  applyMs: number;
+  stats?: DiffStats;
+  result: CompileResult;
+}
+
+export class PolicyEngine {
+  readonly #nft: Nft;
+  readonly #opts: CompileOptions;
+  #applied: Ruleset | undefined;
+
+  constructor(nft: Nft, opts: CompileOptions) {
+    this.#nft = nft;
+    this.#opts = opts;
+  }
+
+  /** The ruleset last applied to the kernel, if any. */
+  get applied(): Ruleset | undefined {
+    return this.#applied;
+  }
+
+  /** Forgets the applied state, so the next sync replaces the table whole. */
+  invalidate(): void {
+    this.#applied = undefined;
+  }
+
+  sync(state: ClusterState): SyncReport {
+    const t0 = performance.now();
+    const result = compilePolicies(state, this.#opts);
+    const t1 = performance.now();
+    const previous = this.#applied;
+    let full = previous === undefined;
+    let stats: DiffStats | undefined;
+    let operations: number;
+    if (previous) {
+      const diff = diffTransaction(previous, result.ruleset);
+      stats = diff.stats;
+      operations = diff.tx.size;
+      try {
+        if (operations > 0) this.#nft.run(diff.tx);
+      } catch {
+        // The kernel no longer holds what we applied (someone edited the
+        // table, or an earlier run half-failed outside a transaction):
+        // replace it whole, still atomically.
+        full = true;
+      }
+    } else operations = 0;
+    if (full) {
+      const tx = fullTransaction(result.ruleset);
+      operations = tx.size;
+      this.#applied = undefined;
+      this.#nft.run(tx);
+    }
+    this.#applied = result.ruleset;
+    return { full, operations, compileMs: t1 - t0, applyMs: performance.now() - t1, ...(stats ? { stats } : {}), result };
+  }
+}

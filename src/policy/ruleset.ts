@@ -1,0 +1,154 @@
+// weir's table as desired state (plain data), and the two ways to reach it
+// from what the kernel holds: a full replacement in one transaction, or the
+// difference from the last state applied. Pure: it builds Transactions and
+// never runs them.
+import type { Chain, Element, NftMap, NftSet, Rule, Table } from '../nft/types.ts';
+import { Transaction } from '../nft/transaction.ts';
+
+export interface DesiredSet {
+  readonly def: NftSet | NftMap;
+  /** By element key text; a map element's value is part of the element. */
+  readonly elements: Map<string, Element>;
+}
+
+export interface DesiredChain {
+  readonly def: Chain;
+  readonly rules: Rule[];
+}
+
+export interface Ruleset {
+  readonly table: Table;
+  readonly sets: Map<string, DesiredSet>;
+  readonly chains: Map<string, DesiredChain>;
+}
+
+export const elementKey = (key: readonly string[]): string => key.join(' . ');
+
+export function emptyRuleset(table: Table): Ruleset {
+  return { table, sets: new Map(), chains: new Map() };
+}
+
+const sameDef = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+const sameRules = (a: readonly Rule[], b: readonly Rule[]): boolean =>
+  a.length === b.length && a.every((r, i) => r.rule === b[i]?.rule && r.comment === b[i]?.comment);
+const sorted = <T>(m: Map<string, T>): T[] => [...m.keys()].sort().map((k) => m.get(k) as T);
+/** The named sets and maps a rule refers to (`@name`). */
+const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.startsWith('@')).map((t) => t.slice(1));
+
+/** Objects in an order nft accepts: sets and chains before the rules that use them. */
+function addAll(tx: Transaction, rs: Ruleset, only?: { sets: Set<string>; chains: Set<string> }): void {
+  for (const s of sorted(rs.sets)) {
+    if (only && !only.sets.has(s.def.name)) continue;
+    tx.add(s.def);
+    for (const e of sorted(s.elements)) tx.add(e);
+  }
+  const chains = sorted(rs.chains).filter((c) => !only || only.chains.has(c.def.name));
+  for (const c of chains) tx.add(c.def);
+  for (const c of chains) for (const r of c.rules) tx.add(r);
+}
+
+/**
+ * Replaces the whole table in one transaction: `add` (so that `delete` cannot
+ * fail on a first start), `delete`, then the new table. The kernel commits the
+ * batch atomically, so there is never a moment without enforcement.
+ */
+export function fullTransaction(rs: Ruleset): Transaction {
+  const tx = new Transaction();
+  tx.add(rs.table);
+  tx.delete(rs.table);
+  tx.add(rs.table);
+  addAll(tx, rs);
+  return tx;
+}
+
+export interface DiffStats {
+  setsAdded: number;
+  setsRemoved: number;
+  chainsAdded: number;
+  chainsRewritten: number;
+  chainsRemoved: number;
+  elementsAdded: number;
+  elementsRemoved: number;
+}
+
+/**
+ * The transaction taking the kernel from `from` (the state last applied) to
+ * `to`. A pod coming or going is a few element updates; a changed policy
+ * rewrites its own chains (flush and re-add) and nothing else.
+ */
+export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; stats: DiffStats } {
+  const tx = new Transaction();
+  const stats: DiffStats = { setsAdded: 0, setsRemoved: 0, chainsAdded: 0, chainsRewritten: 0, chainsRemoved: 0, elementsAdded: 0, elementsRemoved: 0 };
+
+  // A set whose type or flags changed cannot be altered in place: it is
+  // deleted (after the rules that use it are flushed) and added anew.
+  const newSets = new Set<string>();
+  const goneSets: DesiredSet[] = [];
+  for (const [name, s] of from.sets) {
+    const next = to.sets.get(name);
+    if (!next || !sameDef(s.def, next.def)) goneSets.push(s);
+    if (next && !sameDef(s.def, next.def)) newSets.add(name);
+  }
+  for (const name of to.sets.keys()) if (!from.sets.has(name)) newSets.add(name);
+  const recreated = new Set([...newSets].filter((n) => from.sets.has(n)));
+
+  const newChains = new Set<string>();
+  const rewritten: DesiredChain[] = [];
+  const goneChains: DesiredChain[] = [];
+  for (const [name, c] of to.chains) {
+    const prev = from.chains.get(name);
+    if (!prev) newChains.add(name);
+    else if (!sameDef(prev.def, c.def)) {
+      goneChains.push(prev);
+      newChains.add(name);
+    } else if (!sameRules(prev.rules, c.rules) || prev.rules.some((r) => setRefs(r).some((n) => recreated.has(n)))) {
+      // Also rewritten: a chain whose rules use a set being recreated, since
+      // a set cannot be deleted while a rule refers to it.
+      rewritten.push(c);
+    }
+  }
+  for (const [name, c] of from.chains) if (!to.chains.has(name)) goneChains.push(c);
+
+  // 1. Elements that leave sets and maps staying in place (map elements may
+  //    point at chains about to go, so they leave first).
+  for (const [name, s] of from.sets) {
+    const next = to.sets.get(name);
+    if (!next || newSets.has(name)) continue;
+    for (const [k, e] of s.elements) {
+      const n = next.elements.get(k);
+      if (!n || n.value !== e.value) {
+        tx.delete(e);
+        stats.elementsRemoved++;
+      }
+    }
+  }
+  // 2. Old chains lose their rules (so nothing references what goes), and
+  //    rewritten chains are emptied before their new rules arrive.
+  for (const c of [...goneChains, ...rewritten]) tx.flush(c.def);
+  for (const c of goneChains) tx.delete(c.def);
+  for (const s of goneSets) tx.delete(s.def);
+  stats.setsRemoved = goneSets.length;
+  stats.chainsRemoved = goneChains.length;
+
+  // 3. New sets and chains, with their elements and rules.
+  addAll(tx, to, { sets: newSets, chains: newChains });
+  stats.setsAdded = newSets.size;
+  stats.chainsAdded = newChains.size;
+  for (const n of newSets) stats.elementsAdded += to.sets.get(n)?.elements.size ?? 0;
+
+  // 4. Rewritten chains get their rules; staying sets get their new elements.
+  for (const c of rewritten) for (const r of c.rules) tx.add(r);
+  stats.chainsRewritten = rewritten.length;
+  for (const [name, s] of to.sets) {
+    const prev = from.sets.get(name);
+    if (!prev || newSets.has(name)) continue;
+    for (const [k, e] of s.elements) {
+      const p = prev.elements.get(k);
+      if (!p || p.value !== e.value) {
+        tx.add(e);
+        stats.elementsAdded++;
+      }
+    }
+  }
+  return { tx, stats };
+}
