@@ -128,6 +128,11 @@ export class DiskStore implements Store {
     return this.#scan().entries.find((e) => sameAttachment(e.record, containerID, ifname))?.record;
   }
 
+  heldAddresses(containerID: string, ifname: string): string[] {
+    this.#held();
+    return this.#scan().entries.filter((e) => sameAttachment(e.record, containerID, ifname)).map((e) => e.name);
+  }
+
   releaseByAttachment(containerID: string, ifname: string): AllocationRecord | undefined {
     this.#held();
     // Scans every file rather than trusting the record's address list, so a

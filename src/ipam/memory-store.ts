@@ -43,6 +43,11 @@ export class MemoryStore implements Store {
     return undefined;
   }
 
+  heldAddresses(containerID: string, ifname: string): string[] {
+    this.#held();
+    return [...this.#byAddress].filter(([, r]) => sameAttachment(r, containerID, ifname)).map(([a]) => a);
+  }
+
   releaseByAttachment(containerID: string, ifname: string): AllocationRecord | undefined {
     this.#held();
     let found: AllocationRecord | undefined;

@@ -32,6 +32,12 @@ export interface Store {
   /** Reserves all of the record's addresses, or none; false if any is taken. */
   reserve(record: AllocationRecord): boolean;
   findByAttachment(containerID: string, ifname: string): AllocationRecord | undefined;
+  /**
+   * The addresses actually held for the attachment (one entry per stored
+   * address). After a crash this can be fewer than its record lists; CHECK
+   * compares the two.
+   */
+  heldAddresses(containerID: string, ifname: string): string[];
   /** Frees every address of the attachment; returns what was freed, if anything. */
   releaseByAttachment(containerID: string, ifname: string): AllocationRecord | undefined;
   /** One entry per attachment. */

@@ -22,6 +22,13 @@ export function cmdAdd(env: PodEnv, conf: WeirNetConf): WeirResult {
     // addresses on the node: refuse rather than break the host.
     if (podNs.sameAs(self)) throw new InvalidEnvironmentError(`CNI_NETNS ${env.netns} is the plugin's own network namespace, not a pod's`);
 
+    // Opening the pod's handle enters its namespace once: a file that is no
+    // network namespace fails here, before any address is taken.
+    const pod = NetlinkHandle.open(podNs);
+    closers.push(pod);
+    const host = NetlinkHandle.open();
+    closers.push(host);
+
     const store = storeFor(conf);
     const attachment = attachmentOf(conf, env);
     const { record, fresh } = store.withLock(() => {
@@ -29,10 +36,6 @@ export function cmdAdd(env: PodEnv, conf: WeirNetConf): WeirResult {
       return { record: allocate(store, rangesFor(conf), attachment), fresh };
     });
     try {
-      const host = NetlinkHandle.open();
-      closers.push(host);
-      const pod = NetlinkHandle.open(podNs);
-      closers.push(pod);
       ensureForwarding(conf.podCIDRs.map((c) => c.family));
       const wired = wirePod(host, pod, podNs, { ...attachment, addresses: record.addresses, mtu: conf.mtu });
       return {

@@ -24,8 +24,15 @@ export function cmdCheck(env: PodEnv, conf: WeirNetConf): void {
   if (!prev) throw new InvalidConfigError('prevResult: required for CHECK');
 
   const store = storeFor(conf);
-  const record = store.withLock(() => store.findByAttachment(env.containerId, env.ifname));
+  const { record, held } = store.withLock(() => ({
+    record: store.findByAttachment(env.containerId, env.ifname),
+    held: new Set(store.heldAddresses(env.containerId, env.ifname)),
+  }));
   if (!record) fail(`no IPAM record for container ${env.containerId} interface ${env.ifname}`);
+  // A record cut in half by a crash is found through its surviving file, but
+  // the missing address is free for the next ADD to hand out.
+  const notHeld = record.addresses.filter((a) => !held.has(formatIp(parseIp(a).bytes)));
+  if (notHeld.length > 0) fail(`the IPAM store no longer holds ${notHeld.join(', ')} for this pod`);
 
   const podIfIndex = prev.interfaces.findIndex((i) => i.name === env.ifname && (i.sandbox === undefined || i.sandbox === env.netns));
   if (podIfIndex < 0) fail(`prevResult has no interface ${env.ifname} in ${env.netns}`);
@@ -50,6 +57,7 @@ export function cmdCheck(env: PodEnv, conf: WeirNetConf): void {
     if (hostLink.kind !== 'veth') fail(`host interface ${name} is a ${hostLink.kind ?? 'unknown'} link, not a veth`);
     if (!(hostLink.flags & C.IFF_UP)) fail(`host veth ${name} is down`);
     if (hostLink.mac !== HOST_VETH_MAC) fail(`host veth ${name} has MAC ${hostLink.mac}, expected ${HOST_VETH_MAC}`);
+    const hostAddrs = host.addrList().filter((a) => a.index === hostLink.index);
 
     const podAddrs = pod.addrList().filter((a) => a.index === podLink.index);
     const podRoutes = (f: 4 | 6) => pod!.routeList(f);
@@ -62,6 +70,11 @@ export function cmdCheck(env: PodEnv, conf: WeirNetConf): void {
         fail(`address ${ip.address}/${full} is missing on ${env.ifname}`);
       }
       const gw = parseIp(ip.family === 4 ? GATEWAY4 : GATEWAY6).bytes;
+      // The pod resolves its gateway by ARP/NDP whenever its neighbour table
+      // is flushed (a MAC change does that): the host end must own it.
+      if (!hostAddrs.some((a) => a.family === ip.family && sameBytes(a.address, gw))) {
+        fail(`host veth ${name} does not hold the pods' gateway ${formatIp(gw)}`);
+      }
       if (!podRoutes(ip.family).some((r) => r.dstLen === 0 && r.oif === podLink.index && sameBytes(r.gateway, gw))) {
         fail(`the pod's default route via ${formatIp(gw)} dev ${env.ifname} is missing`);
       }

@@ -52,10 +52,11 @@ export const HOST_VETH_MAC = 'ee:ee:ee:ee:ee:ee';
 
 /**
  * The pod's next hop. Pods get /32 and /128 addresses and a default route via
- * a link-local gateway that exists on no wire: the pod holds a permanent
- * neighbour entry mapping it to the host veth's MAC, so no ARP or NDP answer
- * is ever needed (a node namespace without a default route would not
- * proxy-ARP for it, see NOTES.md).
+ * a link-local gateway that every host veth holds (IPv4 with scope host, so
+ * the node never uses it as a source), so the pod resolves it on its own
+ * link. Proxy ARP, Calico's way, would not answer in a node namespace without
+ * a default route (NOTES.md). A permanent neighbour entry in the pod saves
+ * the first ARP/NDP exchange.
  */
 export const GATEWAY4 = '169.254.1.1';
 export const GATEWAY6 = 'fe80::1';

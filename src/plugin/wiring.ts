@@ -105,6 +105,16 @@ export function wirePod(host: NetlinkHandle, pod: NetlinkHandle, podNs: Netns, r
     pod.linkSet(podLink.index, { up: true });
 
     for (const a of addrs) {
+      // The host end owns the gateway, so the pod can always resolve it: the
+      // permanent neighbour entry below saves the first ARP/NDP exchange, but
+      // the kernel flushes even permanent entries when the pod's MAC changes
+      // (e.g. the tuning plugin). IPv4 gets scope host, so the node never
+      // picks 169.254.1.1 as the source of its own packets to pods.
+      host.addrAdd(
+        a.family === 4
+          ? { family: 4, address: gateway(4).bytes, prefix: 32, index: hostLink.index, scope: C.RT_SCOPE_HOST }
+          : { family: 6, address: gateway(6).bytes, prefix: 64, index: hostLink.index, scope: C.RT_SCOPE_LINK, flags: C.IFA_F_NODAD },
+      );
       pod.addrAdd({ family: a.family, address: a.bytes, prefix: hostPrefix(a.family), index: podLink.index, flags: a.family === 6 ? C.IFA_F_NODAD : 0 });
       const gw = gateway(a.family);
       pod.neighReplace({ family: a.family, index: podLink.index, address: gw.bytes, mac: HOST_VETH_MAC, state: C.NUD_PERMANENT });

@@ -6,15 +6,21 @@ import fs from 'node:fs';
 import { NetnsError, SyscallError, errnoName } from '../errors.ts';
 import { CLONE_NEWNET, setns } from './libc.ts';
 
+const NSFS_MAGIC = 0x6e736673;
+
 export class Netns {
   readonly path: string;
   readonly fd: number;
+  /** The nsfs inode, as `readlink /proc/PID/ns/net` shows it (`net:[inode]`). */
   readonly inode: number;
+  /** `dev:ino`: equal identities are the same namespace. */
+  readonly identity: string;
 
-  private constructor(path: string, fd: number, inode: number) {
+  private constructor(path: string, fd: number, st: fs.Stats) {
     this.path = path;
     this.fd = fd;
-    this.inode = inode;
+    this.inode = st.ino;
+    this.identity = `${st.dev}:${st.ino}`;
   }
 
   /** Opens a namespace file (e.g. /var/run/netns/x or /proc/PID/ns/net). */
@@ -27,13 +33,13 @@ export class Netns {
       throw new NetnsError(`cannot open network namespace ${path}: ${code}`, (e as NodeJS.ErrnoException).errno);
     }
     const st = fs.fstatSync(fd);
-    // nsfs inodes live on a device of their own; a plain file would let
-    // setns fail later with a less helpful EINVAL, so say it here.
-    if (!st.isFile() || st.size !== 0) {
+    // Namespace files live on nsfs; anything else would only fail later, at
+    // setns, with a bare EINVAL. (Which kind of namespace it is, setns says.)
+    if (!st.isFile() || fs.statfsSync(`/proc/self/fd/${fd}`).type !== NSFS_MAGIC) {
       fs.closeSync(fd);
       throw new NetnsError(`${path} is not a network namespace`);
     }
-    return new Netns(path, fd, st.ino);
+    return new Netns(path, fd, st);
   }
 
   /** The namespace of the calling thread. */
@@ -42,7 +48,7 @@ export class Netns {
   }
 
   sameAs(other: Netns): boolean {
-    return this.inode === other.inode;
+    return this.identity === other.identity;
   }
 
   close(): void {
