@@ -11,6 +11,7 @@ import { cmdAdd } from '../src/plugin/add.ts';
 import { cmdCheck } from '../src/plugin/check.ts';
 import { cmdDel } from '../src/plugin/del.ts';
 import { cmdGc } from '../src/plugin/gc.ts';
+import { tellAgent } from '../src/plugin/agent-handoff.ts';
 import { cmdStatus } from '../src/plugin/status.ts';
 
 function readStdin(): string {
@@ -21,7 +22,16 @@ function readStdin(): string {
   }
 }
 
-function main(): number {
+// How long ADD waits for the agent to put the pod's policy in force. Past it
+// the pod still starts, held by the agent's default drop until the agent
+// catches up: a slow agent delays traffic, it never opens a hole.
+const AGENT_WAIT_MS = 5000;
+
+function log(level: 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(`${JSON.stringify({ level, time: Date.now(), name: 'weir', msg, ...fields })}\n`);
+}
+
+async function main(): Promise<number> {
   let version: string | undefined;
   const stdin = readStdin();
   try {
@@ -35,11 +45,20 @@ function main(): number {
     version = conf.cniVersion;
     assertCommandAllowed(env.command, conf.cniVersion);
     switch (env.command) {
-      case 'ADD':
-        process.stdout.write(`${JSON.stringify(formatResult(cmdAdd(env, conf), conf.cniVersion))}\n`);
+      case 'ADD': {
+        const result = cmdAdd(env, conf);
+        if (conf.agentSocket) {
+          const ips = result.ips.map((ip) => ip.address.split('/')[0]);
+          const { namespace, name, uid } = env.args.k8s;
+          const r = await tellAgent(conf.agentSocket, '/cni/add', { containerID: env.containerId, ifname: env.ifname, namespace, name, uid, ips }, AGENT_WAIT_MS);
+          if (!r.applied) log('warn', 'pod started before the agent confirmed its policy; the agent holds its traffic until it does', { reason: r.reason, containerID: env.containerId });
+        }
+        process.stdout.write(`${JSON.stringify(formatResult(result, conf.cniVersion))}\n`);
         return 0;
+      }
       case 'DEL':
         cmdDel(env, conf);
+        if (conf.agentSocket) await tellAgent(conf.agentSocket, '/cni/del', { containerID: env.containerId, ifname: env.ifname }, 1000);
         return 0;
       case 'CHECK':
         cmdCheck(env, conf);
@@ -57,4 +76,6 @@ function main(): number {
   }
 }
 
-process.exitCode = main();
+void main().then((code) => {
+  process.exitCode = code;
+});

@@ -25,6 +25,12 @@ export interface WeirNetConf {
   podCIDRs: Cidr[];
   mtu?: number;
   dataDir: string;
+  /**
+   * The node agent's local socket. When set, ADD tells the agent the pod's
+   * addresses and waits until its policy is in force, and DEL tells it the
+   * pod is gone.
+   */
+  agentSocket?: string;
   dns?: ResultDns;
   /** CHECK, DEL and chained ADD: the previous result, in the internal model. */
   prevResult?: WeirResult;
@@ -124,12 +130,12 @@ function parseMtu(o: Obj, cidrs: Cidr[]): number | undefined {
   return v;
 }
 
-function parseDataDir(o: Obj): string {
-  const v = o['dataDir'];
-  if (v === undefined || v === null) return DEFAULT_DATA_DIR;
-  if (typeof v !== 'string' || !v.startsWith('/')) throw invalid('dataDir', `must be an absolute path, got ${show(v)}`);
-  // `..` would let the directory escape what an operator reads in the config.
-  if (v.includes('\0') || v.split('/').includes('..')) throw invalid('dataDir', `must not contain ".." or NUL, got ${show(v)}`);
+function parsePath(o: Obj, key: string): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !v.startsWith('/')) throw invalid(key, `must be an absolute path, got ${show(v)}`);
+  // `..` would let the path escape what an operator reads in the config.
+  if (v.includes('\0') || v.split('/').includes('..')) throw invalid(key, `must not contain ".." or NUL, got ${show(v)}`);
   return v;
 }
 
@@ -197,7 +203,9 @@ export function parseNetConf(stdin: string): WeirNetConf {
   const name = parseName(doc);
   const type = parseType(doc);
   const podCIDRs = parsePodCIDRs(doc);
-  const conf: WeirNetConf = { ...versions, name, type, podCIDRs, dataDir: parseDataDir(doc) };
+  const conf: WeirNetConf = { ...versions, name, type, podCIDRs, dataDir: parsePath(doc, 'dataDir') ?? DEFAULT_DATA_DIR };
+  const agentSocket = parsePath(doc, 'agentSocket');
+  if (agentSocket) conf.agentSocket = agentSocket;
 
   const mtu = parseMtu(doc, podCIDRs);
   if (mtu !== undefined) conf.mtu = mtu;

@@ -24,13 +24,13 @@
 //   ports a set of `address . inet_proto . inet_service` resolved per pod.
 //   A packet costs the same however many pods and policies the cluster has.
 import { createHash } from 'node:crypto';
-import { tryParseIp, type IpFamily } from '../cni/ip.ts';
-import type { Chain, Element, NftMap, NftSet, Rule, Table } from '../nft/types.ts';
+import { parseCidr, tryParseIp, type IpFamily } from '../cni/ip.ts';
+import type { Table } from '../nft/types.ts';
 import { PolicyError } from './errors.ts';
 import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
 import { effectivePolicyTypes, normalizePolicy, type Direction, type NormalizedPolicy, type NormalizedRule } from './normalize.ts';
 import { namedPortsOf, resolveNamedPort, type NamedPorts } from './ports.ts';
-import { type Ruleset, elementKey } from './ruleset.ts';
+import { RulesetBuilder, type Ruleset } from './ruleset.ts';
 import { EVERYTHING, compileSelector, selectorMatches, type CompiledSelector } from './selector.ts';
 import type { ClusterState, Labels, Pod, Protocol } from './types.ts';
 
@@ -43,6 +43,13 @@ export interface CompileOptions {
   /** Rate limit of that log, e.g. `10/second`, and its burst in packets. */
   logRate?: string;
   logBurst?: number;
+  /**
+   * This node's pod CIDRs. With them, an address of these ranges that is no
+   * known pod of this node is dropped both ways: a pod is policed from its
+   * first packet, even before the API shows its IP (the hand-off from the
+   * CNI plugin closes that gap), and a stale address of a deleted pod is dead.
+   */
+  guardCIDRs?: string[];
 }
 
 export interface LocalEndpoint {
@@ -134,49 +141,9 @@ function failClosed(np: NetworkPolicy): NormalizedPolicy {
 }
 type NetworkPolicy = ClusterState['policies'][number];
 
-class Builder {
-  readonly table: Table;
-  readonly ruleset: Ruleset;
-
-  constructor(table: Table) {
-    this.table = table;
-    this.ruleset = { table, sets: new Map(), chains: new Map() };
-  }
-
-  set(name: string, type: string, flags: NftSet['flags'], comment: string): string {
-    const def: NftSet = { kind: 'set', table: this.table, name, type, ...(flags ? { flags } : {}), comment };
-    this.ruleset.sets.set(name, { def, elements: new Map() });
-    return name;
-  }
-
-  map(name: string, type: string, comment: string): void {
-    const def: NftMap = { kind: 'map', table: this.table, name, type, comment };
-    this.ruleset.sets.set(name, { def, elements: new Map() });
-  }
-
-  element(setName: string, key: string[], value?: string): void {
-    const s = this.ruleset.sets.get(setName);
-    if (!s) throw new Error(`internal: no set ${setName}`);
-    const e: Element = s.def.kind === 'map' ? { kind: 'element', table: this.table, map: setName, key, ...(value ? { value } : {}) } : { kind: 'element', table: this.table, set: setName, key };
-    s.elements.set(elementKey(key), e);
-  }
-
-  chain(name: string, base?: Pick<Chain, 'type' | 'hook' | 'priority' | 'policy'>, comment?: string): string {
-    const def: Chain = { kind: 'chain', table: this.table, name, ...(base ?? {}), ...(comment ? { comment } : {}) };
-    this.ruleset.chains.set(name, { def, rules: [] });
-    return name;
-  }
-
-  rule(chain: string, rule: string, comment?: string): void {
-    const c = this.ruleset.chains.get(chain);
-    if (!c) throw new Error(`internal: no chain ${chain}`);
-    c.rules.push({ kind: 'rule', table: this.table, chain, rule, ...(comment ? { comment } : {}) });
-  }
-}
-
 export function compilePolicies(state: ClusterState, opts: CompileOptions): CompileResult {
   const table: Table = { kind: 'table', family: 'inet', name: opts.table ?? 'weir', comment: 'weir NetworkPolicy; managed by weir-agent, do not edit' };
-  const b = new Builder(table);
+  const b = new RulesetBuilder(table);
   const group = opts.nflogGroup ?? 100;
   const logRate = opts.logRate ?? '10/second';
   const logBurst = opts.logBurst ?? 20;
@@ -245,9 +212,22 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
   // ---- base chains, dispatch maps, profiles ----
   const endpoints: LocalEndpoint[] = [];
   const profiles = new Set<string>();
+  const guards = (opts.guardCIDRs ?? []).map((c) => parseCidr(c));
+  for (const f of FAMILIES) {
+    if (!guards.some((g) => g.family === f)) continue;
+    b.set(`known${f}`, addrType(f), undefined, 'addresses of the pods of this node that weir knows');
+    for (const pod of local) {
+      const ip = pod.ips.get(f);
+      if (ip) b.element(`known${f}`, [ip]);
+    }
+  }
   for (const d of ['egress', 'ingress'] as const) {
     const chain = b.chain(`pod_${d}`, { type: 'filter', hook: 'forward', priority: d === 'egress' ? 0 : 1, policy: 'accept' }, `NetworkPolicy ${d} of this node's pods`);
     b.rule(chain, 'ct state established,related accept', 'replies of allowed connections');
+    const field = d === 'egress' ? 'saddr' : 'daddr';
+    for (const g of guards) {
+      b.rule(chain, `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`, 'pod address not (yet) known to weir');
+    }
     for (const f of FAMILIES) {
       b.map(`${d}${f}`, `${addrType(f)} : verdict`, `${d} profile of each isolated local pod`);
       b.rule(chain, `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
@@ -280,7 +260,7 @@ type PeerPods = (policyNs: string, nsSel: 'own' | CompiledSelector, podSel: Comp
 
 /** One NetworkPolicy rule: its sets, and one nft rule per (peer kind, port kind, family) it needs. */
 function compileRule(
-  b: Builder,
+  b: RulesetBuilder,
   chain: string,
   base: string,
   comment: string,

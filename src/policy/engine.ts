@@ -39,9 +39,15 @@ export class PolicyEngine {
     this.#applied = undefined;
   }
 
-  sync(state: ClusterState): SyncReport {
+  /**
+   * Compiles `state` and applies it. `options` override the engine's compile
+   * options for this sync (e.g. the node's pod CIDRs once known); `decorate`
+   * adds the table's other parts (masquerade) before it is applied.
+   */
+  sync(state: ClusterState, extra: { options?: Partial<CompileOptions>; decorate?: (rs: Ruleset) => void } = {}): SyncReport {
     const t0 = performance.now();
-    const result = compilePolicies(state, this.#opts);
+    const result = compilePolicies(state, { ...this.#opts, ...extra.options });
+    extra.decorate?.(result.ruleset);
     const t1 = performance.now();
     const previous = this.#applied;
     let full = previous === undefined;

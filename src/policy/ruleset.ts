@@ -152,3 +152,44 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   }
   return { tx, stats };
 }
+
+/** Builds a Ruleset by name; compile.ts and node-rules.ts add to one. */
+export class RulesetBuilder {
+  readonly table: Table;
+  readonly ruleset: Ruleset;
+
+  constructor(table: Table, ruleset?: Ruleset) {
+    this.table = table;
+    this.ruleset = ruleset ?? { table, sets: new Map(), chains: new Map() };
+  }
+
+  set(name: string, type: string, flags: NftSet['flags'], comment: string): string {
+    const def: NftSet = { kind: 'set', table: this.table, name, type, ...(flags ? { flags } : {}), comment };
+    this.ruleset.sets.set(name, { def, elements: new Map() });
+    return name;
+  }
+
+  map(name: string, type: string, comment: string): void {
+    const def: NftMap = { kind: 'map', table: this.table, name, type, comment };
+    this.ruleset.sets.set(name, { def, elements: new Map() });
+  }
+
+  element(setName: string, key: string[], value?: string): void {
+    const s = this.ruleset.sets.get(setName);
+    if (!s) throw new Error(`internal: no set ${setName}`);
+    const e: Element = s.def.kind === 'map' ? { kind: 'element', table: this.table, map: setName, key, ...(value ? { value } : {}) } : { kind: 'element', table: this.table, set: setName, key };
+    s.elements.set(elementKey(key), e);
+  }
+
+  chain(name: string, base?: Pick<Chain, 'type' | 'hook' | 'priority' | 'policy'>, comment?: string): string {
+    const def: Chain = { kind: 'chain', table: this.table, name, ...(base ?? {}), ...(comment ? { comment } : {}) };
+    this.ruleset.chains.set(name, { def, rules: [] });
+    return name;
+  }
+
+  rule(chain: string, rule: string, comment?: string): void {
+    const c = this.ruleset.chains.get(chain);
+    if (!c) throw new Error(`internal: no chain ${chain}`);
+    c.rules.push({ kind: 'rule', table: this.table, chain, rule, ...(comment ? { comment } : {}) });
+  }
+}

@@ -1,0 +1,153 @@
+// The agent's view of the cluster: the objects NetworkPolicy and routing
+// depend on, slimmed to the fields weir reads (a full Pod weighs several KiB;
+// 10k of them must fit in a small agent), plus the addresses the CNI plugin
+// reported for local pods before the API shows them.
+import type { ClusterState, Container, Namespace, NetworkPolicy, NodeInfo, Pod, PodSpec } from '../policy/types.ts';
+
+export interface NodeFacts {
+  name: string;
+  podCIDRs: string[];
+  internalIPs: string[];
+}
+
+type Kind = 'pods' | 'namespaces' | 'policies' | 'nodes';
+
+interface RawNode {
+  metadata?: { name?: string; uid?: string; resourceVersion?: string };
+  spec?: { podCIDR?: string; podCIDRs?: string[] };
+  status?: { addresses?: { type?: string; address?: string }[] };
+}
+
+const keyOf = (o: { metadata?: { namespace?: string; name?: string } }): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+/** Only what policy, routing and weirctl read of a Pod. */
+export function slimPod(p: Pod): Pod {
+  const m = p.metadata ?? {};
+  const ports = (cs: Container[] | undefined): Container[] =>
+    (cs ?? []).map((c) => ({ ports: (c?.ports ?? []).map((x) => ({ name: x.name, containerPort: x.containerPort, protocol: x.protocol })) }));
+  const spec: Partial<PodSpec> = p.spec ?? {};
+  const sidecars = (spec.initContainers ?? []).filter((c) => c?.restartPolicy === 'Always');
+  const st = p.status ?? {};
+  return {
+    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels ?? {} },
+    spec: {
+      nodeName: spec.nodeName,
+      hostNetwork: spec.hostNetwork,
+      containers: ports(spec.containers),
+      ...(sidecars.length ? { initContainers: ports(sidecars).map((c) => ({ ...c, restartPolicy: 'Always' })) } : {}),
+    },
+    status: { phase: st.phase, podIP: st.podIP, podIPs: st.podIPs, hostIP: st.hostIP, hostIPs: st.hostIPs },
+  } as Pod;
+}
+
+export function nodeFacts(n: RawNode): NodeFacts {
+  const cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
+  const ips = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' && a.address).map((a) => a.address as string);
+  return { name: n.metadata?.name ?? '', podCIDRs: cidrs, internalIPs: ips };
+}
+
+export interface CniReport {
+  namespace: string;
+  name: string;
+  uid?: string;
+  containerID: string;
+  ips: string[];
+}
+
+export class ClusterCache {
+  readonly pods = new Map<string, Pod>();
+  readonly namespaces = new Map<string, Namespace>();
+  readonly policies = new Map<string, NetworkPolicy>();
+  readonly nodes = new Map<string, NodeFacts>();
+  /** Local pods' addresses as the CNI plugin reported them, by namespace/name. */
+  readonly cni = new Map<string, CniReport>();
+  /** resourceVersion last seen per kind. */
+  readonly versions: Record<Kind, string> = { pods: '', namespaces: '', policies: '', nodes: '' };
+  /** Bumped on every change; a sync records the generation it applied. */
+  generation = 0;
+  /** Which kinds have completed their first list. */
+  readonly synced = new Set<Kind>();
+
+  replace(kind: Kind, items: unknown[], rv: string): void {
+    const m = this.#map(kind);
+    m.clear();
+    for (const o of items) this.#put(kind, o);
+    this.versions[kind] = rv;
+    this.synced.add(kind);
+    this.generation++;
+  }
+
+  apply(kind: Kind, type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: unknown, rv: string): void {
+    if (type === 'DELETED') {
+      this.#map(kind).delete(kind === 'nodes' ? ((obj as RawNode).metadata?.name ?? '') : keyOf(obj as Pod));
+      if (kind === 'pods') this.cni.delete(keyOf(obj as Pod));
+    } else this.#put(kind, obj);
+    this.versions[kind] = rv;
+    this.generation++;
+  }
+
+  bookmark(kind: Kind, rv: string): void {
+    this.versions[kind] = rv;
+  }
+
+  reportCni(r: CniReport): void {
+    this.cni.set(`${r.namespace}/${r.name}`, r);
+    this.generation++;
+  }
+
+  forgetCni(containerID: string): void {
+    for (const [k, r] of this.cni) if (r.containerID === containerID) this.cni.delete(k);
+    this.generation++;
+  }
+
+  get allSynced(): boolean {
+    return this.synced.size === 4;
+  }
+
+  /**
+   * The snapshot policy is compiled from. A local pod the API still shows
+   * without addresses gets the ones its CNI ADD reported, so it is policed
+   * from its first packet, not from whenever the kubelet updates its status.
+   */
+  snapshot(): ClusterState & { nodeFacts: NodeFacts[] } {
+    const pods: Pod[] = [];
+    for (const [k, p] of this.pods) {
+      const r = this.cni.get(k);
+      const hasIps = (p.status?.podIPs?.length ?? 0) > 0 || !!p.status?.podIP;
+      if (r && !hasIps && (!r.uid || r.uid === p.metadata?.uid)) {
+        pods.push({ ...p, status: { ...p.status, podIPs: r.ips.map((ip) => ({ ip })), phase: p.status?.phase ?? 'Pending' } } as Pod);
+      } else pods.push(p);
+    }
+    const nodeFacts = [...this.nodes.values()];
+    const nodes: NodeInfo[] = nodeFacts.map((n) => ({ name: n.name, internalIPs: n.internalIPs }));
+    return { pods, namespaces: [...this.namespaces.values()], policies: [...this.policies.values()], nodes, nodeFacts };
+  }
+
+  #map(kind: Kind): Map<string, unknown> {
+    return this[kind] as Map<string, unknown>;
+  }
+
+  #put(kind: Kind, o: unknown): void {
+    switch (kind) {
+      case 'pods':
+        this.pods.set(keyOf(o as Pod), slimPod(o as Pod));
+        break;
+      case 'namespaces': {
+        const ns = o as Namespace;
+        this.namespaces.set(ns.metadata?.name ?? '', { metadata: { name: ns.metadata?.name, labels: ns.metadata?.labels ?? {} } } as Namespace);
+        break;
+      }
+      case 'policies': {
+        const np = o as NetworkPolicy & { metadata?: { managedFields?: unknown } };
+        const { managedFields: _drop, ...metadata } = np.metadata ?? {};
+        this.policies.set(keyOf(np), { ...np, metadata } as NetworkPolicy);
+        break;
+      }
+      case 'nodes': {
+        const n = nodeFacts(o as RawNode);
+        this.nodes.set(n.name, n);
+        break;
+      }
+    }
+  }
+}

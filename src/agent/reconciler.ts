@@ -1,0 +1,215 @@
+// Brings the node in line with the cluster: after a burst of API events (or a
+// CNI ADD), one sync writes the CNI config, reconciles the routes to the other
+// nodes, and applies the policy table in one nftables transaction. Each sync
+// records which API state (resourceVersions) it applied, for /status and for
+// callers waiting on it (the CNI plugin's hand-off at pod start).
+import type { PolicyError } from '../policy/errors.ts';
+import type { LocalEndpoint } from '../policy/compile.ts';
+import type { PolicyEngine, SyncReport } from '../policy/engine.ts';
+import { PolicyEvaluator, ipEndpoint } from '../policy/evaluator.ts';
+import { addMasquerade } from '../policy/node-rules.ts';
+import type { ClusterState, Protocol } from '../policy/types.ts';
+import type { ClusterCache, NodeFacts } from './cache.ts';
+
+/** The node's effects besides nftables; an interface so tests can watch them. */
+export interface NodeNetworking {
+  /** Writes the CNI conflist for these pod CIDRs; true when the file changed. */
+  writeCniConfig(podCIDRs: string[]): boolean;
+  /** Routes to the other nodes' pod CIDRs; returns what failed, per node. */
+  reconcileRoutes(nodes: NodeFacts[], self: string): { changed: number; errors: string[] };
+  /**
+   * Ends established connections the policy no longer allows: `stillAllowed`
+   * judges each tracked connection that involves one of `addresses`.
+   */
+  purgeConnections?(addresses: Set<string>, stillAllowed: (c: { src: string; dst: string; proto: number; dport?: number }) => boolean): number;
+}
+
+export interface ReconcilerOptions {
+  nodeName: string;
+  /** Wait this long after the first event of a burst before syncing. */
+  debounceMs: number;
+  masquerade: boolean;
+  /** Destinations besides the cluster's pod CIDRs that see pod addresses unchanged. */
+  nonMasqueradeCIDRs: string[];
+  /** Called after every sync (metrics, logs). */
+  onSync?: (s: SyncSummary) => void;
+  onError?: (e: unknown) => void;
+}
+
+export interface SyncSummary {
+  generation: number;
+  at: Date;
+  durationMs: number;
+  full: boolean;
+  operations: number;
+  versions: Record<string, string>;
+  policyErrors: PolicyError[];
+  routeErrors: string[];
+  cniConfigWritten: boolean;
+  connectionsPurged: number;
+  /** Time from the oldest event of the burst to the rules being applied. */
+  eventToAppliedMs: number | undefined;
+  report: SyncReport;
+}
+
+export class Reconciler {
+  readonly #cache: ClusterCache;
+  readonly #engine: PolicyEngine;
+  readonly #net: NodeNetworking;
+  readonly #opts: ReconcilerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #firstEventAt: number | undefined;
+  #waiters: Array<{ generation: number; resolve: (ok: boolean) => void }> = [];
+  #last: SyncSummary | undefined;
+  #lastError: string | undefined;
+  #endpoints: LocalEndpoint[] = [];
+
+  constructor(cache: ClusterCache, engine: PolicyEngine, net: NodeNetworking, opts: ReconcilerOptions) {
+    this.#cache = cache;
+    this.#engine = engine;
+    this.#net = net;
+    this.#opts = opts;
+  }
+
+  get last(): SyncSummary | undefined {
+    return this.#last;
+  }
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+  get endpoints(): LocalEndpoint[] {
+    return this.#endpoints;
+  }
+  /** Ready once a sync has applied a complete first list of every kind. */
+  get ready(): boolean {
+    return this.#last !== undefined;
+  }
+
+  /** Something changed: sync after the debounce interval (one sync per burst). */
+  schedule(): void {
+    this.#firstEventAt ??= performance.now();
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.syncNow();
+    }, this.#opts.debounceMs);
+  }
+
+  /** Resolves true once a sync has applied cache generation `generation` or later (false on timeout). */
+  waitApplied(generation: number, timeoutMs: number): Promise<boolean> {
+    if (this.#last && this.#last.generation >= generation) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = { generation, resolve };
+      this.#waiters.push(w);
+      setTimeout(() => {
+        this.#waiters = this.#waiters.filter((x) => x !== w);
+        resolve(false);
+      }, timeoutMs).unref();
+    });
+  }
+
+  /**
+   * One sync. Until every kind has been listed once, nothing is applied: a
+   * table compiled from half the policies would open what they close, and
+   * the table of the previous agent run stays in force meanwhile.
+   */
+  syncNow(): SyncSummary | undefined {
+    if (!this.#cache.allSynced) return undefined;
+    const t0 = performance.now();
+    const generation = this.#cache.generation;
+    const firstEventAt = this.#firstEventAt;
+    this.#firstEventAt = undefined;
+    try {
+      const snap = this.#cache.snapshot();
+      const self = snap.nodeFacts.find((n) => n.name === this.#opts.nodeName);
+      const podCIDRs = self?.podCIDRs ?? [];
+      const cniConfigWritten = podCIDRs.length > 0 ? this.#net.writeCniConfig(podCIDRs) : false;
+      const routes = this.#net.reconcileRoutes(snap.nodeFacts, this.#opts.nodeName);
+      const previous = new Map(this.#endpoints.map((e) => [`${e.namespace}/${e.name}`, e]));
+      const report = this.#engine.sync(snap, {
+        options: { guardCIDRs: podCIDRs },
+        decorate: (rs) => {
+          if (!this.#opts.masquerade || podCIDRs.length === 0) return;
+          const cluster = snap.nodeFacts.flatMap((n) => n.podCIDRs);
+          addMasquerade(rs, { podCIDRs, nonMasqueradeCIDRs: [...cluster, ...this.#opts.nonMasqueradeCIDRs] });
+        },
+      });
+      this.#endpoints = report.result.endpoints;
+      const connectionsPurged = report.full && previous.size === 0 ? 0 : this.#purge(report, previous, snap);
+      const summary: SyncSummary = {
+        generation,
+        at: new Date(),
+        durationMs: performance.now() - t0,
+        full: report.full,
+        operations: report.operations,
+        versions: { ...this.#cache.versions },
+        policyErrors: report.result.errors,
+        routeErrors: routes.errors,
+        cniConfigWritten,
+        connectionsPurged,
+        eventToAppliedMs: firstEventAt === undefined ? undefined : performance.now() - firstEventAt,
+        report,
+      };
+      this.#last = summary;
+      this.#lastError = undefined;
+      this.#opts.onSync?.(summary);
+      const done = this.#waiters.filter((w) => w.generation <= generation);
+      this.#waiters = this.#waiters.filter((w) => w.generation > generation);
+      for (const w of done) w.resolve(true);
+      // Events that arrived during this sync need another one.
+      if (this.#cache.generation > generation) this.schedule();
+      return summary;
+    } catch (e) {
+      this.#lastError = e instanceof Error ? e.message : String(e);
+      this.#opts.onError?.(e);
+      // The previous table stays in force; try again after the next interval.
+      this.#firstEventAt ??= firstEventAt;
+      this.schedule();
+      return undefined;
+    }
+  }
+
+  /**
+   * After a change, connections tracked before it are judged again: those of
+   * local pods whose isolation or policies' rules changed, and that the new
+   * rules would refuse as new connections, are deleted from conntrack.
+   */
+  #purge(report: SyncReport, previous: Map<string, LocalEndpoint>, state: ClusterState): number {
+    if (!this.#net.purgeConnections || report.operations === 0) return 0;
+    const touched = new Set<string>();
+    for (const ep of report.result.endpoints) {
+      const before = previous.get(`${ep.namespace}/${ep.name}`);
+      const changed = !before || before.ingress?.chain !== ep.ingress?.chain || before.egress?.chain !== ep.egress?.chain;
+      const rewritten = (report.stats?.chainsRewritten ?? 0) > 0 || (report.stats?.elementsRemoved ?? 0) > 0 || (report.stats?.chainsRemoved ?? 0) > 0;
+      if ((changed || rewritten) && (ep.ingress || ep.egress || before?.ingress || before?.egress)) for (const ip of ep.ips) touched.add(ip);
+    }
+    if (touched.size === 0) return 0;
+    return this.#net.purgeConnections(touched, connectionJudge(state));
+  }
+}
+
+const PROTOCOLS: Record<number, Protocol> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+
+/**
+ * Would the state allow this tracked connection if it were new? The
+ * reference evaluator answers from the Kubernetes objects. Protocols
+ * NetworkPolicy has no port rules for (ICMP) are left alone; a state the
+ * evaluator refuses (a policy weir enforces fail-closed) allows nothing.
+ */
+function connectionJudge(state: ClusterState): (c: { src: string; dst: string; proto: number; dport?: number }) => boolean {
+  let evaluator: PolicyEvaluator;
+  try {
+    evaluator = new PolicyEvaluator(state);
+  } catch {
+    return () => false;
+  }
+  return (c) => {
+    const protocol = PROTOCOLS[c.proto];
+    if (!protocol || c.dport === undefined) return true;
+    try {
+      return evaluator.evaluate({ src: ipEndpoint(c.src), dst: ipEndpoint(c.dst), protocol, port: c.dport }).allowed;
+    } catch {
+      return false;
+    }
+  };
+}
