@@ -1,0 +1,57 @@
+// The agent's Prometheus metrics, in one place so /metrics and the docs agree.
+import type { Ruleset } from '../policy/ruleset.ts';
+import { Registry, exponentialBuckets } from './metrics.ts';
+import type { SyncSummary } from './reconciler.ts';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly syncs = this.registry.counter<'kind'>({ name: 'weir_syncs_total', help: 'Syncs applied, by kind (full table replacement or incremental).', labelNames: ['kind'] });
+  readonly syncErrors = this.registry.counter({ name: 'weir_sync_errors_total', help: 'Syncs that failed; the previous rules stayed in force.' });
+  readonly syncDuration = this.registry.histogram({ name: 'weir_sync_duration_seconds', help: 'Wall time of one sync (compile, routes, nftables transaction).', buckets: exponentialBuckets(0.0005, 2, 14) });
+  readonly eventToApplied = this.registry.histogram({
+    name: 'weir_event_to_applied_seconds',
+    help: 'Time from the first API event (or CNI hand-off) of a burst to its rules applied in the kernel.',
+    buckets: exponentialBuckets(0.001, 2, 14),
+  });
+  readonly transactionOps = this.registry.gauge({ name: 'weir_last_transaction_operations', help: 'Operations in the last nftables transaction.' });
+  readonly sets = this.registry.gauge({ name: 'weir_nft_sets', help: 'Sets and maps in the weir table.' });
+  readonly chains = this.registry.gauge({ name: 'weir_nft_chains', help: 'Chains in the weir table.' });
+  readonly rules = this.registry.gauge({ name: 'weir_nft_rules', help: 'Rules in the weir table.' });
+  readonly elements = this.registry.gauge({ name: 'weir_nft_elements', help: 'Set and map elements in the weir table.' });
+  readonly localPods = this.registry.gauge({ name: 'weir_local_pods', help: 'Pods of this node that policy applies to.' });
+  readonly isolatedPods = this.registry.gauge<'direction'>({ name: 'weir_isolated_pods', help: 'Pods of this node isolated by at least one policy, by direction.', labelNames: ['direction'] });
+  readonly policyErrors = this.registry.gauge({ name: 'weir_policy_errors', help: 'NetworkPolicies weir cannot express, enforced as deny-all for the pods they select.' });
+  readonly routeErrors = this.registry.gauge({ name: 'weir_route_errors', help: 'Routes to other nodes that could not be programmed at the last sync.' });
+  readonly purged = this.registry.counter({ name: 'weir_conntrack_purged_total', help: 'Tracked connections deleted because a policy change no longer allows them.' });
+  readonly apiErrors = this.registry.counter<'kind'>({ name: 'weir_api_errors_total', help: 'Failed list/watch attempts against the API server (each is retried), by kind.', labelNames: ['kind'] });
+  readonly apiConnected = this.registry.gauge<'kind'>({ name: 'weir_api_watch_up', help: '1 while the watch of this kind is established, 0 after a failure until the next list.', labelNames: ['kind'] });
+
+  observeSync(s: SyncSummary, applied: Ruleset | undefined): void {
+    this.syncs.labels({ kind: s.full ? 'full' : 'incremental' }).inc();
+    this.syncDuration.observe(s.durationMs / 1000);
+    if (s.eventToAppliedMs !== undefined) this.eventToApplied.observe(s.eventToAppliedMs / 1000);
+    this.transactionOps.set(s.operations);
+    this.policyErrors.set(s.policyErrors.length);
+    this.routeErrors.set(s.routeErrors.length);
+    this.purged.inc(s.connectionsPurged);
+    const eps = s.report.result.endpoints;
+    this.localPods.set(eps.length);
+    this.isolatedPods.labels({ direction: 'ingress' }).set(eps.filter((e) => e.ingress).length);
+    this.isolatedPods.labels({ direction: 'egress' }).set(eps.filter((e) => e.egress).length);
+    if (applied) {
+      const t = rulesetCounts(applied);
+      this.sets.set(t.sets);
+      this.chains.set(t.chains);
+      this.rules.set(t.rules);
+      this.elements.set(t.elements);
+    }
+  }
+}
+
+export function rulesetCounts(rs: Ruleset): { sets: number; chains: number; rules: number; elements: number } {
+  let rules = 0;
+  let elements = 0;
+  for (const c of rs.chains.values()) rules += c.rules.length;
+  for (const s of rs.sets.values()) elements += s.elements.size;
+  return { sets: rs.sets.size, chains: rs.chains.size, rules, elements };
+}

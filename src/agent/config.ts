@@ -1,0 +1,75 @@
+// weir-agent's configuration: every flag with its environment variable and a
+// --help line that says what it does. Parsed by yargs in agent/main.ts.
+import type { Argv } from 'yargs';
+
+export interface AgentConfig {
+  nodeName: string;
+  kubeconfig: string | undefined;
+  cniConfDir: string;
+  cniConfName: string;
+  cniBinDir: string;
+  installCniFrom: string | undefined;
+  dataDir: string;
+  runDir: string;
+  mtu: number | undefined;
+  masquerade: boolean;
+  nonMasqueradeCidr: string[];
+  nflogGroup: number;
+  denyLogRate: string;
+  debounceMs: number;
+  healthAddress: string;
+  logLevel: string;
+  hostFirewall: boolean;
+}
+
+/** The agent's local socket, from its run directory. */
+export const agentSocketPath = (runDir: string): string => `${runDir}/agent.sock`;
+
+export function agentOptions<T>(y: Argv<T>) {
+  return y
+    .env('WEIR')
+    .option('node-name', { type: 'string', demandOption: true, describe: 'This node\'s name (env NODE_NAME from the downward API also works)', default: process.env['NODE_NAME'] })
+    .option('kubeconfig', { type: 'string', describe: 'kubeconfig file; in-cluster service account config when absent', default: process.env['KUBECONFIG'] })
+    .option('cni-conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'Where the CNI conflist is written once the Node has spec.podCIDRs' })
+    .option('cni-conf-name', { type: 'string', default: '10-weir.conflist', describe: 'File name of the conflist' })
+    .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'Where --install-cni-from installs the weir plugin' })
+    .option('install-cni-from', { type: 'string', describe: 'Directory holding the weir executable and koffi.node to install into --cni-bin-dir at start' })
+    .option('data-dir', { type: 'string', default: '/var/lib/cni/weir', describe: 'The plugin\'s IPAM directory (written into the conflist)' })
+    .option('run-dir', { type: 'string', default: '/run/weir', describe: 'Directory of the local status socket agent.sock (for weirctl and the plugin)' })
+    .option('mtu', { type: 'number', describe: 'Pod interface MTU written into the conflist; the kernel default when absent' })
+    .option('masquerade', { type: 'boolean', default: true, describe: 'SNAT pod traffic leaving the cluster\'s pod CIDRs to the node address' })
+    .option('non-masquerade-cidr', { type: 'string', array: true, default: [] as string[], describe: 'Extra destinations that see pod addresses unchanged (repeatable); every node\'s pod CIDR is always included' })
+    .option('nflog-group', { type: 'number', default: 100, describe: 'nflog group that denied packets are logged to (weirctl drops reads it)' })
+    .option('deny-log-rate', { type: 'string', default: '10/second', describe: 'Rate limit of that log, in nft syntax' })
+    .option('debounce-ms', { type: 'number', default: 20, describe: 'Wait this long after the first API event of a burst, so the burst becomes one transaction' })
+    .option('health-address', { type: 'string', default: '0.0.0.0:9962', describe: 'host:port of /healthz, /readyz and /metrics' })
+    .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], describe: 'Log level (JSON logs on stderr)' })
+    .option('host-firewall', { type: 'boolean', default: false, describe: 'Also police the node\'s own addresses and hostNetwork pods' })
+    .check((a) => {
+      if (!a['node-name']) throw new Error('--node-name (or NODE_NAME) is required');
+      if (!/^[^:]*:\d+$/.test(a['health-address'] as string)) throw new Error('--health-address must be host:port');
+      return true;
+    });
+}
+
+export function toConfig(a: Record<string, unknown>): AgentConfig {
+  return {
+    nodeName: a['node-name'] as string,
+    kubeconfig: a['kubeconfig'] as string | undefined,
+    cniConfDir: a['cni-conf-dir'] as string,
+    cniConfName: a['cni-conf-name'] as string,
+    cniBinDir: a['cni-bin-dir'] as string,
+    installCniFrom: a['install-cni-from'] as string | undefined,
+    dataDir: a['data-dir'] as string,
+    runDir: a['run-dir'] as string,
+    mtu: a['mtu'] as number | undefined,
+    masquerade: a['masquerade'] as boolean,
+    nonMasqueradeCidr: (a['non-masquerade-cidr'] as string[]).flatMap((s) => s.split(',')).filter(Boolean),
+    nflogGroup: a['nflog-group'] as number,
+    denyLogRate: a['deny-log-rate'] as string,
+    debounceMs: a['debounce-ms'] as number,
+    healthAddress: a['health-address'] as string,
+    logLevel: a['log-level'] as string,
+    hostFirewall: a['host-firewall'] as boolean,
+  };
+}

@@ -1,0 +1,137 @@
+// weir-agent, wired: reflectors feed the cache, the cache wakes the
+// reconciler, and the servers expose health, metrics and the local status API.
+import path from 'node:path';
+import { CoreV1Api, KubeConfig, NetworkingV1Api, Watch } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { LibNftables } from '../nft/libnftables.ts';
+import { ConntrackHandle } from '../netlink/conntrack-handle.ts';
+import { NetlinkHandle } from '../netlink/handle.ts';
+import { PolicyEngine } from '../policy/engine.ts';
+import { ClusterCache } from './cache.ts';
+import { installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
+import { type AgentConfig, agentSocketPath } from './config.ts';
+import { AgentMetrics } from './agent-metrics.ts';
+import { Reconciler, type NodeNetworking } from './reconciler.ts';
+import { Reflector, type Lister } from './reflector.ts';
+import { desiredNodeRoutes, reconcileNodeRoutes } from './routes.ts';
+import { startServers } from './server.ts';
+import { statusRoutes } from './status-api.ts';
+
+export interface RunningAgent {
+  stop(): Promise<void>;
+}
+
+function kubeConfig(cfg: AgentConfig): KubeConfig {
+  const kc = new KubeConfig();
+  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+/** Installs the plugin (DaemonSet init step): the executable and the FFI addon beside it. */
+export function installCni(from: string, binDir: string): string[] {
+  const changed: string[] = [];
+  for (const name of ['weir', 'koffi.node']) if (installFile(path.join(from, name), binDir, name)) changed.push(name);
+  return changed;
+}
+
+export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAgent> {
+  if (cfg.installCniFrom) log.info({ changed: installCni(cfg.installCniFrom, cfg.cniBinDir) }, 'CNI plugin installed');
+  const kc = kubeConfig(cfg);
+  const core = kc.makeApiClient(CoreV1Api);
+  const networking = kc.makeApiClient(NetworkingV1Api);
+  const watch = new Watch(kc);
+
+  const cache = new ClusterCache();
+  const metrics = new AgentMetrics();
+  const netlink = NetlinkHandle.open();
+  let conntrack: ConntrackHandle | undefined;
+  const engine = new PolicyEngine(new LibNftables(), { nodeName: cfg.nodeName, nflogGroup: cfg.nflogGroup, logRate: cfg.denyLogRate });
+  const socket = agentSocketPath(cfg.runDir);
+
+  const net: NodeNetworking = {
+    writeCniConfig: (podCIDRs) =>
+      writeFileAtomic(
+        path.join(cfg.cniConfDir, cfg.cniConfName),
+        renderConflist({ podCIDRs, dataDir: cfg.dataDir, agentSocket: socket, ...(cfg.mtu ? { mtu: cfg.mtu } : {}) }),
+      ),
+    reconcileRoutes: (nodes, self) => {
+      const r = reconcileNodeRoutes(netlink, desiredNodeRoutes(nodes, self));
+      return { changed: r.added.length + r.replaced.length + r.removed.length, errors: r.errors.map((e) => `${e.op} ${e.dst}${e.node ? ` (node ${e.node})` : ''}: ${e.reason}`) };
+    },
+    purgeConnections: (addresses, stillAllowed) => {
+      conntrack ??= ConntrackHandle.open();
+      return conntrack.deleteWhere((e) => {
+        const o = e.orig;
+        if (!addresses.has(o.src) && !addresses.has(o.dst)) return false;
+        return !stillAllowed({ src: o.src, dst: o.dst, proto: o.proto, ...(o.dport !== undefined ? { dport: o.dport } : {}) });
+      });
+    },
+  };
+
+  const reconciler = new Reconciler(cache, engine, net, {
+    nodeName: cfg.nodeName,
+    debounceMs: cfg.debounceMs,
+    masquerade: cfg.masquerade,
+    nonMasqueradeCIDRs: cfg.nonMasqueradeCidr,
+    onSync: (s) => {
+      metrics.observeSync(s, engine.applied);
+      for (const e of s.policyErrors) log.warn({ policy: e.policy, field: e.field }, `policy enforced as deny-all: ${e.message}`);
+      for (const e of s.routeErrors) log.warn(`route: ${e}`);
+      log.debug({ generation: s.generation, full: s.full, operations: s.operations, ms: Math.round(s.durationMs * 10) / 10 }, 'synced');
+    },
+    onError: (e) => {
+      metrics.syncErrors.inc();
+      log.error({ err: e }, 'sync failed; the previous rules stay in force');
+    },
+  });
+
+  const kinds = [
+    ['pods', '/api/v1/pods', (o: { limit: number; _continue?: string }) => core.listPodForAllNamespaces(o)],
+    ['namespaces', '/api/v1/namespaces', (o: { limit: number; _continue?: string }) => core.listNamespace(o)],
+    ['nodes', '/api/v1/nodes', (o: { limit: number; _continue?: string }) => core.listNode(o)],
+    ['policies', '/apis/networking.k8s.io/v1/networkpolicies', (o: { limit: number; _continue?: string }) => networking.listNetworkPolicyForAllNamespaces(o)],
+  ] as const;
+  const reflectors = kinds.map(
+    ([kind, p, list]) =>
+      new Reflector(kind, watch, p, list as unknown as Lister<{ metadata?: { resourceVersion?: string } }>, {
+        replace: (items, rv) => {
+          cache.replace(kind, items, rv);
+          metrics.apiConnected.labels({ kind }).set(1);
+          reconciler.schedule();
+        },
+        event: (type, obj, rv) => {
+          cache.apply(kind, type, obj, rv);
+          reconciler.schedule();
+        },
+        bookmark: (rv) => cache.bookmark(kind, rv),
+        error: (err, attempt) => {
+          metrics.apiErrors.labels({ kind }).inc();
+          metrics.apiConnected.labels({ kind }).set(0);
+          if (attempt === 1 || attempt % 10 === 0) log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
+        },
+      }),
+  );
+  const running = reflectors.map((r) => r.run());
+
+  const [host, port] = cfg.healthAddress.split(/:(?=\d+$)/) as [string, string];
+  const servers = await startServers({
+    http: { host, port: Number(port) },
+    socketPath: socket,
+    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg }),
+    log: (msg, fields) => log.warn(fields ?? {}, msg),
+  });
+  log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');
+
+  return {
+    async stop() {
+      for (const r of reflectors) r.stop();
+      await Promise.allSettled(running);
+      await servers.close();
+      netlink.close();
+      conntrack?.close();
+      // The nftables table, routes and CNI config stay: enforcement and
+      // connectivity outlive the agent; the next agent replaces them atomically.
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// The local status API on /run/weir/agent.sock: what weirctl reads, and the
+// plugin's hand-off at pod start. The public listener serves only health and
+// metrics (server.ts keeps the rest off it).
+import type { PolicyEngine } from '../policy/engine.ts';
+import type { ClusterCache } from './cache.ts';
+import type { AgentConfig } from './config.ts';
+import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
+import type { Reconciler } from './reconciler.ts';
+import { type Routes, metricsHandler } from './server.ts';
+
+// How long /cni/add waits for the pod's policy; the plugin gives up a little later.
+const HANDOFF_WAIT_MS = 4000;
+
+export const AGENT_VERSION = '0.1.0';
+
+interface Deps {
+  cache: ClusterCache;
+  reconciler: Reconciler;
+  engine: PolicyEngine;
+  metrics: AgentMetrics;
+  config: AgentConfig;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+export function statusRoutes(d: Deps): Routes {
+  return {
+    'GET /healthz': async () => ({ text: 'ok\n' }),
+    'GET /readyz': async () => (d.reconciler.ready ? { text: 'ok\n' } : { status: 503, text: 'waiting for the first full sync\n' }),
+    'GET /metrics': metricsHandler(d.metrics.registry),
+    'GET /status': async () => ({ json: status(d) }),
+    'GET /endpoints': async () => ({ json: { node: d.config.nodeName, endpoints: d.reconciler.endpoints } }),
+    'GET /policies': async () => {
+      const last = d.reconciler.last;
+      const chains = last?.report.result.policyChains ?? new Map<string, string>();
+      return {
+        json: {
+          policies: [...d.cache.policies.values()].map((p) => {
+            const ref = `${p.metadata?.namespace}/${p.metadata?.name}`;
+            const err = last?.policyErrors.find((e) => e.policy && `${e.policy.namespace}/${e.policy.name}` === ref);
+            return { ref, resourceVersion: p.metadata?.resourceVersion, chain: chains.get(ref), spec: p.spec, ...(err ? { error: err.message } : {}) };
+          }),
+        },
+      };
+    },
+    'POST /cni/add': async ({ body }) => {
+      const b = (body ?? {}) as Record<string, unknown>;
+      const namespace = str(b['namespace']);
+      const name = str(b['name']);
+      const containerID = str(b['containerID']);
+      const ips = Array.isArray(b['ips']) ? b['ips'].filter((x): x is string => typeof x === 'string') : [];
+      if (!namespace || !name || !containerID || ips.length === 0) return { status: 400, json: { error: 'namespace, name, containerID and ips are required' } };
+      const uid = str(b['uid']);
+      d.cache.reportCni({ namespace, name, containerID, ips, ...(uid ? { uid } : {}) });
+      return { json: await waitKnown(d, `${namespace}/${name}`, ips) };
+    },
+    'POST /cni/del': async ({ body }) => {
+      const containerID = str((body as Record<string, unknown> | undefined)?.['containerID']);
+      if (!containerID) return { status: 400, json: { error: 'containerID is required' } };
+      d.cache.forgetCni(containerID);
+      d.reconciler.schedule();
+      return { json: { ok: true } };
+    },
+  };
+}
+
+/**
+ * Resolves once a sync has applied rules in which the pod is known with
+ * these addresses (its policy in force), or says why not by the deadline:
+ * typically that the API has not shown the pod to this agent yet.
+ */
+async function waitKnown(d: Deps, key: string, ips: string[]): Promise<{ applied: boolean; reason?: string }> {
+  const deadline = Date.now() + HANDOFF_WAIT_MS;
+  d.reconciler.schedule();
+  let generation = d.cache.generation;
+  for (;;) {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) break;
+    if (!(await d.reconciler.waitApplied(generation, remaining))) break;
+    const ep = d.reconciler.endpoints.find((e) => `${e.namespace}/${e.name}` === key);
+    if (ep && ips.every((ip) => ep.ips.includes(ip))) return { applied: true };
+    // Not in the applied state yet: wait for the next change (the pod's watch event).
+    generation = d.cache.generation + 1;
+  }
+  return { applied: false, reason: d.cache.pods.has(key) ? 'no sync applied the pod in time' : `pod ${key} not yet seen in the API` };
+}
+
+function status(d: Deps) {
+  const last = d.reconciler.last;
+  const applied = d.engine.applied;
+  return {
+    version: AGENT_VERSION,
+    node: d.config.nodeName,
+    ready: d.reconciler.ready,
+    api: { synced: [...d.cache.synced], versions: d.cache.versions },
+    applied: last
+      ? { generation: last.generation, at: last.at.toISOString(), durationMs: last.durationMs, full: last.full, operations: last.operations, versions: last.versions }
+      : null,
+    counts: {
+      localPods: d.reconciler.endpoints.length,
+      pods: d.cache.pods.size,
+      namespaces: d.cache.namespaces.size,
+      policies: d.cache.policies.size,
+      nodes: d.cache.nodes.size,
+      ...(applied ? rulesetCounts(applied) : {}),
+    },
+    errors: {
+      sync: d.reconciler.lastError ?? null,
+      policies: (last?.policyErrors ?? []).map((e) => e.message),
+      routes: last?.routeErrors ?? [],
+    },
+    config: { hostFirewall: d.config.hostFirewall, masquerade: d.config.masquerade, nflogGroup: d.config.nflogGroup },
+  };
+}
