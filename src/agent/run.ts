@@ -62,9 +62,13 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     purgeConnections: (addresses, stillAllowed) => {
       conntrack ??= ConntrackHandle.open();
       return conntrack.deleteWhere((e) => {
-        const o = e.orig;
-        if (!addresses.has(o.src) && !addresses.has(o.dst)) return false;
-        return !stillAllowed({ src: o.src, dst: o.dst, proto: o.proto, ...(o.dport !== undefined ? { dport: o.dport } : {}) });
+        // Policy judges the connection after DNAT (kube-proxy's Service
+        // translation): the real destination is the source of the reply.
+        const src = e.orig.src;
+        const dst = e.reply.src;
+        const dport = e.reply.sport;
+        if (!addresses.has(src) && !addresses.has(dst)) return false;
+        return !stillAllowed({ src, dst, proto: e.orig.proto, ...(dport !== undefined ? { dport } : {}) });
       });
     },
   };
