@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { parsePortList } from '../../../src/probe/cli.ts';
+import { formatTarget, parseTarget, parseTargetsJson, randomSrcPort, randomTag } from '../../../src/probe/client.ts';
+import { parseSockaddr, sockaddr } from '../../../src/probe/raw.ts';
+
+describe('targets', () => {
+  it('parses IPv4 and bracketed IPv6, protocol case-insensitive, TCP by default', () => {
+    expect(parseTarget('10.244.1.6:80/TCP')).toEqual({ ip: '10.244.1.6', port: 80, protocol: 'TCP' });
+    expect(parseTarget('[fd00::6]:81/sctp')).toEqual({ ip: 'fd00::6', port: 81, protocol: 'SCTP' });
+    expect(parseTarget('10.0.0.1:53')).toEqual({ ip: '10.0.0.1', port: 53, protocol: 'TCP' });
+  });
+
+  it.each(['10.0.0.1', '10.0.0.1:0/TCP', '10.0.0.1:70000/TCP', 'fd00::1:80/TCP', '10.0.0.1:80/ICMP', '010.0.0.1:80/TCP', 'host:80/TCP'])(
+    'refuses %s',
+    (s) => {
+      expect(() => parseTarget(s)).toThrow();
+    },
+  );
+
+  it('round-trips through formatTarget', () => {
+    for (const s of ['10.244.1.6:80/TCP', '[fd00::6]:81/SCTP', '[::1]:9/UDP']) expect(formatTarget(parseTarget(s))).toBe(s);
+  });
+
+  it('reads JSON targets: strings or objects', () => {
+    expect(parseTargetsJson('["10.0.0.1:80/UDP", {"ip": "fd00::1", "port": 81, "protocol": "sctp"}, {"ip": "10.0.0.2", "port": 1}]')).toEqual([
+      { ip: '10.0.0.1', port: 80, protocol: 'UDP' },
+      { ip: 'fd00::1', port: 81, protocol: 'SCTP' },
+      { ip: '10.0.0.2', port: 1, protocol: 'TCP' },
+    ]);
+    expect(() => parseTargetsJson('{}')).toThrow(/array/);
+    expect(() => parseTargetsJson('[{"ip": 1, "port": 80}]')).toThrow(/bad target/);
+  });
+
+  it('draws tags and source ports in range', () => {
+    for (let i = 0; i < 1000; i++) {
+      const t = randomTag();
+      expect(t).toBeGreaterThanOrEqual(1);
+      expect(t).toBeLessThanOrEqual(0xffffffff);
+      const p = randomSrcPort();
+      expect(p).toBeGreaterThanOrEqual(32768);
+      expect(p).toBeLessThan(61000);
+    }
+  });
+});
+
+describe('parsePortList', () => {
+  it('splits commas across repeated flags and dedups', () => {
+    expect(parsePortList(['80,81', '81', ' 82 '], '--tcp')).toEqual([80, 81, 82]);
+    expect(parsePortList(undefined, '--tcp')).toEqual([]);
+  });
+  it.each(['0', '65536', 'http', '-1', '8o'])('refuses %s', (p) => {
+    expect(() => parsePortList([p], '--udp')).toThrow(/--udp/);
+  });
+});
+
+describe('sockaddr', () => {
+  it('encodes sockaddr_in and sockaddr_in6', () => {
+    expect(sockaddr('10.1.2.3', 80).toString('hex')).toBe('0200' + '0050' + '0a010203' + '0000000000000000');
+    const s6 = sockaddr('fd00::1', 0);
+    expect(s6.length).toBe(28);
+    expect(s6.toString('hex')).toBe('0a00' + '0000' + '00000000' + 'fd000000000000000000000000000001' + '00000000');
+  });
+  it('decodes what it encodes', () => {
+    expect(parseSockaddr(sockaddr('10.1.2.3', 80))).toEqual({ family: 4, address: '10.1.2.3', port: 80 });
+    expect(parseSockaddr(sockaddr('fd00::1', 443))).toEqual({ family: 6, address: 'fd00::1', port: 443 });
+    expect(parseSockaddr(Buffer.alloc(16))).toBeUndefined();
+  });
+});
