@@ -90,5 +90,4 @@ export const RTNH_F_ONLINK = 0x4;
 
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
-export const NUD_STALE = 0x04;
 export const NUD_PERMANENT = 0x80;

@@ -122,12 +122,6 @@ export function wirePod(host: NetlinkHandle, pod: NetlinkHandle, podNs: Netns, r
       // Replace, not add: a stale route of a crashed earlier pod with this
       // address must not make the new pod fail.
       host.routeReplace(hostRoute(a, hostLink.index));
-      // The node knows the pod's MAC already, so its first packet needs no
-      // ARP/NDP. That matters for IPv6: until the kernel's link watch marks
-      // the new veth operationally up (up to a second), neighbour discovery
-      // on it is lost. STALE, not permanent: should the pod's MAC change,
-      // the kernel re-probes and learns the new one.
-      if (podLink.mac) host.neighReplace({ family: a.family, index: hostLink.index, address: a.bytes, mac: podLink.mac, state: C.NUD_STALE });
     }
     return { host: hostLink, pod: podLink };
   } catch (e) {
