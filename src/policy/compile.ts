@@ -79,6 +79,13 @@ const NS_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 export const hashId = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
 
+/**
+ * namespace/name for comments. nft caps a comment at 128 bytes, and a
+ * Kubernetes namespace (63) plus a policy name (253) can exceed it: long
+ * references are cut and end in the chain id, which stays unique.
+ */
+export const commentLabel = (ref: string, id: string): string => (Buffer.byteLength(ref) <= 80 ? ref : `${Buffer.from(ref).subarray(0, 64).toString('utf8').replace(/\uFFFD$/, '')}~${id}`);
+
 interface PodFacts {
   namespace: string;
   name: string;
@@ -194,13 +201,14 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
     if (subjects.length === 0) continue; // nothing on this node to enforce it for
     const ref = `${p.namespace}/${p.name}`;
     const id = `p${hashId(ref)}`;
+    const label = commentLabel(ref, id);
     policyChains.set(ref, id);
     for (const d of ['ingress', 'egress'] as const) {
       const rules = p[d];
       if (rules === undefined) continue;
-      const chain = b.chain(`${id}_${short(d)}`, undefined, `${ref} ${d}`);
+      const chain = b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}`);
       refOfChain.set(chain, ref);
-      for (const r of rules) compileRule(b, chain, `${id}_${short(d)}${r.index}`, `${ref} ${d}[${r.index}]`, d, r, p.namespace, subjects, pods, peerPods);
+      for (const r of rules) compileRule(b, chain, `${id}_${short(d)}${r.index}`, `${label} ${d}[${r.index}]`, d, r, p.namespace, subjects, pods, peerPods);
       for (const s of subjects) {
         const entry = profilesOf.get(s) ?? { ingress: [], egress: [] };
         entry[d].push(chain);
@@ -314,7 +322,12 @@ function compileRule(
     const common: string[] = [];
     if (numeric.length > 0) {
       const set = b.set(`${base}_ports`, 'inet_proto . inet_service', ['interval'], `${comment} ports`);
-      for (const p of numeric) b.element(set, [p.protocol.toLowerCase(), p.kind === 'all' ? '0-65535' : p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`]);
+      // Valid policies may overlap (port 80 and 80-90, UDP and UDP 53), and
+      // an interval set refuses overlapping elements: merge per protocol.
+      for (const proto of new Set(numeric.map((p) => p.protocol))) {
+        const spans = numeric.filter((p) => p.protocol === proto).map((p): [bigint, bigint] => (p.kind === 'all' ? [0n, 65535n] : [BigInt(p.from), BigInt(p.to)]));
+        for (const [from, to] of mergeRanges(spans)) b.element(set, [proto.toLowerCase(), from === to ? `${from}` : `${from}-${to}`]);
+      }
       common.push(`meta l4proto . th dport @${set}`);
     }
     // For egress, only pods that can be the destination need resolving.

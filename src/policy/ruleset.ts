@@ -35,15 +35,17 @@ const sorted = <T>(m: Map<string, T>): T[] => [...m.keys()].sort().map((k) => m.
 /** The named sets and maps a rule refers to (`@name`). */
 const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.startsWith('@')).map((t) => t.slice(1));
 
-/** Objects in an order nft accepts: sets and chains before the rules that use them. */
+/**
+ * Objects in an order nft accepts: every set, map and chain first, then the
+ * elements (a verdict-map element names the chain it jumps to), then the
+ * rules (which name sets and chains).
+ */
 function addAll(tx: Transaction, rs: Ruleset, only?: { sets: Set<string>; chains: Set<string> }): void {
-  for (const s of sorted(rs.sets)) {
-    if (only && !only.sets.has(s.def.name)) continue;
-    tx.add(s.def);
-    for (const e of sorted(s.elements)) tx.add(e);
-  }
+  const sets = sorted(rs.sets).filter((s) => !only || only.sets.has(s.def.name));
   const chains = sorted(rs.chains).filter((c) => !only || only.chains.has(c.def.name));
+  for (const s of sets) tx.add(s.def);
   for (const c of chains) tx.add(c.def);
+  for (const s of sets) for (const e of sorted(s.elements)) tx.add(e);
   for (const c of chains) for (const r of c.rules) tx.add(r);
 }
 
