@@ -63,6 +63,7 @@ export class Reconciler {
   #last: SyncSummary | undefined;
   #lastError: string | undefined;
   #endpoints: LocalEndpoint[] = [];
+  #failures = 0;
 
   constructor(cache: ClusterCache, engine: PolicyEngine, net: NodeNetworking, opts: ReconcilerOptions) {
     this.#cache = cache;
@@ -89,10 +90,12 @@ export class Reconciler {
   schedule(): void {
     this.#firstEventAt ??= performance.now();
     if (this.#timer) return;
+    // After failures, back off (up to 5 s) instead of hammering the kernel.
+    const delay = Math.min(5000, this.#opts.debounceMs * 2 ** this.#failures);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.syncNow();
-    }, this.#opts.debounceMs);
+    }, delay);
   }
 
   /** Resolves true once a sync has applied cache generation `generation` or later (false on timeout). */
@@ -152,6 +155,7 @@ export class Reconciler {
       };
       this.#last = summary;
       this.#lastError = undefined;
+      this.#failures = 0;
       this.#opts.onSync?.(summary);
       const done = this.#waiters.filter((w) => w.generation <= generation);
       this.#waiters = this.#waiters.filter((w) => w.generation > generation);
@@ -161,6 +165,7 @@ export class Reconciler {
       return summary;
     } catch (e) {
       this.#lastError = e instanceof Error ? e.message : String(e);
+      this.#failures = Math.min(this.#failures + 1, 20);
       this.#opts.onError?.(e);
       // The previous table stays in force; try again after the next interval.
       this.#firstEventAt ??= firstEventAt;

@@ -1,5 +1,6 @@
 // weir-agent, wired: reflectors feed the cache, the cache wakes the
 // reconciler, and the servers expose health, metrics and the local status API.
+import fs from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig, NetworkingV1Api, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -8,7 +9,8 @@ import { ConntrackHandle } from '../netlink/conntrack-handle.ts';
 import { NetlinkHandle } from '../netlink/handle.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { ClusterCache } from './cache.ts';
-import { installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
+import { DiskStore } from '../ipam/disk-store.ts';
+import { DEFAULT_NETWORK_NAME, installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
 import { type AgentConfig, agentSocketPath } from './config.ts';
 import { AgentMetrics } from './agent-metrics.ts';
 import { Reconciler, type NodeNetworking } from './reconciler.ts';
@@ -35,6 +37,24 @@ export function installCni(from: string, binDir: string): string[] {
   return changed;
 }
 
+/**
+ * A restarted agent learns the addresses of this node's pods from the
+ * plugin's IPAM records before the API has shown them all: a pod whose
+ * status the kubelet has not yet updated stays policed rather than blocked.
+ */
+function seedFromIpam(cache: ClusterCache, dataDir: string, log: Logger): void {
+  try {
+    const store = new DiskStore(dataDir, DEFAULT_NETWORK_NAME);
+    if (!fs.existsSync(store.dir)) return;
+    for (const r of store.withLock(() => store.list())) {
+      if (!r.podNamespace || !r.podName) continue;
+      cache.reportCni({ namespace: r.podNamespace, name: r.podName, containerID: r.containerID, ips: r.addresses, ...(r.podUid ? { uid: r.podUid } : {}) });
+    }
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'cannot read the IPAM records; pods are known once the API shows their addresses');
+  }
+}
+
 export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAgent> {
   if (cfg.installCniFrom) log.info({ changed: installCni(cfg.installCniFrom, cfg.cniBinDir) }, 'CNI plugin installed');
   const kc = kubeConfig(cfg);
@@ -43,6 +63,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const watch = new Watch(kc);
 
   const cache = new ClusterCache();
+  seedFromIpam(cache, cfg.dataDir, log);
   const metrics = new AgentMetrics();
   const netlink = NetlinkHandle.open();
   let conntrack: ConntrackHandle | undefined;
@@ -123,7 +144,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     http: { host, port: Number(port) },
     socketPath: socket,
     routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg }),
-    log: (msg, fields) => log.warn(fields ?? {}, msg),
+    log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');
 

@@ -20,7 +20,7 @@ const fam = (f: IpFamily): string => (f === 4 ? 'ip' : 'ip6');
  */
 export function addMasquerade(rs: Ruleset, opts: MasqueradeOptions): void {
   const b = new RulesetBuilder(rs.table, rs);
-  const chain = b.chain('masquerade', { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' }, 'pod traffic leaving the cluster takes the node address');
+  const chain = b.chain('pod_masquerade', { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' }, 'pod traffic leaving the cluster takes the node address');
   const sources = opts.podCIDRs.map(parseCidr);
   const exceptions = opts.nonMasqueradeCIDRs.map(parseCidr);
   for (const f of [4, 6] as const) {
