@@ -24,8 +24,8 @@ export interface RunResult {
 }
 
 /** spawnSync that throws (with stderr) on a non-zero exit; returns stdout. */
-export function sh(cmd: string, args: readonly string[] = []): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
+export function sh(cmd: string, args: readonly string[] = [], input?: string): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000, ...(input === undefined ? {} : { input }) });
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   if (r.status !== 0) {
     const why = r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`;

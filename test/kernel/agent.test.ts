@@ -2,6 +2,7 @@
 // bound by the project's own ClusterRole. The agent and the control plane
 // share one test namespace, which plays node n1; a veth to a second test
 // namespace ("lan", 172.31.0.2) gives the other nodes' InternalIPs a wire.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,6 +67,30 @@ async function applied(kind: 'pods' | 'policies' | 'nodes' | 'namespaces', what:
     const s = await status();
     return Number(s['applied']?.versions?.[kind] ?? 0) >= rv ? true : undefined;
   });
+}
+
+// A UDP receiver on the "outside" (lan) and a sender in a new pod that starts
+// before the pod's interface exists and retries every millisecond.
+const RECEIVER = `const d=require('dgram').createSocket('udp4');d.on('message',m=>console.log('got '+m));d.bind(9999,'172.31.0.2',()=>console.log('ready'))`;
+const SENDER = (tag: string): string =>
+  `const d=require('dgram').createSocket('udp4');d.on('error',()=>{});let ok=false;console.log('ready');` +
+  `setInterval(()=>d.send('${tag}',9999,'172.31.0.2',e=>{if(!e&&!ok){ok=true;console.log('sent')}}),1)`;
+
+interface LineProcess {
+  lines: string[];
+  kill(): void;
+}
+function spawnLines(argv: string[]): LineProcess {
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+  const lines: string[] = [];
+  let buf = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  return { lines, kill: () => child.kill('SIGKILL') };
 }
 
 beforeAll(() => {
@@ -186,6 +211,49 @@ describe('weir-agent against a real API server', () => {
     expect(nftTable()).not.toMatch(/set known4 \{[^}]*10\.244\.1\.21/s);
     const bad = await agentRequest(agent!.socket, 'POST', '/cni/add', { name: 'x' });
     expect(bad.status).toBe(400);
+  });
+
+  // The hole kube-network-policies has (issue #171): a pod is unprotected
+  // until the API shows its IP. Here the pod sends from before its interface
+  // exists; in a namespace with default-deny egress not one packet may pass,
+  // and in a namespace without policy the same pod must get through (so the
+  // test can fail).
+  it('no window at pod start: a pod sending from its first instant never gets past its namespace\'s default deny', async () => {
+    const node24 = path.join(REPO, 'node_modules/.bin/node');
+    const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
+    const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
+    for (const ns of ['locked', 'open']) {
+      apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+      apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: ns, name: 'default' } });
+    }
+    apply({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'locked', name: 'deny-egress' }, spec: { podSelector: {}, policyTypes: ['Egress'] } });
+
+    const received: Record<string, number> = {};
+    for (const ns of ['locked', 'open']) {
+      pod(ns, 'newborn', { app: 'x' });
+      await applied('pods', `pod ${ns}/newborn`);
+      const podNs = createNetns('agentpod');
+      const receiver = spawnLines(['ip', 'netns', 'exec', lan.name, node24, '-e', RECEIVER]);
+      const sender = spawnLines(['ip', 'netns', 'exec', podNs.name, node24, '-e', SENDER(ns)]);
+      try {
+        await eventually('receiver and sender to start', () => (receiver.lines.includes('ready') && sender.lines.includes('ready') ? true : undefined));
+        const add = sh('ip', ['netns', 'exec', fx.netns.name, 'env', 'CNI_COMMAND=ADD', `CNI_CONTAINERID=nb-${ns}`, `CNI_NETNS=${podNs.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni',
+          `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=newborn`, path.join(REPO, 'dist/bin/weir')], conf);
+        expect(JSON.parse(add).ips[0].address).toMatch(/^10\.244\.1\./);
+        // Keep sending for a while after ADD: the open pod must get through.
+        await eventually(`${ns}: the sender to have sent for 1 s after ADD`, () => (sender.lines.filter((l) => l === 'sent').length > 0 ? true : undefined));
+        await new Promise((r) => setTimeout(r, 1000));
+        received[ns] = receiver.lines.filter((l) => l === `got ${ns}`).length;
+        sh('ip', ['netns', 'exec', fx.netns.name, 'env', 'CNI_COMMAND=DEL', `CNI_CONTAINERID=nb-${ns}`, `CNI_NETNS=${podNs.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni', path.join(REPO, 'dist/bin/weir')], conf);
+      } finally {
+        sender.kill();
+        receiver.kill();
+        podNs.destroy();
+      }
+    }
+    console.log(`packets that reached the outside: ${JSON.stringify(received)}`);
+    expect(received['open']).toBeGreaterThan(0);
+    expect(received['locked']).toBe(0);
   });
 
   it('keeps the last rules while the API server is down, and converges when it returns', async () => {
