@@ -232,6 +232,13 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
   for (const d of ['egress', 'ingress'] as const) {
     const chain = b.chain(`pod_${d}`, { type: 'filter', hook: 'forward', priority: d === 'egress' ? 0 : 1, policy: 'accept' }, `NetworkPolicy ${d} of this node's pods`);
     b.rule(chain, 'ct state established,related accept', 'replies of allowed connections');
+    if (d === 'egress') {
+      // Conntrack picks up TCP mid-stream (nf_conntrack_tcp_loose) and would
+      // judge the packet's direction as a new connection: after a policy
+      // change purges a connection, the server's next segment would revive
+      // it as "server connects to client". Only a SYN starts a connection.
+      b.rule(chain, 'ct state new tcp flags & (syn | ack) != syn counter drop', 'TCP without a SYN: no connection is picked up mid-stream');
+    }
     const field = d === 'egress' ? 'saddr' : 'daddr';
     for (const g of guards) {
       b.rule(chain, `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`, 'pod address not (yet) known to weir');

@@ -11,6 +11,7 @@
 //   meta l4proto . th dport @set            (protocol . port, intervals)
 //   ip|ip6 daddr . meta l4proto . th dport @set
 //   ct state <states>
+//   tcp flags & (syn | ack) != syn          (a TCP packet that is no bare SYN)
 //   limit rate R burst N packets log prefix "..." group G   (no verdict)
 //   counter, then accept | drop | jump X | goto X
 // Semantics are nftables': in the inet family `ip ...` only matches IPv4
@@ -45,6 +46,7 @@ type Stmt =
   | { kind: 'protoPort'; set: string }
   | { kind: 'addrProtoPort'; family: IpFamily; set: string }
   | { kind: 'ct'; states: string[] }
+  | { kind: 'tcpNotSyn' }
   | { kind: 'limitLog' }
   | { kind: 'counter' }
   | { kind: 'verdict'; verdict: 'accept' | 'drop' }
@@ -56,6 +58,7 @@ const FORMS: Array<[RegExp, (m: RegExpMatchArray) => Stmt]> = [
   [/^(ip6?) (saddr|daddr) @(\w+)/, (m) => ({ kind: 'addr', family: m[1] === 'ip' ? 4 : 6, field: m[2] as 'saddr', set: m[3] as string })],
   [/^meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'protoPort', set: m[1] as string })],
   [/^ct state ((?:new|established|related|invalid)(?:,(?:new|established|related|invalid))*)/, (m) => ({ kind: 'ct', states: (m[1] as string).split(',') })],
+  [/^tcp flags & \(syn \| ack\) != syn/, () => ({ kind: 'tcpNotSyn' })],
   [/^limit rate \d+\/(?:second|minute) burst \d+ packets log prefix "[^"]*" group \d+/, () => ({ kind: 'limitLog' })],
   [/^counter/, () => ({ kind: 'counter' })],
   [/^(accept|drop)$/, (m) => ({ kind: 'verdict', verdict: m[1] as 'accept' })],
@@ -201,6 +204,10 @@ export class Datapath {
             break;
           case 'ct':
             matched = s.states.includes(pkt.ctState);
+            break;
+          case 'tcpNotSyn':
+            // The interpreter's packets open connections: a TCP one is a SYN.
+            matched = false;
             break;
           case 'limitLog':
           case 'counter':

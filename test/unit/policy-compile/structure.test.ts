@@ -79,7 +79,12 @@ describe('which policies get chains', () => {
     const rs = compile([]).ruleset;
     expect(rs.chains.get('pod_egress')?.def).toMatchObject({ type: 'filter', hook: 'forward', priority: 0, policy: 'accept' });
     expect(rs.chains.get('pod_ingress')?.def).toMatchObject({ type: 'filter', hook: 'forward', priority: 1, policy: 'accept' });
-    expect(rules(rs, 'pod_egress')).toEqual(['ct state established,related accept', 'ip saddr vmap @egress4', 'ip6 saddr vmap @egress6']);
+    expect(rules(rs, 'pod_egress')).toEqual([
+      'ct state established,related accept',
+      'ct state new tcp flags & (syn | ack) != syn counter drop',
+      'ip saddr vmap @egress4',
+      'ip6 saddr vmap @egress6',
+    ]);
     expect(rules(rs, 'pod_ingress')).toEqual(['ct state established,related accept', 'ip daddr vmap @ingress4', 'ip6 daddr vmap @ingress6']);
   });
 });
