@@ -159,6 +159,8 @@ export const Errno = {
   EADDRNOTAVAIL: 99,
   ENOBUFS: 105,
   ENETUNREACH: 101,
+  ETIMEDOUT: 110,
+  EHOSTUNREACH: 113,
 } as const;
 
 const errnoNames = new Map<number, string>(Object.entries(Errno).map(([k, v]) => [v, k]));

@@ -23,6 +23,12 @@ export class AgentMetrics {
   readonly policyErrors = this.registry.gauge({ name: 'weir_policy_errors', help: 'NetworkPolicies weir cannot express, enforced as deny-all for the pods they select.' });
   readonly routeErrors = this.registry.gauge({ name: 'weir_route_errors', help: 'Routes to other nodes that could not be programmed at the last sync.' });
   readonly purged = this.registry.counter({ name: 'weir_conntrack_purged_total', help: 'Tracked connections deleted because a policy change no longer allows them.' });
+  readonly denied = this.registry.counter<'direction' | 'action'>({
+    name: 'weir_denied_packets_total',
+    help: 'Packets denied by policy (action "drop") or that would have been (action "audit"), as logged to the nflog group (rate-limited).',
+    labelNames: ['direction', 'action'],
+  });
+  readonly nflogOverruns = this.registry.gauge({ name: 'weir_nflog_dropped_batches', help: 'nflog batches the kernel could not deliver to the agent (socket buffer full).' });
   readonly apiErrors = this.registry.counter<'kind'>({ name: 'weir_api_errors_total', help: 'Failed list/watch attempts against the API server (each is retried), by kind.', labelNames: ['kind'] });
   readonly apiConnected = this.registry.gauge<'kind'>({ name: 'weir_api_watch_up', help: '1 while the watch of this kind is established, 0 after a failure until the next list.', labelNames: ['kind'] });
 

@@ -7,12 +7,14 @@ import type { Logger } from 'pino';
 import { LibNftables } from '../nft/libnftables.ts';
 import { ConntrackHandle } from '../netlink/conntrack-handle.ts';
 import { NetlinkHandle } from '../netlink/handle.ts';
+import { type NflogWatch, watchNflog } from '../netlink/nflog-handle.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { ClusterCache } from './cache.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import { DEFAULT_NETWORK_NAME, installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
 import { type AgentConfig, agentSocketPath } from './config.ts';
 import { AgentMetrics } from './agent-metrics.ts';
+import { DropLog } from './drops.ts';
 import { Reconciler, type NodeNetworking } from './reconciler.ts';
 import { Reflector, type Lister } from './reflector.ts';
 import { desiredNodeRoutes, reconcileNodeRoutes } from './routes.ts';
@@ -139,11 +141,30 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   );
   const running = reflectors.map((r) => r.run());
 
+  // Denied packets: counted and kept for weirctl. The group is per network
+  // namespace and one socket may own it; without it the rest still runs.
+  const drops = new DropLog();
+  let nflog: NflogWatch | undefined;
+  try {
+    nflog = watchNflog(
+      cfg.nflogGroup,
+      undefined,
+      (p) => {
+        const r = drops.add(p);
+        if (r) metrics.denied.labels({ direction: r.direction, action: r.audit ? 'audit' : 'drop' }).inc();
+        metrics.nflogOverruns.set(nflog?.droppedBatches() ?? 0);
+      },
+      (e) => log.warn({ err: (e as Error).message }, 'nflog reader error'),
+    );
+  } catch (e) {
+    log.warn({ err: (e as Error).message, group: cfg.nflogGroup }, 'cannot read denied packets from nflog; weirctl drops will be empty');
+  }
+
   const [host, port] = cfg.healthAddress.split(/:(?=\d+$)/) as [string, string];
   const servers = await startServers({
     http: { host, port: Number(port) },
     socketPath: socket,
-    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg }),
+    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, ...(nflog ? { drops } : {}) }),
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');
@@ -153,6 +174,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       for (const r of reflectors) r.stop();
       await Promise.allSettled(running);
       await servers.close();
+      await nflog?.stop();
       netlink.close();
       conntrack?.close();
       // The nftables table, routes and CNI config stay: enforcement and

@@ -5,6 +5,7 @@ import type { PolicyEngine } from '../policy/engine.ts';
 import type { ClusterCache } from './cache.ts';
 import type { AgentConfig } from './config.ts';
 import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
+import type { DropLog } from './drops.ts';
 import type { Reconciler } from './reconciler.ts';
 import { type Routes, metricsHandler } from './server.ts';
 
@@ -14,6 +15,7 @@ const HANDOFF_WAIT_MS = 4000;
 export const AGENT_VERSION = '0.1.0';
 
 interface Deps {
+  drops?: DropLog;
   cache: ClusterCache;
   reconciler: Reconciler;
   engine: PolicyEngine;
@@ -42,6 +44,20 @@ export function statusRoutes(d: Deps): Routes {
           }),
         },
       };
+    },
+    'GET /state': async () => {
+      // The cluster as this agent sees it, for weirctl's explanations.
+      const { nodeFacts: _nf, ...snap } = d.cache.snapshot();
+      return { json: snap };
+    },
+    // Newest first; `after=SEQ&wait=SECONDS` long-polls for newer ones (weirctl drops --follow).
+    'GET /drops': async ({ query }) => {
+      if (!d.drops) return { status: 503, json: { error: 'the drop log is not running (nflog group unavailable)' } };
+      const after = Number(query.get('after') ?? 0) || 0;
+      const wait = Math.min(60, Number(query.get('wait') ?? 0) || 0);
+      const limit = Math.min(2000, Number(query.get('limit') ?? 200) || 200);
+      if (wait > 0) await d.drops.wait(after, wait * 1000);
+      return { json: { last: d.drops.lastSeq, drops: d.drops.since(after, limit) } };
     },
     'POST /cni/add': async ({ body }) => {
       const b = (body ?? {}) as Record<string, unknown>;

@@ -6,3 +6,5 @@ export type { Route } from './route.ts';
 export { NetlinkHandle } from './handle.ts';
 export { ConntrackHandle } from './conntrack-handle.ts';
 export type { CtEntry, CtTuple } from './conntrack.ts';
+export { NflogReader, watchNflog } from './nflog-handle.ts';
+export type { NflogPacket, PacketHeaders } from './nflog.ts';

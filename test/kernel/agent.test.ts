@@ -239,11 +239,22 @@ describe('weir-agent against a real API server', () => {
         await eventually('receiver and sender to start', () => (receiver.lines.includes('ready') && sender.lines.includes('ready') ? true : undefined));
         const add = sh('ip', ['netns', 'exec', fx.netns.name, 'env', 'CNI_COMMAND=ADD', `CNI_CONTAINERID=nb-${ns}`, `CNI_NETNS=${podNs.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni',
           `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=newborn`, path.join(REPO, 'dist/bin/weir')], conf);
-        expect(JSON.parse(add).ips[0].address).toMatch(/^10\.244\.1\./);
+        const podIp = (JSON.parse(add).ips[0].address as string).split('/')[0] as string;
+        expect(podIp).toMatch(/^10\.244\.1\./);
         // Keep sending for a while after ADD: the open pod must get through.
         await eventually(`${ns}: the sender to have sent for 1 s after ADD`, () => (sender.lines.filter((l) => l === 'sent').length > 0 ? true : undefined));
         await new Promise((r) => setTimeout(r, 1000));
         received[ns] = receiver.lines.filter((l) => l === `got ${ns}`).length;
+        if (ns === 'locked') {
+          // The denial is logged (rate-limited) to nflog and served for weirctl drops.
+          const drops = await eventually('a logged egress denial', async () => {
+            const r = (await agentRequest(agent!.socket, 'GET', '/drops')).json as { drops: Array<Record<string, unknown>> };
+            return r.drops.find((x) => x['src'] === podIp) ? r.drops : undefined;
+          });
+          expect(drops.find((x) => x['src'] === podIp)).toMatchObject({ direction: 'egress', dst: '172.31.0.2', protocol: 'UDP', dport: 9999, audit: false });
+          const metrics = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
+          expect(metrics).toMatch(/weir_denied_packets_total\{direction="egress",action="drop"\} [1-9]/);
+        }
         sh('ip', ['netns', 'exec', fx.netns.name, 'env', 'CNI_COMMAND=DEL', `CNI_CONTAINERID=nb-${ns}`, `CNI_NETNS=${podNs.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni', path.join(REPO, 'dist/bin/weir')], conf);
       } finally {
         sender.kill();
@@ -300,7 +311,7 @@ describe('weir-agent against a real API server', () => {
 
   it('serves health and metrics, and status names what it applied', async () => {
     const m = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
-    for (const name of ['weir_syncs_total', 'weir_sync_duration_seconds_bucket', 'weir_event_to_applied_seconds_count', 'weir_nft_rules', 'weir_api_errors_total', 'process_resident_memory_bytes']) {
+    for (const name of ['weir_denied_packets_total', 'weir_syncs_total', 'weir_sync_duration_seconds_bucket', 'weir_event_to_applied_seconds_count', 'weir_nft_rules', 'weir_api_errors_total', 'process_resident_memory_bytes']) {
       expect(m, name).toContain(name);
     }
     const s = await status();
