@@ -45,6 +45,12 @@ export class DiskStore implements Store {
   readonly dir: string;
   readonly #onStep: DiskStoreOptions['onStep'];
   #depth = 0;
+  /**
+   * The directory as last read under the current lock hold. Nothing else
+   * writes while we hold the lock, so one ADD reads every record once
+   * instead of once per query; any write of ours invalidates it.
+   */
+  #scanned: ReturnType<DiskStore['scanDir']> | undefined;
 
   constructor(dataDir: string, network: string, options: DiskStoreOptions = {}) {
     // The caller validates network names; this guards the path join anyway so
@@ -76,10 +82,12 @@ export class DiskStore implements Store {
       // SIGKILL, so a crashed process never leaves it held.
       io('flock', lockPath, () => flock(fd, LOCK_EX));
       this.#depth = 1;
+      this.#scanned = undefined;
       try {
         return fn();
       } finally {
         this.#depth = 0;
+        this.#scanned = undefined;
       }
     } finally {
       // Closing the only fd on the description releases the lock.
@@ -89,6 +97,7 @@ export class DiskStore implements Store {
 
   reserve(record: AllocationRecord): boolean {
     this.#held();
+    this.#scanned = undefined;
     const names = record.addresses.map((a) => {
       const c = canonicalIp(a);
       if (c === undefined) throw new InternalError(`cannot reserve invalid address "${a}"`);
@@ -138,6 +147,7 @@ export class DiskStore implements Store {
     // Scans every file rather than trusting the record's address list, so a
     // dual-stack reservation cut in half by a crash is freed too.
     const mine = this.#scan().entries.filter((e) => sameAttachment(e.record, containerID, ifname));
+    if (mine.length > 0) this.#scanned = undefined;
     for (const e of mine) {
       const file = path.join(this.dir, e.name);
       io('unlink', file, () => fs.unlinkSync(file));
@@ -214,7 +224,10 @@ export class DiskStore implements Store {
       }
       report.incompleteRemoved.push(e.record);
     }
-    if (report.tempFilesRemoved.length > 0 || report.incompleteRemoved.length > 0) this.#syncDir();
+    if (report.tempFilesRemoved.length > 0 || report.incompleteRemoved.length > 0) {
+      this.#scanned = undefined;
+      this.#syncDir();
+    }
     return report;
   }
 
@@ -227,6 +240,11 @@ export class DiskStore implements Store {
   }
 
   #scan(): { entries: Entry[]; temps: string[]; unreadable: string[] } {
+    this.#scanned ??= this.scanDir();
+    return this.#scanned;
+  }
+
+  private scanDir(): { entries: Entry[]; temps: string[]; unreadable: string[] } {
     const entries: Entry[] = [];
     const temps: string[] = [];
     const unreadable: string[] = [];

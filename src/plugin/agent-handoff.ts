@@ -5,7 +5,7 @@
 // agent's table drops every address of the node's pod range it does not know,
 // so a missing or slow agent means a pod without traffic, never a pod without
 // policy.
-import fs from 'node:fs';
+import { agentCall } from '../agent/client.ts';
 
 export interface HandoffResult {
   /** The agent confirmed the pod's rules are applied. */
@@ -14,32 +14,14 @@ export interface HandoffResult {
   reason?: string;
 }
 
-/** POSTs JSON to the agent's unix socket; never throws. */
+/** POSTs to the agent; never throws. */
 export async function tellAgent(socketPath: string, path: string, body: unknown, timeoutMs: number): Promise<HandoffResult> {
-  if (!fs.existsSync(socketPath)) return { applied: false, reason: `no agent socket at ${socketPath}` };
-  // Loaded only here: a plugin without an agent never pays for node:http.
-  const http = await import('node:http');
-  const data = JSON.stringify(body);
-  return new Promise((resolve) => {
-    const req = http.request(
-      { socketPath, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) }, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) return resolve({ applied: false, reason: `agent answered ${res.statusCode}: ${text.slice(0, 200)}` });
-          try {
-            const o = JSON.parse(text) as { applied?: boolean; reason?: string };
-            resolve({ applied: o.applied === true, ...(o.reason ? { reason: o.reason } : {}) });
-          } catch {
-            resolve({ applied: false, reason: 'agent answered with malformed JSON' });
-          }
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`agent did not answer within ${timeoutMs} ms`)));
-    req.on('error', (e) => resolve({ applied: false, reason: e.message }));
-    req.end(data);
-  });
+  try {
+    const r = await agentCall(socketPath, 'POST', path, body, timeoutMs);
+    if (r.status !== 200) return { applied: false, reason: `agent answered ${r.status}: ${r.text.slice(0, 200)}` };
+    const o = (r.json ?? {}) as { applied?: boolean; ok?: boolean; reason?: string };
+    return { applied: o.applied === true || o.ok === true, ...(o.reason ? { reason: o.reason } : {}) };
+  } catch (e) {
+    return { applied: false, reason: e instanceof Error ? e.message : String(e) };
+  }
 }
