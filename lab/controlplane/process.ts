@@ -201,6 +201,8 @@ export function runInNetns(netns: string, cmd: readonly string[], opts: { input?
       clearTimeout(timer);
       resolve({ stdout, stderr: signal ? `${stderr}killed by ${signal}` : stderr, code: code ?? -1 });
     });
+    // A child that exits before reading its input would raise EPIPE here.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
