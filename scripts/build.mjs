@@ -17,6 +17,7 @@ const only = process.argv.slice(2);
 const entries = [
   { name: 'weir', entry: 'cni/main.ts' },
   { name: 'weir-agent', entry: 'agent/main.ts' },
+  { name: 'weirctl', entry: 'weirctl/main.ts' },
 ];
 
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';

@@ -1,0 +1,185 @@
+// What every weirctl command shares: the global flags, the agent's local API
+// (GET only), the node's conflist and the plugin's IPAM store. Errors that
+// end the command are CtlError with the exit code to use; an unreachable
+// agent is exit 2 with a message naming the socket and --socket.
+import fs from 'node:fs';
+import { AgentUnavailableError, agentCall } from '../agent/client.ts';
+import { DEFAULT_DATA_DIR } from '../cni/config.ts';
+import type { LocalEndpoint } from '../policy/compile.ts';
+import type { ClusterState } from '../policy/types.ts';
+import { DiskStore } from '../ipam/disk-store.ts';
+import type { AllocationRecord } from '../ipam/store.ts';
+import { ConflistError, type LoadedConflist, loadConflist } from './conflist.ts';
+
+export const DEFAULTS = {
+  socket: '/run/weir/agent.sock',
+  dataDir: DEFAULT_DATA_DIR,
+  cniConfDir: '/etc/cni/net.d',
+  cniBinDir: '/opt/cni/bin',
+  network: 'weir',
+} as const;
+
+export type OutputFormat = 'table' | 'json';
+
+export interface GlobalOptions {
+  socket: string;
+  /** Undefined: the conflist's dataDir, else /var/lib/cni/weir. */
+  dataDir: string | undefined;
+  cniConfDir: string;
+  network: string;
+  output: OutputFormat;
+  color: boolean;
+}
+
+/** What a command hands back to main: JSON for -o json, text for people, and the exit code. */
+export interface CommandResult {
+  json: unknown;
+  text: string;
+  exitCode?: number;
+}
+
+export class CtlError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/** Exit code 2: the agent's socket is missing or nobody answers on it. */
+export class AgentUnreachableError extends CtlError {
+  constructor(socket: string, why: string) {
+    super(`cannot reach weir-agent at ${socket}: ${why}; is weir-agent running on this node? (point --socket at its socket)`, 2);
+  }
+}
+
+// ---- the agent's replies (see src/agent/status-api.ts) ----
+
+export interface AgentStatus {
+  version: string;
+  node: string;
+  ready: boolean;
+  api: { synced: string[]; versions: Record<string, string> };
+  applied: { generation: number; at: string; durationMs: number; full: boolean; operations: number; versions: Record<string, string> } | null;
+  counts: { localPods: number; pods: number; namespaces: number; policies: number; nodes: number; sets?: number; chains?: number; rules?: number; elements?: number };
+  errors: { sync: string | null; policies: string[]; routes: string[] };
+  config: { hostFirewall: boolean; masquerade: boolean; nflogGroup: number };
+}
+
+export interface EndpointsReply {
+  node: string;
+  endpoints: LocalEndpoint[];
+}
+
+/** GET /state: the cluster as the agent sees it (nodes may carry podCIDRs in newer agents). */
+export type StateReply = Omit<ClusterState, 'nodes'> & { nodes?: Array<{ name: string; internalIPs: string[]; podCIDRs?: string[] }> };
+
+export interface DropRecord {
+  seq: number;
+  time: string;
+  direction: 'ingress' | 'egress' | 'host' | 'unknown';
+  chain: string | undefined;
+  audit: boolean;
+  family?: 4 | 6;
+  src: string | undefined;
+  dst: string | undefined;
+  protocol: string | undefined;
+  sport: number | undefined;
+  dport: number | undefined;
+  flags: string[] | undefined;
+}
+
+export interface DropsReply {
+  last: number;
+  drops: DropRecord[];
+}
+
+export interface GetOptions {
+  timeoutMs?: number;
+  /** Statuses handed back instead of thrown (e.g. 503 from /readyz or /drops). */
+  accept?: readonly number[];
+}
+
+export class Context {
+  readonly opts: GlobalOptions;
+  #conflist: LoadedConflist | undefined | null = null;
+
+  constructor(opts: GlobalOptions) {
+    this.opts = opts;
+  }
+
+  /** GET `path` on the agent's socket; JSON body and status. */
+  async call(path: string, o: GetOptions = {}): Promise<{ status: number; json: unknown; text: string }> {
+    let r;
+    try {
+      r = await agentCall(this.opts.socket, 'GET', path, undefined, o.timeoutMs ?? 5000);
+    } catch (e) {
+      if (e instanceof AgentUnavailableError) {
+        const why = fs.existsSync(this.opts.socket) ? e.message.replace(/^cannot reach the agent at \S+: /, '') : 'the socket does not exist';
+        throw new AgentUnreachableError(this.opts.socket, why);
+      }
+      throw e;
+    }
+    if (r.status >= 400 && !(o.accept ?? []).includes(r.status)) {
+      const msg = (r.json as { error?: string } | undefined)?.error ?? r.text.trim();
+      throw new CtlError(`weir-agent answered ${path} with ${r.status}: ${msg}`);
+    }
+    return r;
+  }
+
+  async get<T>(path: string, o: GetOptions = {}): Promise<T> {
+    return (await this.call(path, o)).json as T;
+  }
+
+  status(): Promise<AgentStatus> {
+    return this.get<AgentStatus>('/status');
+  }
+
+  state(): Promise<StateReply> {
+    return this.get<StateReply>('/state', { timeoutMs: 15_000 });
+  }
+
+  endpoints(): Promise<EndpointsReply> {
+    return this.get<EndpointsReply>('/endpoints');
+  }
+
+  /** The conflist defining --network in --cni-conf-dir, or undefined; throws ConflistError when it is broken. */
+  conflist(): LoadedConflist | undefined {
+    if (this.#conflist === null) this.#conflist = loadConflist(this.opts.cniConfDir, this.opts.network);
+    return this.#conflist;
+  }
+
+  /** The conflist, or a CtlError saying where it was looked for. */
+  requireConflist(): LoadedConflist {
+    let c: LoadedConflist | undefined;
+    try {
+      c = this.conflist();
+    } catch (e) {
+      if (e instanceof ConflistError) throw new CtlError(e.message);
+      throw e;
+    }
+    if (!c) throw new CtlError(`no CNI configuration for network "${this.opts.network}" in ${this.opts.cniConfDir} (see --cni-conf-dir and --network)`);
+    return c;
+  }
+
+  /** --data-dir, else the conflist's dataDir, else the plugin's default. */
+  dataDir(): string {
+    if (this.opts.dataDir !== undefined) return this.opts.dataDir;
+    try {
+      return this.conflist()?.conf.dataDir ?? DEFAULTS.dataDir;
+    } catch {
+      return DEFAULTS.dataDir;
+    }
+  }
+
+  store(): DiskStore {
+    return new DiskStore(this.dataDir(), this.opts.network);
+  }
+
+  /** The IPAM records of the network (empty when the store directory does not exist yet; nothing is created). */
+  records(): AllocationRecord[] {
+    const store = this.store();
+    if (!fs.existsSync(store.dir)) return [];
+    return store.withLock(() => store.list());
+  }
+}
