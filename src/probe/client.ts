@@ -74,6 +74,10 @@ export function parseTargetsJson(text: string): ProbeTarget[] {
 
 const base = (t: ProbeTarget): ProbeResult => ({ ...t, target: formatTarget(t), connected: false, ms: 0 });
 
+// Timeouts give their verdict one event-loop turn late (setImmediate): when
+// the timer and the connect (or reply) become due in the same turn, as they
+// do on a loaded machine, the I/O that already happened is processed first
+// instead of being called a timeout.
 export function probeTcp(t: ProbeTarget, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ProbeResult> {
   const start = Date.now();
   const r = base(t);
@@ -91,7 +95,7 @@ export function probeTcp(t: ProbeTarget, timeoutMs = DEFAULT_TIMEOUT_MS): Promis
       r.ms = Date.now() - start;
       resolve(r);
     };
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    const timer = setTimeout(() => setImmediate(() => finish('timeout')), timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => {
       r.connected = true;
@@ -125,7 +129,7 @@ export function probeUdp(t: ProbeTarget, timeoutMs = DEFAULT_TIMEOUT_MS): Promis
       r.ms = Date.now() - start;
       resolve(r);
     };
-    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    const timer = setTimeout(() => setImmediate(() => finish('timeout')), timeoutMs);
     sock.on('error', (e: NodeJS.ErrnoException) => finish(e.code ?? e.message));
     sock.on('message', (msg) => {
       r.connected = true;
@@ -200,13 +204,22 @@ export async function probeAll(
 ): Promise<ProbeResult[]> {
   const sctp = new SctpSender();
   try {
-    return await Promise.all(
-      targets.map(async (t, i) => {
-        const r = await probe(t, timeoutMs, sctp);
+    // SCTP INITs go out first and synchronously (the first raw socket is
+    // slow to open), so that no TCP or UDP timer runs while they block.
+    const results: Array<ProbeResult | Promise<ProbeResult>> = targets.map((t, i) => {
+      if (t.protocol !== 'SCTP') return undefined as unknown as ProbeResult;
+      const r = sctp.send(t);
+      onResult?.(r, i);
+      return r;
+    });
+    targets.forEach((t, i) => {
+      if (t.protocol === 'SCTP') return;
+      results[i] = probe(t, timeoutMs).then((r) => {
         onResult?.(r, i);
         return r;
-      }),
-    );
+      });
+    });
+    return await Promise.all(results);
   } finally {
     sctp.close();
   }
