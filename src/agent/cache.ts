@@ -40,6 +40,24 @@ export function slimPod(p: Pod): Pod {
   } as Pod;
 }
 
+/**
+ * The policy as the API sends it. client-node's typed list renames the
+ * ingress rule's `from` to `_from` (a reserved word in its generator), while
+ * watch events carry the wire JSON. Read as is, a listed policy's rules would
+ * have no `from`, which means "every source": every policy known at startup
+ * would open its ports to the whole cluster.
+ */
+export function wireForm(np: NetworkPolicy): NetworkPolicy {
+  const ingress = np.spec?.ingress;
+  if (!ingress?.some((r) => r && '_from' in r)) return np;
+  const fixed = ingress.map((r) => {
+    if (!r || !('_from' in r)) return r;
+    const { _from, ...rest } = r as typeof r & { _from?: unknown };
+    return { ...rest, ...(rest.from === undefined && _from !== undefined ? { from: _from } : {}) } as typeof r;
+  });
+  return { ...np, spec: { ...np.spec, ingress: fixed } } as NetworkPolicy;
+}
+
 export function nodeFacts(n: RawNode): NodeFacts {
   const cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
   const ips = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' && a.address).map((a) => a.address as string);
@@ -140,7 +158,7 @@ export class ClusterCache {
       case 'policies': {
         const np = o as NetworkPolicy & { metadata?: { managedFields?: unknown } };
         const { managedFields: _drop, ...metadata } = np.metadata ?? {};
-        this.policies.set(keyOf(np), { ...np, metadata } as NetworkPolicy);
+        this.policies.set(keyOf(np), { ...wireForm(np), metadata } as NetworkPolicy);
         break;
       }
       case 'nodes': {

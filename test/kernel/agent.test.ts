@@ -110,6 +110,17 @@ beforeAll(() => {
   kubeconfig = fx.cp.kubeconfigForToken(token, path.join(tmp, 'agent.kubeconfig'));
   node('n1', ['10.244.1.0/24', 'fd00:10:244:1::/64'], '172.31.0.1');
   node('n2', ['10.244.2.0/24'], '172.31.0.2');
+  // A policy that exists before the agent starts reaches it through the
+  // initial list, not a watch event (client-node's typed list renames `from`).
+  apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'early' } });
+  apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'early', name: 'default' } });
+  pod('early', 'svc', { app: 'svc' }, '10.244.1.30');
+  apply({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { namespace: 'early', name: 'from-test-net' },
+    spec: { podSelector: { matchLabels: { app: 'svc' } }, ingress: [{ from: [{ ipBlock: { cidr: '192.0.2.0/24' } }], ports: [{ port: 80 }] }] },
+  });
 });
 
 afterAll(async () => {
@@ -140,6 +151,10 @@ describe('weir-agent against a real API server', () => {
     const s = await status();
     expect(s['ready']).toBe(true);
     expect(s['applied'].full).toBe(true);
+    // The policy listed at startup keeps its `from`: only 192.0.2.0/24 may reach the pod.
+    expect(nftTable()).toMatch(/set p[0-9a-f]+_in0_cidr4 \{[^}]*elements = \{ 192\.0\.2\.0\/24 \}/s);
+    expect(nftTable()).toMatch(/ip saddr @p[0-9a-f]+_in0_cidr4 meta l4proto \. th dport @p[0-9a-f]+_in0_ports counter packets \d+ bytes \d+ accept comment "early\/from-test-net ingress\[0\]"/);
+    expect(nftTable()).not.toMatch(/^\s*meta l4proto \. th dport @\S+ counter packets \d+ bytes \d+ accept comment "early\/from-test-net/m);
   });
 
   it('routes the other nodes\' pod CIDRs via their InternalIPs, and follows changes', async () => {
