@@ -68,5 +68,9 @@ async function buildOne({ name, entry }) {
 }
 
 fs.mkdirSync(bin, { recursive: true });
-fs.copyFileSync(koffiAddon(), path.join(bin, 'koffi.node'));
+// Copy then rename: a running plugin or agent has koffi.node mapped, and
+// overwriting it in place would change its code under it.
+const koffiTmp = path.join(bin, `.koffi.node.${process.pid}`);
+fs.copyFileSync(koffiAddon(), koffiTmp);
+fs.renameSync(koffiTmp, path.join(bin, 'koffi.node'));
 for (const e of entries) if (only.length === 0 || only.includes(e.name)) await buildOne(e);
