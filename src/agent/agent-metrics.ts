@@ -28,6 +28,12 @@ export class AgentMetrics {
     help: 'Packets denied by policy (action "drop") or that would have been (action "audit"), as logged to the nflog group (rate-limited).',
     labelNames: ['direction', 'action'],
   });
+  readonly hostPolicies = this.registry.gauge({ name: 'weir_host_firewall_policies', help: 'HostFirewallPolicies selecting this node (host-firewall mode; 0 when off).' });
+  readonly hostNetworkPods = this.registry.gauge<'direction'>({
+    name: 'weir_host_network_pods_isolated',
+    help: 'hostNetwork pods of this node isolated by NetworkPolicy (host-firewall mode), by direction; egress counts only pods whose egress is enforced.',
+    labelNames: ['direction'],
+  });
   readonly nflogOverruns = this.registry.gauge({ name: 'weir_nflog_dropped_batches', help: 'nflog batches the kernel could not deliver to the agent (socket buffer full).' });
   readonly apiErrors = this.registry.counter<'kind'>({ name: 'weir_api_errors_total', help: 'Failed list/watch attempts against the API server (each is retried), by kind.', labelNames: ['kind'] });
   readonly apiConnected = this.registry.gauge<'kind'>({ name: 'weir_api_watch_up', help: '1 while the watch of this kind is established, 0 after a failure until the next list.', labelNames: ['kind'] });
@@ -44,6 +50,10 @@ export class AgentMetrics {
     this.localPods.set(eps.length);
     this.isolatedPods.labels({ direction: 'ingress' }).set(eps.filter((e) => e.ingress).length);
     this.isolatedPods.labels({ direction: 'egress' }).set(eps.filter((e) => e.egress).length);
+    const host = s.report.result.host;
+    this.hostPolicies.set(host?.policies.length ?? 0);
+    this.hostNetworkPods.labels({ direction: 'ingress' }).set(host?.hostNetworkPods.filter((p) => p.ingress).length ?? 0);
+    this.hostNetworkPods.labels({ direction: 'egress' }).set(host?.hostNetworkPods.filter((p) => p.egress?.enforced).length ?? 0);
     if (applied) {
       const t = rulesetCounts(applied);
       this.sets.set(t.sets);

@@ -1,19 +1,23 @@
 // The agent's view of the cluster: the objects NetworkPolicy and routing
 // depend on, slimmed to the fields weir reads (a full Pod weighs several KiB;
 // 10k of them must fit in a small agent), plus the addresses the CNI plugin
-// reported for local pods before the API shows them.
-import type { ClusterState, Container, Namespace, NetworkPolicy, NodeInfo, Pod, PodSpec } from '../policy/types.ts';
+// reported for local pods before the API shows them. With the host firewall
+// on, also the HostFirewallPolicies (kind `hostpolicies`).
+import type { ClusterState, Container, HostFirewallPolicy, Namespace, NetworkPolicy, NodeInfo, Pod, PodSpec } from '../policy/types.ts';
 
 export interface NodeFacts {
   name: string;
   podCIDRs: string[];
   internalIPs: string[];
+  /** The Node's labels (HostFirewallPolicy node selectors). */
+  labels: Record<string, string>;
 }
 
-type Kind = 'pods' | 'namespaces' | 'policies' | 'nodes';
+export type Kind = 'pods' | 'namespaces' | 'policies' | 'nodes' | 'hostpolicies';
+const BASE_KINDS: readonly Kind[] = ['pods', 'namespaces', 'policies', 'nodes'];
 
 interface RawNode {
-  metadata?: { name?: string; uid?: string; resourceVersion?: string };
+  metadata?: { name?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
   spec?: { podCIDR?: string; podCIDRs?: string[] };
   status?: { addresses?: { type?: string; address?: string }[] };
 }
@@ -24,7 +28,7 @@ const keyOf = (o: { metadata?: { namespace?: string; name?: string } }): string 
 export function slimPod(p: Pod): Pod {
   const m = p.metadata ?? {};
   const ports = (cs: Container[] | undefined): Container[] =>
-    (cs ?? []).map((c) => ({ ports: (c?.ports ?? []).map((x) => ({ name: x.name, containerPort: x.containerPort, protocol: x.protocol })) }));
+    (cs ?? []).map((c) => ({ ports: (c?.ports ?? []).map((x) => ({ name: x.name, containerPort: x.containerPort, protocol: x.protocol, ...(x.hostPort ? { hostPort: x.hostPort } : {}) })) }));
   const spec: Partial<PodSpec> = p.spec ?? {};
   const sidecars = (spec.initContainers ?? []).filter((c) => c?.restartPolicy === 'Always');
   const st = p.status ?? {};
@@ -61,7 +65,7 @@ export function wireForm(np: NetworkPolicy): NetworkPolicy {
 export function nodeFacts(n: RawNode): NodeFacts {
   const cidrs = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
   const ips = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' && a.address).map((a) => a.address as string);
-  return { name: n.metadata?.name ?? '', podCIDRs: cidrs, internalIPs: ips };
+  return { name: n.metadata?.name ?? '', podCIDRs: cidrs, internalIPs: ips, labels: n.metadata?.labels ?? {} };
 }
 
 export interface CniReport {
@@ -77,14 +81,23 @@ export class ClusterCache {
   readonly namespaces = new Map<string, Namespace>();
   readonly policies = new Map<string, NetworkPolicy>();
   readonly nodes = new Map<string, NodeFacts>();
+  /** HostFirewallPolicies by name (only mirrored with the host firewall on). */
+  readonly hostpolicies = new Map<string, HostFirewallPolicy>();
   /** Local pods' addresses as the CNI plugin reported them, by namespace/name. */
   readonly cni = new Map<string, CniReport>();
-  /** resourceVersion last seen per kind. */
-  readonly versions: Record<Kind, string> = { pods: '', namespaces: '', policies: '', nodes: '' };
+  /** resourceVersion last seen per kind mirrored. */
+  readonly versions: Partial<Record<Kind, string>> = { pods: '', namespaces: '', policies: '', nodes: '' };
   /** Bumped on every change; a sync records the generation it applied. */
   generation = 0;
   /** Which kinds have completed their first list. */
   readonly synced = new Set<Kind>();
+  /** The kinds a sync waits for. */
+  readonly kinds: readonly Kind[];
+
+  constructor(opts: { hostFirewall?: boolean } = {}) {
+    this.kinds = opts.hostFirewall ? [...BASE_KINDS, 'hostpolicies'] : BASE_KINDS;
+    if (opts.hostFirewall) this.versions.hostpolicies = '';
+  }
 
   replace(kind: Kind, items: unknown[], rv: string): void {
     const m = this.#map(kind);
@@ -97,7 +110,7 @@ export class ClusterCache {
 
   apply(kind: Kind, type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: unknown, rv: string): void {
     if (type === 'DELETED') {
-      this.#map(kind).delete(kind === 'nodes' ? ((obj as RawNode).metadata?.name ?? '') : keyOf(obj as Pod));
+      this.#map(kind).delete(kind === 'nodes' || kind === 'hostpolicies' ? ((obj as RawNode).metadata?.name ?? '') : keyOf(obj as Pod));
       if (kind === 'pods') this.cni.delete(keyOf(obj as Pod));
     } else this.#put(kind, obj);
     this.versions[kind] = rv;
@@ -119,7 +132,7 @@ export class ClusterCache {
   }
 
   get allSynced(): boolean {
-    return this.synced.size === 4;
+    return this.kinds.every((k) => this.synced.has(k));
   }
 
   /**
@@ -137,8 +150,15 @@ export class ClusterCache {
       } else pods.push(p);
     }
     const nodeFacts = [...this.nodes.values()];
-    const nodes: NodeInfo[] = nodeFacts.map((n) => ({ name: n.name, internalIPs: n.internalIPs }));
-    return { pods, namespaces: [...this.namespaces.values()], policies: [...this.policies.values()], nodes, nodeFacts };
+    const nodes: NodeInfo[] = nodeFacts.map((n) => ({ name: n.name, internalIPs: n.internalIPs, labels: n.labels }));
+    return {
+      pods,
+      namespaces: [...this.namespaces.values()],
+      policies: [...this.policies.values()],
+      nodes,
+      ...(this.kinds.includes('hostpolicies') ? { hostPolicies: [...this.hostpolicies.values()] } : {}),
+      nodeFacts,
+    };
   }
 
   #map(kind: Kind): Map<string, unknown> {
@@ -164,6 +184,12 @@ export class ClusterCache {
       case 'nodes': {
         const n = nodeFacts(o as RawNode);
         this.nodes.set(n.name, n);
+        break;
+      }
+      case 'hostpolicies': {
+        const hp = o as HostFirewallPolicy & { metadata?: { managedFields?: unknown; annotations?: unknown } };
+        const { managedFields: _drop, annotations: _a, ...metadata } = hp.metadata ?? {};
+        this.hostpolicies.set(metadata.name ?? '', { metadata, spec: hp.spec } as HostFirewallPolicy);
         break;
       }
     }

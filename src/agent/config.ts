@@ -1,6 +1,7 @@
 // weir-agent's configuration: every flag with its environment variable and a
 // --help line that says what it does. Parsed by yargs in agent/main.ts.
 import type { Argv } from 'yargs';
+import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, parsePortRanges, type PortRange } from '../policy/host-policy.ts';
 
 export interface AgentConfig {
   nodeName: string;
@@ -20,6 +21,14 @@ export interface AgentConfig {
   healthAddress: string;
   logLevel: string;
   hostFirewall: boolean;
+  /** The whole host firewall logs what it would drop instead of dropping it. */
+  hostFirewallAudit: boolean;
+  failsafeInbound: PortRange[];
+  failsafeOutbound: PortRange[];
+  /** Where to find a hostNetwork pod's cgroup below cgroupRoot; `{uid}` / `{uid_}` stand for its UID (dashes / underscores). */
+  hostNetworkCgroupTemplates: string[];
+  /** Where the host's cgroup v2 hierarchy is visible to the agent. */
+  cgroupRoot: string;
 }
 
 /** The agent's local socket, from its run directory. */
@@ -45,9 +54,21 @@ export function agentOptions<T>(y: Argv<T>) {
     .option('health-address', { type: 'string', default: '0.0.0.0:9962', describe: 'host:port of /healthz, /readyz and /metrics' })
     .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], describe: 'Log level (JSON logs on stderr)' })
     .option('host-firewall', { type: 'boolean', default: false, describe: 'Also police the node\'s own addresses and hostNetwork pods' })
+    .option('host-firewall-audit', { type: 'boolean', default: false, describe: 'Host firewall in audit: log what it would drop (weir audit host …) and drop nothing' })
+    .option('failsafe-inbound', { type: 'string', default: DEFAULT_FAILSAFE_INBOUND, describe: 'Inbound proto:port[-port] list no policy can close (host firewall); "none" for none' })
+    .option('failsafe-outbound', { type: 'string', default: DEFAULT_FAILSAFE_OUTBOUND, describe: 'Outbound proto:port[-port] list no policy can close (host firewall); "none" for none' })
+    .option('host-network-cgroup-template', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: 'cgroup of a hostNetwork pod below --cgroup-root, e.g. kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice (repeatable; first existing wins); enables egress policy for hostNetwork pods',
+    })
+    .option('cgroup-root', { type: 'string', default: '/sys/fs/cgroup', describe: 'Where the host\'s cgroup v2 hierarchy is mounted in the agent (for --host-network-cgroup-template)' })
     .check((a) => {
       if (!a['node-name']) throw new Error('--node-name (or NODE_NAME) is required');
       if (!/^[^:]*:\d+$/.test(a['health-address'] as string)) throw new Error('--health-address must be host:port');
+      parsePortRanges(a['failsafe-inbound'] as string);
+      parsePortRanges(a['failsafe-outbound'] as string);
       return true;
     });
 }
@@ -71,5 +92,10 @@ export function toConfig(a: Record<string, unknown>): AgentConfig {
     healthAddress: a['health-address'] as string,
     logLevel: a['log-level'] as string,
     hostFirewall: a['host-firewall'] as boolean,
+    hostFirewallAudit: (a['host-firewall-audit'] as boolean | undefined) ?? false,
+    failsafeInbound: parsePortRanges((a['failsafe-inbound'] as string | undefined) ?? DEFAULT_FAILSAFE_INBOUND),
+    failsafeOutbound: parsePortRanges((a['failsafe-outbound'] as string | undefined) ?? DEFAULT_FAILSAFE_OUTBOUND),
+    hostNetworkCgroupTemplates: ((a['host-network-cgroup-template'] as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean),
+    cgroupRoot: (a['cgroup-root'] as string | undefined) ?? '/sys/fs/cgroup',
   };
 }

@@ -6,6 +6,7 @@
 import type { PolicyError } from '../policy/errors.ts';
 import type { LocalEndpoint } from '../policy/compile.ts';
 import type { PolicyEngine, SyncReport } from '../policy/engine.ts';
+import type { HostCgroup, HostFirewallOptions } from '../policy/host.ts';
 import { PolicyEvaluator, ipEndpoint } from '../policy/evaluator.ts';
 import { addMasquerade } from '../policy/node-rules.ts';
 import type { ClusterState, Protocol } from '../policy/types.ts';
@@ -31,6 +32,12 @@ export interface ReconcilerOptions {
   masquerade: boolean;
   /** Destinations besides the cluster's pod CIDRs that see pod addresses unchanged. */
   nonMasqueradeCIDRs: string[];
+  /**
+   * Host-firewall mode, when on: the options compiled into every sync, and
+   * how to find a local hostNetwork pod's cgroup (looked up at each sync,
+   * since the cgroup appears when the pod starts).
+   */
+  hostFirewall?: { options: Omit<HostFirewallOptions, 'cgroups'>; cgroupOf?: (uid: string) => HostCgroup | undefined };
   /** Called after every sync (metrics, logs). */
   onSync?: (s: SyncSummary) => void;
   onError?: (e: unknown) => void;
@@ -129,12 +136,16 @@ export class Reconciler {
       const cniConfigWritten = podCIDRs.length > 0 ? this.#net.writeCniConfig(podCIDRs) : false;
       const routes = this.#net.reconcileRoutes(snap.nodeFacts, this.#opts.nodeName);
       const previous = new Map(this.#endpoints.map((e) => [`${e.namespace}/${e.name}`, e]));
+      const hf = this.#opts.hostFirewall;
       const report = this.#engine.sync(snap, {
-        options: { guardCIDRs: podCIDRs },
+        options: { guardCIDRs: podCIDRs, ...(hf ? { hostFirewall: this.#hostOptions(hf, snap.pods) } : {}) },
         decorate: (rs) => {
           if (!this.#opts.masquerade || podCIDRs.length === 0) return;
           const cluster = snap.nodeFacts.flatMap((n) => n.podCIDRs);
-          addMasquerade(rs, { podCIDRs, nonMasqueradeCIDRs: [...cluster, ...this.#opts.nonMasqueradeCIDRs] });
+          // With the host firewall on, pods reach other nodes with their own
+          // address, so a HostFirewallPolicy there can tell them apart.
+          const nodes = hf ? snap.nodeFacts.flatMap((n) => n.internalIPs.map((ip) => `${ip}/${ip.includes(':') ? 128 : 32}`)) : [];
+          addMasquerade(rs, { podCIDRs, nonMasqueradeCIDRs: [...cluster, ...nodes, ...this.#opts.nonMasqueradeCIDRs] });
         },
       });
       this.#endpoints = report.result.endpoints;
@@ -172,6 +183,19 @@ export class Reconciler {
       this.schedule();
       return undefined;
     }
+  }
+
+  /** The host-firewall options of one sync: the configured ones, plus the cgroups of this node's hostNetwork pods found now. */
+  #hostOptions(hf: NonNullable<ReconcilerOptions['hostFirewall']>, pods: ClusterState['pods']): HostFirewallOptions {
+    const cgroups = new Map<string, HostCgroup>();
+    if (hf.cgroupOf) {
+      for (const p of pods) {
+        if (p.spec?.hostNetwork !== true || p.spec?.nodeName !== this.#opts.nodeName || !p.metadata?.uid) continue;
+        const cg = hf.cgroupOf(p.metadata.uid);
+        if (cg) cgroups.set(`${p.metadata.namespace}/${p.metadata.name}`, cg);
+      }
+    }
+    return { ...hf.options, cgroups };
   }
 
   /**

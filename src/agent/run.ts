@@ -2,18 +2,20 @@
 // reconciler, and the servers expose health, metrics and the local status API.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CoreV1Api, KubeConfig, NetworkingV1Api, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LibNftables } from '../nft/libnftables.ts';
 import { ConntrackHandle } from '../netlink/conntrack-handle.ts';
 import { NetlinkHandle } from '../netlink/handle.ts';
 import { type NflogWatch, watchNflog } from '../netlink/nflog-handle.ts';
 import { PolicyEngine } from '../policy/engine.ts';
-import { ClusterCache } from './cache.ts';
+import { HFP_GROUP, HFP_PATH, HFP_PLURAL, HFP_VERSION } from '../policy/host-policy.ts';
+import { ClusterCache, type Kind } from './cache.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import { DEFAULT_NETWORK_NAME, installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
 import { type AgentConfig, agentSocketPath } from './config.ts';
 import { AgentMetrics } from './agent-metrics.ts';
+import { type HostPolicyAvailability, apiServerEndpoints, cgroupResolver, hostPolicyLister, isUnavailable } from './hostfw.ts';
 import { DropLog } from './drops.ts';
 import { Reconciler, type NodeNetworking } from './reconciler.ts';
 import { Reflector, type Lister } from './reflector.ts';
@@ -64,7 +66,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const networking = kc.makeApiClient(NetworkingV1Api);
   const watch = new Watch(kc);
 
-  const cache = new ClusterCache();
+  const cache = new ClusterCache({ hostFirewall: cfg.hostFirewall });
   seedFromIpam(cache, cfg.dataDir, log);
   const metrics = new AgentMetrics();
   const netlink = NetlinkHandle.open();
@@ -96,11 +98,37 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     },
   };
 
+  // Host-firewall mode: the failsafes, the API server the agent itself
+  // needs, and hostNetwork pods' cgroups (for their egress).
+  const hostPolicies: HostPolicyAvailability = { available: undefined, reason: undefined };
+  const cgroups = cgroupResolver(cfg.cgroupRoot, cfg.hostNetworkCgroupTemplates);
+  const apiServers = cfg.hostFirewall ? await apiServerEndpoints(kc.getCurrentCluster()?.server) : [];
+  if (cfg.hostFirewall) {
+    log.info(
+      { audit: cfg.hostFirewallAudit, apiServers, egressOfHostNetworkPods: cgroups.unsupported ?? `cgroup templates ${cfg.hostNetworkCgroupTemplates.join(', ')}` },
+      'host firewall on',
+    );
+  }
+
   const reconciler = new Reconciler(cache, engine, net, {
     nodeName: cfg.nodeName,
     debounceMs: cfg.debounceMs,
     masquerade: cfg.masquerade,
     nonMasqueradeCIDRs: cfg.nonMasqueradeCidr,
+    ...(cfg.hostFirewall
+      ? {
+          hostFirewall: {
+            options: {
+              audit: cfg.hostFirewallAudit,
+              failsafeInbound: cfg.failsafeInbound,
+              failsafeOutbound: cfg.failsafeOutbound,
+              apiServers,
+              ...(cgroups.unsupported ? { egressUnsupported: cgroups.unsupported } : {}),
+            },
+            cgroupOf: cgroups.of,
+          },
+        }
+      : {}),
     onSync: (s) => {
       metrics.observeSync(s, engine.applied);
       for (const e of s.policyErrors) log.warn({ policy: e.policy, field: e.field }, `policy enforced as deny-all: ${e.message}`);
@@ -113,16 +141,32 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     },
   });
 
-  const kinds = [
-    ['pods', '/api/v1/pods', (o: { limit: number; _continue?: string }) => core.listPodForAllNamespaces(o)],
-    ['namespaces', '/api/v1/namespaces', (o: { limit: number; _continue?: string }) => core.listNamespace(o)],
-    ['nodes', '/api/v1/nodes', (o: { limit: number; _continue?: string }) => core.listNode(o)],
-    ['policies', '/apis/networking.k8s.io/v1/networkpolicies', (o: { limit: number; _continue?: string }) => networking.listNetworkPolicyForAllNamespaces(o)],
-  ] as const;
+  type ListOpts = { limit: number; _continue?: string };
+  const kinds: Array<readonly [Kind, string, (o: ListOpts) => Promise<unknown>]> = [
+    ['pods', '/api/v1/pods', (o) => core.listPodForAllNamespaces(o)],
+    ['namespaces', '/api/v1/namespaces', (o) => core.listNamespace(o)],
+    ['nodes', '/api/v1/nodes', (o) => core.listNode(o)],
+    ['policies', '/apis/networking.k8s.io/v1/networkpolicies', (o) => networking.listNetworkPolicyForAllNamespaces(o)],
+  ];
+  if (cfg.hostFirewall) {
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const list = async (o: ListOpts) => {
+      const page = (await custom.listClusterCustomObject({ group: HFP_GROUP, version: HFP_VERSION, plural: HFP_PLURAL, limit: o.limit, ...(o._continue ? { _continue: o._continue } : {}) })) as {
+        items?: unknown[];
+        metadata?: { resourceVersion?: string; continue?: string };
+      };
+      // Untyped JSON: the continue token is `continue`, not the typed clients' `_continue`.
+      return { items: page.items ?? [], metadata: { resourceVersion: page.metadata?.resourceVersion ?? '', ...(page.metadata?.continue ? { _continue: page.metadata.continue } : {}) } };
+    };
+    kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(list as unknown as Lister<{ metadata?: { resourceVersion?: string } }>, hostPolicies)]);
+  }
   const reflectors = kinds.map(
     ([kind, p, list]) =>
       new Reflector(kind, watch, p, list as unknown as Lister<{ metadata?: { resourceVersion?: string } }>, {
         replace: (items, rv) => {
+          // A missing CRD is relisted (empty) at every retry: no news, no sync.
+          const unchanged = kind === 'hostpolicies' && items.length === 0 && cache.hostpolicies.size === 0 && cache.synced.has(kind);
+          if (unchanged) return;
           cache.replace(kind, items, rv);
           metrics.apiConnected.labels({ kind }).set(1);
           reconciler.schedule();
@@ -133,11 +177,16 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
         },
         bookmark: (rv) => cache.bookmark(kind, rv),
         error: (err, attempt) => {
+          if (kind === 'hostpolicies' && isUnavailable(err)) {
+            // Not an outage: the CRD is absent (or not readable); relisted slowly.
+            if (attempt === 1) log.warn({ kind }, hostPolicies.reason ?? 'HostFirewallPolicies unavailable');
+            return;
+          }
           metrics.apiErrors.labels({ kind }).inc();
           metrics.apiConnected.labels({ kind }).set(0);
           if (attempt === 1 || attempt % 10 === 0) log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
         },
-      }),
+      }, kind === 'hostpolicies' ? { minBackoffMs: 2000, maxBackoffMs: 60_000 } : {}),
   );
   const running = reflectors.map((r) => r.run());
 
@@ -164,7 +213,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const servers = await startServers({
     http: { host, port: Number(port) },
     socketPath: socket,
-    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, ...(nflog ? { drops } : {}) }),
+    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, egressUnsupported: cgroups.unsupported, ...(nflog ? { drops } : {}) }),
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');

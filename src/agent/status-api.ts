@@ -6,6 +6,8 @@ import type { ClusterCache } from './cache.ts';
 import type { AgentConfig } from './config.ts';
 import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
 import type { DropLog } from './drops.ts';
+import type { HostPolicyAvailability } from './hostfw.ts';
+import { formatPortRange } from '../policy/host-policy.ts';
 import type { Reconciler } from './reconciler.ts';
 import { type Routes, metricsHandler } from './server.ts';
 
@@ -21,6 +23,10 @@ interface Deps {
   engine: PolicyEngine;
   metrics: AgentMetrics;
   config: AgentConfig;
+  /** Host firewall: whether HostFirewallPolicies can be read (CRD installed, allowed). */
+  hostPolicies?: HostPolicyAvailability;
+  /** Host firewall: why hostNetwork pods' egress cannot be attributed on this node, if so. */
+  egressUnsupported?: string | undefined;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -41,6 +47,22 @@ export function statusRoutes(d: Deps): Routes {
             const ref = `${p.metadata?.namespace}/${p.metadata?.name}`;
             const err = last?.policyErrors.find((e) => e.policy && `${e.policy.namespace}/${e.policy.name}` === ref);
             return { ref, resourceVersion: p.metadata?.resourceVersion, chain: chains.get(ref), spec: p.spec, ...(err ? { error: err.message } : {}) };
+          }),
+        },
+      };
+    },
+    'GET /hostpolicies': async () => {
+      // HostFirewallPolicies as this agent sees them, with whether they select this node.
+      const last = d.reconciler.last;
+      const applied = new Map((last?.report.result.host?.policies ?? []).map((p) => [p.name, p]));
+      return {
+        json: {
+          enabled: d.config.hostFirewall,
+          policies: [...d.cache.hostpolicies.values()].map((p) => {
+            const name = p.metadata?.name ?? '';
+            const err = last?.policyErrors.find((e) => e.policy?.kind === 'HostFirewallPolicy' && e.policy.name === name);
+            const a = applied.get(name);
+            return { name, resourceVersion: p.metadata?.resourceVersion, selectsThisNode: a !== undefined, ...(a ? { chain: a.chain, mode: a.mode } : {}), spec: p.spec, ...(err ? { error: err.message } : {}) };
           }),
         },
       };
@@ -126,5 +148,31 @@ function status(d: Deps) {
       routes: last?.routeErrors ?? [],
     },
     config: { hostFirewall: d.config.hostFirewall, masquerade: d.config.masquerade, nflogGroup: d.config.nflogGroup },
+    hostFirewall: hostFirewallStatus(d),
+  };
+}
+
+/**
+ * The host firewall as applied: on or off, audit, the failsafe ports (what
+ * weirctl lists), the HostFirewallPolicies selecting this node, and the
+ * hostNetwork pods with what isolates them (and whether their egress is
+ * enforced).
+ */
+function hostFirewallStatus(d: Deps) {
+  const host = d.reconciler.last?.report.result.host;
+  const failsafe = host?.failsafe ?? { inbound: d.config.failsafeInbound.map(formatPortRange), outbound: d.config.failsafeOutbound.map(formatPortRange) };
+  if (!d.config.hostFirewall) return { enabled: false, audit: false, failsafe, policies: [], hostNetworkPods: [] };
+  return {
+    enabled: true,
+    audit: d.config.hostFirewallAudit,
+    failsafe,
+    /** What becomes of node traffic no failsafe and no rule allows, per direction: open, enforce or audit. */
+    ingress: host?.ingress ?? null,
+    egress: host?.egress ?? null,
+    policies: host?.policies ?? [],
+    hostNetworkPods: host?.hostNetworkPods ?? [],
+    hostNetworkEgress: d.egressUnsupported ? { enforced: false, reason: d.egressUnsupported } : { enforced: true, by: 'socket cgroupv2', templates: d.config.hostNetworkCgroupTemplates },
+    hostPolicyApi: { available: d.hostPolicies?.available ?? null, ...(d.hostPolicies?.reason ? { reason: d.hostPolicies.reason } : {}) },
+    warnings: host?.warnings ?? [],
   };
 }

@@ -23,16 +23,21 @@
 //   ports a concatenated interval set `inet_proto . inet_service`, named
 //   ports a set of `address . inet_proto . inet_service` resolved per pod.
 //   A packet costs the same however many pods and policies the cluster has.
-import { createHash } from 'node:crypto';
-import { parseCidr, tryParseIp, type IpFamily } from '../cni/ip.ts';
+// - With host-firewall mode on (opts.hostFirewall), NetworkPolicies also
+//   select this node's hostNetwork pods, and host.ts adds base chains on the
+//   input and output hooks for the node's own traffic (documented there).
+import { parseCidr } from '../cni/ip.ts';
 import type { Table } from '../nft/types.ts';
-import { PolicyError } from './errors.ts';
-import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
-import { effectivePolicyTypes, normalizePolicy, type Direction, type NormalizedPolicy, type NormalizedRule } from './normalize.ts';
-import { namedPortsOf, resolveNamedPort, type NamedPorts } from './ports.ts';
+import { hostNetworkPods, indexCluster, type PodFacts } from './cluster-index.ts';
+import type { PolicyError } from './errors.ts';
+import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host.ts';
+import type { Direction } from './normalize.ts';
+import { FAMILIES, addrType, commentLabel, compileRule, fam, hashId, short } from './rule-compile.ts';
 import { RulesetBuilder, type Ruleset } from './ruleset.ts';
-import { EVERYTHING, compileSelector, selectorMatches, type CompiledSelector } from './selector.ts';
-import type { ClusterState, Labels, Pod, Protocol } from './types.ts';
+import { selectorMatches } from './selector.ts';
+import type { ClusterState } from './types.ts';
+
+export { commentLabel, hashId } from './rule-compile.ts';
 
 export interface CompileOptions {
   nodeName: string;
@@ -50,6 +55,11 @@ export interface CompileOptions {
    * CNI plugin closes that gap), and a stale address of a deleted pod is dead.
    */
   guardCIDRs?: string[];
+  /**
+   * Host-firewall mode (host.ts): the node's own traffic and its hostNetwork
+   * pods under policy. Absent: off, and no host chain exists.
+   */
+  hostFirewall?: HostFirewallOptions;
 }
 
 export interface LocalEndpoint {
@@ -69,84 +79,9 @@ export interface CompileResult {
   endpoints: LocalEndpoint[];
   /** Chain name of each policy compiled on this node, `namespace/name` to chain base. */
   policyChains: Map<string, string>;
+  /** What the host firewall applies on this node; present exactly when the mode is on. */
+  host?: HostFirewallReport;
 }
-
-const FAMILIES: readonly IpFamily[] = [4, 6];
-const fam = (f: IpFamily): string => (f === 4 ? 'ip' : 'ip6');
-const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
-const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
-const NS_NAME_LABEL = 'kubernetes.io/metadata.name';
-
-export const hashId = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
-
-/**
- * namespace/name for comments. nft caps a comment at 128 bytes, and a
- * Kubernetes namespace (63) plus a policy name (253) can exceed it: long
- * references are cut and end in the chain id, which stays unique.
- */
-export const commentLabel = (ref: string, id: string): string => (Buffer.byteLength(ref) <= 80 ? ref : `${Buffer.from(ref).subarray(0, 64).toString('utf8').replace(/\uFFFD$/, '')}~${id}`);
-
-interface PodFacts {
-  namespace: string;
-  name: string;
-  labels: Labels;
-  nodeName: string | undefined;
-  ips: Map<IpFamily, string>;
-  named: NamedPorts;
-}
-
-/** Pods NetworkPolicy applies to: with an address, not terminated, not hostNetwork. */
-function policyPods(pods: readonly Pod[]): PodFacts[] {
-  const out: PodFacts[] = [];
-  for (const p of pods) {
-    const namespace = p.metadata?.namespace;
-    const name = p.metadata?.name;
-    const st = p.status ?? {};
-    if (!namespace || !name || p.spec?.hostNetwork === true || st.phase === 'Succeeded' || st.phase === 'Failed') continue;
-    const ips = new Map<IpFamily, string>();
-    const texts = st.podIPs && st.podIPs.length > 0 ? st.podIPs.map((x) => x?.ip) : [st.podIP];
-    for (const t of texts) {
-      const ip = t ? tryParseIp(t) : undefined;
-      if (ip && !ips.has(ip.family)) ips.set(ip.family, t as string);
-    }
-    if (ips.size === 0) continue;
-    out.push({ namespace, name, labels: p.metadata?.labels ?? {}, nodeName: p.spec?.nodeName, ips, named: namedPortsOf(p) });
-  }
-  return out;
-}
-
-/**
- * A policy the engine cannot express is enforced as deny-all for the pods it
- * would select, in the directions it would cover: fail closed, never
- * enforce a silently weakened policy. When even its selector is unusable,
- * every pod of its namespace is isolated.
- */
-function failClosed(np: NetworkPolicy): NormalizedPolicy {
-  const ref = { namespace: np.metadata?.namespace ?? '', name: np.metadata?.name ?? '' };
-  let podSelector: CompiledSelector = EVERYTHING;
-  try {
-    podSelector = compileSelector(np.spec?.podSelector ?? {}, 'spec.podSelector', ref);
-  } catch {
-    // keep EVERYTHING
-  }
-  let types: ('Ingress' | 'Egress')[] = ['Ingress', 'Egress'];
-  try {
-    types = effectivePolicyTypes(np.spec);
-  } catch {
-    // keep both
-  }
-  return {
-    ...ref,
-    uid: np.metadata?.uid,
-    resourceVersion: np.metadata?.resourceVersion,
-    podSelector,
-    policyTypes: types,
-    ingress: types.includes('Ingress') ? [] : undefined,
-    egress: types.includes('Egress') ? [] : undefined,
-    warnings: [],
-  };
-}
-type NetworkPolicy = ClusterState['policies'][number];
 
 export function compilePolicies(state: ClusterState, opts: CompileOptions): CompileResult {
   const table: Table = { kind: 'table', family: 'inet', name: opts.table ?? 'weir', comment: 'weir NetworkPolicy; managed by weir-agent, do not edit' };
@@ -156,41 +91,13 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
   const logBurst = opts.logBurst ?? 20;
 
   // ---- the cluster, indexed ----
-  const errors: PolicyError[] = [];
-  const policies: NormalizedPolicy[] = [];
-  for (const np of state.policies) {
-    try {
-      policies.push(normalizePolicy(np));
-    } catch (e) {
-      if (!(e instanceof PolicyError)) throw e;
-      errors.push(e);
-      policies.push(failClosed(np));
-    }
-  }
-  policies.sort((x, y) => (x.namespace + '/' + x.name < y.namespace + '/' + y.name ? -1 : 1));
-  const pods = policyPods(state.pods);
-  const podsByNs = new Map<string, PodFacts[]>();
-  for (const p of pods) podsByNs.set(p.namespace, [...(podsByNs.get(p.namespace) ?? []), p]);
-  const nsLabels = new Map<string, Labels>();
-  for (const ns of state.namespaces) {
-    const name = ns.metadata?.name;
-    if (name) nsLabels.set(name, { ...(ns.metadata?.labels ?? {}), [NS_NAME_LABEL]: name });
-  }
-  const labelsOfNs = (ns: string): Labels => nsLabels.get(ns) ?? { [NS_NAME_LABEL]: ns };
-  const local = pods.filter((p) => p.nodeName === opts.nodeName);
-
-  // Peer pod lists are shared by every rule with the same selectors.
-  const peerMemo = new Map<string, PodFacts[]>();
-  const peerPods = (policyNs: string, nsSel: 'own' | CompiledSelector, podSel: CompiledSelector): PodFacts[] => {
-    const k = `${nsSel === 'own' ? `own:${policyNs}` : nsSel.key}|${podSel.key}`;
-    let v = peerMemo.get(k);
-    if (!v) {
-      const namespaces = nsSel === 'own' ? [policyNs] : [...new Set([...nsLabels.keys(), ...podsByNs.keys()])].filter((n) => selectorMatches(nsSel, labelsOfNs(n)));
-      v = namespaces.flatMap((n) => podsByNs.get(n) ?? []).filter((p) => selectorMatches(podSel, p.labels));
-      peerMemo.set(k, v);
-    }
-    return v;
-  };
+  const idx = indexCluster(state, opts.nodeName);
+  const { errors, policies, pods, local, peerPods } = idx;
+  const ctx = { b, allPods: pods, peerPods };
+  // With the host firewall on, NetworkPolicies also select this node's
+  // hostNetwork pods (at the node's addresses).
+  const nodeIPs = [...new Set([...(state.nodes?.find((n) => n.name === opts.nodeName)?.internalIPs ?? []), ...(opts.hostFirewall?.nodeIPs ?? [])])];
+  const hostPods = opts.hostFirewall ? hostNetworkPods(state.pods, opts.nodeName, nodeIPs) : [];
 
   // ---- policy chains ----
   const policyChains = new Map<string, string>();
@@ -198,7 +105,8 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
   const refOfChain = new Map<string, string>();
   for (const p of policies) {
     const subjects = local.filter((pod) => pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels));
-    if (subjects.length === 0) continue; // nothing on this node to enforce it for
+    const hostSubjects = hostPods.filter((pod) => pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels));
+    if (subjects.length === 0 && hostSubjects.length === 0) continue; // nothing on this node to enforce it for
     const ref = `${p.namespace}/${p.name}`;
     const id = `p${hashId(ref)}`;
     const label = commentLabel(ref, id);
@@ -208,8 +116,9 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
       if (rules === undefined) continue;
       const chain = b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}`);
       refOfChain.set(chain, ref);
-      for (const r of rules) compileRule(b, chain, `${id}_${short(d)}${r.index}`, `${label} ${d}[${r.index}]`, d, r, p.namespace, subjects, pods, peerPods);
-      for (const s of subjects) {
+      const all = hostSubjects.length > 0 ? [...subjects, ...hostSubjects] : subjects;
+      for (const r of rules) compileRule(ctx, chain, `${id}_${short(d)}${r.index}`, `${label} ${d}[${r.index}]`, d, r, p.namespace, all);
+      for (const s of all) {
         const entry = profilesOf.get(s) ?? { ingress: [], egress: [] };
         entry[d].push(chain);
         profilesOf.set(s, entry);
@@ -268,103 +177,20 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
     }
     endpoints.push(ep);
   }
-  return { ruleset: b.ruleset, errors, endpoints, policyChains };
-}
-
-type PeerPods = (policyNs: string, nsSel: 'own' | CompiledSelector, podSel: CompiledSelector) => PodFacts[];
-
-/** One NetworkPolicy rule: its sets, and one nft rule per (peer kind, port kind, family) it needs. */
-function compileRule(
-  b: RulesetBuilder,
-  chain: string,
-  base: string,
-  comment: string,
-  d: Direction,
-  r: NormalizedRule,
-  policyNs: string,
-  subjects: readonly PodFacts[],
-  allPods: readonly PodFacts[],
-  peerPods: PeerPods,
-): void {
-  const peerField = d === 'ingress' ? 'saddr' : 'daddr';
-
-  // Peers, per family: a pod-address set and/or an ipBlock interval set.
-  const peerMatch = new Map<IpFamily, string[]>();
-  let peerPodList: PodFacts[] | undefined;
-  if (r.peers === 'any') {
-    for (const f of FAMILIES) peerMatch.set(f, ['']);
-  } else {
-    const podPeers = r.peers.filter((p) => p.kind === 'pods');
-    const blocks = r.peers.filter((p) => p.kind === 'ipBlock');
-    if (podPeers.length > 0) peerPodList = [...new Set(podPeers.flatMap((p) => peerPods(policyNs, p.namespaces, p.pods)))];
-    for (const f of FAMILIES) {
-      const matches: string[] = [];
-      if (peerPodList) {
-        const set = b.set(`${base}_pods${f}`, addrType(f), undefined, `${comment} peer pods`);
-        for (const p of peerPodList) {
-          const ip = p.ips.get(f);
-          if (ip) b.element(set, [ip]);
-        }
-        matches.push(`${fam(f)} ${peerField} @${set}`);
-      }
-      const ranges = mergeRanges(blocks.filter((x) => x.cidr.family === f).flatMap((x) => subtractCidrs(x.cidr, x.except)));
-      if (blocks.some((x) => x.cidr.family === f)) {
-        const set = b.set(`${base}_cidr${f}`, addrType(f), ['interval'], `${comment} ipBlock peers`);
-        for (const rg of ranges) b.element(set, [rangeText(f, rg)]);
-        matches.push(`${fam(f)} ${peerField} @${set}`);
-      }
-      if (matches.length > 0) peerMatch.set(f, matches);
-    }
-  }
-
-  // Ports: numeric and ranges in one interval set for every family; named
-  // ports resolved against the destination pod (the subject for ingress, the
-  // peer for egress) into address . protocol . port sets.
-  const portMatch = new Map<IpFamily, string[]>();
-  if (r.ports === 'any') {
-    for (const f of FAMILIES) portMatch.set(f, ['']);
-  } else {
-    const numeric = r.ports.filter((p) => p.kind !== 'named');
-    const named = r.ports.filter((p) => p.kind === 'named');
-    const common: string[] = [];
-    if (numeric.length > 0) {
-      const set = b.set(`${base}_ports`, 'inet_proto . inet_service', ['interval'], `${comment} ports`);
-      // Valid policies may overlap (port 80 and 80-90, UDP and UDP 53), and
-      // an interval set refuses overlapping elements: merge per protocol.
-      for (const proto of new Set(numeric.map((p) => p.protocol))) {
-        const spans = numeric.filter((p) => p.protocol === proto).map((p): [bigint, bigint] => (p.kind === 'all' ? [0n, 65535n] : [BigInt(p.from), BigInt(p.to)]));
-        for (const [from, to] of mergeRanges(spans)) b.element(set, [proto.toLowerCase(), from === to ? `${from}` : `${from}-${to}`]);
-      }
-      common.push(`meta l4proto . th dport @${set}`);
-    }
-    // For egress, only pods that can be the destination need resolving.
-    const targets = d === 'ingress' ? subjects : r.peers === 'any' || r.peers.some((p) => p.kind === 'ipBlock') ? allPods : (peerPodList ?? []);
-    for (const f of FAMILIES) {
-      const matches = [...common];
-      if (named.length > 0) {
-        const set = b.set(`${base}_named${f}`, `${addrType(f)} . inet_proto . inet_service`, undefined, `${comment} named ports`);
-        for (const t of targets) {
-          const ip = t.ips.get(f);
-          if (!ip) continue;
-          for (const n of named) for (const port of resolveNamedPort(t.named, n.protocol as Protocol, n.name)) b.element(set, [ip, n.protocol.toLowerCase(), `${port}`]);
-        }
-        matches.push(`${fam(f)} daddr . meta l4proto . th dport @${set}`);
-      }
-      portMatch.set(f, matches);
-    }
-  }
-
-  // One nft rule per combination; a family with no possible peer gets none.
-  // A rule free of family-specific parts is emitted once, not per family.
-  const emitted = new Set<string>();
-  for (const f of FAMILIES) {
-    for (const peer of peerMatch.get(f) ?? []) {
-      for (const port of portMatch.get(f) ?? []) {
-        const text = [peer, port, 'counter accept'].filter((x) => x !== '').join(' ');
-        if (emitted.has(text)) continue;
-        emitted.add(text);
-        b.rule(chain, text, comment);
-      }
-    }
-  }
+  if (!opts.hostFirewall) return { ruleset: b.ruleset, errors, endpoints, policyChains };
+  const host = compileHost({
+    b,
+    idx,
+    state,
+    nodeName: opts.nodeName,
+    nodeIPs,
+    hostPods,
+    hostProfiles: profilesOf,
+    refOfChain,
+    group,
+    logRate,
+    logBurst,
+    options: opts.hostFirewall,
+  });
+  return { ruleset: b.ruleset, errors: [...errors, ...host.errors], endpoints, policyChains, host: host.report };
 }

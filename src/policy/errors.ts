@@ -8,9 +8,13 @@ import { CniCode, WeirError } from '../errors.ts';
 export interface PolicyRef {
   namespace: string;
   name: string;
+  /** Absent for a NetworkPolicy; a HostFirewallPolicy is cluster-scoped (namespace ''). */
+  kind?: 'HostFirewallPolicy';
 }
 
-export const formatPolicyRef = (p: PolicyRef): string => `${p.namespace}/${p.name}`;
+export const formatPolicyRef = (p: PolicyRef): string => (p.kind === 'HostFirewallPolicy' ? p.name : `${p.namespace}/${p.name}`);
+/** `NetworkPolicy ns/name` or `HostFirewallPolicy name`. */
+export const describePolicyRef = (p: PolicyRef): string => `${p.kind ?? 'NetworkPolicy'} ${formatPolicyRef(p)}`;
 
 export class PolicyError extends WeirError {
   readonly code = 'WEIR_POLICY_INVALID';
@@ -23,7 +27,7 @@ export class PolicyError extends WeirError {
   readonly problem: string;
 
   constructor(field: string, problem: string, policy?: PolicyRef) {
-    super(`${policy ? `NetworkPolicy ${formatPolicyRef(policy)}: ` : ''}${field}: ${problem}`);
+    super(`${policy ? `${describePolicyRef(policy)}: ` : ''}${field}: ${problem}`);
     this.field = field;
     this.problem = problem;
     this.policy = policy;

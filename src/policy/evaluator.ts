@@ -28,12 +28,31 @@
 //   ipBlock against pod IPs; so a pod peer matches an ipBlock containing its IP.
 // - A bare IP endpoint that is a live pod's IP is that pod; a node's IP is
 //   that node; anything else is external.
+// - With the host-firewall option (EvaluatorOptions.hostFirewall), traffic to
+//   and from nodes is judged as host-firewall mode enforces it (host.ts):
+//   ingress at a node by the NetworkPolicies of the hostNetwork pods
+//   declaring the port, else by the HostFirewallPolicies selecting the node;
+//   egress of a hostNetwork pod by its NetworkPolicies where its traffic can
+//   be attributed (hostNetworkEgress), else by the HostFirewallPolicies;
+//   failsafe ports, the node itself and its own pods exempt as in host.ts.
 import { formatIp, tryParseIp, type IpBytes, type IpFamily } from '../cni/ip.ts';
 import { PolicyQueryError, formatPolicyRef, type PolicyRef } from './errors.ts';
+import {
+  DEFAULT_FAILSAFE_INBOUND,
+  DEFAULT_FAILSAFE_OUTBOUND,
+  declaredPorts,
+  hostPolicyRef,
+  normalizeHostPolicies,
+  parsePortRanges,
+  portRangesContain,
+  type HostPeer,
+  type NormalizedHostPolicy,
+  type PortRange,
+} from './host-policy.ts';
 import { ipBlockContains, normalizePolicy, type Direction, type NormalizedPeer, type NormalizedPolicy } from './normalize.ts';
-import { namedPortsOf, portsMatch, type NamedPorts } from './ports.ts';
+import { namedPortsOf, portsMatch, type NamedPorts, type PortMatch } from './ports.ts';
 import { selectorMatches, type CompiledSelector } from './selector.ts';
-import type { ClusterState, Labels, Pod, Protocol } from './types.ts';
+import type { ClusterState, Labels, NodeInfo, Pod, Protocol } from './types.ts';
 
 export type Endpoint = { readonly kind: 'pod'; readonly namespace: string; readonly name: string } | { readonly kind: 'ip'; readonly ip: string };
 
@@ -77,7 +96,11 @@ export type Reason =
   /** Rule `rule` of spec.ingress/spec.egress of `policy` allows it. */
   | { readonly kind: 'rule'; readonly policy: PolicyRef; readonly rule: number }
   /** The pod is isolated and no rule of the selecting policies allows it. */
-  | { readonly kind: 'no-rule-matched' };
+  | { readonly kind: 'no-rule-matched' }
+  /** Host firewall: a failsafe port, open whatever the policies say. */
+  | { readonly kind: 'failsafe' }
+  /** Host firewall: no rule allows it, but audit mode (node-wide, or only Audit policies) logs it instead of dropping it. */
+  | { readonly kind: 'audit' };
 
 export interface DirectionVerdict {
   readonly direction: Direction;
@@ -90,6 +113,27 @@ export interface DirectionVerdict {
   readonly policies: readonly PolicyRef[];
   /** Why: every allowing rule, or the single overriding/denying reason. */
   readonly reasons: readonly Reason[];
+  /** Host firewall: the node this direction was judged at (the subject, when set, is a hostNetwork pod of it). */
+  readonly host?: string;
+}
+
+export interface HostFirewallEvalOptions {
+  /** The whole node in audit (--host-firewall-audit). */
+  readonly audit?: boolean;
+  /** Failsafe ports; default the agent's defaults. */
+  readonly failsafeInbound?: readonly PortRange[];
+  readonly failsafeOutbound?: readonly PortRange[];
+  /**
+   * Whether a hostNetwork pod's own egress is attributed to it (its cgroup is
+   * known on its node), so that its NetworkPolicies judge it; otherwise its
+   * traffic is the node's. Default false.
+   */
+  readonly hostNetworkEgress?: boolean | ((pod: PodRef) => boolean);
+}
+
+export interface EvaluatorOptions {
+  /** Judge node traffic as host-firewall mode enforces it. */
+  readonly hostFirewall?: HostFirewallEvalOptions;
 }
 
 export interface Verdict {
@@ -150,9 +194,20 @@ export class PolicyEvaluator {
   readonly #memo = new Map<string, boolean>();
   readonly #selecting = new Map<string, NormalizedPolicy[]>();
   readonly #named = new Map<string, NamedPorts>();
+  readonly #host: HostFirewallEvalOptions | undefined;
+  readonly #nodes: readonly NodeInfo[];
+  readonly #hostPolicies: readonly NormalizedHostPolicy[];
 
-  /** Indexes a snapshot; throws PolicyError for a policy it cannot express, PolicyQueryError for unusable state. */
-  constructor(state: ClusterState) {
+  /**
+   * Indexes a snapshot; throws PolicyError for a policy it cannot express,
+   * PolicyQueryError for unusable state. HostFirewallPolicies are read only
+   * with the hostFirewall option; one weir cannot express is judged as
+   * host.ts enforces it, deny-all (fail closed).
+   */
+  constructor(state: ClusterState, opts: EvaluatorOptions = {}) {
+    this.#host = opts.hostFirewall;
+    this.#nodes = state.nodes ?? [];
+    this.#hostPolicies = this.#host ? normalizeHostPolicies(state.hostPolicies ?? []).policies : [];
     this.policies = state.policies.map(normalizePolicy);
     for (const p of this.policies) {
       const list = this.#policiesByNs.get(p.namespace) ?? [];
@@ -296,6 +351,126 @@ export class PolicyEvaluator {
     return reasons.length > 0 ? verdict(true, reasons) : verdict(false, [{ kind: 'no-rule-matched' }]);
   }
 
+  // ---- host firewall ----
+
+  /** hostNetwork pods of a node that are not terminated (their ports are the node's). */
+  #hostNetworkPodsOn(node: string): PodInfo[] {
+    return [...this.#pods.values()].filter((p) => p.hostNetwork && p.nodeName === node && p.raw.status?.phase !== 'Succeeded' && p.raw.status?.phase !== 'Failed');
+  }
+
+  #nodeLabels(node: string): Labels {
+    return this.#nodes.find((n) => n.name === node)?.labels ?? {};
+  }
+
+  #hostPeerMatches(peer: HostPeer, end: End): boolean {
+    if (peer.kind !== 'nodes') return this.#peerMatches(peer, '', end);
+    return this.#nodes.some((n) => selectorMatches(peer.nodes, n.labels ?? {}) && n.internalIPs.some((t) => {
+      const ip = tryParseIp(t);
+      return ip !== undefined && formatIp(ip.bytes) === end.view.ip;
+    }));
+  }
+
+  /** Union of named ports of the pods given (they share the node's address). */
+  #mergedNamed(pods: readonly PodInfo[]): NamedPorts {
+    const out = new Map<string, number[]>();
+    for (const p of pods) for (const [k, v] of this.#namedPorts(p)) out.set(k, [...new Set([...(out.get(k) ?? []), ...v])]);
+    return out;
+  }
+
+  #hostVerdict(direction: Direction, node: string, subject: PodRef | undefined, isolated: boolean, policies: PolicyRef[], allowed: boolean, reasons: Reason[]): DirectionVerdict {
+    return { direction, subject, isolated, allowed, policies, reasons, host: node };
+  }
+
+  /**
+   * Rules of policies judged in turn; `peerOk` and `named` per policy. The
+   * verdict when nothing matches: denied, or allowed as audit.
+   */
+  #judgeRules<P>(
+    list: readonly P[],
+    rulesOf: (p: P) => readonly { index: number; peers: readonly HostPeer[] | 'any'; ports: readonly PortMatch[] | 'any' }[],
+    refOf: (p: P) => PolicyRef,
+    peerOk: (p: P, x: HostPeer) => boolean,
+    named: (p: P) => NamedPorts | undefined,
+    conn: Connection,
+  ): Reason[] {
+    const reasons: Reason[] = [];
+    for (const p of list) {
+      for (const rule of rulesOf(p)) {
+        const ok = rule.peers === 'any' || rule.peers.some((x) => peerOk(p, x));
+        if (ok && portsMatch(rule.ports, conn.protocol, conn.port, named(p))) reasons.push({ kind: 'rule', policy: refOf(p), rule: rule.index });
+      }
+    }
+    return reasons;
+  }
+
+  /** The HostFirewallPolicies of `node` for `direction`, judged as host.ts does. */
+  #judgeHostPolicies(direction: Direction, node: string, peer: End, named: NamedPorts | undefined, conn: Connection): DirectionVerdict {
+    const labels = this.#nodeLabels(node);
+    const selecting = this.#hostPolicies.filter((p) => p[direction] !== undefined && selectorMatches(p.nodeSelector, labels));
+    const refs = selecting.map((p) => hostPolicyRef(p.name));
+    if (selecting.length === 0) return this.#hostVerdict(direction, node, undefined, false, [], true, [{ kind: 'not-isolated' }]);
+    const enforcing = selecting.filter((p) => p.mode === 'Enforce');
+    // Audit policies count only when no Enforce policy isolates the node.
+    const judged = enforcing.length > 0 ? enforcing : selecting;
+    const reasons = this.#judgeRules(judged, (p) => p[direction] ?? [], (p) => hostPolicyRef(p.name), (_p, x) => this.#hostPeerMatches(x, peer), () => named, conn);
+    if (reasons.length > 0) return this.#hostVerdict(direction, node, undefined, true, refs, true, reasons);
+    if (enforcing.length === 0 || this.#host?.audit) return this.#hostVerdict(direction, node, undefined, true, refs, true, [{ kind: 'audit' }]);
+    return this.#hostVerdict(direction, node, undefined, true, refs, false, [{ kind: 'no-rule-matched' }]);
+  }
+
+  /** Traffic to a node's address (dst is the node or one of its hostNetwork pods). */
+  #judgeHostIngress(dst: End & { view: { kind: 'node' } }, src: End, conn: Connection): DirectionVerdict {
+    const node = dst.view.node as string;
+    if (src.view.kind === 'node' && src.view.node === node) return this.#hostVerdict('ingress', node, undefined, false, [], true, [{ kind: 'own-node' }]);
+    const hostPods = this.#hostNetworkPodsOn(node);
+    const declaring = hostPods.filter((p) => declaredPorts(p.raw).some((x) => x.protocol === conn.protocol && x.port === conn.port));
+    const npPolicies = [...new Set(declaring.flatMap((p) => this.#selectingPolicies(p, 'ingress')))];
+    const subject = declaring.find((p) => this.#selectingPolicies(p, 'ingress').length > 0)?.ref;
+    if (portRangesContain(this.#host?.failsafeInbound ?? parsePortRanges(DEFAULT_FAILSAFE_INBOUND), conn.protocol, conn.port)) {
+      return this.#hostVerdict('ingress', node, subject, npPolicies.length > 0, npPolicies.map((p) => ({ namespace: p.namespace, name: p.name })), true, [{ kind: 'failsafe' }]);
+    }
+    if (npPolicies.length > 0) {
+      const refs = npPolicies.map((p) => ({ namespace: p.namespace, name: p.name }));
+      const reasons = this.#judgeRules(
+        npPolicies,
+        (p) => p.ingress ?? [],
+        (p) => ({ namespace: p.namespace, name: p.name }),
+        (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, src),
+        // Named ports: those of every hostNetwork pod of the node the policy selects (one address).
+        (p) => this.#mergedNamed(hostPods.filter((h) => this.#selectingPolicies(h, 'ingress').includes(p))),
+        conn,
+      );
+      if (reasons.length > 0) return this.#hostVerdict('ingress', node, subject, true, refs, true, reasons);
+      return this.#hostVerdict('ingress', node, subject, true, refs, this.#host?.audit === true, [{ kind: this.#host?.audit ? 'audit' : 'no-rule-matched' }]);
+    }
+    if (src.pod && src.pod.nodeName === node) return this.#hostVerdict('ingress', node, undefined, false, [], true, [{ kind: 'own-node' }]);
+    return this.#judgeHostPolicies('ingress', node, src, this.#mergedNamed(hostPods), conn);
+  }
+
+  /** Traffic from a node's address (src is the node or one of its hostNetwork pods). */
+  #judgeHostEgress(src: End & { view: { kind: 'node' } }, dst: End, conn: Connection): DirectionVerdict {
+    const node = src.view.node as string;
+    if (dst.view.kind === 'node' && dst.view.node === node) return this.#hostVerdict('egress', node, undefined, false, [], true, [{ kind: 'own-node' }]);
+    const hn = src.view.hostNetworkPod ? this.#pods.get(podKey(src.view.hostNetworkPod.namespace, src.view.hostNetworkPod.name)) : undefined;
+    const attributed = (p: PodInfo): boolean => {
+      const o = this.#host?.hostNetworkEgress;
+      return typeof o === 'function' ? o(p.ref) : o === true;
+    };
+    const npPolicies = hn && attributed(hn) ? this.#selectingPolicies(hn, 'egress') : [];
+    if (portRangesContain(this.#host?.failsafeOutbound ?? parsePortRanges(DEFAULT_FAILSAFE_OUTBOUND), conn.protocol, conn.port)) {
+      return this.#hostVerdict('egress', node, hn?.ref, npPolicies.length > 0, npPolicies.map((p) => ({ namespace: p.namespace, name: p.name })), true, [{ kind: 'failsafe' }]);
+    }
+    const target = dst.pod ? this.#namedPorts(dst.pod) : undefined;
+    if (hn && npPolicies.length > 0) {
+      const refs = npPolicies.map((p) => ({ namespace: p.namespace, name: p.name }));
+      const reasons = this.#judgeRules(npPolicies, (p) => p.egress ?? [], (p) => ({ namespace: p.namespace, name: p.name }), (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, dst), () => target, conn);
+      if (reasons.length > 0) return this.#hostVerdict('egress', node, hn.ref, true, refs, true, reasons);
+      return this.#hostVerdict('egress', node, hn.ref, true, refs, this.#host?.audit === true, [{ kind: this.#host?.audit ? 'audit' : 'no-rule-matched' }]);
+    }
+    if (dst.pod && dst.pod.nodeName === node) return this.#hostVerdict('egress', node, undefined, false, [], true, [{ kind: 'own-node' }]);
+    return this.#judgeHostPolicies('egress', node, dst, target, conn);
+  }
+
   #podOf(e: Endpoint & { kind: 'pod' }): PodInfo {
     const info = this.#pods.get(podKey(e.namespace, e.name));
     if (!info) throw new PolicyQueryError(`pod ${podKey(e.namespace, e.name)} is not in the cluster state`);
@@ -362,8 +537,10 @@ export class PolicyEvaluator {
     const src = this.#resolve(conn.src, family);
     const dst = this.#resolve(conn.dst, family);
     const self = src.pod !== undefined && src.pod === dst.pod;
-    const egress = this.#judge('egress', src, dst, dst, conn, self);
-    const ingress = this.#judge('ingress', dst, src, dst, conn, self);
+    const hostSrc = this.#host && src.view.kind === 'node' && src.view.node !== undefined;
+    const hostDst = this.#host && dst.view.kind === 'node' && dst.view.node !== undefined;
+    const egress = hostSrc ? this.#judgeHostEgress(src as End & { view: { kind: 'node' } }, dst, conn) : this.#judge('egress', src, dst, dst, conn, self);
+    const ingress = hostDst ? this.#judgeHostIngress(dst as End & { view: { kind: 'node' } }, src, conn) : this.#judge('ingress', dst, src, dst, conn, self);
     return { allowed: egress.allowed && ingress.allowed, ingress, egress, src: src.view, dst: dst.view, family };
   }
 
@@ -372,17 +549,17 @@ export class PolicyEvaluator {
     const p = this.policies.find((x) => x.namespace === policy.namespace && x.name === policy.name);
     if (!p) throw new PolicyQueryError(`NetworkPolicy ${formatPolicyRef(policy)} is not in the cluster state`);
     return (this.#podsByNs.get(p.namespace) ?? [])
-      .filter((pod) => pod.live && !pod.hostNetwork && this.#matches(p.podSelector, 'pod', pod.key, () => pod.labels))
+      .filter((pod) => pod.live && (!pod.hostNetwork || this.#host !== undefined) && this.#matches(p.podSelector, 'pod', pod.key, () => pod.labels))
       .map((pod) => pod.ref);
   }
 
   /** The policies of `direction` that isolate a pod (empty when it is unrestricted in that direction). */
   policiesFor(pod: PodRef, direction: Direction): PolicyRef[] {
     const info = this.#podOf({ kind: 'pod', ...pod });
-    if (info.hostNetwork) return [];
+    if (info.hostNetwork && !this.#host) return [];
     return this.#selectingPolicies(info, direction).map((p) => ({ namespace: p.namespace, name: p.name }));
   }
 }
 
 /** One-shot evaluation; build a PolicyEvaluator once to judge many connections against one snapshot. */
-export const evaluate = (state: ClusterState, conn: Connection): Verdict => new PolicyEvaluator(state).evaluate(conn);
+export const evaluate = (state: ClusterState, conn: Connection, opts?: EvaluatorOptions): Verdict => new PolicyEvaluator(state, opts).evaluate(conn);

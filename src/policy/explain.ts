@@ -1,6 +1,6 @@
 // Human-readable explanation of a verdict, for a debugging CLI: one line per
 // direction, naming the policies and rule indexes that decided it.
-import { formatPolicyRef } from './errors.ts';
+import { describePolicyRef, formatPolicyRef } from './errors.ts';
 import type { DirectionVerdict, Reason, ResolvedEndpoint, Verdict } from './evaluator.ts';
 
 export function formatEndpoint(e: ResolvedEndpoint): string {
@@ -22,20 +22,24 @@ export function formatReason(r: Reason, d: DirectionVerdict): string {
     case 'not-a-pod':
       return 'not a pod: NetworkPolicy does not apply';
     case 'not-isolated':
-      return `no NetworkPolicy selects it for ${d.direction}`;
+      return d.host !== undefined ? `host firewall: no policy selects node ${d.host} for ${d.direction}` : `no NetworkPolicy selects it for ${d.direction}`;
     case 'self':
       return 'a pod cannot block traffic to itself';
     case 'own-node':
-      return 'traffic between a pod and its own node is always allowed';
+      return d.host !== undefined ? `host firewall: node ${d.host} and its own pods may always talk` : 'traffic between a pod and its own node is always allowed';
     case 'rule':
-      return `allowed by NetworkPolicy ${formatPolicyRef(r.policy)} ${where}[${r.rule}]`;
+      return `allowed by ${describePolicyRef(r.policy)} ${where}[${r.rule}]`;
     case 'no-rule-matched':
       return `no rule allows it in ${d.policies.map(formatPolicyRef).join(', ')}`;
+    case 'failsafe':
+      return `host firewall: failsafe port of node ${d.host ?? '?'}, open whatever the policies say`;
+    case 'audit':
+      return `no rule allows it in ${d.policies.map(formatPolicyRef).join(', ')}, but audit mode logs it instead of dropping it`;
   }
 }
 
 function line(d: DirectionVerdict): string {
-  const who = d.subject ? `${d.subject.namespace}/${d.subject.name}` : '-';
+  const who = d.subject ? `${d.subject.namespace}/${d.subject.name}${d.host !== undefined ? ` (hostNetwork on ${d.host})` : ''}` : d.host !== undefined ? `node ${d.host}` : '-';
   const state = d.allowed ? 'allowed' : 'DENIED';
   return `${d.direction} at ${who}: ${state}${d.isolated ? ' (isolated)' : ''}: ${d.reasons.map((r) => formatReason(r, d)).join('; ')}`;
 }

@@ -1,8 +1,9 @@
 // Public API of the policy core: the Kubernetes object shapes, label
 // selectors, NetworkPolicy normalization, port matching and the reference
-// evaluator. Pure: no I/O, no clock, no kernel.
+// evaluator, HostFirewallPolicy normalization and the failsafe port lists.
+// Pure: no I/O, no clock, no kernel.
 export type * from './types.ts';
-export { PolicyError, PolicyQueryError, formatPolicyRef, type PolicyRef } from './errors.ts';
+export { PolicyError, PolicyQueryError, describePolicyRef, formatPolicyRef, type PolicyRef } from './errors.ts';
 export {
   EVERYTHING,
   NOTHING,
@@ -36,6 +37,8 @@ export {
   podEndpoint,
   type Connection,
   type DirectionVerdict,
+  type EvaluatorOptions,
+  type HostFirewallEvalOptions,
   type Endpoint,
   type PodRef,
   type Reason,
@@ -43,3 +46,26 @@ export {
   type Verdict,
 } from './evaluator.ts';
 export { formatEndpoint, formatReason, formatVerdict } from './explain.ts';
+export {
+  DEFAULT_FAILSAFE_INBOUND,
+  DEFAULT_FAILSAFE_OUTBOUND,
+  HFP_GROUP,
+  HFP_KIND,
+  HFP_PATH,
+  HFP_PLURAL,
+  HFP_VERSION,
+  declaredPorts,
+  failClosedHostPolicy,
+  formatPortRange,
+  hostPolicyRef,
+  normalizeHostPolicies,
+  normalizeHostPolicy,
+  parsePortRanges,
+  portRangesContain,
+  type HostPeer,
+  type HostRule,
+  type L4Protocol,
+  type NodePeer,
+  type NormalizedHostPolicy,
+  type PortRange,
+} from './host-policy.ts';

@@ -146,7 +146,7 @@ function rules(raw: unknown, dir: Direction, ref: PolicyRef, fail: (f: string, p
     return {
       index,
       peers: peerList.length === 0 ? 'any' : peerList.map((p, i) => peer(p, `${at}.${peerKey}[${i}]`, ref, fail)),
-      ports: portList.length === 0 ? 'any' : portList.map((p, i) => port(p, `${at}.ports[${i}]`, fail)),
+      ports: portList.length === 0 ? 'any' : portList.map((p, i) => normalizePort(p, `${at}.ports[${i}]`, fail)),
     };
   });
 }
@@ -158,7 +158,7 @@ function peer(raw: unknown, at: string, ref: PolicyRef, fail: (f: string, p: str
   const hasIp = !absent(raw.ipBlock);
   if (hasIp) {
     if (hasPods || hasNs) fail(at, 'may not specify both ipBlock and another peer');
-    return ipBlock(raw.ipBlock, `${at}.ipBlock`, fail);
+    return normalizeIpBlock(raw.ipBlock, `${at}.ipBlock`, fail);
   }
   if (!hasPods && !hasNs) fail(at, 'must specify a peer (podSelector, namespaceSelector or ipBlock)');
   // Why: podSelector alone means pods of the policy's own namespace;
@@ -169,7 +169,8 @@ function peer(raw: unknown, at: string, ref: PolicyRef, fail: (f: string, p: str
   return { kind: 'pods', namespaces, pods };
 }
 
-function ipBlock(raw: unknown, at: string, fail: (f: string, p: string) => never): IpBlockPeer {
+/** Validates one ipBlock (shared with HostFirewallPolicy peers). */
+export function normalizeIpBlock(raw: unknown, at: string, fail: (f: string, p: string) => never): IpBlockPeer {
   if (!isObject(raw)) return fail(at, `must be an object, got ${show(raw)}`);
   if (typeof raw.cidr !== 'string' || raw.cidr === '') return fail(`${at}.cidr`, `must be a CIDR, got ${show(raw.cidr)}`);
   const parsed = tryParseCidr(raw.cidr);
@@ -200,7 +201,8 @@ export const isValidPortName = (s: string): boolean => PORT_NAME.test(s) && /[a-
 
 const isPortNumber = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
 
-function port(raw: unknown, at: string, fail: (f: string, p: string) => never): PortMatch {
+/** Validates one NetworkPolicyPort (shared with HostFirewallPolicy rules). */
+export function normalizePort(raw: unknown, at: string, fail: (f: string, p: string) => never): PortMatch {
   if (!isObject(raw)) return fail(at, `must be a port object, got ${show(raw)}`);
   // Why TCP: the API defaults an absent NetworkPolicyPort.protocol to TCP.
   const protoRaw = raw.protocol ?? 'TCP';

@@ -125,10 +125,13 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
     }
   }
   // 2. Old chains lose their rules (so nothing references what goes), and
-  //    rewritten chains are emptied before their new rules arrive.
+  //    rewritten chains are emptied before their new rules arrive. Sets and
+  //    maps go before chains: a verdict map that goes away whole (the host
+  //    firewall's port map when the mode is turned off) still holds elements
+  //    that jump to chains going away too, and a chain in use cannot be deleted.
   for (const c of [...goneChains, ...rewritten]) tx.flush(c.def);
-  for (const c of goneChains) tx.delete(c.def);
   for (const s of goneSets) tx.delete(s.def);
+  for (const c of goneChains) tx.delete(c.def);
   stats.setsRemoved = goneSets.length;
   stats.chainsRemoved = goneChains.length;
 

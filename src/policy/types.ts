@@ -79,6 +79,8 @@ export interface ContainerPort {
   name?: string;
   containerPort: number;
   protocol?: Open<Protocol>;
+  /** For a hostNetwork pod it must equal containerPort (the API enforces it). */
+  hostPort?: number;
 }
 
 export interface Container {
@@ -116,6 +118,46 @@ export interface Namespace {
 export interface NodeInfo {
   name: string;
   internalIPs: string[];
+  /** The Node's labels: what HostFirewallPolicy node selectors match. */
+  labels?: Labels;
+}
+
+export type HostFirewallMode = 'Enforce' | 'Audit';
+
+/**
+ * A HostFirewallPolicy peer: exactly one of ipBlock, nodeSelector, or a
+ * namespaceSelector and/or podSelector. The policy is cluster-scoped, so a
+ * podSelector alone selects pods in every namespace.
+ */
+export interface HostFirewallPeer extends NetworkPolicyPeer {
+  nodeSelector?: LabelSelector;
+}
+
+export interface HostFirewallIngressRule {
+  from?: HostFirewallPeer[];
+  ports?: NetworkPolicyPort[];
+}
+
+export interface HostFirewallEgressRule {
+  to?: HostFirewallPeer[];
+  ports?: NetworkPolicyPort[];
+}
+
+export interface HostFirewallPolicySpec {
+  /** The nodes the policy applies to (required; `{}` selects every node). */
+  nodeSelector?: LabelSelector;
+  mode?: Open<HostFirewallMode>;
+  policyTypes?: Open<PolicyType>[];
+  ingress?: HostFirewallIngressRule[];
+  egress?: HostFirewallEgressRule[];
+}
+
+/** weir.dev/v1alpha1 HostFirewallPolicy (cluster-scoped): policy for the nodes themselves. */
+export interface HostFirewallPolicy {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: HostFirewallPolicySpec;
 }
 
 /** A snapshot of everything NetworkPolicy depends on. */
@@ -124,4 +166,6 @@ export interface ClusterState {
   namespaces: readonly Namespace[];
   policies: readonly NetworkPolicy[];
   nodes?: readonly NodeInfo[];
+  /** HostFirewallPolicies; only read when the host firewall is on. */
+  hostPolicies?: readonly HostFirewallPolicy[];
 }
