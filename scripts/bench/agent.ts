@@ -1,0 +1,576 @@
+// weir-agent at scale, against a real kube-apiserver, run through
+// scripts/bench-agent:
+//
+//   1. a control plane (etcd + kube-apiserver, nothing else) in a network
+//      namespace made here; the agent's RBAC from deploy/parts and a bound
+//      token for its ServiceAccount;
+//   2. the synthetic cluster of the policy benchmark (scripts/bench/policy/
+//      cluster.ts): namespaces and 100 Nodes first; an agent started on that
+//      (no pods, no policies) gives the baseline RSS; then 10k Pods (spec.
+//      nodeName set, status with IPs patched in as a kubelet would) and 1k
+//      NetworkPolicies, loaded by scripts/bench/agent-load.ts running inside
+//      the namespace, --concurrency writes in flight;
+//   3. the real dist/bin/weir-agent for node-01 (100 of the pods) in the same
+//      namespace: time from its start to /readyz 200, its first sync, RSS
+//      and CPU after the sync, idle CPU;
+//   4. --changes writes, alternating a NetworkPolicy (port, peer or pod
+//      selector of a policy selecting pods on node-01) and a Pod (relabel a
+//      local pod, relabel a pod elsewhere in those namespaces, add a pod on
+//      node-01), each timed from the write's response to the agent having
+//      applied that resourceVersion (its /status `applied`), next to the
+//      agent's own weir_event_to_applied_seconds and weir_sync_duration_seconds.
+//
+// Prints a Markdown table and PASS/FAIL lines. Nothing is done in the root
+// namespace (no address, link or route): its links are snapshotted before and
+// compared after. Everything (agent, loader, control plane, namespace, temp
+// dirs) is removed at the end, on failure and on Ctrl-C alike.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type ControlPlane, startControlPlane } from '../../lab/controlplane/index.ts';
+import { rulesetCounts } from '../../src/agent/agent-metrics.ts';
+import { compilePolicies } from '../../src/policy/compile.ts';
+import { addMasquerade } from '../../src/policy/node-rules.ts';
+import { agentRequest } from '../../test/helpers/agent.ts';
+import type { Change } from './agent-load.ts';
+import { BENCH_NODE, BENCH_NODE_INDEX, BENCH_POD_CIDR, NODE_COUNT, makeCluster } from './policy/cluster.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const USAGE = `usage: scripts/bench-agent [options]
+  --pods N           pods in the cluster, 1% on the bench node (default 10000, at most 18000)
+  --policies N       NetworkPolicies (default 1000)
+  --changes N        timed changes, alternating policy and pod (default 200)
+  --concurrency N    API writes in flight while loading (default 32)
+  --idle-seconds N   idle CPU window after the first sync (default 10)
+  --poll-ms N        /status poll interval while waiting for a change (default 5)
+  --gap-ms N         pause before each change (default 50)
+  --debounce-ms N    pass --debounce-ms to the agent (default: the agent's own default, as deployed)
+  --seed N           cluster seed (default 1)
+  --profile          run the agent from source (agent/main.ts) under --cpu-prof and
+                     summarise where its CPU went during the changes
+  --agent-bin PATH   the weir-agent executable to measure (default dist/bin/weir-agent; koffi.node
+                     must be beside it); both are copied into the run's temp dir first, so a
+                     rebuild of dist/bin during the run cannot touch the running agent
+  --build            rebuild dist/bin first (otherwise only when it is missing)`;
+
+type Opts = Record<string, string | boolean | undefined>;
+let opt: Opts;
+try {
+  opt = parseArgs({
+    options: {
+      pods: { type: 'string', default: '10000' },
+      policies: { type: 'string', default: '1000' },
+      changes: { type: 'string', default: '200' },
+      concurrency: { type: 'string', default: '32' },
+      'idle-seconds': { type: 'string', default: '10' },
+      'poll-ms': { type: 'string', default: '5' },
+      'gap-ms': { type: 'string', default: '50' },
+      'debounce-ms': { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      profile: { type: 'boolean', default: false },
+      'agent-bin': { type: 'string' },
+      build: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
+} catch (e) {
+  console.error(`${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (opt.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+  const v = Number(opt[name]);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    console.error(`bench-agent: --${name} must be an integer in ${min}..${max}\n${USAGE}`);
+    process.exit(2);
+  }
+  return v;
+};
+const PODS = int('pods', 100, 18_000);
+const POLICIES = int('policies', 1);
+const CHANGES = int('changes', 2, 10_000);
+const CONCURRENCY = int('concurrency', 1, 256);
+const IDLE_S = int('idle-seconds', 1, 600);
+const POLL_MS = int('poll-ms', 1, 1000);
+const GAP_MS = int('gap-ms', 0, 10_000);
+const SEED = int('seed', 0);
+const DEBOUNCE = opt['debounce-ms'] === undefined ? undefined : int('debounce-ms', 0, 10_000);
+const PROFILE = opt.profile === true;
+if (process.getuid?.() !== 0) (console.error('bench-agent: needs root (network namespaces)'), process.exit(1));
+
+const started = performance.now();
+const loadavg = (): string => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const loadBefore = loadavg();
+const NODE = path.join(root, 'node_modules/.bin/node');
+const DEFAULT_AGENT_BIN = path.join(root, 'dist/bin/weir-agent');
+const AGENT_SRC = typeof opt['agent-bin'] === 'string' ? path.resolve(opt['agent-bin']) : DEFAULT_AGENT_BIN;
+let AGENT_BIN = AGENT_SRC; // replaced by the copy in the temp dir
+const LOADER = path.join(root, 'scripts/bench/agent-load.ts');
+const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => fs.existsSync(p)) ?? 'ip';
+const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: process.env.HOME ?? '/root' };
+const TAG = /^[A-Za-z0-9]{1,20}$/.test(process.env.WEIR_BENCH_TAG ?? '') ? (process.env.WEIR_BENCH_TAG as string) : `wbagent${process.pid}`;
+const NS = `${TAG}-cp`;
+const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const log = (s: string): void => void process.stderr.write(`bench-agent: ${s}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+if (opt.build || (AGENT_SRC === DEFAULT_AGENT_BIN && !fs.existsSync(AGENT_SRC))) spawnSync(NODE, [path.join(root, 'scripts/build.mjs'), 'weir-agent'], { cwd: root, stdio: ['ignore', 2, 2] });
+for (const f of PROFILE ? [] : [AGENT_SRC, path.join(path.dirname(AGENT_SRC), 'koffi.node')]) {
+  if (!fs.existsSync(f)) (console.error(`bench-agent: ${f} is missing${AGENT_SRC === DEFAULT_AGENT_BIN ? ' (and the build failed)' : ''}`), process.exit(1));
+}
+/** The sources the agent is built from: agent/main.ts and what it imports, relatively, transitively. */
+function agentSources(): string[] {
+  const seen = new Set<string>();
+  const stack = [path.join(root, 'agent/main.ts')];
+  while (stack.length > 0) {
+    const f = stack.pop() as string;
+    if (seen.has(f) || !fs.existsSync(f)) continue;
+    seen.add(f);
+    for (const m of fs.readFileSync(f, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) stack.push(path.resolve(path.dirname(f), m[1] as string));
+  }
+  return [...seen];
+}
+const newer = PROFILE || AGENT_SRC !== DEFAULT_AGENT_BIN ? [] : agentSources().filter((f) => fs.statSync(f).mtimeMs > fs.statSync(AGENT_SRC).mtimeMs).map((f) => path.relative(root, f));
+const builtAt = PROFILE ? '' : new Date(fs.statSync(AGENT_SRC).mtimeMs).toISOString().replace(/\.\d+Z$/, 'Z');
+
+// ---- processes and the namespace ---------------------------------------------------
+function run(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { env: BASE_ENV, encoding: 'utf8', timeout: 60_000 });
+  if (r.error || r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.error ?? ''}${r.stderr || r.stdout}`.trim());
+  return r.stdout;
+}
+const ip = (...args: string[]): string => run(IP, args);
+const ourNetns = (): string[] => ip('netns', 'list').split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${TAG}-`));
+const rootLinks = (): string => ip('-o', 'link', 'show').split('\n').map((l) => l.split(':')[1]?.trim()).filter(Boolean).sort().join(' ');
+const nsPids = (ns: string): number[] => spawnSync(IP, ['netns', 'pids', ns], { env: BASE_ENV, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+/** argv that runs cmd in the namespace, SIGKILLed by the kernel if this process dies. */
+const inNs = (cmd: string[]): string[] => ['netns', 'exec', NS, 'setpriv', '--pdeathsig', 'KILL', '--', ...cmd];
+
+let aborted: string | undefined;
+let abort: (e: Error) => void = () => {};
+const abortion = new Promise<never>((_, reject) => (abort = reject));
+abortion.catch(() => {});
+for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(s, () => {
+    aborted ??= s;
+    abort(new Error(`interrupted (${s})`));
+  });
+}
+/** Long waits give way to Ctrl-C. */
+const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, abortion]);
+
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  children.add(child);
+  return new Promise((resolve) => child.once('exit', (code, signal) => (children.delete(child), resolve({ code, signal }))));
+}
+
+/** agent-load.ts in the namespace; resolves with its JSON result line. */
+async function loader(mode: string, args: string[]): Promise<any> {
+  const child = spawn(IP, inNs([NODE, LOADER, mode, `--kubeconfig=${cp?.adminKubeconfig}`, `--pods=${PODS}`, `--policies=${POLICIES}`, `--seed=${SEED}`, ...args]), {
+    env: BASE_ENV,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const { code, signal } = await guard(track(child));
+  if (code !== 0) throw new Error(`agent-load.ts ${mode} failed (${code ?? signal})`);
+  return JSON.parse(stdout.trim().split('\n').pop() ?? 'null');
+}
+
+interface Agent {
+  child: ChildProcess;
+  pid: number;
+  socket: string;
+  logFile: string;
+  profDir: string;
+  /** performance.now() and wall time at spawn. */
+  t0: number;
+  wall0: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+  /** Set when this script stops it; an exit without it is a crash. */
+  stopping?: boolean;
+}
+const agents: Agent[] = [];
+
+function startAgent(label: string, kubeconfig: string): Agent {
+  const dir = path.join(tmp as string, `agent-${label}`);
+  for (const d of ['net.d', 'run', 'data', 'prof']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  const logFile = path.join(dir, 'agent.log');
+  const fd = fs.openSync(logFile, 'a');
+  const cmd = PROFILE ? [NODE, '--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'prof')}`, path.join(root, 'agent/main.ts')] : [AGENT_BIN];
+  const args = [
+    `--node-name=${BENCH_NODE}`,
+    `--kubeconfig=${kubeconfig}`,
+    `--cni-conf-dir=${path.join(dir, 'net.d')}`,
+    `--run-dir=${path.join(dir, 'run')}`,
+    `--data-dir=${path.join(dir, 'data')}`,
+    '--health-address=127.0.0.1:0',
+    ...(DEBOUNCE === undefined ? [] : [`--debounce-ms=${DEBOUNCE}`]),
+  ];
+  const wall0 = Date.now();
+  const t0 = performance.now();
+  const child = spawn(IP, inNs([...cmd, ...args]), { env: BASE_ENV, stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const a: Agent = { child, pid: child.pid as number, socket: path.join(dir, 'run/agent.sock'), logFile, profDir: path.join(dir, 'prof'), t0, wall0, exited: track(child) };
+  void a.exited.then((e) => (a.exit = e));
+  agents.push(a);
+  return a;
+}
+const logTail = (a: Agent, n = 15): string => fs.readFileSync(a.logFile, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+
+async function waitReady(a: Agent, timeoutMs = 300_000): Promise<{ socketMs: number; readyMs: number }> {
+  let socketMs: number | undefined;
+  for (;;) {
+    if (a.exit) throw new Error(`the agent exited (${a.exit.code ?? a.exit.signal}) before ready:\n${logTail(a)}`);
+    if (aborted) throw new Error(`interrupted (${aborted})`);
+    if (performance.now() - a.t0 > timeoutMs) throw new Error(`the agent was not ready after ${timeoutMs / 1000} s:\n${logTail(a)}`);
+    try {
+      const r = await agentRequest(a.socket, 'GET', '/readyz', undefined, 5000);
+      socketMs ??= performance.now() - a.t0;
+      if (r.status === 200) return { socketMs, readyMs: performance.now() - a.t0 };
+    } catch {
+      // no socket yet
+    }
+    await sleep(10);
+  }
+}
+
+async function stopAgent(a: Agent): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  a.stopping = true;
+  if (!a.exit) a.child.kill('SIGTERM');
+  const killer = setTimeout(() => a.child.kill('SIGKILL'), 15_000);
+  const e = await a.exited;
+  clearTimeout(killer);
+  return e;
+}
+
+/** CPU seconds (user + system) and memory of a process, from /proc. */
+function proc(pid: number): { cpuS: number; rssB: number; hwmB: number; anonB: number; fileB: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { cpuS: (Number(f[11]) + Number(f[12])) / TICK, rssB: kb('VmRSS'), hwmB: kb('VmHWM'), anonB: kb('RssAnon'), fileB: kb('RssFile') + kb('RssShmem') };
+}
+
+async function agentMetrics(a: Agent): Promise<Record<string, number>> {
+  const text = (await agentRequest(a.socket, 'GET', '/metrics')).body;
+  const v: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !line.trim()) continue;
+    const i = line.lastIndexOf(' ');
+    v[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return v;
+}
+const agentStatus = async (a: Agent): Promise<any> => (await agentRequest(a.socket, 'GET', '/status')).json;
+
+// ---- statistics ---------------------------------------------------------------------
+const pct = (xs: readonly number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[Math.max(0, Math.ceil(p * s.length) - 1)] as number);
+};
+const f0 = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : '–');
+const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
+const mb = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+// ---- the run -----------------------------------------------------------------------------
+let tmp: string | undefined;
+let cp: ControlPlane | undefined;
+let nsMade = false;
+let exitCode = 0;
+const rootBefore = rootLinks();
+const R: Record<string, any> = {};
+
+try {
+  tmp = fs.mkdtempSync(`/tmp/${TAG}.`);
+  if (!PROFILE) {
+    fs.mkdirSync(path.join(tmp, 'bin'));
+    for (const f of [AGENT_SRC, path.join(path.dirname(AGENT_SRC), 'koffi.node')]) fs.copyFileSync(f, path.join(tmp, 'bin', path.basename(f)));
+    AGENT_BIN = path.join(tmp, 'bin', path.basename(AGENT_SRC));
+    fs.chmodSync(AGENT_BIN, 0o755);
+  }
+  ip('netns', 'add', NS);
+  nsMade = true;
+  ip('-n', NS, 'link', 'set', 'lo', 'up');
+  // The node's uplink, inside the namespace (a veth pair with both ends here):
+  // the other nodes' InternalIPs (192.168.0.k+1) are on-link, so the agent's
+  // routes to their pod CIDRs are programmed as on a real node.
+  ip('-n', NS, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink1');
+  ip('-n', NS, 'addr', 'add', '192.168.0.2/24', 'dev', 'uplink0');
+  ip('-n', NS, 'link', 'set', 'uplink0', 'up');
+  ip('-n', NS, 'link', 'set', 'uplink1', 'up');
+
+  log('starting the control plane (etcd + kube-apiserver)');
+  const c0 = performance.now();
+  cp = await guard(startControlPlane({ netns: NS, dir: path.join(tmp, 'cp'), advertiseAddress: '127.0.0.1', onProgress: (m) => (/ready|started/.test(m) ? log(`control plane: ${m}`) : undefined) }));
+  R.cpMs = performance.now() - c0;
+  for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) {
+    const r = cp.kubectl(['apply', '-f', path.join(root, 'deploy/parts', f)]);
+    if (r.code !== 0) throw new Error(`kubectl apply ${f}: ${r.stderr}`);
+  }
+  const kubeconfig = cp.kubeconfigForToken(cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
+  try {
+    R.k8s = JSON.parse(cp.kubectl(['version', '-o', 'json']).stdout).serverVersion?.gitVersion ?? '?';
+  } catch {
+    R.k8s = '?';
+  }
+
+  log(`loading namespaces and ${NODE_COUNT} nodes`);
+  R.base = await loader('base', [`--concurrency=${CONCURRENCY}`]);
+
+  // Baseline: the same agent with the nodes and namespaces only.
+  log('baseline agent (no pods, no policies)');
+  {
+    const a = startAgent('baseline', kubeconfig);
+    await waitReady(a, 120_000);
+    await guard(sleep(2000));
+    R.baseline = proc(a.pid);
+    const e = await stopAgent(a);
+    if (e.code !== 0) throw new Error(`the baseline agent exited with ${e.code ?? e.signal} on SIGTERM:\n${logTail(a)}`);
+  }
+
+  log(`loading ${PODS} pods and ${POLICIES} policies (${CONCURRENCY} writes in flight)`);
+  R.load = await loader('load', [`--concurrency=${CONCURRENCY}`]);
+
+  log('starting the agent');
+  const a = startAgent('main', kubeconfig);
+  const ready = await waitReady(a);
+  R.ready = ready;
+  R.atReady = proc(a.pid);
+  R.status = await agentStatus(a);
+  R.metricsReady = await agentMetrics(a);
+  R.firstAppliedMs = Date.parse(R.status.applied.at) - a.wall0;
+  log(`ready in ${secs(ready.readyMs)}; idle for ${IDLE_S} s`);
+  await guard(sleep(IDLE_S * 1000));
+  R.afterIdle = proc(a.pid);
+
+  R.verify = await loader('verify', [`--socket=${a.socket}`]);
+  log(`${CHANGES} changes`);
+  const ch0 = proc(a.pid);
+  R.changes = await loader('changes', [`--socket=${a.socket}`, `--changes=${CHANGES}`, `--poll-ms=${POLL_MS}`, `--gap-ms=${GAP_MS}`]);
+  R.afterChanges = proc(a.pid);
+  R.changesCpuS = R.afterChanges.cpuS - ch0.cpuS;
+  R.metricsEnd = await agentMetrics(a);
+  R.statusEnd = await agentStatus(a);
+  const e = await stopAgent(a);
+  if (e.code !== 0) throw new Error(`the agent exited with ${e.code ?? e.signal} on SIGTERM:\n${logTail(a)}`);
+  const warnings = fs.readFileSync(a.logFile, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l));
+  R.warnings = warnings;
+  if (PROFILE) R.profile = profileSummary(a.profDir, R.changes.windowUs);
+  // Only meaningful when the agent runs this tree's current sources.
+  if (PROFILE || (AGENT_SRC === DEFAULT_AGENT_BIN && newer.length === 0)) R.reference = referenceCounts();
+  report();
+} catch (e) {
+  await new Promise((r) => setImmediate(r));
+  console.error(`bench-agent: ${aborted && !(e as Error).message.startsWith('interrupted') ? `interrupted (${aborted}): ` : ''}${(e as Error).message}`);
+  exitCode = aborted ? 130 : 1;
+  for (const a of agents) {
+    if (a.exit && !a.stopping) console.error(`bench-agent: the agent (pid ${a.pid}) exited by itself (${a.exit.code ?? a.exit.signal}); last lines of its log:\n${logTail(a, 40)}`);
+  }
+} finally {
+  for (const c of children) c.kill('SIGKILL');
+  for (const a of agents) if (!a.exit) a.child.kill('SIGKILL');
+  await Promise.allSettled(agents.map((a) => a.exited));
+  if (cp) await cp.stop().catch((e: Error) => log(`stopping the control plane: ${e.message}`));
+  if (nsMade) {
+    // Anything still in our namespace is ours (a control plane cut off by Ctrl-C mid-start).
+    const left = nsPids(NS);
+    if (left.length) log(`killing processes left in ${NS}: ${left.join(' ')}`);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    spawnSync(IP, ['netns', 'del', NS], { env: BASE_ENV });
+  }
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  const left = ourNetns();
+  const rootAfter = rootLinks();
+  console.log(`\ncleanup: agent, loader, control plane stopped; netns ${NS} ${nsMade ? 'deleted' : 'never made'}; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`);
+  if (left.length || rootAfter !== rootBefore) exitCode ||= 1;
+  console.log(`total time: ${secs(performance.now() - started)}`);
+  process.exit(exitCode);
+}
+
+/**
+ * The table the agent should have applied at its first sync: the same
+ * objects (the loader's deterministic cluster) through the same compiler and
+ * masquerade decoration, in this process.
+ */
+function referenceCounts(): ReturnType<typeof rulesetCounts> {
+  const c = makeCluster({ pods: PODS, policies: POLICIES, seed: SEED });
+  if (BENCH_POD_CIDR !== `10.244.${BENCH_NODE_INDEX}.0/24`) throw new Error('cluster.ts changed its address plan');
+  const result = compilePolicies({ ...c.state }, { nodeName: BENCH_NODE, guardCIDRs: [BENCH_POD_CIDR] });
+  addMasquerade(result.ruleset, { podCIDRs: [BENCH_POD_CIDR], nonMasqueradeCIDRs: Array.from({ length: NODE_COUNT }, (_, k) => `10.244.${k}.0/24`) });
+  return rulesetCounts(result.ruleset);
+}
+
+// ---- the CPU profile (--profile) ------------------------------------------------------------
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+function profileSummary(dir: string, window: [number, number]): string[] {
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return ['(no CPU profile was written)'];
+  const p = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const key = (id: number): string => {
+    const cf = byId.get(id)?.callFrame;
+    if (!cf) return '?';
+    const file = cf.url ? ` ${path.basename(cf.url)}:${cf.lineNumber + 1}` : '';
+    return `${cf.functionName || '(anonymous)'}${file}`;
+  };
+  const self = new Map<string, number>();
+  const incl = new Map<string, number>();
+  let t = p.startTime;
+  let busy = 0;
+  let idle = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = p.timeDeltas[i] ?? 0;
+    t += dt;
+    if (t < window[0] || t > window[1]) continue;
+    const id = p.samples[i] as number;
+    const k = key(id);
+    if (k === '(idle)') {
+      idle += dt;
+      continue;
+    }
+    busy += dt;
+    self.set(k, (self.get(k) ?? 0) + dt);
+    const seen = new Set<string>();
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      const kk = key(n);
+      if (seen.has(kk)) continue;
+      seen.add(kk);
+      incl.set(kk, (incl.get(kk) ?? 0) + dt);
+    }
+  }
+  const share = (us: number): string => `${((100 * us) / busy).toFixed(1)}%`;
+  const out = [`Agent CPU profile (from source under --cpu-prof) over the ${CHANGES} changes: ${(busy / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle; shares of busy time.`, ''];
+  const groups: Array<[string, (k: string) => boolean]> = [
+    ['Reconciler.syncNow (one sync)', (k) => k.startsWith('syncNow reconciler.ts')],
+    ['  ClusterCache.snapshot', (k) => k.startsWith('snapshot cache.ts')],
+    ['  compilePolicies', (k) => k.startsWith('compilePolicies compile.ts')],
+    ['  diffTransaction', (k) => k.startsWith('diffTransaction ruleset.ts')],
+    ['  nftables transaction (LibNftables.run)', (k) => /^run libnftables\.ts/.test(k)],
+    ['  routes (reconcileNodeRoutes)', (k) => k.startsWith('reconcileNodeRoutes routes.ts')],
+    ['  CNI config (writeCniConfig)', (k) => k.startsWith('writeCniConfig ')],
+    ['  conntrack purge (#purge)', (k) => k.startsWith('#purge reconciler.ts')],
+    ['    of which PolicyEvaluator (connectionJudge)', (k) => k.startsWith('connectionJudge reconciler.ts')],
+    ['  metrics (observeSync)', (k) => k.startsWith('observeSync agent-metrics.ts')],
+    ['watch events (Reflector event handling, incl. slimPod)', (k) => k.startsWith('event run.ts') || k.startsWith('apply cache.ts')],
+    ['status API (the benchmark polling /status, /metrics)', (k) => k.startsWith('status status-api.ts') || k.startsWith('render metrics.ts')],
+    ['(garbage collector)', (k) => k === '(garbage collector)'],
+  ];
+  out.push('| part | inclusive |', '|---|---:|');
+  for (const [label, match] of groups) {
+    let us = 0;
+    for (const [k, v] of incl) if (match(k)) us = Math.max(us, v);
+    out.push(`| ${label.replace(/^ +/, (s) => '&nbsp;'.repeat(s.length))} | ${share(us)} |`);
+  }
+  out.push('', '| top self time | share |', '|---|---:|');
+  for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12)) out.push(`| \`${k}\` | ${share(v)} |`);
+  return out;
+}
+
+// ---- the report ----------------------------------------------------------------------------------
+function report(): void {
+  const changes = R.changes.changes as Change[];
+  const cpuModel = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? '?';
+  const base = R.base;
+  const load = R.load;
+  const st = R.status;
+  const m = R.metricsReady;
+  const rssSync = R.atReady.rssB as number;
+  const rssMax = Math.max(rssSync, R.afterIdle.rssB, R.afterChanges.rssB);
+  const marginal = (rssSync - R.baseline.rssB) / PODS;
+  const debounce = DEBOUNCE ?? 20;
+  const o: string[] = [];
+  o.push(`### weir-agent at scale: ${PODS} pods on ${NODE_COUNT} nodes, ${POLICIES} NetworkPolicies, real kube-apiserver\n`);
+  o.push(`machine: nproc ${os.availableParallelism()}, kernel ${os.release()}, ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; node ${process.version}; kube-apiserver ${R.k8s}, etcd ${/etcd Version: (\S+)/.exec(spawnSync('etcd', ['--version'], { encoding: 'utf8' }).stdout)?.[1] ?? '?'} (fsync on); load average ${loadBefore} before, ${loadavg()} after`);
+  o.push(`agent: ${PROFILE ? 'agent/main.ts from source under --cpu-prof (timings perturbed)' : `\`${path.relative(root, AGENT_SRC).startsWith('..') ? AGENT_SRC : path.relative(root, AGENT_SRC)}\` (built ${builtAt})`} on ${BENCH_NODE} (${load.localPods} of the pods), --debounce-ms ${debounce}${DEBOUNCE === undefined ? ' (its default, as deployed)' : ''}, default log level; the agent, etcd, kube-apiserver and the loader share the machine's ${os.availableParallelism()} CPUs`);
+  o.push(`cluster: ${base.namespaces} namespaces, ${base.nodes} nodes, ${load.pods} pods, ${load.policies} policies (${R.changes.candidates} select pods on ${BENCH_NODE}); the agent holds ${st.counts.pods} pods, ${st.counts.policies} policies, ${st.counts.localPods} local; table after the first sync: ${st.counts.chains} chains, ${st.counts.rules} rules, ${st.counts.sets} sets, ${st.counts.elements} elements (after the changes: ${R.statusEnd.counts.rules} rules, ${R.statusEnd.counts.sets} sets, ${R.statusEnd.counts.elements} elements)`);
+  const podWrites = 2 * load.pods;
+  o.push(
+    `loading: control plane up in ${secs(R.cpMs)}; namespaces + ServiceAccounts ${secs(base.namespacesMs)}, nodes ${secs(base.nodesMs)}; **pods ${secs(load.podsMs)}** (${podWrites} writes, create + status, ${Math.round((podWrites * 1000) / load.podsMs)} writes/s); policies ${secs(load.policiesMs)} (${Math.round((load.policies * 1000) / load.policiesMs)}/s); a paged list of all pods: ${(load.podListBytes / 2 ** 20).toFixed(1)} MiB JSON in ${f0(load.podListMs)} ms`,
+  );
+  const ref = R.reference as ReturnType<typeof rulesetCounts> | undefined;
+  const tableOk = !ref || (['chains', 'rules', 'sets', 'elements'] as const).every((k) => ref[k] === st.counts[k]);
+  if (ref) o.push(`reference: the same objects compiled in this process (this tree's src/policy) give ${ref.chains} chains, ${ref.rules} rules, ${ref.sets} sets, ${ref.elements} elements: the agent's first table ${tableOk ? 'matches' : '**DIFFERS**'}`);
+  else o.push('reference compile skipped: the agent measured is not built from this tree\'s current sources');
+  const v = R.verify;
+  const viewOk = v.missing === 0 && v.differ === 0 && v.agentPolicies === v.policies;
+  o.push(`the agent's policies (/policies) against the API's, after the first sync: ${v.policies} in the API, ${v.agentPolicies} held, ${v.missing} missing, ${v.differ} with a different spec${v.example ? ` (e.g. ${v.example})` : ''}`);
+  if (newer.length) o.push(`WARNING: dist/bin/weir-agent is older than ${newer.length} of its sources (${newer.slice(0, 4).join(', ')}${newer.length > 4 ? ', …' : ''}); rerun with --build to measure the current code`);
+  o.push('', '| measure | value | target / reference |', '|---|---:|---|');
+  o.push(`| first full sync: agent start → /readyz 200 | ${secs(R.ready.readyMs)} | Cilium: under 600 ms to enforce at scale |`);
+  o.push(`| &nbsp;&nbsp;start → local socket answers (process start) | ${f0(R.ready.socketMs)} ms | |`);
+  o.push(`| &nbsp;&nbsp;start → first sync applied (/status applied.at) | ${f0(R.firstAppliedMs)} ms | |`);
+  o.push(`| &nbsp;&nbsp;the first sync itself (weir_sync_duration_seconds, ${m['weir_sync_duration_seconds_count']} sync) | ${f0(1000 * m['weir_sync_duration_seconds_sum'])} ms | |`);
+  o.push(`| RSS after the first sync | ${mb(rssSync)} | < 150 MB |`);
+  o.push(`| &nbsp;&nbsp;of which anonymous (heap etc.) / file-backed (the executable's pages) | ${mb(R.atReady.anonB)} / ${mb(R.atReady.fileB)} | |`);
+  o.push(`| RSS after ${IDLE_S} s idle / after the changes / peak (VmHWM) | ${mb(R.afterIdle.rssB)} / ${mb(R.afterChanges.rssB)} / ${mb(R.afterChanges.hwmB)} | |`);
+  o.push(`| RSS per pod: RSS / ${PODS} pods (marginal over the agent with 0 pods and policies: ${mb(R.baseline.rssB)}, ${mb(R.baseline.anonB)} anonymous) | ${f1(rssSync / PODS / 1024)} KiB (${f1(marginal / 1024)} KiB) | Cilium: 10.5 KiB per pod |`);
+  o.push(`| CPU used from start to ready | ${R.atReady.cpuS.toFixed(2)} s | |`);
+  o.push(`| idle CPU over ${IDLE_S} s after the sync | ${(R.afterIdle.cpuS - R.atReady.cpuS).toFixed(2)} s (${f1((100 * (R.afterIdle.cpuS - R.atReady.cpuS)) / IDLE_S)}% of a core) | |`);
+  o.push(`| CPU during the ${changes.length} changes | ${R.changesCpuS.toFixed(2)} s over ${secs(R.changes.ms)} (${f1((100 * R.changesCpuS * 1000) / R.changes.ms)}% of a core) | |`);
+
+  o.push('', `Changes (each waits ${GAP_MS} ms, then one write; times in ms; response→applied = the agent's /status applied.at minus the moment the write's response was in, both on this machine's clock, ms resolution):`, '');
+  o.push('| change | n | write p50 | **response→applied p50** | **p99** | max | sent→applied p99 | agent event→applied p50 / p99 | agent sync p50 / p99 | syncs | transaction ops (median) |');
+  o.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const row = (label: string, xs: Change[]): void => {
+    if (xs.length === 0) return;
+    const v = (k: keyof Change): number[] => xs.map((c) => c[k] as number);
+    o.push(
+      `| ${label} | ${xs.length} | ${f1(pct(v('writeMs'), 0.5))} | ${f0(pct(v('respToApplied'), 0.5))} | ${f0(pct(v('respToApplied'), 0.99))} | ${f0(Math.max(...v('respToApplied')))} | ${f0(pct(v('sentToApplied'), 0.99))} | ${f0(pct(v('agentEventToApplied'), 0.5))} / ${f0(pct(v('agentEventToApplied'), 0.99))} | ${f0(pct(v('agentSync'), 0.5))} / ${f0(pct(v('agentSync'), 0.99))} | ${(v('syncs').reduce((a, b) => a + b, 0) / xs.length).toFixed(2)} | ${f0(pct(v('operations'), 0.5))} |`,
+    );
+  };
+  const policy = changes.filter((c) => c.kind === 'policy');
+  const pod = changes.filter((c) => c.kind === 'pod');
+  row('**NetworkPolicy**', policy);
+  for (const t of ['port', 'peer', 'select']) row(`&nbsp;&nbsp;${t === 'select' ? 'podSelector' : t === 'peer' ? 'rule peer selector' : 'rule port'}`, policy.filter((c) => c.type === t));
+  row('**Pod**', pod);
+  for (const t of ['relabel-local', 'relabel-peer', 'add-local']) row(`&nbsp;&nbsp;${{ 'relabel-local': `relabel a pod on ${BENCH_NODE}`, 'relabel-peer': 'relabel a pod elsewhere', 'add-local': `add a pod on ${BENCH_NODE} (create + status)` }[t]}`, pod.filter((c) => c.type === t));
+  row('all', changes);
+  o.push(
+    '',
+    `agent event→applied and sync come from the agent's weir_event_to_applied_seconds and weir_sync_duration_seconds (_sum/_count deltas around each change; a mean when a change took more than one sync). event→applied includes the ${debounce} ms debounce. p99 is nearest-rank (of 100 samples: the 2nd largest). Polling: /status every ${POLL_MS} ms until applied.versions reaches the write's resourceVersion (response→seen p50 ${f0(pct(changes.map((c) => c.respToSeen), 0.5))} ms).`,
+  );
+  if (R.changes.timeouts) o.push(`NOT APPLIED within 10 s: ${R.changes.timeouts} change(s)`);
+  if (R.warnings.length) o.push(`agent warnings/errors in its log: ${R.warnings.length}, e.g. ${R.warnings[0].slice(0, 300)}`);
+  if (R.profile) o.push('', ...R.profile);
+
+  o.push('');
+  if (!viewOk) exitCode = 1;
+  o.push(`${viewOk ? 'PASS' : 'FAIL'}: the agent's copy of every NetworkPolicy spec equals the API's (${v.differ} differ, ${v.missing} missing of ${v.policies})`);
+  if (!tableOk) exitCode = 1;
+  if (ref) o.push(`${tableOk ? 'PASS' : 'FAIL'}: the agent's table after its first sync ${tableOk ? 'matches' : 'differs from'} a reference compile of the same objects (elements ${st.counts.elements} vs ${ref.elements}, rules ${st.counts.rules} vs ${ref.rules})`);
+  const target = 100;
+  for (const [label, xs] of [['NetworkPolicy', policy], ['Pod', pod]] as const) {
+    const p99 = pct(xs.map((c) => c.respToApplied), 0.99);
+    const ok = p99 < target && !R.changes.timeouts;
+    if (!ok) exitCode = 1;
+    o.push(`${ok ? 'PASS' : 'FAIL'}: ${label} change → rules applied p99 ${f0(p99)} ms ${p99 < target ? '<' : '>='} ${target} ms (${xs.length} changes${R.changes.timeouts ? `, ${R.changes.timeouts} never applied` : ''})`);
+  }
+  const rssOk = rssMax < 150e6;
+  if (!rssOk) exitCode = 1;
+  o.push(`${rssOk ? 'PASS' : 'FAIL'}: agent RSS ${(rssMax / 1e6).toFixed(1)} MB (largest of after-sync, after-idle, after-changes) ${rssOk ? '<' : '>='} 150 MB; peak VmHWM ${(R.afterChanges.hwmB / 1e6).toFixed(1)} MB; anonymous part after the changes ${(R.afterChanges.anonB / 1e6).toFixed(1)} MB`);
+  console.log(o.join('\n'));
+}
