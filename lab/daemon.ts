@@ -299,7 +299,13 @@ class Daemon {
   async applyManifests(): Promise<void> {
     const m = weirManifests(REPO);
     this.say(`applying weir's manifests: ${m.files.map((f) => path.relative(REPO, f)).join(' ')}`);
-    const r = await this.kubectl(['apply', '-f', '-', '-o', 'json'], m.yaml);
+    // `up --host-firewall` flips the manifest's own switch, as a user would
+    // edit the value before applying it.
+    const toggle = /(- name: WEIR_HOST_FIREWALL\n\s+value: )"false"/;
+    if (this.state.hostFirewall && !toggle.test(m.yaml)) throw new Error('the DaemonSet has no WEIR_HOST_FIREWALL value to turn on');
+    const yaml = this.state.hostFirewall ? m.yaml.replace(toggle, '$1"true"') : m.yaml;
+    if (this.state.hostFirewall) this.say('  host-firewall mode: WEIR_HOST_FIREWALL="true"');
+    const r = await this.kubectl(['apply', '-f', '-', '-o', 'json'], yaml);
     if (r.code !== 0) throw new Error(`kubectl apply of weir's manifests failed (exit ${r.code}): ${r.stderr.trim()}`);
     const objs = appliedObjects(r.stdout);
     for (const o of objs) this.say(`  ${o.kind.toLowerCase()}/${o.name}${o.namespace ? ` -n ${o.namespace}` : ''} applied`);
