@@ -6,7 +6,10 @@
 //   kubectl ARGS...                    the pinned kubectl as cluster admin, in weirlab-net
 //   exec NAMESPACE/POD -- CMD...       CMD in the pod's network namespace
 //   node NODE -- CMD...                CMD in the node's namespace, with its view of weir's paths
-//   wait | matrix | demo               (not implemented yet)
+//   wait [--timeout 120]               until every pod runs and every agent applied the API state
+//   matrix [--namespaces a,b] [--ports 80,81] [--protocols TCP,UDP,SCTP] [-o json|table]
+//                                      probe every ordered pod pair (lab/commands/matrix.ts)
+//   demo                               the NetworkPolicy walk-through (lab/commands/demo.ts)
 //
 // Every command's exit code is the child's where there is one (kubectl, exec,
 // node), else 0 for success and 1 for failure.
@@ -404,10 +407,6 @@ async function main(): Promise<void> {
   }
   if (raw[0] === 'kubectl') process.exit(kubectlCmd(raw.slice(1)));
   let code = 0;
-  const notYet = (name: string) => () => {
-    err(`${name}: not implemented yet`);
-    code = 2;
-  };
   await yargs(hideBin(process.argv))
     .scriptName('scripts/lab')
     .usage('$0 <command>\n\nweir\'s lab: a multi-node Kubernetes cluster in network namespaces (kind without Docker), running weir from its manifests.')
@@ -467,9 +466,47 @@ async function main(): Promise<void> {
         code = nodeCmd(a.node, argsAfterDashDash());
       },
     )
-    .command('wait', 'Wait until the lab is ready (not implemented yet)', (y) => y, notYet('wait'))
-    .command('matrix', 'Run the connectivity matrix (not implemented yet)', (y) => y, notYet('matrix'))
-    .command('demo', 'Run the demo (not implemented yet)', (y) => y, notYet('demo'))
+    .command(
+      'wait',
+      'Wait until every pod is Running with its addresses and every node\'s agent has applied the API state as it is now',
+      (y) =>
+        y
+          .option('timeout', { type: 'string', default: '120', describe: 'Give up after this long (seconds, or 500ms / 2m); exit 1 saying what is pending' })
+          .parserConfiguration({ 'unknown-options-as-args': false })
+          .strict(),
+      async (a) => {
+        const { waitCommand } = await import('./commands/wait.ts');
+        code = await waitCommand({ timeout: a.timeout });
+      },
+    )
+    .command(
+      'matrix',
+      'Probe every ordered pair of pods (TCP/UDP with agnhost connect, SCTP with a raw INIT) and print the connectivity tables',
+      (y) =>
+        y
+          .option('namespaces', { type: 'string', describe: 'Comma-separated namespaces (default: all but kube-*)' })
+          .option('ports', { type: 'string', default: '80,81', describe: 'Comma-separated ports' })
+          .option('protocols', { type: 'string', default: 'TCP,UDP,SCTP', describe: 'Comma-separated protocols: TCP, UDP, SCTP' })
+          .option('output', { alias: 'o', type: 'string', default: 'table', choices: ['table', 'json'], describe: 'table: upstream-style truth tables; json: {"probes":[...]}' })
+          .option('host-network', { type: 'boolean', default: false, describe: 'Include hostNetwork pods' })
+          .option('prober', { type: 'string', default: 'agnhost', choices: ['agnhost', 'netprobe'], describe: 'How TCP/UDP are probed (SCTP always by raw INIT)' })
+          .option('timeout', { type: 'string', default: '1', describe: 'Per-probe timeout (seconds, or e.g. 500ms)' })
+          .parserConfiguration({ 'unknown-options-as-args': false })
+          .strict(),
+      async (a) => {
+        const { matrixCommand } = await import('./commands/matrix.ts');
+        code = await matrixCommand({ namespaces: a.namespaces, ports: a.ports, protocols: a.protocols, output: a.output, hostNetwork: a['host-network'], prober: a.prober, timeout: a.timeout });
+      },
+    )
+    .command(
+      'demo',
+      'The NetworkPolicy walk-through (netpol-demo: web, db, a client in default), narrated, checked step by step',
+      (y) => y.parserConfiguration({ 'unknown-options-as-args': false }).strict(),
+      async () => {
+        const { demoCommand } = await import('./commands/demo.ts');
+        code = await demoCommand();
+      },
+    )
     .demandCommand(1, 'give a command: up, down, kubectl, exec, node, wait, matrix, demo')
     .strictCommands()
     .help()
