@@ -370,8 +370,8 @@ export async function tcpExchange(server: TestNetns, client: TestNetns, address:
   const exited = new Promise<void>((r) => listener.on('close', () => r()));
   try {
     await waitFor(`a listener on port ${port} in ${server.name}`, () => server.run(['ss', '-Hltn', `sport = :${port}`]).stdout.includes(`:${port}`));
-    spawnSync('ip', ['netns', 'exec', client.name, 'busybox', 'nc', '-w', '3', address, String(connectPort)], { input: payload, encoding: 'utf8', timeout: 10_000 });
-    await Promise.race([exited, sleep(5000)]);
+    spawnSync('ip', ['netns', 'exec', client.name, 'busybox', 'nc', '-w', '10', address, String(connectPort)], { input: payload, encoding: 'utf8', timeout: 20_000 });
+    await Promise.race([exited, sleep(12_000)]);
     return received;
   } finally {
     if (listener.exitCode === null && listener.signalCode === null) listener.kill('SIGKILL');
