@@ -216,7 +216,10 @@ export const PAIR_PORTS = [8080, 5201];
  * first two policies the ones that let the client reach the server on the
  * benchmark's ports: an ingress policy selecting the server and an egress
  * policy selecting the client. The others stay as drawn; those that select
- * the server or client add to their profiles like in a real cluster.
+ * the server or client add to their profiles like in a real cluster. Their
+ * names sort last, so in the profile chains of the pair the allowing policy is
+ * the last one jumped to: a new connection of the pair crosses the rules of
+ * every other policy selecting the server first (the worst order for weir).
  */
 export function addPair(c: Cluster, pair: PairPods): void {
   for (const p of [pair.client, pair.server]) c.state.pods.push(makePod(p.namespace, p.name, BENCH_NODE, p.ip, p.labels));
@@ -225,7 +228,7 @@ export function addPair(c: Cluster, pair: PairPods): void {
   const nsSel = (ns: string): LabelSelector => ({ matchLabels: { 'kubernetes.io/metadata.name': ns } });
   const allow: NetworkPolicy[] = [
     {
-      metadata: { namespace: pair.server.namespace, name: 'allow-bench-client', uid: 'uid-allow-bench-client', resourceVersion: '1' },
+      metadata: { namespace: pair.server.namespace, name: 'zz-allow-bench-client', uid: 'uid-allow-bench-client', resourceVersion: '1' },
       spec: {
         podSelector: { matchLabels: { app: pair.server.labels.app as string } },
         policyTypes: ['Ingress'],
@@ -233,7 +236,7 @@ export function addPair(c: Cluster, pair: PairPods): void {
       },
     },
     {
-      metadata: { namespace: pair.client.namespace, name: 'bench-client-egress', uid: 'uid-bench-client-egress', resourceVersion: '1' },
+      metadata: { namespace: pair.client.namespace, name: 'zz-bench-client-egress', uid: 'uid-bench-client-egress', resourceVersion: '1' },
       spec: {
         podSelector: { matchLabels: { app: pair.client.labels.app as string } },
         policyTypes: ['Egress'],

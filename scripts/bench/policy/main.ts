@@ -10,7 +10,7 @@
 //    ab and iperf3 -c in the other; new TCP connections per second and
 //    single-stream throughput under each condition (no weir table but
 //    conntrack on; weir with 0, 100, 1k policies; a linear ruleset made from
-//    the same 100 and 1k policies, linear.ts), interleaved in rounds.
+//    the same 100 and 1k policies, linear.ts), interleaved in passes.
 //
 // Everything happens in namespaces made here (named after WEIR_BENCH_TAG),
 // removed at the end, on failure and on Ctrl-C alike; the root namespace is
@@ -39,13 +39,15 @@ const USAGE = `usage: scripts/bench-policy [options]
   --adds N            pods added one by one after each full sync (default 5)
   --dp-pods N         pods of the datapath part's cluster (default 1000)
   --dp-policies LIST  policy counts of the datapath conditions (default 100,1000)
-  --rounds N          datapath rounds, every condition once per round (default 3)
+  --rounds N          iperf3 passes, each measuring every condition once (default 3)
+  --ab-passes N       ab passes, each measuring every condition once (default 10)
   --requests N        ab requests per measurement (default 5000)
   --concurrency N     ab concurrency (default 8)
   --iperf-seconds N   iperf3 -t (default 5)
-  --masquerade        add the agent's masquerade chain to weir's table (off by default: today
-                      nft refuses its chain name \`masquerade\`, a keyword)
+  --no-masquerade     weir's table without the agent's masquerade chain (default: with it, as the agent writes it)
   --seed N            cluster seed (default 1)
+  --nice N            niceness of the benchmark and everything it starts (default -5:
+                      a shared machine's other work takes less from the measurements; 0 to keep)
   --skip-sync | --skip-datapath
   --build             rebuild dist/bin/weir first (otherwise only when it is missing)`;
 
@@ -61,10 +63,12 @@ try {
       'dp-policies': { type: 'string', default: '100,1000' },
       rounds: { type: 'string', default: '3' },
       requests: { type: 'string', default: '5000' },
+      'ab-passes': { type: 'string', default: '10' },
       concurrency: { type: 'string', default: '8' },
       'iperf-seconds': { type: 'string', default: '5' },
-      masquerade: { type: 'boolean', default: false },
+      'no-masquerade': { type: 'boolean', default: false },
       seed: { type: 'string', default: '1' },
+      nice: { type: 'string', default: '-5' },
       'skip-sync': { type: 'boolean', default: false },
       'skip-datapath': { type: 'boolean', default: false },
       build: { type: 'boolean', default: false },
@@ -92,10 +96,16 @@ const ADDS = int('adds', 1, 50);
 const DP_PODS = int('dp-pods', 0, 19_000);
 const ROUNDS = int('rounds', 1);
 const REQUESTS = int('requests', 100);
+const AB_PASSES = int('ab-passes', 1, 100);
 const CONCURRENCY = int('concurrency', 1, 1000);
 const IPERF_SECS = int('iperf-seconds', 1, 60);
 const SEED = int('seed', 0);
-const MASQ = opt.masquerade === true;
+const NICE = (() => {
+  const v = Number(opt.nice);
+  if (!Number.isInteger(v) || v < -20 || v > 19) (console.error(`bench-policy: --nice must be an integer in -20..19\n${USAGE}`), process.exit(2));
+  return v;
+})();
+const MASQ = opt['no-masquerade'] !== true;
 const SIZES = String(opt.sizes).split(',').filter(Boolean).map((s) => {
   const m = /^(\d+)x(\d+)$/.exec(s.trim());
   if (!m || Number(m[1]) > 19_000) (console.error(`bench-policy: bad size ${s} (PODSxPOLICIES, at most 19000 pods)`), process.exit(2));
@@ -106,6 +116,10 @@ if (DP_POLICIES.some((n) => !Number.isInteger(n) || n < 1)) (console.error('benc
 if (process.getuid?.() !== 0) (console.error('bench-policy: needs root (network namespaces)'), process.exit(1));
 
 const started = performance.now();
+// Inherited by every process started from here (the main thread's niceness).
+if (NICE !== 0) os.setPriority(0, NICE);
+const loadavg = (): string => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const loadBefore = loadavg();
 const NODE = path.join(root, 'node_modules/.bin/node');
 const WEIR = path.join(root, 'dist/bin/weir');
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => fs.existsSync(p)) ?? 'ip';
@@ -130,7 +144,7 @@ function run(cmd: string, args: string[], input?: string, timeoutMs = 120_000, e
 const ip = (...args: string[]): string => run(IP, args);
 const inNs = (ns: string, cmd: string[], input?: string, timeoutMs?: number): string => run(IP, ['netns', 'exec', ns, ...cmd], input, timeoutMs);
 const ourNetns = (): string[] => ip('netns', 'list').split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${TAG}-`));
-const rootLinks = (): string => ip('-o', 'link', 'show').split('\n').map((l) => l.split(':')[1]?.trim()).filter(Boolean).sort().join(' ');
+const rootLinks = (): string[] => ip('-o', 'link', 'show').split('\n').map((l) => (l.split(':')[1] ?? '').trim().split('@')[0] ?? '').filter(Boolean).sort();
 function addNs(name: string): void {
   ip('netns', 'add', name);
   made.push(name);
@@ -165,18 +179,20 @@ const k = (n: number): string => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` :
 /** An Nft that times each run: the nft transaction alone (its render and libnftables), and its size. */
 class TimedNft implements Nft {
   readonly inner: LibNftables;
-  last = { runMs: NaN, renderMs: NaN, bytes: 0, ops: 0 };
+  /** runMs: inner.run alone; renderMs: one extra render, made to know the size; overheadMs: all the wrapper adds to the engine's applyMs. */
+  last = { runMs: NaN, renderMs: NaN, overheadMs: 0, bytes: 0, ops: 0 };
   constructor(inner: LibNftables) {
     this.inner = inner;
   }
   run(tx: Transaction): void {
-    // Rendered once untimed-for-apply, to know its size and what rendering costs;
-    // run() renders again, as the engine's apply does.
+    // Rendered once more, to know its size and what rendering costs (inner.run
+    // renders again, as always); that extra render is subtracted from the engine's times.
     const r0 = performance.now();
     const bytes = tx.render().length;
     const r1 = performance.now();
     this.inner.run(tx);
-    this.last = { runMs: performance.now() - r1, renderMs: r1 - r0, bytes, ops: tx.size };
+    const r2 = performance.now();
+    this.last = { runMs: r2 - r1, renderMs: r1 - r0, overheadMs: r1 - r0, bytes, ops: tx.size };
   }
   check(tx: Transaction): void {
     this.inner.check(tx);
@@ -204,7 +220,7 @@ interface SyncRow {
   pods: number;
   policies: number;
   local: number;
-  full: { compile: number[]; build: number[]; render: number[]; apply: number[]; total: number[]; ops: number; bytes: number; chains: number; sets: number; elements: number };
+  full: { compile: number[]; build: number[]; render: number[]; apply: number[]; total: number[]; ops: number; bytes: number; chains: number; sets: number; intervalSets: number; elements: number; distinctElements: number };
   inc: { ops: number[]; bytes: number[]; compile: number[]; diff: number[]; apply: number[]; e2e: number[]; floor: number[]; stats: string };
 }
 const syncRows: SyncRow[] = [];
@@ -215,10 +231,12 @@ async function syncPart(): Promise<void> {
       pods: size.pods,
       policies: size.policies,
       local: 0,
-      full: { compile: [], build: [], render: [], apply: [], total: [], ops: 0, bytes: 0, chains: 0, sets: 0, elements: 0 },
+      full: { compile: [], build: [], render: [], apply: [], total: [], ops: 0, bytes: 0, chains: 0, sets: 0, intervalSets: 0, elements: 0, distinctElements: 0 },
       inc: { ops: [], bytes: [], compile: [], diff: [], apply: [], e2e: [], floor: [], stats: '' },
     };
     syncRows.push(row);
+    const firstStats = new Set<string>();
+    const laterStats = new Set<string>();
     for (let rep = 0; rep < REPS; rep++) {
       const c = makeCluster({ pods: size.pods, policies: size.policies, seed: SEED });
       row.local = c.localPods;
@@ -233,11 +251,23 @@ async function syncPart(): Promise<void> {
         if (!full.full) throw new Error('first sync was not a full one');
         const rs = full.result.ruleset;
         row.full.compile.push(full.compileMs);
-        row.full.build.push(full.applyMs - nft.last.runMs);
+        const applyMs = full.applyMs - nft.last.overheadMs;
+        row.full.build.push(applyMs - nft.last.runMs);
         row.full.render.push(nft.last.renderMs);
         row.full.apply.push(nft.last.runMs);
-        row.full.total.push(full.compileMs + full.applyMs);
-        Object.assign(row.full, { ops: nft.last.ops, bytes: nft.last.bytes, chains: rs.chains.size, sets: rs.sets.size, elements: [...rs.sets.values()].reduce((n, s) => n + s.elements.size, 0) });
+        row.full.total.push(full.compileMs + applyMs);
+        const sets = [...rs.sets.values()];
+        // Sets with the same type and elements (e.g. the same peers in two rules) counted once.
+        const distinct = new Map(sets.map((x) => [`${x.def.type}|${x.def.kind === 'set' ? (x.def.flags ?? []).join() : 'map'}|${[...x.elements.keys()].sort().join(',')}`, x.elements.size]));
+        Object.assign(row.full, {
+          ops: nft.last.ops,
+          bytes: nft.last.bytes,
+          chains: rs.chains.size,
+          sets: sets.length,
+          intervalSets: sets.filter((x) => x.def.kind === 'set' && x.def.flags?.includes('interval')).length,
+          elements: sets.reduce((n, x) => n + x.elements.size, 0),
+          distinctElements: [...distinct.values()].reduce((a, b) => a + b, 0),
+        });
         await checkpoint();
         for (let i = 0; i < ADDS; i++) {
           // The floor: one element added to the table, straight through libnftables (then taken out again).
@@ -254,11 +284,13 @@ async function syncPart(): Promise<void> {
           row.inc.ops.push(r.operations);
           row.inc.bytes.push(nft.last.bytes);
           row.inc.compile.push(r.compileMs);
-          row.inc.diff.push(r.applyMs - nft.last.runMs);
+          const applyMs = r.applyMs - nft.last.overheadMs;
+          row.inc.diff.push(applyMs - nft.last.runMs);
           row.inc.apply.push(nft.last.runMs);
-          row.inc.e2e.push(r.compileMs + r.applyMs);
+          row.inc.e2e.push(r.compileMs + applyMs);
           const s = r.stats;
-          if (s) row.inc.stats = `+${s.elementsAdded} el, +${s.chainsAdded} ch`;
+          const stats = i === 0 ? firstStats : laterStats;
+          if (s) stats.add(`+${s.elementsAdded} el${s.chainsAdded ? `, +${s.chainsAdded} chain` : ''}${s.elementsRemoved ? `, -${s.elementsRemoved} el` : ''}${s.chainsRewritten ? `, ${s.chainsRewritten} chain rewritten` : ''}`);
           await checkpoint();
         }
       } finally {
@@ -267,6 +299,7 @@ async function syncPart(): Promise<void> {
         delNs(nsName);
       }
     }
+    row.inc.stats = `first: ${[...firstStats].join(' or ')}${laterStats.size ? `; later: ${[...laterStats].join(' or ')}` : ''}`;
     log(`sync ${k(size.pods)} pods x ${k(size.policies)} policies: done`);
   }
 }
@@ -281,6 +314,8 @@ interface Condition {
   apply: (nft: LibNftables) => void;
   /** Expected outcome of a probe to a port the pair's policies do not open (true: reaches the server). */
   probeAllowed: boolean;
+  /** weir: the policies isolating the server for ingress, in the order its profile jumps to them. */
+  serverPolicies?: string[];
   rules?: number;
   note?: string;
   rate: number[];
@@ -345,12 +380,16 @@ function iperf(server: string): number {
   return bps;
 }
 
-/** The weir table's counter on the pair's allowing rule, packets. */
-function allowCounter(nft: LibNftables): number {
+/** Packets counted by the ingress rules of each of `policies` (namespace/name) in the weir table. */
+function ingressCounters(nft: LibNftables, policies: readonly string[]): Map<string, number> {
   const text = nft.runScript('list table inet weir');
-  let n = 0;
-  for (const line of text.split('\n')) if (line.includes('allow-bench-client ingress[0]')) n += Number(/counter packets (\d+)/.exec(line)?.[1] ?? 0);
-  return n;
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const ref = policies.find((r) => line.includes(`"${r} ingress[`));
+    const n = Number(/counter packets (\d+)/.exec(line)?.[1] ?? 0);
+    if (ref && n > 0) out.set(ref, (out.get(ref) ?? 0) + n);
+  }
+  return out;
 }
 
 async function datapathPart(): Promise<void> {
@@ -409,8 +448,12 @@ async function datapathPart(): Promise<void> {
   cond({ key: 'ct', label: 'no weir table (conntrack on: one `ct state established accept`)', kind: 'ct', policies: 0, apply: (n) => n.runScript(ctScript), probeAllowed: true });
   const c0 = clusterWith(0);
   const tx0 = weirTx(c0);
-  cond({ key: 'w0', label: 'weir, 0 policies', kind: 'weir', policies: 0, apply: (n) => n.run(tx0), probeAllowed: expected(c0, DENY_PROBE_PORT) });
+  cond({ key: 'w0', label: 'weir, 0 policies', kind: 'weir', policies: 0, apply: (n) => n.run(tx0), probeAllowed: expected(c0, DENY_PROBE_PORT), rules: tx0.operations.filter((o) => o.obj.kind === 'rule').length });
   const linears: Array<{ p: number; l: LinearRuleset; allowed: boolean }> = [];
+  const place = (list: string[] | undefined, name: string): string => {
+    const i = (list ?? []).findIndex((r) => r.endsWith(`/${name}`));
+    return i < 0 ? 'missing' : i === (list ?? []).length - 1 ? 'last' : `${i + 1} of ${(list ?? []).length}`;
+  };
   for (const p of DP_POLICIES) {
     const c = clusterWith(p);
     const tx = weirTx(c);
@@ -424,8 +467,9 @@ async function datapathPart(): Promise<void> {
       policies: p,
       apply: (n) => n.run(tx),
       probeAllowed: expected(c, DENY_PROBE_PORT),
-      rules: [...res.ruleset.chains.values()].reduce((a, ch) => a + ch.rules.length, 0),
-      note: `server isolated by ${server?.ingress?.policies.length ?? 0} ingress polic${server?.ingress?.policies.length === 1 ? 'y' : 'ies'}, client by ${client?.egress?.policies.length ?? 0} egress`,
+      serverPolicies: server?.ingress?.policies ?? [],
+      rules: tx.operations.filter((o) => o.obj.kind === 'rule').length,
+      note: `server isolated by ${server?.ingress?.policies.length ?? 0} ingress polic${server?.ingress?.policies.length === 1 ? 'y' : 'ies'}, the one made for the pair jumped to ${place(server?.ingress?.policies, 'zz-allow-bench-client')}; client by ${client?.egress?.policies.length ?? 0} egress`,
     });
     if (!expected(c, 8080) || !expected(c, 5201)) throw new Error('internal: the pair is not allowed by its own policies');
     const l = linearRuleset(snapshot(c), BENCH_NODE, { client: clientIp, server: serverIp, ports: PAIR_PORTS });
@@ -456,25 +500,41 @@ async function datapathPart(): Promise<void> {
     set(conditions[0] as Condition);
     ab(serverIp);
     iperf(serverIp);
-    for (let round = 0; round < ROUNDS; round++) {
+    // Passes: an ab pass measures every condition once (a few seconds in all),
+    // an iperf pass likewise; the two kinds alternate until both counts are
+    // done. Order rotated per pass, so no condition always runs first or
+    // after the same neighbour. Ratios are taken within a pass, between
+    // measurements seconds apart, so slow changes in the machine's load cancel.
+    const checked = new Set<string>();
+    const pass = async (kind: 'ab' | 'iperf', n: number): Promise<void> => {
       for (let i = 0; i < conditions.length; i++) {
-        // Rotated per round, so no condition always runs first or after the same neighbour.
-        const c = conditions[(i + round) % conditions.length] as Condition;
+        const c = conditions[(i + n) % conditions.length] as Condition;
         set(c);
-        if (round === 0) {
+        if (!checked.has(c.key)) {
           // The policy is in force: a port the pair's policies do not open behaves as the oracle says.
           const got = probe(agnhost, serverIp, DENY_PROBE_PORT);
           if (got !== c.probeAllowed) throw new Error(`${c.label}: a connection to :${DENY_PROBE_PORT} was ${got ? 'answered' : 'dropped'}, expected it ${c.probeAllowed ? 'answered' : 'dropped'}`);
           inNs(NODE_NS, ['conntrack', '-F'], undefined, 30_000);
         }
         await checkpoint();
-        c.rate.push(ab(serverIp));
-        await checkpoint();
-        c.bps.push(iperf(serverIp));
-        if (round === 0 && c.kind === 'weir' && c.policies > 0 && allowCounter(nft) === 0) throw new Error(`${c.label}: the pair's allowing rule counted no packet`);
+        if (kind === 'ab') c.rate.push(ab(serverIp));
+        else c.bps.push(iperf(serverIp));
+        const sp = c.serverPolicies ?? [];
+        if (!checked.has(c.key) && sp.length > 0) {
+          // The pair's connections went through the server's policy chains: which policy's rules accepted them.
+          const counts = ingressCounters(nft, sp);
+          if (counts.size === 0) throw new Error(`${c.label}: no ingress rule of the server's policies counted a packet`);
+          const by = [...counts.keys()].map((r) => `${r} (${sp.indexOf(r) + 1} of ${sp.length})`);
+          c.note = `${c.note ?? ''}; accepted by ${by.join(', ')}`;
+        }
+        checked.add(c.key);
         await checkpoint();
       }
-      log(`datapath round ${round + 1}/${ROUNDS} done`);
+    };
+    for (let i = 0; i < Math.max(AB_PASSES, ROUNDS); i++) {
+      if (i < AB_PASSES) await pass('ab', i);
+      if (i < ROUNDS) await pass('iperf', i);
+      log(`datapath pass ${i + 1}/${Math.max(AB_PASSES, ROUNDS)} done`);
     }
     nft.runScript('flush ruleset');
   } finally {
@@ -496,41 +556,46 @@ function machine(): string {
   const ver = (cmd: string, args: string[], re: RegExp): string => re.exec(spawnSync(cmd, args, { encoding: 'utf8', env: BASE_ENV }).stdout ?? '')?.[1] ?? '?';
   return [
     `machine: nproc ${os.availableParallelism()}, kernel ${os.release()}, ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; node ${process.version}`,
+    `load average (1/5/15 min) at start ${loadBefore}, at end ${loadavg()}: other work on the machine shares its ${os.availableParallelism()} cores with every measurement (this run: nice ${os.getPriority(0)})`,
     `tools: nftables ${ver('nft', ['--version'], /v([\d.]+)/)}, iperf3 ${ver('iperf3', ['--version'], /iperf ([\d.]+)/)}, ab ${ver('ab', ['-V'], /Version ([\d.]+)/)}`,
   ].join('\n');
 }
 
 function syncReport(out: string[]): void {
   out.push(`### Sync: full replacement, then one pod added (engine: PolicyEngine over LibNftables, fresh netns per repetition)\n`);
-  out.push(`${REPS} full sync(s) per size, each followed by ${ADDS} incremental sync(s) adding one pod; p50 (median) shown. Node ${BENCH_NODE} holds 1% of the pods; the table includes the agent's guard of the node's pod range${MASQ ? ' and its masquerade chain' : ', not its masquerade chain (see --masquerade)'}.`);
-  out.push('', '| pods | policies | local pods | chains | sets | set elements | tx ops | script | compile ms | build tx ms | apply ms (render + libnftables) | of which render ms | full sync total ms |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(`Synthetic clusters (scripts/bench/policy/cluster.ts, seed ${SEED}): 50 namespaces, ${NODE_COUNT} nodes, labels app/tier/version from a small vocabulary; policies mix pod and namespace selectors, ipBlocks with except, numeric, range and named ports, ingress and egress. ${REPS} full sync(s) per size, each followed by ${ADDS} incremental sync(s) adding one pod on this node that several policies select; p50 (median) shown. Node ${BENCH_NODE} holds 1% of the pods; the table includes the agent's guard of the node's pod range${MASQ ? ' and its masquerade chain (postrouting, nat: every node\'s pod CIDR exempt)' : ', not its masquerade chain (--no-masquerade)'}.`);
+  out.push('', '| pods | policies | local pods | chains | sets (interval) | set elements (in distinct sets) | tx ops | script | compile ms | build tx ms | apply ms (render + libnftables) | of which render ms | full sync total ms |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of syncRows) {
     const f = r.full;
-    out.push(`| ${k(r.pods)} | ${k(r.policies)} | ${r.local} | ${f.chains} | ${f.sets} | ${f.elements} | ${f.ops} | ${kib(f.bytes)} | ${f1(median(f.compile))} | ${f1(median(f.build))} | ${f1(median(f.apply))} | ${f1(median(f.render))} | ${f1(median(f.total))} |`);
+    out.push(`| ${k(r.pods)} | ${k(r.policies)} | ${r.local} | ${f.chains} | ${f.sets} (${f.intervalSets}) | ${f.elements} (${f.distinctElements}) | ${f.ops} | ${kib(f.bytes)} | ${f1(median(f.compile))} | ${f1(median(f.build))} | ${f1(median(f.apply))} | ${f1(median(f.render))} | ${f1(median(f.total))} |`);
   }
-  out.push('', '| pods | policies | diff ops | script bytes | change | **apply ms** (nft transaction) | floor ms (1-element add) | compile ms | diff ms | end-to-end sync ms (compile + diff + apply) |', '|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
+  out.push('', '| pods | policies | change per added pod | diff ops | script bytes | **apply ms** (nft transaction) | apply max ms | floor ms (1-element add) | compile ms | diff ms | end-to-end sync ms (compile + diff + apply) |', '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of syncRows) {
     const i = r.inc;
-    out.push(`| ${k(r.pods)} | ${k(r.policies)} | ${median(i.ops)} | ${median(i.bytes)} | ${i.stats} | **${f2(median(i.apply))}** | ${f2(median(i.floor))} | ${f1(median(i.compile))} | ${f1(median(i.diff))} | ${f1(median(i.e2e))} |`);
+    out.push(`| ${k(r.pods)} | ${k(r.policies)} | ${i.stats} | ${median(i.ops)} | ${median(i.bytes)} | **${f2(median(i.apply))}** | ${f2(Math.max(...i.apply))} | ${f2(median(i.floor))} | ${f1(median(i.compile))} | ${f1(median(i.diff))} | ${f1(median(i.e2e))} |`);
   }
-  out.push('', `apply = the diff transaction run through LibNftables (render + nft_run_cmd_from_buffer on the kept context): the update as applied to the kernel, which the 5 ms target is judged on. floor = \`add element inet weir known4 { IP }\` alone on the same context: what any change costs at that table size. end-to-end = what the agent spends per pod event today: recompiling the whole cluster, diffing against the last ruleset, and applying.`);
+  out.push('', `apply = the diff transaction run through LibNftables (render + nft_run_cmd_from_buffer on the kept context): the update as applied to the kernel, which the 5 ms target is judged on. floor = \`add element inet weir known4 { IP }\` alone on the same context: what any change costs at that table size. end-to-end = what the agent spends per pod event today: recompiling the whole cluster, diffing against the last ruleset, and applying. The first pod added after a full sync is the first of its labels on the node, so policies start applying here (new chains and their sets); the later ones only join existing sets. Values are p50 over all adds; max is the slowest apply.`);
+}
+
+/** Per-pass ratios of a condition to the first row, and their median. */
+function ratios(c: Condition, base: Condition, what: 'rate' | 'bps'): { med: number; min: number; max: number } {
+  const r = c[what].map((x, i) => x / (base[what][i] as number));
+  return { med: median(r), min: Math.min(...r), max: Math.max(...r) };
 }
 
 function datapathReport(out: string[]): void {
   const base = conditions.find((c) => c.key === 'ct');
   if (!base) return;
-  const br = median(base.rate);
-  const bb = median(base.bps);
   out.push(`### Datapath: client pod -> server pod through the node netns (pods made by \`dist/bin/weir\` ADD), ${DP_PODS} pods in the cluster\n`);
-  out.push(`${ROUNDS} round(s), each condition once per round in rotated order, median shown with min–max. Connection rate: \`ab -n ${REQUESTS} -c ${CONCURRENCY}\` (HTTP/1.0, one new TCP connection per request) against agnhost netexec; throughput: \`iperf3 -t ${IPERF_SECS}\`, one stream. conntrack flushed before each condition. Ratios are to the first row.`);
-  out.push('', '| condition | forward rules | req/s (median) | min–max | ratio | Gbit/s (median) | min–max | ratio | notes |', '|---|---:|---:|---:|---:|---:|---:|---:|---|');
+  out.push(`Connection rate: \`ab -n ${REQUESTS} -c ${CONCURRENCY}\` (HTTP/1.0, one new TCP connection per request) against agnhost netexec, ${AB_PASSES} passes; throughput: \`iperf3 -t ${IPERF_SECS}\`, one stream, ${ROUNDS} passes. A pass measures every condition once, in an order rotated per pass; ab and iperf3 passes alternate. Before each measurement: \`flush ruleset\` in the node netns, the condition's table, \`conntrack -F\`. Values: median and min–max over the passes. Ratio: median over the passes of (condition / first row in the same pass), with its min–max.`);
+  out.push('', '| condition | rules in table | req/s | min–max | **ratio** | ratio min–max | Gbit/s | min–max | **ratio** | ratio min–max | notes |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const c of conditions) {
-    const r = median(c.rate);
-    const b = median(c.bps);
-    const mm = (xs: number[], d = 1, s = 1): string => `${(Math.min(...xs) / s).toFixed(d)}–${(Math.max(...xs) / s).toFixed(d)}`;
-    out.push(`| ${c.label} | ${c.rules ?? (c.kind === 'ct' ? 1 : '')} | ${r.toFixed(0)} | ${mm(c.rate, 0)} | ${f2(r / br)} | ${f2(b / 1e9)} | ${mm(c.bps, 2, 1e9)} | ${f2(b / bb)} | ${c.note ?? ''} |`);
+    const mm = (xs: number[], d: number, sc = 1): string => `${(Math.min(...xs) / sc).toFixed(d)}–${(Math.max(...xs) / sc).toFixed(d)}`;
+    const rr = ratios(c, base, 'rate');
+    const rb = ratios(c, base, 'bps');
+    out.push(`| ${c.label} | ${c.rules ?? (c.kind === 'ct' ? 1 : '')} | ${median(c.rate).toFixed(0)} | ${mm(c.rate, 0)} | **${f2(rr.med)}** | ${f2(rr.min)}–${f2(rr.max)} | ${f2(median(c.bps) / 1e9)} | ${mm(c.bps, 2, 1e9)} | **${f2(rb.med)}** | ${f2(rb.min)}–${f2(rb.max)} | ${c.note ?? ''} |`);
   }
-  out.push('', `Checked in round 1 for every condition: a connection to :${DENY_PROBE_PORT}, which the pair's policies do not open, is answered or dropped exactly as the reference evaluator (weir) or the linear chain's own order says, and the weir rule allowing the pair counted packets.`);
+  out.push('', `Checked at each condition's first measurement: a connection to :${DENY_PROBE_PORT}, which the pair's policies do not open, is answered or dropped exactly as the reference evaluator (weir) or the linear chain's own order says, ab saw no failed request, and the rules that accepted the pair's connections in weir's table are named (from their counters; *n of m*: the policy's place among the m policies the server's profile jumps to in order).`);
 }
 
 function targets(out: string[]): void {
@@ -538,10 +603,13 @@ function targets(out: string[]): void {
   const top = Math.max(...DP_POLICIES);
   const w = conditions.find((c) => c.key === `w${top}`);
   if (base && w) {
-    const tr = median(w.bps) / median(base.bps);
-    const rr = median(w.rate) / median(base.rate);
-    out.push(`${tr >= 0.95 ? 'PASS' : 'FAIL'}: throughput with ${k(top)} policies is ${(tr * 100).toFixed(1)}% of no-table (target >= 95%)`);
-    out.push(`${rr >= 0.9 ? 'PASS' : 'FAIL'}: connection rate with ${k(top)} policies is ${(rr * 100).toFixed(1)}% of no-table (target >= 90%)`);
+    const tr = ratios(w, base, 'bps');
+    const rr = ratios(w, base, 'rate');
+    const pc = (x: number): string => `${(x * 100).toFixed(1)}%`;
+    // When the per-pass ratios lie on both sides of the target, the verdict is within this run's noise: say so.
+    const noisy = (r: { min: number; max: number }, target: number): string => (r.min < target && r.max >= target ? '; WITHIN NOISE: passes on both sides of the target' : '');
+    out.push(`${tr.med >= 0.95 ? 'PASS' : 'FAIL'}: throughput with ${k(top)} policies is ${pc(tr.med)} of no-table (target >= 95%; per-pass ratios ${pc(tr.min)}–${pc(tr.max)}, ${ROUNDS} passes${noisy(tr, 0.95)})`);
+    out.push(`${rr.med >= 0.9 ? 'PASS' : 'FAIL'}: connection rate with ${k(top)} policies is ${pc(rr.med)} of no-table (target >= 90%; per-pass ratios ${pc(rr.min)}–${pc(rr.max)}, ${AB_PASSES} passes${noisy(rr, 0.9)})`);
   }
   if (syncRows.length) {
     const worst = syncRows.reduce((a, r) => (median(r.inc.apply) > median(a.inc.apply) ? r : a));
@@ -582,12 +650,30 @@ try {
     if (c.exitCode === null && c.signalCode === null) await Promise.race([new Promise((r) => c.once('exit', r)), new Promise((r) => setTimeout(r, 3000))]);
   }
   const alive = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid);
+  // Anything else still running in our namespaces was started by this run (an ab or iperf3 cut short).
+  for (const n of made) {
+    const pids = spawnSync(IP, ['netns', 'pids', n], { env: BASE_ENV, encoding: 'utf8' }).stdout?.split('\n').filter(Boolean).map(Number) ?? [];
+    for (const pid of pids) {
+      log(`stopping pid ${pid}, left in ${n}`);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
   for (const n of [...made].reverse()) delNs(n);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   const left = ourNetns();
   const rootAfter = rootLinks();
-  console.log(`\ncleanup: ${created} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; ${children.length} server processes started, ${alive.length ? `STILL RUNNING: ${alive.join(' ')}` : 'all stopped'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`);
-  if (left.length || alive.length || rootAfter !== rootBefore) exitCode ||= 1;
+  // Other work on the machine may add and remove links of its own; a link of
+  // the plugin's (host veths are named weir…) appearing in the root netns would be ours.
+  const added = rootAfter.filter((l) => !rootBefore.includes(l));
+  const removed = rootBefore.filter((l) => !rootAfter.includes(l));
+  const leaked = added.filter((l) => l.startsWith('weir'));
+  const links = added.length + removed.length === 0 ? 'unchanged' : `${leaked.length ? `LEAKED: ${leaked.join(' ')}; ` : ''}changed meanwhile (not by links of ours): +[${added.join(' ')}] -[${removed.join(' ')}]`;
+  console.log(`\ncleanup: ${created} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; ${children.length} server processes started, ${alive.length ? `STILL RUNNING: ${alive.join(' ')}` : 'all stopped'}; root netns links ${links}`);
+  if (left.length || alive.length || leaked.length) exitCode ||= 1;
   console.log(`total time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   process.exit(exitCode);
 }
