@@ -22,6 +22,9 @@
 //   named sets (pod addresses; ipBlock intervals with `except` subtracted),
 //   ports a concatenated interval set `inet_proto . inet_service`, named
 //   ports a set of `address . inet_proto . inet_service` resolved per pod.
+//   Sets are shared: each is named by a hash of what defines its contents
+//   (rule-compile.ts, sharedSetName), so rules of any policy with the same
+//   peers or ports use one set, with a neutral comment.
 //   A packet costs the same however many pods and policies the cluster has.
 // - With host-firewall mode on (opts.hostFirewall), NetworkPolicies also
 //   select this node's hostNetwork pods, and host.ts adds base chains on the
@@ -117,7 +120,9 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
       const chain = b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}`);
       refOfChain.set(chain, ref);
       const all = hostSubjects.length > 0 ? [...subjects, ...hostSubjects] : subjects;
-      for (const r of rules) compileRule(ctx, chain, `${id}_${short(d)}${r.index}`, `${label} ${d}[${r.index}]`, d, r, p.namespace, all);
+      // The subjects are a function of the namespace and the pod selector (for this node, in this compile).
+      const subjectsKey = `${p.namespace}|${p.podSelector.key}`;
+      for (const r of rules) compileRule(ctx, chain, subjectsKey, `${label} ${d}[${r.index}]`, d, r, p.namespace, all);
       for (const s of all) {
         const entry = profilesOf.get(s) ?? { ingress: [], egress: [] };
         entry[d].push(chain);

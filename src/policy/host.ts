@@ -261,7 +261,7 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
       if (rules === undefined) continue;
       const chain = b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}${p.mode === 'Audit' ? ' (Audit)' : ''}`);
       // Ingress named ports name ports of the node's hostNetwork pods.
-      for (const r of rules) compileRule(ctx, chain, `${id}_${short(d)}${r.index}`, `${label} ${d}[${r.index}]`, d, r, '', h.hostPods);
+      for (const r of rules) compileRule(ctx, chain, 'hostNetwork', `${label} ${d}[${r.index}]`, d, r, '', h.hostPods);
       hfpChains[d].push({ chain, mode: p.mode });
     }
   }

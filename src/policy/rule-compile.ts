@@ -10,6 +10,7 @@ import type { NodePeer } from './host-policy.ts';
 import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
 import type { Direction, NormalizedPeer } from './normalize.ts';
 import { resolveNamedPort, type PortMatch } from './ports.ts';
+import type { Set as NftSet } from '../nft/types.ts';
 import type { RulesetBuilder } from './ruleset.ts';
 import type { CompiledSelector } from './selector.ts';
 import type { Protocol } from './types.ts';
@@ -45,14 +46,40 @@ export interface RuleContext {
 }
 
 /**
+ * The name of a shared set: `s<hash>_<what>`, the hash of what defines the
+ * set's contents. Rules (of any policy) whose peers or ports are defined the
+ * same way use one set, so that the table holds each list of addresses once.
+ * Pod-dependent sets are named by their definition (selector keys), not by
+ * their current elements, so that a pod coming or going stays an element
+ * update and never renames a set under a rule.
+ */
+export const sharedSetName = (what: string, definition: string): string => `s${hashId(`${what}|${definition}`)}_${what}`;
+
+/**
+ * Adds a shared set unless this compile already made it; returns its name and
+ * whether it is new (and so must be filled by the caller).
+ */
+function sharedSet(b: RulesetBuilder, what: string, definition: string, type: string, flags: NftSet['flags'], comment: string): { name: string; fresh: boolean } {
+  const name = sharedSetName(what, definition);
+  if (b.ruleset.sets.has(name)) return { name, fresh: false };
+  b.set(name, type, flags, comment);
+  return { name, fresh: true };
+}
+
+/** The memo key of one pod peer: which namespaces, which pods in them. */
+const podPeerKey = (policyNs: string, p: NormalizedPeer & { kind: 'pods' }): string => `${p.namespaces === 'own' ? `own:${policyNs}` : `ns:${p.namespaces.key}`}|${p.pods.key}`;
+const sortedUnique = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
+
+/**
  * One rule: its sets, and one nft rule per (peer kind, port kind, family)
  * it needs. `subjects` are the pods the rule protects (their addresses and
- * declared ports resolve ingress named ports).
+ * declared ports resolve ingress named ports); `subjectsKey` names that list
+ * (equal keys: equal lists within one compile), for the named-port set.
  */
 export function compileRule(
   ctx: RuleContext,
   chain: string,
-  base: string,
+  subjectsKey: string,
   comment: string,
   d: Direction,
   r: CompilableRule,
@@ -62,41 +89,61 @@ export function compileRule(
   const { b } = ctx;
   const peerField = d === 'ingress' ? 'saddr' : 'daddr';
 
-  // Peers, per family: a pod-address set and/or an ipBlock interval set
-  // (and, for the host firewall, a node-address set).
-  const peerMatch = new Map<IpFamily, string[]>();
-  let peerPodList: PodFacts[] | undefined;
+  // Peers, per family: a pod-address set per distinct pod peer, and/or an
+  // ipBlock interval set (and, for the host firewall, a node-address set).
+  // Each is its own nft rule (the rule allows when any of them matches):
+  // one set per pod peer is what lets rules with overlapping peer lists
+  // share sets. `podPeer` is the pod peer key of a match, for egress named ports.
+  const peerMatch = new Map<IpFamily, { match: string; podPeer?: string }[]>();
+  /** Pod peers by key, in the rule's order. */
+  const podPeers = new Map<string, NormalizedPeer & { kind: 'pods' }>();
+  const peerPods = (keys: readonly string[]): PodFacts[] => {
+    const lists = keys.map((k) => {
+      const p = podPeers.get(k) as NormalizedPeer & { kind: 'pods' };
+      return ctx.peerPods(policyNs, p.namespaces, p.pods);
+    });
+    return lists.length === 1 ? (lists[0] as PodFacts[]) : [...new Set(lists.flat())];
+  };
+  let podsKey: string | undefined;
   if (r.peers === 'any') {
-    for (const f of FAMILIES) peerMatch.set(f, ['']);
+    for (const f of FAMILIES) peerMatch.set(f, [{ match: '' }]);
   } else {
-    const podPeers = r.peers.filter((p) => p.kind === 'pods');
+    for (const p of r.peers) if (p.kind === 'pods') podPeers.set(podPeerKey(policyNs, p), p);
     const blocks = r.peers.filter((p) => p.kind === 'ipBlock');
     const nodePeers = r.peers.filter((p) => p.kind === 'nodes');
-    if (podPeers.length > 0) peerPodList = [...new Set(podPeers.flatMap((p) => ctx.peerPods(policyNs, p.namespaces, p.pods)))];
-    const nodeAddrs = new Map<IpFamily, Set<string>>();
-    for (const p of nodePeers) {
-      for (const [f, list] of ctx.nodeAddresses?.(p.nodes) ?? new Map<IpFamily, string[]>()) nodeAddrs.set(f, new Set([...(nodeAddrs.get(f) ?? []), ...list]));
-    }
-    for (const f of FAMILIES) {
-      const matches: string[] = [];
-      if (peerPodList) {
-        const set = b.set(`${base}_pods${f}`, addrType(f), undefined, `${comment} peer pods`);
-        for (const p of peerPodList) {
-          const ip = p.ips.get(f);
-          if (ip) b.element(set, [ip]);
-        }
-        matches.push(`${fam(f)} ${peerField} @${set}`);
+    if (podPeers.size > 0) podsKey = sortedUnique([...podPeers.keys()]).join(',');
+    const nodesKey = sortedUnique(nodePeers.map((p) => p.nodes.key)).join(',');
+    let nodeAddrs: Map<IpFamily, Set<string>> | undefined;
+    const nodeAddresses = (): Map<IpFamily, Set<string>> => {
+      if (nodeAddrs) return nodeAddrs;
+      nodeAddrs = new Map();
+      for (const p of nodePeers) {
+        for (const [f, list] of ctx.nodeAddresses?.(p.nodes) ?? new Map<IpFamily, string[]>()) nodeAddrs.set(f, new Set([...(nodeAddrs.get(f) ?? []), ...list]));
       }
-      const ranges = mergeRanges(blocks.filter((x) => x.cidr.family === f).flatMap((x) => subtractCidrs(x.cidr, x.except)));
+      return nodeAddrs;
+    };
+    for (const f of FAMILIES) {
+      const matches: { match: string; podPeer?: string }[] = [];
+      for (const key of podPeers.keys()) {
+        const set = sharedSet(b, `pods${f}`, key, addrType(f), undefined, 'peer pods');
+        if (set.fresh) {
+          for (const p of peerPods([key])) {
+            const ip = p.ips.get(f);
+            if (ip) b.element(set.name, [ip]);
+          }
+        }
+        matches.push({ match: `${fam(f)} ${peerField} @${set.name}`, podPeer: key });
+      }
       if (blocks.some((x) => x.cidr.family === f)) {
-        const set = b.set(`${base}_cidr${f}`, addrType(f), ['interval'], `${comment} ipBlock peers`);
-        for (const rg of ranges) b.element(set, [rangeText(f, rg)]);
-        matches.push(`${fam(f)} ${peerField} @${set}`);
+        const ranges = mergeRanges(blocks.filter((x) => x.cidr.family === f).flatMap((x) => subtractCidrs(x.cidr, x.except))).map((rg) => rangeText(f, rg));
+        const set = sharedSet(b, `cidr${f}`, ranges.join(','), addrType(f), ['interval'], 'ipBlock peers');
+        if (set.fresh) for (const rg of ranges) b.element(set.name, [rg]);
+        matches.push({ match: `${fam(f)} ${peerField} @${set.name}` });
       }
       if (nodePeers.length > 0) {
-        const set = b.set(`${base}_nodes${f}`, addrType(f), undefined, `${comment} peer nodes`);
-        for (const ip of [...(nodeAddrs.get(f) ?? [])].sort()) b.element(set, [ip]);
-        matches.push(`${fam(f)} ${peerField} @${set}`);
+        const set = sharedSet(b, `nodes${f}`, nodesKey, addrType(f), undefined, 'peer nodes');
+        if (set.fresh) for (const ip of [...(nodeAddresses().get(f) ?? [])].sort()) b.element(set.name, [ip]);
+        matches.push({ match: `${fam(f)} ${peerField} @${set.name}` });
       }
       if (matches.length > 0) peerMatch.set(f, matches);
     }
@@ -105,38 +152,45 @@ export function compileRule(
   // Ports: numeric and ranges in one interval set for every family; named
   // ports resolved against the destination pod (the subject for ingress, the
   // peer for egress) into address . protocol . port sets.
-  const portMatch = new Map<IpFamily, string[]>();
+  let portMatch: (f: IpFamily, podPeer: string | undefined) => string[];
   if (r.ports === 'any') {
-    for (const f of FAMILIES) portMatch.set(f, ['']);
+    portMatch = () => [''];
   } else {
     const numeric = r.ports.filter((p) => p.kind !== 'named');
     const named = r.ports.filter((p) => p.kind === 'named');
     const common: string[] = [];
     if (numeric.length > 0) {
-      const set = b.set(`${base}_ports`, 'inet_proto . inet_service', ['interval'], `${comment} ports`);
       // Valid policies may overlap (port 80 and 80-90, UDP and UDP 53), and
       // an interval set refuses overlapping elements: merge per protocol.
+      const elements: string[][] = [];
       for (const proto of new Set(numeric.map((p) => p.protocol))) {
         const spans = numeric.filter((p) => p.protocol === proto).map((p): [bigint, bigint] => (p.kind === 'all' ? [0n, 65535n] : [BigInt(p.from), BigInt(p.to)]));
-        for (const [from, to] of mergeRanges(spans)) b.element(set, [proto.toLowerCase(), from === to ? `${from}` : `${from}-${to}`]);
+        for (const [from, to] of mergeRanges(spans)) elements.push([proto.toLowerCase(), from === to ? `${from}` : `${from}-${to}`]);
       }
-      common.push(`meta l4proto . th dport @${set}`);
+      const set = sharedSet(b, 'ports', sortedUnique(elements.map((e) => e.join(' . '))).join(','), 'inet_proto . inet_service', ['interval'], 'ports');
+      if (set.fresh) for (const e of elements) b.element(set.name, e);
+      common.push(`meta l4proto . th dport @${set.name}`);
     }
-    // For egress, only pods that can be the destination need resolving.
-    const targets = d === 'ingress' ? subjects : r.peers === 'any' || r.peers.some((p) => p.kind === 'ipBlock') ? ctx.allPods : (peerPodList ?? []);
-    for (const f of FAMILIES) {
-      const matches = [...common];
-      if (named.length > 0) {
-        const set = b.set(`${base}_named${f}`, `${addrType(f)} . inet_proto . inet_service`, undefined, `${comment} named ports`);
+    // For egress, only pods that can be the destination need resolving: with
+    // an ipBlock (or any) peer, every pod; else the pods of the peer the nft
+    // rule matches (the rule's pod peers for its other peer kinds).
+    const allTargets = r.peers === 'any' || r.peers.some((p) => p.kind === 'ipBlock');
+    const namesKey = sortedUnique(named.map((n) => `${n.protocol}/${n.name}`)).join(',');
+    portMatch = (f, podPeer) => {
+      if (named.length === 0) return common;
+      const peerKeys = podPeer !== undefined ? [podPeer] : [...podPeers.keys()];
+      const targetsKey = d === 'ingress' ? `subjects:${subjectsKey}` : allTargets ? 'all' : peerKeys.length > 0 ? `peers:${sortedUnique(peerKeys).join(',')}` : 'none';
+      const set = sharedSet(b, `named${f}`, `${targetsKey}|${namesKey}`, `${addrType(f)} . inet_proto . inet_service`, undefined, 'named ports');
+      if (set.fresh) {
+        const targets = d === 'ingress' ? subjects : allTargets ? ctx.allPods : peerKeys.length > 0 ? peerPods(peerKeys) : [];
         for (const t of targets) {
           const ip = t.ips.get(f);
           if (!ip) continue;
-          for (const n of named) for (const port of resolveNamedPort(t.named, n.protocol as Protocol, n.name)) b.element(set, [ip, n.protocol.toLowerCase(), `${port}`]);
+          for (const n of named) for (const port of resolveNamedPort(t.named, n.protocol as Protocol, n.name)) b.element(set.name, [ip, n.protocol.toLowerCase(), `${port}`]);
         }
-        matches.push(`${fam(f)} daddr . meta l4proto . th dport @${set}`);
       }
-      portMatch.set(f, matches);
-    }
+      return [...common, `${fam(f)} daddr . meta l4proto . th dport @${set.name}`];
+    };
   }
 
   // One nft rule per combination; a family with no possible peer gets none.
@@ -144,8 +198,8 @@ export function compileRule(
   const emitted = new Set<string>();
   for (const f of FAMILIES) {
     for (const peer of peerMatch.get(f) ?? []) {
-      for (const port of portMatch.get(f) ?? []) {
-        const text = [peer, port, 'counter accept'].filter((x) => x !== '').join(' ');
+      for (const port of portMatch(f, peer.podPeer)) {
+        const text = [peer.match, port, 'counter accept'].filter((x) => x !== '').join(' ');
         if (emitted.has(text)) continue;
         emitted.add(text);
         b.rule(chain, text, comment);

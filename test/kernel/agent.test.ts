@@ -152,8 +152,8 @@ describe('weir-agent against a real API server', () => {
     expect(s['ready']).toBe(true);
     expect(s['applied'].full).toBe(true);
     // The policy listed at startup keeps its `from`: only 192.0.2.0/24 may reach the pod.
-    expect(nftTable()).toMatch(/set p[0-9a-f]+_in0_cidr4 \{[^}]*elements = \{ 192\.0\.2\.0\/24 \}/s);
-    expect(nftTable()).toMatch(/ip saddr @p[0-9a-f]+_in0_cidr4 meta l4proto \. th dport @p[0-9a-f]+_in0_ports counter packets \d+ bytes \d+ accept comment "early\/from-test-net ingress\[0\]"/);
+    expect(nftTable()).toMatch(/set s[0-9a-f]+_cidr4 \{[^}]*elements = \{ 192\.0\.2\.0\/24 \}/s);
+    expect(nftTable()).toMatch(/ip saddr @s[0-9a-f]+_cidr4 meta l4proto \. th dport @s[0-9a-f]+_ports counter packets \d+ bytes \d+ accept comment "early\/from-test-net ingress\[0\]"/);
     expect(nftTable()).not.toMatch(/^\s*meta l4proto \. th dport @\S+ counter packets \d+ bytes \d+ accept comment "early\/from-test-net/m);
   });
 
@@ -197,14 +197,14 @@ describe('weir-agent against a real API server', () => {
     const t = nftTable();
     expect(t).toMatch(/10\.244\.1\.10 : goto prof_[0-9a-f]+_in/);
     expect(t).toContain('comment "shop/web-from-client ingress[0]"');
-    expect(t).toMatch(/set p[0-9a-f]+_in0_pods4 \{[^}]*elements = \{ 10\.244\.1\.11 \}/s);
-    expect(t).toMatch(/set p[0-9a-f]+_in0_named4 \{[^}]*elements = \{ 10\.244\.1\.10 \. tcp \. 8080 \}/s);
+    expect(t).toMatch(/set s[0-9a-f]+_pods4 \{[^}]*elements = \{ 10\.244\.1\.11 \}/s);
+    expect(t).toMatch(/set s[0-9a-f]+_named4 \{[^}]*elements = \{ 10\.244\.1\.10 \. tcp \. 8080 \}/s);
     expect(t).toMatch(/set known4 \{[^}]*10\.244\.1\.10[^}]*\}/s);
     // A pod label change moves the peer out of the set.
     kubectl(['-n', 'shop', 'label', 'pod', 'client', 'app=other', '--overwrite']);
     await applied('pods', 'the relabelled pod');
-    expect(nftTable()).toMatch(/set p[0-9a-f]+_in0_pods4 \{[^}]*\}/s);
-    expect(nftTable()).not.toMatch(/set p[0-9a-f]+_in0_pods4 \{[^}]*10\.244\.1\.11/s);
+    expect(nftTable()).toMatch(/set s[0-9a-f]+_pods4 \{[^}]*\}/s);
+    expect(nftTable()).not.toMatch(/set s[0-9a-f]+_pods4 \{[^}]*10\.244\.1\.11/s);
     // Deleting the policy removes its chains and the pod's isolation.
     kubectl(['-n', 'shop', 'delete', 'networkpolicy', 'web-from-client']);
     await applied('policies', 'the deletion');

@@ -142,7 +142,7 @@ describe('diffs', () => {
     const { tx, stats } = diffTransaction(before, after);
     expect(stats).toEqual({ setsAdded: 0, setsRemoved: 0, chainsAdded: 0, chainsRewritten: 0, chainsRemoved: 0, elementsAdded: 2, elementsRemoved: 0 });
     expect(tx.operations.map((o) => `${o.verb} ${o.obj.kind}`)).toEqual(['add element', 'add element']);
-    expect(tx.operations.map((o) => (o.obj.kind === 'element' ? `${o.obj.set} ${o.obj.key.join(' . ')}` : ''))).toEqual([expect.stringMatching(/_in0_pods4 10\.2\.0\.9$/), expect.stringMatching(/_in0_pods6 fd00:2::9$/)]);
+    expect(tx.operations.map((o) => (o.obj.kind === 'element' ? `${o.obj.set} ${o.obj.key.join(' . ')}` : ''))).toEqual([expect.stringMatching(/^s[0-9a-f]{12}_pods4 10\.2\.0\.9$/), expect.stringMatching(/^s[0-9a-f]{12}_pods6 fd00:2::9$/)]);
   });
 
   it('a new local pod with existing profiles is map (and named-port) elements only', () => {
@@ -153,7 +153,7 @@ describe('diffs', () => {
     expect(tx.operations.every((o) => o.verb === 'add' && o.obj.kind === 'element')).toBe(true);
     const targets = tx.operations.map((o) => (o.obj.kind === 'element' ? (o.obj.map ?? o.obj.set) : '')).sort();
     // egress and ingress dispatch, and x/web's named port resolved on the new subject (x/deny's peer is an ipBlock: no pod set)
-    expect(targets).toEqual(['egress4', 'ingress4', expect.stringMatching(/^p[0-9a-f]{12}_in0_named4$/)]);
+    expect(targets).toEqual(['egress4', 'ingress4', expect.stringMatching(/^s[0-9a-f]{12}_named4$/)]);
   });
 
   it('a changed policy rewrites its own chain and nothing else', () => {

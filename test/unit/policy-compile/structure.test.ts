@@ -44,6 +44,17 @@ const rules = (rs: Ruleset, chain: string): string[] => {
   if (!c) throw new Error(`no chain ${chain}; have ${[...rs.chains.keys()].join(', ')}`);
   return c.rules.map((r) => r.rule);
 };
+/**
+ * The set of kind `what` (`pods4`, `cidr6`, `ports`, `named4`, ...) that the
+ * rules of one policy rule (by comment, e.g. `x/p ingress[0]`) use. Sets are
+ * shared and named by a hash of their definition, so tests find them
+ * through the rules that refer to them.
+ */
+const setOf = (rs: Ruleset, chain: string, comment: string, what: string): string => {
+  const names = new Set((rs.chains.get(chain)?.rules ?? []).filter((x) => x.comment === comment).flatMap((x) => x.rule.split(/\s+/).filter((t) => t.startsWith('@') && t.endsWith(`_${what}`)).map((t) => t.slice(1))));
+  if (names.size !== 1) throw new Error(`${chain} ${comment}: ${names.size} sets of kind ${what}: ${[...names].join(', ')}`);
+  return [...names][0] as string;
+};
 /** The chain base (`p<hash>`) of a policy on this node. */
 const idOf = (r: CompileResult, ref = 'x/p'): string => {
   const id = r.policyChains.get(ref);
@@ -108,23 +119,23 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
     // peers {pods, ipBlock v4} x ports {numeric, named} x families, and an empty rule: one `counter accept`
     expect(inRules.filter((x) => x.comment === 'x/p ingress[0]')).toHaveLength(6);
     expect(inRules.filter((x) => x.comment === 'x/p ingress[1]').map((x) => x.rule)).toEqual(['counter accept']);
-    expect(egRules.map((x) => x.rule)).toEqual([`ip daddr @${id}_eg0_pods4 counter accept`, `ip6 daddr @${id}_eg0_pods6 counter accept`]);
+    expect(egRules.map((x) => x.rule)).toEqual([`ip daddr @${setOf(r.ruleset, `${id}_eg`, 'x/p egress[0]', 'pods4')} counter accept`, `ip6 daddr @${setOf(r.ruleset, `${id}_eg`, 'x/p egress[0]', 'pods6')} counter accept`]);
     expect(r.ruleset.chains.get(`${id}_in`)?.def.comment).toBe('x/p ingress');
   });
 
   it('peer pods of every node land in the set of their family', () => {
     const r = compile([pol({ podSelector: web, ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['db', 'cli'] }] }, namespaceSelector: {} }] }] })]);
     const id = idOf(r);
-    expect(elems(r.ruleset, `${id}_in0_pods4`)).toEqual(['10.1.0.3', '10.1.0.4', '10.2.0.1', '10.2.0.2']);
-    expect(elems(r.ruleset, `${id}_in0_pods6`)).toEqual(['fd00:1::3', 'fd00:2::1', 'fd00:2::2']);
-    expect(rules(r.ruleset, `${id}_in`)).toEqual([`ip saddr @${id}_in0_pods4 counter accept`, `ip6 saddr @${id}_in0_pods6 counter accept`]);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods4'))).toEqual(['10.1.0.3', '10.1.0.4', '10.2.0.1', '10.2.0.2']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods6'))).toEqual(['fd00:1::3', 'fd00:2::1', 'fd00:2::2']);
+    expect(rules(r.ruleset, `${id}_in`)).toEqual([`ip saddr @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods4')} counter accept`, `ip6 saddr @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods6')} counter accept`]);
   });
 
   it('a podSelector peer alone means the policy namespace; a namespaceSelector picks namespaces by label', () => {
     const r = compile([pol({ podSelector: web, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'cli' } } }] }, { from: [{ namespaceSelector: { matchLabels: { team: 'red' } } }] }] })]);
     const id = idOf(r);
-    expect(elems(r.ruleset, `${id}_in0_pods4`)).toEqual([]);
-    expect(elems(r.ruleset, `${id}_in1_pods4`)).toEqual(['10.1.0.4', '10.2.0.2']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods4'))).toEqual([]);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[1]', 'pods4'))).toEqual(['10.1.0.4', '10.2.0.2']);
   });
 
   it('hostNetwork, terminated and unaddressed pods are in no set and no map', () => {
@@ -149,21 +160,21 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
     ]);
     const id = idOf(r);
     const rs = r.ruleset;
-    expect(rs.sets.get(`${id}_in0_cidr4`)?.def).toMatchObject({ type: 'ipv4_addr', flags: ['interval'] });
-    expect(elems(rs, `${id}_in0_cidr4`)).toEqual(['10.0.0.0-10.1.0.255', '10.2.0.0-10.255.255.255']);
-    expect(elems(rs, `${id}_in0_cidr6`)).toEqual(['fd00:1::-fd00:ffff:ffff:ffff:ffff:ffff:ffff:ffff']);
-    expect(elems(rs, `${id}_in1_cidr4`)).toEqual(['192.168.7.128-192.168.7.255']);
-    expect(rs.sets.has(`${id}_in1_cidr6`)).toBe(false);
-    expect(rules(rs, `${id}_in`)).toEqual([`ip saddr @${id}_in0_cidr4 counter accept`, `ip6 saddr @${id}_in0_cidr6 counter accept`, `ip saddr @${id}_in1_cidr4 counter accept`]);
+    expect(rs.sets.get(setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr4'))?.def).toMatchObject({ type: 'ipv4_addr', flags: ['interval'] });
+    expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr4'))).toEqual(['10.0.0.0-10.1.0.255', '10.2.0.0-10.255.255.255']);
+    expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr6'))).toEqual(['fd00:1::-fd00:ffff:ffff:ffff:ffff:ffff:ffff:ffff']);
+    expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[1]', 'cidr4'))).toEqual(['192.168.7.128-192.168.7.255']);
+    expect([...rs.sets.keys()].filter((n) => n.endsWith('_cidr6'))).toEqual([setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr6')]);
+    expect(rules(rs, `${id}_in`)).toEqual([`ip saddr @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr4')} counter accept`, `ip6 saddr @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr6')} counter accept`, `ip saddr @${setOf(rs, `${id}_in`, 'x/p ingress[1]', 'cidr4')} counter accept`]);
   });
 
   it('ports: proto . port[-end], protocol-only as proto . 0-65535, TCP by default', () => {
     const r = compile([pol({ podSelector: web, ingress: [{ ports: [{ port: 80 }, { protocol: 'UDP', port: 53 }, { port: 8000, endPort: 8100 }, { protocol: 'SCTP' }, { protocol: 'UDP', port: 9, endPort: 9 }] }] })]);
     const id = idOf(r);
-    expect(r.ruleset.sets.get(`${id}_in0_ports`)?.def).toMatchObject({ type: 'inet_proto . inet_service', flags: ['interval'] });
-    expect(elems(r.ruleset, `${id}_in0_ports`)).toEqual(['sctp . 0-65535', 'tcp . 80', 'tcp . 8000-8100', 'udp . 53', 'udp . 9']);
+    expect(r.ruleset.sets.get(setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports'))?.def).toMatchObject({ type: 'inet_proto . inet_service', flags: ['interval'] });
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports'))).toEqual(['sctp . 0-65535', 'tcp . 80', 'tcp . 8000-8100', 'udp . 53', 'udp . 9']);
     // free of family-specific parts: emitted once, not per family
-    expect(rules(r.ruleset, `${id}_in`)).toEqual([`meta l4proto . th dport @${id}_in0_ports counter accept`]);
+    expect(rules(r.ruleset, `${id}_in`)).toEqual([`meta l4proto . th dport @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports')} counter accept`]);
   });
 
   it('named ports resolve on the destination: the subject for ingress, the peer for egress', () => {
@@ -178,17 +189,45 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
     const id = idOf(r);
     const rs = r.ruleset;
     // ingress: the local subjects' own ports (x/remote is a subject of n2, not of n1); UDP dns only where declared UDP
-    expect(elems(rs, `${id}_in0_named4`)).toEqual(['10.1.0.1 . tcp . 8080', '10.1.0.1 . udp . 53', '10.1.0.2 . tcp . 80']);
-    expect(elems(rs, `${id}_in0_named6`)).toEqual(['fd00:1::1 . tcp . 8080', 'fd00:1::1 . udp . 53', 'fd00:1::2 . tcp . 80']);
-    expect(rules(rs, `${id}_in`)).toEqual([`ip daddr . meta l4proto . th dport @${id}_in0_named4 counter accept`, `ip6 daddr . meta l4proto . th dport @${id}_in0_named6 counter accept`]);
-    // egress: the peers' ports (y/far and x/remote on n2), not the subjects'
-    expect(elems(rs, `${id}_eg0_named4`)).toEqual(['10.2.0.1 . tcp . 8443', '10.2.0.2 . tcp . 8081']);
-    expect(rules(rs, `${id}_eg`)).toEqual([`ip daddr @${id}_eg0_pods4 ip daddr . meta l4proto . th dport @${id}_eg0_named4 counter accept`, `ip6 daddr @${id}_eg0_pods6 ip6 daddr . meta l4proto . th dport @${id}_eg0_named6 counter accept`]);
+    expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named4'))).toEqual(['10.1.0.1 . tcp . 8080', '10.1.0.1 . udp . 53', '10.1.0.2 . tcp . 80']);
+    expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named6'))).toEqual(['fd00:1::1 . tcp . 8080', 'fd00:1::1 . udp . 53', 'fd00:1::2 . tcp . 80']);
+    expect(rules(rs, `${id}_in`)).toEqual([`ip daddr . meta l4proto . th dport @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named4')} counter accept`, `ip6 daddr . meta l4proto . th dport @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named6')} counter accept`]);
+    // egress: the peers' ports (y/far and x/remote on n2), not the subjects'. One
+    // rule per peer (its own address set, shared by any rule with the same
+    // peer), each with the named ports of that peer's pods.
+    const pairs = rules(rs, `${id}_eg`).map((t) => {
+      const m = /^(ip6?) daddr @(\S+) \1 daddr \. meta l4proto \. th dport @(\S+) counter accept$/.exec(t);
+      if (!m) throw new Error(`unexpected rule ${t}`);
+      return [m[1], elems(rs, m[2] as string), elems(rs, m[3] as string)];
+    });
+    expect(pairs).toEqual([
+      ['ip', ['10.1.0.4', '10.2.0.2'], ['10.2.0.2 . tcp . 8081']],
+      ['ip', ['10.1.0.3', '10.2.0.1'], ['10.2.0.1 . tcp . 8443']],
+      ['ip6', ['fd00:2::2'], ['fd00:2::2 . tcp . 8081']],
+      ['ip6', ['fd00:1::3', 'fd00:2::1'], ['fd00:2::1 . tcp . 8443']],
+    ]);
   });
 
   it('an egress named port with an ipBlock or any peer resolves on every addressed pod', () => {
     const r = compile([pol({ podSelector: { matchLabels: { app: 'cli' } }, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'http' }] }] }, 'y/p')]);
-    expect(elems(r.ruleset, `${idOf(r, 'y/p')}_eg0_named4`)).toEqual(['10.1.0.1 . tcp . 8080', '10.1.0.2 . tcp . 80', '10.2.0.1 . tcp . 8443', '10.2.0.2 . tcp . 8081']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${idOf(r, 'y/p')}_eg`, 'y/p egress[0]', 'named4'))).toEqual(['10.1.0.1 . tcp . 8080', '10.1.0.2 . tcp . 80', '10.2.0.1 . tcp . 8443', '10.2.0.2 . tcp . 8081']);
+  });
+  it('sets are shared: the same peers or ports in rules of different policies are one set, with a neutral comment', () => {
+    const same = { from: [{ podSelector: { matchLabels: { app: 'db' } } }, { ipBlock: { cidr: '10.9.0.0/16' } }], ports: [{ port: 80 }, { port: 'http' }] };
+    const r = compile([pol({ podSelector: web, ingress: [same, { from: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 80 }] }] }, 'x/a'), pol({ podSelector: web, ingress: [same] }, 'x/b')]);
+    const rs = r.ruleset;
+    const [a, b] = [idOf(r, 'x/a'), idOf(r, 'x/b')];
+    for (const what of ['pods4', 'pods6', 'cidr4', 'ports', 'named4', 'named6']) expect(setOf(rs, `${a}_in`, 'x/a ingress[0]', what)).toBe(setOf(rs, `${b}_in`, 'x/b ingress[0]', what));
+    expect(setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods4')).toBe(setOf(rs, `${a}_in`, 'x/a ingress[0]', 'pods4'));
+    // numeric ports `tcp . 80` in both rules: one set (the named ports are a set of their own)
+    expect(setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')).toBe(setOf(rs, `${a}_in`, 'x/a ingress[0]', 'ports'));
+    expect(elems(rs, setOf(rs, `${a}_in`, 'x/a ingress[0]', 'pods4'))).toEqual(['10.1.0.3', '10.2.0.1']);
+    // one pods set per family, one ipBlock set, one port set, one named-port set per family
+    expect([...rs.sets.keys()].filter((n) => /^s[0-9a-f]{12}_/.test(n))).toHaveLength(2 + 1 + 1 + 2);
+    expect(rs.sets.get(setOf(rs, `${a}_in`, 'x/a ingress[0]', 'pods4'))?.def.comment).toBe('peer pods');
+    // the rules keep their own comments (and counters)
+    expect(rules(rs, `${a}_in`)).toEqual(rules(rs, `${b}_in`).concat([`ip saddr @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods4')} meta l4proto . th dport @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')} counter accept`, `ip6 saddr @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods6')} meta l4proto . th dport @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')} counter accept`]));
+    expect([...new Set(rs.chains.get(`${b}_in`)?.rules.map((x) => x.comment))]).toEqual(['x/b ingress[0]']);
   });
 });
 

@@ -7,9 +7,16 @@ import { describe, expect, it } from 'vitest';
 import { parseDrop } from '../../../src/agent/drops.ts';
 import { compilePolicies } from '../../../src/policy/compile.ts';
 import { parsePortRanges } from '../../../src/policy/host-policy.ts';
-import { diffTransaction, fullTransaction } from '../../../src/policy/ruleset.ts';
+import { diffTransaction, fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { policy } from '../policy/helpers.ts';
 import { N1, compileHostOn, elems, hfp, rules, state } from './fixtures.ts';
+
+/** The one set of kind `what` (`pods4`, `named6`, ...) the rules of `chain` use: sets are shared, named by a hash of their definition. */
+const setOf = (rs: Ruleset, chain: string, what: string): string => {
+  const names = new Set((rs.chains.get(chain)?.rules ?? []).flatMap((x) => x.rule.split(/\s+/).filter((t) => t.startsWith('@') && t.endsWith(`_${what}`)).map((t) => t.slice(1))));
+  if (names.size !== 1) throw new Error(`${chain}: ${names.size} sets of kind ${what}: ${[...names].join(', ')}`);
+  return [...names][0] as string;
+};
 
 const HOST_CHAIN = /^(host_|hprof_|h[0-9a-f]{12}_)/;
 const hnIngress = policy('x/hn-in', { podSelector: { matchLabels: { app: 'hn' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } }, namespaceSelector: {} }], ports: [{ port: 'http' }] }] });
@@ -108,9 +115,9 @@ describe('hostNetwork pods under NetworkPolicy', () => {
       'counter drop',
     ]);
     // Named ports resolve at the node's address; peers as for any pod (here: every namespace's clients).
-    expect(elems(r.ruleset, `${id}_in0_named4`)).toEqual([`${N1} . tcp . 8080`]);
-    expect(elems(r.ruleset, `${id}_in0_named6`)).toEqual(['fd01::1 . tcp . 8080']);
-    expect(elems(r.ruleset, `${id}_in0_pods4`)).toEqual(['10.1.0.5', '10.2.0.5']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'named4'))).toEqual([`${N1} . tcp . 8080`]);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'named6'))).toEqual(['fd01::1 . tcp . 8080']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'pods4'))).toEqual(['10.1.0.5', '10.2.0.5']);
     expect(r.host?.hostNetworkPods.find((p) => p.name === 'hn')).toEqual({ namespace: 'x', name: 'hn', ports: ['tcp:8080', 'udp:5353'], ingress: { chain: prof, policies: ['x/hn-in'] } });
     // Not a pod endpoint: the pod chains' maps know nothing of it.
     expect(r.endpoints.some((e) => e.name === 'hn')).toBe(false);
@@ -125,7 +132,7 @@ describe('hostNetwork pods under NetworkPolicy', () => {
     const hostProf = r.host?.hostNetworkPods.find((p) => p.name === 'hn')?.ingress?.chain as string;
     expect(rules(r.ruleset, podProf)).toContain(`jump ${id}_in`);
     expect(rules(r.ruleset, hostProf)).toContain(`jump ${id}_in`);
-    expect(elems(r.ruleset, `${id}_in0_named4`)).toEqual(['10.1.0.6 . tcp . 80', `${N1} . tcp . 8080`]);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'named4'))).toEqual(['10.1.0.6 . tcp . 80', `${N1} . tcp . 8080`]);
   });
 
   it('a port declared by two isolated hostNetwork pods is judged by both pods\' policies', () => {
@@ -169,12 +176,12 @@ describe('HostFirewallPolicy', () => {
     const inRules = rules(r.ruleset, 'host_input');
     expect(inRules.slice(-3)).toEqual([`jump ${id}_in`, 'limit rate 10/second burst 20 packets log prefix "weir deny host host_input: " group 100', 'counter drop']);
     expect(rules(r.ruleset, 'host_output').some((x) => x.startsWith('jump') || x.includes('drop'))).toBe(false);
-    expect(elems(r.ruleset, `${id}_in0_nodes4`)).toEqual(['192.168.0.2']);
-    expect(elems(r.ruleset, `${id}_in0_pods4`)).toEqual(['10.1.0.5', '10.2.0.5']);
-    expect(elems(r.ruleset, `${id}_in0_cidr4`)).toEqual(['203.0.113.0-203.0.113.255']);
-    expect(elems(r.ruleset, `${id}_in0_ports`)).toEqual(['tcp . 9100']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'nodes4'))).toEqual(['192.168.0.2']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'pods4'))).toEqual(['10.1.0.5', '10.2.0.5']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'cidr4'))).toEqual(['203.0.113.0-203.0.113.255']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'ports'))).toEqual(['tcp . 9100']);
     // A named ingress port names a port of the node's hostNetwork pods.
-    expect(elems(r.ruleset, `${id}_in0_named4`)).toEqual([`${N1} . tcp . 9100`]);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'named4'))).toEqual([`${N1} . tcp . 9100`]);
     expect(r.host).toMatchObject({ ingress: 'enforce', egress: 'open' });
   });
 
