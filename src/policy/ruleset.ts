@@ -2,7 +2,7 @@
 // from what the kernel holds: a full replacement in one transaction, or the
 // difference from the last state applied. Pure: it builds Transactions and
 // never runs them.
-import type { Chain, Element, NftMap, NftSet, Rule, Table } from '../nft/types.ts';
+import type { Chain, Element, NftMap, NftSet, Rule, Table, TableRef } from '../nft/types.ts';
 import { Transaction } from '../nft/transaction.ts';
 
 export interface DesiredSet {
@@ -28,7 +28,28 @@ export function emptyRuleset(table: Table): Ruleset {
   return { table, sets: new Map(), chains: new Map() };
 }
 
-const sameDef = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+// Definitions compared field by field (they are plain data of known shape;
+// this runs for every set and chain on every sync).
+const sameTable = (a: TableRef & { comment?: string }, b: TableRef & { comment?: string }): boolean => a === b || (a.family === b.family && a.name === b.name && a.comment === b.comment);
+const sameFlags = (a: readonly string[] | undefined, b: readonly string[] | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]));
+const sameSetDef = (a: NftSet | NftMap, b: NftSet | NftMap): boolean =>
+  a.kind === b.kind &&
+  a.name === b.name &&
+  a.type === b.type &&
+  a.comment === b.comment &&
+  sameFlags(a.flags, b.flags) &&
+  (a as NftSet).autoMerge === (b as NftSet).autoMerge &&
+  sameTable(a.table, b.table);
+const sameChainDef = (a: Chain, b: Chain): boolean =>
+  a.name === b.name &&
+  a.type === b.type &&
+  a.hook === b.hook &&
+  a.priority === b.priority &&
+  a.policy === b.policy &&
+  a.device === b.device &&
+  a.comment === b.comment &&
+  sameTable(a.table, b.table);
 const sameRules = (a: readonly Rule[], b: readonly Rule[]): boolean =>
   a.length === b.length && a.every((r, i) => r.rule === b[i]?.rule && r.comment === b[i]?.comment);
 const sorted = <T>(m: Map<string, T>): T[] => [...m.keys()].sort().map((k) => m.get(k) as T);
@@ -88,8 +109,9 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   const goneSets: DesiredSet[] = [];
   for (const [name, s] of from.sets) {
     const next = to.sets.get(name);
-    if (!next || !sameDef(s.def, next.def)) goneSets.push(s);
-    if (next && !sameDef(s.def, next.def)) newSets.add(name);
+    const same = next !== undefined && sameSetDef(s.def, next.def);
+    if (!same) goneSets.push(s);
+    if (next && !same) newSets.add(name);
   }
   for (const name of to.sets.keys()) if (!from.sets.has(name)) newSets.add(name);
   const recreated = new Set([...newSets].filter((n) => from.sets.has(n)));
@@ -100,10 +122,10 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   for (const [name, c] of to.chains) {
     const prev = from.chains.get(name);
     if (!prev) newChains.add(name);
-    else if (!sameDef(prev.def, c.def)) {
+    else if (!sameChainDef(prev.def, c.def)) {
       goneChains.push(prev);
       newChains.add(name);
-    } else if (!sameRules(prev.rules, c.rules) || prev.rules.some((r) => setRefs(r).some((n) => recreated.has(n)))) {
+    } else if (!sameRules(prev.rules, c.rules) || (recreated.size > 0 && prev.rules.some((r) => setRefs(r).some((n) => recreated.has(n))))) {
       // Also rewritten: a chain whose rules use a set being recreated, since
       // a set cannot be deleted while a rule refers to it.
       rewritten.push(c);
