@@ -56,8 +56,15 @@ export interface SyncSummary {
   connectionsPurged: number;
   /** Time from the oldest event of the burst to the rules being applied. */
   eventToAppliedMs: number | undefined;
-  report: SyncReport;
+  /**
+   * The engine's report, without the ruleset: the engine keeps the one last
+   * applied (PolicyEngine.applied), and a summary holding it too would keep
+   * a superseded table alive through the next compile.
+   */
+  report: SummaryReport;
 }
+
+export type SummaryReport = Omit<SyncReport, 'result'> & { result: Omit<SyncReport['result'], 'ruleset'> };
 
 export class Reconciler {
   readonly #cache: ClusterCache;
@@ -162,7 +169,7 @@ export class Reconciler {
         cniConfigWritten,
         connectionsPurged,
         eventToAppliedMs: firstEventAt === undefined ? undefined : performance.now() - firstEventAt,
-        report,
+        report: withoutRuleset(report),
       };
       this.#last = summary;
       this.#lastError = undefined;
@@ -219,6 +226,11 @@ export class Reconciler {
 
 const PROTOCOLS: Record<number, Protocol> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 
+function withoutRuleset(report: SyncReport): SummaryReport {
+  const { ruleset: _ruleset, ...result } = report.result;
+  return { ...report, result };
+}
+
 /**
  * Would the state allow this tracked connection if it were new? The
  * reference evaluator answers from the Kubernetes objects. Protocols
@@ -226,17 +238,27 @@ const PROTOCOLS: Record<number, Protocol> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' }
  * evaluator refuses (a policy weir enforces fail-closed) allows nothing.
  */
 function connectionJudge(state: ClusterState): (c: { src: string; dst: string; proto: number; dport?: number }) => boolean {
-  let evaluator: PolicyEvaluator;
-  try {
-    evaluator = new PolicyEvaluator(state);
-  } catch {
-    return () => false;
-  }
+  // Built on the first connection to judge: the purge lists conntrack first,
+  // and most syncs touch addresses with no tracked connection at all, so the
+  // whole-cluster evaluator is usually never needed.
+  let evaluator: PolicyEvaluator | null | undefined;
+  const get = (): PolicyEvaluator | null => {
+    if (evaluator === undefined) {
+      try {
+        evaluator = new PolicyEvaluator(state);
+      } catch {
+        evaluator = null;
+      }
+    }
+    return evaluator;
+  };
   return (c) => {
+    const ev = get();
+    if (ev === null) return false;
     const protocol = PROTOCOLS[c.proto];
     if (!protocol || c.dport === undefined) return true;
     try {
-      return evaluator.evaluate({ src: ipEndpoint(c.src), dst: ipEndpoint(c.dst), protocol, port: c.dport }).allowed;
+      return ev.evaluate({ src: ipEndpoint(c.src), dst: ipEndpoint(c.dst), protocol, port: c.dport }).allowed;
     } catch {
       return false;
     }
