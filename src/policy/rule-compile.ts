@@ -167,7 +167,12 @@ export function compileRule(
         const spans = numeric.filter((p) => p.protocol === proto).map((p): [bigint, bigint] => (p.kind === 'all' ? [0n, 65535n] : [BigInt(p.from), BigInt(p.to)]));
         for (const [from, to] of mergeRanges(spans)) elements.push([proto.toLowerCase(), from === to ? `${from}` : `${from}-${to}`]);
       }
-      const set = sharedSet(b, 'ports', sortedUnique(elements.map((e) => e.join(' . '))).join(','), 'inet_proto . inet_service', ['interval'], 'ports');
+      // `flags interval` only when a range needs it: libnftables 1.0.6 reads
+      // every interval set of the table before any element change (~20 µs
+      // each), so at 1k policies plain port lists kept as hash sets keep a
+      // pod update within a few ms.
+      const ranged = elements.some((e) => (e[1] ?? '').includes('-'));
+      const set = sharedSet(b, 'ports', sortedUnique(elements.map((e) => e.join(' . '))).join(','), 'inet_proto . inet_service', ranged ? ['interval'] : undefined, 'ports');
       if (set.fresh) for (const e of elements) b.element(set.name, e);
       common.push(`meta l4proto . th dport @${set.name}`);
     }
