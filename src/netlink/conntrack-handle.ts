@@ -10,7 +10,8 @@
 // pod's.
 import { Errno, NetlinkError } from '../errors.ts';
 import * as libc from '../sys/libc.ts';
-import { type Netns, inNetns } from '../sys/netns.ts';
+import { openNetlinkSocket } from './socket.ts';
+import type { Netns } from '../sys/netns.ts';
 import * as C from './constants.ts';
 import {
   CT_DELETE,
@@ -44,18 +45,7 @@ export class ConntrackHandle {
 
   /** Opens a handle on the conntrack table of `ns`, or of the calling thread's namespace. */
   static open(ns?: Netns): ConntrackHandle {
-    const make = () => libc.socket(libc.AF_NETLINK, libc.SOCK_RAW, NETLINK_NETFILTER);
-    const fd = ns ? inNetns(ns, make) : make();
-    try {
-      const sa = Buffer.alloc(12);
-      sa.writeUInt16LE(libc.AF_NETLINK, 0);
-      libc.bind(fd, sa);
-      libc.setsockoptInt(fd, libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, 1);
-    } catch (e) {
-      libc.close(fd);
-      throw e;
-    }
-    return new ConntrackHandle(fd);
+    return new ConntrackHandle(openNetlinkSocket(NETLINK_NETFILTER, ns));
   }
 
   close(): void {

@@ -4,7 +4,8 @@
 // needs no setns at all.
 import { NetlinkError } from '../errors.ts';
 import * as libc from '../sys/libc.ts';
-import { type Netns, inNetns } from '../sys/netns.ts';
+import { openNetlinkSocket } from './socket.ts';
+import type { Netns } from '../sys/netns.ts';
 import { type Addr, decodeAddr, encodeAddr, encodeGetAddr } from './addr.ts';
 import * as C from './constants.ts';
 import { type Link, type LinkChange, type VethSpec, decodeLink, encodeGetLink, encodeLinkChange, encodeNewVeth, ifinfomsg } from './link.ts';
@@ -28,19 +29,7 @@ export class NetlinkHandle {
 
   /** Opens a handle in `ns`, or in the calling thread's namespace. */
   static open(ns?: Netns): NetlinkHandle {
-    const make = () => libc.socket(libc.AF_NETLINK, libc.SOCK_RAW, C.NETLINK_ROUTE);
-    const fd = ns ? inNetns(ns, make) : make();
-    try {
-      const sa = Buffer.alloc(12);
-      sa.writeUInt16LE(libc.AF_NETLINK, 0);
-      libc.bind(fd, sa);
-      // Ask for the kernel's human-readable reason with every error.
-      libc.setsockoptInt(fd, libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, 1);
-    } catch (e) {
-      libc.close(fd);
-      throw e;
-    }
-    return new NetlinkHandle(fd);
+    return new NetlinkHandle(openNetlinkSocket(C.NETLINK_ROUTE, ns));
   }
 
   close(): void {

@@ -26,7 +26,8 @@ import { Worker } from 'node:worker_threads';
 import { Errno, NetlinkError, SyscallError } from '../errors.ts';
 import { loadKoffi, type KoffiFunction } from '../sys/ffi.ts';
 import * as libc from '../sys/libc.ts';
-import { type Netns, inNetns } from '../sys/netns.ts';
+import { openNetlinkSocket } from './socket.ts';
+import type { Netns } from '../sys/netns.ts';
 import * as C from './constants.ts';
 import { NETLINK_NETFILTER } from './conntrack.ts';
 import { parseError, parseMessages } from './message.ts';
@@ -189,14 +190,9 @@ export class NflogReader {
   static open(group: number, ns?: Netns, opts: NflogOptions = {}): NflogReader {
     const cfg = configOf(opts); // validates before any socket exists
     encodeNflogConfig(group, cfg);
-    const make = () => libc.socket(libc.AF_NETLINK, libc.SOCK_RAW, NETLINK_NETFILTER);
-    const fd = ns ? inNetns(ns, make) : make();
+    const fd = openNetlinkSocket(NETLINK_NETFILTER, ns);
     const r = new NflogReader(fd, group);
     try {
-      const sa = Buffer.alloc(12);
-      sa.writeUInt16LE(libc.AF_NETLINK, 0);
-      libc.bind(fd, sa);
-      libc.setsockoptInt(fd, libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, 1);
       setRecvBuf(fd, opts.rcvbuf ?? DEFAULTS.rcvbuf);
       // BIND and the settings in one message: the kernel creates the
       // instance, then applies MODE/QTHRESH/TIMEOUT/NLBUFSIZ to it.
