@@ -9,7 +9,7 @@
 // (deploy/parts/05-crd-hostfirewallpolicy.yaml) makes the API server refuse
 // most of these errors before weir sees them; this is the second line.
 import { PolicyError, show, type PolicyRef } from './errors.ts';
-import { effectivePolicyTypes, normalizeIpBlock, normalizePort, type Direction, type NormalizedPeer } from './normalize.ts';
+import { effectivePolicyTypes, normalizeIpBlock, normalizeRules, type Direction, type NormalizedPeer } from './normalize.ts';
 import type { PortMatch } from './ports.ts';
 import { EVERYTHING, compileOptionalSelector, compileSelector, type CompiledSelector } from './selector.ts';
 import type { HostFirewallMode, HostFirewallPolicy, LabelSelector, Pod, PolicyType, Protocol } from './types.ts';
@@ -73,8 +73,9 @@ export function normalizeHostPolicy(hp: HostFirewallPolicy): NormalizedHostPolic
   const modeRaw = spec.mode ?? 'Enforce';
   if (modeRaw !== 'Enforce' && modeRaw !== 'Audit') fail('spec.mode', `must be Enforce or Audit, got ${show(spec.mode)}`);
   const types = effectivePolicyTypes(spec, fail);
-  const ingressRules = hostRules(spec.ingress, 'ingress', ref, fail);
-  const egressRules = hostRules(spec.egress, 'egress', ref, fail);
+  const peerOf = (p: unknown, at: string): HostPeer => hostPeer(p, at, ref, fail);
+  const ingressRules: HostRule[] = normalizeRules(spec.ingress, 'ingress', peerOf, fail);
+  const egressRules: HostRule[] = normalizeRules(spec.egress, 'egress', peerOf, fail);
   const hasIngress = types.includes('Ingress');
   const hasEgress = types.includes('Egress');
   const warnings: string[] = [];
@@ -91,28 +92,6 @@ export function normalizeHostPolicy(hp: HostFirewallPolicy): NormalizedHostPolic
     egress: hasEgress ? egressRules : undefined,
     warnings,
   };
-}
-
-function hostRules(raw: unknown, dir: Direction, ref: PolicyRef, fail: (f: string, p: string) => never): HostRule[] {
-  if (absent(raw)) return [];
-  if (!Array.isArray(raw)) fail(`spec.${dir}`, `must be a list, got ${show(raw)}`);
-  const peerKey = dir === 'ingress' ? 'from' : 'to';
-  return (raw as unknown[]).map((r, index) => {
-    const at = `spec.${dir}[${index}]`;
-    if (!isObject(r)) fail(at, `must be a rule object, got ${show(r)}`);
-    const rule = r as Record<string, unknown>;
-    const peersRaw = rule[peerKey];
-    const portsRaw = rule.ports;
-    if (!absent(peersRaw) && !Array.isArray(peersRaw)) fail(`${at}.${peerKey}`, `must be a list, got ${show(peersRaw)}`);
-    if (!absent(portsRaw) && !Array.isArray(portsRaw)) fail(`${at}.ports`, `must be a list, got ${show(portsRaw)}`);
-    const peerList = (peersRaw ?? []) as unknown[];
-    const portList = (portsRaw ?? []) as unknown[];
-    return {
-      index,
-      peers: peerList.length === 0 ? 'any' : peerList.map((p, i) => hostPeer(p, `${at}.${peerKey}[${i}]`, ref, fail)),
-      ports: portList.length === 0 ? 'any' : portList.map((p, i) => normalizePort(p, `${at}.ports[${i}]`, fail)),
-    };
-  });
 }
 
 function hostPeer(raw: unknown, at: string, ref: PolicyRef, fail: (f: string, p: string) => never): HostPeer {

@@ -105,8 +105,9 @@ export function normalizePolicy(np: NetworkPolicy): NormalizedPolicy {
   const types = effectivePolicyTypes(spec, fail);
 
   const warnings: string[] = [];
-  const ingressRules = rules(spec.ingress, 'ingress', ref, fail);
-  const egressRules = rules(spec.egress, 'egress', ref, fail);
+  const peerOf = (p: unknown, at: string): NormalizedPeer => peer(p, at, ref, fail);
+  const ingressRules: NormalizedRule[] = normalizeRules(spec.ingress, 'ingress', peerOf, fail);
+  const egressRules: NormalizedRule[] = normalizeRules(spec.egress, 'egress', peerOf, fail);
   const hasIngress = types.includes('Ingress');
   const hasEgress = types.includes('Egress');
   // Valid but inert: the API keeps these sections, but policyTypes decides
@@ -127,7 +128,16 @@ export function normalizePolicy(np: NetworkPolicy): NormalizedPolicy {
   };
 }
 
-function rules(raw: unknown, dir: Direction, ref: PolicyRef, fail: (f: string, p: string) => never): NormalizedRule[] {
+/**
+ * The rules of one direction, with their peers normalized by `peerOf`
+ * (NetworkPolicy peers here; HostFirewallPolicy adds node peers).
+ */
+export function normalizeRules<P>(
+  raw: unknown,
+  dir: Direction,
+  peerOf: (p: unknown, at: string) => P,
+  fail: (f: string, p: string) => never,
+): Array<{ index: number; peers: P[] | 'any'; ports: PortMatch[] | 'any' }> {
   if (absent(raw)) return [];
   if (!Array.isArray(raw)) fail(`spec.${dir}`, `must be a list, got ${show(raw)}`);
   const peerKey = dir === 'ingress' ? 'from' : 'to';
@@ -145,7 +155,7 @@ function rules(raw: unknown, dir: Direction, ref: PolicyRef, fail: (f: string, p
     // this rule matches all" sources/destinations (and likewise all ports).
     return {
       index,
-      peers: peerList.length === 0 ? 'any' : peerList.map((p, i) => peer(p, `${at}.${peerKey}[${i}]`, ref, fail)),
+      peers: peerList.length === 0 ? 'any' : peerList.map((p, i) => peerOf(p, `${at}.${peerKey}[${i}]`)),
       ports: portList.length === 0 ? 'any' : portList.map((p, i) => normalizePort(p, `${at}.ports[${i}]`, fail)),
     };
   });
