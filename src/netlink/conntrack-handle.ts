@@ -9,8 +9,7 @@
 // the node live in the node's namespace, those of a pod's own sockets in the
 // pod's.
 import { Errno, NetlinkError } from '../errors.ts';
-import * as libc from '../sys/libc.ts';
-import { openNetlinkSocket } from './socket.ts';
+import { NetlinkSocket } from './socket.ts';
 import type { Netns } from '../sys/netns.ts';
 import * as C from './constants.ts';
 import {
@@ -25,33 +24,22 @@ import {
   encodeCtDump,
   formatTuple,
 } from './conntrack.ts';
-import { type NlMsg, nlmsg, parseError, parseMessages } from './message.ts';
-
-// A dump datagram is at most ~32 KiB (the kernel caps it); MSG_TRUNC makes a
-// larger one show up as an error instead of a silently cut message.
-const RECV_BUFFER = 64 * 1024;
-const MSG_TRUNC = 0x20;
+import type { NlMsg } from './message.ts';
 
 export class ConntrackHandle {
-  private seq = Math.floor(Math.random() * 0x7fffffff);
-  private readonly buf = Buffer.alloc(RECV_BUFFER);
-  private closed = false;
+  readonly #sock: NetlinkSocket;
 
-  private readonly fd: number;
-
-  private constructor(fd: number) {
-    this.fd = fd;
+  private constructor(sock: NetlinkSocket) {
+    this.#sock = sock;
   }
 
   /** Opens a handle on the conntrack table of `ns`, or of the calling thread's namespace. */
   static open(ns?: Netns): ConntrackHandle {
-    return new ConntrackHandle(openNetlinkSocket(NETLINK_NETFILTER, ns));
+    return new ConntrackHandle(new NetlinkSocket(NETLINK_NETFILTER, ns));
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    libc.close(this.fd);
+    this.#sock.close();
   }
 
   [Symbol.dispose](): void {
@@ -107,38 +95,7 @@ export class ConntrackHandle {
     return n;
   }
 
-  /**
-   * Sends one request and collects its replies: for a dump, every message up
-   * to NLMSG_DONE; otherwise the replies before the kernel's ACK. Kernel
-   * errors become NetlinkError with the errno.
-   */
   private request(op: string, type: number, flags: number, body: Buffer): NlMsg[] {
-    if (this.closed) throw new NetlinkError(`${op} (handle closed)`, Errno.EBADF);
-    const seq = (this.seq = (this.seq + 1) >>> 0);
-    const dump = (flags & C.NLM_F_DUMP) === C.NLM_F_DUMP;
-    libc.sendto(this.fd, nlmsg(type, C.NLM_F_REQUEST | (dump ? 0 : C.NLM_F_ACK) | flags, seq, body), null);
-    const replies: NlMsg[] = [];
-    for (;;) {
-      const n = libc.recv(this.fd, this.buf, MSG_TRUNC);
-      if (n > this.buf.length) throw new NetlinkError(`${op} (reply of ${n} bytes truncated)`, Errno.ENOBUFS);
-      for (const msg of parseMessages(this.buf.subarray(0, n))) {
-        if (msg.seq !== seq) continue; // a late reply to an earlier request
-        if (msg.type === C.NLMSG_ERROR) {
-          const err = parseError(msg);
-          if (err.errno !== 0) throw new NetlinkError(op, err.errno, err.message);
-          return replies;
-        }
-        if (msg.type === C.NLMSG_DONE) {
-          // A dump that failed part-way ends with a negative errno in DONE.
-          if (msg.payload.length >= 4 && msg.payload.readInt32LE(0) < 0) {
-            throw new NetlinkError(op, 0 - msg.payload.readInt32LE(0));
-          }
-          if (msg.flags & C.NLM_F_DUMP_INTR) throw new NetlinkError(`${op} (dump interrupted)`, Errno.EINTR);
-          return replies;
-        }
-        if (msg.type === C.NLMSG_NOOP) continue;
-        replies.push({ ...msg, payload: Buffer.from(msg.payload) });
-      }
-    }
+    return this.#sock.request(op, type, flags, body);
   }
 }

@@ -3,74 +3,37 @@
 // keeps talking to it after the thread has switched back, so every later call
 // needs no setns at all.
 import { NetlinkError } from '../errors.ts';
-import * as libc from '../sys/libc.ts';
-import { openNetlinkSocket } from './socket.ts';
 import type { Netns } from '../sys/netns.ts';
 import { type Addr, decodeAddr, encodeAddr, encodeGetAddr } from './addr.ts';
 import * as C from './constants.ts';
 import { type Link, type LinkChange, type VethSpec, decodeLink, encodeGetLink, encodeLinkChange, encodeNewVeth, ifinfomsg } from './link.ts';
-import { type NlMsg, nlmsg, parseError, parseMessages } from './message.ts';
+import type { NlMsg } from './message.ts';
 import { type Neigh, decodeNeigh, encodeGetNeigh, encodeNeigh } from './neigh.ts';
 import { type Route, decodeRoute, encodeGetRoute, encodeRoute } from './route.ts';
-
-// Dumps arrive in datagrams of up to 32 KiB; a larger buffer never truncates.
-const RECV_BUFFER = 64 * 1024;
+import { NetlinkSocket } from './socket.ts';
 
 export class NetlinkHandle {
-  private seq = Math.floor(Math.random() * 0x7fffffff);
-  private readonly buf = Buffer.alloc(RECV_BUFFER);
-  private closed = false;
+  readonly #sock: NetlinkSocket;
 
-  private readonly fd: number;
-
-  private constructor(fd: number) {
-    this.fd = fd;
+  private constructor(sock: NetlinkSocket) {
+    this.#sock = sock;
   }
 
   /** Opens a handle in `ns`, or in the calling thread's namespace. */
   static open(ns?: Netns): NetlinkHandle {
-    return new NetlinkHandle(openNetlinkSocket(C.NETLINK_ROUTE, ns));
+    return new NetlinkHandle(new NetlinkSocket(C.NETLINK_ROUTE, ns));
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    libc.close(this.fd);
+    this.#sock.close();
   }
 
   [Symbol.dispose](): void {
     this.close();
   }
 
-  /**
-   * Sends one request and collects its replies: for a dump, every message up
-   * to NLMSG_DONE; otherwise the replies before the kernel's ACK.
-   */
   request(op: string, type: number, flags: number, body: Buffer): NlMsg[] {
-    const seq = (this.seq = (this.seq + 1) >>> 0);
-    const dump = (flags & C.NLM_F_DUMP) === C.NLM_F_DUMP;
-    libc.sendto(this.fd, nlmsg(type, C.NLM_F_REQUEST | (dump ? 0 : C.NLM_F_ACK) | flags, seq, body), null);
-    const replies: NlMsg[] = [];
-    for (;;) {
-      const n = libc.recv(this.fd, this.buf);
-      for (const msg of parseMessages(this.buf.subarray(0, n))) {
-        if (msg.seq !== seq) continue; // a late reply to an earlier request
-        if (msg.type === C.NLMSG_ERROR) {
-          const err = parseError(msg);
-          if (err.errno !== 0) throw new NetlinkError(op, err.errno, err.message);
-          return replies;
-        }
-        if (msg.type === C.NLMSG_DONE) {
-          // A dump that failed part-way ends with a negative errno in DONE.
-          if (msg.payload.length >= 4 && msg.payload.readInt32LE(0) < 0) {
-            throw new NetlinkError(op, parseError({ ...msg, type: C.NLMSG_ERROR }).errno);
-          }
-          if (msg.flags & C.NLM_F_DUMP_INTR) throw new NetlinkError(`${op} (dump interrupted)`, 4);
-          return replies;
-        }
-        replies.push({ ...msg, payload: Buffer.from(msg.payload) });
-      }
-    }
+    return this.#sock.request(op, type, flags, body);
   }
 
   // ---- links ----
