@@ -1,0 +1,313 @@
+// Host-firewall mode end to end in the lab (scripts/lab up --host-firewall):
+//
+//   - the node's table has the host_input/host_output chains;
+//   - a hostNetwork server pod protected by a NetworkPolicy: allowed and
+//     denied clients, on the same node and on another node;
+//   - a HostFirewallPolicy that denies all ingress to a node still leaves the
+//     failsafe ports (tcp 22, tcp 10250) open, and closes another port;
+//   - the same policy in mode Audit: the port connects again, and the drop log
+//     (weirctl drops -o json on the node) has an audit record, direction host;
+//   - host-firewall mode turned off (DaemonSet env WEIR_HOST_FIREWALL=false):
+//     no host_input/host_output chain remains.
+//
+// Only one lab runs per machine: a running lab without host firewall is taken
+// down first; a running one with it is reused. The lab is always taken down at
+// the end (the last step changes its mode). Needs root.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const LAB = path.join(REPO, 'scripts/lab');
+const UP_TIMEOUT_MS = 20 * 60_000;
+const DOWN_TIMEOUT_MS = 4 * 60_000;
+const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
+/** Not agnhost: the lab kubelet runs a TCP/UDP server on its declared ports answering the pod name. */
+const SERVER_IMAGE = 'example/server';
+const NS = 'e2e-hostfw';
+const HFP = 'e2e-hostfw-deny-all';
+const WORKER = 'weir-worker';
+const WORKER2 = 'weir-worker2';
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function lab(args: string[], opts: { timeoutMs?: number } = {}): Promise<Result> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = execFile(LAB, args, { cwd: REPO, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: labDir() } }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr, ms: Date.now() - t0 });
+    });
+    child.stdin?.end('');
+  });
+}
+
+async function labOk(args: string[], timeoutMs?: number): Promise<string> {
+  const r = await lab(args, timeoutMs === undefined ? {} : { timeoutMs });
+  if (r.code !== 0) throw new Error(`scripts/lab ${args.join(' ')}: exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  return r.stdout;
+}
+
+let state: LabState | undefined;
+
+async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
+  if (!state) throw new Error('no lab');
+  const r = await kubectl(state, args, { timeoutMs, ...(input === undefined ? {} : { input }) });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+const apply = (yaml: string): Promise<string> => k(['apply', '-f', '-'], yaml);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function labWait(): Promise<void> {
+  await labOk(['wait', '--timeout', '90'], 120_000);
+}
+
+const nftTable = (node: string): Promise<string> => labOk(['node', node, '--', 'nft', 'list', 'table', 'inet', 'weir']);
+const hasHostChains = (t: string): { input: boolean; output: boolean } => ({ input: /\bchain host_input\b/.test(t), output: /\bchain host_output\b/.test(t) });
+
+function clientPod(name: string, role: string, node: string): string {
+  return `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: ${NS}, labels: {role: ${role}}}
+spec:
+  nodeName: ${node}
+  containers:
+    - name: client
+      image: ${AGNHOST}
+      args: [pause]
+`;
+}
+
+interface PodRef {
+  id: string;
+  netnsPath: string;
+  ip: string;
+}
+
+async function pod(ns: string, name: string): Promise<PodRef> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const p = (await labPods()).find((x) => x.namespace === ns && x.name === name && x.phase === 'Running' && x.ips.length > 0);
+    const netnsPath = p && state ? podNetnsPath(state, p) : undefined;
+    if (p && netnsPath) return { id: `${ns}/${name}`, netnsPath, ip: p.ips[0] as string };
+    if (Date.now() > deadline) throw new Error(`pod ${ns}/${name} is not running in the lab`);
+    await sleep(250);
+  }
+}
+
+type Outcome = 'connected' | 'refused' | 'timeout' | 'error';
+
+/** One TCP `agnhost connect` from the pod's netns (as scripts/lab matrix probes): connected, refused (RST: nothing listens) or timeout (dropped). */
+async function probe(from: PodRef, ip: string, port: number, timeoutMs = 1000): Promise<Outcome> {
+  if (!state) throw new Error('no lab');
+  const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, `--timeout=${timeoutMs}ms`, '--protocol=tcp']), { timeoutMs: timeoutMs + 15_000 });
+  if (r.code === 0) return 'connected';
+  const out = `${r.stdout}${r.stderr}`;
+  return /REFUSED/.test(out) ? 'refused' : /TIMEOUT/.test(out) ? 'timeout' : 'error';
+}
+const connects = async (from: PodRef, ip: string, port: number): Promise<boolean> => (await probe(from, ip, port)) === 'connected';
+
+/**
+ * Must-connect probes get 3 tries (a busy machine starves a prober);
+ * must-be-blocked ones get exactly one, and must time out (dropped), not be
+ * refused (which would only mean nothing listens).
+ */
+async function expectConnect(from: PodRef, ip: string, port: number, want: boolean, what: string): Promise<void> {
+  const tries = want ? 3 : 1;
+  let got: Outcome = 'error';
+  for (let i = 0; i < tries; i++) {
+    got = await probe(from, ip, port);
+    if (got === 'connected') break;
+  }
+  expect(got, `${what}: ${from.id} -> ${ip}:${port}/tcp`).toBe(want ? 'connected' : 'timeout');
+}
+
+/** Polls until the probe gives `want` (a policy change reaching the agent), or fails after `ms`. */
+async function eventually(from: PodRef, ip: string, port: number, want: boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let got: Outcome = 'error';
+  for (;;) {
+    got = await probe(from, ip, port);
+    if (want ? got === 'connected' : got === 'timeout') return;
+    if (Date.now() > deadline) expect.fail(`${what}: ${from.id} -> ${ip}:${port}/tcp: still ${got} after ${ms} ms`);
+    await sleep(500);
+  }
+}
+
+/** TCP listeners in a node's netns (node -e), started by the test and killed by it. */
+const listeners: ChildProcess[] = [];
+function listenInNode(netns: string, ports: number[]): Promise<void> {
+  const script = `const net=require('net');for(const p of ${JSON.stringify(ports)}){const s=net.createServer(c=>{c.on('error',()=>{});c.end('hostfw-'+p+'\\n')});s.on('error',e=>console.log('port '+p+': '+e.code));s.listen(p,()=>console.log('listening '+p));}`;
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  listeners.push(child);
+  child.on('exit', (code, sig) => console.log(`  listener in ${netns} (${ports.join(',')}) exited: code ${code} signal ${sig}`));
+  child.stderr?.on('data', (b: Buffer) => console.log(`  listener in ${netns} stderr: ${b.toString().trim()}`));
+  return new Promise((resolve) => {
+    let seen = 0;
+    child.stdout?.on('data', (b: Buffer) => {
+      seen += (b.toString().match(/listening|port \d+:/g) ?? []).length;
+      console.log(`  listener in ${netns}: ${b.toString().trim()}`);
+      if (seen >= ports.length) resolve();
+    });
+    setTimeout(resolve, 5000);
+  });
+}
+
+function hfpYaml(mode: 'Enforce' | 'Audit'): string {
+  return `apiVersion: weir.dev/v1alpha1
+kind: HostFirewallPolicy
+metadata: {name: ${HFP}}
+spec:
+  nodeSelector: {matchLabels: {kubernetes.io/hostname: ${WORKER}}}
+  mode: ${mode}
+  policyTypes: [Ingress]
+  ingress: []
+`;
+}
+
+describe('host firewall in the lab', () => {
+  let workerIP = '';
+  let workerNetns = '';
+  const clients: Record<string, PodRef> = {};
+
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces)');
+    const running = readState(labDir());
+    if (running && !running.hostFirewall) {
+      console.log('a lab without host firewall is running: taking it down');
+      await labOk(['down'], DOWN_TIMEOUT_MS);
+    }
+    const r = await lab(['up', '--host-firewall'], { timeoutMs: UP_TIMEOUT_MS });
+    if (r.code !== 0) throw new Error(`scripts/lab up --host-firewall failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+    state = labState();
+    expect(state.hostFirewall).toBe(true);
+    const w = state.nodes.find((n) => n.name === WORKER);
+    if (!w) throw new Error(`no node ${WORKER} in the lab`);
+    workerIP = w.ip;
+    workerNetns = w.netns;
+    await k(['delete', 'hostfirewallpolicy', HFP, '--ignore-not-found']);
+    await k(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true', '--timeout=120s'], undefined, 150_000);
+  }, UP_TIMEOUT_MS + 300_000);
+
+  afterAll(async () => {
+    for (const c of listeners) c.kill('SIGKILL');
+    try {
+      if (state) await k(['delete', 'hostfirewallpolicy', HFP, '--ignore-not-found']).catch(() => '');
+    } finally {
+      const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+      if (r.code !== 0) console.error(`scripts/lab down (afterAll): exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+    }
+  }, DOWN_TIMEOUT_MS + 120_000);
+
+  it('has the host_input and host_output chains on the node', async () => {
+    const t = await nftTable(WORKER);
+    expect(hasHostChains(t)).toEqual({ input: true, output: true });
+  });
+
+  it('enforces a NetworkPolicy on a hostNetwork server pod, for clients on the same and on another node', async () => {
+    await k(['create', 'namespace', NS]);
+    await apply(`apiVersion: v1
+kind: Pod
+metadata: {name: hostsrv, namespace: ${NS}, labels: {app: hostsrv}}
+spec:
+  nodeName: ${WORKER}
+  hostNetwork: true
+  containers:
+    - name: server
+      image: ${SERVER_IMAGE}
+      ports: [{containerPort: 8080, protocol: TCP}]
+`);
+    await apply(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: hostsrv-allowed-only, namespace: ${NS}}
+spec:
+  podSelector: {matchLabels: {app: hostsrv}}
+  policyTypes: [Ingress]
+  ingress:
+    - from: [{podSelector: {matchLabels: {role: allowed}}}]
+`);
+    await apply(
+      [clientPod('allowed-same', 'allowed', WORKER), clientPod('denied-same', 'denied', WORKER), clientPod('allowed-other', 'allowed', WORKER2), clientPod('denied-other', 'denied', WORKER2)].join('---\n'),
+    );
+    await k(['-n', NS, 'wait', '--for=condition=Ready', 'pod/hostsrv', 'pod/allowed-same', 'pod/denied-same', 'pod/allowed-other', 'pod/denied-other', '--timeout=120s'], undefined, 150_000);
+    await labWait();
+    for (const n of ['allowed-same', 'denied-same', 'allowed-other', 'denied-other']) clients[n] = await pod(NS, n);
+
+    // The server answers with its pod name (a client on the node itself is always allowed).
+    const r = await lab(['node', WORKER, '--', 'curl', '-s', '--max-time', '3', `telnet://${workerIP}:8080`]);
+    expect(r.stdout).toContain('hostsrv');
+
+    await expectConnect(clients['allowed-same'] as PodRef, workerIP, 8080, true, 'allowed client, same node');
+    await expectConnect(clients['allowed-other'] as PodRef, workerIP, 8080, true, 'allowed client, other node');
+    await expectConnect(clients['denied-same'] as PodRef, workerIP, 8080, false, 'denied client, same node');
+    await expectConnect(clients['denied-other'] as PodRef, workerIP, 8080, false, 'denied client, other node');
+  }, 300_000);
+
+  it('a deny-all HostFirewallPolicy leaves the failsafe ports (22, 10250) open and closes 9999', async () => {
+    const from = clients['denied-other'] ?? (await pod(NS, 'denied-other'));
+    // Listeners for the probed ports (22 and 10250 may have none in the lab: EADDRINUSE is fine, one is there).
+    await listenInNode(workerNetns, [22, 10250, 9999]);
+    await expectConnect(from, workerIP, 9999, true, 'no host policy yet: 9999 open');
+
+    await apply(hfpYaml('Enforce'));
+    await eventually(from, workerIP, 9999, false, 'deny-all host policy: 9999 blocked');
+    await labWait();
+    await expectConnect(from, workerIP, 22, true, 'failsafe tcp 22');
+    await expectConnect(from, workerIP, 10250, true, 'failsafe tcp 10250');
+    await expectConnect(from, workerIP, 9999, false, 'non-failsafe 9999');
+    const t = await nftTable(WORKER);
+    expect(t).toMatch(/host_failsafe_in/);
+  }, 180_000);
+
+  it('mode Audit: the port connects again and the drop log has an audit record (direction host)', async () => {
+    const from = clients['denied-other'] ?? (await pod(NS, 'denied-other'));
+    await apply(hfpYaml('Audit'));
+    await eventually(from, workerIP, 9999, true, 'audit host policy: 9999 open again');
+    await expectConnect(from, workerIP, 9999, true, 'audit: 9999');
+
+    type Drop = { direction: string; audit: boolean; dport?: number; src?: string; dst?: string; chain?: string };
+    let drops: Drop[] = [];
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const out = await labOk(['node', WORKER, '--', 'weirctl', 'drops', '--limit', '500', '-o', 'json']);
+      drops = (JSON.parse(out) as { drops: Drop[] }).drops;
+      if (drops.some((d) => d.audit && d.direction === 'host' && d.dport === 9999)) break;
+      if (Date.now() > deadline) break;
+      await connects(from, workerIP, 9999);
+      await sleep(1000);
+    }
+    const rec = drops.find((d) => d.audit && d.direction === 'host' && d.dport === 9999);
+    expect(rec, `an audit record for ${from.ip} -> ${workerIP}:9999 in ${JSON.stringify(drops.slice(0, 5))}`).toBeDefined();
+    expect(rec?.src).toBe(from.ip);
+    expect(rec?.dst).toBe(workerIP);
+  }, 180_000);
+
+  it('turning host-firewall mode off removes every host rule', async () => {
+    const ds = JSON.parse(await k(['get', 'daemonset', '-A', '-l', 'app.kubernetes.io/name=weir', '-o', 'json'])) as { items: { metadata: { name: string; namespace: string } }[] };
+    const d = ds.items[0];
+    if (!d) throw new Error('no weir DaemonSet');
+    await k(['-n', d.metadata.namespace, 'set', 'env', `daemonset/${d.metadata.name}`, 'WEIR_HOST_FIREWALL=false']);
+    await k(['-n', d.metadata.namespace, 'rollout', 'status', `daemonset/${d.metadata.name}`, '--timeout=240s'], undefined, 260_000);
+    await labWait();
+    const deadline = Date.now() + 60_000;
+    let chains: Record<string, { input: boolean; output: boolean }> = {};
+    for (;;) {
+      chains = {};
+      for (const n of state?.nodes ?? []) chains[n.name] = hasHostChains(await nftTable(n.name));
+      if (Object.values(chains).every((c) => !c.input && !c.output)) break;
+      if (Date.now() > deadline) break;
+      await sleep(1000);
+    }
+    for (const [n, c] of Object.entries(chains)) expect(c, `host chains on ${n}`).toEqual({ input: false, output: false });
+    const t = await nftTable(WORKER);
+    expect(t).not.toMatch(/host_/);
+  }, 400_000);
+});
