@@ -3,8 +3,8 @@
 // it from any namespace).
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
+import { agentCall } from '../../src/agent/client.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 export const AGENT_BIN = path.join(REPO, 'dist/bin/weir-agent');
@@ -63,30 +63,10 @@ export interface Reply {
   json: unknown;
 }
 
-/** One request to the agent's socket; rejects when nobody answers. */
-export function agentRequest(socket: string, method: string, p: string, body?: unknown, timeoutMs = 10_000): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      { socketPath: socket, path: p, method, timeout: timeoutMs, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: text, json });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer on ${socket} within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(data);
-  });
+/** One request to the agent's socket (the project's own client); rejects when nobody answers. */
+export async function agentRequest(socket: string, method: 'GET' | 'POST', p: string, body?: unknown, timeoutMs = 10_000): Promise<Reply> {
+  const r = await agentCall(socket, method, p, body, timeoutMs);
+  return { status: r.status, body: r.text, json: r.json };
 }
 
 /** Polls `fn` until it returns a value other than undefined, or fails with `what` and the last error. */
