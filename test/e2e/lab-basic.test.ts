@@ -8,44 +8,17 @@
 //
 // Needs root. The first run on a machine builds the pinned Kubernetes
 // binaries (minutes); after that `up` takes well under a minute.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
 import { TOPOLOGY_NETNS_RE } from '../../lab/topology.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const LAB = path.join(REPO, 'scripts/lab');
 const DIR = labDir();
-const UP_TIMEOUT_MS = 20 * 60_000;
-const DOWN_TIMEOUT_MS = 4 * 60_000;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
-function lab(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Result> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = execFile(LAB, args, { cwd: REPO, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: DIR } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr, ms: Date.now() - t0 });
-    });
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(opts.input ?? '');
-  });
-}
 
-/** Like lab(), but fails the test with the command's output on a non-zero exit. */
-async function labOk(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
-  const r = await lab(args, opts);
-  if (r.code !== 0) throw new Error(`scripts/lab ${args.join(' ')}: exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-  return r.stdout;
-}
 
 const kubectlJson = async <T>(args: string[]): Promise<T> => JSON.parse(await labOk(['kubectl', ...args, '-o', 'json'])) as T;
 

@@ -14,15 +14,11 @@
 // down first; a running one with it is reused. The lab is always taken down at
 // the end (the last step changes its mode). Needs root.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const LAB = path.join(REPO, 'scripts/lab');
-const UP_TIMEOUT_MS = 20 * 60_000;
-const DOWN_TIMEOUT_MS = 4 * 60_000;
 const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
 /** Not agnhost: the lab kubelet runs a TCP/UDP server on its declared ports answering the pod name. */
 const SERVER_IMAGE = 'example/server';
@@ -31,29 +27,8 @@ const HFP = 'e2e-hostfw-deny-all';
 const WORKER = 'weir-worker';
 const WORKER2 = 'weir-worker2';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
-function lab(args: string[], opts: { timeoutMs?: number } = {}): Promise<Result> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = execFile(LAB, args, { cwd: REPO, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: labDir() } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr, ms: Date.now() - t0 });
-    });
-    child.stdin?.end('');
-  });
-}
 
-async function labOk(args: string[], timeoutMs?: number): Promise<string> {
-  const r = await lab(args, timeoutMs === undefined ? {} : { timeoutMs });
-  if (r.code !== 0) throw new Error(`scripts/lab ${args.join(' ')}: exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-  return r.stdout;
-}
 
 let state: LabState | undefined;
 
@@ -67,7 +42,7 @@ const apply = (yaml: string): Promise<string> => k(['apply', '-f', '-'], yaml);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function labWait(): Promise<void> {
-  await labOk(['wait', '--timeout', '90'], 120_000);
+  await labOk(['wait', '--timeout', '90'], { timeoutMs: 120_000 });
 }
 
 const nftTable = (node: string): Promise<string> => labOk(['node', node, '--', 'nft', 'list', 'table', 'inet', 'weir']);
@@ -183,7 +158,7 @@ describe('host firewall in the lab', () => {
     const running = readState(labDir());
     if (running && !running.hostFirewall) {
       console.log('a lab without host firewall is running: taking it down');
-      await labOk(['down'], DOWN_TIMEOUT_MS);
+      await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
     }
     const r = await lab(['up', '--host-firewall'], { timeoutMs: UP_TIMEOUT_MS });
     if (r.code !== 0) throw new Error(`scripts/lab up --host-firewall failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);

@@ -22,18 +22,14 @@
 // namespaces. The machine may be busy: a probe that must connect and did not
 // is retried a few times (a starved prober misses its 1 s deadline), a probe
 // that must be blocked is never retried and must never connect.
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunResult, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { type LabState, labDir, labPods } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
+import { DOWN_TIMEOUT_MS, type LabResult as Result, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const LAB = path.join(REPO, 'scripts/lab');
-const UP_TIMEOUT_MS = 20 * 60_000;
-const DOWN_TIMEOUT_MS = 4 * 60_000;
 const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
 /** Any image that is not agnhost/weir/kube-proxy runs the netprobe server on its declared ports. */
 const NETPROBE = 'weir.test/netprobe:lab';
@@ -41,30 +37,8 @@ const TEST_NAMESPACES = ['e2e-pol-conn', 'e2e-pol-svc', 'e2e-pol-lat', 'e2e-pol-
 /** Generous bound on a policy change's effect (the real figures are printed). */
 const EFFECT_BOUND_MS = 10_000;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
-function lab(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Result> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = execFile(LAB, args, { cwd: REPO, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: labDir() } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr, ms: Date.now() - t0 });
-    });
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(opts.input ?? '');
-  });
-}
 
-async function labOk(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
-  const r = await lab(args, opts);
-  if (r.code !== 0) throw new Error(`scripts/lab ${args.join(' ')}: exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-  return r.stdout;
-}
 
 let state: LabState;
 

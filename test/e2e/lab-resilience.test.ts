@@ -26,35 +26,15 @@ import type { AgentStatus } from '../../lab/commands/wait.ts';
 import { type LabState, labDir, labPods } from '../../lab/state.ts';
 import { NETNS_DIR, TOPOLOGY_NETNS_RE } from '../../lab/topology.ts';
 import { defaultNode } from '../../src/probe/process.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab } from '../helpers/lab.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const LAB = path.join(REPO, 'scripts/lab');
 const DIR = labDir();
-const UP_TIMEOUT_MS = 20 * 60_000;
-const DOWN_TIMEOUT_MS = 4 * 60_000;
 const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
 const NETPROBE = 'weir.test/netprobe:lab';
 const NS = 'e2e-res';
 const OUTAGE_MS = 10_000;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
-function lab(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Result> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = execFile(LAB, args, { cwd: REPO, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: DIR } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr, ms: Date.now() - t0 });
-    });
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(opts.input ?? '');
-  });
-}
 
 let state: LabState;
 

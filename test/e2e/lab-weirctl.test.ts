@@ -16,36 +16,17 @@
 //
 // The lab is reused when `scripts/lab up` finds it up (and then left up); one
 // this file started is taken down at the end. Needs root.
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { type LabState, labDir, labPods } from '../../lab/state.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab } from '../helpers/lab.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const LAB = path.join(REPO, 'scripts/lab');
-const UP_TIMEOUT_MS = 20 * 60_000;
-const DOWN_TIMEOUT_MS = 4 * 60_000;
 const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
 const NS = 'e2e-weirctl';
 const NODE = 'weir-worker';
 const POLICY = 'server-allow-client-80';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-function lab(args: string[], timeoutMs = 120_000): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(LAB, args, { cwd: REPO, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: labDir() } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr });
-    });
-    child.stdin?.end('');
-  });
-}
 
 /** `weirctl ARGS -o json` on a node; parsed. Non-zero exits are returned too (doctor exits 1 when not ok). */
 async function ctl<T>(node: string, args: string[]): Promise<{ code: number; json: T; stderr: string }> {
@@ -96,7 +77,7 @@ describe('weirctl in the lab', () => {
 
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces)');
-    const r = await lab(['up'], UP_TIMEOUT_MS);
+    const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
     if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
     startedHere = !/already up/.test(r.stdout);
     state = labState();
@@ -134,7 +115,7 @@ spec:
       ports: [{port: 80, protocol: TCP}]
 `);
     await k(['-n', NS, 'wait', '--for=condition=Ready', 'pod/server', 'pod/client', '--timeout=120s'], undefined, 150_000);
-    const w = await lab(['wait', '--timeout', '90'], 120_000);
+    const w = await lab(['wait', '--timeout', '90'], { timeoutMs: 120_000 });
     if (w.code !== 0) throw new Error(`scripts/lab wait: exit ${w.code}\n${w.stdout}\n${w.stderr}`);
     server = await pod('server');
     client = await pod('client');
@@ -145,7 +126,7 @@ spec:
       if (state) await k(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false']).catch(() => '');
     } finally {
       if (startedHere || !state) {
-        const r = await lab(['down'], DOWN_TIMEOUT_MS);
+        const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
         if (r.code !== 0) console.error(`scripts/lab down (afterAll): exit ${r.code}\n${r.stdout}\n${r.stderr}`);
       }
     }
