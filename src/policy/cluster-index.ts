@@ -1,14 +1,17 @@
-// The cluster, indexed once per compile for one node: NetworkPolicies
-// normalized (or enforced fail-closed), the pods policy applies to, namespace
-// labels, this node's pods, and the memo of peer pod lists. Shared by the pod
-// chains (compile.ts) and the host firewall (host.ts), so that both read the
-// same snapshot the same way. Pure.
+// The cluster indexed for one node, kept from one compile to the next:
+// NetworkPolicies normalized (or enforced fail-closed), the facts of the pods
+// policy applies to, namespace labels, this node's pods, and the contents of
+// the pod-dependent sets (pod-sets.ts). Shared by the pod chains (compile.ts)
+// and the host firewall (host.ts), so that both read the same state the same
+// way. Pure.
 import { tryParseIp, type IpFamily } from '../cni/ip.ts';
 import { PolicyError } from './errors.ts';
 import { effectivePolicyTypes, normalizePolicy, type NormalizedPolicy } from './normalize.ts';
 import { namedPortsOf, type NamedPorts } from './ports.ts';
-import { EVERYTHING, compileSelector, selectorMatches, type CompiledSelector } from './selector.ts';
-import type { ClusterState, Labels, NetworkPolicy, Pod } from './types.ts';
+import type { Table, TableRef } from '../nft/types.ts';
+import { PodSets, type PodUniverse } from './pod-sets.ts';
+import { EVERYTHING, compileSelector, type CompiledSelector } from './selector.ts';
+import type { ClusterState, Labels, Namespace, NetworkPolicy, Pod } from './types.ts';
 
 export const NS_NAME_LABEL = 'kubernetes.io/metadata.name';
 
@@ -23,6 +26,8 @@ export interface PodFacts {
   uid?: string | undefined;
   /** The pod as served (slim), for what the index does not extract. */
   raw?: Pod;
+  /** A hostNetwork pod of this node (host-firewall mode): its addresses are the node's. */
+  host?: true;
 }
 
 /** Addresses of a pod, one per family, in podIPs order (podIP when podIPs is empty). */
@@ -40,40 +45,34 @@ function podAddresses(p: Pod, withHostIPs: boolean): Map<IpFamily, string> {
 
 const terminated = (p: Pod): boolean => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
 
-/** Pods NetworkPolicy applies to: with an address, not terminated, not hostNetwork. */
-export function policyPods(pods: readonly Pod[]): PodFacts[] {
-  const out: PodFacts[] = [];
-  for (const p of pods) {
-    const namespace = p.metadata?.namespace;
-    const name = p.metadata?.name;
-    if (!namespace || !name || p.spec?.hostNetwork === true || terminated(p)) continue;
-    const ips = podAddresses(p, false);
-    if (ips.size === 0) continue;
-    out.push({ namespace, name, labels: p.metadata?.labels ?? {}, nodeName: p.spec?.nodeName, ips, named: namedPortsOf(p) });
-  }
-  return out;
+/** A pod NetworkPolicy applies to (with an address, not terminated, not hostNetwork), or undefined. */
+export function policyPodFacts(p: Pod): PodFacts | undefined {
+  const namespace = p.metadata?.namespace;
+  const name = p.metadata?.name;
+  if (!namespace || !name || p.spec?.hostNetwork === true || terminated(p)) return undefined;
+  const ips = podAddresses(p, false);
+  if (ips.size === 0) return undefined;
+  return { namespace, name, labels: p.metadata?.labels ?? {}, nodeName: p.spec?.nodeName, ips, named: namedPortsOf(p) };
 }
 
 /**
- * hostNetwork pods of `nodeName` that are live (not terminated). Their
+ * A live (not terminated) hostNetwork pod of `nodeName`, or undefined. Its
  * addresses are the node's: podIPs, then hostIPs, then `nodeIPs` (a pod the
  * kubelet has not reported yet still gets its ports policed).
  */
-export function hostNetworkPods(pods: readonly Pod[], nodeName: string, nodeIPs: readonly string[]): PodFacts[] {
-  const out: PodFacts[] = [];
-  for (const p of pods) {
-    const namespace = p.metadata?.namespace;
-    const name = p.metadata?.name;
-    if (!namespace || !name || p.spec?.hostNetwork !== true || p.spec?.nodeName !== nodeName || terminated(p)) continue;
-    const ips = podAddresses(p, true);
-    for (const t of nodeIPs) {
-      const ip = tryParseIp(t);
-      if (ip && !ips.has(ip.family)) ips.set(ip.family, t);
-    }
-    out.push({ namespace, name, labels: p.metadata?.labels ?? {}, nodeName, ips, named: namedPortsOf(p), uid: p.metadata?.uid, raw: p });
+export function hostPodFacts(p: Pod, nodeName: string, nodeIPs: readonly string[]): PodFacts | undefined {
+  const namespace = p.metadata?.namespace;
+  const name = p.metadata?.name;
+  if (!namespace || !name || p.spec?.hostNetwork !== true || p.spec?.nodeName !== nodeName || terminated(p)) return undefined;
+  const ips = podAddresses(p, true);
+  for (const t of nodeIPs) {
+    const ip = tryParseIp(t);
+    if (ip && !ips.has(ip.family)) ips.set(ip.family, t);
   }
-  return out.sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
+  return { namespace, name, labels: p.metadata?.labels ?? {}, nodeName, ips, named: namedPortsOf(p), uid: p.metadata?.uid, raw: p, host: true };
 }
+
+const byRef = (a: { namespace: string; name: string }, b: { namespace: string; name: string }): number => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1);
 
 /**
  * A policy the engine cannot express is enforced as deny-all for the pods it
@@ -107,60 +106,189 @@ export function failClosed(np: NetworkPolicy): NormalizedPolicy {
   };
 }
 
-/** Pods selected by a peer: of `policyNs` (`'own'`) or of the namespaces a selector picks, filtered by a pod selector. */
-export type PeerPods = (policyNs: string, nsSel: 'own' | CompiledSelector, podSel: CompiledSelector) => PodFacts[];
-
 export interface ClusterIndex {
   /** Policies that could not be expressed (each is in `policies` fail-closed). */
   readonly errors: PolicyError[];
   /** Every NetworkPolicy, normalized or fail-closed, sorted by namespace/name. */
   readonly policies: NormalizedPolicy[];
-  /** Pods NetworkPolicy applies to (see policyPods). */
-  readonly pods: PodFacts[];
-  readonly podsByNs: Map<string, PodFacts[]>;
-  /** Namespace labels, with kubernetes.io/metadata.name as the API sets it. */
-  readonly nsLabels: Map<string, Labels>;
-  labelsOfNs(ns: string): Labels;
-  /** This node's pods among `pods`. */
-  readonly local: PodFacts[];
-  /** Peer pod lists, memoized: shared by every rule with the same selectors. */
-  readonly peerPods: PeerPods;
+  /** This node's pods NetworkPolicy applies to, by namespace, in the order of the state. */
+  readonly local: Map<string, PodFacts[]>;
+  /** This node's hostNetwork pods (host-firewall mode; else none), sorted by namespace/name. */
+  readonly hostPods: PodFacts[];
+  /** The contents of the pod-dependent sets, up to date with this state. */
+  readonly sets: PodSets;
 }
 
-export function indexCluster(state: ClusterState, nodeName: string): ClusterIndex {
-  const errors: PolicyError[] = [];
-  const policies: NormalizedPolicy[] = [];
-  for (const np of state.policies) {
-    try {
-      policies.push(normalizePolicy(np));
-    } catch (e) {
-      if (!(e instanceof PolicyError)) throw e;
-      errors.push(e);
-      policies.push(failClosed(np));
-    }
-  }
-  policies.sort((x, y) => (x.namespace + '/' + x.name < y.namespace + '/' + y.name ? -1 : 1));
-  const pods = policyPods(state.pods);
-  const podsByNs = new Map<string, PodFacts[]>();
-  for (const p of pods) podsByNs.set(p.namespace, [...(podsByNs.get(p.namespace) ?? []), p]);
-  const nsLabels = new Map<string, Labels>();
-  for (const ns of state.namespaces) {
-    const name = ns.metadata?.name;
-    if (name) nsLabels.set(name, { ...(ns.metadata?.labels ?? {}), [NS_NAME_LABEL]: name });
-  }
-  const labelsOfNs = (ns: string): Labels => nsLabels.get(ns) ?? { [NS_NAME_LABEL]: ns };
-  const local = pods.filter((p) => p.nodeName === nodeName);
-
-  const peerMemo = new Map<string, PodFacts[]>();
-  const peerPods: PeerPods = (policyNs, nsSel, podSel) => {
-    const k = `${nsSel === 'own' ? `own:${policyNs}` : nsSel.key}|${podSel.key}`;
-    let v = peerMemo.get(k);
-    if (!v) {
-      const namespaces = nsSel === 'own' ? [policyNs] : [...new Set([...nsLabels.keys(), ...podsByNs.keys()])].filter((n) => selectorMatches(nsSel, labelsOfNs(n)));
-      v = namespaces.flatMap((n) => podsByNs.get(n) ?? []).filter((p) => selectorMatches(podSel, p.labels));
-      peerMemo.set(k, v);
-    }
-    return v;
-  };
-  return { errors, policies, pods, podsByNs, nsLabels, labelsOfNs, local, peerPods };
+interface PodEntry {
+  readonly obj: Pod;
+  readonly key: string;
+  readonly facts: PodFacts | undefined;
+  seen: number;
 }
+
+/**
+ * The cluster indexed for one node, kept across compiles: an object that is
+ * the same (by identity) as in the previous state is not looked at again,
+ * and each pod or namespace that changed is handed to the pod sets, so that
+ * one API event costs work in proportion to what it touched. The agent's
+ * cache replaces an object on every change, which is what makes identity a
+ * safe test; a caller that edits objects in place must use a new indexer.
+ * Valid for one node, one table and one set of node addresses (`key`).
+ */
+export class ClusterIndexer implements PodUniverse {
+  readonly key: string;
+  readonly table: Table;
+  readonly sets: PodSets;
+  readonly #nodeName: string;
+  /** The node's addresses for hostNetwork pods; undefined when the host firewall is off. */
+  readonly #hostIPs: readonly string[] | undefined;
+  readonly #pods = new Map<string, PodEntry>();
+  /** The same entries by pod object: an unchanged pod is found without building its key. */
+  readonly #podObjs = new Map<Pod, PodEntry>();
+  readonly #hostPods = new Map<string, PodEntry>();
+  readonly #byNs = new Map<string, Map<string, PodFacts>>();
+  readonly #ns = new Map<string, { obj: Namespace; labels: Labels }>();
+  readonly #policies = new Map<string, { obj: NetworkPolicy; norm: NormalizedPolicy; error?: PolicyError }>();
+  #sorted: NormalizedPolicy[] | undefined;
+  #epoch = 0;
+
+  constructor(table: Table, nodeName: string, hostIPs: readonly string[] | undefined) {
+    this.key = ClusterIndexer.keyOf(table, nodeName, hostIPs);
+    this.table = table;
+    this.#nodeName = nodeName;
+    this.#hostIPs = hostIPs;
+    this.sets = new PodSets(table, this);
+  }
+
+  static keyOf(table: TableRef, nodeName: string, hostIPs: readonly string[] | undefined): string {
+    return `${table.family} ${table.name}|${nodeName}|${hostIPs ? hostIPs.join(',') : 'off'}`;
+  }
+
+  namespaces(): Iterable<string> {
+    return this.#byNs.keys();
+  }
+
+  pods(namespace: string): Iterable<PodFacts> {
+    return this.#byNs.get(namespace)?.values() ?? [];
+  }
+
+  labelsOfNs(ns: string): Labels {
+    return this.#ns.get(ns)?.labels ?? { [NS_NAME_LABEL]: ns };
+  }
+
+  /** Brings the index (and the pod sets) to `state`. */
+  update(state: ClusterState): ClusterIndex {
+    const epoch = ++this.#epoch;
+    // Namespaces first noted, applied after the pods: a pod's change is
+    // judged under the labels the sets were filled with, then a relabel
+    // re-asks the namespace's pods, now current.
+    const nsChanges: { name: string; obj: Namespace | undefined; before: Labels; after: Labels }[] = [];
+    const nsSeen = new Set<string>();
+    for (const ns of state.namespaces) {
+      const name = ns.metadata?.name;
+      if (!name) continue;
+      nsSeen.add(name);
+      const prev = this.#ns.get(name);
+      if (prev?.obj === ns) continue;
+      const after = { ...(ns.metadata?.labels ?? {}), [NS_NAME_LABEL]: name };
+      nsChanges.push({ name, obj: ns, before: this.labelsOfNs(name), after });
+    }
+    for (const name of this.#ns.keys()) if (!nsSeen.has(name)) nsChanges.push({ name, obj: undefined, before: this.labelsOfNs(name), after: { [NS_NAME_LABEL]: name } });
+
+    const local = new Map<string, PodFacts[]>();
+    const hostIPs = this.#hostIPs;
+    for (const p of state.pods) {
+      let entry = this.#podObjs.get(p);
+      if (entry) entry.seen = epoch;
+      else entry = this.#track(this.#pods, `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`, p, epoch, policyPodFacts);
+      const facts = entry.facts;
+      if (facts?.nodeName === this.#nodeName) {
+        const list = local.get(facts.namespace);
+        if (list) list.push(facts);
+        else local.set(facts.namespace, [facts]);
+      }
+      if (hostIPs && p.spec?.hostNetwork === true) {
+        const known = this.#hostPods.get(entry.key);
+        if (known?.obj === p) known.seen = epoch;
+        else this.#track(this.#hostPods, entry.key, p, epoch, (x) => hostPodFacts(x, this.#nodeName, hostIPs));
+      }
+    }
+    for (const m of [this.#pods, this.#hostPods]) {
+      for (const [key, e] of m) {
+        if (e.seen === epoch) continue;
+        m.delete(key);
+        if (m === this.#pods) this.#podObjs.delete(e.obj);
+        this.#place(this.#slot(m, key), e.facts, undefined);
+      }
+    }
+    for (const c of nsChanges) {
+      if (c.obj) this.#ns.set(c.name, { obj: c.obj, labels: c.after });
+      else this.#ns.delete(c.name);
+      if (!sameLabels(c.before, c.after)) this.sets.namespaceChanged([...this.pods(c.name)], c.before, c.after);
+    }
+
+    const errors: PolicyError[] = [];
+    const polSeen = new Set<string>();
+    for (const np of state.policies) {
+      const key = `${np.metadata?.namespace ?? ''}/${np.metadata?.name ?? ''}`;
+      polSeen.add(key);
+      if (this.#policies.get(key)?.obj === np) continue;
+      this.#sorted = undefined;
+      try {
+        this.#policies.set(key, { obj: np, norm: normalizePolicy(np) });
+      } catch (e) {
+        if (!(e instanceof PolicyError)) throw e;
+        this.#policies.set(key, { obj: np, norm: failClosed(np), error: e });
+      }
+    }
+    for (const key of this.#policies.keys()) {
+      if (polSeen.has(key)) continue;
+      this.#policies.delete(key);
+      this.#sorted = undefined;
+    }
+    this.#sorted ??= [...this.#policies.values()].map((x) => x.norm).sort(byRef);
+    for (const x of this.#policies.values()) if (x.error) errors.push(x.error);
+    const hostPods = [...this.#hostPods.values()].flatMap((e) => (e.facts ? [e.facts] : [])).sort(byRef);
+    return { errors, policies: this.#sorted, local, hostPods, sets: this.sets };
+  }
+
+  /** One pod of the state: its facts, recomputed (and handed to the sets) only when the object changed. */
+  #track(m: Map<string, PodEntry>, key: string, p: Pod, epoch: number, factsOf: (p: Pod) => PodFacts | undefined): PodEntry {
+    const prev = m.get(key);
+    if (prev?.obj === p) {
+      prev.seen = epoch;
+      return prev;
+    }
+    const entry: PodEntry = { obj: p, key, facts: factsOf(p), seen: epoch };
+    m.set(key, entry);
+    if (m === this.#pods) {
+      if (prev) this.#podObjs.delete(prev.obj);
+      this.#podObjs.set(p, entry);
+    }
+    this.#place(this.#slot(m, key), prev?.facts, entry.facts);
+    return entry;
+  }
+
+  /** The key of a pod in its namespace's group: a hostNetwork pod's facts are kept apart from the same pod's as a policy pod. */
+  #slot(m: Map<string, PodEntry>, key: string): string {
+    return m === this.#hostPods ? `host:${key}` : key;
+  }
+
+  #place(key: string, before: PodFacts | undefined, after: PodFacts | undefined): void {
+    if (before === undefined && after === undefined) return;
+    const ns = (after ?? before) as PodFacts;
+    let group = this.#byNs.get(ns.namespace);
+    if (!group) this.#byNs.set(ns.namespace, (group = new Map()));
+    if (after) group.set(key, after);
+    else {
+      group.delete(key);
+      if (group.size === 0) this.#byNs.delete(ns.namespace);
+    }
+    this.sets.podChanged(before, after);
+  }
+}
+
+const sameLabels = (a: Labels, b: Labels): boolean => {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+};

@@ -30,13 +30,14 @@
 //   select this node's hostNetwork pods, and host.ts adds base chains on the
 //   input and output hooks for the node's own traffic (documented there).
 import { parseCidr } from '../cni/ip.ts';
-import type { Table } from '../nft/types.ts';
-import { hostNetworkPods, indexCluster, type PodFacts } from './cluster-index.ts';
+import type { NftSet, Table } from '../nft/types.ts';
+import { ClusterIndexer, type PodFacts } from './cluster-index.ts';
 import type { PolicyError } from './errors.ts';
 import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host.ts';
-import type { Direction } from './normalize.ts';
-import { FAMILIES, addrType, commentLabel, compileRule, fam, hashId, short } from './rule-compile.ts';
-import { RulesetBuilder, type Ruleset } from './ruleset.ts';
+import type { Direction, NormalizedPolicy } from './normalize.ts';
+import type { PodSets, SetMembership } from './pod-sets.ts';
+import { FAMILIES, addrType, commentLabel, compileRule, fam, hashId, short, type Subjects } from './rule-compile.ts';
+import { RulesetBuilder, type DesiredChain, type DesiredSet, type Ruleset } from './ruleset.ts';
 import { selectorMatches } from './selector.ts';
 import type { ClusterState } from './types.ts';
 
@@ -86,43 +87,125 @@ export interface CompileResult {
   host?: HostFirewallReport;
 }
 
-export function compilePolicies(state: ClusterState, opts: CompileOptions): CompileResult {
-  const table: Table = { kind: 'table', family: 'inet', name: opts.table ?? 'weir', comment: 'weir NetworkPolicy; managed by weir-agent, do not edit' };
+const tableOf = (opts: CompileOptions): Table => ({ kind: 'table', family: 'inet', name: opts.table ?? 'weir', comment: 'weir NetworkPolicy; managed by weir-agent, do not edit' });
+
+/** This node's addresses as the host firewall sees them (undefined: mode off). */
+const hostIPsOf = (state: ClusterState, opts: CompileOptions): string[] | undefined =>
+  opts.hostFirewall ? [...new Set([...(state.nodes?.find((n) => n.name === opts.nodeName)?.internalIPs ?? []), ...(opts.hostFirewall.nodeIPs ?? [])])] : undefined;
+
+/**
+ * The index a compile of `state` with `opts` can continue from: `previous`
+ * when it was made for the same node, table and node addresses, else a new
+ * one (whose sets are then filled from scratch).
+ */
+export function indexerFor(state: ClusterState, opts: CompileOptions, previous?: ClusterIndexer): ClusterIndexer {
+  const table = tableOf(opts);
+  const hostIPs = hostIPsOf(state, opts);
+  if (previous && previous.key === ClusterIndexer.keyOf(table, opts.nodeName, hostIPs) && previous.table.comment === table.comment) return previous;
+  return new ClusterIndexer(table, opts.nodeName, hostIPs);
+}
+
+/**
+ * What one NetworkPolicy compiles to on a node: its chains and the sets its
+ * rules use. It depends on the policy alone (the node is fixed per indexer,
+ * sets are named by their definitions, and which pods are in them is the
+ * pod sets' business), so it is made once per normalized policy object and
+ * replayed by later compiles: an event that does not touch a policy costs
+ * it a few map insertions, and its chains keep their identity, which the
+ * diff compares first.
+ */
+class PolicyOutput {
+  readonly chains: { d: Direction; chain: DesiredChain }[] = [];
+  readonly sets: DesiredSet[] = [];
+  readonly live: { def: NftSet; m: SetMembership }[] = [];
+
+  replay(b: RulesetBuilder, sets: PodSets): [Direction, string][] {
+    for (const s of this.sets) if (!b.ruleset.sets.has(s.def.name)) b.ruleset.sets.set(s.def.name, s);
+    for (const l of this.live) if (!b.ruleset.sets.has(l.def.name)) b.live(l.def, sets.declare(l.def, l.m));
+    return this.chains.map(({ d, chain }) => {
+      b.ruleset.chains.set(chain.def.name, chain);
+      return [d, chain.def.name];
+    });
+  }
+}
+
+const outputs = new WeakMap<ClusterIndexer, WeakMap<NormalizedPolicy, PolicyOutput>>();
+
+function policyOutput(indexer: ClusterIndexer, p: NormalizedPolicy, nodeName: string): PolicyOutput {
+  let memo = outputs.get(indexer);
+  if (!memo) outputs.set(indexer, (memo = new WeakMap()));
+  let out = memo.get(p);
+  if (out) return out;
+  out = new PolicyOutput();
+  const pb = new RulesetBuilder(indexer.table);
+  const record = out;
+  const ctx = {
+    b: pb,
+    sets: {
+      declare: (def: NftSet, m: SetMembership) => {
+        record.live.push({ def, m });
+        return indexer.sets.declare(def, m);
+      },
+    },
+  };
+  const ref = `${p.namespace}/${p.name}`;
+  const id = `p${hashId(ref)}`;
+  const label = commentLabel(ref, id);
+  // The subjects are a function of the namespace and the pod selector (for this node).
+  const who: Subjects = {
+    key: `${p.namespace}|${p.podSelector.key}`,
+    namespace: p.namespace,
+    member: (pod) => pod.nodeName === nodeName && pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels),
+  };
+  for (const d of ['ingress', 'egress'] as const) {
+    const rules = p[d];
+    if (rules === undefined) continue;
+    const chain = pb.chain(`${id}_${short(d)}`, undefined, `${label} ${d}`);
+    for (const r of rules) compileRule(ctx, chain, `${label} ${d}[${r.index}]`, d, r, p.namespace, who);
+    out.chains.push({ d, chain: pb.ruleset.chains.get(chain) as DesiredChain });
+  }
+  const liveNames = new Set(out.live.map((l) => l.def.name));
+  for (const s of pb.ruleset.sets.values()) if (!liveNames.has(s.def.name)) out.sets.push(s);
+  memo.set(p, out);
+  return out;
+}
+
+/**
+ * Compiles `state` for one node. With `indexer` (see indexerFor), the work
+ * continues from the state it last saw: unchanged objects are not looked at
+ * again and pod-dependent sets move element by element; the result is the
+ * same as a compile from scratch (tested), and its live sets journal what
+ * changed for the next diff. The caller commits the journals (indexer.sets)
+ * once the result is applied.
+ */
+export function compilePolicies(state: ClusterState, opts: CompileOptions, indexer: ClusterIndexer = indexerFor(state, opts)): CompileResult {
+  const table = tableOf(opts);
   const b = new RulesetBuilder(table);
   const group = opts.nflogGroup ?? 100;
   const logRate = opts.logRate ?? '10/second';
   const logBurst = opts.logBurst ?? 20;
 
   // ---- the cluster, indexed ----
-  const idx = indexCluster(state, opts.nodeName);
-  const { errors, policies, pods, local, peerPods } = idx;
-  const ctx = { b, allPods: pods, peerPods };
+  const idx = indexer.update(state);
+  const { errors, policies, local, hostPods } = idx;
+  idx.sets.beginCompile();
   // With the host firewall on, NetworkPolicies also select this node's
   // hostNetwork pods (at the node's addresses).
-  const nodeIPs = [...new Set([...(state.nodes?.find((n) => n.name === opts.nodeName)?.internalIPs ?? []), ...(opts.hostFirewall?.nodeIPs ?? [])])];
-  const hostPods = opts.hostFirewall ? hostNetworkPods(state.pods, opts.nodeName, nodeIPs) : [];
+  const nodeIPs = hostIPsOf(state, opts) ?? [];
 
   // ---- policy chains ----
   const policyChains = new Map<string, string>();
   const profilesOf = new Map<PodFacts, Record<Direction, string[]>>();
   const refOfChain = new Map<string, string>();
   for (const p of policies) {
-    const subjects = local.filter((pod) => pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels));
+    const subjects = (local.get(p.namespace) ?? []).filter((pod) => selectorMatches(p.podSelector, pod.labels));
     const hostSubjects = hostPods.filter((pod) => pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels));
     if (subjects.length === 0 && hostSubjects.length === 0) continue; // nothing on this node to enforce it for
     const ref = `${p.namespace}/${p.name}`;
-    const id = `p${hashId(ref)}`;
-    const label = commentLabel(ref, id);
-    policyChains.set(ref, id);
-    for (const d of ['ingress', 'egress'] as const) {
-      const rules = p[d];
-      if (rules === undefined) continue;
-      const chain = b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}`);
+    policyChains.set(ref, `p${hashId(ref)}`);
+    const all = hostSubjects.length > 0 ? [...subjects, ...hostSubjects] : subjects;
+    for (const [d, chain] of policyOutput(indexer, p, opts.nodeName).replay(b, idx.sets)) {
       refOfChain.set(chain, ref);
-      const all = hostSubjects.length > 0 ? [...subjects, ...hostSubjects] : subjects;
-      // The subjects are a function of the namespace and the pod selector (for this node, in this compile).
-      const subjectsKey = `${p.namespace}|${p.podSelector.key}`;
-      for (const r of rules) compileRule(ctx, chain, subjectsKey, `${label} ${d}[${r.index}]`, d, r, p.namespace, all);
       for (const s of all) {
         const entry = profilesOf.get(s) ?? { ingress: [], egress: [] };
         entry[d].push(chain);
@@ -138,9 +221,11 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
   for (const f of FAMILIES) {
     if (!guards.some((g) => g.family === f)) continue;
     b.set(`known${f}`, addrType(f), undefined, 'addresses of the pods of this node that weir knows');
-    for (const pod of local) {
-      const ip = pod.ips.get(f);
-      if (ip) b.element(`known${f}`, [ip]);
+    for (const pods of local.values()) {
+      for (const pod of pods) {
+        const ip = pod.ips.get(f);
+        if (ip) b.element(`known${f}`, [ip]);
+      }
     }
   }
   for (const d of ['egress', 'ingress'] as const) {
@@ -162,7 +247,7 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
       b.rule(chain, `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
     }
   }
-  for (const pod of local) {
+  for (const pod of [...local.values()].flat()) {
     const ep: LocalEndpoint = { namespace: pod.namespace, name: pod.name, ips: [...pod.ips.values()] };
     const chains = profilesOf.get(pod);
     for (const d of ['ingress', 'egress'] as const) {
@@ -182,7 +267,10 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
     }
     endpoints.push(ep);
   }
-  if (!opts.hostFirewall) return { ruleset: b.ruleset, errors, endpoints, policyChains };
+  if (!opts.hostFirewall) {
+    idx.sets.sweep();
+    return { ruleset: b.ruleset, errors, endpoints, policyChains };
+  }
   const host = compileHost({
     b,
     idx,
@@ -197,5 +285,6 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions): Comp
     logBurst,
     options: opts.hostFirewall,
   });
+  idx.sets.sweep();
   return { ruleset: b.ruleset, errors: [...errors, ...host.errors], endpoints, policyChains, host: host.report };
 }

@@ -4,7 +4,8 @@
 // state last applied. Effects go through the Nft interface, so the same
 // engine runs on libnftables or on FakeNft in tests.
 import type { Nft } from '../nft/libnftables.ts';
-import { compilePolicies, type CompileOptions, type CompileResult } from './compile.ts';
+import type { ClusterIndexer } from './cluster-index.ts';
+import { compilePolicies, indexerFor, type CompileOptions, type CompileResult } from './compile.ts';
 import { type DiffStats, type Ruleset, diffTransaction, fullTransaction } from './ruleset.ts';
 import type { ClusterState } from './types.ts';
 
@@ -23,6 +24,8 @@ export class PolicyEngine {
   readonly #nft: Nft;
   readonly #opts: CompileOptions;
   #applied: Ruleset | undefined;
+  /** The cluster as last compiled, so that the next compile does only what changed. */
+  #indexer: ClusterIndexer | undefined;
 
   constructor(nft: Nft, opts: CompileOptions) {
     this.#nft = nft;
@@ -46,7 +49,10 @@ export class PolicyEngine {
    */
   sync(state: ClusterState, extra: { options?: Partial<CompileOptions>; decorate?: (rs: Ruleset) => void } = {}): SyncReport {
     const t0 = performance.now();
-    const result = compilePolicies(state, { ...this.#opts, ...extra.options });
+    const opts = { ...this.#opts, ...extra.options };
+    const indexer = indexerFor(state, opts, this.#indexer);
+    this.#indexer = indexer;
+    const result = compilePolicies(state, opts, indexer);
     extra.decorate?.(result.ruleset);
     const t1 = performance.now();
     const previous = this.#applied;
@@ -73,6 +79,7 @@ export class PolicyEngine {
       this.#nft.run(tx);
     }
     this.#applied = result.ruleset;
+    indexer.sets.commit();
     return { full, operations, compileMs: t1 - t0, applyMs: performance.now() - t1, ...(stats ? { stats } : {}), result };
   }
 }

@@ -111,10 +111,13 @@ import {
 } from './host-policy.ts';
 import { mergeRanges } from './intervals.ts';
 import type { Direction } from './normalize.ts';
-import { commentLabel, compileRule, fam, hashId, short, type RuleContext } from './rule-compile.ts';
+import { commentLabel, compileRule, fam, hashId, short, type RuleContext, type Subjects } from './rule-compile.ts';
 import type { RulesetBuilder } from './ruleset.ts';
 import { selectorMatches, type CompiledSelector } from './selector.ts';
 import type { ClusterState, HostFirewallMode, Labels } from './types.ts';
+
+/** HostFirewallPolicy rules protect the node: its hostNetwork pods' declared ports resolve ingress named ports. */
+const HOST_SUBJECTS: Subjects = { key: 'hostNetwork', member: (pod) => pod.host === true };
 
 export interface HostCgroup {
   /** Path as nft resolves it, relative to /sys/fs/cgroup (e.g. `kubepods.slice/…/kubepods-besteffort-pod<uid>.slice`). */
@@ -247,7 +250,7 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
 
   // ---- HostFirewallPolicy chains ----
   const { policies: selecting, errors } = hostPoliciesFor(state, h.nodeName);
-  const ctx: RuleContext = { b, allPods: idx.pods, peerPods: idx.peerPods, nodeAddresses: (sel) => nodeAddressesFor(state, sel) };
+  const ctx: RuleContext = { b, sets: idx.sets, nodeAddresses: (sel) => nodeAddressesFor(state, sel) };
   const applied: HostPolicyApplied[] = [];
   const warnings: string[] = [];
   const hfpChains: Record<Direction, { chain: string; mode: HostFirewallMode }[]> = { ingress: [], egress: [] };
@@ -261,7 +264,7 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
       if (rules === undefined) continue;
       const chain = b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}${p.mode === 'Audit' ? ' (Audit)' : ''}`);
       // Ingress named ports name ports of the node's hostNetwork pods.
-      for (const r of rules) compileRule(ctx, chain, 'hostNetwork', `${label} ${d}[${r.index}]`, d, r, '', h.hostPods);
+      for (const r of rules) compileRule(ctx, chain, `${label} ${d}[${r.index}]`, d, r, '', HOST_SUBJECTS);
       hfpChains[d].push({ chain, mode: p.mode });
     }
   }

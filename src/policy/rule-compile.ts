@@ -5,22 +5,38 @@
 // Pure.
 import { createHash } from 'node:crypto';
 import type { IpFamily } from '../cni/ip.ts';
-import type { PeerPods, PodFacts } from './cluster-index.ts';
+import { NS_NAME_LABEL, type PodFacts } from './cluster-index.ts';
 import type { NodePeer } from './host-policy.ts';
 import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
 import type { Direction, NormalizedPeer } from './normalize.ts';
 import { resolveNamedPort, type PortMatch } from './ports.ts';
 import type { Set as NftSet } from '../nft/types.ts';
+import type { PodSets, SetMembership } from './pod-sets.ts';
 import type { RulesetBuilder } from './ruleset.ts';
-import type { CompiledSelector } from './selector.ts';
-import type { Protocol } from './types.ts';
+import { selectorMatches, type CompiledSelector } from './selector.ts';
+import type { Labels, Protocol } from './types.ts';
 
 export const FAMILIES: readonly IpFamily[] = [4, 6];
 export const fam = (f: IpFamily): string => (f === 4 ? 'ip' : 'ip6');
 export const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
 export const short = (d: Direction): string => (d === 'ingress' ? 'in' : 'eg');
 
-export const hashId = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
+const hashMemo = new Map<string, string>();
+/**
+ * A short stable id of a text (chain and set names). Memoized: every compile
+ * names the same ~2k sets and chains again, and a sha256 each costs more than
+ * the rest of an incremental compile; the memo is dropped when it grows past
+ * what any cluster's names need.
+ */
+export const hashId = (s: string): string => {
+  let id = hashMemo.get(s);
+  if (id === undefined) {
+    if (hashMemo.size >= 50_000) hashMemo.clear();
+    id = createHash('sha256').update(s).digest('hex').slice(0, 12);
+    hashMemo.set(s, id);
+  }
+  return id;
+};
 
 /**
  * namespace/name for comments. nft caps a comment at 128 bytes, and a
@@ -38,11 +54,19 @@ export interface CompilableRule {
 
 export interface RuleContext {
   readonly b: RulesetBuilder;
-  /** Every pod policy applies to (destinations of named egress ports). */
-  readonly allPods: readonly PodFacts[];
-  readonly peerPods: PeerPods;
+  /** The contents of pod-dependent sets (peer pods, named ports), kept across compiles. */
+  readonly sets: Pick<PodSets, 'declare'>;
   /** The addresses of the nodes a node selector picks, by family (HostFirewallPolicy peers). */
   readonly nodeAddresses?: (sel: CompiledSelector) => Map<IpFamily, string[]>;
+}
+
+/** The pods a rule protects: their addresses and declared ports resolve ingress named ports. */
+export interface Subjects {
+  /** Names the membership below (equal keys: equal memberships, for one node). */
+  readonly key: string;
+  /** Only pods of this namespace can be subjects. */
+  readonly namespace?: string;
+  readonly member: (pod: PodFacts) => boolean;
 }
 
 /**
@@ -66,26 +90,42 @@ function sharedSet(b: RulesetBuilder, what: string, definition: string, type: st
   return { name, fresh: true };
 }
 
-/** The memo key of one pod peer: which namespaces, which pods in them. */
+/**
+ * A shared set whose contents depend on pods: its elements are the live
+ * contents kept by the pod sets (filled once, then moved pod by pod).
+ */
+function livePodSet(ctx: RuleContext, what: string, definition: string, type: string, comment: string, m: SetMembership): string {
+  const name = sharedSetName(what, definition);
+  if (!ctx.b.ruleset.sets.has(name)) {
+    const def: NftSet = { kind: 'set', table: ctx.b.table, name, type, comment };
+    ctx.b.live(def, ctx.sets.declare(def, m));
+  }
+  return name;
+}
+
+/** The key of one pod peer (which namespaces, which pods in them): equal keys select the same pods. */
 const podPeerKey = (policyNs: string, p: NormalizedPeer & { kind: 'pods' }): string => `${p.namespaces === 'own' ? `own:${policyNs}` : `ns:${p.namespaces.key}`}|${p.pods.key}`;
 const sortedUnique = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
+const NONE: readonly (readonly string[])[] = [];
+
+/** Whether a pod is selected by a pod peer of a policy of namespace `policyNs`. */
+const peerSelects = (policyNs: string, p: NormalizedPeer & { kind: 'pods' }, pod: PodFacts, nsLabels: Labels): boolean =>
+  !pod.host && (p.namespaces === 'own' ? pod.namespace === policyNs : selectorMatches(p.namespaces, nsLabels)) && selectorMatches(p.pods, pod.labels);
+
+/** Where the pods of a list of pod peers can be: one namespace, or the namespaces some peer's selector picks. */
+function nsScope(policyNs: string, peers: readonly (NormalizedPeer & { kind: 'pods' })[]): Pick<SetMembership, 'namespace' | 'nsDependent' | 'nsMatch'> {
+  const own = peers.every((p) => p.namespaces === 'own');
+  if (own) return { namespace: policyNs, nsDependent: false };
+  const sels = peers.map((p) => p.namespaces);
+  return { nsDependent: true, nsMatch: (labels) => sels.some((s) => (s === 'own' ? labels[NS_NAME_LABEL] === policyNs : selectorMatches(s, labels))) };
+}
 
 /**
  * One rule: its sets, and one nft rule per (peer kind, port kind, family)
  * it needs. `subjects` are the pods the rule protects (their addresses and
- * declared ports resolve ingress named ports); `subjectsKey` names that list
- * (equal keys: equal lists within one compile), for the named-port set.
+ * declared ports resolve ingress named ports).
  */
-export function compileRule(
-  ctx: RuleContext,
-  chain: string,
-  subjectsKey: string,
-  comment: string,
-  d: Direction,
-  r: CompilableRule,
-  policyNs: string,
-  subjects: readonly PodFacts[],
-): void {
+export function compileRule(ctx: RuleContext, chain: string, comment: string, d: Direction, r: CompilableRule, policyNs: string, subjects: Subjects): void {
   const { b } = ctx;
   const peerField = d === 'ingress' ? 'saddr' : 'daddr';
 
@@ -97,13 +137,6 @@ export function compileRule(
   const peerMatch = new Map<IpFamily, { match: string; podPeer?: string }[]>();
   /** Pod peers by key, in the rule's order. */
   const podPeers = new Map<string, NormalizedPeer & { kind: 'pods' }>();
-  const peerPods = (keys: readonly string[]): PodFacts[] => {
-    const lists = keys.map((k) => {
-      const p = podPeers.get(k) as NormalizedPeer & { kind: 'pods' };
-      return ctx.peerPods(policyNs, p.namespaces, p.pods);
-    });
-    return lists.length === 1 ? (lists[0] as PodFacts[]) : [...new Set(lists.flat())];
-  };
   let podsKey: string | undefined;
   if (r.peers === 'any') {
     for (const f of FAMILIES) peerMatch.set(f, [{ match: '' }]);
@@ -124,15 +157,15 @@ export function compileRule(
     };
     for (const f of FAMILIES) {
       const matches: { match: string; podPeer?: string }[] = [];
-      for (const key of podPeers.keys()) {
-        const set = sharedSet(b, `pods${f}`, key, addrType(f), undefined, 'peer pods');
-        if (set.fresh) {
-          for (const p of peerPods([key])) {
-            const ip = p.ips.get(f);
-            if (ip) b.element(set.name, [ip]);
-          }
-        }
-        matches.push({ match: `${fam(f)} ${peerField} @${set.name}`, podPeer: key });
+      for (const [key, peer] of podPeers) {
+        const set = livePodSet(ctx, `pods${f}`, key, addrType(f), 'peer pods', {
+          member: (pod, nsLabels) => {
+            const ip = pod.ips.get(f);
+            return ip !== undefined && peerSelects(policyNs, peer, pod, nsLabels) ? [[ip]] : NONE;
+          },
+          ...nsScope(policyNs, [peer]),
+        });
+        matches.push({ match: `${fam(f)} ${peerField} @${set}`, podPeer: key });
       }
       if (blocks.some((x) => x.cidr.family === f)) {
         const ranges = mergeRanges(blocks.filter((x) => x.cidr.family === f).flatMap((x) => subtractCidrs(x.cidr, x.except))).map((rg) => rangeText(f, rg));
@@ -181,20 +214,35 @@ export function compileRule(
     // rule matches (the rule's pod peers for its other peer kinds).
     const allTargets = r.peers === 'any' || r.peers.some((p) => p.kind === 'ipBlock');
     const namesKey = sortedUnique(named.map((n) => `${n.protocol}/${n.name}`)).join(',');
+    /** The named ports of one destination pod, resolved: `address . protocol . port` elements. */
+    const resolved = (pod: PodFacts, f: IpFamily): readonly (readonly string[])[] => {
+      const ip = pod.ips.get(f);
+      if (ip === undefined) return NONE;
+      const out: string[][] = [];
+      for (const n of named) for (const port of resolveNamedPort(pod.named, n.protocol as Protocol, n.name)) out.push([ip, n.protocol.toLowerCase(), `${port}`]);
+      return out;
+    };
     portMatch = (f, podPeer) => {
       if (named.length === 0) return common;
+      const type = `${addrType(f)} . inet_proto . inet_service`;
       const peerKeys = podPeer !== undefined ? [podPeer] : [...podPeers.keys()];
-      const targetsKey = d === 'ingress' ? `subjects:${subjectsKey}` : allTargets ? 'all' : peerKeys.length > 0 ? `peers:${sortedUnique(peerKeys).join(',')}` : 'none';
-      const set = sharedSet(b, `named${f}`, `${targetsKey}|${namesKey}`, `${addrType(f)} . inet_proto . inet_service`, undefined, 'named ports');
-      if (set.fresh) {
-        const targets = d === 'ingress' ? subjects : allTargets ? ctx.allPods : peerKeys.length > 0 ? peerPods(peerKeys) : [];
-        for (const t of targets) {
-          const ip = t.ips.get(f);
-          if (!ip) continue;
-          for (const n of named) for (const port of resolveNamedPort(t.named, n.protocol as Protocol, n.name)) b.element(set.name, [ip, n.protocol.toLowerCase(), `${port}`]);
-        }
-      }
-      return [...common, `${fam(f)} daddr . meta l4proto . th dport @${set.name}`];
+      let set: string;
+      if (d === 'ingress') {
+        set = livePodSet(ctx, `named${f}`, `subjects:${subjects.key}|${namesKey}`, type, 'named ports', {
+          member: (pod) => (subjects.member(pod) ? resolved(pod, f) : NONE),
+          ...(subjects.namespace !== undefined ? { namespace: subjects.namespace } : {}),
+          nsDependent: false,
+        });
+      } else if (allTargets) {
+        set = livePodSet(ctx, `named${f}`, `all|${namesKey}`, type, 'named ports', { member: (pod) => (pod.host ? NONE : resolved(pod, f)), nsDependent: false });
+      } else if (peerKeys.length > 0) {
+        const peers = peerKeys.map((k) => podPeers.get(k) as NormalizedPeer & { kind: 'pods' });
+        set = livePodSet(ctx, `named${f}`, `peers:${sortedUnique(peerKeys).join(',')}|${namesKey}`, type, 'named ports', {
+          member: (pod, nsLabels) => (peers.some((p) => peerSelects(policyNs, p, pod, nsLabels)) ? resolved(pod, f) : NONE),
+          ...nsScope(policyNs, peers),
+        });
+      } else set = sharedSet(b, `named${f}`, `none|${namesKey}`, type, undefined, 'named ports').name;
+      return [...common, `${fam(f)} daddr . meta l4proto . th dport @${set}`];
     };
   }
 

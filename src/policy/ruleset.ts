@@ -9,6 +9,13 @@ export interface DesiredSet {
   readonly def: NftSet | NftMap;
   /** By element key text; a map element's value is part of the element. */
   readonly elements: Map<string, Element>;
+  /**
+   * Contents kept across compiles (pod-sets.ts): `elements` is then the same
+   * Map in every ruleset, and this journal holds the keys changed since the
+   * last commit with the element before (undefined: absent). A diff between
+   * two rulesets sharing the Map reads the journal instead of both contents.
+   */
+  readonly changed?: ReadonlyMap<string, Element | undefined>;
 }
 
 export interface DesiredChain {
@@ -51,7 +58,8 @@ const sameChainDef = (a: Chain, b: Chain): boolean =>
   a.comment === b.comment &&
   sameTable(a.table, b.table);
 const sameRules = (a: readonly Rule[], b: readonly Rule[]): boolean =>
-  a.length === b.length && a.every((r, i) => r.rule === b[i]?.rule && r.comment === b[i]?.comment);
+  a === b ||
+  (a.length === b.length && a.every((r, i) => r.rule === b[i]?.rule && r.comment === b[i]?.comment));
 const sorted = <T>(m: Map<string, T>): T[] => [...m.keys()].sort().map((k) => m.get(k) as T);
 /** The named sets and maps a rule refers to (`@name`). */
 const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.startsWith('@')).map((t) => t.slice(1));
@@ -62,8 +70,9 @@ const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.start
  * rules (which name sets and chains).
  */
 function addAll(tx: Transaction, rs: Ruleset, only?: { sets: Set<string>; chains: Set<string> }): void {
-  const sets = sorted(rs.sets).filter((s) => !only || only.sets.has(s.def.name));
-  const chains = sorted(rs.chains).filter((c) => !only || only.chains.has(c.def.name));
+  const pick = <T>(m: Map<string, T>, names: Set<string> | undefined): T[] => (names ? [...names].sort().flatMap((n) => (m.has(n) ? [m.get(n) as T] : [])) : sorted(m));
+  const sets = pick(rs.sets, only?.sets);
+  const chains = pick(rs.chains, only?.chains);
   for (const s of sets) tx.add(s.def);
   for (const c of chains) tx.add(c.def);
   for (const s of sets) for (const e of sorted(s.elements)) tx.add(e);
@@ -133,19 +142,33 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   }
   for (const [name, c] of from.chains) if (!to.chains.has(name)) goneChains.push(c);
 
-  // 1. Elements that leave sets and maps staying in place (map elements may
-  //    point at chains about to go, so they leave first).
-  for (const [name, s] of from.sets) {
-    const next = to.sets.get(name);
-    if (!next || newSets.has(name)) continue;
-    for (const [k, e] of s.elements) {
-      const n = next.elements.get(k);
-      if (!n || n.value !== e.value) {
-        tx.delete(e);
-        stats.elementsRemoved++;
+  // Element changes of sets and maps staying in place.
+  const removed: Element[] = [];
+  const added: Element[] = [];
+  for (const [name, next] of to.sets) {
+    const prev = from.sets.get(name);
+    if (!prev || newSets.has(name)) continue;
+    if (prev.elements === next.elements) {
+      for (const [k, before] of next.changed ?? []) {
+        const now = next.elements.get(k);
+        if (before && (!now || now.value !== before.value)) removed.push(before);
+        if (now && (!before || now.value !== before.value)) added.push(now);
       }
+      continue;
+    }
+    for (const [k, e] of prev.elements) {
+      const n = next.elements.get(k);
+      if (!n || n.value !== e.value) removed.push(e);
+    }
+    for (const [k, e] of next.elements) {
+      const p = prev.elements.get(k);
+      if (!p || p.value !== e.value) added.push(e);
     }
   }
+
+  // 1. Elements leave first (map elements may point at chains about to go).
+  for (const e of removed) tx.delete(e);
+  stats.elementsRemoved = removed.length;
   // 2. Old chains lose their rules (so nothing references what goes), and
   //    rewritten chains are emptied before their new rules arrive. Sets and
   //    maps go before chains: a verdict map that goes away whole (the host
@@ -166,17 +189,8 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   // 4. Rewritten chains get their rules; staying sets get their new elements.
   for (const c of rewritten) for (const r of c.rules) tx.add(r);
   stats.chainsRewritten = rewritten.length;
-  for (const [name, s] of to.sets) {
-    const prev = from.sets.get(name);
-    if (!prev || newSets.has(name)) continue;
-    for (const [k, e] of s.elements) {
-      const p = prev.elements.get(k);
-      if (!p || p.value !== e.value) {
-        tx.add(e);
-        stats.elementsAdded++;
-      }
-    }
-  }
+  for (const e of added) tx.add(e);
+  stats.elementsAdded += added.length;
   return { tx, stats };
 }
 
@@ -194,6 +208,11 @@ export class RulesetBuilder {
     const def: NftSet = { kind: 'set', table: this.table, name, type, ...(flags ? { flags } : {}), comment };
     this.ruleset.sets.set(name, { def, elements: new Map() });
     return name;
+  }
+
+  /** A set whose contents are kept across compiles (pod-sets.ts); its elements are not added here. */
+  live(def: NftSet, contents: { elements: Map<string, Element>; changed: ReadonlyMap<string, Element | undefined> }): void {
+    this.ruleset.sets.set(def.name, { def, elements: contents.elements, changed: contents.changed });
   }
 
   map(name: string, type: string, comment: string): void {
