@@ -22,6 +22,7 @@ import { Reflector, type Lister } from './reflector.ts';
 import { desiredNodeRoutes, reconcileNodeRoutes } from './routes.ts';
 import { startServers } from './server.ts';
 import { statusRoutes } from './status-api.ts';
+import { releaseMemory } from '../sys/memory.ts';
 
 export interface RunningAgent {
   stop(): Promise<void>;
@@ -110,6 +111,10 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     );
   }
 
+  // Memory a big sync used (the first one above all) goes back to the system
+  // once the agent is quiet again, instead of staying resident for good.
+  const memory = memoryKeeper((r) => log.debug({ rssBeforeMiB: Math.round(r.before / 2 ** 20), rssAfterMiB: Math.round(r.after / 2 ** 20) }, 'memory released'));
+
   const reconciler = new Reconciler(cache, engine, net, {
     nodeName: cfg.nodeName,
     debounceMs: cfg.debounceMs,
@@ -131,6 +136,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       : {}),
     onSync: (s) => {
       metrics.observeSync(s, engine.applied);
+      memory.afterSync(s.full);
       for (const e of s.policyErrors) log.warn({ policy: e.policy, field: e.field }, `policy enforced as deny-all: ${e.message}`);
       for (const e of s.routeErrors) log.warn(`route: ${e}`);
       log.debug({ generation: s.generation, full: s.full, operations: s.operations, ms: Math.round(s.durationMs * 10) / 10 }, 'synced');
@@ -228,6 +234,33 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       conntrack?.close();
       // The nftables table, routes and CNI config stay: enforcement and
       // connectivity outlive the agent; the next agent replaces them atomically.
+    },
+  };
+}
+
+/**
+ * Releases memory (sys/memory.ts) right after a full sync (the first sync's
+ * garbage is most of what the agent ever allocates, and readiness is only
+ * reported once the sync returns), and after a burst of changes once the
+ * agent has been quiet for 5 s with RSS 16 MiB above what the last release
+ * left. A full collection costs tens of milliseconds, so it never runs in
+ * the middle of a burst, where it would delay the next change.
+ */
+function memoryKeeper(onRelease: (r: { before: number; after: number }) => void): { afterSync(full: boolean): void } {
+  let floor = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const release = (): void => {
+    const r = releaseMemory();
+    floor = r.after;
+    onRelease(r);
+  };
+  return {
+    afterSync(full) {
+      clearTimeout(timer);
+      if (full) return release();
+      timer = setTimeout(() => {
+        if (process.memoryUsage.rss() > floor + 16 * 2 ** 20) release();
+      }, 5000).unref();
     },
   };
 }
