@@ -45,7 +45,6 @@ export class AgentMetrics {
     this.transactionOps.set(s.operations);
     this.policyErrors.set(s.policyErrors.length);
     this.routeErrors.set(s.routeErrors.length);
-    this.purged.inc(s.connectionsPurged);
     const eps = s.report.result.endpoints;
     this.localPods.set(eps.length);
     this.isolatedPods.labels({ direction: 'ingress' }).set(eps.filter((e) => e.ingress).length);

@@ -40,6 +40,8 @@ export interface ReconcilerOptions {
   hostFirewall?: { options: Omit<HostFirewallOptions, 'cgroups'>; cgroupOf?: (uid: string) => HostCgroup | undefined };
   /** Called after every sync (metrics, logs). */
   onSync?: (s: SyncSummary) => void;
+  /** Called after the conntrack purge that follows a sync, with the connections it ended. */
+  onPurge?: (connections: number) => void;
   onError?: (e: unknown) => void;
 }
 
@@ -53,7 +55,6 @@ export interface SyncSummary {
   policyErrors: PolicyError[];
   routeErrors: string[];
   cniConfigWritten: boolean;
-  connectionsPurged: number;
   /** Time from the oldest event of the burst to the rules being applied. */
   eventToAppliedMs: number | undefined;
   /**
@@ -156,7 +157,19 @@ export class Reconciler {
         },
       });
       this.#endpoints = report.result.endpoints;
-      const connectionsPurged = report.full && previous.size === 0 ? 0 : this.#purge(report, previous, snap);
+      // The rules are in force once the transaction is in; ending the
+      // established connections they no longer allow follows at once, but
+      // after the sync is reported applied: a conntrack dump costs ~1 ms per
+      // thousand tracked connections and must not sit on every change's latency.
+      if (!(report.full && previous.size === 0)) {
+        setImmediate(() => {
+          try {
+            this.#opts.onPurge?.(this.#purge(report, previous, snap));
+          } catch (e) {
+            this.#opts.onError?.(e);
+          }
+        });
+      }
       const summary: SyncSummary = {
         generation,
         at: new Date(),
@@ -167,7 +180,6 @@ export class Reconciler {
         policyErrors: report.result.errors,
         routeErrors: routes.errors,
         cniConfigWritten,
-        connectionsPurged,
         eventToAppliedMs: firstEventAt === undefined ? undefined : performance.now() - firstEventAt,
         report: withoutRuleset(report),
       };

@@ -141,6 +141,10 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       for (const e of s.routeErrors) log.warn(`route: ${e}`);
       log.debug({ generation: s.generation, full: s.full, operations: s.operations, ms: Math.round(s.durationMs * 10) / 10 }, 'synced');
     },
+    onPurge: (n) => {
+      metrics.purged.inc(n);
+      if (n > 0) log.info({ connections: n }, 'ended connections the new rules refuse');
+    },
     onError: (e) => {
       metrics.syncErrors.inc();
       log.error({ err: e }, 'sync failed; the previous rules stay in force');
