@@ -20,6 +20,10 @@ export const NLM_F_CREATE = 0x400;
 export const NLM_F_CAPPED = 0x100;
 export const NLM_F_ACK_TLVS = 0x200;
 export const NLMSGERR_ATTR_MSG = 1;
+/** Offset of the offending attribute from the request's nlmsghdr (u32). */
+export const NLMSGERR_ATTR_OFFS = 2;
+/** Socket option (SOL_NETLINK): error replies echo only the request's header, not the whole request. */
+export const NETLINK_CAP_ACK = 10;
 
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
