@@ -13,6 +13,8 @@ export interface ElementChange {
 }
 
 export interface ElementWriter {
+  /** Whether apply() can take changes of this set or map; the rest must go through libnftables. */
+  canWrite(def: NftSet | NftMap): boolean;
   /** Applies every change or none; throws NftError on failure. */
   apply(changes: readonly ElementChange[]): void;
   close(): void;

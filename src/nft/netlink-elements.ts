@@ -122,6 +122,10 @@ export class NetlinkElementWriter implements ElementWriter {
     return new NetlinkElementWriter(netns);
   }
 
+  canWrite(def: SetDef): boolean {
+    return canWriteElements(def);
+  }
+
   /**
    * Sends every change in one batch and waits for the kernel's ack of each
    * message. The kernel commits the batch whole or not at all; on failure

@@ -212,6 +212,8 @@ describe.skipIf(!isRoot)('NetlinkElementWriter in a test namespace', () => {
   });
 
   it('refuses a change it cannot encode before sending anything', () => {
+    expect(writer.canWrite(sets.c4)).toBe(true);
+    expect(writer.canWrite(ranged)).toBe(false);
     expect(() => writer.apply([add('s4', ['10.244.6.1']), { verb: 'add', set: ranged, key: ['10.0.0.0/8'] }])).toThrow(nftError({ errno: Errno.EINVAL, op: 1 }));
     expect(() => writer.apply([add('c4', ['10.244.6.1', 'tcp', '70000'])])).toThrow(nftError({ errno: Errno.EINVAL }));
     expect(contents()).toEqual(empty());
