@@ -5,6 +5,7 @@ import path from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LibNftables } from '../nft/libnftables.ts';
+import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
 import { ConntrackHandle } from '../netlink/conntrack-handle.ts';
 import { NetlinkHandle } from '../netlink/handle.ts';
 import { type NflogWatch, watchNflog } from '../netlink/nflog-handle.ts';
@@ -72,7 +73,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const metrics = new AgentMetrics();
   const netlink = NetlinkHandle.open();
   let conntrack: ConntrackHandle | undefined;
-  const engine = new PolicyEngine(new LibNftables(), { nodeName: cfg.nodeName, nflogGroup: cfg.nflogGroup, logRate: cfg.denyLogRate });
+  // Element-only changes (pods coming, going, relabelled) go to nf_tables over netlink, the rest through libnftables.
+  const engine = new PolicyEngine(new LibNftables(), { nodeName: cfg.nodeName, nflogGroup: cfg.nflogGroup, logRate: cfg.denyLogRate }, NetlinkElementWriter.open());
   const socket = agentSocketPath(cfg.runDir);
 
   const net: NodeNetworking = {

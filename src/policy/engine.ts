@@ -3,7 +3,9 @@
 // the whole table atomically; later ones apply only the difference from the
 // state last applied. Effects go through the Nft interface, so the same
 // engine runs on libnftables or on FakeNft in tests.
+import type { ElementChange, ElementWriter } from '../nft/element-writer.ts';
 import type { Nft } from '../nft/libnftables.ts';
+import type { Transaction } from '../nft/transaction.ts';
 import type { ClusterIndexer } from './cluster-index.ts';
 import { compilePolicies, indexerFor, type CompileOptions, type CompileResult } from './compile.ts';
 import { type DiffStats, type Ruleset, diffTransaction, fullTransaction } from './ruleset.ts';
@@ -14,6 +16,8 @@ export interface SyncReport {
   full: boolean;
   /** Operations in the transaction (0: nothing to change). */
   operations: number;
+  /** The transaction held only element changes and went straight to nf_tables over netlink (ElementWriter). */
+  elementsOnly: boolean;
   compileMs: number;
   applyMs: number;
   stats?: DiffStats;
@@ -22,13 +26,22 @@ export interface SyncReport {
 
 export class PolicyEngine {
   readonly #nft: Nft;
+  readonly #elements: ElementWriter | undefined;
   readonly #opts: CompileOptions;
   #applied: Ruleset | undefined;
   /** The cluster as last compiled, so that the next compile does only what changed. */
   #indexer: ClusterIndexer | undefined;
 
-  constructor(nft: Nft, opts: CompileOptions) {
+  /**
+   * `elements`, when given, applies transactions that only add and delete
+   * elements of sets it can write (a pod coming, going or relabelled):
+   * libnftables 1.0.6 reads every set of the table into its cache before
+   * any change, ~8 ms at 1k policies, while the element batch itself takes
+   * well under a millisecond. Anything else goes through `nft`.
+   */
+  constructor(nft: Nft, opts: CompileOptions, elements?: ElementWriter) {
     this.#nft = nft;
+    this.#elements = elements;
     this.#opts = opts;
   }
 
@@ -59,12 +72,18 @@ export class PolicyEngine {
     let full = previous === undefined;
     let stats: DiffStats | undefined;
     let operations: number;
+    let elementsOnly = false;
     if (previous) {
       const diff = diffTransaction(previous, result.ruleset);
       stats = diff.stats;
       operations = diff.tx.size;
       try {
-        if (operations > 0) this.#nft.run(diff.tx);
+        if (operations > 0) {
+          const changes = this.#elements && elementChanges(diff.tx, previous, result.ruleset, this.#elements);
+          if (changes) (this.#elements as ElementWriter).apply(changes);
+          else this.#nft.run(diff.tx);
+          elementsOnly = changes !== undefined;
+        }
       } catch {
         // The kernel no longer holds what we applied (someone edited the
         // table, or an earlier run half-failed outside a transaction):
@@ -73,6 +92,7 @@ export class PolicyEngine {
       }
     } else operations = 0;
     if (full) {
+      elementsOnly = false;
       const tx = fullTransaction(result.ruleset);
       operations = tx.size;
       this.#applied = undefined;
@@ -80,6 +100,19 @@ export class PolicyEngine {
     }
     this.#applied = result.ruleset;
     indexer.sets.commit();
-    return { full, operations, compileMs: t1 - t0, applyMs: performance.now() - t1, ...(stats ? { stats } : {}), result };
+    return { full, operations, elementsOnly, compileMs: t1 - t0, applyMs: performance.now() - t1, ...(stats ? { stats } : {}), result };
   }
+}
+
+/** The transaction as element changes, when it is only that and the writer can write every set it touches. */
+function elementChanges(tx: Transaction, from: Ruleset, to: Ruleset, writer: ElementWriter): ElementChange[] | undefined {
+  const out: ElementChange[] = [];
+  for (const { verb, obj } of tx.operations) {
+    if (obj.kind !== 'element' || (verb !== 'add' && verb !== 'delete')) return undefined;
+    const name = obj.set ?? obj.map ?? '';
+    const def = to.sets.get(name)?.def ?? from.sets.get(name)?.def;
+    if (!def || !writer.canWrite(def)) return undefined;
+    out.push({ verb, set: def, key: obj.key, ...(obj.value !== undefined ? { value: obj.value } : {}) });
+  }
+  return out;
 }

@@ -39,6 +39,7 @@ import readline from 'node:readline';
 import { afterAll, beforeAll } from 'vitest';
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
+import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import { type SyncReport, PolicyEngine } from '../../src/policy/engine.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, ContainerPort, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
@@ -118,6 +119,7 @@ export class PolicyNode {
   readonly nodeNetns: Netns;
   readonly nft: LibNftables;
   readonly engine: PolicyEngine;
+  readonly elements: NetlinkElementWriter;
   readonly timeoutMs: number;
   readonly prefix: string;
   /** Live pods, in creation order. */
@@ -142,7 +144,9 @@ export class PolicyNode {
     this.timeoutMs = Number(process.env.WEIR_POLICY_PROBE_MS ?? opts.timeoutMs ?? 1000);
     this.nodeNetns = Netns.open(node.path);
     this.nft = new LibNftables({ netns: this.nodeNetns });
-    this.engine = new PolicyEngine(this.nft, { nodeName: NODE_NAME });
+    // As the agent runs it: element-only changes straight to nf_tables over netlink.
+    this.elements = NetlinkElementWriter.open(this.nodeNetns);
+    this.engine = new PolicyEngine(this.nft, { nodeName: NODE_NAME }, this.elements);
     for (const [n, l] of Object.entries(opts.namespaces)) this.namespaceLabels.set(n, { ...l });
     this.#defaults = { ns: new Map([...this.namespaceLabels].map(([n, l]) => [n, { ...l }])), pods: new Map() };
   }
@@ -503,6 +507,7 @@ export class PolicyNode {
     this.pods.splice(0);
     await attempt(() => this.#conntrack?.close());
     await attempt(() => this.nft.close());
+    await attempt(() => this.elements.close());
     await attempt(() => this.nodeNetns.close());
     for (const ns of this.#podNetns.splice(0).reverse()) await attempt(() => ns.destroy());
     await attempt(() => this.node.destroy());

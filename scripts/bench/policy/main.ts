@@ -21,8 +21,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ElementChange, ElementWriter } from '../../../src/nft/element-writer.ts';
 import { LibNftables, type Nft } from '../../../src/nft/libnftables.ts';
 import type { Transaction } from '../../../src/nft/transaction.ts';
+import { NetlinkElementWriter } from '../../../src/nft/netlink-elements.ts';
 import { compilePolicies, type CompileOptions } from '../../../src/policy/compile.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
 import { evaluate, podEndpoint } from '../../../src/policy/evaluator.ts';
@@ -205,6 +207,26 @@ class TimedNft implements Nft {
   }
 }
 
+/** The agent's element writer, timed: element-only diffs go to nf_tables over netlink. */
+class TimedElements implements ElementWriter {
+  readonly inner: NetlinkElementWriter;
+  last = { runMs: NaN, changes: 0 };
+  constructor(inner: NetlinkElementWriter) {
+    this.inner = inner;
+  }
+  canWrite(def: Parameters<ElementWriter['canWrite']>[0]): boolean {
+    return this.inner.canWrite(def);
+  }
+  apply(changes: readonly ElementChange[]): void {
+    const t0 = performance.now();
+    this.inner.apply(changes);
+    this.last = { runMs: performance.now() - t0, changes: changes.length };
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
 /** The agent's per-sync options (reconciler.ts): the guard of this node's pod range, and masquerade. */
 const nodeCidrs = Array.from({ length: NODE_COUNT }, (_, i) => `10.244.${i}.0/24`);
 const syncExtra = {
@@ -221,7 +243,7 @@ interface SyncRow {
   policies: number;
   local: number;
   full: { compile: number[]; build: number[]; render: number[]; apply: number[]; total: number[]; ops: number; bytes: number; chains: number; sets: number; intervalSets: number; elements: number; distinctElements: number };
-  inc: { ops: number[]; bytes: number[]; compile: number[]; diff: number[]; apply: number[]; e2e: number[]; floor: number[]; stats: string };
+  inc: { ops: number[]; bytes: number[]; compile: number[]; diff: number[]; apply: number[]; e2e: number[]; floor: number[]; netlink: number; stats: string };
 }
 const syncRows: SyncRow[] = [];
 
@@ -232,7 +254,7 @@ async function syncPart(): Promise<void> {
       policies: size.policies,
       local: 0,
       full: { compile: [], build: [], render: [], apply: [], total: [], ops: 0, bytes: 0, chains: 0, sets: 0, intervalSets: 0, elements: 0, distinctElements: 0 },
-      inc: { ops: [], bytes: [], compile: [], diff: [], apply: [], e2e: [], floor: [], stats: '' },
+      inc: { ops: [], bytes: [], compile: [], diff: [], apply: [], e2e: [], floor: [], netlink: 0, stats: '' },
     };
     syncRows.push(row);
     const firstStats = new Set<string>();
@@ -244,8 +266,9 @@ async function syncPart(): Promise<void> {
       addNs(nsName);
       const netns = Netns.open(`/run/netns/${nsName}`);
       const nft = new TimedNft(new LibNftables({ netns }));
+      const elements = new TimedElements(NetlinkElementWriter.open(netns));
       try {
-        const engine = new PolicyEngine(nft, compileOpts);
+        const engine = new PolicyEngine(nft, compileOpts, elements);
         gc();
         const full = engine.sync(snapshot(c), syncExtra);
         if (!full.full) throw new Error('first sync was not a full one');
@@ -282,11 +305,14 @@ async function syncPart(): Promise<void> {
           const r = engine.sync(snapshot(c), syncExtra);
           if (r.full) throw new Error('the incremental sync fell back to a full one');
           row.inc.ops.push(r.operations);
-          row.inc.bytes.push(nft.last.bytes);
           row.inc.compile.push(r.compileMs);
-          const applyMs = r.applyMs - nft.last.overheadMs;
-          row.inc.diff.push(applyMs - nft.last.runMs);
-          row.inc.apply.push(nft.last.runMs);
+          // Element-only diffs went to the netlink writer; anything else through libnftables.
+          const ran = r.elementsOnly ? { runMs: elements.last.runMs, overheadMs: 0, bytes: 0 } : nft.last;
+          if (r.elementsOnly) row.inc.netlink++;
+          row.inc.bytes.push(ran.bytes);
+          const applyMs = r.applyMs - ran.overheadMs;
+          row.inc.diff.push(applyMs - ran.runMs);
+          row.inc.apply.push(ran.runMs);
           row.inc.e2e.push(r.compileMs + applyMs);
           const s = r.stats;
           const stats = i === 0 ? firstStats : laterStats;
@@ -295,6 +321,7 @@ async function syncPart(): Promise<void> {
         }
       } finally {
         nft.close();
+        elements.close();
         netns.close();
         delNs(nsName);
       }
@@ -569,12 +596,12 @@ function syncReport(out: string[]): void {
     const f = r.full;
     out.push(`| ${k(r.pods)} | ${k(r.policies)} | ${r.local} | ${f.chains} | ${f.sets} (${f.intervalSets}) | ${f.elements} (${f.distinctElements}) | ${f.ops} | ${kib(f.bytes)} | ${f1(median(f.compile))} | ${f1(median(f.build))} | ${f1(median(f.apply))} | ${f1(median(f.render))} | ${f1(median(f.total))} |`);
   }
-  out.push('', '| pods | policies | change per added pod | diff ops | script bytes | **apply ms** (nft transaction) | apply max ms | floor ms (1-element add) | compile ms | diff ms | end-to-end sync ms (compile + diff + apply) |', '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('', '| pods | policies | change per added pod | diff ops | script bytes | applied via | **apply ms** (to the kernel) | apply max ms | floor ms (1-element add) | compile ms | diff ms | end-to-end sync ms (compile + diff + apply) |', '|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
   for (const r of syncRows) {
     const i = r.inc;
-    out.push(`| ${k(r.pods)} | ${k(r.policies)} | ${i.stats} | ${median(i.ops)} | ${median(i.bytes)} | **${f2(median(i.apply))}** | ${f2(Math.max(...i.apply))} | ${f2(median(i.floor))} | ${f1(median(i.compile))} | ${f1(median(i.diff))} | ${f1(median(i.e2e))} |`);
+    out.push(`| ${k(r.pods)} | ${k(r.policies)} | ${i.stats} | ${median(i.ops)} | ${median(i.bytes)} | netlink ${i.netlink}/${i.apply.length}, libnftables ${i.apply.length - i.netlink} | **${f2(median(i.apply))}** | ${f2(Math.max(...i.apply))} | ${f2(median(i.floor))} | ${f1(median(i.compile))} | ${f1(median(i.diff))} | ${f1(median(i.e2e))} |`);
   }
-  out.push('', `apply = the diff transaction run through LibNftables (render + nft_run_cmd_from_buffer on the kept context): the update as applied to the kernel, which the 5 ms target is judged on. floor = \`add element inet weir known4 { IP }\` alone on the same context: what any change costs at that table size. end-to-end = what the agent spends per pod event today: recompiling the whole cluster, diffing against the last ruleset, and applying. The first pod added after a full sync is the first of its labels on the node, so policies start applying here (new chains and their sets); the later ones only join existing sets. Values are p50 over all adds; max is the slowest apply.`);
+  out.push('', `apply = the diff applied to the kernel, as the agent does it, which the 5 ms target is judged on: a diff of element changes only goes to nf_tables as one netlink batch (NetlinkElementWriter, one atomic transaction), any other through LibNftables (render + nft_run_cmd_from_buffer on the kept context); *applied via* counts the adds per path. floor = \`add element inet weir known4 { IP }\` alone through libnftables on the same context: what a change costs that path at that table size (libnftables 1.0.6 reads every set into its cache first). end-to-end = what the agent spends per pod event: the compile continued from the last one (the engine's ClusterIndexer), the diff, and the apply. The first pod added after a full sync is the first of its labels on the node, so policies start applying here (new chains and their sets); the later ones only join existing sets. Values are p50 over all adds; max is the slowest apply.`);
 }
 
 /** Per-pass ratios of a condition to the first row, and their median. */
@@ -615,7 +642,7 @@ function targets(out: string[]): void {
     const worst = syncRows.reduce((a, r) => (median(r.inc.apply) > median(a.inc.apply) ? r : a));
     const a = median(worst.inc.apply);
     const list = syncRows.map((r) => `${k(r.pods)}x${k(r.policies)}: ${f2(median(r.inc.apply))}`).join(', ');
-    out.push(`${a < 5 ? 'PASS' : 'FAIL'}: incremental pod update applied (nft transaction p50) in ${f2(a)} ms at ${k(worst.pods)} pods x ${k(worst.policies)} policies, the slowest size (target < 5 ms; ${list} ms; end-to-end sync p50 there: ${f1(median(worst.inc.e2e))} ms, not judged)`);
+    out.push(`${a < 5 ? 'PASS' : 'FAIL'}: incremental pod update applied to the kernel (p50; ${worst.inc.netlink}/${worst.inc.apply.length} as netlink element batches) in ${f2(a)} ms at ${k(worst.pods)} pods x ${k(worst.policies)} policies, the slowest size (target < 5 ms; ${list} ms; end-to-end sync p50 there, compile + diff + apply: ${f1(median(worst.inc.e2e))} ms)`);
   }
 }
 
