@@ -28,6 +28,27 @@ function koffiAddon() {
   return p;
 }
 
+/**
+ * @kubernetes/client-node declares no `sideEffects`, so esbuild keeps every
+ * module its index and config.js reach: all API groups' generated clients and
+ * ~700 model classes the agent never uses (it lists and watches plain JSON,
+ * src/agent/api-list.ts). Its modules only define things, so they are marked
+ * side-effect free and what nothing uses is left out.
+ */
+const clientNodePure = {
+  name: 'client-node-pure',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData === 'inner') return undefined;
+      const inside = args.importer.includes('/node_modules/@kubernetes/client-node/') || args.path.startsWith('@kubernetes/client-node');
+      if (!inside || args.path.startsWith('node:')) return undefined;
+      const r = await b.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, importer: args.importer, pluginData: 'inner' });
+      if (r.errors.length > 0 || !r.path.includes('/node_modules/@kubernetes/client-node/')) return r.errors.length > 0 ? { errors: r.errors } : { path: r.path, external: r.external, sideEffects: r.sideEffects };
+      return { path: r.path, sideEffects: false };
+    });
+  },
+};
+
 async function buildOne({ name, entry }) {
   const bundle = path.join(dist, `${name}.cjs`);
   await build({
@@ -43,6 +64,7 @@ async function buildOne({ name, entry }) {
     banner: { js: 'const __weir_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     define: { 'import.meta.url': '__weir_import_meta_url' },
     logLevel: 'warning',
+    plugins: [clientNodePure],
   });
   const seaConfig = path.join(dist, `${name}.sea.json`);
   const blob = path.join(dist, `${name}.blob`);

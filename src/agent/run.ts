@@ -2,7 +2,9 @@
 // reconciler, and the servers expose health, metrics and the local status API.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, Watch } from '@kubernetes/client-node';
+// Deep imports: the package index pulls in every API group's generated client.
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { Watch } from '@kubernetes/client-node/dist/watch.js';
 import type { Logger } from 'pino';
 import { LibNftables } from '../nft/libnftables.ts';
 import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
@@ -10,7 +12,8 @@ import { ConntrackHandle } from '../netlink/conntrack-handle.ts';
 import { NetlinkHandle } from '../netlink/handle.ts';
 import { type NflogWatch, watchNflog } from '../netlink/nflog-handle.ts';
 import { PolicyEngine } from '../policy/engine.ts';
-import { HFP_GROUP, HFP_PATH, HFP_PLURAL, HFP_VERSION } from '../policy/host-policy.ts';
+import { HFP_PATH } from '../policy/host-policy.ts';
+import { jsonLister } from './api-list.ts';
 import { ClusterCache, type Kind } from './cache.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import { DEFAULT_NETWORK_NAME, installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
@@ -64,8 +67,6 @@ function seedFromIpam(cache: ClusterCache, dataDir: string, log: Logger): void {
 export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAgent> {
   if (cfg.installCniFrom) log.info({ changed: installCni(cfg.installCniFrom, cfg.cniBinDir) }, 'CNI plugin installed');
   const kc = kubeConfig(cfg);
-  const core = kc.makeApiClient(CoreV1Api);
-  const networking = kc.makeApiClient(NetworkingV1Api);
   const watch = new Watch(kc);
 
   const cache = new ClusterCache({ hostFirewall: cfg.hostFirewall });
@@ -153,28 +154,18 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     },
   });
 
-  type ListOpts = { limit: number; _continue?: string };
-  const kinds: Array<readonly [Kind, string, (o: ListOpts) => Promise<unknown>]> = [
-    ['pods', '/api/v1/pods', (o) => core.listPodForAllNamespaces(o)],
-    ['namespaces', '/api/v1/namespaces', (o) => core.listNamespace(o)],
-    ['nodes', '/api/v1/nodes', (o) => core.listNode(o)],
-    ['policies', '/apis/networking.k8s.io/v1/networkpolicies', (o) => networking.listNetworkPolicyForAllNamespaces(o)],
+  type Obj = { metadata?: { resourceVersion?: string } };
+  const paths: Array<readonly [Kind, string]> = [
+    ['pods', '/api/v1/pods'],
+    ['namespaces', '/api/v1/namespaces'],
+    ['nodes', '/api/v1/nodes'],
+    ['policies', '/apis/networking.k8s.io/v1/networkpolicies'],
   ];
-  if (cfg.hostFirewall) {
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const list = async (o: ListOpts) => {
-      const page = (await custom.listClusterCustomObject({ group: HFP_GROUP, version: HFP_VERSION, plural: HFP_PLURAL, limit: o.limit, ...(o._continue ? { _continue: o._continue } : {}) })) as {
-        items?: unknown[];
-        metadata?: { resourceVersion?: string; continue?: string };
-      };
-      // Untyped JSON: the continue token is `continue`, not the typed clients' `_continue`.
-      return { items: page.items ?? [], metadata: { resourceVersion: page.metadata?.resourceVersion ?? '', ...(page.metadata?.continue ? { _continue: page.metadata.continue } : {}) } };
-    };
-    kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(list as unknown as Lister<{ metadata?: { resourceVersion?: string } }>, hostPolicies)]);
-  }
+  const kinds: Array<readonly [Kind, string, Lister<Obj>]> = paths.map(([kind, p]) => [kind, p, jsonLister<Obj>(kc, p)] as const);
+  if (cfg.hostFirewall) kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(jsonLister<Obj>(kc, HFP_PATH), hostPolicies)]);
   const reflectors = kinds.map(
     ([kind, p, list]) =>
-      new Reflector(kind, watch, p, list as unknown as Lister<{ metadata?: { resourceVersion?: string } }>, {
+      new Reflector(kind, watch, p, list, {
         replace: (items, rv) => {
           // A missing CRD is relisted (empty) at every retry: no news, no sync.
           const unchanged = kind === 'hostpolicies' && items.length === 0 && cache.hostpolicies.size === 0 && cache.synced.has(kind);
