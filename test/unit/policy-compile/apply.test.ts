@@ -12,7 +12,7 @@ import { PolicyEngine } from '../../../src/policy/engine.ts';
 import type { ClusterState, NetworkPolicy } from '../../../src/policy/index.ts';
 import { diffTransaction, fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { ns, pod, policy } from '../policy/helpers.ts';
-import { NODES, applyChange, buildState, changeArb, clusterArb, type ClusterModel } from './cluster.ts';
+import { NODES, buildState, changeArb, clusterArb, statesOf } from './cluster.ts';
 
 const compile = (s: ClusterState, node = 'n1'): Ruleset => compilePolicies(s, { nodeName: node }).ruleset;
 const dumpAfter = (tx: Transaction): string => {
@@ -171,15 +171,6 @@ const seqArb = fc.record({
   steps: fc.array(fc.array(changeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }),
 });
 
-function states(start: ClusterModel, steps: (typeof changeArb extends fc.Arbitrary<infer C> ? C : never)[][]): ClusterState[] {
-  const out = [buildState(start)];
-  let m = start;
-  for (const batch of steps) {
-    for (const c of batch) m = applyChange(m, c);
-    out.push(buildState(m));
-  }
-  return out;
-}
 
 describe('PolicyEngine over FakeNft: diffs reach the same table as a fresh full replacement', () => {
   // As the brief states it: the engine starts on the first state (a full
@@ -191,7 +182,7 @@ describe('PolicyEngine over FakeNft: diffs reach the same table as a fresh full 
         for (const node of NODES) {
           const f = new FakeNft();
           const e = new PolicyEngine(f, { nodeName: node });
-          const seq = states(start, steps);
+          const seq = statesOf(start, steps);
           seq.forEach((s, i) => expect(e.sync(s).full).toBe(i === 0));
           expect(f.dump()).toBe(dumpAfter(fullTransaction(compile(seq.at(-1) as ClusterState, node))));
         }
@@ -212,7 +203,7 @@ describe('PolicyEngine over FakeNft: diffs reach the same table as a fresh full 
           const f = new FakeNft();
           const e = new PolicyEngine(f, { nodeName: node });
           expect(e.sync({ namespaces: [], pods: [], policies: [] }).full).toBe(true);
-          for (const s of states(start, steps)) {
+          for (const s of statesOf(start, steps)) {
             const report = e.sync(s);
             expect(report.full).toBe(false);
             expect(f.dump()).toBe(dumpAfter(orderedFull(compile(s, node))));

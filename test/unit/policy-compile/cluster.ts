@@ -204,3 +204,18 @@ export function applyChange(m: ClusterModel, c: Change): ClusterModel {
   }
   return next;
 }
+
+/**
+ * The states a model goes through: the start, then one state per batch of
+ * changes. `next` builds each state from the previous one (e.g. keeping
+ * unchanged objects by identity, as the agent's cache does).
+ */
+export function statesOf(start: ClusterModel, steps: readonly (readonly Change[])[], next: (prev: ClusterState, built: ClusterState) => ClusterState = (_, b) => b): ClusterState[] {
+  const out = [buildState(start)];
+  let m = start;
+  for (const batch of steps) {
+    for (const c of batch) m = applyChange(m, c);
+    out.push(next(out.at(-1) as ClusterState, buildState(m)));
+  }
+  return out;
+}

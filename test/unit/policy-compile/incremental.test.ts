@@ -13,11 +13,10 @@ import { compilePolicies, indexerFor, type CompileOptions } from '../../../src/p
 import { PolicyEngine } from '../../../src/policy/engine.ts';
 import { PodSets } from '../../../src/policy/pod-sets.ts';
 import type { ClusterState, Labels } from '../../../src/policy/index.ts';
-import { NODES, applyChange, buildState, changeArb, clusterArb, type ClusterModel } from './cluster.ts';
+import { NODES, changeArb, clusterArb, statesOf } from './cluster.ts';
 
 /** `next` with every object equal (as JSON) to the previous state's object of the same key replaced by that object. */
-function keepIdentity(prev: ClusterState | undefined, next: ClusterState): ClusterState {
-  if (!prev) return next;
+function keepIdentity(prev: ClusterState, next: ClusterState): ClusterState {
   const reuse = <T extends { metadata?: { namespace?: string; name?: string } }>(old: readonly T[], now: readonly T[]): T[] => {
     const byKey = new Map(old.map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));
     return now.map((o) => {
@@ -33,15 +32,6 @@ const seqArb = fc.record({
   steps: fc.array(fc.array(changeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 8 }),
 });
 
-function sequence(start: ClusterModel, steps: (typeof changeArb extends fc.Arbitrary<infer C> ? C : never)[][]): ClusterState[] {
-  const out = [buildState(start)];
-  let m = start;
-  for (const batch of steps) {
-    for (const c of batch) m = applyChange(m, c);
-    out.push(keepIdentity(out.at(-1), buildState(m)));
-  }
-  return out;
-}
 
 const setContents = (s: ClusterState, opts: CompileOptions): string =>
   [...compilePolicies(s, opts).ruleset.sets.values()].map((x) => `${x.def.name}: ${[...x.elements.keys()].sort().join(', ')}`).sort().join('\n');
@@ -55,7 +45,7 @@ describe('incremental compile (ClusterIndexer kept across syncs) equals a compil
             const opts: CompileOptions = { nodeName: node, guardCIDRs: ['10.1.0.0/24', 'fd00:1::/64'], ...(hostFirewall ? { hostFirewall: {} } : {}) };
             const kernel = new FakeNft();
             const engine = new PolicyEngine(kernel, opts);
-            sequence(start, steps).forEach((s, i) => {
+            statesOf(start, steps, keepIdentity).forEach((s, i) => {
               expect(engine.sync(s).full).toBe(i === 0);
               const fresh = new FakeNft();
               new PolicyEngine(fresh, opts).sync(s);
@@ -72,7 +62,7 @@ describe('incremental compile (ClusterIndexer kept across syncs) equals a compil
     fc.assert(
       fc.property(seqArb, ({ start, steps }) => {
         const opts: CompileOptions = { nodeName: 'n1' };
-        const states = sequence(start, steps);
+        const states = statesOf(start, steps, keepIdentity);
         const indexer = indexerFor(states[0] as ClusterState, opts);
         for (const s of states) {
           const r = compilePolicies(s, opts, indexer);
