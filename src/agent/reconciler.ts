@@ -40,8 +40,8 @@ export interface ReconcilerOptions {
   hostFirewall?: { options: Omit<HostFirewallOptions, 'cgroups'>; cgroupOf?: (uid: string) => HostCgroup | undefined };
   /** Called after every sync (metrics, logs). */
   onSync?: (s: SyncSummary) => void;
-  /** Called after the conntrack purge that follows a sync, with the connections it ended. */
-  onPurge?: (connections: number) => void;
+  /** Called after the conntrack purge that follows a sync: the connections it ended, or why it failed. */
+  onPurge?: (r: { connections: number } | { error: unknown }) => void;
   onError?: (e: unknown) => void;
 }
 
@@ -163,11 +163,13 @@ export class Reconciler {
       // thousand tracked connections and must not sit on every change's latency.
       if (!(report.full && previous.size === 0)) {
         setImmediate(() => {
+          let r: { connections: number } | { error: unknown };
           try {
-            this.#opts.onPurge?.(this.#purge(report, previous, snap));
-          } catch (e) {
-            this.#opts.onError?.(e);
+            r = { connections: this.#purge(report, previous, snap) };
+          } catch (error) {
+            r = { error };
           }
+          this.#opts.onPurge?.(r);
         });
       }
       const summary: SyncSummary = {

@@ -144,9 +144,10 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       for (const e of s.routeErrors) log.warn(`route: ${e}`);
       log.debug({ generation: s.generation, full: s.full, operations: s.operations, ms: Math.round(s.durationMs * 10) / 10 }, 'synced');
     },
-    onPurge: (n) => {
-      metrics.purged.inc(n);
-      if (n > 0) log.info({ connections: n }, 'ended connections the new rules refuse');
+    onPurge: (r) => {
+      if ('error' in r) return log.warn({ err: r.error }, 'conntrack purge failed: connections the new rules refuse may live on until they end');
+      metrics.purged.inc(r.connections);
+      if (r.connections > 0) log.info({ connections: r.connections }, 'ended connections the new rules refuse');
     },
     onError: (e) => {
       metrics.syncErrors.inc();

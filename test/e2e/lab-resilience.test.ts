@@ -479,6 +479,34 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     expect(loops.allowed.lines.filter((x) => !x.connected), 'agent restart: new allowed connections').toEqual([]);
   }, 180_000);
 
+  it('a change that no longer allows an established connection ends it (the agent purges its conntrack entry)', async () => {
+    const p = pods as Record<string, PodRef>;
+    const ka = keepalive();
+    await untilConnected(ka);
+    // Without the purge, the connection would live on: `ct state established accept` comes first.
+    await k(['-n', NS, 'label', 'pod', 'ok', 'role=gone', '--overwrite']);
+    const relabelledAt = Date.now();
+    try {
+      await labWait();
+      const appliedAt = Date.now();
+      // Answers stop: give the last request in flight a second, then none may come for 3 s.
+      await sleep(1000);
+      const lastBefore = ka.lines.filter((x) => x.event === 'answer').length;
+      await sleep(3000);
+      const answers = ka.lines.filter((x) => x.event === 'answer');
+      const last = answers.at(-1)?.at ?? 0;
+      console.log(`ok relabelled: ${answers.length} answers on the long-lived connection, the last ${last - relabelledAt} ms after the relabel (rules applied and settled ${appliedAt - relabelledAt} ms after it)`);
+      expect(answers.length, 'the connection answered before the change').toBeGreaterThan(0);
+      expect(answers.length, 'answers on the long-lived connection after the change was applied').toBe(lastBefore);
+      expect(await connect(p['ok'] as PodRef, (p['server'] as PodRef).ip, 80), 'a new connection from the relabelled pod').toBe(false);
+    } finally {
+      await ka.stop();
+      await k(['-n', NS, 'label', 'pod', 'ok', 'role=ok', '--overwrite']);
+      await labWait();
+    }
+    for (let i = 0; !(await connect(p['ok'] as PodRef, (p['server'] as PodRef).ip, 80)); i++) if (i >= 2) throw new Error('ok -> server does not connect again after the label is back');
+  }, 180_000);
+
   it('scripts/lab down leaves the machine as it found it', async () => {
     const podNetns = (await labPods()).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);
     expect(podNetns.length).toBeGreaterThan(0);
