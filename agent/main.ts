@@ -5,9 +5,6 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { agentOptions, toConfig } from '../src/agent/config.ts';
 import { installCni, runAgent } from '../src/agent/run.ts';
-import { tuneHeapForSize } from '../src/sys/memory.ts';
-
-tuneHeapForSize();
 
 async function main(): Promise<void> {
 const argv = await agentOptions(yargs(hideBin(process.argv)))

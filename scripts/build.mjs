@@ -16,7 +16,12 @@ const only = process.argv.slice(2);
 
 const entries = [
   { name: 'weir', entry: 'cni/main.ts' },
-  { name: 'weir-agent', entry: 'agent/main.ts' },
+  // The agent runs for months: V8's young generation would otherwise grow to
+  // 64 MiB (two 32 MiB semi-spaces), resident once a burst of changes has
+  // used it; 4 MiB semi-spaces kept the RSS after a 300-change burst at 10k
+  // pods ~100 MiB lower at the same sync times (flags set at run time via
+  // v8.setFlagsFromString do not resize the heap; execArgv does).
+  { name: 'weir-agent', entry: 'agent/main.ts', execArgv: ['--max-semi-space-size=4'] },
   { name: 'weirctl', entry: 'weirctl/main.ts' },
 ];
 
@@ -49,7 +54,7 @@ const clientNodePure = {
   },
 };
 
-async function buildOne({ name, entry }) {
+async function buildOne({ name, entry, execArgv }) {
   const bundle = path.join(dist, `${name}.cjs`);
   await build({
     entryPoints: [path.join(root, entry)],
@@ -70,7 +75,7 @@ async function buildOne({ name, entry }) {
   const blob = path.join(dist, `${name}.blob`);
   fs.writeFileSync(
     seaConfig,
-    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, ...(execArgv ? { execArgv } : {}) }),
   );
   const node = process.execPath;
   execFileSync(node, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });

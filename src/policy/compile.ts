@@ -198,8 +198,10 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
   const profilesOf = new Map<PodFacts, Record<Direction, string[]>>();
   const refOfChain = new Map<string, string>();
   for (const p of policies) {
-    const subjects = (local.get(p.namespace) ?? []).filter((pod) => selectorMatches(p.podSelector, pod.labels));
-    const hostSubjects = hostPods.filter((pod) => pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels));
+    const locals = local.get(p.namespace);
+    if (!locals && hostPods.length === 0) continue; // no pod of its namespace on this node (most policies, every sync)
+    const subjects = locals ? locals.filter((pod) => selectorMatches(p.podSelector, pod.labels)) : [];
+    const hostSubjects = hostPods.length > 0 ? hostPods.filter((pod) => pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels)) : [];
     if (subjects.length === 0 && hostSubjects.length === 0) continue; // nothing on this node to enforce it for
     const ref = `${p.namespace}/${p.name}`;
     policyChains.set(ref, `p${hashId(ref)}`);

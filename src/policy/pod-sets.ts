@@ -102,9 +102,9 @@ export class PodSets {
 
   /** Drops the sets the last compile did not declare. */
   sweep(): void {
-    for (const [name, s] of this.#sets) {
+    for (const s of this.#sets.values()) {
       if (s.used) continue;
-      this.#sets.delete(name);
+      this.#sets.delete(s.def.name);
       this.#byNs.get(s.namespace ?? '')?.delete(s);
     }
   }

@@ -116,7 +116,8 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   // deleted (after the rules that use it are flushed) and added anew.
   const newSets = new Set<string>();
   const goneSets: DesiredSet[] = [];
-  for (const [name, s] of from.sets) {
+  for (const s of from.sets.values()) {
+    const name = s.def.name;
     const next = to.sets.get(name);
     const same = next !== undefined && sameSetDef(s.def, next.def);
     if (!same) goneSets.push(s);
@@ -128,7 +129,8 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   const newChains = new Set<string>();
   const rewritten: DesiredChain[] = [];
   const goneChains: DesiredChain[] = [];
-  for (const [name, c] of to.chains) {
+  for (const c of to.chains.values()) {
+    const name = c.def.name;
     const prev = from.chains.get(name);
     if (!prev) newChains.add(name);
     else if (!sameChainDef(prev.def, c.def)) {
@@ -140,12 +142,13 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
       rewritten.push(c);
     }
   }
-  for (const [name, c] of from.chains) if (!to.chains.has(name)) goneChains.push(c);
+  for (const c of from.chains.values()) if (!to.chains.has(c.def.name)) goneChains.push(c);
 
   // Element changes of sets and maps staying in place.
   const removed: Element[] = [];
   const added: Element[] = [];
-  for (const [name, next] of to.sets) {
+  for (const next of to.sets.values()) {
+    const name = next.def.name;
     const prev = from.sets.get(name);
     if (!prev || newSets.has(name)) continue;
     if (prev.elements === next.elements) {

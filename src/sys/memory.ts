@@ -10,17 +10,6 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { loadKoffi, type KoffiFunction } from './ffi.ts';
 
-/**
- * Heap settings for a long-running agent, set before it allocates much: a
- * young generation of 2 MiB semi-spaces (V8's default grows to 16 MiB each,
- * resident once used). Incremental syncs allocate little per event, so the
- * smaller nursery costs little time. (`--optimize-for-size` saved a little
- * more memory but slowed each sync by a third: not taken.)
- */
-export function tuneHeapForSize(): void {
-  v8.setFlagsFromString('--max-semi-space-size=2');
-}
-
 type Gc = (opts: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 let gc: Gc | undefined;
 let trim: KoffiFunction | undefined;
