@@ -30,10 +30,64 @@ export interface SetMembership {
 
 /** Where a set's live contents and journal are read from. */
 export interface LiveContents {
-  /** Element key text (`a . b`) to element; the same Map object across compiles. */
-  readonly elements: Map<string, Element>;
+  /** Element key text (`a . b`) to element; the same object across compiles. */
+  readonly elements: LiveElements;
   /** Keys changed since the last commit, with the element before the first change (undefined: absent then). */
   readonly changed: Map<string, Element | undefined>;
+}
+
+/**
+ * A live set's elements, read as a Map of key text to Element but stored as
+ * the key texts alone: at 10k pods and 1k policies the pod sets hold ~100k
+ * elements, and an Element object with its key array per element was ~13 MiB
+ * of the agent's heap. Elements are made when read (a transaction, a test),
+ * which is rare next to holding them.
+ */
+export class LiveElements implements ReadonlyMap<string, Element> {
+  readonly #texts = new Set<string>();
+  readonly #table: TableRef;
+  readonly #set: string;
+
+  constructor(table: TableRef, set: string) {
+    this.#table = table;
+    this.#set = set;
+  }
+
+  get size(): number {
+    return this.#texts.size;
+  }
+  has(text: string): boolean {
+    return this.#texts.has(text);
+  }
+  get(text: string): Element | undefined {
+    return this.#texts.has(text) ? this.#element(text) : undefined;
+  }
+  /** For the pod sets only. */
+  add(text: string): void {
+    this.#texts.add(text);
+  }
+  /** For the pod sets only. */
+  delete(text: string): void {
+    this.#texts.delete(text);
+  }
+  keys(): MapIterator<string> {
+    return this.#texts.keys();
+  }
+  *values(): MapIterator<Element> {
+    for (const t of this.#texts) yield this.#element(t);
+  }
+  *entries(): MapIterator<[string, Element]> {
+    for (const t of this.#texts) yield [t, this.#element(t)];
+  }
+  [Symbol.iterator](): MapIterator<[string, Element]> {
+    return this.entries();
+  }
+  forEach(fn: (value: Element, key: string, map: ReadonlyMap<string, Element>) => void): void {
+    for (const t of this.#texts) fn(this.#element(t), t, this);
+  }
+  #element(text: string): Element {
+    return { kind: 'element', table: this.#table, set: this.#set, key: text.split(' . ') };
+  }
 }
 
 interface LiveSet extends LiveContents, SetMembership {
@@ -78,7 +132,7 @@ export class PodSets {
   declare(def: NftSet, m: SetMembership): LiveContents {
     let s = this.#sets.get(def.name);
     if (!s) {
-      s = { def, ...m, elements: new Map(), changed: new Map(), extra: new Map(), used: true };
+      s = { def, ...m, elements: new LiveElements(this.#table, def.name), changed: new Map(), extra: new Map(), used: true };
       this.#sets.set(def.name, s);
       const scope = m.namespace ?? '';
       let group = this.#byNs.get(scope);
@@ -153,13 +207,13 @@ export class PodSets {
   }
 
   #add(s: LiveSet, key: readonly string[]): void {
-    const text = key.join(' . ');
+    const text = key.length === 1 ? (key[0] as string) : key.join(' . ');
     if (s.elements.has(text)) {
       s.extra.set(text, (s.extra.get(text) ?? 0) + 1);
       return;
     }
     if (!s.changed.has(text)) s.changed.set(text, undefined);
-    s.elements.set(text, { kind: 'element', table: this.#table, set: s.def.name, key });
+    s.elements.add(text);
   }
 
   #remove(s: LiveSet, text: string): void {

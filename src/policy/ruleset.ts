@@ -8,7 +8,7 @@ import { Transaction } from '../nft/transaction.ts';
 export interface DesiredSet {
   readonly def: NftSet | NftMap;
   /** By element key text; a map element's value is part of the element. */
-  readonly elements: Map<string, Element>;
+  readonly elements: ReadonlyMap<string, Element>;
   /**
    * Contents kept across compiles (pod-sets.ts): `elements` is then the same
    * Map in every ruleset, and this journal holds the keys changed since the
@@ -60,7 +60,7 @@ const sameChainDef = (a: Chain, b: Chain): boolean =>
 const sameRules = (a: readonly Rule[], b: readonly Rule[]): boolean =>
   a === b ||
   (a.length === b.length && a.every((r, i) => r.rule === b[i]?.rule && r.comment === b[i]?.comment));
-const sorted = <T>(m: Map<string, T>): T[] => [...m.keys()].sort().map((k) => m.get(k) as T);
+const sorted = <T>(m: ReadonlyMap<string, T>): T[] => [...m.keys()].sort().map((k) => m.get(k) as T);
 /** The named sets and maps a rule refers to (`@name`). */
 const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.startsWith('@')).map((t) => t.slice(1));
 
@@ -70,7 +70,7 @@ const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.start
  * rules (which name sets and chains).
  */
 function addAll(tx: Transaction, rs: Ruleset, only?: { sets: Set<string>; chains: Set<string> }): void {
-  const pick = <T>(m: Map<string, T>, names: Set<string> | undefined): T[] => (names ? [...names].sort().flatMap((n) => (m.has(n) ? [m.get(n) as T] : [])) : sorted(m));
+  const pick = <T>(m: ReadonlyMap<string, T>, names: Set<string> | undefined): T[] => (names ? [...names].sort().flatMap((n) => (m.has(n) ? [m.get(n) as T] : [])) : sorted(m));
   const sets = pick(rs.sets, only?.sets);
   const chains = pick(rs.chains, only?.chains);
   for (const s of sets) tx.add(s.def);
@@ -214,7 +214,7 @@ export class RulesetBuilder {
   }
 
   /** A set whose contents are kept across compiles (pod-sets.ts); its elements are not added here. */
-  live(def: NftSet, contents: { elements: Map<string, Element>; changed: ReadonlyMap<string, Element | undefined> }): void {
+  live(def: NftSet, contents: { elements: ReadonlyMap<string, Element>; changed: ReadonlyMap<string, Element | undefined> }): void {
     this.ruleset.sets.set(def.name, { def, elements: contents.elements, changed: contents.changed });
   }
 
@@ -227,7 +227,8 @@ export class RulesetBuilder {
     const s = this.ruleset.sets.get(setName);
     if (!s) throw new Error(`internal: no set ${setName}`);
     const e: Element = s.def.kind === 'map' ? { kind: 'element', table: this.table, map: setName, key, ...(value ? { value } : {}) } : { kind: 'element', table: this.table, set: setName, key };
-    s.elements.set(elementKey(key), e);
+    // Sets made here hold a plain Map (live sets are added whole by live()).
+    (s.elements as Map<string, Element>).set(elementKey(key), e);
   }
 
   chain(name: string, base?: Pick<Chain, 'type' | 'hook' | 'priority' | 'policy'>, comment?: string): string {

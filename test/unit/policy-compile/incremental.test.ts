@@ -110,7 +110,7 @@ describe('PodSets', () => {
     sets.podChanged(undefined, facts('a', 'w3', '10.0.0.4', { app: 'web' }));
     expect([...live.elements.keys()]).toEqual(['10.0.0.4']);
     expect(keys(live.changed)).toEqual(['10.0.0.1', '10.0.0.4']);
-    expect(live.changed.get('10.0.0.1')).toBe(before);
+    expect(live.changed.get('10.0.0.1')).toEqual(before);
     expect(live.changed.get('10.0.0.4')).toBeUndefined();
     sets.commit();
     expect(live.changed.size).toBe(0);
