@@ -75,7 +75,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const netlink = NetlinkHandle.open();
   let conntrack: ConntrackHandle | undefined;
   // Element-only changes (pods coming, going, relabelled) go to nf_tables over netlink, the rest through libnftables.
-  const engine = new PolicyEngine(new LibNftables(), { nodeName: cfg.nodeName, nflogGroup: cfg.nflogGroup, logRate: cfg.denyLogRate }, NetlinkElementWriter.open());
+  const nft = new LibNftables();
+  const engine = new PolicyEngine(nft, { nodeName: cfg.nodeName, nflogGroup: cfg.nflogGroup, logRate: cfg.denyLogRate }, NetlinkElementWriter.open());
   const socket = agentSocketPath(cfg.runDir);
 
   const net: NodeNetworking = {
@@ -116,7 +117,9 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
 
   // Memory a big sync used (the first one above all) goes back to the system
   // once the agent is quiet again, instead of staying resident for good.
-  const memory = memoryKeeper((r) => log.debug({ rssBeforeMiB: Math.round(r.before / 2 ** 20), rssAfterMiB: Math.round(r.after / 2 ** 20) }, 'memory released'));
+  // libnftables' context keeps its cache of the whole table after a full
+  // sync (MiBs at 100k elements); the next structural change makes a new one.
+  const memory = memoryKeeper(() => nft.close(), (r) => log.debug({ rssBeforeMiB: Math.round(r.before / 2 ** 20), rssAfterMiB: Math.round(r.after / 2 ** 20) }, 'memory released'));
 
   const reconciler = new Reconciler(cache, engine, net, {
     nodeName: cfg.nodeName,
@@ -244,10 +247,11 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
  * left. A full collection costs tens of milliseconds, so it never runs in
  * the middle of a burst, where it would delay the next change.
  */
-function memoryKeeper(onRelease: (r: { before: number; after: number }) => void): { afterSync(full: boolean): void } {
+function memoryKeeper(beforeRelease: () => void, onRelease: (r: { before: number; after: number }) => void): { afterSync(full: boolean): void } {
   let floor = 0;
   let timer: NodeJS.Timeout | undefined;
   const release = (): void => {
+    beforeRelease();
     const r = releaseMemory();
     floor = r.after;
     onRelease(r);
