@@ -27,7 +27,7 @@ const namedKey = (protocol: string, name: string): string => `${protocol}/${name
  */
 export function namedPortsOf(pod: Pod | undefined): NamedPorts {
   const out = new Map<string, number[]>();
-  if (!pod?.spec) return out;
+  if (!pod?.spec) return NO_NAMED_PORTS;
   const sidecars = (pod.spec.initContainers ?? []).filter((c) => c?.restartPolicy === 'Always');
   for (const c of [...(pod.spec.containers ?? []), ...sidecars]) {
     for (const p of c?.ports ?? []) {
@@ -40,7 +40,27 @@ export function namedPortsOf(pod: Pod | undefined): NamedPorts {
       out.set(k, list);
     }
   }
-  return out;
+  return shared(out);
+}
+
+const NO_NAMED_PORTS: NamedPorts = new Map();
+const sharedPorts = new Map<string, NamedPorts>();
+
+/**
+ * One object per distinct set of named ports: the pods of a Deployment all
+ * declare the same ones, and the agent holds 10k pods' worth (a Map with its
+ * keys and arrays per pod was ~3 MiB at 10k pods). Bounded: past its size it
+ * starts over (only sharing is lost).
+ */
+function shared(named: Map<string, number[]>): NamedPorts {
+  if (named.size === 0) return NO_NAMED_PORTS;
+  let sig = '';
+  for (const [k, v] of named) sig += `${k}=${v.join(',')};`;
+  const known = sharedPorts.get(sig);
+  if (known) return known;
+  if (sharedPorts.size >= 10_000) sharedPorts.clear();
+  sharedPorts.set(sig, named);
+  return named;
 }
 
 /** The port numbers `name` stands for on a pod, for `protocol`; empty when unresolvable. */
