@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './options.ts';
 import { type ControlPlane, startControlPlane } from '../../lab/controlplane/index.ts';
 import { rulesetCounts } from '../../src/agent/agent-metrics.ts';
 import { compilePolicies } from '../../src/policy/compile.ts';
@@ -56,42 +56,20 @@ const USAGE = `usage: scripts/bench-agent [options]
                      rebuild of dist/bin during the run cannot touch the running agent
   --build            rebuild dist/bin first (otherwise only when it is missing)`;
 
-type Opts = Record<string, string | boolean | undefined>;
-let opt: Opts;
-try {
-  opt = parseArgs({
-    options: {
-      pods: { type: 'string', default: '10000' },
-      policies: { type: 'string', default: '1000' },
-      changes: { type: 'string', default: '200' },
-      concurrency: { type: 'string', default: '32' },
-      'idle-seconds': { type: 'string', default: '10' },
-      'poll-ms': { type: 'string', default: '5' },
-      'gap-ms': { type: 'string', default: '50' },
-      'debounce-ms': { type: 'string' },
-      seed: { type: 'string', default: '1' },
-      profile: { type: 'boolean', default: false },
-      'agent-bin': { type: 'string' },
-      build: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }).values;
-} catch (e) {
-  console.error(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-if (opt.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-  const v = Number(opt[name]);
-  if (!Number.isInteger(v) || v < min || v > max) {
-    console.error(`bench-agent: --${name} must be an integer in ${min}..${max}\n${USAGE}`);
-    process.exit(2);
-  }
-  return v;
-};
+const { opt, int } = benchOptions('bench-agent', USAGE, {
+  pods: { type: 'string', default: '10000' },
+  policies: { type: 'string', default: '1000' },
+  changes: { type: 'string', default: '200' },
+  concurrency: { type: 'string', default: '32' },
+  'idle-seconds': { type: 'string', default: '10' },
+  'poll-ms': { type: 'string', default: '5' },
+  'gap-ms': { type: 'string', default: '50' },
+  'debounce-ms': { type: 'string' },
+  seed: { type: 'string', default: '1' },
+  profile: { type: 'boolean', default: false },
+  'agent-bin': { type: 'string' },
+  build: { type: 'boolean', default: false },
+});
 const PODS = int('pods', 100, 18_000);
 const POLICIES = int('policies', 1);
 const CHANGES = int('changes', 2, 10_000);

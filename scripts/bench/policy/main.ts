@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchOptions } from '../options.ts';
 import type { ElementChange, ElementWriter } from '../../../src/nft/element-writer.ts';
 import { LibNftables, type Nft } from '../../../src/nft/libnftables.ts';
 import type { Transaction } from '../../../src/nft/transaction.ts';
@@ -53,46 +53,24 @@ const USAGE = `usage: scripts/bench-policy [options]
   --skip-sync | --skip-datapath
   --build             rebuild dist/bin/weir first (otherwise only when it is missing)`;
 
-type Opts = Record<string, string | boolean | undefined>;
-let opt: Opts;
-try {
-  opt = parseArgs({
-    options: {
-      sizes: { type: 'string', default: '1000x100,1000x1000,10000x100,10000x1000' },
-      reps: { type: 'string', default: '3' },
-      adds: { type: 'string', default: '5' },
-      'dp-pods': { type: 'string', default: '1000' },
-      'dp-policies': { type: 'string', default: '100,1000' },
-      rounds: { type: 'string', default: '3' },
-      requests: { type: 'string', default: '5000' },
-      'ab-passes': { type: 'string', default: '10' },
-      concurrency: { type: 'string', default: '8' },
-      'iperf-seconds': { type: 'string', default: '5' },
-      'no-masquerade': { type: 'boolean', default: false },
-      seed: { type: 'string', default: '1' },
-      nice: { type: 'string', default: '-5' },
-      'skip-sync': { type: 'boolean', default: false },
-      'skip-datapath': { type: 'boolean', default: false },
-      build: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }).values;
-} catch (e) {
-  console.error(`${(e as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-if (opt.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-  const v = Number(opt[name]);
-  if (!Number.isInteger(v) || v < min || v > max) {
-    console.error(`bench-policy: --${name} must be an integer in ${min}..${max}\n${USAGE}`);
-    process.exit(2);
-  }
-  return v;
-};
+const { opt, int } = benchOptions('bench-policy', USAGE, {
+  sizes: { type: 'string', default: '1000x100,1000x1000,10000x100,10000x1000' },
+  reps: { type: 'string', default: '3' },
+  adds: { type: 'string', default: '5' },
+  'dp-pods': { type: 'string', default: '1000' },
+  'dp-policies': { type: 'string', default: '100,1000' },
+  rounds: { type: 'string', default: '3' },
+  requests: { type: 'string', default: '5000' },
+  'ab-passes': { type: 'string', default: '10' },
+  concurrency: { type: 'string', default: '8' },
+  'iperf-seconds': { type: 'string', default: '5' },
+  'no-masquerade': { type: 'boolean', default: false },
+  seed: { type: 'string', default: '1' },
+  nice: { type: 'string', default: '-5' },
+  'skip-sync': { type: 'boolean', default: false },
+  'skip-datapath': { type: 'boolean', default: false },
+  build: { type: 'boolean', default: false },
+});
 const REPS = int('reps', 1);
 const ADDS = int('adds', 1, 50);
 const DP_PODS = int('dp-pods', 0, 19_000);
