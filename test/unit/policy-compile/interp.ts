@@ -65,28 +65,39 @@ const FORMS: Array<[RegExp, (m: RegExpMatchArray) => Stmt]> = [
   [/^(jump|goto) (\w+)$/, (m) => ({ kind: m[1] as 'jump', chain: m[2] as string })],
 ];
 
+/**
+ * Splits rule text into statements by a list of forms, each a regex anchored
+ * at the start and a builder; throws on any text no form knows. Shared by
+ * this interpreter and the host one (test/unit/policy-host/host-interp.ts).
+ */
+export function parseStatements<S>(text: string, forms: ReadonlyArray<[RegExp, (m: RegExpMatchArray) => S]>, who: string): S[] {
+  const out: S[] = [];
+  let rest = text.trim();
+  while (rest !== '') {
+    const form = forms.find(([re]) => re.test(rest));
+    if (!form) throw new Error(`${who}: unknown rule text ${JSON.stringify(rest)} in ${JSON.stringify(text)}`);
+    const m = rest.match(form[0]) as RegExpMatchArray;
+    out.push(form[1](m));
+    rest = rest.slice(m[0].length).trim();
+  }
+  return out;
+}
+
 const parsed = new Map<string, Stmt[]>();
 
 /** Parses rule text into statements; throws on anything outside the known forms. */
 export function parseRule(text: string): Stmt[] {
   const hit = parsed.get(text);
   if (hit) return hit;
-  const out: Stmt[] = [];
-  let rest = text.trim();
-  while (rest !== '') {
-    const form = FORMS.find(([re]) => re.test(rest));
-    if (!form) throw new Error(`interpreter: unknown rule text ${JSON.stringify(rest)} in ${JSON.stringify(text)}`);
-    const m = rest.match(form[0]) as RegExpMatchArray;
-    out.push(form[1](m));
-    rest = rest.slice(m[0].length).trim();
-  }
+  const out = parseStatements(text, FORMS, 'interpreter');
   const v = out.findIndex((s) => s.kind === 'verdict' || s.kind === 'jump' || s.kind === 'goto' || s.kind === 'vmap');
   if (v >= 0 && v !== out.length - 1) throw new Error(`interpreter: statements after the verdict in ${JSON.stringify(text)}`);
   parsed.set(text, out);
   return out;
 }
 
-const addrOf = (s: string): { family: IpFamily; value: bigint } => {
+/** An address as its family and value (for comparisons against set bounds). */
+export const addrOf = (s: string): { family: IpFamily; value: bigint } => {
   const ip = tryParseIp(s);
   if (!ip) throw new Error(`interpreter: not an address: ${s}`);
   return { family: ip.family, value: bytesToBigint(ip.bytes) };
@@ -127,20 +138,23 @@ interface LoadedSet {
   elements: Array<{ parts: Bound[]; value: string | undefined }>;
 }
 
-export class Datapath {
-  readonly rs: Ruleset;
+/**
+ * The sets and maps of a Ruleset, every element parsed by its key type up
+ * front (unknown text fails even where no packet would look), looked up by
+ * the rules. Shared with the host interpreter.
+ */
+export class SetLookup {
+  readonly #rs: Ruleset;
   readonly #sets = new Map<string, LoadedSet>();
   constructor(rs: Ruleset) {
-    this.rs = rs;
-    // Parse every rule and element up front: unknown text fails even where this packet would not go.
-    for (const c of rs.chains.values()) for (const r of c.rules) parseRule(r.rule);
+    this.#rs = rs;
     for (const name of rs.sets.keys()) this.#load(name);
   }
 
   #load(name: string): LoadedSet {
     const hit = this.#sets.get(name);
     if (hit) return hit;
-    const s = this.rs.sets.get(name);
+    const s = this.#rs.sets.get(name);
     if (!s) throw new Error(`interpreter: no set @${name}`);
     const [keyType, valueType] = s.def.kind === 'map' ? s.def.type.split(' : ') : [s.def.type, undefined];
     if (s.def.kind === 'map' && valueType !== 'verdict') throw new Error(`interpreter: map ${name} is not a verdict map`);
@@ -158,10 +172,26 @@ export class Datapath {
   }
 
   /** The first element of a set or map matching `values`; the rule's use must agree with the declared key type. */
-  lookup(name: string, types: readonly PartType[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
+  lookup(name: string, types: readonly string[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
     const s = this.#load(name);
     if (s.types.join(' . ') !== types.join(' . ')) throw new Error(`interpreter: @${name} is of type ${s.types.join(' . ')}, the rule uses it as ${types.join(' . ')}`);
     return s.elements.find((e) => e.parts.every(([lo, hi], i) => (values[i] as bigint) >= (lo as bigint) && (values[i] as bigint) <= (hi as bigint)));
+  }
+}
+
+export class Datapath {
+  readonly rs: Ruleset;
+  readonly #sets: SetLookup;
+  constructor(rs: Ruleset) {
+    this.rs = rs;
+    // Parse every rule and element up front: unknown text fails even where this packet would not go.
+    for (const c of rs.chains.values()) for (const r of c.rules) parseRule(r.rule);
+    this.#sets = new SetLookup(rs);
+  }
+
+  /** The first element of a set or map matching `values`. */
+  lookup(name: string, types: readonly PartType[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
+    return this.#sets.lookup(name, types, values);
   }
 
   /** Runs the base chains of `hook` in priority order. */

@@ -3,10 +3,12 @@
 // following jumps, gotos, verdict maps and set lookups. It knows exactly the
 // rule forms the compiler emits (pod chains' and host chains') and throws on
 // any other text, so a change in the compiler's output is noticed here. The
-// pod-chain interpreter is test/unit/policy-compile/interp.ts; this one adds
+// pod-chain interpreter is test/unit/policy-compile/interp.ts (whose rule
+// parser and set lookups this one uses); this one adds
 // interfaces, `socket cgroupv2`, `ct original`, protocol.port verdict maps.
-import { bytesToBigint, tryParseIp, type IpFamily } from '../../../src/cni/ip.ts';
+import type { IpFamily } from '../../../src/cni/ip.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
+import { SetLookup, addrOf, parseStatements } from '../policy-compile/interp.ts';
 
 export type L4 = 'tcp' | 'udp' | 'sctp';
 
@@ -64,55 +66,22 @@ const parsed = new Map<string, Stmt[]>();
 export function parseRule(text: string): Stmt[] {
   const hit = parsed.get(text);
   if (hit) return hit;
-  const out: Stmt[] = [];
-  let rest = text.trim();
-  while (rest !== '') {
-    const form = FORMS.find(([re]) => re.test(rest));
-    if (!form) throw new Error(`host interpreter: unknown rule text ${JSON.stringify(rest)} in ${JSON.stringify(text)}`);
-    const m = rest.match(form[0]) as RegExpMatchArray;
-    out.push(form[1](m));
-    rest = rest.slice(m[0].length).trim();
-  }
+  const out = parseStatements(text, FORMS, 'host interpreter');
   parsed.set(text, out);
   return out;
 }
 
-const addr = (s: string): { family: IpFamily; value: bigint } => {
-  const ip = tryParseIp(s);
-  if (!ip) throw new Error(`host interpreter: not an address: ${s}`);
-  return { family: ip.family, value: bytesToBigint(ip.bytes) };
-};
-
-/** One key part as a closed range; protocols compare as names. */
-function part(type: string, key: string): [bigint | number | string, bigint | number | string] {
-  const [lo, hi] = key.includes('-') && type !== 'inet_proto' ? (key.split('-') as [string, string]) : [key, key];
-  if (type === 'ipv4_addr' || type === 'ipv6_addr') return [addr(lo).value, addr(hi).value];
-  if (type === 'inet_proto') return [key, key];
-  if (type === 'inet_service') return [Number(lo), Number(hi)];
-  throw new Error(`host interpreter: unknown key type ${type}`);
-}
-
 export class HostDatapath {
   readonly rs: Ruleset;
+  readonly #sets: SetLookup;
   constructor(rs: Ruleset) {
     this.rs = rs;
     for (const c of rs.chains.values()) for (const r of c.rules) parseRule(r.rule);
+    this.#sets = new SetLookup(rs);
   }
 
   lookup(name: string, types: readonly string[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
-    const s = this.rs.sets.get(name);
-    if (!s) throw new Error(`host interpreter: no set @${name}`);
-    const keyType = s.def.kind === 'map' ? (s.def.type.split(' : ')[0] as string) : s.def.type;
-    if (keyType !== types.join(' . ')) throw new Error(`host interpreter: @${name} is ${keyType}, used as ${types.join(' . ')}`);
-    for (const e of s.elements.values()) {
-      const ok = e.key.every((k, i) => {
-        const [lo, hi] = part(types[i] as string, k);
-        const v = values[i] as bigint;
-        return v >= (lo as bigint) && v <= (hi as bigint);
-      });
-      if (ok) return { value: e.value };
-    }
-    return undefined;
+    return this.#sets.lookup(name, types, values);
   }
 
   /** The verdict of `hook` for the packet, and the rule that gave it. */
@@ -132,8 +101,8 @@ export class HostDatapath {
     if (depth > 16) throw new Error(`host interpreter: too deep at ${name}`);
     const c = this.rs.chains.get(name);
     if (!c) throw new Error(`host interpreter: no chain ${name}`);
-    const src = addr(pkt.saddr);
-    const dst = addr(pkt.daddr);
+    const src = addrOf(pkt.saddr);
+    const dst = addrOf(pkt.daddr);
     for (const r of c.rules) {
       const by = `${name}: ${r.rule}`;
       let matched = true;
@@ -186,7 +155,7 @@ export class HostDatapath {
             matched = false; // the packets here are TCP, UDP or SCTP
             break;
           case 'ctOriginal':
-            matched = pkt.proto === 'tcp' && dst.family === s.family && dst.value === addr(s.addr).value && pkt.dport === s.port;
+            matched = pkt.proto === 'tcp' && dst.family === s.family && dst.value === addrOf(s.addr).value && pkt.dport === s.port;
             break;
           case 'cgroup':
             matched = pkt.cgroup === s.path;
