@@ -209,3 +209,24 @@ export function withNetnsCleanup(prefix: string): NetnsScope {
     },
   };
 }
+
+/**
+ * Two namespaces of `scope` joined by a veth pair (veth0 in `a`, veth1 in
+ * `b`), with the given addresses (IPv4 /24, IPv6 /64 without DAD), the links
+ * and lo up.
+ */
+export function linkedPair(scope: NetnsScope, a: { v4: string; v6?: string }, b: { v4: string; v6?: string }): { a: TestNetns; b: TestNetns } {
+  const na = scope.create('a');
+  const nb = scope.create('b');
+  sh('ip', ['-n', na.name, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1', 'netns', nb.name]);
+  for (const [ns, dev, addr] of [
+    [na, 'veth0', a],
+    [nb, 'veth1', b],
+  ] as const) {
+    sh('ip', ['-n', ns.name, 'addr', 'add', `${addr.v4}/24`, 'dev', dev]);
+    if (addr.v6) sh('ip', ['-n', ns.name, 'addr', 'add', `${addr.v6}/64`, 'dev', dev, 'nodad']);
+    sh('ip', ['-n', ns.name, 'link', 'set', dev, 'up']);
+    sh('ip', ['-n', ns.name, 'link', 'set', 'lo', 'up']);
+  }
+  return { a: na, b: nb };
+}

@@ -17,7 +17,7 @@ import { NetlinkError } from '../../src/errors.ts';
 import { type CtEntry, type CtTuple, IPS_ASSURED, IPPROTO_TCP, IPPROTO_UDP, TCP_CONNTRACK_STATES } from '../../src/netlink/conntrack.ts';
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { type TestNetns, linkedPair, sh, withNetnsCleanup } from '../helpers/netns.ts';
 
 const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('conntrack');
@@ -39,18 +39,7 @@ interface Pair {
 }
 
 function pair(): Pair {
-  const a = scope.create('a');
-  const b = scope.create('b');
-  sh('ip', ['-n', a.name, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1', 'netns', b.name]);
-  for (const [ns, dev, v4, v6] of [
-    [a, 'veth0', A4, A6],
-    [b, 'veth1', B4, B6],
-  ] as const) {
-    sh('ip', ['-n', ns.name, 'addr', 'add', `${v4}/24`, 'dev', dev]);
-    sh('ip', ['-n', ns.name, 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad']);
-    sh('ip', ['-n', ns.name, 'link', 'set', dev, 'up']);
-    sh('ip', ['-n', ns.name, 'link', 'set', 'lo', 'up']);
-  }
+  const { a, b } = linkedPair(scope, { v4: A4, v6: A6 }, { v4: B4, v6: B6 });
   a.sh([
     'nft',
     `add table inet ${TABLE}; ` +

@@ -21,7 +21,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroup2Root } from '../../src/agent/hostfw.ts';
 import { type NflogPacket, parsePacketHeaders } from '../../src/netlink/nflog.ts';
@@ -34,6 +33,7 @@ import { Netns } from '../../src/sys/netns.ts';
 import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
 import { useControlPlane } from '../helpers/controlplane.ts';
 import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
+import { readUntil } from '../helpers/nflog.ts';
 
 const isRoot = process.getuid?.() === 0;
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -103,16 +103,6 @@ function tcp(ns: TestNetns, host: string, port: number, o: { from?: string; cgro
   return r.stdout.trim() as Outcome;
 }
 
-async function readUntil(r: NflogReader, pred: (p: NflogPacket) => boolean, timeoutMs = 5000): Promise<NflogPacket[]> {
-  const seen: NflogPacket[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    seen.push(...r.read(50));
-    if (seen.some(pred)) return seen;
-    await sleep(10);
-  }
-  throw new Error(`timed out; read ${seen.length} packets: ${JSON.stringify(seen.map((s) => s.prefix))}`);
-}
 const dportOf = (p: NflogPacket): number | undefined => parsePacketHeaders(p.payload, p.family)?.dport;
 const srcOf = (p: NflogPacket): string | undefined => parsePacketHeaders(p.payload, p.family)?.src;
 

@@ -34,7 +34,8 @@ import { type NflogPacket, type PacketHeaders, encodeNflogBind, hookName, nflogC
 import { NflogReader, type NflogWatch, watchNflog } from '../../src/netlink/nflog-handle.ts';
 import * as libc from '../../src/sys/libc.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { type TestNetns, linkedPair, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { readUntil } from '../helpers/nflog.ts';
 
 const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('nflog');
@@ -62,17 +63,7 @@ interface Pair {
 }
 
 function pair(): Pair {
-  const a = scope.create('a');
-  const b = scope.create('b');
-  sh('ip', ['-n', a.name, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1', 'netns', b.name]);
-  for (const [ns, dev, v4] of [
-    [a, 'veth0', A4],
-    [b, 'veth1', B4],
-  ] as const) {
-    sh('ip', ['-n', ns.name, 'addr', 'add', `${v4}/24`, 'dev', dev]);
-    sh('ip', ['-n', ns.name, 'link', 'set', dev, 'up']);
-    sh('ip', ['-n', ns.name, 'link', 'set', 'lo', 'up']);
-  }
+  const { a, b } = linkedPair(scope, { v4: A4 }, { v4: B4 });
   b.sh([
     'nft',
     `add table inet ${TABLE}; ` +
@@ -140,18 +131,6 @@ async function udpFlood(p: Pair, port: number, count: number): Promise<void> {
   });
 }
 
-/** Reads until `pred` matches one of the packets read so far (all of them are returned). */
-async function readUntil(r: NflogReader, pred: (p: NflogPacket) => boolean, timeoutMs = 8000): Promise<NflogPacket[]> {
-  const seen: NflogPacket[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    // Short blocking reads, so the spawned processes' events still get handled.
-    seen.push(...r.read(50));
-    if (seen.some(pred)) return seen;
-    await sleep(10);
-  }
-  throw new Error(`timed out; read ${seen.length} packets: ${JSON.stringify(seen.map((s) => s.prefix))}`);
-}
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
