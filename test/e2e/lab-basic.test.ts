@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
 import { TOPOLOGY_NETNS_RE } from '../../lab/topology.ts';
+import { eventually as poll } from '../helpers/agent.ts';
 import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
 
 const DIR = labDir();
@@ -22,20 +23,8 @@ const DIR = labDir();
 
 const kubectlJson = async <T>(args: string[]): Promise<T> => JSON.parse(await labOk(['kubectl', ...args, '-o', 'json'])) as T;
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** The lab is slower than a kernel test: a minute, looking every half second. */
+const eventually = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => poll(what, fn, timeoutMs, 500);
 
 /** Processes whose command line names the lab directory. */
 function labProcesses(): string[] {
