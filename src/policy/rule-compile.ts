@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import type { IpFamily } from '../cni/ip.ts';
 import { NS_NAME_LABEL, type PodFacts } from './cluster-index.ts';
-import type { NodePeer } from './host-policy.ts';
+import type { HostRule } from './host-policy.ts';
 import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
 import type { Direction, NormalizedPeer } from './normalize.ts';
-import { resolveNamedPort, type PortMatch } from './ports.ts';
+import { resolveNamedPort } from './ports.ts';
 import type { Set as NftSet } from '../nft/types.ts';
 import type { PodSets, SetMembership } from './pod-sets.ts';
 import type { RulesetBuilder } from './ruleset.ts';
@@ -46,11 +46,7 @@ export const hashId = (s: string): string => {
 export const commentLabel = (ref: string, id: string): string => (Buffer.byteLength(ref) <= 80 ? ref : `${Buffer.from(ref).subarray(0, 64).toString('utf8').replace(/\uFFFD$/, '')}~${id}`);
 
 /** A rule as normalized: NetworkPolicy rules, and HostFirewallPolicy rules (which may also name nodes). */
-export interface CompilableRule {
-  readonly index: number;
-  readonly peers: readonly (NormalizedPeer | NodePeer)[] | 'any';
-  readonly ports: readonly PortMatch[] | 'any';
-}
+export type CompilableRule = HostRule;
 
 export interface RuleContext {
   readonly b: RulesetBuilder;
