@@ -12,6 +12,7 @@
 // commit (their state before), which is what the next transaction carries
 // (ruleset.ts, diffTransaction). Pure: no I/O.
 import type { Element, NftSet, TableRef } from '../nft/types.ts';
+import { elementKey } from './ruleset.ts';
 import type { PodFacts } from './cluster-index.ts';
 import type { Labels } from './types.ts';
 
@@ -107,6 +108,9 @@ export interface PodUniverse {
 
 const NONE: readonly (readonly string[])[] = [];
 
+/** An element's key text (ruleset.ts's elementKey), without a new string for the common one-part key. */
+const textOf = (key: readonly string[]): string => (key.length === 1 ? (key[0] as string) : elementKey(key));
+
 export class PodSets {
   readonly #table: TableRef;
   readonly #universe: PodUniverse;
@@ -141,7 +145,7 @@ export class PodSets {
       for (const ns of m.namespace !== undefined ? [m.namespace] : this.#universe.namespaces()) {
         const labels = this.#universe.labelsOfNs(ns);
         if (m.nsMatch && !m.nsMatch(labels)) continue;
-        for (const pod of this.#universe.pods(ns)) for (const key of s.member(pod, labels)) this.#add(s, key);
+        for (const pod of this.#universe.pods(ns)) for (const key of s.member(pod, labels)) this.#add(s, textOf(key));
       }
       s.changed.clear(); // a new set is added whole, not by its journal
     }
@@ -194,20 +198,20 @@ export class PodSets {
     }
   }
 
+  /**
+   * One pod's elements in `s` go from `out` to `into`. Both lists are short
+   * (one address, or a few named ports), and this runs for every set a pod
+   * change concerns: plain arrays, no per-call Sets.
+   */
   #move(s: LiveSet, out: readonly (readonly string[])[], into: readonly (readonly string[])[]): void {
     if (out.length === 0 && into.length === 0) return;
-    const keep = new Set(into.map((k) => k.join(' . ')));
-    const had = new Set<string>();
-    for (const key of out) {
-      const text = key.join(' . ');
-      had.add(text);
-      if (!keep.has(text)) this.#remove(s, text);
-    }
-    for (const key of into) if (!had.has(key.join(' . '))) this.#add(s, key);
+    const before = out.map(textOf);
+    const after = into.map(textOf);
+    for (const t of before) if (!after.includes(t)) this.#remove(s, t);
+    for (const t of after) if (!before.includes(t)) this.#add(s, t);
   }
 
-  #add(s: LiveSet, key: readonly string[]): void {
-    const text = key.length === 1 ? (key[0] as string) : key.join(' . ');
+  #add(s: LiveSet, text: string): void {
     if (s.elements.has(text)) {
       s.extra.set(text, (s.extra.get(text) ?? 0) + 1);
       return;
