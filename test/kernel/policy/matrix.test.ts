@@ -27,7 +27,9 @@ import type { LabelSelector, NetworkPolicy, NetworkPolicySpec } from '../../../s
 import { SctpSender } from '../../../src/probe/client.ts';
 import type { MatrixResult } from '../../../src/probe/matrix.ts';
 import { Netns, inNetns } from '../../../src/sys/netns.ts';
-import { type Comparison, POD_CIDR, e2eModel, usePolicyNode } from '../../helpers/policy-node.ts';
+import { type Comparison, type NodePod, POD_CIDR, type PolicyNode, e2eModel, usePolicyNode } from '../../helpers/policy-node.ts';
+
+type Session = Awaited<ReturnType<PolicyNode['session']>>;
 
 const isRoot = process.getuid?.() === 0;
 
@@ -354,7 +356,12 @@ describe.skipIf(!isRoot)('conntrack and NetworkPolicy changes (kernel)', () => {
       .filter((e) => e.orig.sport === port || e.orig.dport === port)
       .map((e) => `orig ${e.orig.src}:${e.orig.sport} -> ${e.orig.dst}:${e.orig.dport} tcp state ${e.tcpState} status 0x${(e.status ?? 0).toString(16)}`);
 
-  it('an established connection outlives a policy that refuses it; the purge deletes exactly its entry and the allowed one keeps working', async () => {
+  /**
+   * Two sessions to y/b's echo server opened with no policy: x/a's, which
+   * the suite's policies refuse, and x/c's, which they allow. Closed, and the
+   * policies removed, whatever the test does.
+   */
+  async function withSessions(fn: (t: { node: PolicyNode; xa: NodePod; xc: NodePod; yb: NodePod; echo: Awaited<ReturnType<PolicyNode['echoServer']>>; refused: Session; allowed: Session }) => Promise<void>): Promise<void> {
     const node = fx.node;
     const [xa, xc, yb] = [node.pod('x/a'), node.pod('x/c'), node.pod('y/b')];
     node.apply([]);
@@ -362,6 +369,17 @@ describe.skipIf(!isRoot)('conntrack and NetworkPolicy changes (kernel)', () => {
     const refused = await node.session(xa, yb, PORT);
     const allowed = await node.session(xc, yb, PORT);
     try {
+      await fn({ node, xa, xc, yb, echo, refused, allowed });
+    } finally {
+      refused.close();
+      allowed.close();
+      echo.stop();
+      node.apply([]);
+    }
+  }
+
+  it('an established connection outlives a policy that refuses it; the purge deletes exactly its entry and the allowed one keeps working', async () => {
+    await withSessions(async ({ node, xa, xc, yb, refused, allowed }) => {
       expect(await refused.send('hello-1')).toBe(true);
       expect(await allowed.send('hello-2')).toBe(true);
       node.apply(policies);
@@ -384,12 +402,7 @@ describe.skipIf(!isRoot)('conntrack and NetworkPolicy changes (kernel)', () => {
       const fresh = await node.session(xc, yb, PORT);
       expect(await fresh.send('fresh')).toBe(true);
       fresh.close();
-    } finally {
-      refused.close();
-      allowed.close();
-      echo.stop();
-      node.apply([]);
-    }
+    });
   });
 
   // Regression test. Found by this suite: after the purge, the first segment
@@ -407,13 +420,7 @@ describe.skipIf(!isRoot)('conntrack and NetworkPolicy changes (kernel)', () => {
   // nf_conntrack_tcp_loose=0 (the segment is then `invalid`, never tracked,
   // and the policed pod's profile drops it).
   it('after the purge a refused connection stays dead even when the server speaks first', async () => {
-    const node = fx.node;
-    const [xa, xc, yb] = [node.pod('x/a'), node.pod('x/c'), node.pod('y/b')];
-    node.apply([]);
-    const echo = await node.echoServer(yb, PORT);
-    const refused = await node.session(xa, yb, PORT);
-    const allowed = await node.session(xc, yb, PORT);
-    try {
+    await withSessions(async ({ node, yb, echo, refused, allowed }) => {
       expect(await refused.send('hello-1')).toBe(true);
       const pushed = refused.next('push-1', 2000);
       echo.push('push-1');
@@ -434,12 +441,7 @@ describe.skipIf(!isRoot)('conntrack and NetworkPolicy changes (kernel)', () => {
       const pushed3 = allowed.next('push-3', 2000);
       echo.push('push-3');
       expect(await pushed3, 'the allowed connection still carries server pushes').toBe(true);
-    } finally {
-      refused.close();
-      allowed.close();
-      echo.stop();
-      node.apply([]);
-    }
+    });
   });
 
   it('`ct state invalid` (an SCTP INIT with a wrong CRC32c) is dropped for a policed pod, ingress and egress', async () => {
