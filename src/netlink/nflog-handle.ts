@@ -24,7 +24,6 @@
 // the socket works on. Both readers count that in `overruns` and continue.
 import { Worker } from 'node:worker_threads';
 import { Errno, NetlinkError, SyscallError } from '../errors.ts';
-import { loadKoffi, type KoffiFunction } from '../sys/ffi.ts';
 import * as libc from '../sys/libc.ts';
 import { openNetlinkSocket } from './socket.ts';
 import type { Netns } from '../sys/netns.ts';
@@ -77,28 +76,9 @@ export interface NflogOptions {
 
 const DEFAULTS = { copyRange: 128, qthreshold: 32, flushMs: 100, rcvbuf: 1 << 20 };
 
-// ---- the few libc calls libc.ts does not bind ----
+// ---- libc, as bound once in src/sys/libc.ts ----
 
-interface NflogBindings {
-  poll: KoffiFunction;
-  setsockopt: KoffiFunction;
-  getsockopt: KoffiFunction;
-  errno: () => number;
-}
-let bindings: NflogBindings | undefined;
-function sys(): NflogBindings {
-  if (bindings) return bindings;
-  const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
-  bindings = {
-    poll: lib.func('int poll(void *fds, uint64_t nfds, int timeout)'),
-    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-    // koffi passes a Buffer as a pointer to its memory: the kernel writes val and len in place.
-    getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *val, void *len)'),
-    errno: () => koffi.errno(),
-  };
-  return bindings;
-}
+const sys = libc.libcCalls;
 
 /** poll(2) one fd for input: true when readable (or in error, which the next receive reports). EINTR counts as a timeout. */
 function pollIn(fd: number, timeoutMs: number): boolean {

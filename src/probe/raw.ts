@@ -5,7 +5,7 @@
 // src/sys/libc.ts so the prober owns its bindings.
 import os from 'node:os';
 import { Errno, InvalidConfigError, SyscallError } from '../errors.ts';
-import { loadKoffi, type KoffiFunction } from '../sys/ffi.ts';
+import { libcCalls } from '../sys/libc.ts';
 import { formatIp, parseIp, type IpBytes, type IpFamily } from '../cni/ip.ts';
 
 export const AF_INET = 2;
@@ -18,35 +18,8 @@ export const POLLERR = 0x8;
 export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 
-interface RawBindings {
-  socket: KoffiFunction;
-  sendto: KoffiFunction;
-  recvfrom: KoffiFunction;
-  poll: KoffiFunction;
-  close: KoffiFunction;
-  setsockopt: KoffiFunction;
-  errno: () => number;
-}
-
-let bindings: RawBindings | undefined;
-
-function raw(): RawBindings {
-  if (bindings) return bindings;
-  const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
-  bindings = {
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    sendto: lib.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)'),
-    // koffi passes a Buffer as a pointer to its own memory, so the kernel's
-    // writes into buf, addr and alen land in the caller's Buffers.
-    recvfrom: lib.func('intptr_t recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *alen)'),
-    poll: lib.func('int poll(void *fds, uint64_t nfds, int timeout)'),
-    close: lib.func('int close(int fd)'),
-    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-    errno: () => koffi.errno(),
-  };
-  return bindings;
-}
+/** libc, as bound once in src/sys/libc.ts. */
+const raw = libcCalls;
 
 const LE = os.endianness() === 'LE';
 const writeU16Native = (b: Buffer, v: number, off: number): void => void (LE ? b.writeUInt16LE(v, off) : b.writeUInt16BE(v, off));

@@ -21,33 +21,45 @@ export const LOCK_EX = 2;
 export const LOCK_UN = 8;
 export const LOCK_NB = 4;
 
-interface Bindings {
+/** The raw calls (return value as the kernel gives it, errno apart), for callers with their own error handling. */
+export interface LibcCalls {
   socket: KoffiFunction;
   bind: KoffiFunction;
+  connect: KoffiFunction;
   sendto: KoffiFunction;
   recv: KoffiFunction;
+  recvfrom: KoffiFunction;
+  poll: KoffiFunction;
   close: KoffiFunction;
   setns: KoffiFunction;
   flock: KoffiFunction;
   setsockopt: KoffiFunction;
+  getsockopt: KoffiFunction;
   errno: () => number;
 }
 
-let bindings: Bindings | undefined;
+let bindings: LibcCalls | undefined;
 
-function libc(): Bindings {
+/** Every libc function weir calls, bound once (lazily) for the whole process. */
+export function libcCalls(): LibcCalls {
   if (bindings) return bindings;
   const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
   bindings = {
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
     sendto: lib.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)'),
     recv: lib.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+    // koffi passes a Buffer as a pointer to its own memory, so the kernel's
+    // writes into buf, addr, val and len land in the caller's Buffers.
+    recvfrom: lib.func('intptr_t recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *alen)'),
+    poll: lib.func('int poll(void *fds, uint64_t nfds, int timeout)'),
     close: lib.func('int close(int fd)'),
     setns: lib.func('int setns(int fd, int nstype)'),
     flock: lib.func('int flock(int fd, int op)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *val, void *len)'),
     errno: () => koffi.errno(),
   };
   return bindings;
@@ -55,23 +67,23 @@ function libc(): Bindings {
 
 function check(name: string, ret: unknown): number {
   const n = Number(ret);
-  if (n < 0) throw new SyscallError(name, libc().errno());
+  if (n < 0) throw new SyscallError(name, libcCalls().errno());
   return n;
 }
 
 export function socket(domain: number, type: number, protocol: number): number {
-  return check('socket', libc().socket(domain, type | SOCK_CLOEXEC, protocol));
+  return check('socket', libcCalls().socket(domain, type | SOCK_CLOEXEC, protocol));
 }
 
 export function bind(fd: number, addr: Buffer): void {
-  check('bind', libc().bind(fd, addr, addr.length));
+  check('bind', libcCalls().bind(fd, addr, addr.length));
 }
 
 export function sendto(fd: number, buf: Buffer, addr: Buffer | null): number {
   for (;;) {
-    const ret = Number(libc().sendto(fd, buf, buf.length, 0, addr, addr ? addr.length : 0));
+    const ret = Number(libcCalls().sendto(fd, buf, buf.length, 0, addr, addr ? addr.length : 0));
     if (ret >= 0) return ret;
-    const errno = libc().errno();
+    const errno = libcCalls().errno();
     if (errno !== Errno.EINTR) throw new SyscallError('sendto', errno);
   }
 }
@@ -79,25 +91,25 @@ export function sendto(fd: number, buf: Buffer, addr: Buffer | null): number {
 /** Blocking receive into `buf`; returns the byte count. Retries on EINTR. */
 export function recv(fd: number, buf: Buffer, flags = 0): number {
   for (;;) {
-    const ret = Number(libc().recv(fd, buf, buf.length, flags));
+    const ret = Number(libcCalls().recv(fd, buf, buf.length, flags));
     if (ret >= 0) return ret;
-    const errno = libc().errno();
+    const errno = libcCalls().errno();
     if (errno !== Errno.EINTR) throw new SyscallError('recv', errno);
   }
 }
 
 export function close(fd: number): void {
-  check('close', libc().close(fd));
+  check('close', libcCalls().close(fd));
 }
 
 export function setns(fd: number, nstype: number): void {
-  check('setns', libc().setns(fd, nstype));
+  check('setns', libcCalls().setns(fd, nstype));
 }
 
 export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
   const v = Buffer.alloc(4);
   v.writeInt32LE(value);
-  check('setsockopt', libc().setsockopt(fd, level, name, v, 4));
+  check('setsockopt', libcCalls().setsockopt(fd, level, name, v, 4));
 }
 
 /**
@@ -106,9 +118,9 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
  */
 export function flock(fd: number, op: number): boolean {
   for (;;) {
-    const ret = Number(libc().flock(fd, op));
+    const ret = Number(libcCalls().flock(fd, op));
     if (ret === 0) return true;
-    const errno = libc().errno();
+    const errno = libcCalls().errno();
     if (errno === Errno.EINTR) continue;
     if (errno === Errno.EAGAIN && op & LOCK_NB) return false;
     throw new SyscallError('flock', errno);

@@ -8,7 +8,7 @@ import type { IpFamily } from '../../cni/ip.ts';
 import { Errno, SyscallError, errnoName } from '../../errors.ts';
 import { closeFd, rawSocket, sendTo, sockaddr } from '../../probe/raw.ts';
 import { IPPROTO_SCTP, buildSctpInit } from '../../probe/sctp.ts';
-import { loadKoffi, type KoffiFunction } from '../../sys/ffi.ts';
+import { libcCalls } from '../../sys/libc.ts';
 import { type Netns, inNetns } from '../../sys/netns.ts';
 
 const AF = { 4: 2, 6: 10 } as const;
@@ -22,28 +22,8 @@ const POLLOUT = 0x4;
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 
-interface Bindings {
-  socket: KoffiFunction;
-  connect: KoffiFunction;
-  poll: KoffiFunction;
-  getsockopt: KoffiFunction;
-  errno: () => number;
-}
-
-let b: Bindings | undefined;
-function libc(): Bindings {
-  if (b) return b;
-  const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
-  b = {
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
-    poll: lib.func('int poll(void *fds, uint64_t nfds, int timeout)'),
-    getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *val, void *len)'),
-    errno: () => koffi.errno(),
-  };
-  return b;
-}
+/** libc, as bound once in src/sys/libc.ts. */
+const libc = libcCalls;
 
 export type ProbeProtocol = 'TCP' | 'UDP' | 'SCTP';
 
