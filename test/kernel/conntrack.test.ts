@@ -18,6 +18,7 @@ import { type CtEntry, type CtTuple, IPS_ASSURED, IPPROTO_TCP, IPPROTO_UDP, TCP_
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import { type TestNetns, linkedPair, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { catchNetlink } from '../helpers/netlink.ts';
 
 const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('conntrack');
@@ -161,16 +162,6 @@ const sorted = (xs: CliEntry[]) => [...xs].sort((p, q) => byKey(p).localeCompare
 
 const sameTuple = (x: CtTuple, y: CtTuple) => x.family === y.family && x.proto === y.proto && x.src === y.src && x.dst === y.dst && x.sport === y.sport && x.dport === y.dport;
 const has = (h: ConntrackHandle, t: CtTuple) => h.list(t.family).some((e) => sameTuple(e.orig, t));
-
-function catchNetlink(fn: () => unknown): NetlinkError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof NetlinkError) return e;
-    throw e;
-  }
-  throw new Error('expected a NetlinkError');
-}
 
 // ---- tests ----
 

@@ -12,6 +12,7 @@ import { NetlinkHandle } from '../../src/netlink/handle.ts';
 import type { Link } from '../../src/netlink/link.ts';
 import { Netns, inNetns } from '../../src/sys/netns.ts';
 import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { catchNetlink } from '../helpers/netlink.ts';
 
 const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('netlink');
@@ -109,16 +110,6 @@ function vethPair(opts: { up?: boolean; mtu?: number } = {}) {
     B.h.linkSet(peer.index, { up: true });
   }
   return { a, b, ha: A.h, hb: B.h, host, peer };
-}
-
-function catchNetlink(fn: () => void): NetlinkError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof NetlinkError) return e;
-    throw e;
-  }
-  throw new Error('expected a NetlinkError, got none');
 }
 
 // ---- tests ----

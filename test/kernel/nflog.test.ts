@@ -36,6 +36,7 @@ import * as libc from '../../src/sys/libc.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import { type TestNetns, linkedPair, sh, withNetnsCleanup } from '../helpers/netns.ts';
 import { readUntil } from '../helpers/nflog.ts';
+import { catchNetlink } from '../helpers/netlink.ts';
 
 const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('nflog');
@@ -144,16 +145,6 @@ async function waitFor<T>(what: string, fn: () => T | undefined | false, timeout
 
 const headers = (p: NflogPacket): PacketHeaders | undefined => parsePacketHeaders(p.payload, p.family);
 const isPort = (port: number) => (p: NflogPacket) => headers(p)?.dport === port;
-
-function catchNetlink(fn: () => unknown): NetlinkError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof NetlinkError) return e;
-    throw e;
-  }
-  throw new Error('expected a NetlinkError');
-}
 
 describe.skipIf(!isRoot)('NflogReader (kernel)', () => {
   it('reads the SYN of a denied connect: group, prefix, input hook, indev, timestamp, addresses and ports', async () => {
