@@ -179,19 +179,29 @@ export class SetLookup {
   }
 }
 
-export class Datapath {
+/**
+ * What both interpreters start from: every rule parsed and every element
+ * loaded up front (unknown text fails even where no packet would go), and
+ * set lookups.
+ */
+export class RulesetInterpreter {
   readonly rs: Ruleset;
   readonly #sets: SetLookup;
-  constructor(rs: Ruleset) {
+  constructor(rs: Ruleset, parse: (rule: string) => unknown) {
     this.rs = rs;
-    // Parse every rule and element up front: unknown text fails even where this packet would not go.
-    for (const c of rs.chains.values()) for (const r of c.rules) parseRule(r.rule);
+    for (const c of rs.chains.values()) for (const r of c.rules) parse(r.rule);
     this.#sets = new SetLookup(rs);
   }
 
   /** The first element of a set or map matching `values`. */
-  lookup(name: string, types: readonly PartType[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
+  lookup(name: string, types: readonly string[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
     return this.#sets.lookup(name, types, values);
+  }
+}
+
+export class Datapath extends RulesetInterpreter {
+  constructor(rs: Ruleset) {
+    super(rs, parseRule);
   }
 
   /** Runs the base chains of `hook` in priority order. */

@@ -8,7 +8,7 @@
 // interfaces, `socket cgroupv2`, `ct original`, protocol.port verdict maps.
 import type { IpFamily } from '../../../src/cni/ip.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
-import { SetLookup, addrOf, parseStatements } from '../policy-compile/interp.ts';
+import { RulesetInterpreter, addrOf, parseStatements } from '../policy-compile/interp.ts';
 
 export type L4 = 'tcp' | 'udp' | 'sctp';
 
@@ -71,17 +71,9 @@ export function parseRule(text: string): Stmt[] {
   return out;
 }
 
-export class HostDatapath {
-  readonly rs: Ruleset;
-  readonly #sets: SetLookup;
+export class HostDatapath extends RulesetInterpreter {
   constructor(rs: Ruleset) {
-    this.rs = rs;
-    for (const c of rs.chains.values()) for (const r of c.rules) parseRule(r.rule);
-    this.#sets = new SetLookup(rs);
-  }
-
-  lookup(name: string, types: readonly string[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
-    return this.#sets.lookup(name, types, values);
+    super(rs, parseRule);
   }
 
   /** The verdict of `hook` for the packet, and the rule that gave it. */
