@@ -22,7 +22,19 @@ interface RawNode {
   status?: { addresses?: { type?: string; address?: string }[] };
 }
 
-const keyOf = (o: { metadata?: { namespace?: string; name?: string } }): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+/** Whether a kind's objects live in a namespace (their key is `namespace/name`) or in the cluster (`name`). */
+const NAMESPACED: Record<Kind, boolean> = { pods: true, namespaces: false, policies: true, nodes: false, hostpolicies: false };
+
+/**
+ * The one key an object of `kind` is stored, replaced and deleted under:
+ * `namespace/name` for namespaced kinds, `name` for cluster-scoped ones.
+ * Read from the object as the API sends it (before slimming), so that an
+ * ADDED and the DELETED of the same object always agree.
+ */
+export function objectKey(kind: Kind, o: unknown): string {
+  const m = (o as { metadata?: { namespace?: string; name?: string } } | undefined)?.metadata;
+  return NAMESPACED[kind] ? `${m?.namespace ?? ''}/${m?.name ?? ''}` : (m?.name ?? '');
+}
 
 /** Only what policy, routing and weirctl read of a Pod. */
 export function slimPod(p: Pod): Pod {
@@ -110,8 +122,9 @@ export class ClusterCache {
 
   apply(kind: Kind, type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: unknown, rv: string): void {
     if (type === 'DELETED') {
-      this.#map(kind).delete(kind === 'nodes' || kind === 'hostpolicies' ? ((obj as RawNode).metadata?.name ?? '') : keyOf(obj as Pod));
-      if (kind === 'pods') this.cni.delete(keyOf(obj as Pod));
+      const key = objectKey(kind, obj);
+      this.#map(kind).delete(key);
+      if (kind === 'pods') this.cni.delete(key);
     } else this.#put(kind, obj);
     this.versions[kind] = rv;
     this.generation++;
@@ -122,7 +135,7 @@ export class ClusterCache {
   }
 
   reportCni(r: CniReport): void {
-    this.cni.set(`${r.namespace}/${r.name}`, r);
+    this.cni.set(objectKey('pods', { metadata: { namespace: r.namespace, name: r.name } }), r);
     this.generation++;
   }
 
@@ -166,32 +179,30 @@ export class ClusterCache {
   }
 
   #put(kind: Kind, o: unknown): void {
-    switch (kind) {
-      case 'pods':
-        this.pods.set(keyOf(o as Pod), slimPod(o as Pod));
-        break;
-      case 'namespaces': {
-        const ns = o as Namespace;
-        this.namespaces.set(ns.metadata?.name ?? '', { metadata: { name: ns.metadata?.name, labels: ns.metadata?.labels ?? {} } } as Namespace);
-        break;
-      }
-      case 'policies': {
-        const np = o as NetworkPolicy & { metadata?: { managedFields?: unknown } };
-        const { managedFields: _drop, ...metadata } = np.metadata ?? {};
-        this.policies.set(keyOf(np), { ...wireForm(np), metadata } as NetworkPolicy);
-        break;
-      }
-      case 'nodes': {
-        const n = nodeFacts(o as RawNode);
-        this.nodes.set(n.name, n);
-        break;
-      }
-      case 'hostpolicies': {
-        const hp = o as HostFirewallPolicy & { metadata?: { managedFields?: unknown; annotations?: unknown } };
-        const { managedFields: _drop, annotations: _a, ...metadata } = hp.metadata ?? {};
-        this.hostpolicies.set(metadata.name ?? '', { metadata, spec: hp.spec } as HostFirewallPolicy);
-        break;
-      }
+    this.#map(kind).set(objectKey(kind, o), slim(kind, o));
+  }
+}
+
+/** What the cache keeps of an object of `kind`. */
+function slim(kind: Kind, o: unknown): unknown {
+  switch (kind) {
+    case 'pods':
+      return slimPod(o as Pod);
+    case 'namespaces': {
+      const ns = o as Namespace;
+      return { metadata: { name: ns.metadata?.name, labels: ns.metadata?.labels ?? {} } } as Namespace;
+    }
+    case 'policies': {
+      const np = o as NetworkPolicy & { metadata?: { managedFields?: unknown } };
+      const { managedFields: _drop, ...metadata } = np.metadata ?? {};
+      return { ...wireForm(np), metadata } as NetworkPolicy;
+    }
+    case 'nodes':
+      return nodeFacts(o as RawNode);
+    case 'hostpolicies': {
+      const hp = o as HostFirewallPolicy & { metadata?: { managedFields?: unknown; annotations?: unknown } };
+      const { managedFields: _drop, annotations: _a, ...metadata } = hp.metadata ?? {};
+      return { metadata, spec: hp.spec } as HostFirewallPolicy;
     }
   }
 }
