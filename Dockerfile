@@ -23,8 +23,16 @@
 #     Debian 12 names the current one). When Debian replaces that version in a
 #     point release, the install fails loudly: bump the version here.
 
+# Base images. The defaults are the pinned public images, by tag and digest.
+# They are build arguments only so that a machine that cannot pull them can
+# pass stand-ins built from the same sources (scripts/kind/weir-image: a
+# Debian 12 minbase from debootstrap, plus the project's pinned Node and npm
+# for the build stage); a user with Docker passes nothing.
+ARG BUILD_BASE=node:24.21.0-bookworm-slim@sha256:2fe369e969550cde8e867afc3fe370b260140cab4a23d467074295b42163d553
+ARG RUNTIME_BASE=debian:bookworm-20260918-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
+
 # ---- build: the single-executable applications, with the pinned Node ----
-FROM node:24.21.0-bookworm-slim@sha256:2fe369e969550cde8e867afc3fe370b260140cab4a23d467074295b42163d553 AS build
+FROM ${BUILD_BASE} AS build
 WORKDIR /src
 # Dependencies first, so that a source change does not refetch them.
 COPY package.json package-lock.json ./
@@ -42,7 +50,7 @@ RUN npm run build \
     && test -f dist/bin/koffi.node
 
 # ---- the image: a small Debian with libnftables, and the executables ----
-FROM debian:bookworm-20260918-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
+FROM ${RUNTIME_BASE}
 
 # VERSION: the release, as in package.json and the DaemonSet's image tag.
 # SOURCE_URL and REVISION: where the source is and which commit; the project

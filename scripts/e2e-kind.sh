@@ -18,7 +18,8 @@
 # the client is the curl image. Every probe is `curl --max-time`.
 #
 # Environment: KIND_CLUSTER (default weir), PROBE_TIMEOUT (seconds to wait for
-# a policy change to show, default 30).
+# a policy change to show, default 30). With podman (no Docker engine), kubectl
+# runs inside the cluster's network namespace (scripts/kind/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +31,12 @@ curl_image=curlimages/curl:8.11.1
 agnhost_image=registry.k8s.io/e2e-test-images/agnhost:2.59
 pair_ns=weir-e2e-pairs
 
-command -v kubectl >/dev/null 2>&1 || { echo "e2e-kind: kubectl is not installed" >&2; exit 1; }
-k() { kubectl --context "kind-$cluster" "$@"; }
+kind_prog=e2e-kind
+# shellcheck source=scripts/kind/lib.sh
+. scripts/kind/lib.sh
+kind_setup
+if [ -z "$KUBECTL_BIN" ] || [ ! -x "$KUBECTL_BIN" ]; then echo "e2e-kind: kubectl is not installed" >&2; exit 1; fi
+k() { kind_kubectl --context "kind-$cluster" "$@"; }
 k get nodes >/dev/null || { echo "e2e-kind: no cluster kind-$cluster; run scripts/kind-up.sh first" >&2; exit 1; }
 
 passes=0

@@ -1,13 +1,68 @@
 #!/usr/bin/env bash
 # Deletes the kind cluster scripts/kind-up.sh made (KIND_CLUSTER, default
 # weir), and with it everything in it. Succeeds when there is no such cluster.
+# With podman it also removes what kind-up.sh made around the cluster: kind's
+# podman network, the network namespace (and any process left in it), and the
+# run state under /run/weir-kind. The image store under ~/.cache/weir/podman
+# is a build cache and stays; `scripts/kind-down.sh --purge` removes it too.
 #
-#   scripts/kind-down.sh
+#   scripts/kind-down.sh [--purge]
 set -euo pipefail
+cd "$(dirname "$0")/.."
+kind_prog=kind-down
+# shellcheck source=scripts/kind/lib.sh
+. scripts/kind/lib.sh
 cluster="${KIND_CLUSTER:-weir}"
-command -v kind >/dev/null 2>&1 || { echo "kind-down: kind is not installed" >&2; exit 1; }
-if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
-  kind delete cluster --name "$cluster"
+purge=false
+[ "${1:-}" = "--purge" ] && purge=true
+
+kind_setup
+if [ "$KIND_PROVIDER" != podman ]; then
+  [ -n "$KIND_BIN" ] || kind_die "kind is not installed"
+  if kind_run get clusters 2>/dev/null | grep -qx "$cluster"; then
+    kind_run delete cluster --name "$cluster"
+  else
+    kind_say "no kind cluster named $cluster"
+  fi
+  exit 0
+fi
+
+if [ -e "/run/netns/$KIND_NETNS" ]; then
+  if [ -x "$KIND_BIN" ] && kind_run get clusters 2>/dev/null | grep -qx "$cluster"; then
+    kind_run delete cluster --name "$cluster"
+  else
+    kind_say "no kind cluster named $cluster"
+  fi
+  # Other clusters in the same namespace keep it; the last one takes it along.
+  if [ -x "$KIND_BIN" ] && [ -n "$(kind_run get clusters 2>/dev/null)" ]; then
+    kind_say "other kind clusters remain in $KIND_NETNS; leaving it"
+    exit 0
+  fi
+  # kind leaves its network; removing it runs the CNI DEL that stops
+  # dnsname's dnsmasq and deletes the bridge.
+  in_kind_ns podman network rm -f kind >/dev/null 2>&1 || true
+  pids=$(ip netns pids "$KIND_NETNS" 2>/dev/null || true)
+  if [ -n "$pids" ]; then
+    kind_say "stopping processes left in $KIND_NETNS: $(echo "$pids" | tr '\n' ' ')"
+    # shellcheck disable=SC2086 # a list of pids
+    kill $pids 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -z "$(ip netns pids "$KIND_NETNS" 2>/dev/null)" ] && break; sleep 0.5; done
+    # shellcheck disable=SC2046 # a list of pids
+    kill -9 $(ip netns pids "$KIND_NETNS" 2>/dev/null) 2>/dev/null || true
+  fi
+  ip netns del "$KIND_NETNS"
 else
-  echo "kind-down: no kind cluster named $cluster" >&2
+  kind_say "no namespace $KIND_NETNS: nothing of a cluster is left"
+fi
+# podman's run state (overlay mounts of containers, the store's lock and
+# state files) lives under $KIND_RUN; unmount what podman left mounted there.
+if [ -d "$KIND_RUN" ]; then
+  podman unmount --all >/dev/null 2>&1 || true
+  grep -o " $KIND_RUN/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  grep -o " $WEIR_CACHE/podman/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$KIND_RUN"
+fi
+if $purge; then
+  kind_say "removing podman's image store for kind ($WEIR_CACHE/podman)"
+  rm -rf "$WEIR_CACHE/podman"
 fi

@@ -124,7 +124,10 @@ const walk = (abs: string): string[] =>
 
 const dockerfile = fs.readFileSync(path.join(REPO, 'Dockerfile'), 'utf8');
 const all = parseDockerfile(dockerfile);
-const st = stages(all);
+// Base images are ARGs declared before the first FROM (so that a machine that
+// cannot pull them can pass stand-ins); what is pinned is their default.
+const globalArgs = argDefaults(all.slice(0, all.findIndex((i) => i.op === 'FROM')));
+const st = stages(all).map((s) => ({ ...s, image: s.image.replace(/^\$\{(\w+)\}$/, (m, name: string) => globalArgs.get(name) ?? m) }));
 const build = st[0] as Stage;
 const final = st[st.length - 1] as Stage;
 const ignorePatterns = fs
