@@ -1,52 +1,53 @@
-// The lab's state directory and state file, shared by the daemon (writer) and
-// the CLI (reader):
+// The lab's state: what `scripts/lab up` recorded (lab.json under the kind
+// cluster's run directory: how it was brought up) joined with what is true
+// now (the node containers, read from podman; the pods, from the API and
+// /proc). Nothing is cached between commands: a node container restarted by
+// hand shows with its new pid.
 //
-//   ${WEIR_LAB_DIR:-/run/weir-lab}/
-//     state.json     {pid, nodes, kubeconfig, kubectl, k8sBinDir, phase, error?, …}
-//     lab.sock       the daemon's control socket (HTTP: GET /state, GET /pods)
-//     daemon.log     the daemon's progress lines (its stdout and stderr)
-//     controlplane/  PKI, etcd data, kubeconfigs, component logs
-//     nodes/<node>/  root/ (the node's host paths), kube-proxy/, kubelet.log, kubeconfigs
-//
-// state.json is replaced atomically (write + rename), so a reader never sees
-// half a file.
+//   ${KIND_RUN:-/run/weir-kind}/
+//     lab.json       {cluster, hostFirewall, nodes, startedAt, readyAt, upMs}
+//     kubeconfig     the cluster's kubeconfig (scripts/kind-up.sh writes it)
+//     nodes/<node>/root/{etc/cni/net.d,var/lib/cni,run/weir}   the node's weir paths (kind extraMounts)
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-
-export type LabPhase = 'starting' | 'ready' | 'failed';
+import { type KindPaths, REPO, kindEnv, kindNodes, kindPaths, kubeconfigPath, nodeRootDir, podPids } from './kind.ts';
 
 export interface LabStateNode {
   name: string;
-  /** `ip netns` name of the node's namespace. */
+  /** The node's network namespace file (/proc/PID/ns/net of the node container). */
   netns: string;
   ip: string;
-  /** The node's host paths live under here (etc/cni/net.d, opt/cni/bin, var/lib/cni, run/weir). */
+  /** The node's weir paths live under here (etc/cni/net.d, var/lib/cni, run/weir). */
   root: string;
+  /** The node container's init process. */
+  pid: number;
 }
 
-export interface LabState {
-  pid: number;
-  nodes: LabStateNode[];
-  /** Cluster-admin kubeconfig; server https://172.18.0.2:6443 (reachable from weirlab-net and every node). */
-  kubeconfig: string;
-  /** The pinned kubectl. */
-  kubectl: string;
-  k8sBinDir: string;
-  phase: LabPhase;
-  error?: string;
-  /** Namespace users' kubectl runs in. */
-  hostNetns: string;
+/** What `up` records. */
+export interface LabRecord {
+  cluster: string;
   hostFirewall: boolean;
+  nodes: string[];
   startedAt: string;
   readyAt?: string;
-  /** Milliseconds from the daemon's start to ready. */
   upMs?: number;
+}
+
+export interface LabState extends Omit<LabRecord, 'nodes'> {
+  nodes: LabStateNode[];
+  kubeconfig: string;
+  /** The pinned kubectl (scripts/k8s/build). */
+  kubectl: string;
+  k8sBinDir: string;
+  /** The network namespace (ip netns name) the cluster and kubectl live in. */
+  hostNetns: string;
 }
 
 export interface LabPod {
   namespace: string;
   name: string;
+  uid: string;
   node: string;
   netnsPath?: string;
   ips: string[];
@@ -54,109 +55,84 @@ export interface LabPod {
   phase: string;
 }
 
-export const DEFAULT_LAB_DIR = '/run/weir-lab';
+/** The lab's run directory (the kind cluster's: $KIND_RUN or /run/weir-kind). */
+export const labDir = (env: NodeJS.ProcessEnv = process.env): string => kindPaths(env).run;
+export const recordPath = (dir = labDir()): string => path.join(dir, 'lab.json');
 
-/** The lab's directory: $WEIR_LAB_DIR (made absolute) or /run/weir-lab. */
-export function labDir(env: NodeJS.ProcessEnv = process.env): string {
-  const d = env['WEIR_LAB_DIR'];
-  return path.resolve(d && d.trim() !== '' ? d : DEFAULT_LAB_DIR);
-}
-
-export const statePath = (dir = labDir()): string => path.join(dir, 'state.json');
-export const socketPath = (dir = labDir()): string => path.join(dir, 'lab.sock');
-export const daemonLogPath = (dir = labDir()): string => path.join(dir, 'daemon.log');
-export const nodeDir = (dir: string, node: string): string => path.join(dir, 'nodes', node);
-export const nodeRoot = (dir: string, node: string): string => path.join(nodeDir(dir, node), 'root');
-export const controlPlaneDir = (dir: string): string => path.join(dir, 'controlplane');
-
-/** The node's host paths, relative to its root; the stand-in bind-mounts them over the real ones. */
-export const NODE_HOST_PATHS = ['etc/cni/net.d', 'opt/cni/bin', 'var/lib/cni', 'run/weir'] as const;
-
-/** The state file, or undefined when there is none (or it is unreadable). */
-export function readState(dir = labDir()): LabState | undefined {
+export function readRecord(dir = labDir()): LabRecord | undefined {
   try {
-    return JSON.parse(fs.readFileSync(statePath(dir), 'utf8')) as LabState;
+    return JSON.parse(fs.readFileSync(recordPath(dir), 'utf8')) as LabRecord;
   } catch {
     return undefined;
   }
 }
 
-export function writeState(state: LabState, dir = labDir()): void {
+/** Replaced atomically (write + rename): a reader never sees half a file. */
+export function writeRecord(r: LabRecord, dir = labDir()): void {
   fs.mkdirSync(dir, { recursive: true });
-  const file = statePath(dir);
+  const file = recordPath(dir);
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  fs.writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`);
   fs.renameSync(tmp, file);
 }
 
-export function pidAlive(pid: number | undefined): boolean {
-  if (!pid || !Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  // A zombie (exited, not yet reaped) counts as gone.
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-export interface SocketReply {
-  status: number;
-  body: string;
-}
-
-/** One GET on the daemon's control socket; rejects when nobody answers. */
-export function labRequest(urlPath: string, dir = labDir(), timeoutMs = 10_000): Promise<SocketReply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socketPath(dir), path: urlPath, method: 'GET', timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer on ${socketPath(dir)} within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** GET /pods from the daemon. */
-export async function labPods(dir = labDir()): Promise<LabPod[]> {
-  const r = await labRequest('/pods', dir);
-  if (r.status !== 200) throw new Error(`GET /pods on ${socketPath(dir)}: HTTP ${r.status}: ${r.body.trim()}`);
-  return JSON.parse(r.body) as LabPod[];
+/** The pinned Kubernetes binaries' folder (scripts/k8s/build prints it; nothing is built by asking). */
+export function k8sBinDir(): string {
+  const r = spawnSync(path.join(REPO, 'scripts/k8s/build'), ['--print-dir'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`scripts/k8s/build --print-dir: ${r.stderr.trim()}`);
+  return r.stdout.trim();
 }
 
 /**
- * The pod namespaces the lab's stand-ins recorded (root/pods/<ns>_<name>/
- * sandbox-<uid>.json, field netnsName): what a crashed lab may have left.
+ * The lab as it is now: undefined when `up` recorded nothing or the cluster's
+ * namespace is gone; nodes are those of the record that run.
  */
-export function recordedPodNetns(dir = labDir()): string[] {
-  const out = new Set<string>();
-  const ls = (d: string): string[] => {
-    try {
-      return fs.readdirSync(d);
-    } catch {
-      return [];
-    }
-  };
-  for (const node of ls(path.join(dir, 'nodes'))) {
-    const pods = path.join(nodeRoot(dir, node), 'pods');
-    for (const pod of ls(pods)) {
-      for (const f of ls(path.join(pods, pod))) {
-        if (!/^sandbox-.*\.json$/.test(f)) continue;
-        try {
-          const r = JSON.parse(fs.readFileSync(path.join(pods, pod, f), 'utf8')) as { netnsName?: unknown };
-          if (typeof r.netnsName === 'string') out.add(r.netnsName);
-        } catch {
-          // half-written or foreign: skip
-        }
-      }
-    }
-  }
-  return [...out];
+export function readState(dir = labDir(), p: KindPaths = { ...kindPaths(), run: dir }): LabState | undefined {
+  const rec = readRecord(dir);
+  if (!rec || !fs.existsSync(`/run/netns/${p.netns}`)) return undefined;
+  const running = new Map(kindNodes({ ...p, cluster: rec.cluster }).map((n) => [n.name, n]));
+  const nodes = rec.nodes.flatMap((name) => {
+    const n = running.get(name);
+    return n ? [{ name, netns: `/proc/${n.pid}/ns/net`, ip: n.ip, root: nodeRootDir(p, name), pid: n.pid }] : [];
+  });
+  const bin = k8sBinDir();
+  return { ...rec, nodes, kubeconfig: kubeconfigPath(p), kubectl: path.join(bin, 'kubectl'), k8sBinDir: bin, hostNetns: p.netns };
+}
+
+interface ApiPod {
+  metadata: { namespace: string; name: string; uid: string };
+  spec: { nodeName?: string; hostNetwork?: boolean };
+  status?: { phase?: string; podIPs?: { ip: string }[] };
+}
+
+/** The cluster's pods that have a node, each with the network namespace its processes run in (when they run). */
+export async function labPods(dir = labDir()): Promise<LabPod[]> {
+  const state = readState(dir);
+  if (!state) throw new Error(`the lab is not up (no ${recordPath(dir)} or no cluster namespace); run \`scripts/lab up\``);
+  const p = { ...kindPaths(), run: dir };
+  const json = await new Promise<string>((resolve, reject) =>
+    execFile('nsenter', [`--net=/run/netns/${p.netns}`, '--', state.kubectl, 'get', 'pods', '-A', '-o', 'json', '--request-timeout=15s'], { env: kindEnv(p), maxBuffer: 256 * 1024 * 1024, timeout: 30_000 }, (e, out, err) =>
+      e ? reject(new Error(`kubectl get pods: ${err.trim() || e.message}`)) : resolve(out),
+    ),
+  );
+  const pids = podPids();
+  const nodeNetns = new Map(state.nodes.map((n) => [n.name, n.netns]));
+  return ((JSON.parse(json) as { items: ApiPod[] }).items ?? [])
+    .filter((o) => o.spec.nodeName)
+    .map((o) => {
+      const node = o.spec.nodeName as string;
+      const hostNetwork = o.spec.hostNetwork === true;
+      const pid = pids.get(o.metadata.uid);
+      const netnsPath = hostNetwork ? nodeNetns.get(node) : pid !== undefined ? `/proc/${pid}/ns/net` : undefined;
+      return {
+        namespace: o.metadata.namespace,
+        name: o.metadata.name,
+        uid: o.metadata.uid,
+        node,
+        ...(netnsPath ? { netnsPath } : {}),
+        ips: (o.status?.podIPs ?? []).map((x) => x.ip),
+        hostNetwork,
+        phase: o.status?.phase ?? 'Pending',
+      };
+    });
 }

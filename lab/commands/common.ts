@@ -1,16 +1,17 @@
 // What `scripts/lab wait | matrix | demo` share: the lab's state, kubectl
-// (the pinned one, as cluster admin, run in weirlab-net like `scripts/lab
-// kubectl`), the agents' status sockets, and commands run in a pod's netns.
+// (the pinned one, as cluster admin, run in the kind cluster's namespace like
+// `scripts/lab kubectl`), the agents' status sockets, and commands run in a
+// pod's netns.
 //
 // Nothing here runs in, or configures, the machine's root network namespace:
-// kubectl runs in the lab's bridge namespace, probes in pod namespaces; the
-// agents' unix sockets are plain files under each node's root.
+// kubectl runs in the cluster's namespace, probes in pod namespaces; the
+// agents' unix sockets are files under each node's shared root.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { type LabPod, type LabState, type LabStateNode, labDir, labPods, pidAlive, readState, statePath } from '../state.ts';
-import { BRIDGE_NETNS, NETNS_DIR } from '../topology.ts';
+import { kindEnv, kindPaths } from '../kind.ts';
+import { type LabPod, type LabState, type LabStateNode, labDir, labPods, readState, recordPath } from '../state.ts';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -21,21 +22,17 @@ export class LabCommandError extends Error {
   }
 }
 
-/** The caller's environment minus what would point kubectl elsewhere. */
+/** The caller's environment, with podman's and kubectl's pointed at the lab's cluster. */
 export function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, ...extra };
-  delete env['KUBECONFIG'];
-  return env;
+  return { ...kindEnv(kindPaths()), ...extra };
 }
 
-/** The state of a lab that is up (ready, daemon alive), or a LabCommandError saying why not. */
+/** The state of a lab that is up (recorded by `up`, every node running), or a LabCommandError saying why not. */
 export function labState(dir = labDir()): LabState {
   if (process.getuid?.() !== 0) throw new LabCommandError('the lab needs root (network namespaces); try sudo');
   const state = readState(dir);
-  if (!state) throw new LabCommandError(`the lab is not up (no ${statePath(dir)}); run \`scripts/lab up\``);
-  if (!pidAlive(state.pid)) throw new LabCommandError(`the lab's daemon (pid ${state.pid}) is not running; run \`scripts/lab down && scripts/lab up\``);
-  if (state.phase === 'failed') throw new LabCommandError(`the lab failed to start: ${state.error ?? '(no error recorded)'}; run \`scripts/lab down && scripts/lab up\``);
-  if (state.phase !== 'ready' || !state.kubectl || !fs.existsSync(state.kubeconfig)) throw new LabCommandError('the lab is still starting; `scripts/lab up` follows its progress');
+  if (!state) throw new LabCommandError(`the lab is not up (no ${recordPath(dir)}, or its namespace is gone); run \`scripts/lab up\``);
+  if (state.nodes.length === 0 || !fs.existsSync(state.kubeconfig)) throw new LabCommandError('the lab\'s kind cluster has no running node; run `scripts/lab down && scripts/lab up`');
   return state;
 }
 
@@ -80,13 +77,16 @@ export function run(argv: readonly string[], opts: { input?: string; timeoutMs?:
   });
 }
 
-/** The pinned kubectl as cluster admin, in the lab's bridge namespace (where `scripts/lab kubectl` runs it). */
+/** `kubectl ARGS` run as cluster admin in the cluster's namespace (where its API server listens). */
+export const kubectlArgv = (state: LabState, args: readonly string[]): string[] => [
+  'nsenter', `--net=/run/netns/${state.hostNetns}`, '--',
+  state.kubectl, `--kubeconfig=${state.kubeconfig}`, `--cache-dir=${path.join(labDir(), 'kubectl-cache')}`,
+  ...args,
+];
+
+/** The pinned kubectl as cluster admin, in the cluster's namespace (where `scripts/lab kubectl` runs it). */
 export function kubectl(state: LabState, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  const argv = [
-    'ip', 'netns', 'exec', state.hostNetns || BRIDGE_NETNS,
-    state.kubectl, `--kubeconfig=${state.kubeconfig}`, `--cache-dir=${path.join(labDir(), 'kubectl-cache')}`, '--request-timeout=15s',
-    ...args,
-  ];
+  const argv = kubectlArgv(state, ['--request-timeout=15s', ...args]);
   return run(argv, { ...opts, timeoutMs: opts.timeoutMs ?? 30_000 });
 }
 
@@ -101,7 +101,7 @@ export async function kubectlJson<T>(state: LabState, args: readonly string[]): 
   return JSON.parse(await kubectlOk(state, [...args, '-o', 'json'])) as T;
 }
 
-/** The agent's status socket of a node, seen from the root namespace (a file under the node's root). */
+/** The agent's status socket of a node, seen from the machine (a file under the node's shared root). */
 export const agentSocket = (node: LabStateNode): string => path.join(node.root, 'run/weir/agent.sock');
 
 /** One GET on a node agent's unix socket; rejects when nobody answers or on a non-200. */
@@ -125,7 +125,7 @@ export function agentGet<T>(node: LabStateNode, urlPath: string, timeoutMs = 300
   });
 }
 
-/** The lab's pods as its kubelet stand-ins run them (GET /pods on the control socket). */
+/** The lab's pods with their network namespaces. */
 export async function runningPods(): Promise<LabPod[]> {
   return labPods();
 }
@@ -133,10 +133,7 @@ export async function runningPods(): Promise<LabPod[]> {
 /** The netns file a pod's processes run in (its node's for hostNetwork pods). */
 export function podNetnsPath(state: LabState, pod: LabPod): string | undefined {
   if (pod.netnsPath) return pod.netnsPath;
-  if (pod.hostNetwork) {
-    const n = state.nodes.find((x) => x.name === pod.node);
-    if (n) return path.join(NETNS_DIR, n.netns);
-  }
+  if (pod.hostNetwork) return state.nodes.find((x) => x.name === pod.node)?.netns;
   return undefined;
 }
 

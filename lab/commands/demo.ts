@@ -21,12 +21,13 @@
 //
 // Idempotent: a previous run's objects are deleted first. The objects stay in
 // place at the end; the last lines say how to remove them.
+import { AGNHOST_IMAGE } from '../kind.ts';
 import type { LabState } from '../state.ts';
 import { LabCommandError, inNetns, kubectl, kubectlJson, kubectlOk, labState, podNetnsPath, run, runningPods, sleep } from './common.ts';
 import { waitForLab } from './wait.ts';
 
 export const DEMO_NAMESPACE = 'netpol-demo';
-const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
+const AGNHOST = AGNHOST_IMAGE;
 const STEP_TIMEOUT_MS = 180_000;
 
 export const DEMO_APP = `apiVersion: v1
@@ -259,7 +260,7 @@ async function waitKubeProxy(ctx: DemoCtx, svcs: { ns: string; name: string; clu
   const t0 = Date.now();
   await until('kube-proxy to program the Services on every node', async () => {
     for (const n of ctx.state.nodes) {
-      const r = await run(['ip', 'netns', 'exec', n.netns, 'nft', 'list', 'table', 'ip', 'kube-proxy'], { timeoutMs: 10_000 });
+      const r = await run(inNetns(n.netns, ['nft', 'list', 'table', 'ip', 'kube-proxy']), { timeoutMs: 10_000 });
       if (r.code !== 0) return undefined;
       for (const s of svcs) {
         if (!r.stdout.includes(`${s.clusterIP} . tcp . ${s.port} : goto service-`)) return undefined;

@@ -42,7 +42,23 @@ const POLL_MS = 250;
 interface ApiObject {
   kind?: string;
   metadata?: { name?: string; namespace?: string; resourceVersion?: string; deletionTimestamp?: string };
-  status?: { phase?: string; podIPs?: { ip?: string }[] };
+  status?: { phase?: string; podIPs?: { ip?: string }[]; containerStatuses?: { name?: string; state?: { waiting?: { reason?: string } }; lastState?: { terminated?: { reason?: string; exitCode?: number } } }[] };
+}
+
+/** Why a container cannot run, as kubelet reports it: it crashed, or could not start at all. */
+const CANNOT_RUN = new Set(['CrashLoopBackOff', 'RunContainerError', 'CreateContainerError', 'Error', 'StartError']);
+
+/**
+ * A pod whose sandbox has its addresses but some container cannot run on this
+ * machine (an SCTP server: the kernel has no SCTP sockets) counts as running:
+ * its network namespace takes part in policy like any other. Returns what to
+ * say about it, or undefined for an ordinary pod.
+ */
+export function sandboxOnly(p: ApiObject): string | undefined {
+  if (!(p.status?.podIPs ?? []).some((x) => x.ip)) return undefined;
+  const stuck = (p.status?.containerStatuses ?? []).filter((c) => CANNOT_RUN.has(c.state?.waiting?.reason ?? ''));
+  if (stuck.length === 0) return undefined;
+  return `${objKey(p)}: sandbox up with its addresses; container(s) ${stuck.map((c) => `${c.name} (${c.state?.waiting?.reason})`).join(', ')} cannot run here, counted as running`;
 }
 
 export interface AgentStatus {
@@ -83,6 +99,8 @@ export interface WaitSnapshot {
   /** The API's version of each kind (newest item), for the final line. */
   versions: Record<ApiKind, string>;
   pods: number;
+  /** Pods counted as running though a container cannot run here (sandboxOnly). */
+  notes?: string[];
 }
 
 /** Tracks, per node, since when the agent's (cache versions, applied generation) pair has been what it is. */
@@ -139,11 +157,14 @@ export async function checkOnce(state: LabState, stable: Stability = new Map()):
   const pending: string[] = [];
   const pods = byKind.get('pods') ?? [];
   const notRunning: string[] = [];
+  const notes: string[] = [];
   for (const p of pods) {
     const phase = p.status?.phase ?? 'Pending';
+    const sandbox = sandboxOnly(p);
+    if (sandbox) notes.push(sandbox);
     if (p.metadata?.deletionTimestamp) notRunning.push(`${objKey(p)} (terminating)`);
     else if (phase === 'Succeeded' || phase === 'Failed') continue;
-    else if (phase !== 'Running') notRunning.push(`${objKey(p)} (${phase})`);
+    else if (phase !== 'Running' && !sandbox) notRunning.push(`${objKey(p)} (${phase})`);
     else if (!(p.status?.podIPs ?? []).some((x) => x.ip)) notRunning.push(`${objKey(p)} (Running, no podIPs yet)`);
   }
   if (notRunning.length > 0) pending.push(`${notRunning.length} pod(s) not Running with addresses: ${notRunning.slice(0, 5).join(', ')}${notRunning.length > 5 ? `, … (+${notRunning.length - 5})` : ''}`);
@@ -151,7 +172,7 @@ export async function checkOnce(state: LabState, stable: Stability = new Map()):
     if ('error' in a) pending.push(`${a.node.name}: agent not answering on its socket (${a.error})`);
     else pending.push(...agentPending(a.node, a.st, a.cache, byKind, versions, stable, now));
   }
-  return { pending, versions, pods: pods.length };
+  return { pending, versions, pods: pods.length, notes };
 }
 
 export interface WaitResult {
@@ -187,6 +208,7 @@ export async function waitForLab(state: LabState, opts: { timeoutMs?: number; sa
     if (snap.pending.length === 0) {
       const v = KINDS.map((k) => `${k.api}@${snap.versions[k.api] || '-'}`).join(' ');
       const summary = `lab settled in ${(ms / 1000).toFixed(1)} s: ${snap.pods} pod(s) Running with addresses; agents on ${nodes} applied ${v}`;
+      for (const n of snap.notes ?? []) say(`  note: ${n}`);
       say(summary);
       return { ok: true, ms, pending: [], summary };
     }

@@ -1,39 +1,38 @@
 // The lab end to end, through its command line only (scripts/lab), as a user
-// runs it: up → a 3-node cluster with weir installed from deploy/, pods on
-// two nodes talking, a Service through kube-proxy → down leaves nothing.
+// runs it: up → a 3-node kind cluster with weir installed from deploy/, pods
+// on two nodes talking, a Service through kube-proxy → down leaves nothing.
 //
-// It takes the lab over: an already-running lab is stopped first (the
-// topology's names are fixed, so there is only one lab per machine), and the
-// lab is down at the end, even when a test failed.
+// It uses the lab that is up when it is the default one (3 nodes, host
+// firewall off), as `up` itself does, and creates it otherwise; the lab is
+// down at the end, even when a test failed.
 //
-// Needs root. The first run on a machine builds the pinned Kubernetes
-// binaries (minutes); after that `up` takes well under a minute.
+// Needs root. The first run on a machine builds kind, the node image and the
+// pinned Kubernetes binaries (scripts/kind-up.sh); after that `up` takes
+// about two minutes.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
-import { TOPOLOGY_NETNS_RE } from '../../lab/topology.ts';
 import { eventually as poll } from '../helpers/agent.ts';
 import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
 
 const DIR = labDir();
-
-
-
-
+const KIND = kindPaths();
 const kubectlJson = async <T>(args: string[]): Promise<T> => JSON.parse(await labOk(['kubectl', ...args, '-o', 'json'])) as T;
 
 /** The lab is slower than a kernel test: a minute, looking every half second. */
 const eventually = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => poll(what, fn, timeoutMs, 500);
 
-/** Processes whose command line names the lab directory. */
+/** Processes whose command line names the lab's directory, or that run in a cgroup of a kind node (libpod). */
 function labProcesses(): string[] {
   const found: string[] = [];
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       const args = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-      if (args.some((a) => a === DIR || a.includes(`${DIR}/`))) found.push(`${e}: ${args.join(' ').slice(0, 200)}`);
+      const cg = fs.readFileSync(`/proc/${e}/cgroup`, 'utf8');
+      if (args.some((a) => a === DIR || a.includes(`${DIR}/`)) || /libpod/.test(cg)) found.push(`${e}: ${args.join(' ').slice(0, 200)}`);
     } catch {
       // gone
     }
@@ -41,17 +40,16 @@ function labProcesses(): string[] {
   return found;
 }
 
-const topologyNetns = (): string[] => {
-  try {
-    return fs.readdirSync('/var/run/netns').filter((n) => TOPOLOGY_NETNS_RE.test(n));
-  } catch {
-    return [];
-  }
-};
+/** Mounts under the lab's directory or podman's store for kind (container root file systems, volumes). */
+const labMounts = (): string[] =>
+  fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(`${DIR}/`) || m === DIR || m.startsWith(`${KIND.cache}/podman/`));
 
 type NodeJson = { metadata: { name: string }; spec: { podCIDR?: string }; status: { conditions: { type: string; status: string }[]; addresses: { type: string; address: string }[] } };
 
-const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
 const pod = (name: string, node: string): string => `apiVersion: v1
 kind: Pod
 metadata: {name: ${name}, namespace: default, labels: {app: ${name}}}
@@ -59,7 +57,7 @@ spec:
   nodeName: ${node}
   containers:
     - name: c
-      image: ${AGNHOST}
+      image: ${AGNHOST_IMAGE}
       args: [netexec, --http-port=8080]
       ports: [{containerPort: 8080}]
       readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
@@ -71,14 +69,15 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
 
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces)');
-    // A fresh lab: whatever ran before is stopped first.
-    await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+    // The default lab: one left up by a user (scripts/demo) is taken as it is, another is replaced.
+    const before = readState(DIR);
+    if (before && (before.nodes.length !== 3 || before.hostFirewall)) await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
     const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
     upMs = r.ms;
     console.log(`scripts/lab up: exit ${r.code} in ${(upMs / 1000).toFixed(1)} s`);
     if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
     const s = readState(DIR);
-    if (!s) throw new Error(`no state file in ${DIR} after up`);
+    if (!s) throw new Error(`no lab recorded in ${DIR} after up`);
     state = s;
   }, UP_TIMEOUT_MS + DOWN_TIMEOUT_MS);
 
@@ -89,10 +88,11 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
   }, DOWN_TIMEOUT_MS + 10_000);
 
   it('up is idempotent: a second up finds the lab healthy', async () => {
-    expect(state.phase).toBe('ready');
+    expect(state.readyAt).toBeTruthy();
     const out = await labOk(['up']);
     expect(out).toMatch(/already up/);
-    expect(readState(DIR)?.pid).toBe(state.pid);
+    expect(readState(DIR)?.readyAt).toBe(state.readyAt);
+    expect(readState(DIR)?.nodes.map((n) => n.pid)).toEqual(state.nodes.map((n) => n.pid));
   });
 
   it('has 3 nodes, all Ready with a pod CIDR from 10.244.0.0/16', async () => {
@@ -122,7 +122,7 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
     }
   });
 
-  it('scripts/lab kubectl get nodes works (from weirlab-net), with kubectl\'s exit code', async () => {
+  it('scripts/lab kubectl get nodes works (in the cluster\'s namespace), with kubectl\'s exit code', async () => {
     const out = await labOk(['kubectl', 'get', 'nodes', '-o', 'wide']);
     for (const n of ['weir-control-plane', 'weir-worker', 'weir-worker2']) expect(out).toContain(n);
     const missing = await lab(['kubectl', 'get', 'namespace', 'does-not-exist']);
@@ -201,13 +201,15 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
     });
   });
 
-  it('down leaves no lab namespace, no lab process and no state directory (twice)', async () => {
+  it('down leaves no namespace, no node or pod process, no mount and no state directory (twice)', async () => {
     const podNetns = (await labPods(DIR)).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);
+    expect(podNetns.length).toBeGreaterThan(0);
     const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(topologyNetns()).toEqual([]);
+    expect(fs.existsSync(`/run/netns/${KIND.netns}`)).toBe(false);
     expect(podNetns.filter((p) => fs.existsSync(p))).toEqual([]);
     expect(labProcesses()).toEqual([]);
+    expect(labMounts()).toEqual([]);
     expect(fs.existsSync(DIR)).toBe(false);
     const again = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
     expect(again.code).toBe(0);

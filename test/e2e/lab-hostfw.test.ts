@@ -16,19 +16,15 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
 import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
 
-const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
-/** Not agnhost: the lab kubelet runs a TCP/UDP server on its declared ports answering the pod name. */
-const SERVER_IMAGE = 'example/server';
+const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-hostfw';
 const HFP = 'e2e-hostfw-deny-all';
 const WORKER = 'weir-worker';
 const WORKER2 = 'weir-worker2';
-
-
-
 
 let state: LabState | undefined;
 
@@ -121,7 +117,7 @@ async function eventually(from: PodRef, ip: string, port: number, want: boolean,
 const listeners: ChildProcess[] = [];
 function listenInNode(netns: string, ports: number[]): Promise<void> {
   const script = `const net=require('net');for(const p of ${JSON.stringify(ports)}){const s=net.createServer(c=>{c.on('error',()=>{});c.end('hostfw-'+p+'\\n')});s.on('error',e=>console.log('port '+p+': '+e.code));s.listen(p,()=>console.log('listening '+p));}`;
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
   listeners.push(child);
   child.on('exit', (code, sig) => console.log(`  listener in ${netns} (${ports.join(',')}) exited: code ${code} signal ${sig}`));
   child.stderr?.on('data', (b: Buffer) => console.log(`  listener in ${netns} stderr: ${b.toString().trim()}`));
@@ -197,7 +193,10 @@ spec:
   hostNetwork: true
   containers:
     - name: server
-      image: ${SERVER_IMAGE}
+      image: ${AGNHOST}
+      # porter answers HTTP on each SERVE_PORT_<n> with that variable's value.
+      args: [porter]
+      env: [{name: SERVE_PORT_8080, value: hostsrv}]
       ports: [{containerPort: 8080, protocol: TCP}]
 `);
     await apply(`apiVersion: networking.k8s.io/v1
@@ -217,7 +216,7 @@ spec:
     for (const n of ['allowed-same', 'denied-same', 'allowed-other', 'denied-other']) clients[n] = await pod(NS, n);
 
     // The server answers with its pod name (a client on the node itself is always allowed).
-    const r = await lab(['node', WORKER, '--', 'curl', '-s', '--max-time', '3', `telnet://${workerIP}:8080`]);
+    const r = await lab(['node', WORKER, '--', 'curl', '-s', '--max-time', '3', `http://${workerIP}:8080/`]);
     expect(r.stdout).toContain('hostsrv');
 
     await expectConnect(clients['allowed-same'] as PodRef, workerIP, 8080, true, 'allowed client, same node');

@@ -25,14 +25,13 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunResult, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { DOWN_TIMEOUT_MS, type LabResult as Result, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
 
-const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
-/** Any image that is not agnhost/weir/kube-proxy runs the netprobe server on its declared ports. */
-const NETPROBE = 'weir.test/netprobe:lab';
+const AGNHOST = AGNHOST_IMAGE;
 const TEST_NAMESPACES = ['e2e-pol-conn', 'e2e-pol-svc', 'e2e-pol-lat', 'e2e-pol-lbl-srv', 'e2e-pol-lbl-cli', 'e2e-pol-new', 'e2e-pol-json', 'x', 'y', 'z'];
 /** Generous bound on a policy change's effect (the real figures are printed). */
 const EFFECT_BOUND_MS = 10_000;
@@ -68,19 +67,30 @@ const q = (s: string): string => JSON.stringify(s);
 const labelsYaml = (l: Record<string, string>): string => `{${Object.entries(l).map(([a, b]) => `${q(a)}: ${q(b)}`).join(', ')}}`;
 const nsYaml = (name: string, labels: Record<string, string> = {}): string => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${q(name)}, labels: ${labelsYaml(labels)}}\n`;
 
-/** A netprobe pod answering on `ports` for each protocol; one container, ports named serve-PORT-proto as upstream names them. */
+/**
+ * A server pod as upstream's model builds it: per port, an agnhost
+ * serve-hostname container for TCP and one for UDP, ports named
+ * serve-PORT-proto. SCTP is declared (named ports resolve) but nothing
+ * listens: this kernel has no SCTP sockets, and the matrix probes SCTP at the
+ * packet level with an observer in the destination's netns.
+ */
 function netprobePod(ns: string, name: string, labels: Record<string, string>, o: { node?: string; ports?: number[]; protocols?: string[] } = {}): string {
-  const ports = (o.ports ?? [80]).flatMap((p) => (o.protocols ?? ['TCP', 'UDP', 'SCTP']).map((pr) => `        - {name: serve-${p}-${pr.toLowerCase()}, containerPort: ${p}, protocol: ${pr}}`));
+  const protocols = o.protocols ?? ['TCP', 'UDP', 'SCTP'];
+  const containers = (o.ports ?? [80]).flatMap((p) =>
+    protocols
+      .filter((pr) => pr !== 'SCTP')
+      .map((pr) => {
+        const declared = [pr, ...(pr === 'TCP' && protocols.includes('SCTP') ? ['SCTP'] : [])];
+        const ports = declared.map((d) => `{name: serve-${p}-${d.toLowerCase()}, containerPort: ${p}, protocol: ${d}}`).join(', ');
+        return `    - name: serve-${p}-${pr.toLowerCase()}\n      image: ${AGNHOST}\n      args: [serve-hostname, --${pr.toLowerCase()}, --http=false, --port, "${p}"]\n      ports: [${ports}]\n`;
+      }),
+  );
   return `apiVersion: v1
 kind: Pod
 metadata: {name: ${q(name)}, namespace: ${q(ns)}, labels: ${labelsYaml(labels)}}
 spec:
 ${o.node ? `  nodeName: ${q(o.node)}\n` : ''}  containers:
-    - name: netprobe
-      image: ${NETPROBE}
-      ports:
-${ports.join('\n')}
-`;
+${containers.join('')}`;
 }
 
 /** agnhost netexec serving HTTP on `port` (readiness from the node, which policy always allows). */

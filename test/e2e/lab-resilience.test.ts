@@ -3,12 +3,12 @@
 //   - the API server is stopped (SIGSTOP) for 10 s: enforcement is unchanged
 //     meanwhile (blocked stays blocked, allowed stays allowed); after SIGCONT
 //     a new policy converges;
-//   - the weir agent of one node is killed (SIGKILL) and restarted by the
-//     kubelet stand-in, while probes run every 100 ms: nothing that must be
+//   - the weir agent of one node is killed (SIGKILL) and restarted by its
+//     node's kubelet, while probes run every 100 ms: nothing that must be
 //     blocked (ingress and egress enforced on that node) ever connects, and a
 //     long-lived allowed TCP connection (HTTP keep-alive, a request every
 //     100 ms) survives;
-//   - `scripts/lab down` leaves the machine as it found it: no weirlab
+//   - `scripts/lab down` leaves the machine as it found it: no cluster
 //     namespace, no lab process, and the root namespace's `ip addr`, `ip
 //     route`, `ip -6 route` and `nft list tables` as they were before `up`.
 //
@@ -23,14 +23,13 @@ import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentGet, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import type { AgentStatus } from '../../lab/commands/wait.ts';
-import { type LabState, labDir, labPods } from '../../lab/state.ts';
-import { NETNS_DIR, TOPOLOGY_NETNS_RE } from '../../lab/topology.ts';
+import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
+import { type LabState, labDir, labPods, recordPath } from '../../lab/state.ts';
 import { defaultNode } from '../../src/probe/process.ts';
 import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab } from '../helpers/lab.ts';
 
 const DIR = labDir();
-const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
-const NETPROBE = 'weir.test/netprobe:lab';
+const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-res';
 const OUTAGE_MS = 10_000;
 
@@ -67,13 +66,7 @@ function rootSnapshot(): Record<string, string> {
   };
 }
 
-const labNetns = (): string[] => {
-  try {
-    return fs.readdirSync(NETNS_DIR).filter((n) => TOPOLOGY_NETNS_RE.test(n) || n.startsWith('weirlab-'));
-  } catch {
-    return [];
-  }
-};
+const labNetns = (): string[] => (fs.existsSync(`/run/netns/${kindPaths().netns}`) ? [kindPaths().netns] : []);
 
 function cmdline(pid: number): string[] {
   try {
@@ -87,13 +80,19 @@ function pids(): number[] {
   return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
 }
 
-/** Processes whose command line names the lab directory. */
+/** Processes whose command line names the lab directory, or that run in a kind node's cgroup (libpod). */
 function labProcesses(): string[] {
   const found: string[] = [];
   for (const pid of pids()) {
     if (pid === process.pid) continue;
     const args = cmdline(pid);
-    if (args.some((a) => a === DIR || a.includes(`${DIR}/`))) found.push(`${pid}: ${args.join(' ').slice(0, 200)}`);
+    let cg = '';
+    try {
+      cg = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (args.some((a) => a === DIR || a.includes(`${DIR}/`)) || /libpod/.test(cg)) found.push(`${pid}: ${args.join(' ').slice(0, 200)}`);
   }
   return found;
 }
@@ -111,23 +110,23 @@ function pidNetns(pid: number): string | undefined {
 function agentPid(node: string): number | undefined {
   const n = state.nodes.find((x) => x.name === node);
   if (!n) throw new Error(`no node ${node}`);
-  const ns = netnsInode(path.join(NETNS_DIR, n.netns));
+  const ns = netnsInode(n.netns);
   const found = pids().filter((pid) => {
     const args = cmdline(pid);
     return path.basename(args[0] ?? '') === 'weir-agent' && !args.includes('install-cni') && pidNetns(pid) === ns;
   });
-  if (found.length > 1) throw new Error(`more than one weir-agent in ${n.netns}: ${found.join(' ')}`);
+  if (found.length > 1) throw new Error(`more than one weir-agent on ${node}: ${found.join(' ')}`);
   return found[0];
 }
 
-/** The lab's kube-apiserver: in the control-plane node's namespace, its arguments under the lab directory. */
+/** The lab's kube-apiserver: the static pod's process, in the control-plane node's namespace (host network). */
 function apiserverPid(): number {
   const cp = state.nodes[0];
   if (!cp) throw new Error('no control-plane node');
-  const ns = netnsInode(path.join(NETNS_DIR, cp.netns));
+  const ns = netnsInode(cp.netns);
   const found = pids().filter((pid) => {
     const args = cmdline(pid);
-    return path.basename(args[0] ?? '') === 'kube-apiserver' && pidNetns(pid) === ns && args.some((a) => a.includes(`${DIR}/`));
+    return path.basename(args[0] ?? '') === 'kube-apiserver' && pidNetns(pid) === ns;
   });
   if (found.length !== 1) throw new Error(`expected one lab kube-apiserver, found ${found.length}: ${found.join(' ')}`);
   return found[0] as number;
@@ -291,7 +290,7 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     await k(['apply', '-f', '-'], [
       `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n`,
       podYaml('server', '{app: server}', w1, `    - name: web\n      image: ${AGNHOST}\n      args: [netexec, --http-port=80]\n      ports: [{containerPort: 80}]\n      readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}\n`),
-      podYaml('server-remote', '{app: server-remote}', w2, `    - name: netprobe\n      image: ${NETPROBE}\n      ports: [{containerPort: 80, protocol: TCP}]\n`),
+      podYaml('server-remote', '{app: server-remote}', w2, `    - name: web\n      image: ${AGNHOST}\n      args: [netexec, --http-port=80]\n      ports: [{containerPort: 80}]\n      readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}\n`),
       podYaml('ok', '{role: ok}', w2, pause),
       podYaml('no', '{role: "no"}', w2, pause),
       podYaml('no-local', '{role: "no"}', w1, pause),
@@ -319,7 +318,7 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     if (stoppedApiserver) spawnSync('kill', ['-CONT', String(stoppedApiserver)]);
     await Promise.all(running.map((s) => s.stop()));
     // The lab is down at the end whatever happened above (the last test normally did it).
-    if (fs.existsSync(path.join(DIR, 'state.json'))) {
+    if (fs.existsSync(recordPath(DIR))) {
       const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
       if (r.code !== 0) console.error(`scripts/lab down (afterAll): exit ${r.code}\n${r.stdout}\n${r.stderr}`);
     }
@@ -454,7 +453,7 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     await sleep(1500);
     const killedAt = Date.now();
     process.kill(old, 'SIGKILL');
-    // The stand-in restarts it; the new agent answers /status with a sync applied after the kill.
+    // Its kubelet restarts the container; the new agent answers /status with a sync applied after the kill.
     let newPid: number | undefined;
     let readyAt = 0;
     const deadline = Date.now() + 45_000;

@@ -18,10 +18,11 @@
 // this file started is taken down at the end. Needs root.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods } from '../../lab/state.ts';
 import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab } from '../helpers/lab.ts';
 
-const AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost:2.53';
+const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-weirctl';
 const NODE = 'weir-worker';
 const POLICY = 'server-allow-client-80';
