@@ -131,6 +131,27 @@ export class NetnsError extends WeirError {
   }
 }
 
+/**
+ * The API no longer has the resourceVersion a watch or a paged list started
+ * from (HTTP 410 Gone, as a status or as an ERROR event in a watch stream):
+ * the only way on is a fresh list. Never reaches the CNI runtime.
+ */
+export class ResourceExpiredError extends WeirError {
+  readonly code = 'WEIR_RESOURCE_EXPIRED';
+  readonly cniCode = CniCode.TryAgainLater;
+}
+
+/** A watch stream delivered an ERROR event other than 410; `status` is the Status object's code, when it had one. */
+export class WatchError extends WeirError {
+  readonly code = 'WEIR_WATCH';
+  readonly cniCode = CniCode.TryAgainLater;
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.status = status;
+  }
+}
+
 export const isWeirError = (e: unknown): e is WeirError => e instanceof WeirError;
 /** Predicates in the style of knftables' IsNotFound/IsAlreadyExists. */
 export const isNotFound = (e: unknown): boolean =>

@@ -5,10 +5,12 @@
 // group's models) cost the agent ~7 MB of code resident for nothing, since
 // the cache keeps a slim copy of the wire JSON anyway (cache.ts). Wire JSON
 // also keeps NetworkPolicy's `from` as `from` (the typed list says `_from`).
+// Watching goes through client-node's Watch as is (apiListWatch).
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
+import type { Watch } from '@kubernetes/client-node/dist/watch.js';
 import { fetch } from 'undici';
-import type { ListPage, Lister } from './reflector.ts';
+import type { ListPage, ListWatch, Lister } from './reflector.ts';
 
 /** An API error with its HTTP status as `code`, the shape the reflector and hostfw.ts read (410, 404, 403). */
 export class ApiStatusError extends Error {
@@ -44,5 +46,13 @@ export function jsonLister<T>(kc: KubeConfig, path: string): Lister<T> {
     const page: ListPage<T> = { items: list.items ?? [], metadata: { resourceVersion: list.metadata?.resourceVersion ?? '' } };
     if (list.metadata?.continue) (page.metadata as { _continue?: string })._continue = list.metadata.continue;
     return page;
+  };
+}
+
+/** The reflector's view of one kind on the API server: `list`, and client-node's Watch on `path`. */
+export function apiListWatch<T>(watch: Watch, path: string, list: Lister<T>): ListWatch<T> {
+  return {
+    list,
+    watch: (opts, onEvent, onDone) => watch.watch(path, opts, onEvent, onDone),
   };
 }

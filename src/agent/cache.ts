@@ -3,6 +3,7 @@
 // 10k of them must fit in a small agent), plus the addresses the CNI plugin
 // reported for local pods before the API shows them. With the host firewall
 // on, also the HostFirewallPolicies (kind `hostpolicies`).
+import type { ReflectorHandlers } from './reflector.ts';
 import type { ClusterState, Container, HostFirewallPolicy, Namespace, NetworkPolicy, NodeInfo, Pod, PodSpec } from '../policy/types.ts';
 
 export interface NodeFacts {
@@ -132,6 +133,28 @@ export class ClusterCache {
 
   bookmark(kind: Kind, rv: string): void {
     this.versions[kind] = rv;
+  }
+
+  /**
+   * The reflector handlers that mirror `kind` into this cache. `changed`
+   * runs after every change the cache took (a list or an event), for the
+   * reconciler to schedule a sync; a bookmark changes no object and does not
+   * call it. A missing HostFirewallPolicy CRD is relisted (empty) at every
+   * retry: an empty list of them when none are known is no news.
+   */
+  mirror(kind: Kind, changed: (how: 'list' | 'event') => void): Omit<ReflectorHandlers<unknown>, 'error'> {
+    return {
+      replace: (items, rv) => {
+        if (kind === 'hostpolicies' && items.length === 0 && this.hostpolicies.size === 0 && this.synced.has(kind)) return;
+        this.replace(kind, items, rv);
+        changed('list');
+      },
+      event: (type, obj, rv) => {
+        this.apply(kind, type, obj, rv);
+        changed('event');
+      },
+      bookmark: (rv) => this.bookmark(kind, rv),
+    };
   }
 
   reportCni(r: CniReport): void {

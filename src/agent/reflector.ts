@@ -1,11 +1,18 @@
 // A reflector keeps one kind of Kubernetes object mirrored in memory: list
 // (paged), then watch from the list's resourceVersion with bookmarks, and
 // start over with a fresh list when the server says the version is gone
-// (410). Any other failure (the API server unreachable, a broken stream) is
-// retried with capped exponential backoff and jitter, while the last known
-// objects stay in place: enforcement never depends on the API being up.
-// client-node's own informer stops for good on such errors, hence this.
-import type { Watch } from '@kubernetes/client-node';
+// (410, as the watch request's HTTP status, as an ERROR event in the stream,
+// or on a paged list whose continue token expired). A watch that simply ends
+// (the server's timeout, the client's inactivity timer) resumes from the last
+// version seen, without a list. Any other failure (the API server
+// unreachable, a broken stream, another ERROR event) is retried with capped
+// exponential backoff and jitter, while the last known objects stay in
+// place: enforcement never depends on the API being up. client-node's own
+// informer stops for good on such errors, hence this.
+//
+// The API is reached through ListWatch (api-list.ts has the real one, over
+// client-node's Watch; fake-list-watch.ts a scripted one for tests).
+import { ResourceExpiredError, WatchError } from '../errors.ts';
 
 export interface ObjectMeta {
   metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
@@ -16,6 +23,27 @@ export interface ListPage<T> {
 }
 export type Lister<T> = (opts: { limit: number; _continue?: string }) => Promise<ListPage<T>>;
 
+export type WatchOptions = {
+  resourceVersion: string;
+  allowWatchBookmarks: boolean;
+  timeoutSeconds: number;
+};
+
+/**
+ * What a reflector needs of the API for one kind: a paged list, and a watch
+ * from a resourceVersion. `watch` has the contract of client-node's
+ * Watch.watch: events go to `onEvent` (`type` is ADDED, MODIFIED, DELETED,
+ * BOOKMARK or ERROR, whose object is a Status); `onDone` is called when the
+ * stream ends, with no error (or an AbortError/TimeoutError) for an ordinary
+ * end, with an Error carrying `statusCode` when the request's HTTP status was
+ * not 200, or with the transport's error. It resolves with a handle that
+ * aborts the stream, and may reject before any stream exists.
+ */
+export interface ListWatch<T> {
+  list: Lister<T>;
+  watch(opts: WatchOptions, onEvent: (type: string, obj: T) => void, onDone: (err: unknown) => void): Promise<{ abort(): void }>;
+}
+
 export interface ReflectorHandlers<T> {
   /** A complete list replaced everything known of this kind. */
   replace(items: T[], resourceVersion: string): void;
@@ -25,6 +53,8 @@ export interface ReflectorHandlers<T> {
   bookmark?(resourceVersion: string): void;
   /** A failure that will be retried; `attempt` counts consecutive failures. */
   error?(err: unknown, attempt: number): void;
+  /** The version watched or listed from is gone (410); a fresh list follows at once. */
+  expired?(err: ResourceExpiredError): void;
 }
 
 export interface ReflectorOptions {
@@ -35,30 +65,46 @@ export interface ReflectorOptions {
   watchTimeoutSeconds?: number;
 }
 
-const isGone = (e: unknown): boolean => {
-  const o = e as { statusCode?: number; code?: number } | undefined;
-  return o?.statusCode === 410 || o?.code === 410;
+/** The HTTP status an API error carries: client-node's Watch sets `statusCode`, api-list.ts's ApiStatusError `code`. */
+const httpStatus = (e: unknown): number | undefined => {
+  const o = e as { statusCode?: unknown; code?: unknown } | undefined;
+  return typeof o?.statusCode === 'number' ? o.statusCode : typeof o?.code === 'number' ? o.code : undefined;
+};
+
+/** A 410 from the API as a ResourceExpiredError; anything else as it is. */
+function typed(e: unknown, what: string): unknown {
+  if (e instanceof ResourceExpiredError || httpStatus(e) !== 410) return e;
+  return new ResourceExpiredError(`${what}: HTTP 410 Gone: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+}
+
+/** An ordinary end of a watch stream: closed, aborted, or timed out for inactivity. */
+const isOrdinaryEnd = (err: unknown): boolean => {
+  const name = (err as { name?: unknown } | null | undefined)?.name;
+  return !err || name === 'TimeoutError' || name === 'AbortError';
 };
 
 export class Reflector<T extends ObjectMeta> {
   readonly kind: string;
   #rv = '';
   #stopped = false;
-  #abort: AbortController | undefined;
+  /** Ends the open watch stream, if any (stop()). */
+  #endStream: (() => void) | undefined;
   #wake: (() => void) | undefined;
-  readonly #watch: Watch;
-  readonly #path: string;
-  readonly #list: Lister<T>;
+  /** Resolves on stop(): a pending list is not waited for. */
+  readonly #stopping: Promise<undefined>;
+  #onStop!: () => void;
+  readonly #api: ListWatch<T>;
   readonly #on: ReflectorHandlers<T>;
   readonly #opts: Required<ReflectorOptions>;
 
-  constructor(kind: string, watch: Watch, path: string, list: Lister<T>, on: ReflectorHandlers<T>, opts: ReflectorOptions = {}) {
+  constructor(kind: string, api: ListWatch<T>, on: ReflectorHandlers<T>, opts: ReflectorOptions = {}) {
     this.kind = kind;
-    this.#watch = watch;
-    this.#path = path;
-    this.#list = list;
+    this.#api = api;
     this.#on = on;
     this.#opts = { pageSize: 500, minBackoffMs: 200, maxBackoffMs: 30_000, watchTimeoutSeconds: 300, ...opts };
+    this.#stopping = new Promise((resolve) => {
+      this.#onStop = () => resolve(undefined);
+    });
   }
 
   /** The resourceVersion of the newest state delivered. */
@@ -72,12 +118,14 @@ export class Reflector<T extends ObjectMeta> {
     while (!this.#stopped) {
       try {
         if (!this.#rv) await this.#relist();
+        if (this.#stopped) break;
         await this.#watchOnce();
         failures = 0;
       } catch (e) {
         if (this.#stopped) break;
-        if (isGone(e)) {
+        if (e instanceof ResourceExpiredError) {
           this.#rv = '';
+          this.#on.expired?.(e);
           continue;
         }
         failures++;
@@ -90,7 +138,8 @@ export class Reflector<T extends ObjectMeta> {
 
   stop(): void {
     this.#stopped = true;
-    this.#abort?.abort();
+    this.#onStop();
+    this.#endStream?.();
     this.#wake?.();
   }
 
@@ -99,48 +148,71 @@ export class Reflector<T extends ObjectMeta> {
     let cont: string | undefined;
     let rv = '';
     do {
-      const page = await this.#list({ limit: this.#opts.pageSize, ...(cont ? { _continue: cont } : {}) });
+      let page: ListPage<T> | undefined;
+      try {
+        page = await Promise.race([this.#api.list({ limit: this.#opts.pageSize, ...(cont ? { _continue: cont } : {}) }), this.#stopping]);
+      } catch (e) {
+        throw typed(e, `list ${this.kind}`);
+      }
+      if (!page) return;
       items.push(...page.items);
       cont = page.metadata?._continue || undefined;
       rv = page.metadata?.resourceVersion ?? rv;
-    } while (cont);
+    } while (cont && !this.#stopped);
+    if (this.#stopped) return;
     this.#rv = rv;
     this.#on.replace(items, rv);
   }
 
-  /** One watch stream, from the current version until it ends. */
+  /**
+   * One watch stream, from the current version until it ends: resolves on an
+   * ordinary end, rejects with a ResourceExpiredError on a 410 (status or
+   * event), a WatchError on another ERROR event, or the transport's error.
+   * Nothing the stream delivers after its end reaches the handlers.
+   */
   #watchOnce(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let gone = false;
-      const done = (err: unknown): void => {
-        this.#abort = undefined;
-        if (gone) reject({ code: 410 });
-        // A timeout of the client's inactivity timer is a normal end: resume.
-        else if (err && (err as { name?: string }).name !== 'TimeoutError' && (err as { name?: string }).name !== 'AbortError') reject(err);
-        else resolve();
+      const what = `watch ${this.kind} from resourceVersion ${this.#rv || '(none)'}`;
+      let ended = false;
+      let handle: { abort(): void } | undefined;
+      const end = (err?: unknown): void => {
+        if (ended) return;
+        ended = true;
+        if (this.#endStream === stop) this.#endStream = undefined;
+        handle?.abort();
+        if (err === undefined) resolve();
+        else reject(err);
       };
-      this.#watch
+      const stop = (): void => end();
+      this.#endStream = stop;
+      this.#api
         .watch(
-          this.#path,
           { resourceVersion: this.#rv, allowWatchBookmarks: true, timeoutSeconds: this.#opts.watchTimeoutSeconds },
-          (type: string, obj: T & { code?: number }) => {
+          (type, obj) => {
+            if (ended) return;
             if (type === 'ERROR') {
-              // A 410 inside the stream: the version is too old; relist.
-              if (obj.code === 410) gone = true;
-              this.#abort?.abort();
+              const st = obj as { code?: unknown; reason?: unknown; message?: unknown };
+              const code = typeof st?.code === 'number' ? st.code : undefined;
+              const text = `${what}: ERROR event${code ? ` ${code}` : ''}${st?.reason ? ` ${String(st.reason)}` : ''}${st?.message ? `: ${String(st.message)}` : ''}`;
+              // 410 in the stream: the version is too old; relist.
+              end(code === 410 ? new ResourceExpiredError(text) : new WatchError(text, code));
               return;
             }
-            const rv = obj.metadata?.resourceVersion;
+            const rv = obj?.metadata?.resourceVersion;
             if (rv) this.#rv = rv;
             if (type === 'BOOKMARK') this.#on.bookmark?.(this.#rv);
             else if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#on.event(type, obj, this.#rv);
           },
-          done,
+          (err) => end(isOrdinaryEnd(err) ? undefined : typed(err, what)),
         )
-        .then((abort) => {
-          this.#abort = abort;
-          if (this.#stopped) abort.abort();
-        }, reject);
+        .then(
+          (h) => {
+            handle = h;
+            // Ended (or stopped) before the request returned: close it now.
+            if (ended) h.abort();
+          },
+          (e) => end(typed(e, what)),
+        );
     });
   }
 

@@ -13,7 +13,7 @@ import { NetlinkHandle } from '../netlink/handle.ts';
 import { type NflogWatch, watchNflog } from '../netlink/nflog-handle.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { HFP_PATH } from '../policy/host-policy.ts';
-import { jsonLister } from './api-list.ts';
+import { apiListWatch, jsonLister } from './api-list.ts';
 import { ClusterCache, type Kind } from './cache.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import { DEFAULT_NETWORK_NAME, installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
@@ -169,20 +169,11 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   if (cfg.hostFirewall) kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(jsonLister<Obj>(kc, HFP_PATH), hostPolicies)]);
   const reflectors = kinds.map(
     ([kind, p, list]) =>
-      new Reflector(kind, watch, p, list, {
-        replace: (items, rv) => {
-          // A missing CRD is relisted (empty) at every retry: no news, no sync.
-          const unchanged = kind === 'hostpolicies' && items.length === 0 && cache.hostpolicies.size === 0 && cache.synced.has(kind);
-          if (unchanged) return;
-          cache.replace(kind, items, rv);
-          metrics.apiConnected.labels({ kind }).set(1);
+      new Reflector(kind, apiListWatch(watch, p, list), {
+        ...cache.mirror(kind, (how) => {
+          if (how === 'list') metrics.apiConnected.labels({ kind }).set(1);
           reconciler.schedule();
-        },
-        event: (type, obj, rv) => {
-          cache.apply(kind, type, obj, rv);
-          reconciler.schedule();
-        },
-        bookmark: (rv) => cache.bookmark(kind, rv),
+        }),
         error: (err, attempt) => {
           if (kind === 'hostpolicies' && isUnavailable(err)) {
             // Not an outage: the CRD is absent (or not readable); relisted slowly.
@@ -193,6 +184,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
           metrics.apiConnected.labels({ kind }).set(0);
           if (attempt === 1 || attempt % 10 === 0) log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
         },
+        expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
       }, kind === 'hostpolicies' ? { minBackoffMs: 2000, maxBackoffMs: 60_000 } : {}),
   );
   const running = reflectors.map((r) => r.run());
