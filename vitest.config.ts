@@ -1,12 +1,39 @@
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 import { defineConfig } from 'vitest/config';
+
+// One project per tier, selected by folder, run in this order (groupOrder).
+// Unit files run in parallel: they touch nothing outside their own temp
+// folders. The other tiers share the machine's kernel (netns, sysctls, nft
+// state) or one cluster, so their files run one at a time.
+const timeouts = { testTimeout: 60_000, hookTimeout: 60_000 };
+const serial = { fileParallelism: false, ...timeouts };
+
+/**
+ * The e2e files share the lab's kind cluster, each reusing it when it is up;
+ * in this order it is created as few times as possible: host-firewall mode
+ * needs a lab of its own, and the last two end by taking the lab down.
+ */
+const E2E_ORDER = ['lab-weirctl', 'lab-policy', 'lab-hostfw', 'lab-resilience', 'lab-basic'];
+
+class TierSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (f: TestSpecification): number => {
+      const i = E2E_ORDER.findIndex((n) => f.moduleId.endsWith(`/${n}.test.ts`));
+      return i < 0 ? E2E_ORDER.length : i;
+    };
+    return [...files].sort((a, b) => rank(a) - rank(b) || a.moduleId.localeCompare(b.moduleId));
+  }
+}
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // Kernel tests share the machine's netns and nft state; run files one at a time
-    // so that no two tests race on sysctls or global names.
-    fileParallelism: false,
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    sequence: { sequencer: TierSequencer },
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], ...timeouts, sequence: { groupOrder: 0 } } },
+      { test: { name: 'kernel', include: ['test/kernel/**/*.test.ts'], ...serial, sequence: { groupOrder: 1 } } },
+      { test: { name: 'runtime', include: ['test/runtime/**/*.test.ts'], ...serial, sequence: { groupOrder: 2 } } },
+      { test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], ...serial, sequence: { groupOrder: 3, sequencer: TierSequencer } } },
+      { test: { name: 'kind', include: ['test/kind/**/*.test.ts'], ...serial, sequence: { groupOrder: 4 } } },
+    ],
   },
 });

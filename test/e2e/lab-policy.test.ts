@@ -255,15 +255,13 @@ async function timeFlip(from: PodRef, ip: string, port: number, want: boolean, c
 
 // ---- the suite ----
 describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
-  let startedHere = false;
   let nodes: string[] = [];
 
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces)');
     const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
     if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-    startedHere = !/already up/.test(r.stdout);
-    console.log(startedHere ? `scripts/lab up: started the lab in ${(r.ms / 1000).toFixed(1)} s` : 'scripts/lab up: reusing the running lab');
+    console.log(/already up/.test(r.stdout) ? 'scripts/lab up: reusing the running lab' : `scripts/lab up: started the lab in ${(r.ms / 1000).toFixed(1)} s`);
     state = labState();
     nodes = state.nodes.map((n) => n.name);
     await deleteNamespaces(TEST_NAMESPACES);
@@ -278,10 +276,7 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     } catch (e) {
       console.error(`cleanup: ${(e as Error).message}`);
     }
-    if (startedHere) {
-      const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-      if (r.code !== 0) console.error(`scripts/lab down (afterAll): exit ${r.code}\n${r.stdout}\n${r.stderr}`);
-    }
+    // The lab stays up for the tier's next file (the last one, lab-basic, takes it down).
   }, DOWN_TIMEOUT_MS + 300_000);
 
   it('the demo: every step as the design notes say, checked probe by probe', async () => {

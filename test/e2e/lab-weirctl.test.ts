@@ -42,7 +42,6 @@ async function ctl<T>(node: string, args: string[]): Promise<{ code: number; jso
 }
 
 let state: LabState | undefined;
-let startedHere = false;
 
 async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
   if (!state) throw new Error('no lab');
@@ -80,7 +79,6 @@ describe('weirctl in the lab', () => {
     if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces)');
     const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
     if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-    startedHere = !/already up/.test(r.stdout);
     state = labState();
     await k(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true', '--timeout=120s'], undefined, 150_000);
     await k(['create', 'namespace', NS]);
@@ -123,15 +121,9 @@ spec:
   }, UP_TIMEOUT_MS + 300_000);
 
   afterAll(async () => {
-    try {
-      if (state) await k(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false']).catch(() => '');
-    } finally {
-      if (startedHere || !state) {
-        const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-        if (r.code !== 0) console.error(`scripts/lab down (afterAll): exit ${r.code}\n${r.stdout}\n${r.stderr}`);
-      }
-    }
-  }, DOWN_TIMEOUT_MS + 60_000);
+    // The lab stays up for the tier's next file (the last one, lab-basic, takes it down).
+    if (state) await k(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false']).catch(() => '');
+  }, 60_000);
 
   it('status: ready', async () => {
     const { code, json } = await ctl<{ ready: boolean; node: string }>(NODE, ['status']);
