@@ -8,12 +8,12 @@ import { CniCode, WeirError } from '../errors.ts';
 export interface PolicyRef {
   namespace: string;
   name: string;
-  /** Absent for a NetworkPolicy; a HostFirewallPolicy is cluster-scoped (namespace ''). */
-  kind?: 'HostFirewallPolicy';
+  /** Absent for a NetworkPolicy; the cluster-scoped kinds have namespace ''. */
+  kind?: 'HostFirewallPolicy' | 'ClusterNetworkPolicy';
 }
 
-export const formatPolicyRef = (p: PolicyRef): string => (p.kind === 'HostFirewallPolicy' ? p.name : `${p.namespace}/${p.name}`);
-/** `NetworkPolicy ns/name` or `HostFirewallPolicy name`. */
+export const formatPolicyRef = (p: PolicyRef): string => (p.kind === undefined ? `${p.namespace}/${p.name}` : p.name);
+/** `NetworkPolicy ns/name`, `HostFirewallPolicy name` or `ClusterNetworkPolicy name`. */
 export const describePolicyRef = (p: PolicyRef): string => `${p.kind ?? 'NetworkPolicy'} ${formatPolicyRef(p)}`;
 
 export class PolicyError extends WeirError {

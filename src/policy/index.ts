@@ -1,8 +1,24 @@
 // Public API of the policy core: the Kubernetes object shapes, label
 // selectors, NetworkPolicy normalization, port matching and the reference
-// evaluator, HostFirewallPolicy normalization and the failsafe port lists.
+// evaluator, HostFirewallPolicy normalization and the failsafe port lists,
+// ClusterNetworkPolicy normalization and tiers.
 // Pure: no I/O, no clock, no kernel.
 export type * from './types.ts';
+export type * from './cnp-types.ts';
+export { CNP_GROUP, CNP_KIND, CNP_PATH, CNP_PLURAL, CNP_VERSION } from './cnp-types.ts';
+export {
+  byPrecedence,
+  canonicalDomain,
+  cnpRef,
+  domainMatches,
+  failClosedClusterPolicy,
+  normalizeClusterPolicies,
+  normalizeClusterPolicy,
+  type CnpPeer,
+  type CnpRule,
+  type DomainPeer,
+  type NormalizedClusterPolicy,
+} from './cnp-normalize.ts';
 export { PolicyError, PolicyQueryError, describePolicyRef, formatPolicyRef, type PolicyRef } from './errors.ts';
 export {
   EVERYTHING,

@@ -5,6 +5,8 @@
 // unchanged. Nothing here is trusted: normalize.ts validates every field at
 // run time and the evaluator ignores what it cannot use.
 
+import type { ClusterNetworkPolicy } from './cnp-types.ts';
+
 /** An open string union: autocompletes the known values but accepts any string. */
 export type Open<T extends string> = T | (string & {});
 
@@ -168,4 +170,14 @@ export interface ClusterState {
   nodes?: readonly NodeInfo[];
   /** HostFirewallPolicies; only read when the host firewall is on. */
   hostPolicies?: readonly HostFirewallPolicy[];
+  /** ClusterNetworkPolicies (policy.networking.k8s.io), both tiers; absent: none. */
+  clusterPolicies?: readonly ClusterNetworkPolicy[];
+  /**
+   * The addresses currently learned for domain names (lower case, no
+   * trailing dot), for ClusterNetworkPolicy `domainNames` peers: a name's
+   * addresses are allowed while they are listed here. Absent: none learned.
+   * Replace the map (do not edit it) when it changes: compiles reuse work by
+   * object identity.
+   */
+  domainAddresses?: ReadonlyMap<string, readonly string[]>;
 }
