@@ -35,8 +35,15 @@
 //   egress of a hostNetwork pod by its NetworkPolicies where its traffic can
 //   be attributed (hostNetworkEgress), else by the HostFirewallPolicies;
 //   failsafe ports, the node itself and its own pods exempt as in host.ts.
+// - ClusterNetworkPolicy (ClusterState.clusterPolicies): its Admin tier is
+//   judged before NetworkPolicy and its Baseline tier after, as tiers.ts
+//   describes; a verdict says which tier decided (DirectionVerdict.tier).
+//   One weir cannot express is judged as the kernel enforces it, "Deny all"
+//   for its subjects (fail closed; cnp-normalize.ts).
 import { formatIp, tryParseIp, type IpBytes, type IpFamily } from '../cni/ip.ts';
-import { PolicyQueryError, formatPolicyRef, type PolicyRef } from './errors.ts';
+import { cnpRef, normalizeClusterPolicies, type CnpPeer, type NormalizedClusterPolicy } from './cnp-normalize.ts';
+import type { CnpTier } from './cnp-types.ts';
+import { PolicyQueryError, formatPolicyRef, type PolicyError, type PolicyRef } from './errors.ts';
 import {
   DEFAULT_FAILSAFE_INBOUND,
   DEFAULT_FAILSAFE_OUTBOUND,
@@ -47,103 +54,16 @@ import {
   portRangesContain,
   type HostPeer,
   type NormalizedHostPolicy,
-  type PortRange,
 } from './host-policy.ts';
 import { ipBlockContains, normalizePolicy, type Direction, type NormalizedPeer, type NormalizedPolicy } from './normalize.ts';
 import { namedPortsOf, portsMatch, type NamedPorts, type PortMatch } from './ports.ts';
 import { selectorMatches, type CompiledSelector } from './selector.ts';
-import type { ClusterState, Labels, NodeInfo, Pod, Protocol } from './types.ts';
+import { ClusterTiers, type ClusterRuleReason } from './tiers.ts';
+import type { ClusterState, Labels, NodeInfo, Pod } from './types.ts';
+import type { Connection, DirectionVerdict, Endpoint, EvaluatorOptions, HostFirewallEvalOptions, PodRef, Reason, ResolvedEndpoint, Verdict } from './verdict.ts';
 
-export type Endpoint = { readonly kind: 'pod'; readonly namespace: string; readonly name: string } | { readonly kind: 'ip'; readonly ip: string };
-
-export const podEndpoint = (namespace: string, name: string): Endpoint => ({ kind: 'pod', namespace, name });
-export const ipEndpoint = (ip: string): Endpoint => ({ kind: 'ip', ip });
-
-export interface Connection {
-  readonly src: Endpoint;
-  readonly dst: Endpoint;
-  readonly protocol: Protocol;
-  /** Destination port, 1-65535. */
-  readonly port: number;
-  /**
-   * Address family. Implied by a bare-IP endpoint; between two pods it
-   * defaults to the first family of the source pod's podIPs (its primary
-   * family) that the destination pod also has.
-   */
-  readonly family?: IpFamily;
-}
-
-export interface PodRef {
-  readonly namespace: string;
-  readonly name: string;
-}
-
-/** What an endpoint turned out to be, with the address used in this family. */
-export type ResolvedEndpoint =
-  | { readonly kind: 'pod'; readonly pod: PodRef; readonly ip: string; readonly node: string | undefined }
-  | { readonly kind: 'node'; readonly ip: string; readonly node: string | undefined; readonly hostNetworkPod?: PodRef }
-  | { readonly kind: 'external'; readonly ip: string };
-
-export type Reason =
-  /** The end judged in this direction is not a pod (external address, node, hostNetwork pod). */
-  | { readonly kind: 'not-a-pod' }
-  /** No policy of this direction selects the pod. */
-  | { readonly kind: 'not-isolated' }
-  /** The connection is from a pod to itself. */
-  | { readonly kind: 'self' }
-  /** The peer is the pod's own node. */
-  | { readonly kind: 'own-node' }
-  /** Rule `rule` of spec.ingress/spec.egress of `policy` allows it. */
-  | { readonly kind: 'rule'; readonly policy: PolicyRef; readonly rule: number }
-  /** The pod is isolated and no rule of the selecting policies allows it. */
-  | { readonly kind: 'no-rule-matched' }
-  /** Host firewall: a failsafe port, open whatever the policies say. */
-  | { readonly kind: 'failsafe' }
-  /** Host firewall: no rule allows it, but audit mode (node-wide, or only Audit policies) logs it instead of dropping it. */
-  | { readonly kind: 'audit' };
-
-export interface DirectionVerdict {
-  readonly direction: Direction;
-  /** The pod this direction is judged at, if that end is a pod. */
-  readonly subject: PodRef | undefined;
-  /** True when at least one policy of this direction selects the subject. */
-  readonly isolated: boolean;
-  readonly allowed: boolean;
-  /** The policies of this direction selecting the subject. */
-  readonly policies: readonly PolicyRef[];
-  /** Why: every allowing rule, or the single overriding/denying reason. */
-  readonly reasons: readonly Reason[];
-  /** Host firewall: the node this direction was judged at (the subject, when set, is a hostNetwork pod of it). */
-  readonly host?: string;
-}
-
-export interface HostFirewallEvalOptions {
-  /** The whole node in audit (--host-firewall-audit). */
-  readonly audit?: boolean;
-  /** Failsafe ports; default the agent's defaults. */
-  readonly failsafeInbound?: readonly PortRange[];
-  readonly failsafeOutbound?: readonly PortRange[];
-  /**
-   * Whether a hostNetwork pod's own egress is attributed to it (its cgroup is
-   * known on its node), so that its NetworkPolicies judge it; otherwise its
-   * traffic is the node's. Default false.
-   */
-  readonly hostNetworkEgress?: boolean | ((pod: PodRef) => boolean);
-}
-
-export interface EvaluatorOptions {
-  /** Judge node traffic as host-firewall mode enforces it. */
-  readonly hostFirewall?: HostFirewallEvalOptions;
-}
-
-export interface Verdict {
-  readonly allowed: boolean;
-  readonly ingress: DirectionVerdict;
-  readonly egress: DirectionVerdict;
-  readonly src: ResolvedEndpoint;
-  readonly dst: ResolvedEndpoint;
-  readonly family: IpFamily;
-}
+export { ipEndpoint, podEndpoint } from './verdict.ts';
+export type { Connection, DirectionVerdict, Endpoint, EvaluatorOptions, HostFirewallEvalOptions, PodRef, Reason, ResolvedEndpoint, Verdict } from './verdict.ts';
 
 interface PodInfo {
   readonly ref: PodRef;
@@ -184,6 +104,10 @@ function parseIps(list: readonly (string | undefined)[], what: string): Map<IpFa
 
 export class PolicyEvaluator {
   readonly policies: readonly NormalizedPolicy[];
+  /** ClusterNetworkPolicies that could not be expressed (each judged fail-closed). */
+  readonly clusterErrors: readonly PolicyError[];
+  readonly #tiers: ClusterTiers;
+  readonly #selectingCnp = new Map<string, NormalizedClusterPolicy[]>();
   readonly #pods = new Map<string, PodInfo>();
   readonly #podsByNs = new Map<string, PodInfo[]>();
   readonly #podByIp = new Map<string, PodInfo | 'ambiguous'>();
@@ -209,6 +133,9 @@ export class PolicyEvaluator {
     this.#nodes = state.nodes ?? [];
     this.#hostPolicies = this.#host ? normalizeHostPolicies(state.hostPolicies ?? []).policies : [];
     this.policies = state.policies.map(normalizePolicy);
+    const cnps = normalizeClusterPolicies(state.clusterPolicies ?? []);
+    this.clusterErrors = cnps.errors;
+    this.#tiers = new ClusterTiers(cnps.policies, state.domainAddresses);
     for (const p of this.policies) {
       const list = this.#policiesByNs.get(p.namespace) ?? [];
       list.push(p);
@@ -320,35 +247,57 @@ export class PolicyEvaluator {
     return pod.hostIpTexts.has(ip) || (pod.nodeName !== undefined && (this.#nodeIps.get(pod.nodeName)?.has(ip) ?? false));
   }
 
+  /** The ClusterNetworkPolicies of `tier` selecting a (live, not hostNetwork) pod for `direction`, in order. */
+  #selectingClusterPolicies(pod: PodInfo, direction: Direction, tier: CnpTier): NormalizedClusterPolicy[] {
+    const k = `${tier}\u0000${direction}\u0000${pod.key}`;
+    let out = this.#selectingCnp.get(k);
+    if (!out) {
+      const ns = pod.ref.namespace;
+      out = this.#tiers.selecting(tier, direction, (p) => this.#matches(p.subject.namespaces, 'ns', ns, () => this.#nsLabelsOf(ns)) && this.#matches(p.subject.pods, 'pod', pod.key, () => pod.labels));
+      this.#selectingCnp.set(k, out);
+    }
+    return out;
+  }
+
+  #clusterPeerMatches(peer: CnpPeer, end: End): boolean {
+    return peer.kind === 'nodes' ? this.#hostPeerMatches(peer, end) : peer.kind !== 'domains' && this.#peerMatches(peer, '', end);
+  }
+
+  /** One direction at a pod: Admin tier, NetworkPolicy, Baseline tier, default (tiers.ts). */
   #judge(direction: Direction, subject: End, peer: End, dst: End, conn: Connection, self: boolean): DirectionVerdict {
     const pod = subject.pod;
     if (!pod) return { direction, subject: undefined, isolated: false, allowed: true, policies: [], reasons: [{ kind: 'not-a-pod' }] };
     const selecting = this.#selectingPolicies(pod, direction);
+    const admin = this.#selectingClusterPolicies(pod, direction, 'Admin');
+    const baseline = this.#selectingClusterPolicies(pod, direction, 'Baseline');
+    const clusterPolicies = [...admin, ...baseline].map((p) => cnpRef(p.name));
     const policies = selecting.map((p) => ({ namespace: p.namespace, name: p.name }));
-    const verdict = (allowed: boolean, reasons: Reason[]): DirectionVerdict => ({
+    const verdict = (allowed: boolean, reasons: Reason[], tier?: DirectionVerdict['tier']): DirectionVerdict => ({
       direction,
       subject: pod.ref,
       isolated: selecting.length > 0,
       allowed,
       policies,
       reasons,
+      ...(clusterPolicies.length > 0 ? { clusterPolicies, ...(tier ? { tier } : {}) } : {}),
     });
-    if (selecting.length === 0) return verdict(true, [{ kind: 'not-isolated' }]);
-    if (self) return verdict(true, [{ kind: 'self' }]);
-    if (this.#isOwnNode(pod, peer)) return verdict(true, [{ kind: 'own-node' }]);
+    if (self) return verdict(true, [{ kind: selecting.length > 0 || clusterPolicies.length > 0 ? 'self' : 'not-isolated' }]);
     // Named ports always name a port of the receiving pod: the subject for
     // ingress, the peer for egress; a non-pod destination has no names.
     const target = dst.pod ? this.#namedPorts(dst.pod) : undefined;
-    const reasons: Reason[] = [];
-    for (const p of selecting) {
-      for (const rule of p[direction] ?? []) {
-        const peerOk = rule.peers === 'any' || rule.peers.some((x) => this.#peerMatches(x, p.namespace, peer));
-        if (peerOk && portsMatch(rule.ports, conn.protocol, conn.port, target)) {
-          reasons.push({ kind: 'rule', policy: { namespace: p.namespace, name: p.name }, rule: rule.index });
-        }
-      }
+    const first = (list: NormalizedClusterPolicy[]): ClusterRuleReason | undefined =>
+      list.length === 0 ? undefined : this.#tiers.firstMatch(list, direction, peer.view.ip, (x) => this.#clusterPeerMatches(x, peer), (ports) => portsMatch(ports, conn.protocol, conn.port, target));
+    const a = first(admin);
+    if (a && a.action !== 'Pass') return verdict(a.action === 'Accept', [a], 'Admin');
+    const passed: Reason[] = a ? [a] : [];
+    if (selecting.length > 0) {
+      if (this.#isOwnNode(pod, peer)) return verdict(true, [...passed, { kind: 'own-node' }], 'NetworkPolicy');
+      const reasons = this.#judgeRules(selecting, (p) => p[direction] ?? [], (p) => ({ namespace: p.namespace, name: p.name }), (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, peer), () => target, conn);
+      return verdict(reasons.length > 0, [...passed, ...(reasons.length > 0 ? reasons : [{ kind: 'no-rule-matched' as const }])], 'NetworkPolicy');
     }
-    return reasons.length > 0 ? verdict(true, reasons) : verdict(false, [{ kind: 'no-rule-matched' }]);
+    const b = first(baseline);
+    if (b && b.action !== 'Pass') return verdict(b.action === 'Accept', [...passed, b], 'Baseline');
+    return verdict(true, [...passed, ...(b ? [b] : []), { kind: 'not-isolated' }]);
   }
 
   // ---- host firewall ----
@@ -546,6 +495,12 @@ export class PolicyEvaluator {
 
   /** The live pods a policy selects as subjects (for explanations). */
   subjectsOf(policy: PolicyRef): PodRef[] {
+    if (policy.kind === 'ClusterNetworkPolicy') {
+      const c = this.#tiers.policies.find((x) => x.name === policy.name);
+      if (!c) throw new PolicyQueryError(`ClusterNetworkPolicy ${policy.name} is not in the cluster state`);
+      const pods = [...this.#pods.values()].filter((pod) => pod.live && !pod.hostNetwork);
+      return pods.filter((pod) => this.#selectingClusterPolicies(pod, 'ingress', c.tier).includes(c) || this.#selectingClusterPolicies(pod, 'egress', c.tier).includes(c)).map((pod) => pod.ref);
+    }
     const p = this.policies.find((x) => x.namespace === policy.namespace && x.name === policy.name);
     if (!p) throw new PolicyQueryError(`NetworkPolicy ${formatPolicyRef(policy)} is not in the cluster state`);
     return (this.#podsByNs.get(p.namespace) ?? [])
@@ -558,6 +513,13 @@ export class PolicyEvaluator {
     const info = this.#podOf({ kind: 'pod', ...pod });
     if (info.hostNetwork && !this.#host) return [];
     return this.#selectingPolicies(info, direction).map((p) => ({ namespace: p.namespace, name: p.name }));
+  }
+
+  /** The ClusterNetworkPolicies of `direction` selecting a pod, Admin tier first, in order of evaluation. */
+  clusterPoliciesFor(pod: PodRef, direction: Direction): PolicyRef[] {
+    const info = this.#podOf({ kind: 'pod', ...pod });
+    if (info.hostNetwork) return [];
+    return (['Admin', 'Baseline'] as const).flatMap((t) => this.#selectingClusterPolicies(info, direction, t).map((p) => cnpRef(p.name)));
   }
 }
 

@@ -1,5 +1,6 @@
 // Human-readable explanation of a verdict, for a debugging CLI: one line per
-// direction, naming the policies and rule indexes that decided it.
+// direction, naming the policies and rule indexes that decided it, and the
+// tier when ClusterNetworkPolicies select the pod.
 import { describePolicyRef, formatPolicyRef } from './errors.ts';
 import type { DirectionVerdict, Reason, ResolvedEndpoint, Verdict } from './evaluator.ts';
 
@@ -22,7 +23,8 @@ export function formatReason(r: Reason, d: DirectionVerdict): string {
     case 'not-a-pod':
       return 'not a pod: NetworkPolicy does not apply';
     case 'not-isolated':
-      return d.host !== undefined ? `host firewall: no policy selects node ${d.host} for ${d.direction}` : `no NetworkPolicy selects it for ${d.direction}`;
+      if (d.host !== undefined) return `host firewall: no policy selects node ${d.host} for ${d.direction}`;
+      return `no NetworkPolicy selects it for ${d.direction}${d.clusterPolicies ? ' and no ClusterNetworkPolicy rule decided: allowed by default' : ''}`;
     case 'self':
       return 'a pod cannot block traffic to itself';
     case 'own-node':
@@ -35,13 +37,18 @@ export function formatReason(r: Reason, d: DirectionVerdict): string {
       return `host firewall: failsafe port of node ${d.host ?? '?'}, open whatever the policies say`;
     case 'audit':
       return `no rule allows it in ${d.policies.map(formatPolicyRef).join(', ')}, but audit mode logs it instead of dropping it`;
+    case 'cluster-rule': {
+      const what = r.action === 'Accept' ? 'allowed' : r.action === 'Deny' ? 'denied' : `passed on from the ${r.tier} tier`;
+      return `${what} by ${describePolicyRef(r.policy)} (${r.tier} tier, priority ${r.priority}) ${where}[${r.rule}]${r.name !== undefined ? ` ${JSON.stringify(r.name)}` : ''}`;
+    }
   }
 }
 
 function line(d: DirectionVerdict): string {
   const who = d.subject ? `${d.subject.namespace}/${d.subject.name}${d.host !== undefined ? ` (hostNetwork on ${d.host})` : ''}` : d.host !== undefined ? `node ${d.host}` : '-';
   const state = d.allowed ? 'allowed' : 'DENIED';
-  return `${d.direction} at ${who}: ${state}${d.isolated ? ' (isolated)' : ''}: ${d.reasons.map((r) => formatReason(r, d)).join('; ')}`;
+  const tier = d.clusterPolicies ? ` [${d.tier !== undefined ? `${d.tier} tier` : 'default'}]` : '';
+  return `${d.direction} at ${who}: ${state}${d.isolated ? ' (isolated)' : ''}${tier}: ${d.reasons.map((r) => formatReason(r, d)).join('; ')}`;
 }
 
 /** Multi-line explanation: the connection, then egress and ingress. */

@@ -19,6 +19,7 @@ export {
   type DomainPeer,
   type NormalizedClusterPolicy,
 } from './cnp-normalize.ts';
+export { learnedAddresses, type ClusterRuleReason } from './tiers.ts';
 export { PolicyError, PolicyQueryError, describePolicyRef, formatPolicyRef, type PolicyRef } from './errors.ts';
 export {
   EVERYTHING,
