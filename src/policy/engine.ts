@@ -10,10 +10,31 @@ import type { ClusterIndexer } from './cluster-index.ts';
 import { compilePolicies, indexerFor, type CompileOptions, type CompileResult } from './compile.ts';
 import { type DiffStats, type Ruleset, diffTransaction, fullTransaction } from './ruleset.ts';
 import type { ClusterState } from './types.ts';
+import { CniCode, WeirError } from '../errors.ts';
+
+/**
+ * The incremental path failed and the engine replaced the table whole
+ * instead; `strict` engines (tests) throw this instead of falling back.
+ */
+export class IncrementalSyncError extends WeirError {
+  readonly code = 'WEIR_INCREMENTAL_SYNC';
+  readonly cniCode = CniCode.Internal;
+}
+
+export interface EngineOptions {
+  /**
+   * Throw IncrementalSyncError instead of falling back to a full replacement
+   * when the incremental path fails: for tests, where a fallback means the
+   * diff or the element writer is wrong, not that someone edited the table.
+   */
+  strict?: boolean;
+}
 
 export interface SyncReport {
   /** Whether the table was replaced whole (first sync, or recovery). */
   full: boolean;
+  /** Why the incremental path failed, when the table was replaced whole instead (the error it threw). */
+  fallback?: Error;
   /** Operations in the transaction (0: nothing to change). */
   operations: number;
   /** The transaction held only element changes and went straight to nf_tables over netlink (ElementWriter). */
@@ -28,6 +49,7 @@ export class PolicyEngine {
   readonly #nft: Nft;
   readonly #elements: ElementWriter | undefined;
   readonly #opts: CompileOptions;
+  readonly #strict: boolean;
   #applied: Ruleset | undefined;
   /** The cluster as last compiled, so that the next compile does only what changed. */
   #indexer: ClusterIndexer | undefined;
@@ -39,10 +61,11 @@ export class PolicyEngine {
    * any change, ~8 ms at 1k policies, while the element batch itself takes
    * well under a millisecond. Anything else goes through `nft`.
    */
-  constructor(nft: Nft, opts: CompileOptions, elements?: ElementWriter) {
+  constructor(nft: Nft, opts: CompileOptions, elements?: ElementWriter, engine: EngineOptions = {}) {
     this.#nft = nft;
     this.#elements = elements;
     this.#opts = opts;
+    this.#strict = engine.strict === true;
   }
 
   /** The ruleset last applied to the kernel, if any. */
@@ -73,6 +96,7 @@ export class PolicyEngine {
     let stats: DiffStats | undefined;
     let operations: number;
     let elementsOnly = false;
+    let fallback: Error | undefined;
     if (previous) {
       const diff = diffTransaction(previous, result.ruleset);
       stats = diff.stats;
@@ -84,10 +108,13 @@ export class PolicyEngine {
           else this.#nft.run(diff.tx);
           elementsOnly = changes !== undefined;
         }
-      } catch {
+      } catch (e) {
         // The kernel no longer holds what we applied (someone edited the
         // table, or an earlier run half-failed outside a transaction):
-        // replace it whole, still atomically.
+        // replace it whole, still atomically. The report says why, for the
+        // agent's log and metric; a strict engine (tests) refuses instead.
+        fallback = e instanceof Error ? e : new Error(String(e));
+        if (this.#strict) throw new IncrementalSyncError(`incremental sync failed: ${fallback.message}`, { cause: e });
         full = true;
       }
     } else operations = 0;
@@ -100,7 +127,7 @@ export class PolicyEngine {
     }
     this.#applied = result.ruleset;
     indexer.sets.commit();
-    return { full, operations, elementsOnly, compileMs: t1 - t0, applyMs: performance.now() - t1, ...(stats ? { stats } : {}), result };
+    return { full, operations, elementsOnly, compileMs: t1 - t0, applyMs: performance.now() - t1, ...(stats ? { stats } : {}), ...(fallback ? { fallback } : {}), result };
   }
 }
 

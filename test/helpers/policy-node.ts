@@ -146,7 +146,8 @@ export class PolicyNode {
     this.nft = new LibNftables({ netns: this.nodeNetns });
     // As the agent runs it: element-only changes straight to nf_tables over netlink.
     this.elements = NetlinkElementWriter.open(this.nodeNetns);
-    this.engine = new PolicyEngine(this.nft, { nodeName: NODE_NAME }, this.elements);
+    // Strict: a diff that fails here is a bug in weir (nothing else edits this table), not drift to paper over.
+    this.engine = new PolicyEngine(this.nft, { nodeName: NODE_NAME }, this.elements, { strict: true });
     for (const [n, l] of Object.entries(opts.namespaces)) this.namespaceLabels.set(n, { ...l });
     this.#defaults = { ns: new Map([...this.namespaceLabels].map(([n, l]) => [n, { ...l }])), pods: new Map() };
   }
