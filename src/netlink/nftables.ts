@@ -274,3 +274,55 @@ export function errorOffset(reply: NlMsg): number | undefined {
   const echoedLen = reply.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : p.readUInt32LE(4);
   return attrToU32(parseAttrs(p.subarray(4 + align4(echoedLen))).get(NLMSGERR_ATTR_OFFS));
 }
+
+// ---- the ruleset generation ----
+// nf_tables counts committed transactions per network namespace (its
+// base_seq); NFT_MSG_GETGEN reads it. Every batch the kernel commits moves
+// it, whoever sent it, and a failed batch does not, so an unchanged
+// generation means an unchanged ruleset.
+export const NFT_MSG_NEWGEN = 15;
+export const NFT_MSG_GETGEN = 16;
+export const NFTA_GEN_ID = 1;
+
+/** The GETGEN request (acked: the NEWGEN reply comes before the ack). */
+export function encodeGetGen(): NlRequest {
+  return { type: nftMsgType(NFT_MSG_GETGEN), flags: 0, body: nfgenmsg(AF_UNSPEC, 0) };
+}
+
+/** NFTA_GEN_ID of a NEWGEN reply (big-endian u32 after the nfgenmsg), or undefined. */
+export function parseGenId(reply: NlMsg): number | undefined {
+  if (reply.type !== nftMsgType(NFT_MSG_NEWGEN) || reply.payload.length < 4) return undefined;
+  const id = parseAttrs(reply.payload.subarray(4)).get(NFTA_GEN_ID);
+  return id && id.length >= 4 ? id.readUInt32BE(0) : undefined;
+}
+
+// ---- one table's identity ----
+// NFT_MSG_GETTABLE for one table answers NEWTABLE with its handle (new for
+// every table created, so a table deleted and made again has another) and
+// its use count: every chain, set, map, stateful object and flowtable in it.
+export const NFT_MSG_NEWTABLE = 0;
+export const NFT_MSG_GETTABLE = 1;
+export const NFTA_TABLE_NAME = 1;
+export const NFTA_TABLE_USE = 3;
+export const NFTA_TABLE_HANDLE = 4;
+
+export function encodeGetTable(family: string, table: string): NlRequest {
+  const f = NFPROTO[family];
+  if (f === undefined) throw new RangeError(`unknown nft family ${JSON.stringify(family)}`);
+  return { type: nftMsgType(NFT_MSG_GETTABLE), flags: 0, body: Buffer.concat([nfgenmsg(f, 0), attrString(NFTA_TABLE_NAME, table)]) };
+}
+
+export interface TableInfo {
+  readonly handle: bigint;
+  readonly use: number;
+}
+
+/** Handle and use count of a NEWTABLE reply, or undefined. */
+export function parseTableInfo(reply: NlMsg): TableInfo | undefined {
+  if (reply.type !== nftMsgType(NFT_MSG_NEWTABLE) || reply.payload.length < 4) return undefined;
+  const attrs = parseAttrs(reply.payload.subarray(4));
+  const handle = attrs.get(NFTA_TABLE_HANDLE);
+  const use = attrs.get(NFTA_TABLE_USE);
+  if (!handle || handle.length < 8 || !use || use.length < 4) return undefined;
+  return { handle: handle.readBigUInt64BE(0), use: use.readUInt32BE(0) };
+}

@@ -13,8 +13,9 @@
 // The socket is opened inside the target namespace and stays bound to it
 // (like NetlinkHandle), and asks for capped error replies: an error otherwise
 // echoes the whole failed message, up to 64 KiB, more than a receive buffer.
-import { Errno, errnoName } from '../errors.ts';
+import { Errno, errnoName, isNotFound } from '../errors.ts';
 import { NETLINK_CAP_ACK } from '../netlink/constants.ts';
+import type { NlMsg } from '../netlink/message.ts';
 import { NETLINK_NETFILTER } from '../netlink/conntrack.ts';
 import {
   type ElementLayout,
@@ -24,10 +25,15 @@ import {
   elementLayout,
   encodeBatch,
   encodeElement,
+  encodeGetGen,
+  encodeGetTable,
   encodeKey,
   encodeSetElem,
   errorOffset,
+  parseGenId,
+  parseTableInfo,
   parseVerdict,
+  type TableInfo,
 } from '../netlink/nftables.ts';
 import { type BatchError, NetlinkSocket } from '../netlink/socket.ts';
 import * as libc from '../sys/libc.ts';
@@ -153,9 +159,44 @@ export class NetlinkElementWriter implements ElementWriter {
     if (failure) throw batchError(encoded, changes, failure, firstSeq);
   }
 
+  /**
+   * nf_tables' ruleset generation in the writer's namespace (NFT_MSG_GETGEN):
+   * it moves with every committed batch, anyone's. The drift check reads it
+   * to skip listing a table nothing has touched.
+   */
+  generation(): number {
+    for (const r of this.#request('nft getgen', encodeGetGen()) ?? []) {
+      const id = parseGenId(r);
+      if (id !== undefined) return id;
+    }
+    throw new NftError('nft getgen: no NEWGEN reply with a generation id');
+  }
+
+  /** One table's handle and use count (chains + sets + maps), or undefined when it does not exist. */
+  tableInfo(family: string, table: string): TableInfo | undefined {
+    const replies = this.#request('nft gettable', encodeGetTable(family, table), true);
+    for (const r of replies ?? []) {
+      const info = parseTableInfo(r);
+      if (info) return info;
+    }
+    return undefined;
+  }
+
   close(): void {
     this.#closed = true;
     this.#drop();
+  }
+
+  /** One request on the writer's socket; with `missingOk`, ENOENT is undefined. */
+  #request(op: string, req: { type: number; flags: number; body: Buffer }, missingOk = false): NlMsg[] | undefined {
+    if (this.#closed) throw new NftError(`${op}: writer closed`, { errno: Errno.EBADF });
+    const sock = (this.#sock ??= this.#open());
+    try {
+      return sock.request(op, req.type, req.flags, req.body);
+    } catch (e) {
+      if (missingOk && isNotFound(e)) return undefined;
+      throw e;
+    }
   }
 
   [Symbol.dispose](): void {
