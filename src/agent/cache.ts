@@ -3,6 +3,7 @@
 // 10k of them must fit in a small agent), plus the addresses the CNI plugin
 // reported for local pods before the API shows them. With the host firewall
 // on, also the HostFirewallPolicies (kind `hostpolicies`).
+import { type DigestJson, KindDigest, entryOf } from './cache-digest.ts';
 import type { ReflectorHandlers } from './reflector.ts';
 import type { ClusterState, Container, HostFirewallPolicy, Namespace, NetworkPolicy, NodeInfo, Pod, PodSpec } from '../policy/types.ts';
 
@@ -100,6 +101,8 @@ export class ClusterCache {
   readonly cni = new Map<string, CniReport>();
   /** resourceVersion last seen per kind mirrored. */
   readonly versions: Partial<Record<Kind, string>> = { pods: '', namespaces: '', policies: '', nodes: '' };
+  /** Per kind, the count and hash of uid/resourceVersion of what is stored (cache-digest.ts). */
+  readonly digests: Record<Kind, KindDigest> = { pods: new KindDigest(), namespaces: new KindDigest(), policies: new KindDigest(), nodes: new KindDigest(), hostpolicies: new KindDigest() };
   /** Bumped on every change; a sync records the generation it applied. */
   generation = 0;
   /** Which kinds have completed their first list. */
@@ -115,6 +118,7 @@ export class ClusterCache {
   replace(kind: Kind, items: unknown[], rv: string): void {
     const m = this.#map(kind);
     m.clear();
+    this.digests[kind].clear();
     for (const o of items) this.#put(kind, o);
     this.versions[kind] = rv;
     this.synced.add(kind);
@@ -125,6 +129,7 @@ export class ClusterCache {
     if (type === 'DELETED') {
       const key = objectKey(kind, obj);
       this.#map(kind).delete(key);
+      this.digests[kind].delete(key);
       if (kind === 'pods') this.cni.delete(key);
     } else this.#put(kind, obj);
     this.versions[kind] = rv;
@@ -202,7 +207,16 @@ export class ClusterCache {
   }
 
   #put(kind: Kind, o: unknown): void {
-    this.#map(kind).set(objectKey(kind, o), slim(kind, o));
+    const entry = entryOf(kind, o);
+    this.#map(kind).set(entry[0], slim(kind, o));
+    this.digests[kind].put(...entry);
+  }
+
+  /** The digest of each kind mirrored, with its resourceVersion; with `entries`, every object's key, uid and version (GET /cache). */
+  digestView(entries = false): Partial<Record<Kind, DigestJson & { resourceVersion: string; entries?: ReturnType<KindDigest['entries']> }>> {
+    const out: Partial<Record<Kind, DigestJson & { resourceVersion: string; entries?: ReturnType<KindDigest['entries']> }>> = {};
+    for (const k of this.kinds) out[k] = { ...this.digests[k].json(), resourceVersion: this.versions[k] ?? '', ...(entries ? { entries: this.digests[k].entries() } : {}) };
+    return out;
   }
 }
 
