@@ -40,7 +40,7 @@ export function formatGc(r: GcReport, color: boolean): string {
 
 export async function runGc(ctx: Context): Promise<CommandResult> {
   const state = await ctx.state();
-  const pods = new Set(state.pods.map(podKey));
+  const pods = new Map(state.pods.map((p) => [podKey(p), p.metadata?.uid]));
   const store = ctx.store();
   // Without the store every host veth would look unowned: refuse rather than unwire live pods.
   if (!fs.existsSync(store.dir)) throw new CtlError(`no IPAM store at ${store.dir}: refusing to repair anything (check --data-dir and --network)`);
@@ -59,7 +59,7 @@ export async function runGc(ctx: Context): Promise<CommandResult> {
       const leaks = findLeaks(allocs, links, ctx.opts.network);
       for (const a of leaks.records) {
         // findLeaks only returns records whose pod is gone; check once more before touching anything.
-        if (a.pod !== undefined && pods.has(a.pod)) {
+        if (a.pod !== undefined && pods.has(a.pod) && a.podStatus !== 'replaced') {
           actions.push({ action: 'refused', what: a.addresses.join(', '), pod: a.pod, containerID: a.containerID, reason: 'the pod still exists in the API' });
           continue;
         }

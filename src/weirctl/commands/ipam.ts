@@ -9,6 +9,7 @@ import type { AllocationRecord } from '../../ipam/store.ts';
 import type { Link } from '../../netlink/link.ts';
 import { NetlinkHandle } from '../../netlink/handle.ts';
 import { isHostVethName, parseHostVethAlias } from '../../plugin/names.ts';
+import { type RecordPod, recordPod } from '../../agent/ipam-sweep.ts';
 import type { CommandResult, Context } from '../context.ts';
 import { podKey, vethOf } from '../resolve.ts';
 import { bigToJson, formatAge, paint, renderTable } from '../table.ts';
@@ -21,8 +22,10 @@ export interface Allocation {
   ifname: string;
   hostVeth: string;
   hostVethPresent: boolean;
-  /** The pod is in the API (per the agent's /state). */
+  /** The pod is in the API (per the agent's /state), and is the same pod (uid) when the record has one. */
   podExists: boolean;
+  /** present, absent (not in the API), replaced (another pod of that name now), unnamed (the runtime gave no pod). */
+  podStatus: RecordPod;
   created: string;
   ageSeconds: number;
 }
@@ -48,10 +51,13 @@ export interface IpamReport {
   };
 }
 
-export function allocations(records: readonly AllocationRecord[], pods: ReadonlySet<string>, links: ReadonlySet<string>, now = Date.now()): Allocation[] {
+/** `pods`: namespace/name of the API's pods, with their uid when known (a Set: names only). */
+export function allocations(records: readonly AllocationRecord[], pods: ReadonlySet<string> | ReadonlyMap<string, string | undefined>, links: ReadonlySet<string>, now = Date.now()): Allocation[] {
+  const byName: ReadonlyMap<string, string | undefined> = pods instanceof Map ? pods : new Map([...pods.keys()].map((k) => [k, undefined]));
   return records
     .map((r) => {
       const pod = r.podNamespace && r.podName ? `${r.podNamespace}/${r.podName}` : undefined;
+      const podStatus = recordPod(r, byName);
       const veth = vethOf(r);
       return {
         addresses: [...r.addresses],
@@ -60,7 +66,8 @@ export function allocations(records: readonly AllocationRecord[], pods: Readonly
         ifname: r.ifname,
         hostVeth: veth,
         hostVethPresent: links.has(veth),
-        podExists: pod !== undefined && pods.has(pod),
+        podExists: podStatus === 'present',
+        podStatus,
         created: r.created,
         ageSeconds: Math.max(0, Math.round((now - Date.parse(r.created)) / 1000)),
       };
@@ -96,6 +103,12 @@ export function formatIpam(r: IpamReport, color: boolean): string {
     out.push(renderTable(['ADDRESS', 'POD', 'CONTAINER', 'HOST VETH', 'AGE'], rows, { color }));
   }
   out.push('');
+  const orphans = r.allocations.filter((a) => a.podStatus !== 'present');
+  if (orphans.length > 0) {
+    out.push(paint(`Records without a pod: ${orphans.length}`, 'yellow', color));
+    for (const a of orphans) out.push(`  ${a.addresses.join(', ')} (container ${a.containerID}): ${withoutPodReason(a)}`);
+    out.push('');
+  }
   for (const w of r.warnings) out.push(paint(`warning: ${w}`, 'yellow', color));
   const n = r.leaks.records.length + r.leaks.veths.length;
   if (n === 0) out.push(paint('Leaks: none', 'green', color));
@@ -105,6 +118,12 @@ export function formatIpam(r: IpamReport, color: boolean): string {
     for (const v of r.leaks.veths) out.push(`  host veth ${v.name}${v.alias ? ` (${v.alias})` : ''}: no IPAM record owns it`);
   }
   return out.join('\n');
+}
+
+function withoutPodReason(a: Allocation): string {
+  const who = a.pod ?? 'no pod recorded';
+  const what = a.podStatus === 'absent' ? `${who} is not in the API` : a.podStatus === 'replaced' ? `${who} in the API is another pod (uid)` : 'the runtime did not name its pod';
+  return `${what}; ${a.hostVethPresent ? `${a.hostVeth} still exists: the runtime's DEL is due` : `${a.hostVeth} is gone: a leak (weirctl gc, or the agent's sweep, frees it)`}`;
 }
 
 export function hostLinks(): Link[] {
@@ -120,7 +139,7 @@ export function hostLinks(): Link[] {
 export async function ipamReport(ctx: Context): Promise<IpamReport> {
   const state = await ctx.state();
   const conflist = ctx.requireConflist();
-  const pods = new Set(state.pods.map(podKey));
+  const pods = new Map(state.pods.map((p) => [podKey(p), p.metadata?.uid]));
   const links = hostLinks();
   const store = ctx.store();
   const records = ctx.records();
