@@ -1,7 +1,17 @@
 // The agent's Prometheus metrics, in one place so /metrics and the docs agree.
+import { errnoName } from '../errors.ts';
 import type { Ruleset } from '../policy/ruleset.ts';
-import { Registry, exponentialBuckets } from './metrics.ts';
+import type { ClusterCache } from './cache.ts';
+import type { CheckResult } from './kernel-verifier.ts';
+import { type Gauge, Registry, exponentialBuckets } from './metrics.ts';
 import type { SyncSummary } from './reconciler.ts';
+
+/** A short label for why the incremental path failed: the kernel's errno name, else the error's class. */
+export function fallbackReason(e: Error): string {
+  const errno = (e as { errno?: unknown }).errno;
+  if (typeof errno === 'number') return errnoName(errno);
+  return e.name || 'Error';
+}
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -37,9 +47,55 @@ export class AgentMetrics {
   readonly nflogOverruns = this.registry.gauge({ name: 'weir_nflog_dropped_batches', help: 'nflog batches the kernel could not deliver to the agent (socket buffer full).' });
   readonly apiErrors = this.registry.counter<'kind'>({ name: 'weir_api_errors_total', help: 'Failed list/watch attempts against the API server (each is retried), by kind.', labelNames: ['kind'] });
   readonly apiConnected = this.registry.gauge<'kind'>({ name: 'weir_api_watch_up', help: '1 while the watch of this kind is established, 0 after a failure until the next list.', labelNames: ['kind'] });
+  readonly fallbacks = this.registry.counter<'reason'>({
+    name: 'weir_sync_fallbacks_total',
+    help: 'Incremental syncs that failed and were replaced by a full table replacement, by the error (errno name): the table was not what was last applied.',
+    labelNames: ['reason'],
+  });
+  readonly kernelChecks = this.registry.counter<'check' | 'result'>({
+    name: 'weir_kernel_checks_total',
+    help: 'Comparisons of the kernel\'s inet weir table with the ruleset last applied: check "full" (listed) or "cheap" (generation, handle and use count only, counted when they found something); result clean, drift or error.',
+    labelNames: ['check', 'result'],
+  });
+  readonly kernelRepairs = this.registry.counter<'reason'>({
+    name: 'weir_kernel_repairs_total',
+    help: 'Full table replacements after the kernel\'s table drifted from the applied ruleset, by what differed (one repair counts once per reason it found).',
+    labelNames: ['reason'],
+  });
+  readonly kernelCheckSeconds = this.registry.gauge({ name: 'weir_kernel_check_seconds', help: 'Wall time of the last full comparison of the kernel\'s table with the applied ruleset (listing included).' });
+  readonly ipamReleased = this.registry.counter({ name: 'weir_ipam_released_total', help: 'IPAM records the agent\'s sweep released: no pod in the API, no host veth, older than the grace period.' });
+  #cache: ClusterCache | undefined;
+  readonly cacheObjects: Gauge<'kind'> = this.registry.gauge<'kind'>({
+    name: 'weir_cache_objects',
+    help: 'Objects of each kind in the agent\'s cache (compare with the API).',
+    labelNames: ['kind'],
+    collect: (g) => {
+      for (const k of this.#cache?.kinds ?? []) g.labels({ kind: k }).set(this.#cache?.digests[k].count ?? 0);
+    },
+  });
+  readonly cacheDigest: Gauge<'kind'> = this.registry.gauge<'kind'>({
+    name: 'weir_cache_digest',
+    help: 'Low 52 bits of the hash over uid/resourceVersion of each kind in the cache (see /status cache); every agent that agrees with the API shows the same value.',
+    labelNames: ['kind'],
+    collect: (g) => {
+      for (const k of this.#cache?.kinds ?? []) g.labels({ kind: k }).set(this.#cache?.digests[k].metricValue ?? 0);
+    },
+  });
+
+  /** The cache whose digests /metrics shows. */
+  watchCache(cache: ClusterCache): void {
+    this.#cache = cache;
+  }
+
+  observeCheck(r: CheckResult): void {
+    this.kernelChecks.labels({ check: r.kind, result: r.error ? 'error' : r.clean ? 'clean' : 'drift' }).inc();
+    if (r.kind === 'full' && !r.error) this.kernelCheckSeconds.set(r.ms / 1000);
+    if (r.repaired) for (const reason of Object.keys(r.drift.counts)) this.kernelRepairs.labels({ reason }).inc();
+  }
 
   observeSync(s: SyncSummary, applied: Ruleset | undefined): void {
     this.syncs.labels({ kind: s.full ? 'full' : 'incremental' }).inc();
+    if (s.report.fallback) this.fallbacks.labels({ reason: fallbackReason(s.report.fallback) }).inc();
     this.syncDuration.observe(s.durationMs / 1000);
     if (s.eventToAppliedMs !== undefined) this.eventToApplied.observe(s.eventToAppliedMs / 1000);
     this.transactionOps.set(s.operations);

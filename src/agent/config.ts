@@ -29,6 +29,12 @@ export interface AgentConfig {
   hostNetworkCgroupTemplates: string[];
   /** Where the host's cgroup v2 hierarchy is visible to the agent. */
   cgroupRoot: string;
+  /** Seconds between sweeps of the IPAM store for records whose container is gone (0: never); default 60. */
+  ipamSweepInterval?: number;
+  /** A record younger than this (seconds) is never swept (ADD reserves before it wires); default 120. */
+  ipamSweepGrace?: number;
+  /** Floor of the spacing of full kernel-table checks, in seconds (kernel-verifier.ts); default 5. */
+  kernelCheckMinInterval?: number;
 }
 
 /** The agent's local socket, from its run directory. */
@@ -63,6 +69,9 @@ export function agentOptions<T>(y: Argv<T>) {
       default: [] as string[],
       describe: 'cgroup of a hostNetwork pod below --cgroup-root, e.g. kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice (repeatable; first existing wins); enables egress policy for hostNetwork pods',
     })
+    .option('ipam-sweep-interval', { type: 'number', default: 60, describe: 'Seconds between sweeps that free IPAM records whose pod and host veth are gone (0: never)' })
+    .option('ipam-sweep-grace', { type: 'number', default: 120, describe: 'IPAM records younger than this many seconds are never swept' })
+    .option('kernel-check-min-interval', { type: 'number', default: 5, describe: 'Seconds at least between two full comparisons of the kernel\'s table with the applied ruleset (spaced by 100x their cost above that)' })
     .option('cgroup-root', { type: 'string', default: '/sys/fs/cgroup', describe: 'Where the host\'s cgroup v2 hierarchy is mounted in the agent (for --host-network-cgroup-template)' })
     .check((a) => {
       if (!a['node-name']) throw new Error('--node-name (or NODE_NAME) is required');
@@ -97,5 +106,8 @@ export function toConfig(a: Record<string, unknown>): AgentConfig {
     failsafeOutbound: parsePortRanges((a['failsafe-outbound'] as string | undefined) ?? DEFAULT_FAILSAFE_OUTBOUND),
     hostNetworkCgroupTemplates: ((a['host-network-cgroup-template'] as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean),
     cgroupRoot: (a['cgroup-root'] as string | undefined) ?? '/sys/fs/cgroup',
+    ipamSweepInterval: (a['ipam-sweep-interval'] as number | undefined) ?? 60,
+    ipamSweepGrace: (a['ipam-sweep-grace'] as number | undefined) ?? 120,
+    kernelCheckMinInterval: (a['kernel-check-min-interval'] as number | undefined) ?? 5,
   };
 }

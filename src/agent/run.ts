@@ -21,6 +21,8 @@ import { type AgentConfig, agentSocketPath } from './config.ts';
 import { AgentMetrics } from './agent-metrics.ts';
 import { type HostPolicyAvailability, apiServerEndpoints, cgroupResolver, hostPolicyLister, isUnavailable } from './hostfw.ts';
 import { DropLog } from './drops.ts';
+import { type Invariants, startInvariants } from './invariants.ts';
+import { fallbackReason } from './agent-metrics.ts';
 import { Reconciler, type NodeNetworking } from './reconciler.ts';
 import { Reflector, type Lister } from './reflector.ts';
 import { desiredNodeRoutes, reconcileNodeRoutes } from './routes.ts';
@@ -72,11 +74,15 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const cache = new ClusterCache({ hostFirewall: cfg.hostFirewall });
   seedFromIpam(cache, cfg.dataDir, log);
   const metrics = new AgentMetrics();
+  metrics.watchCache(cache);
   const netlink = NetlinkHandle.open();
   let conntrack: ConntrackHandle | undefined;
   // Element-only changes (pods coming, going, relabelled) go to nf_tables over netlink, the rest through libnftables.
   const nft = new LibNftables();
-  const engine = new PolicyEngine(nft, { nodeName: cfg.nodeName, nflogGroup: cfg.nflogGroup, logRate: cfg.denyLogRate }, NetlinkElementWriter.open());
+  const elements = NetlinkElementWriter.open();
+  const engine = new PolicyEngine(nft, { nodeName: cfg.nodeName, nflogGroup: cfg.nflogGroup, logRate: cfg.denyLogRate }, elements);
+  // Set once the reconciler exists; its syncs tell the kernel check which commits were the agent's own.
+  let invariants: Invariants | undefined;
   const socket = agentSocketPath(cfg.runDir);
 
   const net: NodeNetworking = {
@@ -142,6 +148,9 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       : {}),
     onSync: (s) => {
       metrics.observeSync(s, engine.applied);
+      invariants?.kernel.afterSync(s.operations, s.full);
+      const fb = s.report.fallback;
+      if (fb) log.warn({ err: fb.message, reason: fallbackReason(fb) }, 'incremental sync failed, table replaced whole: the kernel did not hold what was last applied');
       memory.afterSync(s.full);
       for (const e of s.policyErrors) log.warn({ policy: e.policy, field: e.field }, `policy enforced as deny-all: ${e.message}`);
       for (const e of s.routeErrors) log.warn(`route: ${e}`);
@@ -188,6 +197,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       }, kind === 'hostpolicies' ? { minBackoffMs: 2000, maxBackoffMs: 60_000 } : {}),
   );
   const running = reflectors.map((r) => r.run());
+  invariants = startInvariants({ cfg, log, cache, engine, reconciler, metrics, elements, netlink, listers: new Map(kinds.map(([kind, , list]) => [kind, list as Lister<unknown>])) });
 
   // Denied packets: counted and kept for weirctl. The group is per network
   // namespace and one socket may own it; without it the rest still runs.
@@ -212,7 +222,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const servers = await startServers({
     http: { host, port: Number(port) },
     socketPath: socket,
-    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, egressUnsupported: cgroups.unsupported, ...(nflog ? { drops } : {}) }),
+    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, egressUnsupported: cgroups.unsupported, invariants, ...(nflog ? { drops } : {}) }),
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');
@@ -220,6 +230,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   return {
     async stop() {
       for (const r of reflectors) r.stop();
+      invariants?.stop();
       await Promise.allSettled(running);
       await servers.close();
       await nflog?.stop();

@@ -7,6 +7,7 @@ import type { AgentConfig } from './config.ts';
 import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
 import type { DropLog } from './drops.ts';
 import type { HostPolicyAvailability } from './hostfw.ts';
+import type { Invariants } from './invariants.ts';
 import { formatPortRange } from '../policy/host-policy.ts';
 import type { Reconciler } from './reconciler.ts';
 import { type Routes, metricsHandler } from './server.ts';
@@ -27,6 +28,8 @@ interface Deps {
   hostPolicies?: HostPolicyAvailability;
   /** Host firewall: why hostNetwork pods' egress cannot be attributed on this node, if so. */
   egressUnsupported?: string | undefined;
+  /** The self-checks (cache = API, kernel = applied); absent in tests that do not run them. */
+  invariants?: Invariants | undefined;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -67,6 +70,13 @@ export function statusRoutes(d: Deps): Routes {
         },
       };
     },
+    // Every cached object's key, uid and resourceVersion, per kind (cache-digest.ts cacheMatchesApi names differences from it).
+    'GET /cache': async () => ({ json: d.cache.digestView(true) }),
+    // Lists every kind from the API now and compares (read-only; takes a few seconds when something differs).
+    'GET /verify/cache': async () => (d.invariants ? { json: await d.invariants.verifyCache() } : { status: 503, json: { error: 'self-checks are not running' } }),
+    // Compares the kernel's table with the applied ruleset now; GET only reports, POST also repairs.
+    'GET /verify/kernel': async () => (d.invariants ? { json: d.invariants.kernel.check({ repair: false }) } : { status: 503, json: { error: 'self-checks are not running' } }),
+    'POST /verify/kernel': async () => (d.invariants ? { json: d.invariants.kernel.check({ repair: true }) } : { status: 503, json: { error: 'self-checks are not running' } }),
     'GET /state': async () => {
       // The cluster as this agent sees it, for weirctl's explanations.
       const { nodeFacts: _nf, ...snap } = d.cache.snapshot();
@@ -131,6 +141,9 @@ function status(d: Deps) {
     node: d.config.nodeName,
     ready: d.reconciler.ready,
     api: { synced: [...d.cache.synced], versions: d.cache.versions },
+    /** Per kind: count and hash over uid/resourceVersion of the cached objects (cache-digest.ts). */
+    cache: d.cache.digestView(),
+    kernel: d.invariants ? { lastCheck: d.invariants.kernel.last ?? null, repairs: d.invariants.kernel.repairs, fullCheckSpacingMs: Math.round(d.invariants.kernel.fullSpacingMs) } : null,
     applied: last
       ? { generation: last.generation, at: last.at.toISOString(), durationMs: last.durationMs, full: last.full, operations: last.operations, versions: last.versions }
       : null,

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { AgentUnavailableError, agentCall } from '../agent/client.ts';
 import { DEFAULT_DATA_DIR } from '../cni/config.ts';
+import type { CheckResult } from '../agent/kernel-verifier.ts';
 import type { LocalEndpoint } from '../policy/compile.ts';
 import type { ClusterState } from '../policy/types.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
@@ -64,6 +65,10 @@ export interface AgentStatus {
   counts: { localPods: number; pods: number; namespaces: number; policies: number; nodes: number; sets?: number; chains?: number; rules?: number; elements?: number };
   errors: { sync: string | null; policies: string[]; routes: string[] };
   config: { hostFirewall: boolean; masquerade: boolean; nflogGroup: number };
+  /** Per kind: count and hash over uid/resourceVersion of the cached objects (agents since the self-checks). */
+  cache?: Record<string, { count: number; hash: string; resourceVersion: string }>;
+  /** The kernel-table self-check (agents since the self-checks). */
+  kernel?: { lastCheck: CheckResult | null; repairs: number; fullCheckSpacingMs: number } | null;
 }
 
 export interface EndpointsReply {

@@ -13,6 +13,8 @@ import { NetlinkHandle } from '../../netlink/handle.ts';
 import { LibNftables } from '../../nft/libnftables.ts';
 import { isHostVethName } from '../../plugin/names.ts';
 import { readSysctl } from '../../sys/sysctl.ts';
+import { type CacheComparison, describeDifferences } from '../../agent/cache-digest.ts';
+import type { CheckResult } from '../../agent/kernel-verifier.ts';
 import type { AgentStatus, StateReply } from '../context.ts';
 import type { LoadedConflist } from '../conflist.ts';
 import { byLabel, parsePrometheus } from '../metrics.ts';
@@ -131,6 +133,28 @@ export function checkRoutes(state: StateReply | undefined, status: AgentStatus |
   // Agents that do not serve the nodes' podCIDRs in /state: rely on their own report.
   if (errs.length > 0) return fail(name, `the agent could not program: ${errs.join('; ')}`, 'the other nodes\' InternalIPs must be directly reachable (host-gw routing)');
   return pass(name, `${present.size} route(s) with proto ${RTPROT_WEIR_NODE} for ${others.length} other node(s); the agent reports no route errors (its /state does not list podCIDRs, so the set itself was not compared)`);
+}
+
+/**
+ * The agent's own comparison of the kernel's table with the ruleset it
+ * applied (GET /verify/kernel), when it has one; else checkTable's counts.
+ */
+export function checkKernelTable(status: AgentStatus | undefined, verify: CheckResult | undefined): Check {
+  if (!verify) return checkTable(status);
+  const name = 'table inet weir';
+  if (verify.error) return fail(name, `the agent cannot compare the table with what it applied: ${verify.error}`, 'read the agent\'s log; `weirctl status` shows its last sync');
+  if (verify.clean) return pass(name, `matches the ruleset the agent applied, element by element and rule by rule (checked in ${Math.round(verify.ms)} ms)`);
+  const reasons = Object.entries(verify.drift.counts).map(([r, n]) => `${r} ${n}`).join(', ');
+  const examples = verify.drift.examples.slice(0, 5).map((e) => `${e.object}: ${e.detail}`).join('; ');
+  return fail(name, `differs from what the agent applied (${reasons}): ${examples}`, 'something edited the table behind weir\'s back; the agent replaces it whole at its next check (or now: curl --unix-socket /run/weir/agent.sock -X POST http://agent/verify/kernel)');
+}
+
+/** The agent's cache against a fresh list from the API (GET /verify/cache, done by the agent with its credentials). */
+export function checkCache(reply: (CacheComparison & { attempts?: number }) | undefined, why?: string): Check {
+  const name = 'agent cache = API';
+  if (!reply) return fail(name, `not checked: ${why ?? 'the agent is unreachable'}`, 'upgrade the agent (GET /verify/cache), and check its API access (`weirctl status`)');
+  if (reply.ok) return pass(name, `${reply.kinds.join(', ')}: the cache holds exactly what the API lists (uid and resourceVersion of every object)`);
+  return fail(name, `differs from the API: ${describeDifferences(reply).join(' | ')}`, 'the agent\'s watch missed or misapplied events; restarting the agent relists everything (and report it: this is a bug)');
 }
 
 export function checkTable(status: AgentStatus | undefined): Check {

@@ -6,7 +6,9 @@ import type { AgentStatus, CommandResult, Context, StateReply } from '../context
 import { AgentUnreachableError } from '../context.ts';
 import { okFail, paint, renderTable } from '../table.ts';
 import { linkNames } from './endpoints.ts';
-import { type Check, checkApi, checkConflist, checkForwarding, checkNflog, checkPlugin, checkRoutes, checkRpFilter, checkTable } from './doctor-checks.ts';
+import type { CacheComparison } from '../../agent/cache-digest.ts';
+import type { CheckResult } from '../../agent/kernel-verifier.ts';
+import { type Check, checkApi, checkCache, checkConflist, checkForwarding, checkKernelTable, checkNflog, checkPlugin, checkRoutes, checkRpFilter } from './doctor-checks.ts';
 
 export type { Check } from './doctor-checks.ts';
 
@@ -27,12 +29,21 @@ export async function runDoctor(ctx: Context, cniBinDir: string): Promise<Comman
   let state: StateReply | undefined;
   let metrics: string | undefined;
   let drops: { status: number; text: string } | undefined;
+  let kernel: CheckResult | undefined;
+  let cache: CacheComparison | undefined;
+  let cacheWhy: string | undefined;
   try {
     const health = await ctx.call('/healthz', { accept: [500, 503] });
     status = await ctx.status();
     state = await ctx.state();
     metrics = (await ctx.call('/metrics', { accept: [500, 503] })).text;
     drops = await ctx.call('/drops?limit=1', { accept: [503] });
+    // Agents before the self-checks answer 404: fall back to the counts, and say so.
+    const k = await ctx.call('/verify/kernel', { accept: [404, 503], timeoutMs: 30_000 });
+    if (k.status === 200) kernel = k.json as CheckResult;
+    const c = await ctx.call('/verify/cache', { accept: [404, 500, 503], timeoutMs: 120_000 });
+    if (c.status === 200) cache = c.json as CacheComparison;
+    else cacheWhy = `GET /verify/cache answered ${c.status}: ${(c.json as { error?: string } | undefined)?.error ?? c.text.trim()}`;
     checks.push(
       health.status === 200
         ? { name: 'agent', ok: true, detail: `weir-agent ${status.version} on node ${status.node} answers on ${ctx.opts.socket}` }
@@ -50,7 +61,8 @@ export async function runDoctor(ctx: Context, cniBinDir: string): Promise<Comman
   checks.push(confCheck);
   checks.push(checkPlugin(cniBinDir, conflist, status));
   checks.push(checkRoutes(state, status));
-  checks.push(checkTable(status));
+  checks.push(checkKernelTable(status, kernel));
+  checks.push(checkCache(cache, cacheWhy));
   checks.push(checkApi(status, metrics));
   checks.push(checkNflog(drops?.status, drops?.text ?? '', status?.config.nflogGroup));
 

@@ -19,6 +19,8 @@ export interface ApiKindStatus {
   errors: number;
   /** resourceVersion last seen. */
   resourceVersion: string;
+  /** Objects cached and their digest (cache-digest.ts), when the agent reports them. */
+  cached?: { count: number; hash: string };
 }
 
 export interface StatusReport {
@@ -33,6 +35,8 @@ export interface StatusReport {
   lastSync: { at: string; ageSeconds: number; durationMs: number } | null;
   errors: AgentStatus['errors'];
   config: AgentStatus['config'];
+  /** The kernel-table self-check: last result, repairs, and incremental syncs that fell back to a full replacement. */
+  kernel: (NonNullable<AgentStatus['kernel']> & { fallbacks: number }) | null;
 }
 
 export function buildStatus(socket: string, s: AgentStatus, healthy: boolean, metricsText: string, now = Date.now()): StatusReport {
@@ -41,10 +45,13 @@ export function buildStatus(socket: string, s: AgentStatus, healthy: boolean, me
   const errs = byLabel(samples, 'weir_api_errors_total', 'kind');
   const api = kindsOf(s).map((kind) => {
     const u = up.get(kind);
-    return { kind, synced: s.api.synced.includes(kind), watchUp: u === undefined ? undefined : u === 1, errors: errs.get(kind) ?? 0, resourceVersion: s.api.versions[kind] ?? '' };
+    const c = s.cache?.[kind];
+    return { kind, synced: s.api.synced.includes(kind), watchUp: u === undefined ? undefined : u === 1, errors: errs.get(kind) ?? 0, resourceVersion: s.api.versions[kind] ?? '', ...(c ? { cached: { count: c.count, hash: c.hash } } : {}) };
   });
+  const fallbacks = [...byLabel(samples, 'weir_sync_fallbacks_total', 'reason').values()].reduce((a, b) => a + b, 0);
+  const kernel = s.kernel ? { ...s.kernel, fallbacks } : null;
   const lastSync = s.applied ? { at: s.applied.at, ageSeconds: Math.max(0, Math.round((now - Date.parse(s.applied.at)) / 1000)), durationMs: s.applied.durationMs } : null;
-  return { socket, version: s.version, node: s.node, healthy, ready: s.ready, api, applied: s.applied, counts: s.counts, lastSync, errors: s.errors, config: s.config };
+  return { socket, version: s.version, node: s.node, healthy, ready: s.ready, api, applied: s.applied, counts: s.counts, lastSync, errors: s.errors, config: s.config, kernel };
 }
 
 export function formatStatus(r: StatusReport, color: boolean): string {
@@ -62,13 +69,22 @@ export function formatStatus(r: StatusReport, color: boolean): string {
   const c = r.counts;
   out.push(`Counts:    ${c.localPods} local pods, ${c.pods} pods, ${c.namespaces} namespaces, ${c.policies} policies, ${c.nodes} nodes`);
   if (c.rules !== undefined) out.push(`Table:     inet weir: ${c.chains ?? '?'} chains, ${c.rules} rules, ${c.sets ?? '?'} sets/maps, ${c.elements ?? '?'} elements`);
+  if (r.kernel) out.push(`Kernel:    ${kernelLine(r.kernel, color)}`);
   out.push(`Config:    masquerade ${r.config.masquerade ? 'on' : 'off'}, host firewall ${r.config.hostFirewall ? 'on' : 'off'}, nflog group ${r.config.nflogGroup}`);
   out.push('');
   out.push('API connection:');
   out.push(
     renderTable(
-      ['KIND', 'SYNCED', 'WATCH', 'ERRORS', 'RESOURCEVERSION'],
-      r.api.map((k) => [k.kind, yes(k.synced), k.watchUp === undefined ? '?' : k.watchUp ? paint('up', 'green', color) : paint('DOWN', 'red', color), String(k.errors), k.resourceVersion || '-']),
+      ['KIND', 'SYNCED', 'WATCH', 'ERRORS', 'RESOURCEVERSION', 'CACHED', 'DIGEST'],
+      r.api.map((k) => [
+        k.kind,
+        yes(k.synced),
+        k.watchUp === undefined ? '?' : k.watchUp ? paint('up', 'green', color) : paint('DOWN', 'red', color),
+        String(k.errors),
+        k.resourceVersion || '-',
+        k.cached ? String(k.cached.count) : '-',
+        k.cached?.hash ?? '-',
+      ]),
       { color, indent: '  ' },
     ),
   );
@@ -80,6 +96,19 @@ export function formatStatus(r: StatusReport, color: boolean): string {
   out.push('');
   out.push(errors.length === 0 ? 'Errors:    none' : `Errors:\n${errors.map((e) => `  ${paint(e, 'red', color)}`).join('\n')}`);
   return out.join('\n');
+}
+
+/** The kernel-table self-check in one line: the last result, repairs and fallbacks so far. */
+export function kernelLine(k: NonNullable<StatusReport['kernel']>, color: boolean): string {
+  const c = k.lastCheck;
+  let last = 'not checked yet';
+  if (c?.error) last = paint(`last check failed: ${c.error}`, 'red', color);
+  else if (c?.clean) last = `${paint('matches the applied ruleset', 'green', color)} (${c.kind} check at ${c.at}, ${formatMs(c.ms)})`;
+  else if (c) {
+    const reasons = Object.entries(c.drift.counts).map(([r, n]) => `${r} ${n}`).join(', ');
+    last = `${paint(`drift found at ${c.at}: ${reasons}`, 'yellow', color)}${c.repaired ? `, repaired${c.afterRepair?.clean ? '' : paint(' (still differs!)', 'red', color)}` : ', not repaired'}`;
+  }
+  return `${last}; ${k.repairs} repair(s), ${k.fallbacks} incremental sync(s) fell back to a full replacement; full checks at most every ${formatMs(k.fullCheckSpacingMs)}`;
 }
 
 export async function runStatus(ctx: Context): Promise<CommandResult> {
