@@ -1,5 +1,6 @@
 // One set or map of each element type NetlinkElementWriter encodes, shared by
-// its unit test (byte fixtures) and its kernel test (what the kernel stores).
+// its unit test (byte fixtures) and its kernel tests (what the kernel stores,
+// read back from nft's JSON listing with elemText).
 import { nft } from '../../src/nft/transaction.ts';
 import type { TableRef } from '../../src/nft/types.ts';
 
@@ -14,3 +15,16 @@ export const elementSets = (t: TableRef) => ({
   m4: nft.map(t, 'm4', 'ipv4_addr : verdict'),
   m6: nft.map(t, 'm6', 'ipv6_addr : verdict'),
 });
+
+/** An element of nft's JSON listing as nft text: `10.0.0.1 . tcp . 80`, `10.0.0.1 : goto prof_a`. */
+export function elemText(e: unknown): string {
+  if (Array.isArray(e)) return `${elemText(e[0])} : ${verdictText(e[1])}`;
+  if (typeof e === 'object' && e !== null && 'concat' in e) return (e.concat as unknown[]).map(elemText).join(' . ');
+  return String(e);
+}
+
+/** nft -j writes verdicts as `{ "accept": null }`, `{ "goto": { "target": "prof_a" } }`. */
+function verdictText(v: unknown): string {
+  const [[word, arg]] = Object.entries(v as object) as [[string, { target: string } | null]];
+  return arg ? `${word} ${arg.target}` : word;
+}

@@ -15,7 +15,7 @@ import { Transaction, nft } from '../../src/nft/transaction.ts';
 import type { NftMap } from '../../src/nft/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
-import { elementSets } from '../helpers/nft-sets.ts';
+import { elemText, elementSets } from '../helpers/nft-sets.ts';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -29,17 +29,6 @@ const ranged = nft.set(t, 'ranged', 'ipv4_addr', { flags: ['interval'] });
 const add = (set: SetName, key: string[], value?: string): ElementChange => ({ verb: 'add', set: sets[set], key, ...(value === undefined ? {} : { value }) });
 const del = (set: SetName, key: string[]): ElementChange => ({ verb: 'delete', set: sets[set], key });
 
-/** An element of nft's JSON listing as nft text: `10.0.0.1 . tcp . 80`, `10.0.0.1 : goto prof_a`. */
-function elemText(e: unknown): string {
-  if (Array.isArray(e)) return `${elemText(e[0])} : ${verdictText(e[1])}`;
-  if (typeof e === 'object' && e !== null && 'concat' in e) return (e.concat as unknown[]).map(elemText).join(' . ');
-  return String(e);
-}
-/** nft -j writes verdicts as `{ "accept": null }`, `{ "goto": { "target": "prof_a" } }`. */
-function verdictText(v: unknown): string {
-  const [[word, arg]] = Object.entries(v as object) as [[string, { target: string } | null]];
-  return arg ? `${word} ${arg.target}` : word;
-}
 
 describe.skipIf(!isRoot)('NetlinkElementWriter in a test namespace', () => {
   let ns: TestNetns | undefined;
