@@ -87,7 +87,14 @@ function kernelVerifier(d: InvariantDeps): KernelVerifier {
       applied: () => d.engine.applied,
       repair: () => {
         d.engine.invalidate();
-        return d.reconciler.syncNow() !== undefined;
+        if (d.reconciler.syncNow() === undefined) return false;
+        try {
+          const n = d.reconciler.purgeAll();
+          if (n > 0) d.log.info({ connections: n }, 'ended connections the repaired table refuses (let in while it was edited)');
+        } catch (e) {
+          d.log.warn({ err: (e as Error).message }, 'conntrack purge after the repair failed');
+        }
+        return true;
       },
       onResult: (r) => {
         d.metrics.observeCheck(r);

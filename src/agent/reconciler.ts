@@ -206,6 +206,18 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Every tracked connection of a local pod judged again: after the kernel's
+   * table was repaired (kernel-verifier.ts), connections let in while it was
+   * edited or gone are still in conntrack, where `ct state established`
+   * would keep accepting them. Returns how many were ended.
+   */
+  purgeAll(): number {
+    const ips = new Set(this.#endpoints.flatMap((e) => e.ips));
+    if (!this.#net.purgeConnections || ips.size === 0) return 0;
+    return this.#net.purgeConnections(ips, connectionJudge(this.#cache.snapshot()));
+  }
+
   /** The host-firewall options of one sync: the configured ones, plus the cgroups of this node's hostNetwork pods found now. */
   #hostOptions(hf: NonNullable<ReconcilerOptions['hostFirewall']>, pods: ClusterState['pods']): HostFirewallOptions {
     const cgroups = new Map<string, HostCgroup>();

@@ -68,3 +68,30 @@ describe('incremental sync fallback', () => {
     expect(metrics.registry.render()).toContain('weir_sync_fallbacks_total{reason="ENOENT"} 1');
   });
 });
+
+describe('after a repair', () => {
+  it('purgeAll judges every tracked connection of every local pod again', () => {
+    const nft = new FakeNft();
+    const engine = new PolicyEngine(nft, { nodeName: 'n1' });
+    const cache = new ClusterCache();
+    const s = state(['10.1.0.5', '10.1.0.6']);
+    cache.replace('pods', [...s.pods], '1');
+    cache.replace('namespaces', [...s.namespaces], '1');
+    cache.replace('policies', [...s.policies], '1');
+    cache.replace('nodes', [{ metadata: { name: 'n1' } }], '1');
+    const asked: Array<{ ips: string[]; allowed: boolean }> = [];
+    const net = {
+      writeCniConfig: () => false,
+      reconcileRoutes: () => ({ changed: 0, errors: [] }),
+      purgeConnections: (ips: Set<string>, stillAllowed: (c: { src: string; dst: string; proto: number; dport?: number }) => boolean) => {
+        asked.push({ ips: [...ips].sort(), allowed: stillAllowed({ src: '10.1.0.6', dst: '10.1.0.5', proto: 6, dport: 80 }) });
+        return 1;
+      },
+    };
+    const r = new Reconciler(cache, engine, net, { nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [] });
+    r.syncNow();
+    expect(r.purgeAll()).toBe(1);
+    // The deny-all policy isolates both pods for ingress: a connection between them is refused.
+    expect(asked.at(-1)).toEqual({ ips: ['10.1.0.5', '10.1.0.6'], allowed: false });
+  });
+});
