@@ -1,10 +1,13 @@
 // The cluster indexed for one node, kept from one compile to the next:
-// NetworkPolicies normalized (or enforced fail-closed), the facts of the pods
+// NetworkPolicies and ClusterNetworkPolicies normalized (or enforced
+// fail-closed), the facts of the pods
 // policy applies to, namespace labels, this node's pods, and the contents of
 // the pod-dependent sets (pod-sets.ts). Shared by the pod chains (compile.ts)
 // and the host firewall (host.ts), so that both read the same state the same
 // way. Pure.
 import { tryParseIp, type IpFamily } from '../cni/ip.ts';
+import { byPrecedence, normalizeOrFailClosed, type NormalizedClusterPolicy } from './cnp-normalize.ts';
+import type { ClusterNetworkPolicy } from './cnp-types.ts';
 import { PolicyError } from './errors.ts';
 import { effectivePolicyTypes, normalizePolicy, type NormalizedPolicy } from './normalize.ts';
 import { namedPortsOf, type NamedPorts } from './ports.ts';
@@ -107,10 +110,14 @@ export function failClosed(np: NetworkPolicy): NormalizedPolicy {
 }
 
 export interface ClusterIndex {
-  /** Policies that could not be expressed (each is in `policies` fail-closed). */
+  /** Policies (of either kind) that could not be expressed (each is in `policies` or `clusterPolicies` fail-closed). */
   readonly errors: PolicyError[];
   /** Every NetworkPolicy, normalized or fail-closed, sorted by namespace/name. */
   readonly policies: NormalizedPolicy[];
+  /** Every ClusterNetworkPolicy, normalized or fail-closed, by priority then name (both tiers). */
+  readonly clusterPolicies: NormalizedClusterPolicy[];
+  /** A namespace's labels (with kubernetes.io/metadata.name), as the pod sets see them. */
+  readonly nsLabels: (ns: string) => Labels;
   /** This node's pods NetworkPolicy applies to, by namespace, in the order of the state. */
   readonly local: Map<string, PodFacts[]>;
   /** This node's hostNetwork pods (host-firewall mode; else none), sorted by namespace/name. */
@@ -148,8 +155,19 @@ export class ClusterIndexer implements PodUniverse {
   readonly #hostPods = new Map<string, PodEntry>();
   readonly #byNs = new Map<string, Map<string, PodFacts>>();
   readonly #ns = new Map<string, { obj: Namespace; labels: Labels }>();
-  readonly #policies = new Map<string, { obj: NetworkPolicy; norm: NormalizedPolicy; error?: PolicyError }>();
-  #sorted: NormalizedPolicy[] | undefined;
+  readonly #policies = new NormalizedObjects<NetworkPolicy, NormalizedPolicy>(
+    (np) => `${np.metadata?.namespace ?? ''}/${np.metadata?.name ?? ''}`,
+    (np) => {
+      try {
+        return { norm: normalizePolicy(np) };
+      } catch (e) {
+        if (!(e instanceof PolicyError)) throw e;
+        return { norm: failClosed(np), error: e };
+      }
+    },
+    byRef,
+  );
+  readonly #clusterPolicies = new NormalizedObjects<ClusterNetworkPolicy, NormalizedClusterPolicy>((c) => c.metadata?.name ?? '', normalizeOrFailClosed, byPrecedence);
   #epoch = 0;
 
   constructor(table: Table, nodeName: string, hostIPs: readonly string[] | undefined) {
@@ -232,29 +250,18 @@ export class ClusterIndexer implements PodUniverse {
       if (!sameLabels(c.before, c.after)) this.sets.namespaceChanged([...this.pods(c.name)], c.before, c.after);
     }
 
-    const errors: PolicyError[] = [];
-    const polSeen = new Set<string>();
-    for (const np of state.policies) {
-      const key = `${np.metadata?.namespace ?? ''}/${np.metadata?.name ?? ''}`;
-      polSeen.add(key);
-      if (this.#policies.get(key)?.obj === np) continue;
-      this.#sorted = undefined;
-      try {
-        this.#policies.set(key, { obj: np, norm: normalizePolicy(np) });
-      } catch (e) {
-        if (!(e instanceof PolicyError)) throw e;
-        this.#policies.set(key, { obj: np, norm: failClosed(np), error: e });
-      }
-    }
-    for (const key of this.#policies.keys()) {
-      if (polSeen.has(key)) continue;
-      this.#policies.delete(key);
-      this.#sorted = undefined;
-    }
-    this.#sorted ??= [...this.#policies.values()].map((x) => x.norm).sort(byRef);
-    for (const x of this.#policies.values()) if (x.error) errors.push(x.error);
+    const policies = this.#policies.update(state.policies);
+    const clusterPolicies = this.#clusterPolicies.update(state.clusterPolicies ?? []);
     const hostPods = [...this.#hostPods.values()].flatMap((e) => (e.facts ? [e.facts] : [])).sort(byRef);
-    return { errors, policies: this.#sorted, local, hostPods, sets: this.sets };
+    return {
+      errors: [...policies.errors, ...clusterPolicies.errors],
+      policies: policies.list,
+      clusterPolicies: clusterPolicies.list,
+      nsLabels: (ns) => this.labelsOfNs(ns),
+      local,
+      hostPods,
+      sets: this.sets,
+    };
   }
 
   /** One pod of the state: its facts, recomputed (and handed to the sets) only when the object changed. */
@@ -293,7 +300,48 @@ export class ClusterIndexer implements PodUniverse {
   }
 }
 
-const sameLabels = (a: Labels, b: Labels): boolean => {
+/**
+ * Policy objects of one kind, each normalized once (an object the same by
+ * identity as last time is not looked at again), with the error that
+ * refused one; `keyOf` names an object across its versions.
+ */
+class NormalizedObjects<O, N> {
+  readonly #byKey = new Map<string, { obj: O; norm: N; error?: PolicyError | undefined }>();
+  readonly #keyOf: (o: O) => string;
+  readonly #normalize: (o: O) => { norm: N; error?: PolicyError };
+  readonly #order: (a: N, b: N) => number;
+  #sorted: N[] | undefined;
+
+  constructor(keyOf: (o: O) => string, normalize: (o: O) => { norm: N; error?: PolicyError }, order: (a: N, b: N) => number) {
+    this.#keyOf = keyOf;
+    this.#normalize = normalize;
+    this.#order = order;
+  }
+
+  /** Brings the objects to `list`: the normalized ones in order, and the errors. */
+  update(list: readonly O[]): { list: N[]; errors: PolicyError[] } {
+    const seen = new Set<string>();
+    for (const o of list) {
+      const key = this.#keyOf(o);
+      seen.add(key);
+      if (this.#byKey.get(key)?.obj === o) continue;
+      this.#sorted = undefined;
+      this.#byKey.set(key, { obj: o, ...this.#normalize(o) });
+    }
+    for (const key of this.#byKey.keys()) {
+      if (seen.has(key)) continue;
+      this.#byKey.delete(key);
+      this.#sorted = undefined;
+    }
+    this.#sorted ??= [...this.#byKey.values()].map((x) => x.norm).sort(this.#order);
+    const errors: PolicyError[] = [];
+    for (const x of this.#byKey.values()) if (x.error) errors.push(x.error);
+    return { list: this.#sorted, errors };
+  }
+}
+
+/** Two label maps with the same keys and values. */
+export const sameLabels = (a: Labels, b: Labels): boolean => {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 };

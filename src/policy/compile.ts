@@ -26,18 +26,23 @@
 //   (rule-compile.ts, sharedSetName), so rules of any policy with the same
 //   peers or ports use one set, with a neutral comment.
 //   A packet costs the same however many pods and policies the cluster has.
+// - ClusterNetworkPolicy (cnp-compile.ts, while the cluster has any): its
+//   Admin tier is dispatched before the NetworkPolicy map and its Baseline
+//   tier after, through maps of the same kind, and a pod's traffic to its
+//   own node is judged by the tiers on the input hook.
 // - With host-firewall mode on (opts.hostFirewall), NetworkPolicies also
 //   select this node's hostNetwork pods, and host.ts adds base chains on the
 //   input and output hooks for the node's own traffic (documented there).
 import { parseCidr } from '../cni/ip.ts';
-import type { NftSet, Table } from '../nft/types.ts';
+import type { Table } from '../nft/types.ts';
 import { ClusterIndexer, type PodFacts } from './cluster-index.ts';
+import { compileTiers, type TierProfiles } from './cnp-compile.ts';
 import type { PolicyError } from './errors.ts';
 import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host.ts';
 import type { Direction, NormalizedPolicy } from './normalize.ts';
-import type { PodSets, SetMembership } from './pod-sets.ts';
+import { buildOutput, type PolicyOutput } from './policy-output.ts';
 import { FAMILIES, addrType, commentLabel, compileRule, fam, hashId, short, type Subjects } from './rule-compile.ts';
-import { RulesetBuilder, type DesiredChain, type DesiredSet, type Ruleset } from './ruleset.ts';
+import { RulesetBuilder, type Ruleset } from './ruleset.ts';
 import { selectorMatches } from './selector.ts';
 import type { ClusterState } from './types.ts';
 
@@ -73,6 +78,8 @@ export interface LocalEndpoint {
   /** Profile chain per direction when isolated in it, with the policies (namespace/name) selecting the pod. */
   ingress?: { chain: string; policies: string[] };
   egress?: { chain: string; policies: string[] };
+  /** ClusterNetworkPolicy profile chains per tier and direction, with the policies (names) in order; absent: none selects the pod. */
+  tiers?: TierProfiles;
 }
 
 export interface CompileResult {
@@ -83,6 +90,8 @@ export interface CompileResult {
   endpoints: LocalEndpoint[];
   /** Chain name of each policy compiled on this node, `namespace/name` to chain base. */
   policyChains: Map<string, string>;
+  /** Chain name of each ClusterNetworkPolicy compiled on this node, name to chain base. */
+  clusterPolicyChains: Map<string, string>;
   /** What the host firewall applies on this node; present exactly when the mode is on. */
   host?: HostFirewallReport;
 }
@@ -105,49 +114,14 @@ export function indexerFor(state: ClusterState, opts: CompileOptions, previous?:
   return new ClusterIndexer(table, opts.nodeName, hostIPs);
 }
 
-/**
- * What one NetworkPolicy compiles to on a node: its chains and the sets its
- * rules use. It depends on the policy alone (the node is fixed per indexer,
- * sets are named by their definitions, and which pods are in them is the
- * pod sets' business), so it is made once per normalized policy object and
- * replayed by later compiles: an event that does not touch a policy costs
- * it a few map insertions, and its chains keep their identity, which the
- * diff compares first.
- */
-class PolicyOutput {
-  readonly chains: { d: Direction; chain: DesiredChain }[] = [];
-  readonly sets: DesiredSet[] = [];
-  readonly live: { def: NftSet; m: SetMembership }[] = [];
-
-  replay(b: RulesetBuilder, sets: PodSets): [Direction, string][] {
-    for (const s of this.sets) if (!b.ruleset.sets.has(s.def.name)) b.ruleset.sets.set(s.def.name, s);
-    for (const l of this.live) if (!b.ruleset.sets.has(l.def.name)) b.live(l.def, sets.declare(l.def, l.m));
-    return this.chains.map(({ d, chain }) => {
-      b.ruleset.chains.set(chain.def.name, chain);
-      return [d, chain.def.name];
-    });
-  }
-}
-
 const outputs = new WeakMap<ClusterIndexer, WeakMap<NormalizedPolicy, PolicyOutput>>();
 
+/** What one NetworkPolicy compiles to on this node (policy-output.ts), made once per normalized policy. */
 function policyOutput(indexer: ClusterIndexer, p: NormalizedPolicy, nodeName: string): PolicyOutput {
   let memo = outputs.get(indexer);
   if (!memo) outputs.set(indexer, (memo = new WeakMap()));
   let out = memo.get(p);
   if (out) return out;
-  out = new PolicyOutput();
-  const pb = new RulesetBuilder(indexer.table);
-  const record = out;
-  const ctx = {
-    b: pb,
-    sets: {
-      declare: (def: NftSet, m: SetMembership) => {
-        record.live.push({ def, m });
-        return indexer.sets.declare(def, m);
-      },
-    },
-  };
   const ref = `${p.namespace}/${p.name}`;
   const id = `p${hashId(ref)}`;
   const label = commentLabel(ref, id);
@@ -157,15 +131,15 @@ function policyOutput(indexer: ClusterIndexer, p: NormalizedPolicy, nodeName: st
     namespace: p.namespace,
     member: (pod) => pod.nodeName === nodeName && pod.namespace === p.namespace && selectorMatches(p.podSelector, pod.labels),
   };
-  for (const d of ['ingress', 'egress'] as const) {
-    const rules = p[d];
-    if (rules === undefined) continue;
-    const chain = pb.chain(`${id}_${short(d)}`, undefined, `${label} ${d}`);
-    for (const r of rules) compileRule(ctx, chain, `${label} ${d}[${r.index}]`, d, r, p.namespace, who);
-    out.chains.push({ d, chain: pb.ruleset.chains.get(chain) as DesiredChain });
-  }
-  const liveNames = new Set(out.live.map((l) => l.def.name));
-  for (const s of pb.ruleset.sets.values()) if (!liveNames.has(s.def.name)) out.sets.push(s);
+  out = buildOutput(indexer, {}, (ctx) =>
+    (['ingress', 'egress'] as const).flatMap((d): [Direction, string][] => {
+      const rules = p[d];
+      if (rules === undefined) return [];
+      const chain = ctx.b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}`);
+      for (const r of rules) compileRule(ctx, chain, `${label} ${d}[${r.index}]`, d, r, p.namespace, who);
+      return [[d, chain]];
+    }),
+  );
   memo.set(p, out);
   return out;
 }
@@ -216,6 +190,19 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
     }
   }
 
+  // ---- ClusterNetworkPolicy tiers ----
+  const npDispatch = (d: Direction): string[] => FAMILIES.map((f) => `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
+  const tiers = compileTiers({
+    b,
+    indexer,
+    idx,
+    state,
+    nodeName: opts.nodeName,
+    log: { group, rate: logRate, burst: logBurst },
+    npEgress: (pod) => (profilesOf.get(pod)?.egress.length ?? 0) > 0,
+    npDispatch,
+  });
+
   // ---- base chains, dispatch maps, profiles ----
   const endpoints: LocalEndpoint[] = [];
   const profiles = new Set<string>();
@@ -244,10 +231,8 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
     for (const g of guards) {
       b.rule(chain, `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`, 'pod address not (yet) known to weir');
     }
-    for (const f of FAMILIES) {
-      b.map(`${d}${f}`, `${addrType(f)} : verdict`, `${d} profile of each isolated local pod`);
-      b.rule(chain, `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
-    }
+    for (const f of FAMILIES) b.map(`${d}${f}`, `${addrType(f)} : verdict`, `${d} profile of each isolated local pod`);
+    for (const r of [...(tiers?.before(d) ?? []), ...npDispatch(d), ...(tiers?.after(d) ?? [])]) b.rule(chain, r);
   }
   for (const pod of [...local.values()].flat()) {
     const ep: LocalEndpoint = { namespace: pod.namespace, name: pod.name, ips: [...pod.ips.values()] };
@@ -267,11 +252,14 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
       for (const [f, ip] of pod.ips) b.element(`${d}${f}`, [ip], `goto ${prof}`);
       ep[d] = { chain: prof, policies: list.map((c) => refOfChain.get(c) ?? c) };
     }
+    const tp = tiers?.profiles.get(pod);
+    if (tp) ep.tiers = tp;
     endpoints.push(ep);
   }
+  const clusterPolicyChains = tiers?.chains ?? new Map<string, string>();
   if (!opts.hostFirewall) {
     idx.sets.sweep();
-    return { ruleset: b.ruleset, errors, endpoints, policyChains };
+    return { ruleset: b.ruleset, errors, endpoints, policyChains, clusterPolicyChains };
   }
   const host = compileHost({
     b,
@@ -288,5 +276,5 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
     options: opts.hostFirewall,
   });
   idx.sets.sweep();
-  return { ruleset: b.ruleset, errors: [...errors, ...host.errors], endpoints, policyChains, host: host.report };
+  return { ruleset: b.ruleset, errors: [...errors, ...host.errors], endpoints, policyChains, clusterPolicyChains, host: host.report };
 }

@@ -1,11 +1,13 @@
 // One policy rule compiled into nft rules of a policy chain: the peer sets,
 // the port sets, and one rule per (peer kind, port kind, family) it needs.
 // Used for NetworkPolicy rules of pods (compile.ts), of hostNetwork pods and
-// for HostFirewallPolicy rules (host.ts), so all three mean the same thing.
-// Pure.
+// for HostFirewallPolicy rules (host.ts), and for ClusterNetworkPolicy rules
+// (cnp-compile.ts), so all of them mean the same thing; the last give other
+// verdicts than accept. Pure.
 import { createHash } from 'node:crypto';
 import type { IpFamily } from '../cni/ip.ts';
 import { NS_NAME_LABEL, type PodFacts } from './cluster-index.ts';
+import type { DomainPeer } from './cnp-normalize.ts';
 import type { HostRule } from './host-policy.ts';
 import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
 import type { Direction, NormalizedPeer } from './normalize.ts';
@@ -45,15 +47,32 @@ export const hashId = (s: string): string => {
  */
 export const commentLabel = (ref: string, id: string): string => (Buffer.byteLength(ref) <= 80 ? ref : `${Buffer.from(ref).subarray(0, 64).toString('utf8').replace(/\uFFFD$/, '')}~${id}`);
 
-/** A rule as normalized: NetworkPolicy rules, and HostFirewallPolicy rules (which may also name nodes). */
-export type CompilableRule = HostRule;
+/** A rule as normalized: NetworkPolicy rules, HostFirewallPolicy rules (which may also name nodes), ClusterNetworkPolicy rules (also domain names). */
+export interface CompilableRule {
+  readonly index: number;
+  readonly peers: readonly (Exclude<HostRule['peers'], 'any'>[number] | DomainPeer)[] | 'any';
+  readonly ports: HostRule['ports'];
+}
+
+/**
+ * What a matching packet gets: `verdict` (default `accept`) after the
+ * counter; with `log`, a rule before it logs the packet (rate-limited, to
+ * the nflog group) under that prefix.
+ */
+export interface RuleAction {
+  readonly verdict: string;
+  readonly log?: { readonly prefix: string; readonly rate: string; readonly burst: number; readonly group: number };
+}
+const ACCEPT: RuleAction = { verdict: 'accept' };
 
 export interface RuleContext {
   readonly b: RulesetBuilder;
   /** The contents of pod-dependent sets (peer pods, named ports), kept across compiles. */
   readonly sets: Pick<PodSets, 'declare'>;
-  /** The addresses of the nodes a node selector picks, by family (HostFirewallPolicy peers). */
+  /** The addresses of the nodes a node selector picks, by family (HostFirewallPolicy and ClusterNetworkPolicy peers). */
   readonly nodeAddresses?: (sel: CompiledSelector) => Map<IpFamily, string[]>;
+  /** The addresses learned for a domain-name peer, by family (ClusterNetworkPolicy peers). */
+  readonly domainAddresses?: (peer: DomainPeer) => Map<IpFamily, string[]>;
 }
 
 /** The pods a rule protects: their addresses and declared ports resolve ingress named ports. */
@@ -62,7 +81,9 @@ export interface Subjects {
   readonly key: string;
   /** Only pods of this namespace can be subjects. */
   readonly namespace?: string;
-  readonly member: (pod: PodFacts) => boolean;
+  readonly member: (pod: PodFacts, nsLabels: Labels) => boolean;
+  /** Membership reads namespace labels (a cluster-wide subject). */
+  readonly nsDependent?: boolean;
 }
 
 /**
@@ -121,7 +142,7 @@ function nsScope(policyNs: string, peers: readonly (NormalizedPeer & { kind: 'po
  * it needs. `subjects` are the pods the rule protects (their addresses and
  * declared ports resolve ingress named ports).
  */
-export function compileRule(ctx: RuleContext, chain: string, comment: string, d: Direction, r: CompilableRule, policyNs: string, subjects: Subjects): void {
+export function compileRule(ctx: RuleContext, chain: string, comment: string, d: Direction, r: CompilableRule, policyNs: string, subjects: Subjects, action: RuleAction = ACCEPT): void {
   const { b } = ctx;
   const peerField = d === 'ingress' ? 'saddr' : 'daddr';
 
@@ -140,6 +161,7 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
     for (const p of r.peers) if (p.kind === 'pods') podPeers.set(podPeerKey(policyNs, p), p);
     const blocks = r.peers.filter((p) => p.kind === 'ipBlock');
     const nodePeers = r.peers.filter((p) => p.kind === 'nodes');
+    const domainPeers = r.peers.filter((p) => p.kind === 'domains');
     if (podPeers.size > 0) podsKey = sortedUnique([...podPeers.keys()]).join(',');
     const nodesKey = sortedUnique(nodePeers.map((p) => p.nodes.key)).join(',');
     let nodeAddrs: Map<IpFamily, Set<string>> | undefined;
@@ -172,6 +194,12 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
       if (nodePeers.length > 0) {
         const set = sharedSet(b, `nodes${f}`, nodesKey, addrType(f), undefined, 'peer nodes');
         if (set.fresh) for (const ip of [...(nodeAddresses().get(f) ?? [])].sort()) b.element(set.name, [ip]);
+        matches.push({ match: `${fam(f)} ${peerField} @${set.name}` });
+      }
+      // One set per domain peer (its names), holding the addresses learned for them.
+      for (const p of domainPeers) {
+        const set = sharedSet(b, `dns${f}`, p.names.join(','), addrType(f), undefined, `addresses learned for ${p.names.length} domain name(s)`);
+        if (set.fresh) for (const ip of ctx.domainAddresses?.(p).get(f) ?? []) b.element(set.name, [ip]);
         matches.push({ match: `${fam(f)} ${peerField} @${set.name}` });
       }
       if (matches.length > 0) peerMatch.set(f, matches);
@@ -225,9 +253,9 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
       let set: string;
       if (d === 'ingress') {
         set = livePodSet(ctx, `named${f}`, `subjects:${subjects.key}|${namesKey}`, type, 'named ports', {
-          member: (pod) => (subjects.member(pod) ? resolved(pod, f) : NONE),
+          member: (pod, nsLabels) => (subjects.member(pod, nsLabels) ? resolved(pod, f) : NONE),
           ...(subjects.namespace !== undefined ? { namespace: subjects.namespace } : {}),
-          nsDependent: false,
+          nsDependent: subjects.nsDependent === true,
         });
       } else if (allTargets) {
         set = livePodSet(ctx, `named${f}`, `all|${namesKey}`, type, 'named ports', { member: (pod) => (pod.host ? NONE : resolved(pod, f)), nsDependent: false });
@@ -245,13 +273,15 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
   // One nft rule per combination; a family with no possible peer gets none.
   // A rule free of family-specific parts is emitted once, not per family.
   const emitted = new Set<string>();
+  const log = action.log ? `limit rate ${action.log.rate} burst ${action.log.burst} packets log prefix "${action.log.prefix}" group ${action.log.group}` : undefined;
   for (const f of FAMILIES) {
     for (const peer of peerMatch.get(f) ?? []) {
       for (const port of portMatch(f, peer.podPeer)) {
-        const text = [peer.match, port, 'counter accept'].filter((x) => x !== '').join(' ');
-        if (emitted.has(text)) continue;
-        emitted.add(text);
-        b.rule(chain, text, comment);
+        const match = [peer.match, port].filter((x) => x !== '').join(' ');
+        if (emitted.has(match)) continue;
+        emitted.add(match);
+        if (log) b.rule(chain, match === '' ? log : `${match} ${log}`, comment);
+        b.rule(chain, match === '' ? `counter ${action.verdict}` : `${match} counter ${action.verdict}`, comment);
       }
     }
   }

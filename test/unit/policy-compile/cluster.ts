@@ -3,6 +3,7 @@
 // is relabelled, removed or re-added) and policies in fixed slots, all drawn
 // from a small vocabulary so that selectors, ports and ipBlocks often hit.
 import fc from 'fast-check';
+import type { ClusterNetworkPolicy } from '../../../src/policy/cnp-types.ts';
 import type { ClusterState, ContainerPort, LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, Pod } from '../../../src/policy/types.ts';
 
 export const NODES = ['n1', 'n2'] as const;
@@ -32,7 +33,18 @@ export interface ClusterModel {
   zObject: boolean;
   pods: (PodModel | null)[];
   policies: (NetworkPolicy | null)[];
+  /** ClusterNetworkPolicies in fixed slots (cnp-arb.ts); absent: none. */
+  clusterPolicies?: (ClusterNetworkPolicy | null)[];
+  /** The domain names whose addresses are learned now (LEARNED in cnp-arb.ts). */
+  learned?: string[];
 }
+
+/** What the DNS learner would hand over for each name (cnp-arb.ts draws subsets of these names). */
+export const LEARNED: Record<string, string[]> = {
+  'www.example.com': ['203.0.113.5', '2001:db8::5'],
+  'api.example.com': ['198.51.100.7', '10.1.0.40'],
+  'example.org': ['10.9.0.1', 'fd00:1::83'],
+};
 
 export const PORT_VOCAB: ContainerPort[] = [
   { name: 'http', containerPort: 8080 },
@@ -76,7 +88,9 @@ export function buildState(m: ClusterModel): ClusterState {
     namespaces,
     pods: m.pods.flatMap((p, i) => (p ? [buildPod(i, p)] : [])),
     policies: m.policies.flatMap((p) => (p ? [p] : [])),
-    nodes: NODES.map((n) => ({ name: n, internalIPs: NODE_IPS[n] as string[] })),
+    nodes: NODES.map((n, i) => ({ name: n, internalIPs: NODE_IPS[n] as string[], labels: { 'kubernetes.io/hostname': n, zone: i === 0 ? 'a' : 'b' } })),
+    ...(m.clusterPolicies ? { clusterPolicies: m.clusterPolicies.flatMap((p) => (p ? [p] : [])) } : {}),
+    ...(m.learned ? { domainAddresses: new Map(m.learned.map((n) => [n, LEARNED[n] ?? []])) } : {}),
   };
 }
 
@@ -92,7 +106,7 @@ export const podArb: fc.Arbitrary<PodModel> = fc.record({
   ports: fc.uniqueArray(fc.integer({ min: 0, max: PORT_VOCAB.length - 1 }), { maxLength: 3 }),
 });
 
-const podSelectorArb = fc.constantFrom<LabelSelector>(
+export const podSelectorArb = fc.constantFrom<LabelSelector>(
   {},
   { matchLabels: { app: 'web' } },
   { matchLabels: { app: 'db' } },
@@ -103,7 +117,7 @@ const podSelectorArb = fc.constantFrom<LabelSelector>(
   { matchExpressions: [{ key: 'tier', operator: 'Exists' }] },
   { matchExpressions: [{ key: 'app', operator: 'DoesNotExist' }] },
 );
-const nsSelectorArb = fc.constantFrom<LabelSelector>(
+export const nsSelectorArb = fc.constantFrom<LabelSelector>(
   {},
   { matchLabels: { team: 'red' } },
   { matchLabels: { 'kubernetes.io/metadata.name': 'y' } },
@@ -175,7 +189,9 @@ export type Change =
   | { kind: 'pod'; slot: number; pod: PodModel | null }
   | { kind: 'relabel'; slot: number; app: string | undefined; tier: string | undefined }
   | { kind: 'policy'; slot: number; policy: NetworkPolicy | null }
-  | { kind: 'team'; ns: number; team: string | undefined };
+  | { kind: 'team'; ns: number; team: string | undefined }
+  | { kind: 'cnp'; slot: number; policy: ClusterNetworkPolicy | null }
+  | { kind: 'dns'; learned: string[] };
 
 export const changeArb: fc.Arbitrary<Change> = fc.oneof(
   fc.record({ kind: fc.constant('pod' as const), slot: fc.integer({ min: 0, max: POD_SLOTS - 1 }), pod: fc.option(podArb, { nil: null }) }),
@@ -185,7 +201,7 @@ export const changeArb: fc.Arbitrary<Change> = fc.oneof(
 );
 
 export function applyChange(m: ClusterModel, c: Change): ClusterModel {
-  const next: ClusterModel = { ...m, teams: [...m.teams], pods: [...m.pods], policies: [...m.policies] };
+  const next: ClusterModel = { ...m, teams: [...m.teams], pods: [...m.pods], policies: [...m.policies], ...(m.clusterPolicies ? { clusterPolicies: [...m.clusterPolicies] } : {}) };
   switch (c.kind) {
     case 'pod':
       next.pods[c.slot] = c.pod;
@@ -200,6 +216,13 @@ export function applyChange(m: ClusterModel, c: Change): ClusterModel {
       break;
     case 'team':
       next.teams[c.ns] = c.team;
+      break;
+    case 'cnp':
+      next.clusterPolicies = [...(m.clusterPolicies ?? [])];
+      next.clusterPolicies[c.slot] = c.policy;
+      break;
+    case 'dns':
+      next.learned = c.learned;
       break;
   }
   return next;

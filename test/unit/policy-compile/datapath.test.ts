@@ -4,20 +4,14 @@
 // evaluator's (src/policy/evaluator.ts) for every connection between the
 // pods, nodes and outside addresses of random clusters.
 //
-// The path of a packet (see the header of src/policy/compile.ts): a pod's
-// packet crosses the forward hook of its own node, then that of the
-// destination pod's node when it is another one; a packet from outside
-// crosses only the destination pod's node. Pod to own node (input hook) and
-// own node to pod (output hook) never cross forward: the evaluator must
-// allow those unconditionally. A pod to itself is never routed; skipped.
+// The path of a packet is compare.ts's.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { IpFamily } from '../../../src/cni/ip.ts';
-import { compilePolicies } from '../../../src/policy/compile.ts';
-import { PolicyEvaluator, ipEndpoint, podEndpoint, type ClusterState, type Connection, type Endpoint, type Protocol } from '../../../src/policy/index.ts';
+import type { ClusterState } from '../../../src/policy/index.ts';
 import { emptyRuleset, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { ns, pod, policy } from '../policy/helpers.ts';
-import { EXTERNAL_IPS, NODES, NODE_IPS, buildState, clusterArb, podIps, type ClusterModel } from './cluster.ts';
+import { NODES, NODE_IPS, buildState, clusterArb, podIps, type ClusterModel } from './cluster.ts';
+import { compare } from './compare.ts';
 import { Datapath, parseRule, type L4, type Packet } from './interp.ts';
 
 // ---- the interpreter itself ----
@@ -67,94 +61,6 @@ describe('interpreter', () => {
 });
 
 // ---- the comparison ----
-
-const PORTS: Array<[Protocol, number]> = [
-  ['TCP', 80],
-  ['TCP', 8080],
-  ['UDP', 53],
-  ['TCP', 5353],
-  ['TCP', 9090],
-  ['TCP', 8500],
-  ['SCTP', 9999],
-  ['UDP', 8080],
-];
-
-/** A connection end: a pod (with its node), a node address (node IP or hostNetwork pod), or another address. */
-type End =
-  | { kind: 'pod'; ep: Endpoint; node: string; ips: Map<IpFamily, string>; label: string }
-  | { kind: 'node'; ep: Endpoint; node: string; ips: Map<IpFamily, string>; label: string }
-  | { kind: 'ext'; ep: Endpoint; ips: Map<IpFamily, string>; label: string };
-
-const fams = (ips: readonly string[]): Map<IpFamily, string> => new Map(ips.map((ip) => [ip.includes(':') ? 6 : 4, ip] as [IpFamily, string]));
-
-function ends(state: ClusterState): End[] {
-  const out: End[] = [];
-  for (const p of state.pods) {
-    const ns = p.metadata?.namespace as string;
-    const name = p.metadata?.name as string;
-    const node = p.spec?.nodeName as string;
-    const ips = (p.status?.podIPs ?? []).map((x) => x.ip);
-    const label = `${ns}/${name}`;
-    if (ips.length === 0) continue;
-    if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded') {
-      // A terminated pod's old address is a plain address (evaluator: "their old IPs are plain addresses").
-      for (const ip of ips) out.push({ kind: 'ext', ep: ipEndpoint(ip), ips: fams([ip]), label: `${label}(dead) ${ip}` });
-    } else if (p.spec?.hostNetwork) out.push({ kind: 'node', ep: podEndpoint(ns, name), node, ips: fams(NODE_IPS[node] as string[]), label: `${label}(hostNetwork)` });
-    else out.push({ kind: 'pod', ep: podEndpoint(ns, name), node, ips: fams(ips), label });
-  }
-  for (const n of NODES) for (const ip of NODE_IPS[n] as string[]) out.push({ kind: 'node', ep: ipEndpoint(ip), node: n, ips: fams([ip]), label: `node ${n} ${ip}` });
-  for (const ip of EXTERNAL_IPS) out.push({ kind: 'ext', ep: ipEndpoint(ip), ips: fams([ip]), label: ip });
-  return out;
-}
-
-interface Mismatch {
-  conn: string;
-  evaluator: boolean;
-  datapath: boolean | 'not routed';
-  detail: string;
-}
-
-/** Every connection between the ends of `state`, judged both ways; returns the disagreements. */
-function compare(state: ClusterState, limit = 5): { mismatches: Mismatch[]; judged: number } {
-  const evaluator = new PolicyEvaluator(state);
-  const dp = new Map<string, Datapath>(NODES.map((n) => [n, new Datapath(compilePolicies(state, { nodeName: n }).ruleset)]));
-  const all = ends(state);
-  const mismatches: Mismatch[] = [];
-  let judged = 0;
-  for (const a of all) {
-    for (const b of all) {
-      if (a === b || (a.kind !== 'pod' && b.kind !== 'pod')) continue;
-      for (const [f, saddr] of a.ips) {
-        const daddr = b.ips.get(f);
-        if (daddr === undefined) continue;
-        // Pod and its own node, either way: input or output hook, never forward.
-        const ownNode = (a.kind === 'pod' && b.kind === 'node' && b.node === a.node) || (b.kind === 'pod' && a.kind === 'node' && a.node === b.node);
-        const path = [...new Set([a.kind === 'pod' ? a.node : undefined, b.kind === 'pod' ? b.node : undefined].filter((n): n is string => n !== undefined))];
-        for (const [protocol, port] of PORTS) {
-          const conn: Connection = { src: a.ep, dst: b.ep, protocol, port, family: f };
-          const v = evaluator.evaluate(conn);
-          judged++;
-          let got: boolean | 'not routed';
-          let detail = '';
-          if (ownNode) got = 'not routed';
-          else {
-            const pkt: Packet = { saddr, daddr, proto: protocol.toLowerCase() as L4, dport: port, ctState: 'new' };
-            const results = path.map((n) => ({ n, r: (dp.get(n) as Datapath).hook('forward', pkt) }));
-            got = results.every((x) => x.r.verdict === 'accept');
-            detail = results.map((x) => `${x.n}: ${x.r.verdict} [${x.r.trail.join(' | ')}]`).join('; ');
-          }
-          const want = v.allowed;
-          if ((got === 'not routed' && !want) || (got !== 'not routed' && got !== want)) {
-            const why = `egress ${v.egress.allowed} ${JSON.stringify(v.egress.reasons)}, ingress ${v.ingress.allowed} ${JSON.stringify(v.ingress.reasons)}`;
-            mismatches.push({ conn: `${a.label} -> ${b.label} ${protocol}/${port} (IPv${f} ${saddr} -> ${daddr})`, evaluator: want, datapath: got, detail: `${detail}; evaluator: ${why}` });
-            if (mismatches.length >= limit) return { mismatches, judged };
-          }
-        }
-      }
-    }
-  }
-  return { mismatches, judged };
-}
 
 describe('compiled datapath agrees with the evaluator', () => {
   const namespaces = [ns('x'), ns('y', { team: 'red' })];

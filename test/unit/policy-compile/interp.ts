@@ -12,6 +12,8 @@
 //   ip|ip6 daddr . meta l4proto . th dport @set
 //   ct state <states>
 //   tcp flags & (syn | ack) != syn          (a TCP packet that is no bare SYN)
+//   fib daddr type local                    (to an address of this node: true
+//                                            exactly on the input hook)
 //   limit rate R burst N packets log prefix "..." group G   (no verdict)
 //   counter, then accept | drop | jump X | goto X
 // Semantics are nftables': in the inet family `ip ...` only matches IPv4
@@ -47,6 +49,7 @@ type Stmt =
   | { kind: 'addrProtoPort'; family: IpFamily; set: string }
   | { kind: 'ct'; states: string[] }
   | { kind: 'tcpNotSyn' }
+  | { kind: 'fibLocal' }
   | { kind: 'limitLog' }
   | { kind: 'counter' }
   | { kind: 'verdict'; verdict: 'accept' | 'drop' }
@@ -59,6 +62,7 @@ const FORMS: Array<[RegExp, (m: RegExpMatchArray) => Stmt]> = [
   [/^meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'protoPort', set: m[1] as string })],
   [/^ct state ((?:new|established|related|invalid)(?:,(?:new|established|related|invalid))*)/, (m) => ({ kind: 'ct', states: (m[1] as string).split(',') })],
   [/^tcp flags & \(syn \| ack\) != syn/, () => ({ kind: 'tcpNotSyn' })],
+  [/^fib daddr type local/, () => ({ kind: 'fibLocal' })],
   [/^limit rate \d+\/(?:second|minute) burst \d+ packets log prefix "[^"]*" group \d+/, () => ({ kind: 'limitLog' })],
   [/^counter/, () => ({ kind: 'counter' })],
   [/^(accept|drop)$/, (m) => ({ kind: 'verdict', verdict: m[1] as 'accept' })],
@@ -204,8 +208,12 @@ export class Datapath extends RulesetInterpreter {
     super(rs, parseRule);
   }
 
+  /** The hook being run: a packet on `input` is to this node's own addresses, on `forward` never. */
+  #hook = '';
+
   /** Runs the base chains of `hook` in priority order. */
   hook(hook: string, pkt: Packet): HookResult {
+    this.#hook = hook;
     const bases = [...this.rs.chains.values()].filter((c) => c.def.hook === hook).sort((a, b) => Number(a.def.priority) - Number(b.def.priority));
     const trail: string[] = [];
     for (const b of bases) {
@@ -248,6 +256,9 @@ export class Datapath extends RulesetInterpreter {
           case 'tcpNotSyn':
             // The interpreter's packets open connections: a TCP one is a SYN.
             matched = false;
+            break;
+          case 'fibLocal':
+            matched = this.#hook === 'input';
             break;
           case 'limitLog':
           case 'counter':
