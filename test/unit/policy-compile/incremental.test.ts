@@ -14,6 +14,7 @@ import { PolicyEngine } from '../../../src/policy/engine.ts';
 import { PodSets } from '../../../src/policy/pod-sets.ts';
 import type { ClusterState, Labels } from '../../../src/policy/index.ts';
 import { NODES, changeArb, clusterArb, statesOf } from './cluster.ts';
+import { tieredChangeArb, tieredClusterArb } from './cnp-arb.ts';
 
 /** `next` with every object equal (as JSON) to the previous state's object of the same key replaced by that object. */
 function keepIdentity(prev: ClusterState, next: ClusterState): ClusterState {
@@ -24,12 +25,25 @@ function keepIdentity(prev: ClusterState, next: ClusterState): ClusterState {
       return was && JSON.stringify(was) === JSON.stringify(o) ? was : o;
     });
   };
-  return { ...next, pods: reuse(prev.pods, next.pods), namespaces: reuse(prev.namespaces, next.namespaces), policies: reuse(prev.policies, next.policies) };
+  const sameMap = (a: ClusterState['domainAddresses'], b: ClusterState['domainAddresses']): boolean => JSON.stringify([...(a ?? [])]) === JSON.stringify([...(b ?? [])]);
+  return {
+    ...next,
+    pods: reuse(prev.pods, next.pods),
+    namespaces: reuse(prev.namespaces, next.namespaces),
+    policies: reuse(prev.policies, next.policies),
+    ...(next.clusterPolicies ? { clusterPolicies: reuse(prev.clusterPolicies ?? [], next.clusterPolicies) } : {}),
+    ...(next.domainAddresses ? { domainAddresses: prev.domainAddresses && sameMap(prev.domainAddresses, next.domainAddresses) ? prev.domainAddresses : next.domainAddresses } : {}),
+  };
 }
 
 const seqArb = fc.record({
   start: clusterArb,
   steps: fc.array(fc.array(changeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 8 }),
+});
+/** With ClusterNetworkPolicies of both tiers and learned domain names, and events changing them. */
+const tieredSeqArb = fc.record({
+  start: tieredClusterArb,
+  steps: fc.array(fc.array(tieredChangeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 8 }),
 });
 
 
@@ -37,10 +51,10 @@ const setContents = (s: ClusterState, opts: CompileOptions): string =>
   [...compilePolicies(s, opts).ruleset.sets.values()].map((x) => `${x.def.name}: ${[...x.elements.keys()].sort().join(', ')}`).sort().join('\n');
 
 describe('incremental compile (ClusterIndexer kept across syncs) equals a compile from scratch', () => {
-  for (const hostFirewall of [false, true]) {
-    it(`every diff lands the table a fresh engine makes${hostFirewall ? ' (host firewall on)' : ''}`, () => {
+  for (const [hostFirewall, tiers] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    it(`every diff lands the table a fresh engine makes${hostFirewall ? ' (host firewall on)' : ''}${tiers ? ' (ClusterNetworkPolicy events)' : ''}`, () => {
       fc.assert(
-        fc.property(seqArb, ({ start, steps }) => {
+        fc.property(tiers ? tieredSeqArb : seqArb, ({ start, steps }) => {
           for (const node of NODES) {
             const opts: CompileOptions = { nodeName: node, guardCIDRs: ['10.1.0.0/24', 'fd00:1::/64'], ...(hostFirewall ? { hostFirewall: {} } : {}) };
             const kernel = new FakeNft();
@@ -60,7 +74,7 @@ describe('incremental compile (ClusterIndexer kept across syncs) equals a compil
 
   it('the indexer kept by hand gives the same sets as a fresh compile at every step', () => {
     fc.assert(
-      fc.property(seqArb, ({ start, steps }) => {
+      fc.property(fc.oneof(seqArb, tieredSeqArb), ({ start, steps }) => {
         const opts: CompileOptions = { nodeName: 'n1' };
         const states = statesOf(start, steps, keepIdentity);
         const indexer = indexerFor(states[0] as ClusterState, opts);
