@@ -329,6 +329,8 @@ describe('weir-agent against a real API server', () => {
     for (const name of ['weir_denied_packets_total', 'weir_syncs_total', 'weir_sync_duration_seconds_bucket', 'weir_event_to_applied_seconds_count', 'weir_nft_rules', 'weir_api_errors_total', 'process_resident_memory_bytes']) {
       expect(m, name).toContain(name);
     }
+    // Nothing edited the table in this file: every incremental sync must have gone through as one.
+    expect(m).not.toMatch(/^weir_sync_fallbacks_total\{/m);
     const s = await status();
     expect(s['node']).toBe('n1');
     expect(Object.keys(s['applied'].versions).sort()).toEqual(['namespaces', 'nodes', 'pods', 'policies']);
