@@ -73,6 +73,7 @@ export interface VerifierDeps {
 }
 
 const cleanReport = (): DriftReport => ({ counts: {}, examples: [] });
+const signature = (d: DriftReport): string => JSON.stringify(d.examples);
 const isClean = (d: DriftReport): boolean => Object.keys(d.counts).length === 0;
 
 export class KernelVerifier {
@@ -90,6 +91,8 @@ export class KernelVerifier {
   #lastCostMs = 0;
   #last: CheckResult | undefined;
   #repairs = 0;
+  /** The drift a repair left as it was (see check()). */
+  #unrepairable: string | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(deps: VerifierDeps, opts: VerifierOptions = {}) {
@@ -172,7 +175,9 @@ export class KernelVerifier {
     } catch (e) {
       result = { ...this.#result('full', this.#now() - t0, cleanReport()), clean: false, error: (e as Error).message };
     }
-    if (!result.clean && !result.error && opts.repair) return this.#repairIfNeeded(result);
+    // A difference a replacement did not remove (nft printing something weir
+    // wrote its own way, say) is reported, not "repaired" again every check.
+    if (!result.clean && !result.error && opts.repair && signature(result.drift) !== this.#unrepairable) return this.#repairIfNeeded(result);
     return this.#record(result);
   }
 
@@ -208,7 +213,9 @@ export class KernelVerifier {
       const drift = after ? this.#compare(after) : cleanReport();
       result.afterRepair = { clean: isClean(drift), drift };
       this.#handle = this.#d.source.tableInfo()?.handle;
-      if (result.afterRepair.clean) this.#trusted = this.#d.source.generation();
+      this.#unrepairable = result.afterRepair.clean ? undefined : signature(drift);
+      // Trusted either way: what is left is what the table looks like as applied.
+      this.#trusted = this.#d.source.generation();
     }
     return this.#record(result);
   }

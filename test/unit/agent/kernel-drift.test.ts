@@ -232,3 +232,19 @@ describe('KernelVerifier', () => {
     expect(v.check({ repair: true })).toMatchObject({ repaired: true });
   });
 });
+
+describe('KernelVerifier: a difference a replacement does not remove', () => {
+  it('is repaired once, then reported without repairing again', () => {
+    const k = new ScriptedKernel();
+    const odd = LISTING.replace('counter drop comment "x/a: default deny"', 'counter drop comment "x/a: default deny" # printed otherwise');
+    k.text = odd;
+    // The "repair" leaves the table listing the same way.
+    const v = new KernelVerifier({ source: k, applied: () => ruleset(), repair: () => ((k.text = odd), k.gen++, true) }, { minFullMs: 5000, now: () => 0 });
+    expect(v.check({ repair: true })).toMatchObject({ repaired: true, afterRepair: { clean: false } });
+    k.gen++;
+    const again = v.check({ repair: true });
+    expect(again).toMatchObject({ clean: false });
+    expect(again.repaired).toBeUndefined();
+    expect(v.repairs).toBe(1);
+  });
+});
