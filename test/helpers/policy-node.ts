@@ -42,6 +42,7 @@ import { LibNftables } from '../../src/nft/libnftables.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import { type SyncReport, PolicyEngine } from '../../src/policy/engine.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
+import type { ClusterNetworkPolicy } from '../../src/policy/cnp-types.ts';
 import type { ClusterState, ContainerPort, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../src/probe/matrix.ts';
 import { type ServerProcess, defaultNode, spawnServer } from '../../src/probe/process.ts';
@@ -128,6 +129,8 @@ export class PolicyNode {
   readonly namespaceLabels = new Map<string, Record<string, string>>();
   /** The policies last applied. */
   policies: NetworkPolicy[] = [];
+  /** The ClusterNetworkPolicies last applied (apply's `clusterPolicies`). */
+  clusterPolicies: ClusterNetworkPolicy[] = [];
   lastReport: SyncReport | undefined;
   readonly #defaults: { ns: Map<string, Record<string, string>>; pods: Map<string, Record<string, string>> };
   readonly #children = new Set<ChildProcess>();
@@ -282,7 +285,8 @@ export class PolicyNode {
       pods: this.pods.filter((p) => p.published).map((p) => this.podObject(p)),
       namespaces: this.namespaceObjects(),
       policies: structuredClone([...policies]),
-      nodes: [{ name: NODE_NAME, internalIPs: [NODE_IP] }],
+      nodes: [{ name: NODE_NAME, internalIPs: [NODE_IP], labels: { 'kubernetes.io/hostname': NODE_NAME } }],
+      ...(this.clusterPolicies.length > 0 ? { clusterPolicies: structuredClone(this.clusterPolicies) } : {}),
     };
   }
 
@@ -291,12 +295,14 @@ export class PolicyNode {
    * namespaces / pods `ns/name`; they stay until changed or resetLabels())
    * and syncs the engine: one nftables transaction, the whole table the first
    * time and a diff afterwards. Throws if a policy was refused (tests only
-   * write valid ones).
+   * write valid ones). `clusterPolicies`, when given, replaces the
+   * ClusterNetworkPolicies (they stay until changed).
    */
-  apply(policies: readonly NetworkPolicy[], nsLabels?: Record<string, Record<string, string>>, podLabels?: Record<string, Record<string, string>>): SyncReport {
+  apply(policies: readonly NetworkPolicy[], nsLabels?: Record<string, Record<string, string>>, podLabels?: Record<string, Record<string, string>>, clusterPolicies?: readonly ClusterNetworkPolicy[]): SyncReport {
     for (const [n, l] of Object.entries(nsLabels ?? {})) this.namespaceLabels.set(n, { ...l });
     for (const [id, l] of Object.entries(podLabels ?? {})) this.pod(id).labels = { ...l };
     this.policies = structuredClone([...policies]);
+    if (clusterPolicies) this.clusterPolicies = structuredClone([...clusterPolicies]);
     const report = this.engine.sync(this.state(), { options: { guardCIDRs: [POD_CIDR] } });
     this.lastReport = report;
     if (report.result.errors.length > 0) throw new Error(`policies refused by the compiler: ${report.result.errors.map((e) => e.message).join('; ')}`);
@@ -383,6 +389,7 @@ export class PolicyNode {
         ...[...this.namespaceLabels].map(([n, l]) => `  ${n} ${JSON.stringify(l)}`),
         '--- policies',
         JSON.stringify(this.policies, null, 1),
+        ...(this.clusterPolicies.length > 0 ? ['--- cluster policies', JSON.stringify(this.clusterPolicies, null, 1)] : []),
         '--- kernel',
         renderMatrix(observed, ids),
         '--- evaluator',
