@@ -4,6 +4,8 @@
 // clusters mixing both tiers with NetworkPolicies.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseDrop } from '../../../src/agent/drops.ts';
+import type { NflogPacket } from '../../../src/netlink/nflog.ts';
 import { FakeNft } from '../../../src/nft/fake.ts';
 import { compilePolicies, type CompileResult } from '../../../src/policy/compile.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
@@ -134,6 +136,27 @@ describe('the table', () => {
     const r = compilePolicies(at([bad]), { nodeName: 'n1' });
     expect(r.errors.map((e) => `${e.policy?.kind} ${e.policy?.name}: ${e.field}`)).toEqual(['ClusterNetworkPolicy bad: spec.ingress[0].from']);
     expect(chain(r.ruleset, `${idOf(r, 'bad')}_in`).map((x) => x.rule)).toEqual(['limit rate 10/second burst 20 packets log prefix "weir deny in cnp:bad[0]: " group 100', 'counter drop']);
+  });
+});
+
+describe('names at their longest, and the drop log', () => {
+  it('a 253-character policy name and a rule name with quotes stay within nft limits, and the table loads', () => {
+    const name = `${'a'.repeat(120)}.${'b'.repeat(132)}`;
+    const c = cnp(name, 'Admin', 1, everyone, { egress: [{ name: `say "no" ${'x'.repeat(90)}`, action: 'Deny', to: [{ namespaces: {} }] }] });
+    const r = compilePolicies(at([c]), { nodeName: 'n1' });
+    const rules = chain(r.ruleset, `${idOf(r, name)}_eg`);
+    const prefix = /log prefix "([^"]*)"/.exec(rules[0]?.rule ?? '')?.[1] ?? '';
+    expect(Buffer.byteLength(prefix)).toBeLessThanOrEqual(127);
+    expect(prefix).toMatch(/^weir deny eg cnp:a{64}~c[0-9a-f]{12}\[0\]: $/);
+    for (const x of rules) expect(Buffer.byteLength(x.comment ?? '')).toBeLessThanOrEqual(128);
+    expect(rules[0]?.comment).not.toContain('"');
+    // FakeNft validates names, comments and references as nft would
+    new PolicyEngine(new FakeNft(), { nodeName: 'n1' }).sync(at([c]));
+  });
+
+  it("the agent's drop log reads a ClusterNetworkPolicy denial as any other: direction and the rule that denied it", () => {
+    const rec = parseDrop({ group: 100, prefix: 'weir deny eg cnp:gress[3]: ', hook: 2, payload: Buffer.alloc(0), family: 4 } as NflogPacket, 1);
+    expect(rec).toMatchObject({ direction: 'egress', chain: 'cnp:gress[3]', audit: false });
   });
 });
 
