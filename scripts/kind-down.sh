@@ -58,10 +58,14 @@ fi
 # state files) lives under $KIND_RUN; unmount what podman left mounted there.
 if [ -d "$KIND_RUN" ]; then
   podman unmount --all >/dev/null 2>&1 || true
-  grep -o " $KIND_RUN/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  grep -o " $WEIR_CACHE/podman/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  # Deepest first; awk, not grep: no match is not a failure.
+  awk -v a="$KIND_RUN/" -v b="$WEIR_CACHE/podman/" 'index($2, a) == 1 || index($2, b) == 1 { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$KIND_RUN"
 fi
+# podman's cgroupfs parent and its conmon group, once no container is left (rmdir
+# refuses a cgroup that still has children).
+for d in /sys/fs/cgroup/*/libpod_parent; do rmdir "$d/conmon" "$d" 2>/dev/null || true; done
 if $purge; then
   kind_say "removing podman's image store for kind ($WEIR_CACHE/podman)"
   rm -rf "$WEIR_CACHE/podman"
