@@ -75,6 +75,8 @@ export interface TierInput {
   readonly npEgress: (pod: PodFacts) => boolean;
   /** The NetworkPolicy dispatch rules of a direction (`ip saddr vmap @egress4`, ...), which the pass chains repeat. */
   readonly npDispatch: (d: Direction) => string[];
+  /** The base chains' drop of pod addresses weir does not know yet, by source: pod_local has it too (no window at pod start). */
+  readonly guards: readonly string[];
 }
 
 /** A local pod's profile chain in one tier and direction, with its policies (names) in order. */
@@ -259,6 +261,7 @@ function passAndLocalChains(t: TierInput): void {
   b.rule(local, 'counter accept', 'no tier decided: the default allows');
   const base = b.chain('pod_local', { type: 'filter', hook: 'input', priority: 0, policy: 'accept' }, "ClusterNetworkPolicy egress of this node's pods to the node itself");
   b.rule(base, 'ct state established,related accept', 'replies of allowed connections');
+  for (const r of t.guards) b.rule(base, r, 'pod address not (yet) known to weir');
   for (const r of vmapRules('admin', 'egress')) b.rule(base, r);
   b.rule(base, 'goto egress_local');
 }

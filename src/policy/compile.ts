@@ -192,6 +192,8 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
 
   // ---- ClusterNetworkPolicy tiers ----
   const npDispatch = (d: Direction): string[] => FAMILIES.map((f) => `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
+  const guards = (opts.guardCIDRs ?? []).map((c) => parseCidr(c));
+  const guardRules = (field: 'saddr' | 'daddr'): string[] => guards.map((g) => `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`);
   const tiers = compileTiers({
     b,
     indexer,
@@ -201,12 +203,12 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
     log: { group, rate: logRate, burst: logBurst },
     npEgress: (pod) => (profilesOf.get(pod)?.egress.length ?? 0) > 0,
     npDispatch,
+    guards: guardRules('saddr'),
   });
 
   // ---- base chains, dispatch maps, profiles ----
   const endpoints: LocalEndpoint[] = [];
   const profiles = new Set<string>();
-  const guards = (opts.guardCIDRs ?? []).map((c) => parseCidr(c));
   for (const f of FAMILIES) {
     if (!guards.some((g) => g.family === f)) continue;
     b.set(`known${f}`, addrType(f), undefined, 'addresses of the pods of this node that weir knows');
@@ -227,10 +229,7 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
       // it as "server connects to client". Only a SYN starts a connection.
       b.rule(chain, 'ct state new tcp flags & (syn | ack) != syn counter drop', 'TCP without a SYN: no connection is picked up mid-stream');
     }
-    const field = d === 'egress' ? 'saddr' : 'daddr';
-    for (const g of guards) {
-      b.rule(chain, `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`, 'pod address not (yet) known to weir');
-    }
+    for (const r of guardRules(d === 'egress' ? 'saddr' : 'daddr')) b.rule(chain, r, 'pod address not (yet) known to weir');
     for (const f of FAMILIES) b.map(`${d}${f}`, `${addrType(f)} : verdict`, `${d} profile of each isolated local pod`);
     for (const r of [...(tiers?.before(d) ?? []), ...npDispatch(d), ...(tiers?.after(d) ?? [])]) b.rule(chain, r);
   }
