@@ -23,6 +23,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroup2Root } from '../../src/agent/hostfw.ts';
+import { tableDrift } from '../../src/agent/kernel-drift.ts';
+import { parseTableListing } from '../../src/nft/listing.ts';
 import { type NflogPacket, parsePacketHeaders } from '../../src/netlink/nflog.ts';
 import { NflogReader } from '../../src/netlink/nflog-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
@@ -116,8 +118,13 @@ describe.skipIf(!isRoot)('host firewall in the kernel', () => {
   let engine: PolicyEngine;
   let cgroupDir: string | undefined;
 
-  const sync = (policies: NetworkPolicy[], hostPolicies: HostFirewallPolicy[], host: HostFirewallOptions | undefined) =>
-    engine.sync(state(policies, hostPolicies), { options: host ? { hostFirewall: host } : {} });
+  const sync = (policies: NetworkPolicy[], hostPolicies: HostFirewallPolicy[], host: HostFirewallOptions | undefined) => {
+    const r = engine.sync(state(policies, hostPolicies), { options: host ? { hostFirewall: host } : {} });
+    // The agent's drift check must read every host rule back as applied (nft prints some its own way).
+    const applied = engine.applied;
+    if (applied) expect(tableDrift(applied, parseTableListing(nft.list('inet', 'weir', { stateless: true }))).examples).toEqual([]);
+    return r;
+  };
   const table = (): string => nft.list('inet', 'weir');
 
   beforeAll(() => {
@@ -152,7 +159,7 @@ describe.skipIf(!isRoot)('host firewall in the kernel', () => {
     serve(podA, [80]);
     nodeNs = Netns.open(node.path);
     nft = new LibNftables({ netns: nodeNs });
-    engine = new PolicyEngine(nft, { nodeName: 'n1', nflogGroup: GROUP, logRate: '1000/second', logBurst: 1000 });
+    engine = new PolicyEngine(nft, { nodeName: 'n1', nflogGroup: GROUP, logRate: '1000/second', logBurst: 1000 }, undefined, { strict: true });
   });
 
   afterAll(() => {
