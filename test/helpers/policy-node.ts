@@ -40,7 +40,10 @@ import { afterAll, beforeAll } from 'vitest';
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
+import { tableDrift } from '../../src/agent/kernel-drift.ts';
+import { parseTableListing } from '../../src/nft/listing.ts';
 import { type SyncReport, PolicyEngine } from '../../src/policy/engine.ts';
+import type { Ruleset } from '../../src/policy/ruleset.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterNetworkPolicy } from '../../src/policy/cnp-types.ts';
 import type { ClusterState, ContainerPort, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
@@ -305,6 +308,9 @@ export class PolicyNode {
     if (clusterPolicies) this.clusterPolicies = structuredClone([...clusterPolicies]);
     const report = this.engine.sync(this.state(), { options: { guardCIDRs: [POD_CIDR] } });
     this.lastReport = report;
+    // The agent's drift check (kernel-drift.ts) must read every rule and element back as applied.
+    const drift = tableDrift(this.engine.applied as Ruleset, parseTableListing(this.nft.list('inet', 'weir', { stateless: true })));
+    if (drift.examples.length > 0) throw new Error(`the kernel's table does not read back as applied: ${JSON.stringify(drift.examples)}`);
     if (report.result.errors.length > 0) throw new Error(`policies refused by the compiler: ${report.result.errors.map((e) => e.message).join('; ')}`);
     return report;
   }
