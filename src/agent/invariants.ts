@@ -65,6 +65,7 @@ export function startInvariants(d: InvariantDeps): Invariants {
 
 function kernelVerifier(d: InvariantDeps): KernelVerifier {
   const table = (): TableRef => d.engine.applied?.table ?? { family: 'inet', name: 'weir' };
+  let lastError: string | undefined;
   return new KernelVerifier(
     {
       source: {
@@ -98,6 +99,9 @@ function kernelVerifier(d: InvariantDeps): KernelVerifier {
       },
       onResult: (r) => {
         d.metrics.observeCheck(r);
+        // A failure that repeats every tick is logged when it starts, not every second.
+        if (r.error && r.error === lastError) return;
+        lastError = r.error;
         logCheck(d.log, r);
       },
     },
