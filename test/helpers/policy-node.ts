@@ -311,6 +311,10 @@ export class PolicyNode {
     // The agent's drift check (kernel-drift.ts) must read every rule and element back as applied.
     const drift = tableDrift(this.engine.applied as Ruleset, parseTableListing(this.nft.list('inet', 'weir', { stateless: true })));
     if (drift.examples.length > 0) throw new Error(`the kernel's table does not read back as applied: ${JSON.stringify(drift.examples)}`);
+    // Its cheap check: the table's use count is its chains and sets (kernel-verifier.ts).
+    const rs = this.engine.applied as Ruleset;
+    const use = this.elements.tableInfo('inet', 'weir')?.use;
+    if (use !== rs.chains.size + rs.sets.size) throw new Error(`the kernel counts ${use} objects in the table, the applied ruleset has ${rs.chains.size + rs.sets.size}`);
     if (report.result.errors.length > 0) throw new Error(`policies refused by the compiler: ${report.result.errors.map((e) => e.message).join('; ')}`);
     return report;
   }

@@ -28,6 +28,7 @@ import { parseTableListing } from '../../src/nft/listing.ts';
 import { type NflogPacket, parsePacketHeaders } from '../../src/netlink/nflog.ts';
 import { NflogReader } from '../../src/netlink/nflog-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
+import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
 import type { HostFirewallOptions } from '../../src/policy/host.ts';
 import type { ClusterState, HostFirewallPolicy, NetworkPolicy, Pod } from '../../src/policy/types.ts';
@@ -123,6 +124,13 @@ describe.skipIf(!isRoot)('host firewall in the kernel', () => {
     // The agent's drift check must read every host rule back as applied (nft prints some its own way).
     const applied = engine.applied;
     if (applied) expect(tableDrift(applied, parseTableListing(nft.list('inet', 'weir', { stateless: true }))).examples).toEqual([]);
+    // And its cheap check counts the table's chains and sets as the kernel does (anonymous sets are not counted).
+    const w = NetlinkElementWriter.open(nodeNs);
+    try {
+      if (applied) expect(w.tableInfo('inet', 'weir')?.use).toBe(applied.chains.size + applied.sets.size);
+    } finally {
+      w.close();
+    }
     return r;
   };
   const table = (): string => nft.list('inet', 'weir');
