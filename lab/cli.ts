@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { REPO, SHARED_NODE_PATHS, kindPaths, labKindConfig, nodeRootDir } from './kind.ts';
+import { REPO, ROOTFS_NODE_PATHS, SHARED_NODE_PATHS, kindPaths, labKindConfig, nodeRootDir } from './kind.ts';
 import { kubectlArgv, userEnv } from './commands/common.ts';
 import { type LabState, labPods, readRecord, readState, recordPath, writeRecord } from './state.ts';
 
@@ -176,10 +176,14 @@ async function execCmd(target: string, cmd: string[]): Promise<number> {
   return exitCode(spawnSync('nsenter', [`--net=${pod.netnsPath}`, '--', ...cmd], { stdio: 'inherit', env: process.env }));
 }
 
-/** The shell run in the node's namespace: bind the node's weir paths over the machine's, in a private mount namespace, then exec CMD. */
-export function nodeShell(root: string): string {
+/**
+ * The shell run in the node's namespace: bind the node's weir paths over the
+ * machine's, in a private mount namespace, then exec CMD.
+ */
+export function nodeShell(root: string, rootfs: string): string {
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  const steps = SHARED_NODE_PATHS.map((p) => `mkdir -p ${q(`/${p}`)} ${q(`${root}/${p}`)} && mount --bind ${q(`${root}/${p}`)} ${q(`/${p}`)}`);
+  const bind = (from: string, rel: string): string => `mkdir -p ${q(`/${rel}`)} && mount --bind ${q(from)} ${q(`/${rel}`)}`;
+  const steps = [...SHARED_NODE_PATHS.map((p) => `mkdir -p ${q(`${root}/${p}`)} && ${bind(`${root}/${p}`, p)}`), ...ROOTFS_NODE_PATHS.map((p) => bind(`${rootfs}/${p}`, p))];
   return `${steps.join(' && ')} && exec "$@"`;
 }
 
@@ -195,7 +199,7 @@ function nodeCmd(node: string, cmd: string[]): number {
     return 1;
   }
   const env = { ...process.env, PATH: `${path.join(REPO, 'dist/bin')}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
-  const r = spawnSync('nsenter', [`--net=${n.netns}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', nodeShell(n.root), 'sh', ...cmd], { stdio: 'inherit', env });
+  const r = spawnSync('nsenter', [`--net=${n.netns}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', nodeShell(n.root, n.rootfs), 'sh', ...cmd], { stdio: 'inherit', env });
   return exitCode(r);
 }
 

@@ -43,8 +43,14 @@ export const kubeconfigPath = (p: KindPaths): string => path.join(p.run, 'kubeco
 /** Where a node's weir paths live on the machine (the node mounts them: nodeExtraMounts). */
 export const nodeRootDir = (p: KindPaths, node: string): string => path.join(p.run, 'nodes', node, 'root');
 
-/** The node paths the lab shares with the machine; /opt/cni/bin stays the image's (it holds loopback and portmap). */
+/** The node paths the lab shares with the machine (kind extraMounts). */
 export const SHARED_NODE_PATHS = ['etc/cni/net.d', 'var/lib/cni', 'run/weir'] as const;
+/**
+ * Node paths seen through the node container's root file system instead:
+ * /opt/cni/bin is the image's (loopback, portmap), where weir's init step
+ * installs the plugin, so it cannot be an empty folder of the machine's.
+ */
+export const ROOTFS_NODE_PATHS = ['opt/cni/bin'] as const;
 
 /** podman and kubectl as scripts/kind/lib.sh sets them up (it writes the files these point at). */
 export function kindEnv(p: KindPaths, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -65,6 +71,8 @@ export interface KindNode {
   /** Its address on kind's network. */
   ip: string;
   role: 'control-plane' | 'worker';
+  /** The node container's root file system as mounted on the machine (podman's overlay). */
+  rootfs: string;
 }
 
 /** The running nodes of the cluster, by name; [] when there is no such cluster. */
@@ -75,14 +83,14 @@ export function kindNodes(p: KindPaths): KindNode[] {
   if (ps.status !== 0) return [];
   const names = ps.stdout.split('\n').filter(Boolean);
   if (names.length === 0) return [];
-  const fmt = '{{.Name}}\t{{.State.Pid}}\t{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}\t{{index .Config.Labels "io.x-k8s.kind.role"}}';
+  const fmt = '{{.Name}}\t{{.State.Pid}}\t{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}\t{{index .Config.Labels "io.x-k8s.kind.role"}}\t{{.GraphDriver.Data.MergedDir}}';
   const ins = spawnSync('podman', ['inspect', '--format', fmt, ...names], { encoding: 'utf8', env, timeout: 30_000 });
   if (ins.status !== 0) return [];
   return ins.stdout
     .split('\n')
     .filter(Boolean)
     .map((l) => l.split('\t'))
-    .map(([name, pid, ip, role]) => ({ name: name as string, pid: Number(pid), ip: ip ?? '', role: role === 'control-plane' ? ('control-plane' as const) : ('worker' as const) }))
+    .map(([name, pid, ip, role, rootfs]) => ({ name: name as string, pid: Number(pid), ip: ip ?? '', role: role === 'control-plane' ? ('control-plane' as const) : ('worker' as const), rootfs: rootfs ?? '' }))
     .filter((n) => n.pid > 0)
     .sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -22,6 +22,8 @@ export interface LabStateNode {
   root: string;
   /** The node container's init process. */
   pid: number;
+  /** The node container's root file system as the machine sees it. */
+  rootfs: string;
 }
 
 /** What `up` records. */
@@ -93,7 +95,7 @@ export function readState(dir = labDir(), p: KindPaths = { ...kindPaths(), run: 
   const running = new Map(kindNodes({ ...p, cluster: rec.cluster }).map((n) => [n.name, n]));
   const nodes = rec.nodes.flatMap((name) => {
     const n = running.get(name);
-    return n ? [{ name, netns: `/proc/${n.pid}/ns/net`, ip: n.ip, root: nodeRootDir(p, name), pid: n.pid }] : [];
+    return n ? [{ name, netns: `/proc/${n.pid}/ns/net`, ip: n.ip, root: nodeRootDir(p, name), pid: n.pid, rootfs: n.rootfs }] : [];
   });
   const bin = k8sBinDir();
   return { ...rec, nodes, kubeconfig: kubeconfigPath(p), kubectl: path.join(bin, 'kubectl'), k8sBinDir: bin, hostNetns: p.netns };

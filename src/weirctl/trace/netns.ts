@@ -1,7 +1,7 @@
 // Finds a pod's network namespace from the node side, for weirctl trace:
 // the namespace pinned under /var/run/netns or /run/netns (where CRI runtimes
-// and `ip netns` keep them) whose interface `ifname` is the peer of the pod's
-// host veth. Interface indexes are per namespace, so index equality alone
+// and `ip netns` keep them), or else any process's, whose interface `ifname`
+// is the peer of the pod's host veth. Interface indexes are per namespace, so index equality alone
 // can match a stranger (every pod's eth0 may be index 2 with peer 2): the
 // host veth's IFLA_LINK_NETNSID must also be the id this namespace gives the
 // candidate (RTM_GETNSID with its fd), and the two IFLA_LINKs must point at
@@ -34,6 +34,32 @@ export interface FoundNetns {
   why: string;
 }
 
+/**
+ * Where to look: the pinned files first (cheap), then the namespace of every
+ * process (a pod's sandbox always runs one). The second is what finds a pod
+ * whose runtime pins its namespace in a mount namespace this process does
+ * not share: from an agent container without the host's /run, or from the
+ * machine for a kind node's pods.
+ */
+function* candidates(dirs: readonly string[]): Generator<string> {
+  for (const dir of dirs) {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir).sort();
+    } catch {
+      // no such folder here
+    }
+    for (const n of names) yield path.join(dir, n);
+  }
+  let pids: string[] = [];
+  try {
+    pids = fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    // no /proc
+  }
+  for (const pid of pids) yield `/proc/${pid}/ns/net`;
+}
+
 /** The namespace whose `ifname` is the peer of host veth `hostVeth` of the calling namespace. The caller closes it. */
 export function findPodNetns(hostVeth: string, ifname: string, dirs: readonly string[] = NETNS_DIRS): FoundNetns {
   const host = NetlinkHandle.open();
@@ -44,30 +70,22 @@ export function findPodNetns(hostVeth: string, ifname: string, dirs: readonly st
     const self = Netns.current();
     const seen = new Set<string>([self.identity]);
     self.close();
-    for (const dir of dirs) {
-      let names: string[];
+    for (const file of candidates(dirs)) {
+      let ns: Netns;
       try {
-        names = fs.readdirSync(dir).sort();
+        ns = Netns.open(file);
       } catch {
+        continue; // not a namespace, being deleted, or a process gone
+      }
+      if (seen.has(ns.identity)) {
+        ns.close();
         continue;
       }
-      for (const n of names) {
-        let ns: Netns;
-        try {
-          ns = Netns.open(path.join(dir, n));
-        } catch {
-          continue; // not a namespace, or being deleted
-        }
-        if (seen.has(ns.identity)) {
-          ns.close();
-          continue;
-        }
-        seen.add(ns.identity);
-        if (matches(host, hv, ns, ifname)) return { netns: ns, why: `found ${ns.path}` };
-        ns.close();
-      }
+      seen.add(ns.identity);
+      if (matches(host, hv, ns, ifname)) return { netns: ns, why: `found ${ns.path}` };
+      ns.close();
     }
-    return { why: `no network namespace under ${dirs.join(' or ')} holds the peer of ${hostVeth} as ${ifname} (a runtime that does not pin namespaces there cannot be probed)` };
+    return { why: `no network namespace under ${dirs.join(' or ')}, nor of any process this one can see, holds the peer of ${hostVeth} as ${ifname}` };
   } finally {
     host.close();
   }
