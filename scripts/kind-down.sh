@@ -50,7 +50,8 @@ if [ -e "/run/netns/$KIND_NETNS" ]; then
     # shellcheck disable=SC2046 # a list of pids
     kill -9 $(ip netns pids "$KIND_NETNS" 2>/dev/null) 2>/dev/null || true
   fi
-  ip netns del "$KIND_NETNS"
+  # (gone already when a concurrent down got there first)
+  ip netns del "$KIND_NETNS" 2>/dev/null || [ ! -e "/run/netns/$KIND_NETNS" ]
 else
   kind_say "no namespace $KIND_NETNS: nothing of a cluster is left"
 fi
