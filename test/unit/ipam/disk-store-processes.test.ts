@@ -7,7 +7,7 @@ import { allocate, gc, release } from '../../../src/ipam/allocator.ts';
 import { DiskStore, type DiskStoreStep } from '../../../src/ipam/disk-store.ts';
 import { PodRange } from '../../../src/ipam/range.ts';
 import { flock, LOCK_EX, LOCK_NB } from '../../../src/sys/libc.ts';
-import { addressFiles, expectAllComplete, makeTempDir, readAddressFiles, startWorker, tempFiles } from './helpers.ts';
+import { addressFiles, expectAllComplete, killWorkers, makeTempDir, readAddressFiles, startWorker, tempFiles } from './helpers.ts';
 
 let dataDir: string;
 let dir: string;
@@ -18,6 +18,7 @@ beforeEach(() => {
 });
 
 afterEach(() => {
+  killWorkers();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 

@@ -49,10 +49,21 @@ export interface Child {
   kill(signal: NodeJS.Signals): void;
 }
 
+/** Workers still running; a test that failed or timed out leaves them to killWorkers(). */
+const live = new Set<ReturnType<typeof spawn>>();
+
+/** SIGKILLs every worker still running (afterEach): one waiting for its go file would otherwise wait forever. */
+export function killWorkers(): void {
+  for (const c of live) c.kill('SIGKILL');
+  live.clear();
+}
+
 export function startWorker(job: Job): Child {
   const child = spawn(NODE, ['--experimental-transform-types', '--disable-warning=ExperimentalWarning', WORKER, JSON.stringify(job)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
   let out = '';
   let err = '';
   let onReady: () => void = () => {};
