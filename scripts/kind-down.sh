@@ -29,7 +29,23 @@ fi
 
 if [ -e "/run/netns/$KIND_NETNS" ]; then
   if [ -x "$KIND_BIN" ] && kind_run get clusters 2>/dev/null | grep -qx "$cluster"; then
+    # The node containers' ids, for their cgroups below.
+    ids=$(in_kind_ns podman ps -a --no-trunc --filter "label=io.x-k8s.kind.cluster=$cluster" --format '{{.ID}}' 2>/dev/null || true)
     kind_run delete cluster --name "$cluster"
+    # A node runs systemd, which makes cgroups inside its container's; with
+    # cgroupfs, what is left of that tree once its processes are gone stays
+    # behind. Only these containers' trees, deepest first, and only empty
+    # cgroups (rmdir refuses any other); processes still exiting get a moment.
+    for id in $ids; do
+      for d in /sys/fs/cgroup/*/libpod_parent/libpod-"$id"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+          [ -d "$d" ] || break
+          find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+          [ -d "$d" ] && sleep 0.5
+        done
+        [ -d "$d" ] && kind_say "could not remove $d (processes left in it?)"
+      done
+    done
   else
     kind_say "no kind cluster named $cluster"
   fi
