@@ -31,6 +31,16 @@ export interface ControlPlaneFixture {
   readonly startupMs: number;
 }
 
+/** kubectl against the fixture's control plane, which must succeed (its stdout), and `apply` of one object. */
+export function kubectlOf(fx: ControlPlaneFixture): { kubectl: (args: string[], input?: string) => string; apply: (obj: unknown) => string } {
+  const kubectl = (args: string[], input?: string): string => {
+    const r = fx.cp.kubectl(args, input === undefined ? {} : { input });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  return { kubectl, apply: (obj) => kubectl(['apply', '-f', '-'], JSON.stringify(obj)) };
+}
+
 /** Enough for a first-time build of the pinned binaries (scripts/k8s/build, ~8 min); a built machine needs seconds. */
 const START_TIMEOUT_MS = 15 * 60_000;
 const STOP_TIMEOUT_MS = 60_000;

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi, digestOf } from '../../src/agent/cache-digest.ts';
 import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
-import { useControlPlane } from '../helpers/controlplane.ts';
+import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const fx = useControlPlane('agentinv');
@@ -23,12 +23,7 @@ let tmp: string;
 let dirs: AgentDirs;
 let agent: AgentProcess | undefined;
 
-const kubectl = (args: string[], input?: string): string => {
-  const r = fx.cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
-const apply = (obj: unknown): string => kubectl(['apply', '-f', '-'], JSON.stringify(obj));
+const { kubectl, apply } = kubectlOf(fx);
 const get = async (p: string): Promise<any> => (await agentRequest(agent!.socket, 'GET', p, undefined, 30_000)).json;
 const metrics = async (): Promise<string> => (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
 const apiList = (): { items: unknown[] } => JSON.parse(kubectl(['get', 'pods,namespaces,networkpolicies.networking.k8s.io,nodes', '-A', '-o', 'json']));

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
-import { useControlPlane } from '../helpers/controlplane.ts';
+import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
 import { type TestNetns, createNetns, sh } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -19,12 +19,7 @@ let dirs: AgentDirs;
 let kubeconfig: string;
 let agent: AgentProcess | undefined;
 
-const kubectl = (args: string[], input?: string): string => {
-  const r = fx.cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
-const apply = (obj: unknown): string => kubectl(['apply', '-f', '-'], JSON.stringify(obj));
+const { kubectl, apply } = kubectlOf(fx);
 const patchStatus = (kind: string, name: string, status: unknown, ns?: string): string =>
   kubectl([...(ns ? ['-n', ns] : []), 'patch', kind, name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
 

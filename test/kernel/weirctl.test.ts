@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostVethName } from '../../src/plugin/names.ts';
 import { type AgentDirs, type AgentProcess, WEIR_BIN, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
-import { useControlPlane } from '../helpers/controlplane.ts';
+import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
 import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -29,12 +29,7 @@ let agent: AgentProcess | undefined;
 const pods = new Map<string, { netns: TestNetns; containerID: string; ip: string }>();
 const ORPHAN = 'weir0123456789a';
 
-const kubectl = (args: string[], input?: string): string => {
-  const r = fx.cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
-const apply = (obj: unknown): string => kubectl(['apply', '-f', '-'], JSON.stringify(obj));
+const { kubectl, apply } = kubectlOf(fx);
 
 interface Run {
   code: number | null;
