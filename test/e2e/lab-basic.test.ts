@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
 import { eventually as poll } from '../helpers/agent.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
 
 const DIR = labDir();
 const KIND = kindPaths();
@@ -200,6 +200,8 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
       expect(out.trim()).toBe('b');
     });
   });
+
+  itKeepsInvariants();
 
   it('down leaves no namespace, no node or pod process, no mount and no state directory (twice)', async () => {
     const podNetns = (await labPods(DIR)).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);

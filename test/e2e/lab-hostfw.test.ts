@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-hostfw';
@@ -284,4 +284,6 @@ spec:
     const t = await nftTable(WORKER);
     expect(t).not.toMatch(/host_/);
   }, 400_000);
+
+  itKeepsInvariants();
 });

@@ -29,7 +29,7 @@ import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
-import { DOWN_TIMEOUT_MS, type LabResult as Result, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, type LabResult as Result, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const TEST_NAMESPACES = ['e2e-pol-conn', 'e2e-pol-svc', 'e2e-pol-lat', 'e2e-pol-lbl-srv', 'e2e-pol-lbl-cli', 'e2e-pol-new', 'e2e-pol-json', 'x', 'y', 'z'];
@@ -512,4 +512,6 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     const table = await labOk(['matrix', '--namespaces', 'x,y,z', '--ports', '80', '--protocols', 'TCP'], { timeoutMs: 120_000 });
     console.log(`upstream model, default-deny-ingress in x: ${m.probes.length} probes equal the reference evaluator (${blocked.length} blocked; matrix ${(m.ms / 1000).toFixed(1)} s, ${m.attempts} run(s))\n${table}`);
   }, 600_000);
+
+  itKeepsInvariants();
 });

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, itKeepsInvariants } from '../helpers/lab.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-weirctl';
@@ -207,4 +207,6 @@ spec:
     expect(json.ok).toBe(true);
     expect(code).toBe(0);
   });
+
+  itKeepsInvariants();
 });

@@ -2,7 +2,8 @@
 // run (the lab directory, timeouts, output kept for the failure message).
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { labDir } from '../../lab/state.ts';
+import { expect, it } from 'vitest';
+import { labDir, readState } from '../../lab/state.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const LAB = path.join(REPO, 'scripts/lab');
@@ -40,4 +41,52 @@ export async function labOk(args: string[], opts: LabOptions = {}): Promise<stri
   const r = await lab(args, opts);
   if (r.code !== 0) throw new Error(`scripts/lab ${args.join(' ')}: exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
   return r.stdout;
+}
+
+interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** The self-checks every e2e file ends with: on each node the agent's cache equals a fresh list from the API, and the kernel's table equals what the agent applied. */
+export const INVARIANT_CHECKS = ['agent cache = API', 'table inet weir'];
+
+/**
+ * Runs `weirctl doctor` on every node of the running lab and returns, per
+ * node, the invariant checks that failed (empty when all hold). A node whose
+ * doctor does not answer in JSON counts as failing all of them.
+ */
+export async function invariantFailures(nodes = readState()?.nodes.map((n) => n.name) ?? []): Promise<Record<string, string[]>> {
+  if (nodes.length === 0) throw new Error('invariantFailures: no lab is up (no node to check)');
+  const out: Record<string, string[]> = {};
+  await Promise.all(nodes.map(async (node) => {
+    const r = await lab(['node', node, '--', 'weirctl', 'doctor', '-o', 'json'], { timeoutMs: 180_000 });
+    let checks: DoctorCheck[];
+    try {
+      checks = (JSON.parse(r.stdout) as { checks: DoctorCheck[] }).checks;
+    } catch {
+      out[node] = INVARIANT_CHECKS.map((c) => `${c}: weirctl doctor exit ${r.code}, not JSON: ${r.stderr.trim() || r.stdout.trim()}`);
+      return;
+    }
+    out[node] = INVARIANT_CHECKS.flatMap((name) => {
+      const c = checks.find((x) => x.name === name);
+      if (!c) return [`${name}: not reported by weirctl doctor`];
+      return c.ok ? [] : [`${name}: ${c.detail}`];
+    });
+  }));
+  return out;
+}
+
+/**
+ * Registers the test each e2e file runs last while its lab is up: every
+ * node's agent still agrees with the API and with its kernel after what the
+ * file did (issue: nothing drifts).
+ */
+export function itKeepsInvariants(): void {
+  it('afterwards, on every node: the agent\'s cache equals the API and the kernel\'s table what the agent applied', async () => {
+    const failures = await invariantFailures();
+    expect(Object.keys(failures).length).toBeGreaterThan(0);
+    expect(failures).toEqual(Object.fromEntries(Object.keys(failures).map((n) => [n, []])));
+  }, 400_000);
 }
