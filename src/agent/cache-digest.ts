@@ -93,6 +93,7 @@ export const API_KINDS: Readonly<Record<Kind, { kind: string; resource: string }
   namespaces: { kind: 'Namespace', resource: 'namespaces' },
   policies: { kind: 'NetworkPolicy', resource: 'networkpolicies.networking.k8s.io' },
   nodes: { kind: 'Node', resource: 'nodes' },
+  clusterpolicies: { kind: 'ClusterNetworkPolicy', resource: 'clusternetworkpolicies.policy.networking.k8s.io' },
   hostpolicies: { kind: 'HostFirewallPolicy', resource: 'hostfirewallpolicies.weir.dev' },
 };
 

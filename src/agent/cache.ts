@@ -1,10 +1,13 @@
 // The agent's view of the cluster: the objects NetworkPolicy and routing
 // depend on, slimmed to the fields weir reads (a full Pod weighs several KiB;
 // 10k of them must fit in a small agent), plus the addresses the CNI plugin
-// reported for local pods before the API shows them. With the host firewall
-// on, also the HostFirewallPolicies (kind `hostpolicies`).
+// reported for local pods before the API shows them. ClusterNetworkPolicies
+// (kind `clusterpolicies`) are always mirrored, as an empty list while their
+// CRD is not installed (optional-api.ts); with the host firewall on, also
+// the HostFirewallPolicies (kind `hostpolicies`).
 import { type DigestJson, KindDigest, entryOf } from './cache-digest.ts';
 import type { ReflectorHandlers } from './reflector.ts';
+import type { ClusterNetworkPolicy } from '../policy/cnp-types.ts';
 import type { ClusterState, Container, HostFirewallPolicy, Namespace, NetworkPolicy, NodeInfo, Pod, PodSpec } from '../policy/types.ts';
 
 export interface NodeFacts {
@@ -15,8 +18,10 @@ export interface NodeFacts {
   labels: Record<string, string>;
 }
 
-export type Kind = 'pods' | 'namespaces' | 'policies' | 'nodes' | 'hostpolicies';
-const BASE_KINDS: readonly Kind[] = ['pods', 'namespaces', 'policies', 'nodes'];
+export type Kind = 'pods' | 'namespaces' | 'policies' | 'nodes' | 'clusterpolicies' | 'hostpolicies';
+const BASE_KINDS: readonly Kind[] = ['pods', 'namespaces', 'policies', 'nodes', 'clusterpolicies'];
+/** Kinds of a CRD that may be missing: listed empty while it is (optional-api.ts). */
+const OPTIONAL_KINDS: ReadonlySet<Kind> = new Set(['clusterpolicies', 'hostpolicies']);
 
 interface RawNode {
   metadata?: { name?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
@@ -25,7 +30,7 @@ interface RawNode {
 }
 
 /** Whether a kind's objects live in a namespace (their key is `namespace/name`) or in the cluster (`name`). */
-const NAMESPACED: Record<Kind, boolean> = { pods: true, namespaces: false, policies: true, nodes: false, hostpolicies: false };
+const NAMESPACED: Record<Kind, boolean> = { pods: true, namespaces: false, policies: true, nodes: false, clusterpolicies: false, hostpolicies: false };
 
 /**
  * The one key an object of `kind` is stored, replaced and deleted under:
@@ -95,14 +100,16 @@ export class ClusterCache {
   readonly namespaces = new Map<string, Namespace>();
   readonly policies = new Map<string, NetworkPolicy>();
   readonly nodes = new Map<string, NodeFacts>();
+  /** ClusterNetworkPolicies by name. */
+  readonly clusterpolicies = new Map<string, ClusterNetworkPolicy>();
   /** HostFirewallPolicies by name (only mirrored with the host firewall on). */
   readonly hostpolicies = new Map<string, HostFirewallPolicy>();
   /** Local pods' addresses as the CNI plugin reported them, by namespace/name. */
   readonly cni = new Map<string, CniReport>();
   /** resourceVersion last seen per kind mirrored. */
-  readonly versions: Partial<Record<Kind, string>> = { pods: '', namespaces: '', policies: '', nodes: '' };
+  readonly versions: Partial<Record<Kind, string>> = { pods: '', namespaces: '', policies: '', nodes: '', clusterpolicies: '' };
   /** Per kind, the count and hash of uid/resourceVersion of what is stored (cache-digest.ts). */
-  readonly digests: Record<Kind, KindDigest> = { pods: new KindDigest(), namespaces: new KindDigest(), policies: new KindDigest(), nodes: new KindDigest(), hostpolicies: new KindDigest() };
+  readonly digests: Record<Kind, KindDigest> = { pods: new KindDigest(), namespaces: new KindDigest(), policies: new KindDigest(), nodes: new KindDigest(), clusterpolicies: new KindDigest(), hostpolicies: new KindDigest() };
   /** Bumped on every change; a sync records the generation it applied. */
   generation = 0;
   /** Which kinds have completed their first list. */
@@ -144,13 +151,14 @@ export class ClusterCache {
    * The reflector handlers that mirror `kind` into this cache. `changed`
    * runs after every change the cache took (a list or an event), for the
    * reconciler to schedule a sync; a bookmark changes no object and does not
-   * call it. A missing HostFirewallPolicy CRD is relisted (empty) at every
-   * retry: an empty list of them when none are known is no news.
+   * call it. A missing CRD (ClusterNetworkPolicy, HostFirewallPolicy) is
+   * relisted (empty) at every retry: an empty list of them when none are
+   * known is no news.
    */
   mirror(kind: Kind, changed: (how: 'list' | 'event') => void): Omit<ReflectorHandlers<unknown>, 'error'> {
     return {
       replace: (items, rv) => {
-        if (kind === 'hostpolicies' && items.length === 0 && this.hostpolicies.size === 0 && this.synced.has(kind)) return;
+        if (OPTIONAL_KINDS.has(kind) && items.length === 0 && this.#map(kind).size === 0 && this.synced.has(kind)) return;
         this.replace(kind, items, rv);
         changed('list');
       },
@@ -196,6 +204,7 @@ export class ClusterCache {
       pods,
       namespaces: [...this.namespaces.values()],
       policies: [...this.policies.values()],
+      clusterPolicies: [...this.clusterpolicies.values()],
       nodes,
       ...(this.kinds.includes('hostpolicies') ? { hostPolicies: [...this.hostpolicies.values()] } : {}),
       nodeFacts,
@@ -236,6 +245,12 @@ function slim(kind: Kind, o: unknown): unknown {
     }
     case 'nodes':
       return nodeFacts(o as RawNode);
+    case 'clusterpolicies': {
+      // Status (conditions written by implementations) and annotations are not policy.
+      const cnp = o as ClusterNetworkPolicy & { metadata?: { managedFields?: unknown; annotations?: unknown } };
+      const { managedFields: _drop, annotations: _a, ...metadata } = cnp.metadata ?? {};
+      return { metadata, spec: cnp.spec } as ClusterNetworkPolicy;
+    }
     case 'hostpolicies': {
       const hp = o as HostFirewallPolicy & { metadata?: { managedFields?: unknown; annotations?: unknown } };
       const { managedFields: _drop, annotations: _a, ...metadata } = hp.metadata ?? {};

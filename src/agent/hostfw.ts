@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tryParseIp } from '../cni/ip.ts';
 import type { HostCgroup } from '../policy/host.ts';
-import type { ListPage } from './reflector.ts';
+import { type ApiAvailability, type OptionalKind, isUnavailable, optionalLister } from './optional-api.ts';
+import type { Lister } from './reflector.ts';
 
 /** Where nft resolves `socket cgroupv2` paths (nftables prefixes this, hard-coded). */
 const NFT_CGROUP_BASE = '/sys/fs/cgroup';
@@ -75,44 +76,17 @@ export async function apiServerEndpoints(server: string | undefined): Promise<{ 
   }
 }
 
-const statusOf = (e: unknown): number | undefined => {
-  const o = e as { code?: unknown; statusCode?: unknown } | undefined;
-  const c = typeof o?.code === 'number' ? o.code : typeof o?.statusCode === 'number' ? o.statusCode : undefined;
-  return c;
-};
+/** HostFirewallPolicies: an optional kind (optional-api.ts). */
+export type HostPolicyAvailability = ApiAvailability;
+export { isUnavailable };
 
-/** 404: the CRD is not installed; 403: the agent's role does not cover it (older manifests). */
-export const isUnavailable = (e: unknown): boolean => statusOf(e) === 404 || statusOf(e) === 403;
-
-export interface HostPolicyAvailability {
-  /** undefined until the first list; false while the CRD is missing or forbidden. */
-  available: boolean | undefined;
-  reason: string | undefined;
-}
+export const HOST_POLICY_KIND: OptionalKind = { resource: 'hostfirewallpolicies.weir.dev', kindName: 'HostFirewallPolicy', without: 'no host policies' };
 
 /**
  * A Lister for the reflector that turns "CRD not installed" (404) and
  * "forbidden" (403) into an empty list, so the agent keeps enforcing
  * NetworkPolicy; `state` says which, for /status.
  */
-export function hostPolicyLister<T>(
-  list: (o: { limit: number; _continue?: string }) => Promise<ListPage<T>>,
-  state: HostPolicyAvailability,
-): (o: { limit: number; _continue?: string }) => Promise<ListPage<T>> {
-  return async (o) => {
-    try {
-      const page = await list(o);
-      state.available = true;
-      state.reason = undefined;
-      return page;
-    } catch (e) {
-      if (!isUnavailable(e)) throw e;
-      state.available = false;
-      state.reason =
-        statusOf(e) === 404
-          ? 'the HostFirewallPolicy CRD (hostfirewallpolicies.weir.dev) is not installed: no host policies'
-          : 'the agent may not list hostfirewallpolicies.weir.dev (ClusterRole too old?): no host policies';
-      return { items: [], metadata: { resourceVersion: '' } };
-    }
-  };
+export function hostPolicyLister<T>(list: Lister<T>, state: HostPolicyAvailability, changed?: (s: ApiAvailability, was: boolean | undefined) => void): Lister<T> {
+  return optionalLister(list, state, HOST_POLICY_KIND, changed);
 }

@@ -19,7 +19,9 @@ import { DiskStore } from '../ipam/disk-store.ts';
 import { DEFAULT_NETWORK_NAME, installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
 import { type AgentConfig, agentSocketPath } from './config.ts';
 import { AgentMetrics } from './agent-metrics.ts';
-import { type HostPolicyAvailability, apiServerEndpoints, cgroupResolver, hostPolicyLister, isUnavailable } from './hostfw.ts';
+import { type HostPolicyAvailability, apiServerEndpoints, cgroupResolver, hostPolicyLister } from './hostfw.ts';
+import { type ApiAvailability, CLUSTER_POLICY_KIND, isUnavailable, optionalLister } from './optional-api.ts';
+import { CNP_PATH } from '../policy/cnp-types.ts';
 import { DropLog } from './drops.ts';
 import { type Invariants, startInvariants } from './invariants.ts';
 import { fallbackReason } from './agent-metrics.ts';
@@ -112,6 +114,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   // Host-firewall mode: the failsafes, the API server the agent itself
   // needs, and hostNetwork pods' cgroups (for their egress).
   const hostPolicies: HostPolicyAvailability = { available: undefined, reason: undefined };
+  const clusterPolicies: ApiAvailability = { available: undefined, reason: undefined };
   const cgroups = cgroupResolver(cfg.cgroupRoot, cfg.hostNetworkCgroupTemplates);
   const apiServers = cfg.hostFirewall ? await apiServerEndpoints(kc.getCurrentCluster()?.server) : [];
   if (cfg.hostFirewall) {
@@ -175,7 +178,15 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     ['policies', '/apis/networking.k8s.io/v1/networkpolicies'],
   ];
   const kinds: Array<readonly [Kind, string, Lister<Obj>]> = paths.map(([kind, p]) => [kind, p, jsonLister<Obj>(kc, p)] as const);
-  if (cfg.hostFirewall) kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(jsonLister<Obj>(kc, HFP_PATH), hostPolicies)]);
+  // Optional kinds: each change of availability is logged once (not every
+  // retry), and /status says which is missing and why.
+  const availability = (kind: Kind) => (s: ApiAvailability, was: boolean | undefined) => {
+    if (!s.available) log.warn({ kind }, `${s.reason ?? `${kind} unavailable`}; retrying`);
+    else if (was === false) log.info({ kind }, `${kind}: the API serves it now; mirrored from here on`);
+  };
+  kinds.push(['clusterpolicies', CNP_PATH, optionalLister(jsonLister<Obj>(kc, CNP_PATH), clusterPolicies, CLUSTER_POLICY_KIND, availability('clusterpolicies'))]);
+  if (cfg.hostFirewall) kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(jsonLister<Obj>(kc, HFP_PATH), hostPolicies, availability('hostpolicies'))]);
+  const optional = new Set<Kind>(['clusterpolicies', 'hostpolicies']);
   const reflectors = kinds.map(
     ([kind, p, list]) =>
       new Reflector(kind, apiListWatch(watch, p, list), {
@@ -184,17 +195,15 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
           reconciler.schedule();
         }),
         error: (err, attempt) => {
-          if (kind === 'hostpolicies' && isUnavailable(err)) {
-            // Not an outage: the CRD is absent (or not readable); relisted slowly.
-            if (attempt === 1) log.warn({ kind }, hostPolicies.reason ?? 'HostFirewallPolicies unavailable');
-            return;
-          }
+          // Not an outage: the CRD is absent (or not readable); relisted slowly,
+          // and the lister has logged the change of availability.
+          if (optional.has(kind) && isUnavailable(err)) return;
           metrics.apiErrors.labels({ kind }).inc();
           metrics.apiConnected.labels({ kind }).set(0);
           if (attempt === 1 || attempt % 10 === 0) log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
         },
         expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
-      }, kind === 'hostpolicies' ? { minBackoffMs: 2000, maxBackoffMs: 60_000 } : {}),
+      }, optional.has(kind) ? { minBackoffMs: 2000, maxBackoffMs: 30_000 } : {}),
   );
   const running = reflectors.map((r) => r.run());
   invariants = startInvariants({ cfg, log, cache, engine, reconciler, metrics, elements, netlink, listers: new Map(kinds.map(([kind, , list]) => [kind, list as Lister<unknown>])) });
@@ -222,7 +231,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const servers = await startServers({
     http: { host, port: Number(port) },
     socketPath: socket,
-    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, egressUnsupported: cgroups.unsupported, invariants, ...(nflog ? { drops } : {}) }),
+    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, clusterPolicies, egressUnsupported: cgroups.unsupported, invariants, ...(nflog ? { drops } : {}) }),
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');

@@ -8,6 +8,7 @@ import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
 import type { DropLog } from './drops.ts';
 import type { HostPolicyAvailability } from './hostfw.ts';
 import type { Invariants } from './invariants.ts';
+import type { ApiAvailability } from './optional-api.ts';
 import { formatPortRange } from '../policy/host-policy.ts';
 import type { Reconciler } from './reconciler.ts';
 import { type Routes, metricsHandler } from './server.ts';
@@ -26,6 +27,8 @@ interface Deps {
   config: AgentConfig;
   /** Host firewall: whether HostFirewallPolicies can be read (CRD installed, allowed). */
   hostPolicies?: HostPolicyAvailability;
+  /** Whether ClusterNetworkPolicies can be read (CRD installed, allowed); absent in tests that do not mirror them. */
+  clusterPolicies?: ApiAvailability;
   /** Host firewall: why hostNetwork pods' egress cannot be attributed on this node, if so. */
   egressUnsupported?: string | undefined;
   /** The self-checks (cache = API, kernel = applied); absent in tests that do not run them. */
@@ -44,12 +47,19 @@ export function statusRoutes(d: Deps): Routes {
     'GET /policies': async () => {
       const last = d.reconciler.last;
       const chains = last?.report.result.policyChains ?? new Map<string, string>();
+      const cnpChains = last?.report.result.clusterPolicyChains ?? new Map<string, string>();
       return {
         json: {
           policies: [...d.cache.policies.values()].map((p) => {
             const ref = `${p.metadata?.namespace}/${p.metadata?.name}`;
-            const err = last?.policyErrors.find((e) => e.policy && `${e.policy.namespace}/${e.policy.name}` === ref);
+            const err = last?.policyErrors.find((e) => e.policy && e.policy.kind === undefined && `${e.policy.namespace}/${e.policy.name}` === ref);
             return { ref, resourceVersion: p.metadata?.resourceVersion, chain: chains.get(ref), spec: p.spec, ...(err ? { error: err.message } : {}) };
+          }),
+          // Added beside `policies` (older readers ignore it): ClusterNetworkPolicies by name, with the chain base compiled on this node.
+          clusterPolicies: [...d.cache.clusterpolicies.values()].map((p) => {
+            const name = p.metadata?.name ?? '';
+            const err = last?.policyErrors.find((e) => e.policy?.kind === 'ClusterNetworkPolicy' && e.policy.name === name);
+            return { name, resourceVersion: p.metadata?.resourceVersion, tier: p.spec?.tier, priority: p.spec?.priority, chain: cnpChains.get(name), spec: p.spec, ...(err ? { error: err.message } : {}) };
           }),
         },
       };
@@ -153,6 +163,7 @@ function status(d: Deps) {
       namespaces: d.cache.namespaces.size,
       policies: d.cache.policies.size,
       nodes: d.cache.nodes.size,
+      clusterPolicies: d.cache.clusterpolicies.size,
       ...(applied ? rulesetCounts(applied) : {}),
     },
     errors: {
@@ -162,6 +173,8 @@ function status(d: Deps) {
     },
     config: { hostFirewall: d.config.hostFirewall, masquerade: d.config.masquerade, nflogGroup: d.config.nflogGroup },
     hostFirewall: hostFirewallStatus(d),
+    /** Whether the ClusterNetworkPolicy API can be read: null before the first list, false (with why) while its CRD is missing or forbidden. */
+    clusterPolicyApi: { available: d.clusterPolicies?.available ?? null, ...(d.clusterPolicies?.reason ? { reason: d.clusterPolicies.reason } : {}) },
   };
 }
 

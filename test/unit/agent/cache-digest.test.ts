@@ -84,7 +84,7 @@ describe('cacheMatchesApi with a kubectl List', () => {
     }
     const items = KINDS.filter((x) => x.kind !== 'hostpolicies' && x.kind !== 'nodes').map((f) => ({ kind: API_KINDS[f.kind].kind, ...f.make(idsOf(f)[0], '1') }));
     const r = cacheMatchesApi(k.digestView(true), { apiVersion: 'v1', kind: 'List', items } as never);
-    expect(r.kinds).toEqual(['pods', 'namespaces', 'policies', 'nodes']);
+    expect(r.kinds).toEqual(['pods', 'namespaces', 'policies', 'nodes', 'clusterpolicies']);
     expect(r.differences.map((d) => [d.kind, d.extra])).toEqual([['nodes', [idsOf(KINDS.find((x) => x.kind === 'nodes')!)[0]]]]);
   });
 });

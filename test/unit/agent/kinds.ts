@@ -68,6 +68,19 @@ export const KINDS: readonly KindFixture[] = [
     v: (s, id) => s.nodes?.find((n) => n.name === id)?.labels?.['v'],
   },
   {
+    kind: 'clusterpolicies',
+    namespaced: false,
+    make: (id, rv, v = 'a') => ({
+      apiVersion: 'policy.networking.k8s.io/v1beta1',
+      kind: 'ClusterNetworkPolicy',
+      metadata: { ...meta(id, rv), annotations: { note: 'x' } },
+      spec: { tier: 'Admin', priority: 10, subject: { namespaces: { matchLabels: { v } } }, ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }] },
+      status: { conditions: [] },
+    }),
+    ids: (s) => sorted((s.clusterPolicies ?? []).map((p) => nsName(p.metadata))),
+    v: (s, id) => (s.clusterPolicies ?? []).find((p) => p.metadata?.name === id)?.spec?.subject?.namespaces?.matchLabels?.['v'],
+  },
+  {
     kind: 'hostpolicies',
     namespaced: false,
     make: (id, rv, v = 'a') => ({ metadata: meta(id, rv), spec: { nodeSelector: { matchLabels: { v } }, policyTypes: ['Ingress'], ingress: [] } }),

@@ -58,6 +58,7 @@ describe('incremental sync fallback', () => {
     cache.replace('namespaces', [...s.namespaces], '1');
     cache.replace('policies', [...s.policies], '1');
     cache.replace('nodes', [{ metadata: { name: 'n1' } }], '1');
+    cache.replace('clusterpolicies', [], '1');
     const metrics = new AgentMetrics();
     const net = { writeCniConfig: () => false, reconcileRoutes: () => ({ changed: 0, errors: [] }) };
     const r = new Reconciler(cache, engine, net, { nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [], onSync: (x) => metrics.observeSync(x, engine.applied) });
@@ -79,6 +80,7 @@ describe('after a repair', () => {
     cache.replace('namespaces', [...s.namespaces], '1');
     cache.replace('policies', [...s.policies], '1');
     cache.replace('nodes', [{ metadata: { name: 'n1' } }], '1');
+    cache.replace('clusterpolicies', [], '1');
     const asked: Array<{ ips: string[]; allowed: boolean }> = [];
     const net = {
       writeCniConfig: () => false,

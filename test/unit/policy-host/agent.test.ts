@@ -41,6 +41,7 @@ function cluster(hostFirewall: boolean): ClusterCache {
   c.replace('pods', PODS.map((p) => ({ ...p, metadata: { ...p.metadata, uid: `uid-${p.metadata?.name}` } })), '1');
   c.replace('namespaces', [{ metadata: { name: 'x' } }, { metadata: { name: 'y' } }], '1');
   c.replace('nodes', NODES, '1');
+  c.replace('clusterpolicies', [], '1');
   c.replace('policies', [policy('x/hn-eg', { podSelector: { matchLabels: { app: 'hn' } }, policyTypes: ['Egress'], egress: [{}] })], '1');
   return c;
 }
@@ -49,7 +50,7 @@ describe('cache', () => {
   it('waits for HostFirewallPolicies only with the mode on; keeps node labels and hostPorts', () => {
     const off = cluster(false);
     expect(off.allSynced).toBe(true);
-    expect(Object.keys(off.versions).sort()).toEqual(['namespaces', 'nodes', 'pods', 'policies']);
+    expect(Object.keys(off.versions).sort()).toEqual(['clusterpolicies', 'namespaces', 'nodes', 'pods', 'policies']);
     expect('hostPolicies' in off.snapshot()).toBe(false);
     const on = cluster(true);
     expect(on.allSynced).toBe(false);

@@ -1,0 +1,68 @@
+// Kinds the agent mirrors from a CustomResourceDefinition that may not be
+// installed (ClusterNetworkPolicy, HostFirewallPolicy) or that an older
+// ClusterRole may not cover. A missing CRD must not keep the agent from
+// syncing: NetworkPolicy is enforced regardless, so "not installed" (404)
+// and "forbidden" (403) list as empty, the availability is kept for /status,
+// and the reflector keeps retrying (with its slow backoff) until the API
+// serves the kind, at which point the first real list replaces the empty one.
+import { CNP_GROUP, CNP_KIND, CNP_PLURAL } from '../policy/cnp-types.ts';
+import type { Lister } from './reflector.ts';
+
+const statusOf = (e: unknown): number | undefined => {
+  const o = e as { code?: unknown; statusCode?: unknown } | undefined;
+  return typeof o?.code === 'number' ? o.code : typeof o?.statusCode === 'number' ? o.statusCode : undefined;
+};
+
+/** 404: the CRD is not installed; 403: the agent's role does not cover it (older manifests). */
+export const isUnavailable = (e: unknown): boolean => statusOf(e) === 404 || statusOf(e) === 403;
+
+export interface ApiAvailability {
+  /** undefined until the first list; false while the CRD is missing or forbidden. */
+  available: boolean | undefined;
+  reason: string | undefined;
+}
+
+/** How to name an optional kind in reasons: its resource (`plural.group`) and what its absence means. */
+export interface OptionalKind {
+  resource: string;
+  kindName: string;
+  /** What enforcement looks like without it ("no host policies"). */
+  without: string;
+}
+
+export const CLUSTER_POLICY_KIND: OptionalKind = {
+  resource: `${CNP_PLURAL}.${CNP_GROUP}`,
+  kindName: CNP_KIND,
+  without: 'NetworkPolicy is enforced, ClusterNetworkPolicies are not known until it is',
+};
+
+export function unavailableReason(k: OptionalKind, code: number | undefined): string {
+  return code === 404
+    ? `the ${k.kindName} CRD (${k.resource}) is not installed: ${k.without}`
+    : `the agent may not list ${k.resource} (ClusterRole too old?): ${k.without}`;
+}
+
+/**
+ * A Lister for the reflector that turns 404 and 403 into an empty list and
+ * records which in `state`; `changed` runs when availability changes, with
+ * what it was (the agent logs each transition once, not each retry).
+ */
+export function optionalLister<T>(list: Lister<T>, state: ApiAvailability, kind: OptionalKind, changed?: (s: ApiAvailability, was: boolean | undefined) => void): Lister<T> {
+  const set = (available: boolean, reason: string | undefined): void => {
+    const was = state.available;
+    state.available = available;
+    state.reason = reason;
+    if (was !== available) changed?.(state, was);
+  };
+  return async (o) => {
+    try {
+      const page = await list(o);
+      set(true, undefined);
+      return page;
+    } catch (e) {
+      if (!isUnavailable(e)) throw e;
+      set(false, unavailableReason(kind, statusOf(e)));
+      return { items: [], metadata: { resourceVersion: '' } };
+    }
+  };
+}
