@@ -19,6 +19,7 @@ import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../.
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
 import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
+import { RetryLedger, itRetriedRarely } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-hostfw';
@@ -86,6 +87,8 @@ async function probe(from: PodRef, ip: string, port: number, timeoutMs = 1000): 
 }
 const connects = async (from: PodRef, ip: string, port: number): Promise<boolean> => (await probe(from, ip, port)) === 'connected';
 
+const retries = new RetryLedger();
+
 /**
  * Must-connect probes get 3 tries (a busy machine starves a prober);
  * must-be-blocked ones get exactly one, and must time out (dropped), not be
@@ -94,10 +97,13 @@ const connects = async (from: PodRef, ip: string, port: number): Promise<boolean
 async function expectConnect(from: PodRef, ip: string, port: number, want: boolean, what: string): Promise<void> {
   const tries = want ? 3 : 1;
   let got: Outcome = 'error';
-  for (let i = 0; i < tries; i++) {
+  let i = 0;
+  while (i < tries) {
     got = await probe(from, ip, port);
+    i++;
     if (got === 'connected') break;
   }
+  if (want) retries.record(`${what}: ${from.id} -> ${ip}:${port}/tcp`, i);
   expect(got, `${what}: ${from.id} -> ${ip}:${port}/tcp`).toBe(want ? 'connected' : 'timeout');
 }
 
@@ -285,5 +291,6 @@ spec:
     expect(t).not.toMatch(/host_/);
   }, 400_000);
 
+  itRetriedRarely(retries);
   itKeepsInvariants();
 });

@@ -30,6 +30,7 @@ import { type LabState, labDir, labPods } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { DOWN_TIMEOUT_MS, type LabResult as Result, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
+import { RetryLedger, itRetriedRarely } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const TEST_NAMESPACES = ['e2e-pol-conn', 'e2e-pol-svc', 'e2e-pol-lat', 'e2e-pol-lbl-srv', 'e2e-pol-lbl-cli', 'e2e-pol-new', 'e2e-pol-json', 'x', 'y', 'z'];
@@ -188,6 +189,8 @@ async function matrixJson(args: string[]): Promise<{ probes: Probe[]; stdout: st
 
 const probeKey = (p: Pick<Probe, 'from' | 'to' | 'port' | 'protocol'>): string => `${p.from}>${p.to}:${p.port}/${p.protocol}`;
 
+const retries = new RetryLedger();
+
 /**
  * Runs the matrix until it equals `expected(probe)`: a probe that connected
  * where it must be blocked fails at once; one blocked where it must connect
@@ -200,9 +203,13 @@ async function matrixEquals(args: string[], expected: (p: Probe) => boolean, run
     const opened = m.probes.filter((p) => p.connected && !expected(p)).map(probeKey);
     expect(opened, `probes that connected but must be blocked (matrix ${args.join(' ')})`).toEqual([]);
     misses = m.probes.filter((p) => !p.connected && expected(p)).map(probeKey);
-    if (misses.length === 0) return { probes: m.probes, attempts: attempt, ms: m.ms };
+    if (misses.length === 0) {
+      retries.record(`matrix ${args.join(' ')}`, attempt);
+      return { probes: m.probes, attempts: attempt, ms: m.ms };
+    }
     console.log(`  matrix ${args.join(' ')}: attempt ${attempt}: ${misses.length} probe(s) that must connect did not: ${misses.slice(0, 6).join(' ')}; running it again`);
   }
+  retries.record(`matrix ${args.join(' ')}`, runs);
   return expect.fail(`matrix ${args.join(' ')}: after ${runs} runs, probes that must connect did not: ${misses.join(' ')}`);
 }
 
@@ -513,5 +520,6 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     console.log(`upstream model, default-deny-ingress in x: ${m.probes.length} probes equal the reference evaluator (${blocked.length} blocked; matrix ${(m.ms / 1000).toFixed(1)} s, ${m.attempts} run(s))\n${table}`);
   }, 600_000);
 
+  itRetriedRarely(retries);
   itKeepsInvariants();
 });
