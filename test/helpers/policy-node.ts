@@ -108,7 +108,7 @@ export interface PolicyNodeOptions {
 export interface Comparison {
   observed: MatrixResult;
   expected: MatrixResult;
-  /** Probes where the kernel and the evaluator disagree (after retries of false "blocked" verdicts). */
+  /** Probes where the kernel and the evaluator disagree (no probe is retried: see compare()). */
   mismatches: { from: string; to: string; port: number; protocol: string; kernel: boolean; evaluator: boolean }[];
   /** A human-readable dump: the policies, the mismatches and both matrices (empty string when they agree). */
   report: string;
