@@ -2,17 +2,21 @@
 // Generates deploy/weir.yaml, the one file a user applies
 // (`kubectl apply -f deploy/weir.yaml`), from the pieces it is made of: every
 // deploy/parts/*.yaml (and *.yml), in lexical order of file name, each as
-// written, after a generated header. No dependencies: plain Node.
+// written, after a generated header; and deploy/crds/, the upstream
+// ClusterNetworkPolicy CRDs taken from the pinned Go module
+// (gen-manifests-crds.mjs). No dependencies: plain Node (and Go, the first
+// time, to fetch the module).
 //
-//   scripts/gen-manifests            write deploy/weir.yaml (only if it changed)
-//   scripts/gen-manifests --check    exit 1 if deploy/weir.yaml is not what the parts make
-//   scripts/gen-manifests --stdout   print what would be written
+//   scripts/gen-manifests            write deploy/weir.yaml and deploy/crds/ (only what changed)
+//   scripts/gen-manifests --check    exit 1 if any of them is not what the parts and the module make
+//   scripts/gen-manifests --stdout   print what would be written to deploy/weir.yaml
 //
 // test/unit/deploy/manifests.test.ts runs --check, so a part edited without
 // regenerating fails the tests.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderCrds } from './gen-manifests-crds.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const partsDir = path.join(root, 'deploy/parts');
@@ -51,6 +55,12 @@ export function render() {
     '# here. Edit a part and run scripts/gen-manifests (the unit tests fail',
     '# while this file is stale).',
     '#',
+    '# ClusterNetworkPolicy needs its upstream CRD, which this file does not',
+    '# install (deploy/crds/README.md says why); the agent enforces it once',
+    '# the CRD is there:',
+    '#',
+    '#   kubectl apply --server-side -f deploy/crds/clusternetworkpolicies.experimental.yaml',
+    '#',
     ...files.map((f) => `#   ${f}`),
     '',
     '',
@@ -71,29 +81,30 @@ function main(argv) {
     process.stderr.write(`gen-manifests: unknown argument ${unknown[0]}\nusage: scripts/gen-manifests [--check | --stdout]\n`);
     return 2;
   }
-  const want = render();
   if (stdout) {
-    process.stdout.write(want);
+    process.stdout.write(render());
     return 0;
   }
-  const have = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : undefined;
-  const rel = path.relative(root, out);
-  if (check) {
-    if (have === want) {
-      process.stdout.write(`gen-manifests: ${rel} is up to date\n`);
-      return 0;
+  const outputs = new Map([[path.relative(root, out), render()], ...renderCrds()]);
+  let status = 0;
+  for (const [rel, want] of outputs) {
+    const file = path.join(root, rel);
+    const have = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
+    if (check) {
+      if (have === want) process.stdout.write(`gen-manifests: ${rel} is up to date\n`);
+      else {
+        process.stderr.write(`gen-manifests: ${rel} is ${have === undefined ? 'missing' : 'stale'}; run scripts/gen-manifests\n`);
+        status = 1;
+      }
+    } else if (have === want) process.stdout.write(`gen-manifests: ${rel} unchanged\n`);
+    else {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(`${file}.tmp`, want);
+      fs.renameSync(`${file}.tmp`, file);
+      process.stdout.write(`gen-manifests: wrote ${rel}${file === out ? ` (${partFiles().length} parts)` : ''}\n`);
     }
-    process.stderr.write(`gen-manifests: ${rel} is ${have === undefined ? 'missing' : 'stale'}; run scripts/gen-manifests\n`);
-    return 1;
   }
-  if (have === want) {
-    process.stdout.write(`gen-manifests: ${rel} unchanged\n`);
-    return 0;
-  }
-  fs.writeFileSync(`${out}.tmp`, want);
-  fs.renameSync(`${out}.tmp`, out);
-  process.stdout.write(`gen-manifests: wrote ${rel} (${partFiles().length} parts)\n`);
-  return 0;
+  return status;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -72,6 +72,19 @@ describe.skipIf(!isRoot)('deploy/weir.yaml on a real kube-apiserver', () => {
     expect(can('list', 'configmaps')).toBe('no');
   });
 
+  it('the upstream ClusterNetworkPolicy CRD (deploy/crds) applies as documented, becomes Established, and the agent may read its objects and not write them', () => {
+    const crd = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
+    kubectlOk(['apply', '--server-side', '--validate=strict', '-f', crd]);
+    kubectlOk(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
+    const cnp = { apiVersion: 'policy.networking.k8s.io/v1beta1', kind: 'ClusterNetworkPolicy', metadata: { name: 'deploy-check' }, spec: { tier: 'Admin', priority: 5, subject: { namespaces: {} }, egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com'] }] }] } };
+    kubectlOk(['apply', '--validate=strict', '-f', '-'], JSON.stringify(cnp));
+    // The experimental field is kept (not pruned), so the agent sees it.
+    expect(JSON.parse(kubectlOk(['get', 'cnp', 'deploy-check', '-o', 'json'])).spec.egress[0].to[0].domainNames).toEqual(['*.example.com']);
+    const can = (verb: string): string => kubectl(['auth', 'can-i', verb, 'clusternetworkpolicies.policy.networking.k8s.io', `--as=${SA}`]).stdout.trim();
+    for (const v of ['get', 'list', 'watch']) expect(can(v), v).toBe('yes');
+    for (const v of ['create', 'update', 'patch', 'delete']) expect(can(v), v).toBe('no');
+  });
+
   it('the DaemonSet controller makes a pod for a node, admitted at system-node-critical priority', async () => {
     kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'deploy-node-a' } }));
     let pod: { spec: { priority?: number; priorityClassName?: string; serviceAccountName?: string; hostNetwork?: boolean }; metadata: { name: string } } | undefined;

@@ -3,6 +3,7 @@
 // file the lab installs, and shaped as a CNI's DaemonSet must be. Server-side
 // validation against a real kube-apiserver is apiserver.test.ts.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -89,7 +90,7 @@ describe('deploy/weir.yaml is generated', () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-gen-manifests-'));
     try {
       fs.mkdirSync(path.join(tmp, 'scripts'));
-      fs.copyFileSync(path.join(REPO, 'scripts/gen-manifests.mjs'), path.join(tmp, 'scripts/gen-manifests.mjs'));
+      for (const f of ['gen-manifests.mjs', 'gen-manifests-crds.mjs']) fs.copyFileSync(path.join(REPO, 'scripts', f), path.join(tmp, 'scripts', f));
       fs.cpSync(path.join(REPO, 'deploy'), path.join(tmp, 'deploy'), { recursive: true });
       const out = path.join(tmp, 'deploy/weir.yaml');
       const gen = (...args: string[]) => spawnSync(process.execPath, [path.join(tmp, 'scripts/gen-manifests.mjs'), ...args], { encoding: 'utf8' });
@@ -106,6 +107,15 @@ describe('deploy/weir.yaml is generated', () => {
       r = gen('--check');
       expect(r.status).toBe(1);
       expect(r.stderr).toContain('missing');
+      // The CRDs too: an edit by hand is stale, and the generator restores upstream's text.
+      expect(gen().status).toBe(0);
+      const crd = path.join(tmp, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
+      fs.writeFileSync(crd, fs.readFileSync(crd, 'utf8').replace('domainNames:', 'domainName:'));
+      r = gen('--check');
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('deploy/crds/clusternetworkpolicies.experimental.yaml is stale');
+      expect(gen().status).toBe(0);
+      expect(fs.readFileSync(crd, 'utf8')).toBe(fs.readFileSync(path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml'), 'utf8'));
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -173,7 +183,10 @@ describe('the DaemonSet', () => {
     const can = (group: string, resource: string): boolean =>
       (cr.rules ?? []).some((r) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && ['get', 'list', 'watch'].every((v) => r.verbs.includes(v)));
     // What the agent watches (src/agent/run.ts).
-    for (const [g, res] of [['', 'pods'], ['', 'namespaces'], ['', 'nodes'], ['networking.k8s.io', 'networkpolicies']] as const) expect(can(g, res), `${g}/${res}`).toBe(true);
+    for (const [g, res] of [['', 'pods'], ['', 'namespaces'], ['', 'nodes'], ['networking.k8s.io', 'networkpolicies'], ['policy.networking.k8s.io', 'clusternetworkpolicies']] as const) expect(can(g, res), `${g}/${res}`).toBe(true);
+    // ClusterNetworkPolicies: read only, and nothing else of their group (not their status, which implementations may write).
+    const cnpRules = (cr.rules ?? []).filter((r) => (r.apiGroups ?? []).includes('policy.networking.k8s.io'));
+    expect(cnpRules).toEqual([{ apiGroups: ['policy.networking.k8s.io'], resources: ['clusternetworkpolicies'], verbs: ['get', 'list', 'watch'] }]);
     // And every resource whose CRD this file installs.
     for (const crd of docs().filter((d) => d.kind === 'CustomResourceDefinition') as unknown as V1CustomResourceDefinition[]) {
       expect(can(crd.spec.group, crd.spec.names.plural), `${crd.spec.group}/${crd.spec.names.plural}`).toBe(true);
@@ -275,5 +288,47 @@ describe('the DaemonSet', () => {
     expect(named?.containerPort).toBe(port);
     expect(c.livenessProbe?.httpGet?.port).toBe('health');
     expect(c.readinessProbe?.httpGet?.port).toBe('health');
+  });
+});
+
+describe('deploy/crds: the upstream ClusterNetworkPolicy CRDs, generated from the pinned Go module', () => {
+  const CACHE = path.join(process.env['WEIR_CACHE'] || path.join(os.homedir(), '.cache/weir'), 'network-policy-api-v0.3.0');
+  const crd = (channel: string): V1CustomResourceDefinition => {
+    const parsed = loadAllYaml(fs.readFileSync(path.join(REPO, `deploy/crds/clusternetworkpolicies.${channel}.yaml`), 'utf8')) as V1CustomResourceDefinition[];
+    expect(parsed).toHaveLength(1);
+    return parsed[0] as V1CustomResourceDefinition;
+  };
+
+  it('each file is upstream\'s text unchanged after the header, whose sha256 and module sum it names', () => {
+    for (const channel of ['standard', 'experimental']) {
+      const text = fs.readFileSync(path.join(REPO, `deploy/crds/clusternetworkpolicies.${channel}.yaml`), 'utf8');
+      const header = /^(?:#.*\n)+/.exec(text)?.[0] ?? '';
+      const body = text.slice(header.length);
+      expect(header).toContain(`sigs.k8s.io/network-policy-api@v0.3.0`);
+      expect(header).toContain('module sum h1:RL6fVXiix9IW1pj0ImkW645m+EWmb3dBGCiW19bg5+k=');
+      const sha = /sha256 ([0-9a-f]{64})/.exec(header)?.[1];
+      expect(createHash('sha256').update(body).digest('hex')).toBe(sha);
+      // The cache gen-manifests filled from the module holds the same bytes (--check above compares them too).
+      if (fs.existsSync(path.join(CACHE, `${channel}.yaml`))) expect(fs.readFileSync(path.join(CACHE, `${channel}.yaml`), 'utf8')).toBe(body);
+    }
+  });
+
+  it('serve v1beta1 (stored) and v1alpha2, cluster-scoped, in their channel; only the experimental one has domainNames, nodes and named ports', () => {
+    for (const channel of ['standard', 'experimental']) {
+      const c = crd(channel);
+      expect(c.metadata?.name).toBe('clusternetworkpolicies.policy.networking.k8s.io');
+      expect(c.metadata?.annotations?.['policy.networking.k8s.io/channel']).toBe(channel);
+      expect(c.metadata?.annotations?.['policy.networking.k8s.io/bundle-version']).toBe('v0.3.0');
+      expect(c.spec.scope).toBe('Cluster');
+      expect(c.spec.versions.map((v) => [v.name, v.served, v.storage])).toEqual([['v1alpha2', true, false], ['v1beta1', true, true]]);
+      const egressPeer = JSON.stringify(c.spec.versions.find((v) => v.name === 'v1beta1')?.schema?.openAPIV3Schema?.properties?.['spec']?.properties?.['egress']);
+      for (const field of ['domainNames', 'nodes', 'destinationNamedPort']) expect(egressPeer.includes(`"${field}"`), `${channel} ${field}`).toBe(channel === 'experimental');
+    }
+  });
+
+  it('deploy/weir.yaml does not install them, and says how to', () => {
+    expect(docs().filter((d) => d.kind === 'CustomResourceDefinition').map((d) => d.metadata.name)).not.toContain('clusternetworkpolicies.policy.networking.k8s.io');
+    expect(fs.readFileSync(MANIFEST, 'utf8')).toContain('kubectl apply --server-side -f deploy/crds/clusternetworkpolicies.experimental.yaml');
+    expect(fs.readFileSync(path.join(REPO, 'deploy/crds/README.md'), 'utf8')).toMatch(/does not install/);
   });
 });
