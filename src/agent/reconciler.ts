@@ -239,11 +239,10 @@ export class Reconciler {
   #purge(report: SyncReport, previous: Map<string, LocalEndpoint>, state: ClusterState): number {
     if (!this.#net.purgeConnections || report.operations === 0) return 0;
     const touched = new Set<string>();
+    const rewritten = (report.stats?.chainsRewritten ?? 0) > 0 || (report.stats?.elementsRemoved ?? 0) > 0 || (report.stats?.chainsRemoved ?? 0) > 0;
     for (const ep of report.result.endpoints) {
       const before = previous.get(`${ep.namespace}/${ep.name}`);
-      const changed = !before || before.ingress?.chain !== ep.ingress?.chain || before.egress?.chain !== ep.egress?.chain;
-      const rewritten = (report.stats?.chainsRewritten ?? 0) > 0 || (report.stats?.elementsRemoved ?? 0) > 0 || (report.stats?.chainsRemoved ?? 0) > 0;
-      if ((changed || rewritten) && (ep.ingress || ep.egress || before?.ingress || before?.egress)) for (const ip of ep.ips) touched.add(ip);
+      if ((!before || profilesChanged(before, ep) || rewritten) && (policed(ep) || (before !== undefined && policed(before)))) for (const ip of ep.ips) touched.add(ip);
     }
     if (touched.size === 0) return 0;
     return this.#net.purgeConnections(touched, connectionJudge(state));
@@ -251,6 +250,22 @@ export class Reconciler {
 }
 
 const PROTOCOLS: Record<number, Protocol> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+
+/** Whether any policy judges the pod's traffic: a NetworkPolicy profile, or a ClusterNetworkPolicy tier profile. */
+const policed = (ep: LocalEndpoint): boolean => !!(ep.ingress || ep.egress || (ep.tiers && (ep.tiers.admin || ep.tiers.baseline)));
+
+/**
+ * Whether the chains that judge the pod changed: its NetworkPolicy profiles,
+ * or its ClusterNetworkPolicy tier profiles (a new Admin Deny selecting it
+ * moves it into a tier map without touching its NetworkPolicy profile).
+ */
+function profilesChanged(a: LocalEndpoint, b: LocalEndpoint): boolean {
+  if (a.ingress?.chain !== b.ingress?.chain || a.egress?.chain !== b.egress?.chain) return true;
+  for (const tier of ['admin', 'baseline'] as const) {
+    for (const d of ['ingress', 'egress'] as const) if (a.tiers?.[tier]?.[d]?.chain !== b.tiers?.[tier]?.[d]?.chain) return true;
+  }
+  return false;
+}
 
 function withoutRuleset(report: SyncReport): SummaryReport {
   const { ruleset: _ruleset, ...result } = report.result;

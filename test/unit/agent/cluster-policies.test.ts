@@ -128,4 +128,54 @@ describe('ClusterNetworkPolicies in the agent', () => {
     expect(policies['clusterPolicies']).toEqual([expect.objectContaining({ name: 'deny-all', tier: 'Admin', priority: 10, chain })]);
     expect(policies['policies']).toEqual([]);
   });
+
+  it('a CNP change that newly forbids a flow ends the tracked connections it forbids, as a NetworkPolicy change does', async () => {
+    const cache = new ClusterCache();
+    const podObj = (name: string, ip: string, app: string) => ({ ...pod(`shop/${name}`, { ips: [ip], node: 'n1', labels: { app } }), metadata: { namespace: 'shop', name, uid: `u-${name}`, resourceVersion: '1', labels: { app } } });
+    cache.replace('pods', [podObj('web', '10.1.0.5', 'web'), podObj('client', '10.1.0.6', 'client')], '1');
+    cache.replace('namespaces', [ns('shop')], '1');
+    cache.replace('policies', [], '1');
+    cache.replace('nodes', [{ metadata: { name: 'n1' }, spec: { podCIDRs: ['10.1.0.0/24'] } }], '1');
+    cache.replace('clusterpolicies', [], '1');
+    // Tracked: client -> web on 80 and on 443.
+    const tracked = [
+      { src: '10.1.0.6', dst: '10.1.0.5', proto: 6, dport: 80 },
+      { src: '10.1.0.6', dst: '10.1.0.5', proto: 6, dport: 443 },
+    ];
+    const purges: Array<{ addresses: string[]; ended: number[] }> = [];
+    const net = {
+      writeCniConfig: () => false,
+      reconcileRoutes: () => ({ changed: 0, errors: [] }),
+      purgeConnections: (addresses: Set<string>, stillAllowed: (c: (typeof tracked)[number]) => boolean) => {
+        const ended = tracked.filter((c) => (addresses.has(c.src) || addresses.has(c.dst)) && !stillAllowed(c)).map((c) => c.dport);
+        purges.push({ addresses: [...addresses].sort(), ended });
+        return ended.length;
+      },
+    };
+    let purged: (r: unknown) => void = () => {};
+    const reconciler = new Reconciler(cache, new PolicyEngine(new FakeNft(), { nodeName: 'n1' }), net, {
+      nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [], onPurge: (r) => purged(r),
+    });
+    const synced = async (): Promise<unknown> => {
+      const done = new Promise((resolve) => (purged = resolve));
+      expect(reconciler.syncNow()).toBeDefined();
+      return done;
+    };
+    reconciler.syncNow();
+    // An Admin Deny of ingress to web on 80 only, from every namespace.
+    const denyWeb80 = (rv: string, port: number) => ({
+      ...cnp('no-web-80', 'Admin', 10, { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } }, { ingress: [{ name: 'web', action: 'Deny', from: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { number: port } } }] }] }),
+      metadata: { name: 'no-web-80', uid: 'u-cnp', resourceVersion: rv },
+    });
+    cache.apply('clusterpolicies', 'ADDED', denyWeb80('2', 80), '2');
+    expect(await synced()).toEqual({ connections: 1 });
+    expect(purges.at(-1)).toEqual({ addresses: ['10.1.0.5'], ended: [80] });
+    // The rule moves to 443 (the policy's chain is rewritten): the 443 connection is judged again and ended.
+    cache.apply('clusterpolicies', 'MODIFIED', denyWeb80('3', 443), '3');
+    expect(await synced()).toEqual({ connections: 1 });
+    expect(purges.at(-1)).toEqual({ addresses: ['10.1.0.5'], ended: [443] });
+    // Deleting it forbids nothing: whatever is judged is allowed.
+    cache.apply('clusterpolicies', 'DELETED', denyWeb80('4', 443), '4');
+    expect(await synced()).toEqual({ connections: 0 });
+  });
 });
