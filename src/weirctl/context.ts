@@ -62,13 +62,15 @@ export interface AgentStatus {
   ready: boolean;
   api: { synced: string[]; versions: Record<string, string> };
   applied: { generation: number; at: string; durationMs: number; full: boolean; operations: number; versions: Record<string, string> } | null;
-  counts: { localPods: number; pods: number; namespaces: number; policies: number; nodes: number; sets?: number; chains?: number; rules?: number; elements?: number };
+  counts: { localPods: number; pods: number; namespaces: number; policies: number; nodes: number; clusterPolicies?: number; sets?: number; chains?: number; rules?: number; elements?: number };
   errors: { sync: string | null; policies: string[]; routes: string[] };
   config: { hostFirewall: boolean; masquerade: boolean; nflogGroup: number };
   /** Per kind: count and hash over uid/resourceVersion of the cached objects (agents since the self-checks). */
   cache?: Record<string, { count: number; hash: string; resourceVersion: string }>;
   /** The kernel-table self-check (agents since the self-checks). */
   kernel?: { lastCheck: CheckResult | null; repairs: number; fullCheckSpacingMs: number } | null;
+  /** Whether the agent can read ClusterNetworkPolicies (agents since they are mirrored): null before the first list. */
+  clusterPolicyApi?: { available: boolean | null; reason?: string };
 }
 
 export interface EndpointsReply {

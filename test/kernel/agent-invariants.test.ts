@@ -67,7 +67,7 @@ describe('weir-agent checks its invariants', () => {
     await eventually('the cache to match the API', async () => ((cacheMatchesApi(await get('/cache'), apiList())).ok ? true : undefined));
     const status = await get('/status');
     const list = apiList();
-    expect(cacheMatchesApi(status.cache, list)).toMatchObject({ ok: true, kinds: ['pods', 'namespaces', 'policies', 'nodes'] });
+    expect(cacheMatchesApi(status.cache, list)).toMatchObject({ ok: true, kinds: ['pods', 'namespaces', 'policies', 'nodes', 'clusterpolicies'] });
     expect(status.cache.pods).toMatchObject(digestOf('pods', list.items.filter((o: any) => o.kind === 'Pod')));
     kubectl(['delete', 'namespace', 'doomed', '--wait=false']);
     // No namespace controller here: finalize it by hand, so that the API deletes it (a DELETED event).

@@ -135,7 +135,10 @@ describe('weirctl on a node', () => {
     const r = weirctl(['status', '-o', 'json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({ ready: true, healthy: true, node: 'n1', errors: { sync: null } });
-    expect(r.json.api.map((k: { kind: string; synced: boolean }) => [k.kind, k.synced])).toEqual([['pods', true], ['namespaces', true], ['policies', true], ['nodes', true]]);
+    expect(r.json.api.map((k: { kind: string; synced: boolean }) => [k.kind, k.synced])).toEqual([['pods', true], ['namespaces', true], ['policies', true], ['nodes', true], ['clusterpolicies', true]]);
+    // No CRD in this control plane: the status says why there are no ClusterNetworkPolicies.
+    expect(r.json.clusterPolicyApi).toEqual({ available: false, reason: expect.stringMatching(/not installed/) });
+    expect(weirctl(['status']).stdout).toMatch(/CNP:\s+not available: .*not installed/);
     expect(r.json.counts.rules).toBeGreaterThan(0);
     expect(r.json.lastSync.durationMs).toBeGreaterThan(0);
     const text = weirctl(['status']);
@@ -176,6 +179,7 @@ describe('weirctl on a node', () => {
       policies: ['shop/web-from-client'],
       allowances: [{ policy: 'shop/web-from-client', rule: 0, peers: ['pods app=client in namespace shop'], ports: ['TCP 80'] }],
       summary: 'isolated: 1 rule allows',
+      clusterPolicies: [],
     });
     expect(r.json.egress.summary).toBe('not isolated: all allowed');
     expect(weirctl(['policy', 'shop/client']).stdout).toContain('Ingress: not isolated: all allowed');

@@ -1,6 +1,7 @@
 // weirctl policy NAMESPACE/POD: what the pod may receive and send, rule by
 // rule, with the policy each allowance comes from, from the cluster as the
-// agent sees it (GET /state) and the reference evaluator's selection.
+// agent sees it (GET /state) and the reference evaluator's selection; with
+// the ClusterNetworkPolicy tiers around the NetworkPolicies (policy-tiers.ts).
 import { PolicyEvaluator } from '../../policy/evaluator.ts';
 import { type Direction, normalizePolicy } from '../../policy/normalize.ts';
 import { namedPortsOf } from '../../policy/ports.ts';
@@ -9,6 +10,7 @@ import { PolicyError } from '../../policy/errors.ts';
 import { type CommandResult, type Context, CtlError } from '../context.ts';
 import { parsePodRef, podIps, podKey } from '../resolve.ts';
 import { paint, renderTable } from '../table.ts';
+import { type ClusterPolicyReport, clusterTiersOf, formatTiers, tierOrder } from './policy-tiers.ts';
 import { describePeers, describePorts } from '../words.ts';
 
 export interface Allowance {
@@ -28,6 +30,10 @@ export interface DirectionReport {
   allowances: Allowance[];
   /** One line: "not isolated: all allowed", "isolated: nothing allowed", "isolated: 2 rules allow". */
   summary: string;
+  /** The ClusterNetworkPolicies selecting the pod in this direction, Admin tier first, in order of evaluation (empty: none). */
+  clusterPolicies: ClusterPolicyReport[];
+  /** The order a packet meets the tiers in ("Admin tier: a (10) -> NetworkPolicy: shop/x -> default"), when ClusterNetworkPolicies select the pod. */
+  order?: string;
 }
 
 export interface PodPolicyReport {
@@ -69,7 +75,7 @@ export function explainPod(state: ClusterState, namespace: string, name: string)
   const ips = podIps(pod);
   const base = { pod: key, node: pod.spec?.nodeName, ips, hostNetwork, warnings };
   if (hostNetwork) {
-    const open: DirectionReport = { isolated: false, policies: [], allowances: [], summary: 'hostNetwork pod: NetworkPolicy does not apply to it' };
+    const open: DirectionReport = { isolated: false, policies: [], allowances: [], summary: 'hostNetwork pod: NetworkPolicy and ClusterNetworkPolicy do not apply to it', clusterPolicies: [] };
     return { ...base, ingress: open, egress: open };
   }
   let ev: PolicyEvaluator;
@@ -79,6 +85,8 @@ export function explainPod(state: ClusterState, namespace: string, name: string)
     throw new CtlError(`cannot evaluate the cluster state: ${(e as Error).message}`);
   }
   const named = namedPortsOf(pod);
+  const cluster = clusterTiersOf(state, ev, { namespace, name }, named);
+  warnings.push(...cluster.warnings);
   const direction = (d: Direction): DirectionReport => {
     let refs;
     try {
@@ -100,7 +108,8 @@ export function explainPod(state: ClusterState, namespace: string, name: string)
         : allowances.length === 0
           ? 'isolated: nothing allowed'
           : `isolated: ${allowances.length} rule${allowances.length === 1 ? '' : 's'} allow${allowances.length === 1 ? 's' : ''}`;
-    return { isolated: policies.length > 0, policies, allowances, summary };
+    const clusterPolicies = cluster.tiers(d);
+    return { isolated: policies.length > 0, policies, allowances, summary, clusterPolicies, ...(clusterPolicies.length ? { order: tierOrder(clusterPolicies, policies) } : {}) };
   };
   return { ...base, ingress: direction('ingress'), egress: direction('egress') };
 }
@@ -112,6 +121,9 @@ export function formatPodPolicy(r: PodPolicyReport, color: boolean): string {
     const title = paint(d === 'ingress' ? 'Ingress' : 'Egress', 'bold', color);
     out.push('');
     out.push(`${title}: ${rep.isolated ? paint(rep.summary, 'yellow', color) : rep.summary}${rep.policies.length ? ` (selected by ${rep.policies.join(', ')})` : ''}`);
+    if (rep.order) out.push(`  in order: ${rep.order}`);
+    const tiers = formatTiers(rep.clusterPolicies ?? [], d, color);
+    if (tiers) out.push(tiers);
     if (rep.allowances.length > 0) {
       const rows = rep.allowances.map((a) => [a.peers.join('\n'), a.ports.join('\n'), `${a.policy} ${d}[${a.rule}]`]);
       out.push(renderTable([d === 'ingress' ? 'FROM' : 'TO', 'PORTS', 'POLICY RULE'], rows, { color, indent: '  ' }));

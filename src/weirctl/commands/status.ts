@@ -37,6 +37,8 @@ export interface StatusReport {
   config: AgentStatus['config'];
   /** The kernel-table self-check: last result, repairs, and incremental syncs that fell back to a full replacement. */
   kernel: (NonNullable<AgentStatus['kernel']> & { fallbacks: number }) | null;
+  /** Whether the agent reads ClusterNetworkPolicies (absent: an agent that does not mirror them). */
+  clusterPolicyApi?: NonNullable<AgentStatus['clusterPolicyApi']>;
 }
 
 export function buildStatus(socket: string, s: AgentStatus, healthy: boolean, metricsText: string, now = Date.now()): StatusReport {
@@ -51,7 +53,7 @@ export function buildStatus(socket: string, s: AgentStatus, healthy: boolean, me
   const fallbacks = [...byLabel(samples, 'weir_sync_fallbacks_total', 'reason').values()].reduce((a, b) => a + b, 0);
   const kernel = s.kernel ? { ...s.kernel, fallbacks } : null;
   const lastSync = s.applied ? { at: s.applied.at, ageSeconds: Math.max(0, Math.round((now - Date.parse(s.applied.at)) / 1000)), durationMs: s.applied.durationMs } : null;
-  return { socket, version: s.version, node: s.node, healthy, ready: s.ready, api, applied: s.applied, counts: s.counts, lastSync, errors: s.errors, config: s.config, kernel };
+  return { socket, version: s.version, node: s.node, healthy, ready: s.ready, api, applied: s.applied, counts: s.counts, lastSync, errors: s.errors, config: s.config, kernel, ...(s.clusterPolicyApi ? { clusterPolicyApi: s.clusterPolicyApi } : {}) };
 }
 
 export function formatStatus(r: StatusReport, color: boolean): string {
@@ -70,6 +72,7 @@ export function formatStatus(r: StatusReport, color: boolean): string {
   out.push(`Counts:    ${c.localPods} local pods, ${c.pods} pods, ${c.namespaces} namespaces, ${c.policies} policies, ${c.nodes} nodes`);
   if (c.rules !== undefined) out.push(`Table:     inet weir: ${c.chains ?? '?'} chains, ${c.rules} rules, ${c.sets ?? '?'} sets/maps, ${c.elements ?? '?'} elements`);
   if (r.kernel) out.push(`Kernel:    ${kernelLine(r.kernel, color)}`);
+  if (r.clusterPolicyApi) out.push(`CNP:       ${cnpLine(r.clusterPolicyApi, c.clusterPolicies, color)}`);
   out.push(`Config:    masquerade ${r.config.masquerade ? 'on' : 'off'}, host firewall ${r.config.hostFirewall ? 'on' : 'off'}, nflog group ${r.config.nflogGroup}`);
   out.push('');
   out.push('API connection:');
@@ -96,6 +99,13 @@ export function formatStatus(r: StatusReport, color: boolean): string {
   out.push('');
   out.push(errors.length === 0 ? 'Errors:    none' : `Errors:\n${errors.map((e) => `  ${paint(e, 'red', color)}`).join('\n')}`);
   return out.join('\n');
+}
+
+/** ClusterNetworkPolicies in one line: how many, or why the agent cannot read them. */
+export function cnpLine(a: NonNullable<StatusReport['clusterPolicyApi']>, count: number | undefined, color: boolean): string {
+  if (a.available === null) return 'not listed yet';
+  if (!a.available) return paint(`not available: ${a.reason ?? 'unknown reason'}`, 'yellow', color);
+  return `${count ?? '?'} ClusterNetworkPolicies (policy.networking.k8s.io)`;
 }
 
 /** The kernel-table self-check in one line: the last result, repairs and fallbacks so far. */

@@ -1,9 +1,12 @@
 // weirctl trace --from POD|IP --to POD|IP --port N [--protocol TCP]: the
 // reference evaluator's verdict and reasons (from GET /state), and the
 // kernel's own answer (trace/kernel.ts) when the source is a pod of this
-// node, flagging any disagreement.
+// node, flagging any disagreement. With ClusterNetworkPolicies, each
+// direction also says which tier decided (Admin, NetworkPolicy, Baseline or
+// the default) and by which rule.
 import { tryParseIp } from '../../cni/ip.ts';
-import { type Connection, type DirectionVerdict, type Endpoint, PolicyEvaluator, type ResolvedEndpoint, type Verdict } from '../../policy/evaluator.ts';
+import { formatPolicyRef } from '../../policy/errors.ts';
+import { type Connection, type DirectionVerdict, type Endpoint, PolicyEvaluator, type Reason, type ResolvedEndpoint, type Verdict } from '../../policy/evaluator.ts';
 import { formatEndpoint, formatReason, formatVerdict } from '../../policy/explain.ts';
 import type { Protocol } from '../../policy/types.ts';
 import { type CommandResult, type Context, CtlError } from '../context.ts';
@@ -19,6 +22,25 @@ export interface DirectionReport {
   allowed: boolean;
   policies: string[];
   reasons: string[];
+  /** The ClusterNetworkPolicies selecting the subject in this direction, Admin tier first (absent: none). */
+  clusterPolicies?: string[];
+  /** Which tier decided, when ClusterNetworkPolicies select the subject: Admin, NetworkPolicy, Baseline, or default (none decided). */
+  tier?: 'Admin' | 'NetworkPolicy' | 'Baseline' | 'default';
+  /** The rule that decided, when one did: a ClusterNetworkPolicy rule (Accept or Deny) or the first NetworkPolicy rule that allows. */
+  decidedBy?: DecidingRule;
+}
+
+export interface DecidingRule {
+  kind: 'ClusterNetworkPolicy' | 'NetworkPolicy';
+  /** `name` of a ClusterNetworkPolicy, `namespace/name` of a NetworkPolicy. */
+  policy: string;
+  /** `ingress[i]` or `egress[i]`. */
+  rule: string;
+  /** The rule's own name (ClusterNetworkPolicy rules may have one). */
+  name?: string;
+  action: 'Accept' | 'Deny' | 'Allow';
+  tier?: 'Admin' | 'Baseline';
+  priority?: number;
 }
 
 export interface TraceReport {
@@ -44,17 +66,39 @@ export function parseEndpoint(s: string, flag: string): Endpoint {
   throw new CtlError(`${flag}: expected NAMESPACE/POD or an IP address, got ${JSON.stringify(s)}`);
 }
 
-const dirReport = (d: DirectionVerdict): DirectionReport => ({
-  subject: d.subject ? `${d.subject.namespace}/${d.subject.name}` : null,
-  isolated: d.isolated,
-  allowed: d.allowed,
-  policies: d.policies.map((p) => `${p.namespace}/${p.name}`),
-  reasons: d.reasons.map((r) => formatReason(r, d)),
-});
+/** The rule that decided a direction: a ClusterNetworkPolicy Accept or Deny (a Pass only hands on), else the first NetworkPolicy rule that allows. */
+export function decidingRule(d: DirectionVerdict): DecidingRule | undefined {
+  const pick = (r: Reason): DecidingRule | undefined => {
+    if (r.kind === 'cluster-rule' && r.action !== 'Pass') {
+      return { kind: 'ClusterNetworkPolicy', policy: formatPolicyRef(r.policy), rule: `${d.direction}[${r.rule}]`, ...(r.name !== undefined ? { name: r.name } : {}), action: r.action, tier: r.tier, priority: r.priority };
+    }
+    if (r.kind === 'rule' && r.policy.kind === undefined) return { kind: 'NetworkPolicy', policy: formatPolicyRef(r.policy), rule: `${d.direction}[${r.rule}]`, action: 'Allow' };
+    return undefined;
+  };
+  for (const r of d.reasons) {
+    const x = pick(r);
+    if (x) return x;
+  }
+  return undefined;
+}
+
+const dirReport = (d: DirectionVerdict): DirectionReport => {
+  const decidedBy = decidingRule(d);
+  return {
+    subject: d.subject ? `${d.subject.namespace}/${d.subject.name}` : null,
+    isolated: d.isolated,
+    allowed: d.allowed,
+    policies: d.policies.map((p) => `${p.namespace}/${p.name}`),
+    reasons: d.reasons.map((r) => formatReason(r, d)),
+    ...(d.clusterPolicies ? { clusterPolicies: d.clusterPolicies.map(formatPolicyRef), tier: d.tier ?? 'default' } : {}),
+    ...(decidedBy ? { decidedBy } : {}),
+  };
+};
 
 const reasonLine = (d: DirectionVerdict): string => {
   const who = d.subject ? `${d.subject.namespace}/${d.subject.name}` : '-';
-  return `${d.direction} at ${who}: ${d.allowed ? 'allowed' : 'denied'}${d.isolated ? ' (isolated)' : ''}: ${d.reasons.map((r) => formatReason(r, d)).join('; ')}`;
+  const tier = d.clusterPolicies ? ` [${d.tier !== undefined ? `${d.tier} tier` : 'default'}]` : '';
+  return `${d.direction} at ${who}: ${d.allowed ? 'allowed' : 'denied'}${d.isolated ? ' (isolated)' : ''}${tier}: ${d.reasons.map((r) => formatReason(r, d)).join('; ')}`;
 };
 
 /** Agreement of the kernel's answer with the evaluator's verdict. */
@@ -81,7 +125,7 @@ export function buildTrace(v: Verdict, conn: { from: string; to: string; protoco
 
 export function formatTrace(r: TraceReport, v: Verdict | undefined, color: boolean): string {
   const out: string[] = [];
-  out.push(paint('Reference evaluator (NetworkPolicy semantics, from the agent\'s view of the cluster):', 'bold', color));
+  out.push(paint('Reference evaluator (NetworkPolicy and ClusterNetworkPolicy semantics, from the agent\'s view of the cluster):', 'bold', color));
   if (v) out.push(formatVerdict(v, r.connection.protocol, r.connection.port).replace(/: (ALLOWED|DENIED)$/m, (_m, w: string) => `: ${paint(w, w === 'ALLOWED' ? 'green' : 'red', color)}`));
   else out.push(`${formatEndpoint(r.src)} -> ${formatEndpoint(r.dst)}: ${r.verdict}`, ...r.reasons.map((x) => `  ${x}`));
   out.push('');
@@ -117,7 +161,10 @@ export async function runTrace(ctx: Context, a: TraceArgs): Promise<CommandResul
   let v: Verdict;
   try {
     const conn: Connection = { src, dst, protocol, port: a.port };
-    v = new PolicyEvaluator({ ...state, policies: ok }).evaluate(conn);
+    const ev = new PolicyEvaluator({ ...state, policies: ok });
+    // A ClusterNetworkPolicy weir cannot express is evaluated as it is enforced, "Deny all" for its subjects.
+    warnings.push(...ev.clusterErrors.map((e) => `${e.message}: evaluated as "Deny all" for its subjects, as weir enforces it`));
+    v = ev.evaluate(conn);
   } catch (e) {
     throw new CtlError((e as Error).message);
   }

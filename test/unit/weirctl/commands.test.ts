@@ -46,7 +46,7 @@ describe('policy: a pod\'s allowances', () => {
       { policy: 'shop/web-in', rule: 0, peers: ['pods app=client in namespace shop', 'namespaces team=b'], ports: ['TCP 80', 'named http (TCP 8080 on this pod)'] },
       { policy: 'shop/web-in', rule: 1, peers: ['172.16.0.0/12 except 172.17.0.0/16'], ports: ['all ports'] },
     ]);
-    expect(r.egress).toEqual({ isolated: false, policies: [], allowances: [], summary: 'not isolated: all allowed' });
+    expect(r.egress).toEqual({ isolated: false, policies: [], allowances: [], summary: 'not isolated: all allowed', clusterPolicies: [] });
     const text = formatPodPolicy(r, false);
     expect(text).toContain('Egress: not isolated: all allowed');
     expect(text).toContain('pods app=client in namespace shop');
@@ -64,6 +64,65 @@ describe('policy: a pod\'s allowances', () => {
     const bad = { ...state, policies: [...state.policies, { metadata: { namespace: 'shop', name: 'broken' }, spec: { podSelector: {}, ingress: [{ ports: [{ port: 0 }] }] } }] };
     const r = explainPod(bad, 'shop', 'web');
     expect(r.warnings.join()).toMatch(/shop\/broken.*deny-all/);
+  });
+});
+
+describe('policy and trace with ClusterNetworkPolicy tiers', () => {
+  const cnp = (name: string, tier: 'Admin' | 'Baseline', priority: number, ingress: unknown[]) => ({
+    apiVersion: 'policy.networking.k8s.io/v1beta1',
+    kind: 'ClusterNetworkPolicy',
+    metadata: { name },
+    spec: { tier, priority, subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } }, ingress },
+  });
+  const tiered: ClusterState = {
+    ...state,
+    clusterPolicies: [
+      cnp('pass-clients', 'Admin', 20, [{ name: 'to-np', action: 'Pass', from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } }] }]),
+      cnp('deny-81', 'Admin', 10, [{ name: 'no 81', action: 'Deny', from: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { number: 81 } } }] }]),
+      cnp('baseline-deny', 'Baseline', 5, [{ action: 'Deny', from: [{ namespaces: { matchLabels: { team: 'a' } } }] }]),
+      // Not expressible (a Pass in the Baseline tier is fine; an unknown action is not): "Deny all" for its subjects, and said so.
+      cnp('broken', 'Baseline', 7, [{ action: 'Maybe', from: [{ namespaces: {} }] }]),
+    ] as never,
+  };
+
+  it('policy lists the tiers in the order a packet meets them, rule by rule, and warns about what weir cannot express', () => {
+    const r = explainPod(tiered, 'shop', 'web');
+    expect(r.ingress.clusterPolicies.map((p) => [p.name, p.tier, p.priority])).toEqual([
+      ['deny-81', 'Admin', 10],
+      ['pass-clients', 'Admin', 20],
+      ['baseline-deny', 'Baseline', 5],
+      ['broken', 'Baseline', 7],
+    ]);
+    expect(r.ingress.clusterPolicies[0]?.rules).toEqual([{ rule: 0, name: 'no 81', action: 'Deny', peers: ['all pods in all namespaces'], ports: ['TCP 81'] }]);
+    expect(r.ingress.clusterPolicies[2]?.rules).toEqual([{ rule: 0, action: 'Deny', peers: ['namespaces team=a'], ports: ['all ports'] }]);
+    expect(r.ingress.order).toBe('Admin tier: deny-81 (10), pass-clients (20) -> NetworkPolicy: shop/web-in -> Baseline tier: baseline-deny (5), broken (7) -> default');
+    expect(r.egress.clusterPolicies).toEqual([]);
+    expect(r.egress.order).toBeUndefined();
+    expect(r.warnings.join('\n')).toMatch(/ClusterNetworkPolicy broken.*"Deny all"/);
+    const text = formatPodPolicy(r, false);
+    expect(text).toContain('in order: Admin tier: deny-81 (10)');
+    expect(text).toMatch(/Admin 10 +Deny +all pods in all namespaces +TCP 81 +deny-81 ingress\[0\] "no 81"/);
+    // A pod no ClusterNetworkPolicy selects reads as before.
+    expect(explainPod(tiered, 'shop', 'client').ingress.order).toBeUndefined();
+  });
+
+  it('trace says which tier and which rule decided, per direction', () => {
+    const ev = new PolicyEvaluator(tiered);
+    const judge = (port: number) => ev.evaluate({ src: podEndpoint('shop', 'client'), dst: podEndpoint('shop', 'web'), protocol: 'TCP', port });
+    const none = { method: 'unavailable' as const, detail: '' };
+    const at81 = buildTrace(judge(81), { from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 81 }, none);
+    expect(at81.verdict).toBe('deny');
+    expect(at81.ingress).toMatchObject({ tier: 'Admin', decidedBy: { kind: 'ClusterNetworkPolicy', policy: 'deny-81', rule: 'ingress[0]', name: 'no 81', action: 'Deny', tier: 'Admin', priority: 10 } });
+    expect(at81.ingress.clusterPolicies).toEqual(['deny-81', 'pass-clients', 'baseline-deny', 'broken']);
+    expect(at81.reasons[1]).toMatch(/^ingress at shop\/web: denied \(isolated\) \[Admin tier\]: denied by ClusterNetworkPolicy deny-81 \(Admin tier, priority 10\) spec\.ingress\[0\] "no 81"/);
+    // Port 80: the Admin Pass hands it to NetworkPolicy, whose rule allows it (the Baseline Deny is never reached).
+    const at80 = buildTrace(judge(80), { from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 80 }, none);
+    expect(at80.verdict).toBe('allow');
+    expect(at80.ingress).toMatchObject({ tier: 'NetworkPolicy', decidedBy: { kind: 'NetworkPolicy', policy: 'shop/web-in', rule: 'ingress[0]', action: 'Allow' } });
+    // Egress of the client: no ClusterNetworkPolicy selects it; no tier is reported.
+    expect(at80.egress.tier).toBeUndefined();
+    expect(at80.egress.decidedBy).toBeUndefined();
+    expect(formatTrace(at81, judge(81), false)).toContain('[Admin tier]');
   });
 });
 
@@ -200,6 +259,13 @@ describe('endpoints, status, doctor', () => {
     // Kinds an agent mirrors besides the four (host firewall policies) are listed too.
     const more = buildStatus('s', { ...s, api: { synced: [...s.api.synced, 'hostpolicies'], versions: { ...s.api.versions, hostpolicies: '5' } } }, true, '');
     expect(more.api.map((k) => k.kind)).toEqual(['pods', 'namespaces', 'policies', 'nodes', 'hostpolicies']);
+    // ClusterNetworkPolicies: a kind of its own, and a line saying whether the agent can read them.
+    expect(t).not.toContain('CNP:');
+    const missing = buildStatus('s', { ...s, api: { synced: [...s.api.synced, 'clusterpolicies'], versions: { ...s.api.versions, clusterpolicies: '' } }, clusterPolicyApi: { available: false, reason: 'the ClusterNetworkPolicy CRD (clusternetworkpolicies.policy.networking.k8s.io) is not installed' } }, true, '');
+    expect(missing.api.map((k) => k.kind)).toContain('clusterpolicies');
+    expect(formatStatus(missing, false)).toContain('CNP:       not available: the ClusterNetworkPolicy CRD (clusternetworkpolicies.policy.networking.k8s.io) is not installed');
+    const there = buildStatus('s', { ...s, counts: { ...s.counts, clusterPolicies: 3 }, clusterPolicyApi: { available: true } }, true, '');
+    expect(formatStatus(there, false)).toContain('CNP:       3 ClusterNetworkPolicies');
   });
 
   it('doctor prints OK/FAIL with the fix of each failure', () => {
