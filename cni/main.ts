@@ -2,16 +2,13 @@
 // lives in src/. stdout carries only the result or the error JSON; logs go to
 // stderr, which runtimes capture.
 import fs from 'node:fs';
-import { parseCniEnv } from '../src/cni/env.ts';
-import { formatError } from '../src/cni/errors-json.ts';
-import { parseNetConf, type WeirNetConf } from '../src/cni/config.ts';
-import { formatResult } from '../src/cni/result.ts';
-import { assertCommandAllowed, parseVersionRequest, versionInfo } from '../src/cni/version.ts';
+import type { WeirNetConf } from '../src/cni/config.ts';
 import { cmdAdd } from '../src/plugin/add.ts';
 import { cmdCheck } from '../src/plugin/check.ts';
 import { cmdDel } from '../src/plugin/del.ts';
 import { cmdGc } from '../src/plugin/gc.ts';
 import { tellAgent } from '../src/plugin/agent-handoff.ts';
+import { invoke, type Verbs } from '../src/plugin/invoke.ts';
 import { cmdStatus } from '../src/plugin/status.ts';
 
 function readStdin(): string {
@@ -31,51 +28,33 @@ function log(level: 'warn' | 'error', msg: string, fields: Record<string, unknow
   process.stderr.write(`${JSON.stringify({ level, time: Date.now(), name: 'weir', msg, ...fields })}\n`);
 }
 
-async function main(): Promise<number> {
-  let version: string | undefined;
-  const stdin = readStdin();
-  try {
-    const env = parseCniEnv(process.env);
-    if (env.command === 'VERSION') {
-      process.stdout.write(`${JSON.stringify(versionInfo(parseVersionRequest(stdin)))}\n`);
-      return 0;
+const verbs: Verbs = {
+  async add(env, conf: WeirNetConf) {
+    const result = cmdAdd(env, conf);
+    if (conf.agentSocket) {
+      const ips = result.ips.map((ip) => ip.address.split('/')[0]);
+      const { namespace, name, uid } = env.args.k8s;
+      const r = await tellAgent(conf.agentSocket, '/cni/add', { containerID: env.containerId, ifname: env.ifname, namespace, name, uid, ips }, AGENT_WAIT_MS);
+      if (!r.applied) log('warn', 'pod started before the agent confirmed its policy; the agent holds its traffic until it does', { reason: r.reason, containerID: env.containerId });
     }
-    version = parseVersionRequest(stdin);
-    const conf: WeirNetConf = parseNetConf(stdin);
-    version = conf.cniVersion;
-    assertCommandAllowed(env.command, conf.cniVersion);
-    switch (env.command) {
-      case 'ADD': {
-        const result = cmdAdd(env, conf);
-        if (conf.agentSocket) {
-          const ips = result.ips.map((ip) => ip.address.split('/')[0]);
-          const { namespace, name, uid } = env.args.k8s;
-          const r = await tellAgent(conf.agentSocket, '/cni/add', { containerID: env.containerId, ifname: env.ifname, namespace, name, uid, ips }, AGENT_WAIT_MS);
-          if (!r.applied) log('warn', 'pod started before the agent confirmed its policy; the agent holds its traffic until it does', { reason: r.reason, containerID: env.containerId });
-        }
-        process.stdout.write(`${JSON.stringify(formatResult(result, conf.cniVersion))}\n`);
-        return 0;
-      }
-      case 'DEL':
-        cmdDel(env, conf);
-        if (conf.agentSocket) await tellAgent(conf.agentSocket, '/cni/del', { containerID: env.containerId, ifname: env.ifname }, 1000);
-        return 0;
-      case 'CHECK':
-        cmdCheck(env, conf);
-        return 0;
-      case 'STATUS':
-        cmdStatus(conf);
-        return 0;
-      case 'GC':
-        cmdGc(conf);
-        return 0;
-    }
-  } catch (e) {
-    process.stdout.write(`${JSON.stringify(formatError(e, version))}\n`);
-    return 1;
-  }
-}
+    return result;
+  },
+  async del(env, conf) {
+    cmdDel(env, conf);
+    if (conf.agentSocket) await tellAgent(conf.agentSocket, '/cni/del', { containerID: env.containerId, ifname: env.ifname }, 1000);
+  },
+  async check(env, conf) {
+    cmdCheck(env, conf);
+  },
+  async status(conf) {
+    cmdStatus(conf);
+  },
+  async gc(conf) {
+    cmdGc(conf);
+  },
+};
 
-void main().then((code) => {
+void invoke(process.env, readStdin(), verbs).then(({ code, stdout }) => {
+  process.stdout.write(stdout);
   process.exitCode = code;
 });
