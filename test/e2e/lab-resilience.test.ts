@@ -16,17 +16,16 @@
 // either way (the last test takes it down). Needs root. Probes are bounded in
 // count and time and run only in the lab's pod namespaces; nothing is done
 // in the root namespace but reading it.
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
-import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentGet, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import type { AgentStatus } from '../../lab/commands/wait.ts';
 import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, recordPath } from '../../lab/state.ts';
-import { defaultNode } from '../../src/probe/process.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab } from '../helpers/lab.ts';
+import { NetnsScript, PROBE_LOOP } from '../../lab/soak/netns-script.ts';
+import { agentPid as agentPidOf, apiserverPid as apiserverPidOf, cmdline, pids } from '../../lab/soak/procs.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, itKeepsInvariants, lab } from '../helpers/lab.ts';
 
 const DIR = labDir();
 const AGNHOST = AGNHOST_IMAGE;
@@ -68,18 +67,6 @@ function rootSnapshot(): Record<string, string> {
 
 const labNetns = (): string[] => (fs.existsSync(`/run/netns/${kindPaths().netns}`) ? [kindPaths().netns] : []);
 
-function cmdline(pid: number): string[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-function pids(): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
-}
-
 /** Processes whose command line names the lab directory, or that run in a kind node's cgroup (libpod). */
 function labProcesses(): string[] {
   const found: string[] = [];
@@ -97,40 +84,9 @@ function labProcesses(): string[] {
   return found;
 }
 
-const netnsInode = (file: string): string => `net:[${fs.statSync(file).ino}]`;
-function pidNetns(pid: number): string | undefined {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/ns/net`);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The weir agent of a lab node: the weir-agent binary (not its install-cni run) in that node's namespace. */
-function agentPid(node: string): number | undefined {
-  const n = state.nodes.find((x) => x.name === node);
-  if (!n) throw new Error(`no node ${node}`);
-  const ns = netnsInode(n.netns);
-  const found = pids().filter((pid) => {
-    const args = cmdline(pid);
-    return path.basename(args[0] ?? '') === 'weir-agent' && !args.includes('install-cni') && pidNetns(pid) === ns;
-  });
-  if (found.length > 1) throw new Error(`more than one weir-agent on ${node}: ${found.join(' ')}`);
-  return found[0];
-}
-
-/** The lab's kube-apiserver: the static pod's process, in the control-plane node's namespace (host network). */
-function apiserverPid(): number {
-  const cp = state.nodes[0];
-  if (!cp) throw new Error('no control-plane node');
-  const ns = netnsInode(cp.netns);
-  const found = pids().filter((pid) => {
-    const args = cmdline(pid);
-    return path.basename(args[0] ?? '') === 'kube-apiserver' && pidNetns(pid) === ns;
-  });
-  if (found.length !== 1) throw new Error(`expected one lab kube-apiserver, found ${found.length}: ${found.join(' ')}`);
-  return found[0] as number;
-}
+/** The weir agent of a lab node (lab/soak/procs.ts). */
+const agentPid = (node: string): number | undefined => agentPidOf(state, node);
+const apiserverPid = (): number => apiserverPidOf(state);
 
 // ---- pods and probes ----
 interface PodRef {
@@ -151,40 +107,6 @@ async function connect(from: PodRef, ip: string, port: number): Promise<boolean>
   const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, '--timeout=1s', '--protocol=tcp']), { timeoutMs: 20_000 });
   return r.code === 0;
 }
-
-/**
- * A probe loop in a pod's netns: every `intervalMs`, a fresh TCP connect to
- * each target (each bounded by `timeoutMs`), for at most `durationMs`; one
- * JSON line per verdict: {"i":target,"start":epochMs,"connected":bool,"ms":n}.
- */
-const PROBE_LOOP = String.raw`
-const net = require('node:net');
-const cfg = JSON.parse(process.argv[1]);
-const end = Date.now() + cfg.durationMs;
-let stop = false;
-process.on('SIGTERM', () => { stop = true; });
-process.stdin.on('end', () => { stop = true; }).resume();
-function probe(i, t) {
-  const start = Date.now();
-  const s = net.connect({ host: t.ip, port: t.port });
-  let done = false;
-  const fin = (connected, error) => {
-    if (done) return;
-    done = true;
-    clearTimeout(tm);
-    s.destroy();
-    process.stdout.write(JSON.stringify({ i, start, connected, ms: Date.now() - start, error }) + '\n');
-  };
-  const tm = setTimeout(() => fin(false, 'timeout'), t.timeoutMs);
-  s.on('connect', () => fin(true));
-  s.on('error', (e) => fin(false, e.code));
-}
-(function tick() {
-  if (stop || Date.now() > end) { setTimeout(() => process.exit(0), 2500); return; }
-  cfg.targets.forEach((t, i) => probe(i, t));
-  setTimeout(tick, cfg.intervalMs);
-})();
-`;
 
 /**
  * One long-lived TCP connection to agnhost netexec: an HTTP/1.1 keep-alive
@@ -225,35 +147,6 @@ interface LoopLine {
   connected: boolean;
   ms: number;
   error?: string;
-}
-
-/** A node script running in a pod's netns, its JSON lines collected. */
-class NetnsScript<T> {
-  readonly lines: T[] = [];
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  stderr = '';
-  constructor(from: PodRef, script: string, cfg: unknown) {
-    this.child = spawn('nsenter', [`--net=${from.netnsPath}`, '--', defaultNode(), '-e', script, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stdin?.on('error', () => {});
-    this.child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    readline.createInterface({ input: this.child.stdout! }).on('line', (l) => {
-      try {
-        this.lines.push(JSON.parse(l) as T);
-      } catch {
-        // not ours
-      }
-    });
-    this.exited = new Promise((r) => this.child.once('close', (code) => r(code)));
-  }
-  /** Asks it to stop (SIGTERM), waits for it (SIGKILL after 10 s). */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(t);
-  }
 }
 
 interface KeepaliveLine {
@@ -505,6 +398,8 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     }
     for (let i = 0; !(await connect(p['ok'] as PodRef, (p['server'] as PodRef).ip, 80)); i++) if (i >= 2) throw new Error('ok -> server does not connect again after the label is back');
   }, 180_000);
+
+  itKeepsInvariants();
 
   it('scripts/lab down leaves the machine as it found it', async () => {
     const podNetns = (await labPods()).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);

@@ -1,0 +1,61 @@
+// The probe book: every probe's outcome, judged once what the kernel may
+// have been enforcing at its instant is known (judge.ts), counted, and each
+// forbidden connection described with the faults around it. It also prunes
+// the timelines of versions no pending probe can need.
+import { EvaluatorCache, type Outcome, type ProbeResult, judge } from './judge.ts';
+import type { FaultRecord } from './faults.ts';
+import { KINDS, type Kind, type KindTimeline, type SettleRules } from './timeline.ts';
+import type { NodeInfo } from '../../src/policy/types.ts';
+
+export class ProbeBook {
+  readonly counts: Record<Outcome, number> & { total: number } = { total: 0, 'allowed-ok': 0, 'blocked-ok': 0, forbidden: 0, 'allowed-failed': 0, unsettled: 0, unjudged: 0 };
+  readonly forbidden: string[] = [];
+  readonly unjudgedExamples: string[] = [];
+  #pending: ProbeResult[] = [];
+  readonly #timelines: Record<Kind, KindTimeline>;
+  readonly #evaluators: EvaluatorCache;
+  readonly #rules: SettleRules;
+  readonly #t0: number;
+  /** The faults so far (a forbidden connection names those around it). */
+  faults: readonly FaultRecord[] = [];
+
+  constructor(timelines: Record<Kind, KindTimeline>, nodes: readonly NodeInfo[], rules: SettleRules, t0: number) {
+    this.#timelines = timelines;
+    this.#evaluators = new EvaluatorCache(nodes);
+    this.#rules = rules;
+    this.#t0 = t0;
+  }
+
+  add(r: ProbeResult): void {
+    this.#pending.push(r);
+  }
+
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  /** Judges every pending probe that can be; `now` far ahead judges all (the run is over, every cap passed). */
+  judgeReady(now: number): void {
+    const left: ProbeResult[] = [];
+    for (const p of this.#pending) {
+      const j = judge(p, this.#timelines, this.#evaluators, now, this.#rules);
+      if (!j) {
+        left.push(p);
+        continue;
+      }
+      this.counts.total++;
+      this.counts[j.outcome]++;
+      if (j.outcome === 'forbidden') this.forbidden.push(this.#describe(p, j.detail ?? ''));
+      if (j.outcome === 'unjudged' && this.unjudgedExamples.length < 5) this.unjudgedExamples.push(`${p.from} → ${p.ip}:${p.port}: ${j.detail ?? ''}`);
+    }
+    this.#pending = left;
+    const oldest = left.reduce((m, p) => Math.min(m, p.start), now);
+    for (const k of KINDS) this.#timelines[k].prune(oldest, this.#rules);
+  }
+
+  #describe(p: ProbeResult, states: string): string {
+    const rel = (t: number): string => `+${((t - this.#t0) / 1000).toFixed(1)} s`;
+    const near = this.faults.filter((f) => f.start - 60_000 <= p.start && p.start <= f.end + 60_000).map((f) => `${f.kind} on ${f.node} ${rel(f.start)}…${rel(f.end)}`);
+    return `${rel(p.start)} ${p.from} → ${p.ip}:${p.port} connected in ${p.ms} ms; evaluator forbids it in every candidate state [${states}]; faults within 60 s: ${near.join(', ') || 'none'}`;
+  }
+}

@@ -1,0 +1,113 @@
+// The judge: was a probe's outcome one the reference evaluator
+// (src/policy/evaluator.ts, the oracle `weirctl trace` and the property
+// tests use) allows, for some state the kernel may have been enforcing at
+// that instant? Pure, given the timelines.
+//
+// The states: per kind, the version in force when the probe started, and
+// the earlier ones whose next change was not yet settled then (timeline.ts,
+// candidatesAt); every combination of those. A connection that succeeded is
+// forbidden only when no combination allows it: a change is given until
+// every node's agent reports it applied (plus a grace), and at most
+// maxSettleMs, before the state before it stops excusing a connection.
+import { PolicyEvaluator, ipEndpoint, podEndpoint } from '../../src/policy/evaluator.ts';
+import type { ClusterState, Namespace, NetworkPolicy, NodeInfo, Pod } from '../../src/policy/types.ts';
+import { KINDS, type Kind, type KindTimeline, type SettleRules, type Version } from './timeline.ts';
+
+export interface ProbeResult {
+  /** The prober pod (namespace/name). */
+  from: string;
+  ip: string;
+  port: number;
+  /** When the connect started, ms since the epoch. */
+  start: number;
+  ms: number;
+  connected: boolean;
+  error?: string;
+}
+
+/**
+ * allowed-ok / blocked-ok: as every candidate state says; forbidden: it
+ * connected though no candidate allows it (must never happen);
+ * allowed-failed: every candidate allows it but it did not connect (a
+ * prober or a pod not ready, a fault); unsettled: did not connect while the
+ * candidates disagree; unjudged: the evaluator could not answer.
+ */
+export type Outcome = 'allowed-ok' | 'blocked-ok' | 'forbidden' | 'allowed-failed' | 'unsettled' | 'unjudged';
+
+export interface Judgement {
+  outcome: Outcome;
+  /** The candidate versions' seqs per kind, and what the change after the oldest was. */
+  states: number;
+  detail?: string;
+}
+
+/** Evaluators by combination of versions: most probes share the one in force. */
+export class EvaluatorCache {
+  #cache = new Map<string, PolicyEvaluator | Error>();
+  readonly #nodes: readonly NodeInfo[];
+  constructor(nodes: readonly NodeInfo[]) {
+    this.#nodes = nodes;
+  }
+
+  get(combo: Record<Kind, Version>): PolicyEvaluator | Error {
+    const key = KINDS.map((k) => combo[k].seq).join('/');
+    let ev = this.#cache.get(key);
+    if (!ev) {
+      const state: ClusterState = {
+        pods: [...combo.pods.objects.values()] as Pod[],
+        namespaces: [...combo.namespaces.objects.values()] as Namespace[],
+        policies: [...combo.networkpolicies.objects.values()] as NetworkPolicy[],
+        nodes: this.#nodes,
+      };
+      try {
+        ev = new PolicyEvaluator(state);
+      } catch (e) {
+        ev = e instanceof Error ? e : new Error(String(e));
+      }
+      if (this.#cache.size > 256) this.#cache.delete(this.#cache.keys().next().value as string);
+      this.#cache.set(key, ev);
+    }
+    return ev;
+  }
+}
+
+/** Every combination of one version per kind (a product of short lists). */
+export function combinations(cands: Record<Kind, Version[]>): Record<Kind, Version>[] {
+  let out: Partial<Record<Kind, Version>>[] = [{}];
+  for (const k of KINDS) out = out.flatMap((c) => cands[k].map((v) => ({ ...c, [k]: v })));
+  return out as Record<Kind, Version>[];
+}
+
+/** undefined while some candidate is not settled yet (judge later). */
+export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, evaluators: EvaluatorCache, now: number, rules: SettleRules): Judgement | undefined {
+  const cands = {} as Record<Kind, Version[]>;
+  for (const k of KINDS) {
+    const c = timelines[k].candidatesAt(p.start, now, rules);
+    if (c === undefined) return undefined;
+    if (c.length === 0) return { outcome: 'unjudged', states: 0, detail: `no ${k} known at the probe's start` };
+    cands[k] = c;
+  }
+  const [ns, name] = p.from.split('/') as [string, string];
+  const combos = combinations(cands);
+  let allowed = 0;
+  const errors: string[] = [];
+  for (const c of combos) {
+    const ev = evaluators.get(c);
+    if (ev instanceof Error) {
+      errors.push(ev.message);
+      continue;
+    }
+    try {
+      if (ev.evaluate({ src: podEndpoint(ns, name), dst: ipEndpoint(p.ip), protocol: 'TCP', port: p.port }).allowed) allowed++;
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  const judged = combos.length - errors.length;
+  if (judged === 0) return { outcome: 'unjudged', states: combos.length, detail: errors[0] };
+  const states = combos.length;
+  const describe = (): string => KINDS.map((k) => `${k}: ${cands[k].map((v) => `v${v.seq} (${v.change})`).join(' | ')}`).join('; ');
+  if (p.connected) return allowed > 0 ? { outcome: 'allowed-ok', states } : { outcome: 'forbidden', states, detail: describe() };
+  if (allowed === judged && errors.length === 0) return { outcome: 'allowed-failed', states, detail: p.error };
+  return allowed === 0 ? { outcome: 'blocked-ok', states } : { outcome: 'unsettled', states };
+}

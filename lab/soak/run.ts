@@ -1,0 +1,148 @@
+// `scripts/soak`: the churn soak with faults, start to end.
+//
+//   1. the lab up; an earlier soak's namespaces gone; the prober pods running;
+//      a first population of namespaces, pods and policies; the lab settled;
+//   2. the watch (recorder.ts), the enforcement tracker and the prober start;
+//   3. for N minutes: the churn (churn.ts) and the faults (faults.ts), at once;
+//      the probe book judges the probes as their states settle;
+//   4. the churn over: the lab settles (scripts/lab wait's check), the last
+//      probes are judged, every invariant is checked on every node;
+//   5. one summary (summary.ts), its last line machine-readable; the soak's
+//      namespaces deleted (unless --keep).
+import { kubectl, sleep } from '../commands/common.ts';
+import { waitForLab } from '../commands/wait.ts';
+import { ProbeBook } from './book.ts';
+import { Churn } from './churn.ts';
+import { EnforcementTracker } from './enforcement.ts';
+import { type FaultRecord, runFaults } from './faults.ts';
+import { checkInvariants } from './invariants.ts';
+import { Prober } from './prober.ts';
+import { Recorder } from './recorder.ts';
+import { Rng } from './rng.ts';
+import { SOAK_LABEL, Scenario } from './scenario.ts';
+import { FAULT_KINDS, faultsPerKind, faultsRequired, planFaults } from './schedule.ts';
+import { PROBE_NS, ensureLab, ipBlocks, nodeInfos, removeLeftovers, startProberPods } from './setup.ts';
+import { type SoakFigures, summaryLines } from './summary.ts';
+import type { SettleRules } from './timeline.ts';
+
+export interface SoakOptions {
+  minutes: number;
+  seed: number;
+  ci: boolean;
+  ratePerMin: number;
+  keep: boolean;
+  verbose: boolean;
+}
+
+export const SETTLE: SettleRules = { graceMs: 1000, maxSettleMs: 60_000 };
+/** The first population, applied back to back before the probes start. */
+const INITIAL_ACTIONS = 24;
+const LIMITS = { maxNamespaces: 4, maxPods: 18, maxPolicies: 12 };
+
+export async function runSoak(o: SoakOptions): Promise<number> {
+  const t0 = Date.now();
+  const log = (l: string): void => void process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
+  log(`soak: seed ${o.seed} (replay: scripts/soak --seed ${o.seed}${o.ci ? ' --ci' : ''} --minutes ${o.minutes}), ${o.minutes} min, ${o.ratePerMin} changes/min`);
+  const state = ensureLab(log);
+  const stopped = new Set<number>();
+  const onExit = (): void => {
+    for (const pid of stopped) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+  };
+  process.on('exit', onExit);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+  await removeLeftovers(state, log);
+  const rng = new Rng(o.seed);
+  const nodes = state.nodes.map((n) => n.name);
+  const probers = nodes.map((n) => ({ name: `probe-${n.replace(/^.*?-/, '')}`, node: n }));
+  const scenario = new Scenario({ nodes, probeNamespace: PROBE_NS, probers, ipBlocks: await ipBlocks(state), ...LIMITS }, rng);
+  const proberPods = await startProberPods(state, (name) => scenario.proberLabels(name));
+  log(`prober pods running: ${proberPods.map((p) => p.id).join(', ')}`);
+  const churn = new Churn(state, log);
+  for (let i = 0; i < INITIAL_ACTIONS; i++) await churn.apply(scenario.next());
+  const settled = await waitForLab(state, { timeoutMs: 300_000 });
+  if (!settled.ok) throw new Error(`the lab did not settle before the churn: ${settled.summary}`);
+  log(`first population in place (${scenario.churnNamespaces().length} namespaces, ${scenario.churnPods().length} pods, ${scenario.policies.size} policies); ${settled.summary}`);
+
+  // The watch, the enforcement tracker, the prober, the book.
+  const everIps = new Set<string>();
+  let prober: Prober | undefined;
+  const recorder = new Recorder(state, (kind, v) => {
+    churn.observe(kind, v);
+    if (kind !== 'pods') return;
+    for (const obj of v.objects.values()) for (const { ip } of ((obj.status as { podIPs?: { ip: string }[] } | undefined)?.podIPs ?? [])) if (obj.metadata?.labels?.[SOAK_LABEL] === '1') everIps.add(ip);
+    prober?.update(v);
+  });
+  await recorder.start();
+  const tracker = new EnforcementTracker(state, recorder.timelines);
+  tracker.start();
+  const book = new ProbeBook(recorder.timelines, await nodeInfos(state), SETTLE, t0);
+  prober = new Prober(proberPods, (r) => book.add(r));
+  const latest = recorder.timelines.pods.latest;
+  if (latest) prober.update(latest);
+  const judgeTimer = setInterval(() => book.judgeReady(Date.now()), 2000);
+
+  // The churn and the faults, at once.
+  const churnStart = Date.now();
+  const churnEnd = churnStart + o.minutes * 60_000;
+  const plan = planFaults(rng, { durationMs: o.minutes * 60_000, perKind: o.ci ? 1 : faultsPerKind(o.minutes), nodes, controlPlane: nodes[0] as string, warmupMs: 15_000, cooldownMs: 20_000 });
+  log(`churn for ${o.minutes} min; ${plan.length} faults planned: ${plan.map((f) => `${f.kind}@${Math.round(f.at / 1000)}s`).join(' ')}`);
+  const faults: FaultRecord[] = [];
+  book.faults = faults;
+  const progress = setInterval(() => log(`progress: ${churn.applied.length} changes, ${faults.length} faults, ${book.counts.total} probes judged (${book.counts.forbidden} forbidden), ${book.pending} pending`), 30_000);
+  let faultsDone = false;
+  await Promise.all([
+    churn.run(scenario, rng, 60_000 / o.ratePerMin, () => Date.now() < churnEnd || !faultsDone, o.verbose),
+    runFaults({ state, churn, scenario, recorder, log, stopped }, plan, churnStart, faults).finally(() => (faultsDone = true)),
+  ]);
+  clearInterval(progress);
+  log(`churn over: ${churn.applied.length} changes applied; waiting for the lab to settle`);
+
+  // Settle, judge the rest, check the invariants.
+  const end = await waitForLab(state, { timeoutMs: 300_000 });
+  log(end.ok ? end.summary : `NOT settled: ${end.summary}`);
+  // One more probe round on the settled state, then stop probing.
+  const settledAt = Date.now();
+  await sleep(2 * 2000 + 1500);
+  const dead = prober.dead();
+  await prober.stop();
+  tracker.stop();
+  await tracker.poll();
+  await recorder.stop();
+  clearInterval(judgeTimer);
+  book.judgeReady(Math.max(Date.now(), settledAt) + SETTLE.maxSettleMs + 1);
+  log('checking the invariants on every node');
+  const inv = await checkInvariants(state, everIps, log);
+
+  const byOp: Record<string, number> = {};
+  for (const a of churn.applied) if (a.ok) byOp[a.action.op] = (byOp[a.action.op] ?? 0) + 1;
+  const enforceMs = churn.applied.flatMap((a) => (a.version?.enforcedAt !== undefined ? [a.version.enforcedAt - a.version.at] : []));
+  const violations = [...inv.violations, ...dead, ...(end.ok ? [] : [`the lab did not settle after the churn: ${end.pending.slice(0, 5).join('; ')}`])];
+  const figures: SoakFigures = {
+    seed: o.seed,
+    minutes: o.minutes,
+    ci: o.ci,
+    wallMs: Date.now() - t0,
+    ratePerMin: o.ratePerMin,
+    events: { applied: churn.applied.filter((a) => a.ok).length, failed: churn.applied.filter((a) => !a.ok).length, byOp },
+    faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, { injected: faults.filter((f) => f.kind === k && f.ok).length, missed: faults.filter((f) => f.kind === k && !f.ok).length }])),
+    faultsRequired: o.ci ? 1 : faultsRequired(o.minutes),
+    probes: book.counts,
+    forbidden: book.forbidden,
+    violations,
+    enforceMs,
+    notEnforced: churn.applied.filter((a) => a.version && a.version.enforcedAt === undefined).length,
+    settle: SETTLE,
+    notes: [...inv.notes, `invariants clean after ${inv.passes} pass(es)`, `soak watches: 410s ${JSON.stringify(recorder.expired)}, relists ${JSON.stringify(recorder.relists)}`, ...book.unjudgedExamples.map((x) => `not judged: ${x}`), ...faults.map((f) => `fault ${f.kind} on ${f.node} +${Math.round((f.start - churnStart) / 1000)} s: ${f.ok ? '' : 'NOT injected: '}${f.detail}`)],
+  };
+  if (!o.keep) await kubectl(state, ['delete', 'namespaces', '-l', `${SOAK_LABEL}=1`, '--wait=false'], { timeoutMs: 60_000 });
+  const lines = summaryLines(figures);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return lines.at(-1)?.includes('"ok":true') ? 0 : 1;
+}
