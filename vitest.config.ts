@@ -34,6 +34,10 @@ export default defineConfig({
       { test: { name: 'runtime', include: ['test/runtime/**/*.test.ts'], ...serial, sequence: { groupOrder: 2 } } },
       { test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], ...serial, sequence: { groupOrder: 3, sequencer: TierSequencer } } },
       { test: { name: 'kind', include: ['test/kind/**/*.test.ts'], ...serial, sequence: { groupOrder: 4 } } },
+      // The short fuzz runs (coverage-guided, CPU-bound for about 25 s a
+      // target) and the fuzz harness's own tests: apart from the unit tier so
+      // that it stays fast, one file at a time so that fuzzers never compete.
+      { test: { name: 'fuzz', include: ['test/fuzz/**/*.test.ts'], ...serial, sequence: { groupOrder: 5 } } },
     ],
   },
 });

@@ -246,6 +246,42 @@ async function serve(
   }
 }
 
+/** An answer written on the raw socket, for requests that never reach serve(). */
+function endRaw(socket: net.Socket, status: number, reason: string, error: string): void {
+  const body = `${JSON.stringify({ error })}\n`;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * Requests that never reach serve() get a status and a JSON `{"error": ...}`
+ * like every other error: one Node's HTTP parser refuses (bad method, target
+ * or header, a body cut short), which Node would answer with a bare 400; a
+ * CONNECT, which would get no answer at all; and an Expect other than
+ * 100-continue, which Node would answer with a bare 417.
+ */
+function guardRaw(server: http.Server): void {
+  server.on('clientError', (e: Error & { code?: string }, socket: net.Socket) => {
+    if (e.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (e.code === 'HPE_HEADER_OVERFLOW') endRaw(socket, 431, 'Request Header Fields Too Large', 'request headers too large');
+    else if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT') endRaw(socket, 408, 'Request Timeout', 'request timeout');
+    else endRaw(socket, 400, 'Bad Request', `bad request: ${e.code ?? e.message}`);
+  });
+  server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => endRaw(socket, 405, 'Method Not Allowed', 'method CONNECT not allowed'));
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) =>
+    sendJson(res, 417, { error: `expectation not supported: ${String(req.headers.expect)}` }, { connection: 'close' }),
+  );
+}
+
+/**
+ * Neither listener looks at Host (one is a unix socket, the other serves
+ * probes), and Node's own refusal of an HTTP/1.1 request without it is a
+ * bare 400 with no body.
+ */
+const SERVER_OPTIONS: http.ServerOptions = { requireHostHeader: false };
+
 type SocketState = 'absent' | 'stale' | 'live';
 
 /** Connects to `p`: answered → live, refused → stale (nobody listens), ENOENT → absent. */
@@ -392,14 +428,16 @@ export async function startServers(opts: ServerOptions): Promise<RunningServers>
     if (opts.socketPath !== undefined) {
       const p = opts.socketPath;
       await prepareSocketPath(p, log);
-      const local = http.createServer(makeListener(table, 'local', log, life));
+      const local = http.createServer(SERVER_OPTIONS, makeListener(table, 'local', log, life));
+      guardRaw(local);
       servers.push(local);
       socketId = await listenUnix(local, p);
       log('listening', { socket: p });
     }
     if (opts.http) {
       const { host, port } = opts.http;
-      const pub = http.createServer(makeListener(table, 'public', log, life));
+      const pub = http.createServer(SERVER_OPTIONS, makeListener(table, 'public', log, life));
+      guardRaw(pub);
       servers.push(pub);
       await listenOn(pub, () => pub.listen({ host, port }));
       const addr = pub.address();
