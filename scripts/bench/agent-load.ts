@@ -4,18 +4,22 @@
 //
 //   ip netns exec NS node scripts/bench/agent-load.ts MODE --kubeconfig F ...
 //
-// Modes, each deterministic from (--pods, --policies, --seed), the synthetic
-// cluster of the policy benchmark (scripts/bench/policy/cluster.ts):
+// Modes, each deterministic from (--pods, --nodes, --policies,
+// --cluster-policies, --seed), the synthetic cluster of the policy benchmark
+// (scripts/bench/policy/cluster.ts) and its ClusterNetworkPolicies
+// (agent/cluster-policies.ts):
 //   base     namespaces (with a `default` ServiceAccount each: there is no
-//            controller manager) and the 100 Nodes, spec.podCIDRs and an
-//            InternalIP in status;
+//            controller manager), the Nodes (spec.podCIDRs and an InternalIP
+//            in status), the NetworkPolicies and the ClusterNetworkPolicies;
 //   load     the pods (created with spec.nodeName, then status patched with
-//            their IPs, as a kubelet would) and the NetworkPolicies;
+//            their IPs, as a kubelet would), and a paged list of them all;
 //   verify   the agent's view of every NetworkPolicy (its /policies) against
 //            the API's, spec by spec;
 //   changes  --changes writes alternating between a NetworkPolicy and a Pod,
 //            each followed by polling the agent's socket until it has applied
-//            the write's resourceVersion; per-change timings out.
+//            the write's resourceVersion; per-change timings out, and what
+//            a client watching what the agent watches received meanwhile
+//            (agent/watch-traffic.ts).
 // Requests go straight over HTTPS with a keep-alive pool (credentials from
 // the kubeconfig via @kubernetes/client-node), --concurrency in flight.
 // Progress on stderr; one JSON result line on stdout.
@@ -25,7 +29,10 @@ import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { compileOptionalSelector, selectorMatches } from '../../src/policy/selector.ts';
 import type { NetworkPolicy, NetworkPolicySpec, Pod } from '../../src/policy/types.ts';
-import { APPS, BENCH_NODE, BENCH_NODE_INDEX, NODE_COUNT, makeCluster, makePod, nodeName } from './policy/cluster.ts';
+import { makeClusterPolicies } from './agent/cluster-policies.ts';
+import { type Traffic, trafficDelta, watchTraffic } from './agent/watch-traffic.ts';
+import { APPS, BENCH_NODE, BENCH_NODE_INDEX, NODE_COUNT, makeCluster, makePod, nodeIP, nodeName, podCIDR, podPrefix } from './policy/cluster.ts';
+import { CNP_PATH, type ClusterNetworkPolicy } from '../../src/policy/cnp-types.ts';
 
 const log = (s: string): void => void process.stderr.write(`bench-agent: ${s}\n`);
 const { values: opt, positionals } = parseArgs({
@@ -35,6 +42,8 @@ const { values: opt, positionals } = parseArgs({
     socket: { type: 'string' },
     pods: { type: 'string', default: '10000' },
     policies: { type: 'string', default: '1000' },
+    nodes: { type: 'string', default: String(NODE_COUNT) },
+    'cluster-policies': { type: 'string', default: '0' },
     seed: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '32' },
     changes: { type: 'string', default: '200' },
@@ -45,6 +54,8 @@ const { values: opt, positionals } = parseArgs({
 const MODE = positionals[0];
 const PODS = Number(opt.pods);
 const POLICIES = Number(opt.policies);
+const NODES = Number(opt.nodes);
+const CNPS = Number(opt['cluster-policies']);
 const SEED = Number(opt.seed);
 const CONCURRENCY = Number(opt.concurrency);
 if (!opt.kubeconfig || !['base', 'load', 'verify', 'changes'].includes(MODE ?? '')) {
@@ -140,8 +151,8 @@ async function inParallel<T>(items: readonly T[], n: number, fn: (x: T, i: numbe
 }
 
 // ---- the cluster as API objects ------------------------------------------------------
-const cluster = makeCluster({ pods: PODS, policies: POLICIES, seed: SEED });
-const nodeIP = (k: number): string => `192.168.0.${k + 1}`;
+const cluster = makeCluster({ pods: PODS, policies: POLICIES, nodes: NODES, seed: SEED });
+const clusterPolicies = makeClusterPolicies(CNPS, cluster.namespaces, SEED);
 const PAUSE = 'registry.k8s.io/pause:3.10';
 
 function podObject(p: Pod): unknown {
@@ -207,18 +218,24 @@ async function base(): Promise<void> {
     await api('POST', `/api/v1/namespaces/${ns.metadata?.name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
   });
   const t1 = performance.now();
-  await inParallel(Array.from({ length: NODE_COUNT }, (_, k) => k), CONCURRENCY, async (k) => {
+  await inParallel(Array.from({ length: NODES }, (_, k) => k), CONCURRENCY, async (k) => {
     const name = nodeName(k);
-    const cidr = `10.244.${k}.0/24`;
+    const cidr = podCIDR(k);
     await api('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux' } }, spec: { podCIDR: cidr, podCIDRs: [cidr] } });
     await api('PATCH', `/api/v1/nodes/${name}/status`, { status: { addresses: [{ type: 'InternalIP', address: nodeIP(k) }, { type: 'Hostname', address: name }] } }, 'application/merge-patch+json');
   });
   const t2 = performance.now();
-  log(`base: ${cluster.state.namespaces.length} namespaces (+ServiceAccount) in ${((t1 - t0) / 1000).toFixed(1)} s, ${NODE_COUNT} nodes (+status) in ${((t2 - t1) / 1000).toFixed(1)} s`);
-  out({ namespaces: cluster.state.namespaces.length, nodes: NODE_COUNT, namespacesMs: t1 - t0, nodesMs: t2 - t1 });
+  log(`base: ${cluster.state.namespaces.length} namespaces (+ServiceAccount) in ${((t1 - t0) / 1000).toFixed(1)} s, ${NODES} nodes (+status) in ${((t2 - t1) / 1000).toFixed(1)} s`);
+  await inParallel(cluster.state.policies, CONCURRENCY, async (np) => void (await api('POST', `/apis/networking.k8s.io/v1/namespaces/${np.metadata?.namespace}/networkpolicies`, policyObject(np))));
+  const t3 = performance.now();
+  log(`base: policies ${rate(cluster.state.policies.length, t3 - t2)}`);
+  await inParallel(clusterPolicies, CONCURRENCY, async (cnp) => void (await api('POST', CNP_PATH, { ...cnp, metadata: { name: cnp.metadata?.name } })));
+  const t4 = performance.now();
+  if (CNPS) log(`base: cluster policies ${rate(CNPS, t4 - t3)}`);
+  out({ namespaces: cluster.state.namespaces.length, nodes: NODES, policies: cluster.state.policies.length, clusterPolicies: CNPS, namespacesMs: t1 - t0, nodesMs: t2 - t1, policiesMs: t3 - t2, clusterPoliciesMs: t4 - t3 });
 }
 
-// ---- load: pods and policies ---------------------------------------------------------------
+// ---- load: pods ---------------------------------------------------------------
 async function load(): Promise<void> {
   const pods = cluster.state.pods;
   const t0 = performance.now();
@@ -240,9 +257,6 @@ async function load(): Promise<void> {
     },
   );
   const t1 = performance.now();
-  await inParallel(cluster.state.policies, CONCURRENCY, async (np) => void (await api('POST', `/apis/networking.k8s.io/v1/namespaces/${np.metadata?.namespace}/networkpolicies`, policyObject(np))));
-  const t2 = performance.now();
-  log(`load: policies ${rate(cluster.state.policies.length, t2 - t1)}`);
   // What the API holds now, as a list (the way the agent will read it).
   const l0 = performance.now();
   let listed = 0;
@@ -251,11 +265,11 @@ async function load(): Promise<void> {
   do {
     const r = await api('GET', `/api/v1/pods?limit=500${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`);
     listed += r.json.items.length;
-    bytes += JSON.stringify(r.json).length;
+    bytes += Buffer.byteLength(JSON.stringify(r.json));
     cont = r.json.metadata?.continue ?? '';
   } while (cont);
   const l1 = performance.now();
-  out({ pods: pods.length, localPods: cluster.localPods, policies: cluster.state.policies.length, podsMs: t1 - t0, policiesMs: t2 - t1, listedPods: listed, podListBytes: bytes, podListMs: l1 - l0 });
+  out({ pods: pods.length, localPods: cluster.localPods, podsMs: t1 - t0, listedPods: listed, podListBytes: bytes, podListMs: l1 - l0 });
 }
 
 // ---- changes ----------------------------------------------------------------------------------
@@ -310,6 +324,9 @@ export interface Change {
   syncs: number;
   /** Operations of the transaction that applied it (the last sync's). */
   operations: number;
+  /** What a client watching what the agent watches received for this change (up to the next change's write): bytes and events, all kinds. */
+  watchBytes: number;
+  watchEvents: number;
 }
 
 async function changes(): Promise<void> {
@@ -328,9 +345,18 @@ async function changes(): Promise<void> {
   const withRules = candidates.filter((np) => (np.spec?.ingress?.length ?? 0) > 0 || (np.spec?.egress?.length ?? 0) > 0);
   if (withRules.length === 0) throw new Error('no policy with rules selects a pod on the bench node');
   const remote = cluster.state.pods.filter((p) => p.spec?.nodeName !== BENCH_NODE && byNs.has(p.metadata?.namespace ?? ''));
+  // ClusterNetworkPolicies whose subject takes in a pod on the bench node.
+  const nsLabels = new Map(cluster.state.namespaces.map((n) => [n.metadata?.name ?? '', n.metadata?.labels]));
+  const cnpCandidates = clusterPolicies.filter((c) => {
+    const s = c.spec?.subject ?? {};
+    const nsSel = compileOptionalSelector(s.namespaces ?? s.pods?.namespaceSelector, 'everything');
+    const podSel = compileOptionalSelector(s.pods?.podSelector, 'everything');
+    return local.some((p) => selectorMatches(nsSel, nsLabels.get(p.metadata?.namespace ?? '')) && selectorMatches(podSel, p.metadata?.labels));
+  });
+  const policyTypes = cnpCandidates.length > 0 ? ['port', 'peer', 'select', 'cnp'] : ['port', 'peer', 'select'];
   const specs = new Map<string, NetworkPolicySpec>(cluster.state.policies.map((np) => [`${np.metadata?.namespace}/${np.metadata?.name}`, structuredClone(np.spec ?? {})]));
   const labels = new Map<string, Record<string, string>>(cluster.state.pods.map((p) => [`${p.metadata?.namespace}/${p.metadata?.name}`, { ...(p.metadata?.labels ?? {}) }]));
-  log(`changes: ${candidates.length} policies select pods on ${BENCH_NODE} (${withRules.length} with rules); ${local.length} local pods, ${remote.length} pods elsewhere in their namespaces`);
+  log(`changes: ${candidates.length} policies select pods on ${BENCH_NODE} (${withRules.length} with rules), ${cnpCandidates.length} cluster policies; ${local.length} local pods, ${remote.length} pods elsewhere in their namespaces`);
 
   const otherApp = (current: string | undefined, k: number): string => {
     const i = APPS.indexOf(current ?? '');
@@ -344,9 +370,18 @@ async function changes(): Promise<void> {
   async function write(k: number): Promise<{ kind: 'policy' | 'pod'; type: string; target: string; reply: Reply }> {
     if (k % 2 === 0) {
       const n = policyN++;
-      const type = ['port', 'peer', 'select'][n % 3] as string;
+      const type = policyTypes[n % policyTypes.length] as string;
+      const round = Math.floor(n / policyTypes.length);
+      if (type === 'cnp') {
+        // The port of its first ingress rule ('add' replaces a member that is there).
+        const c = cnpCandidates[round % cnpCandidates.length] as ClusterNetworkPolicy;
+        const name = c.metadata?.name as string;
+        const patch = [{ op: 'add', path: '/spec/ingress/0/protocols', value: [{ tcp: { destinationPort: { number: 20000 + n } } }] }];
+        const reply = await api('PATCH', `${CNP_PATH}/${name}`, patch, 'application/json-patch+json', 1);
+        return { kind: 'policy', type, target: name, reply };
+      }
       const pool = type === 'select' ? candidates : withRules;
-      const np = pool[Math.floor(n / 3) % pool.length] as NetworkPolicy;
+      const np = pool[round % pool.length] as NetworkPolicy;
       const ns = np.metadata?.namespace as string;
       const key = `${ns}/${np.metadata?.name}`;
       const spec = specs.get(key) as NetworkPolicySpec;
@@ -378,7 +413,7 @@ async function changes(): Promise<void> {
       const np = candidates[added % candidates.length] as NetworkPolicy;
       const ns = np.metadata?.namespace as string;
       const app = (np.spec?.podSelector?.matchLabels?.['app'] ?? APPS[added % APPS.length]) as string;
-      const pod = makePod(ns, `bench-add-${added}`, BENCH_NODE, `10.244.${BENCH_NODE_INDEX}.${200 + added}`, { app, tier: 'backend', version: 'v1' });
+      const pod = makePod(ns, `bench-add-${added}`, BENCH_NODE, `${podPrefix(BENCH_NODE_INDEX)}.${200 + added}`, { app, tier: 'backend', version: 'v1' });
       added++;
       await api('POST', `/api/v1/namespaces/${ns}/pods`, podObject(pod), undefined, 1);
       const reply = await api('PATCH', `/api/v1/namespaces/${ns}/pods/${pod.metadata?.name}/status`, podStatus(pod), 'application/merge-patch+json', 1);
@@ -395,16 +430,31 @@ async function changes(): Promise<void> {
 
   const results: Change[] = [];
   let timeouts = 0;
+  const watcher = await watchTraffic({ server, tls: { ca: tls.ca, cert: tls.cert, key: tls.key } });
+  const traffic0 = watcher.snapshot();
+  let before: Traffic = traffic0;
+  /** Attributes what arrived since the last call to the last change measured. */
+  const attribute = (): void => {
+    const now = watcher.snapshot();
+    const last = results[results.length - 1];
+    if (last) {
+      const d = Object.values(trafficDelta(before, now));
+      last.watchBytes = d.reduce((a, v) => a + v.bytes, 0);
+      last.watchEvents = d.reduce((a, v) => a + v.events, 0);
+    }
+    before = now;
+  };
   const wall = (t: number): number => performance.timeOrigin + t;
   const hr0 = process.hrtime.bigint();
   const t0 = performance.now();
   for (let k = 0; k < total; k++) {
     await sleep(gapMs);
+    attribute();
     const m0 = metricValues(await agentGet('/metrics'));
     const w = await write(k);
     const rv = Number(w.reply.json?.metadata?.resourceVersion);
     if (!Number.isFinite(rv)) throw new Error(`change ${k}: no resourceVersion in the reply`);
-    const versionKey = w.kind === 'policy' ? 'policies' : 'pods';
+    const versionKey = w.type === 'cnp' ? 'clusterpolicies' : w.kind === 'policy' ? 'policies' : 'pods';
       let st: any;
     for (;;) {
       st = JSON.parse(await agentGet('/status'));
@@ -434,11 +484,18 @@ async function changes(): Promise<void> {
       agentSync: (d('weir_sync_duration_seconds_sum') * 1000) / Math.max(1, syncs),
       syncs,
       operations: Number(st.applied.operations ?? 0),
+      watchBytes: NaN,
+      watchEvents: NaN,
     });
     if ((k + 1) % 50 === 0) log(`changes: ${k + 1}/${total} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
+  const hr1 = process.hrtime.bigint();
+  await sleep(Math.max(gapMs, 200));
+  attribute();
+  const watch = trafficDelta(traffic0, watcher.snapshot());
+  watcher.stop();
   // The window, on the monotonic clock (process.hrtime = CLOCK_MONOTONIC, as V8's profiler timestamps).
-  out({ changes: results, timeouts, candidates: candidates.length, localPods: local.length, windowUs: [Number(hr0 / 1000n), Number(process.hrtime.bigint() / 1000n)], ms: performance.now() - t0 });
+  out({ changes: results, timeouts, watch, cnpCandidates: cnpCandidates.length, candidates: candidates.length, localPods: local.length, windowUs: [Number(hr0 / 1000n), Number(hr1 / 1000n)], ms: performance.now() - t0 });
 }
 
 // ---- verify: the agent's policies against the API's ------------------------------------------

@@ -1,28 +1,50 @@
-// Synthetic clusters for the policy benchmark (scripts/bench-policy): a fixed
-// number of pods spread over 100 nodes and ~50 namespaces, and policies drawn
-// from a small label vocabulary so that selectors overlap the way real ones
-// do. Deterministic: the same sizes and seed give the same cluster.
+// Synthetic clusters for the policy and agent benchmarks (scripts/bench-policy,
+// scripts/bench-agent): a fixed number of pods spread evenly over 100 nodes
+// (or `nodes`) and 50 namespaces (or `namespaces`), and policies drawn from a
+// small label vocabulary so that selectors overlap the way real ones do.
+// Deterministic: the same sizes and seed give the same cluster.
 //
-// Addresses: node k (node-00 .. node-99) has the pod CIDR 10.244.k.0/24; the
-// node the benchmark plays is node-01 (10.244.1.0/24, the range the real
-// plugin is configured with). Synthetic pods take host parts from 20 up, so
-// the real pods the plugin makes (allocated from the bottom of the range)
-// never collide with them, and pods added later take them from 200 up.
+// Addresses: node k has the k-th /24 counted from 10.244.0.0/24 as its pod
+// CIDR (podCIDR(k)): node-00 .. node-255 keep 10.244.k.0/24; past 10.255.255.0/24
+// the count wraps to 10.0.0.0/24 and goes on inside 10.0.0.0/8, so 5k nodes
+// end at 10.8.135.0/24, and up to MAX_NODES the plan stays clear of the
+// service range 10.96.0.0/12. Its InternalIP is 192.168.0.1 + k in
+// 192.168.0.0/16 (nodeIP(k)). The node the benchmark plays is node-01
+// (10.244.1.0/24, the range the real plugin is configured with). Synthetic
+// pods take host parts from 20 up, so the real pods the plugin makes
+// (allocated from the bottom of the range) never collide with them, and pods
+// added later take them from 200 up.
 import type { ClusterState, ContainerPort, LabelSelector, Namespace, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NodeInfo, Pod } from '../../../src/policy/types.ts';
 
 export const NODE_COUNT = 100;
 export const BENCH_NODE = 'node-01';
 export const BENCH_NODE_INDEX = 1;
 export const BENCH_POD_CIDR = '10.244.1.0/24';
-/** Every node's pod CIDR together: pod-to-pod traffic is never masqueraded. */
+/** Every node's pod CIDR together (at the default 100 nodes): pod-to-pod traffic is never masqueraded. */
 export const CLUSTER_POD_CIDR = '10.244.0.0/16';
+/** The most nodes the address plan holds clear of 10.96.0.0/12 (wrapped /24s 10.0.0 .. 10.95.255). */
+export const MAX_NODES = 256 * (256 - 244) + 256 * 96;
+
+/** The first three octets of node k's pod /24. */
+export function podPrefix(k: number): string {
+  if (!Number.isInteger(k) || k < 0 || k >= MAX_NODES) throw new Error(`node index ${k} outside the address plan (0..${MAX_NODES - 1})`);
+  const j = (244 * 256 + k) % (256 * 256);
+  return `10.${j >> 8}.${j & 255}`;
+}
+export const podCIDR = (k: number): string => `${podPrefix(k)}.0/24`;
+/** Node k's InternalIP: 192.168.0.1 + k, in 192.168.0.0/16 (192.168.0.k+1 for the first 254). */
+export function nodeIP(k: number): string {
+  const n = 1 + k;
+  if (n > 65534) throw new Error(`node index ${k} outside 192.168.0.0/16`);
+  return `192.168.${n >> 8}.${n & 255}`;
+}
 const FIRST_HOST = 20;
 const ADDED_FIRST_HOST = 200;
 
 export const APPS = ['web', 'api', 'auth', 'cart', 'checkout', 'search', 'catalog', 'users', 'orders', 'billing', 'mail', 'media', 'reports', 'ingest', 'queue', 'cache', 'db', 'metrics', 'logs', 'admin'];
 export const TIERS = ['frontend', 'backend', 'data', 'ops'];
-const TEAMS = ['red', 'blue', 'green', 'yellow', 'purple'];
-const ENVS = ['prod', 'staging', 'dev'];
+export const TEAMS = ['red', 'blue', 'green', 'yellow', 'purple'];
+export const ENVS = ['prod', 'staging', 'dev'];
 const NUMERIC_PORTS = [80, 443, 8080, 8443, 5432, 6379, 9090, 3000, 9000, 27017];
 const NAMED = ['http', 'metrics', 'grpc'];
 
@@ -67,7 +89,7 @@ export function makePod(namespace: string, name: string, node: string, ip: strin
   return {
     metadata: { namespace, name, labels, uid: `uid-${namespace}-${name}` },
     spec: { nodeName: node, containers: [{ ports: containerPorts(labels.tier ?? '') }] },
-    status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: `192.168.0.${Number(node.slice(5)) + 1}` },
+    status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: nodeIP(Number(node.slice(5))) },
   };
 }
 
@@ -92,13 +114,13 @@ function nsSelector(r: Rand, nsCount: number): LabelSelector {
   return {};
 }
 
-function peer(r: Rand, nsCount: number): NetworkPolicyPeer {
+function peer(r: Rand, nsCount: number, nodeCount: number): NetworkPolicyPeer {
   const x = r();
   if (x < 0.4) return { podSelector: podSelector(r) };
   if (x < 0.62) return { namespaceSelector: nsSelector(r, nsCount) };
   if (x < 0.9) return { namespaceSelector: nsSelector(r, nsCount), podSelector: podSelector(r) };
   const y = r();
-  if (y < 0.4) return { ipBlock: { cidr: '10.0.0.0/8', except: [`10.244.${Math.floor(r() * NODE_COUNT)}.0/24`, '10.96.0.0/12'] } };
+  if (y < 0.4) return { ipBlock: { cidr: '10.0.0.0/8', except: [podCIDR(Math.floor(r() * nodeCount)), '10.96.0.0/12'] } };
   if (y < 0.7) return { ipBlock: { cidr: `192.168.${Math.floor(r() * 256)}.0/24` } };
   return { ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] } };
 }
@@ -117,7 +139,7 @@ function ports(r: Rand): NetworkPolicyPort[] | undefined {
   return out;
 }
 
-function makePolicy(r: Rand, i: number, nsCount: number): NetworkPolicy {
+function makePolicy(r: Rand, i: number, nsCount: number, nodeCount: number): NetworkPolicy {
   const namespace = nsName(Math.floor(r() * nsCount));
   const name = `np-${String(i).padStart(4, '0')}`;
   const meta = { namespace, name, uid: `uid-np-${i}`, resourceVersion: '1' };
@@ -128,7 +150,7 @@ function makePolicy(r: Rand, i: number, nsCount: number): NetworkPolicy {
   if (types.includes('Ingress')) {
     const rules: NetworkPolicyIngressRule[] = [];
     for (let k = 1 + Math.floor(r() * 3); k > 0; k--) {
-      const from = chance(r, 0.08) ? undefined : Array.from({ length: 1 + Math.floor(r() * 2) }, () => peer(r, nsCount));
+      const from = chance(r, 0.08) ? undefined : Array.from({ length: 1 + Math.floor(r() * 2) }, () => peer(r, nsCount, nodeCount));
       const p = ports(r);
       rules.push({ ...(from ? { from } : {}), ...(p ? { ports: p } : {}) });
     }
@@ -141,7 +163,7 @@ function makePolicy(r: Rand, i: number, nsCount: number): NetworkPolicy {
     ];
     for (let k = 1 + Math.floor(r() * 2); k > 0; k--) {
       const p = ports(r);
-      rules.push({ to: Array.from({ length: 1 + Math.floor(r() * 2) }, () => peer(r, nsCount)), ...(p ? { ports: p } : {}) });
+      rules.push({ to: Array.from({ length: 1 + Math.floor(r() * 2) }, () => peer(r, nsCount, nodeCount)), ...(p ? { ports: p } : {}) });
     }
     spec.egress = rules;
   }
@@ -152,32 +174,37 @@ export interface ClusterSpec {
   pods: number;
   policies: number;
   namespaces?: number;
+  /** Nodes (default NODE_COUNT); the pods are spread evenly, pod i on node i mod nodes. */
+  nodes?: number;
   seed?: number;
 }
 
-/** A cluster of `pods` pods (1% on the bench node) and `policies` policies. */
+/** A cluster of `pods` pods (1/nodes of them on the bench node) and `policies` policies. */
 export function makeCluster(spec: ClusterSpec): Cluster {
   const nsCount = spec.namespaces ?? 50;
+  const nodeCount = spec.nodes ?? NODE_COUNT;
+  if (nodeCount <= BENCH_NODE_INDEX || nodeCount > MAX_NODES) throw new Error(`nodes must be in ${BENCH_NODE_INDEX + 1}..${MAX_NODES}`);
   const r = rng(spec.seed ?? 1);
   const namespaces: Namespace[] = Array.from({ length: nsCount }, (_, i) => ({
     metadata: { name: nsName(i), labels: { 'kubernetes.io/metadata.name': nsName(i), team: pick(r, TEAMS), env: pick(r, ENVS) } },
   }));
-  const nodes: NodeInfo[] = Array.from({ length: NODE_COUNT }, (_, k) => ({ name: nodeName(k), internalIPs: [`192.168.0.${k + 1}`] }));
-  const nextHost = Array.from({ length: NODE_COUNT }, () => FIRST_HOST);
+  const nodes: NodeInfo[] = Array.from({ length: nodeCount }, (_, k) => ({ name: nodeName(k), internalIPs: [nodeIP(k)] }));
+  const nextHost = Array.from({ length: nodeCount }, () => FIRST_HOST);
+  const prefixes = Array.from({ length: nodeCount }, (_, k) => podPrefix(k));
   const pods: Pod[] = [];
   let localPods = 0;
   for (let i = 0; i < spec.pods; i++) {
-    const k = i % NODE_COUNT; // exactly 1% per node
+    const k = i % nodeCount; // exactly pods/nodes per node
     const host = nextHost[k] as number;
     if (host >= ADDED_FIRST_HOST) throw new Error(`more than ${ADDED_FIRST_HOST - FIRST_HOST} pods per node`);
     nextHost[k] = host + 1;
-    // A few DNS pods in ns-00, which every egress policy allows.
-    const labels = i < 4 * NODE_COUNT && i % 50 === 0 ? { app: 'dns', tier: 'ops', version: 'v1' } : randomLabels(r);
+    // A few DNS pods in ns-00 (8 per 100 nodes), which every egress policy allows.
+    const labels = i < 4 * nodeCount && i % 50 === 0 ? { app: 'dns', tier: 'ops', version: 'v1' } : randomLabels(r);
     const ns = labels.app === 'dns' ? nsName(0) : nsName(Math.floor(r() * nsCount));
-    pods.push(makePod(ns, `${labels.app}-${i}`, nodeName(k), `10.244.${k}.${host}`, labels));
+    pods.push(makePod(ns, `${labels.app}-${i}`, nodeName(k), `${prefixes[k]}.${host}`, labels));
     if (k === BENCH_NODE_INDEX) localPods++;
   }
-  const policies = Array.from({ length: spec.policies }, (_, i) => makePolicy(r, i, nsCount));
+  const policies = Array.from({ length: spec.policies }, (_, i) => makePolicy(r, i, nsCount, nodeCount));
   return { state: { pods, namespaces, policies, nodes }, localPods, nextHost, nextAdded: ADDED_FIRST_HOST, namespaces: nsCount };
 }
 
@@ -198,7 +225,7 @@ export function addedPod(c: Cluster, n: number): Pod {
     if (app) apps.set(app, (apps.get(app) ?? 0) + 1);
   }
   const app = [...apps.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0] ?? 'web';
-  return makePod(ns, `added-${app}-${n}`, BENCH_NODE, `10.244.${BENCH_NODE_INDEX}.${host}`, { app, tier: 'backend', version: 'v1' });
+  return makePod(ns, `added-${app}-${n}`, BENCH_NODE, `${podPrefix(BENCH_NODE_INDEX)}.${host}`, { app, tier: 'backend', version: 'v1' });
 }
 
 /** The state as the engine reads it (a fresh top-level object, same arrays). */
