@@ -157,7 +157,7 @@ async function execCmd(target: string, cmd: string[]): Promise<number> {
   }
   requireLab();
   const [, ns, name] = m;
-  let pods;
+  let pods: Awaited<ReturnType<typeof labPods>>;
   try {
     pods = await labPods();
   } catch (e) {

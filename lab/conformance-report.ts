@@ -15,7 +15,7 @@ export interface CaseResult {
   message?: string;
 }
 
-const unescape = (s: string): string =>
+const unescapeXml = (s: string): string =>
   s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&#39;/g, "'").replace(/&#xA;/g, '\n').replace(/&amp;/g, '&');
 
 /** The cases of a JUnit report; ginkgo's setup and teardown nodes ([SynchronizedBeforeSuite] …) are left out. */
@@ -24,12 +24,12 @@ export function parseJunit(xml: string): CaseResult[] {
   for (const m of xml.matchAll(/<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g)) {
     const attrs = m[1] ?? '';
     const body = m[3] ?? '';
-    const name = unescape(/\bname="([^"]*)"/.exec(attrs)?.[1] ?? '').replace(/^\[It\] /, '');
+    const name = unescapeXml(/\bname="([^"]*)"/.exec(attrs)?.[1] ?? '').replace(/^\[It\] /, '');
     if (/^\[(Synchronized|Report)?(Before|After)Suite\]/.test(name)) continue;
     const seconds = Number(/\btime="([^"]*)"/.exec(attrs)?.[1] ?? 0);
     const failure = /<(failure|error)\b([^>]*)>([\s\S]*?)<\/\1>|<(failure|error)\b([^>]*)\/>/.exec(body);
     if (failure) {
-      const msg = unescape(/\bmessage="([^"]*)"/.exec(failure[2] ?? failure[5] ?? '')?.[1] ?? failure[3] ?? '').trim().split('\n')[0] ?? '';
+      const msg = unescapeXml(/\bmessage="([^"]*)"/.exec(failure[2] ?? failure[5] ?? '')?.[1] ?? failure[3] ?? '').trim().split('\n')[0] ?? '';
       out.push({ name, status: 'failed', seconds, message: msg });
     } else if (/<skipped\b/.test(body) || /\bstatus="skipped"/.test(attrs)) out.push({ name, status: 'skipped', seconds });
     else out.push({ name, status: 'passed', seconds });

@@ -424,7 +424,7 @@ export async function runDemo(say: (line: string) => void): Promise<{ probes: nu
 export async function demoCommand(): Promise<number> {
   const out = (l: string): void => void process.stdout.write(`${l}\n`);
   const err = (l: string): void => void process.stderr.write(`lab: demo: ${l}\n`);
-  let r;
+  let r: Awaited<ReturnType<typeof runDemo>>;
   try {
     r = await runDemo(out);
   } catch (e) {

@@ -88,7 +88,7 @@ export function agnhostProber(state: LabState, limiter = new Limiter(AGNHOST_CON
   return async (pod, targets, timeoutMs, onResult) => {
     const sctp: number[] = [];
     const other: number[] = [];
-    targets.forEach((t, i) => (t.protocol === 'SCTP' ? sctp : other).push(i));
+    for (const [i, t] of targets.entries()) (t.protocol === 'SCTP' ? sctp : other).push(i);
     await Promise.all([
       sctp.length > 0
         ? runProberProcess(pod.netnsPath, sctp.map((i) => targets[i] as ProbeTarget), timeoutMs, (r, j) => onResult(r, sctp[j] as number))

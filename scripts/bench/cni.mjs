@@ -23,14 +23,20 @@ try {
   console.error(`${e.message}\n${USAGE}`);
   process.exit(2);
 }
-if (opt.help) (console.log(USAGE), process.exit(0));
+if (opt.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const PODS = Number(opt.pods);
 const ROUNDS = Number(opt.rounds);
 if (!Number.isInteger(PODS) || PODS < 1 || PODS > 250 || !Number.isInteger(ROUNDS) || ROUNDS < 1) {
   console.error(`bench-cni: bad --pods/--rounds\n${USAGE}`);
   process.exit(2);
 }
-if (process.getuid?.() !== 0) (console.error('bench-cni: needs root (network namespaces)'), process.exit(1));
+if (process.getuid?.() !== 0) {
+  console.error('bench-cni: needs root (network namespaces)');
+  process.exit(1);
+}
 
 const started = process.hrtime.bigint();
 const NODE = path.join(root, 'node_modules/.bin/node');
@@ -43,7 +49,13 @@ const NODE_NS = `${TAG}-node`;
 const made = []; // namespaces this run created, in order
 let tmp;
 
-if (!fs.existsSync(PTP)) (console.error(`bench-cni: ${PTP} missing (apt-get install containernetworking-plugins)`), process.exit(1));
+if (!fs.existsSync(PTP)) {
+
+  console.error(`bench-cni: ${PTP} missing (apt-get install containernetworking-plugins)`);
+
+  process.exit(1);
+
+}
 if (opt.build || !fs.existsSync(WEIR)) execFileSync(NODE, [path.join(root, 'scripts/build.mjs')], { cwd: root, stdio: ['ignore', 2, 2] });
 const newest = (d) => fs.readdirSync(d, { recursive: true }).reduce((m, f) => Math.max(m, fs.statSync(path.join(d, f)).mtimeMs), 0);
 const stale = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'cni'))) > fs.statSync(WEIR).mtimeMs;
@@ -124,17 +136,29 @@ try {
   tmp = fs.mkdtempSync(`/tmp/${TAG}.`);
   const conf = confs();
   addNs(NODE_NS);
-  for (let i = 0; i < PODS; i++) (addNs(`${TAG}-${i}w`), addNs(`${TAG}-${i}p`));
-  addNs(`${TAG}-warmw`), addNs(`${TAG}-warmp`);
+  for (let i = 0; i < PODS; i++) {
+    addNs(`${TAG}-${i}w`);
+    addNs(`${TAG}-${i}p`);
+  }
+  addNs(`${TAG}-warmw`);
+  addNs(`${TAG}-warmp`);
   // Warm-up, not recorded: page cache for the 120 MB SEA binary, host-local's dirs, sysctls.
-  for (const verb of ['ADD', 'DEL']) for (const f of tasks(verb, `${TAG}-warm`, 'warmup', conf, false)) f(), await checkpoint();
+  for (const verb of ['ADD', 'DEL']) {
+    for (const f of tasks(verb, `${TAG}-warm`, 'warmup', conf, false)) {
+      f();
+      await checkpoint();
+    }
+  }
 
   for (let round = 0; round < ROUNDS; round++) {
     for (const verb of ['ADD', 'DEL']) {
       for (let i = 0; i < PODS; i++) {
         const list = tasks(verb, `${TAG}-${i}`, `bench-r${round}-p${i}`, conf);
         // Interleaved, with the order rotated per pod so no row always runs first or after the same neighbour.
-        for (let k = 0; k < list.length; k++) (list[(i + k) % list.length](), await checkpoint());
+        for (let k = 0; k < list.length; k++) {
+          list[(i + k) % list.length]();
+          await checkpoint();
+        }
       }
       const want = verb === 'ADD' ? 2 * PODS : 0;
       if (vethCount() !== want) throw new Error(`after ${verb} round ${round}: ${vethCount()} veths in the node netns, expected ${want}`);

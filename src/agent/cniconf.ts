@@ -181,7 +181,7 @@ function replaceVia(target: string, mode: number, fill: (temp: string) => void):
 export function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o644): boolean {
   const data = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
   const st = statOrUndefined(file);
-  if (st && st.isFile() && st.size === data.length && permBits(st) === mode) {
+  if (st?.isFile() && st.size === data.length && permBits(st) === mode) {
     const old = io('read', file, () => fs.readFileSync(file));
     if (old.equals(data)) return false;
   }
@@ -228,7 +228,7 @@ export function installFile(src: string, destDir: string, name: string, mode = 0
   const s = io('stat', src, () => fs.statSync(src));
   if (!s.isFile()) throw new FileIoError('install', src, Object.assign(new Error('not a regular file'), { code: 'EINVAL' }));
   const d = statOrUndefined(target);
-  if (d && d.isFile() && d.size === s.size && permBits(d) === mode && sha256File(target) === sha256File(src)) return false;
+  if (d?.isFile() && d.size === s.size && permBits(d) === mode && sha256File(target) === sha256File(src)) return false;
   replaceVia(target, mode, (temp) => io(`copy ${src} to`, temp, () => fs.copyFileSync(src, temp, fs.constants.COPYFILE_EXCL)));
   return true;
 }

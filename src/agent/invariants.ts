@@ -110,8 +110,14 @@ function kernelVerifier(d: InvariantDeps): KernelVerifier {
 }
 
 function logCheck(log: Logger, r: CheckResult): void {
-  if (r.error) return log.warn({ check: r.kind, err: r.error }, 'cannot compare the kernel\'s table with the applied ruleset');
-  if (r.clean) return log.debug({ ms: Math.round(r.ms) }, 'kernel table matches the applied ruleset');
+  if (r.error) {
+    log.warn({ check: r.kind, err: r.error }, 'cannot compare the kernel\'s table with the applied ruleset');
+    return;
+  }
+  if (r.clean) {
+    log.debug({ ms: Math.round(r.ms) }, 'kernel table matches the applied ruleset');
+    return;
+  }
   const fields = { check: r.kind, reasons: r.drift.counts, examples: r.drift.examples.slice(0, 5), repaired: r.repaired ?? false, afterRepair: r.afterRepair?.clean };
   if (r.repaired && r.afterRepair?.clean) log.warn(fields, 'the kernel\'s table drifted from the applied ruleset (edited behind weir\'s back?); replaced it whole');
   else log.error(fields, 'the kernel\'s table differs from the applied ruleset and the repair did not make it match');

@@ -202,3 +202,6 @@ function hostFirewallStatus(d: Deps) {
     warnings: host?.warnings ?? [],
   };
 }
+
+/** The `hostFirewall` part of GET /status. */
+export type HostFirewallStatus = ReturnType<typeof hostFirewallStatus>;

@@ -77,7 +77,7 @@ function parseIpv6(s: string): Uint8Array | undefined {
     words = [...head, ...new Array<number>(missing).fill(0), ...tail];
   } else {
     const all = parseGroups(s, true);
-    if (!all || all.length !== 8) return undefined;
+    if (all?.length !== 8) return undefined;
     words = all;
   }
   const out = new Uint8Array(16);

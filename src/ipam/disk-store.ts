@@ -266,7 +266,7 @@ export class DiskStore implements Store {
       }
       const record = parseRecord(text);
       // A file that does not claim its own address was not written by us.
-      if (record && record.addresses.some((a) => canonicalIp(a) === name)) entries.push({ name, text, record });
+      if (record?.addresses.some((a) => canonicalIp(a) === name)) entries.push({ name, text, record });
       else unreadable.push(name);
     }
     return { entries, temps, unreadable };

@@ -74,7 +74,8 @@ export class NetlinkSocket {
    */
   request(op: string, type: number, flags: number, body: Buffer): NlMsg[] {
     this.#checkOpen(op);
-    const seq = (this.#seq = (this.#seq + 1) >>> 0);
+    this.#seq = (this.#seq + 1) >>> 0;
+    const seq = this.#seq;
     const dump = (flags & C.NLM_F_DUMP) === C.NLM_F_DUMP;
     libc.sendto(this.fd, nlmsg(type, C.NLM_F_REQUEST | (dump ? 0 : C.NLM_F_ACK) | flags, seq, body), null);
     const replies: NlMsg[] = [];

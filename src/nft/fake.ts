@@ -27,7 +27,7 @@
 // name), elements (by key), and rules (chains by name, rules in chain order).
 import { Errno } from '../errors.ts';
 import { NftError } from './errors.ts';
-import type { Nft } from './libnftables.ts';
+import type { Nft } from './backend.ts';
 import { type Compiled, type Step, type Transaction, canonicalFlags, renderElements, renderObject } from './transaction.ts';
 import type { Chain, ChainHook, ChainPolicy, ChainType, Element, Family, Map as NftMap, Rule, Set as NftSet, TableRef } from './types.ts';
 import * as v from './validate.ts';
@@ -142,7 +142,7 @@ export class FakeNft implements Nft {
     if (reason) throw new NftError(`cannot list: ${reason}`, { errno: Errno.EINVAL });
     const t = this.state.tables.get(tkey(family, table));
     if (!t) throw new NftError(`nft list table ${family} ${table}: No such file or directory`, { errno: Errno.ENOENT });
-    return dumpTable(t).join('\n') + '\n';
+    return `${dumpTable(t).join('\n')}\n`;
   }
 
   /** The whole ruleset as a sorted, replayable `nft -f` script ('' when empty). */
@@ -236,14 +236,18 @@ function applyStep(state: State, step: Step): void {
       return;
     }
     case 'chain':
-      return applyChain(getTable(state, obj.table), step, obj);
+      applyChain(getTable(state, obj.table), step, obj);
+      return;
     case 'rule':
-      return applyRule(getTable(state, obj.table), step, obj);
+      applyRule(getTable(state, obj.table), step, obj);
+      return;
     case 'set':
     case 'map':
-      return applySet(getTable(state, obj.table), step, obj);
+      applySet(getTable(state, obj.table), step, obj);
+      return;
     case 'element':
-      return applyElement(getTable(state, obj.table), step, obj);
+      applyElement(getTable(state, obj.table), step, obj);
+      return;
   }
 }
 

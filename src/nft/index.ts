@@ -9,10 +9,9 @@ export {
   NFT_CTX_OUTPUT_HANDLE,
   NFT_CTX_OUTPUT_JSON,
   NFT_CTX_OUTPUT_STATELESS,
-  type Nft,
-  type NftJson,
   type LibNftablesOptions,
   type RunOptions,
 } from './libnftables.ts';
+export type { Nft, NftJson } from './backend.ts';
 export { FakeNft, type FakeRule, type FakeElement } from './fake.ts';
 export { NFT_KEYWORDS, NAME_RE, COMMENT_MAX_BYTES, checkName, checkComment, checkRuleText, checkKeyPart } from './validate.ts';

@@ -39,6 +39,7 @@ import { NftError, errnoFromNftMessage } from './errors.ts';
 import type { Compiled, Transaction } from './transaction.ts';
 import { FAMILIES, type Family } from './types.ts';
 import { checkName } from './validate.ts';
+import type { Nft, NftJson } from './backend.ts';
 
 /** libnftables output flags (nftables/libnftables.h, enum nft_output_flags). */
 export const NFT_CTX_OUTPUT_HANDLE = 1 << 3;
@@ -68,7 +69,7 @@ function bindings(library: string): Bindings {
   const hit = loaded.get(library);
   if (hit) return hit;
   const koffi = loadKoffi();
-  let lib;
+  let lib: ReturnType<typeof koffi.load>;
   try {
     lib = koffi.load(library);
   } catch (e) {
@@ -91,25 +92,6 @@ function bindings(library: string): Bindings {
   };
   loaded.set(library, b);
   return b;
-}
-
-/** What every nftables backend offers; FakeNft implements the same. */
-export interface Nft {
-  /** Applies the transaction atomically; throws NftError (nothing applied) on any failure. */
-  run(tx: Transaction): void;
-  /** Validates the transaction against the current ruleset without applying it. */
-  check(tx: Transaction): void;
-  /** `list table FAMILY NAME` as text; NftError with errno ENOENT when it does not exist. */
-  list(family: Family, table: string): string;
-  /** Releases what the backend holds (LibNftables: its context and socket). Idempotent. */
-  close(): void;
-  /** The same as nft's JSON (`nft -j list table`), parsed. */
-  listJson?(family: Family, table: string): NftJson;
-}
-
-/** `nft -j` output: `{ nftables: [ { metainfo: ... }, { table: ... }, { chain: ... }, ... ] }`. */
-export interface NftJson {
-  nftables: Record<string, unknown>[];
 }
 
 export interface LibNftablesOptions {
@@ -209,7 +191,8 @@ export class LibNftables implements Nft {
    */
   private exec(script: string, options: RunOptions): { rc: number; output: string; error: string } {
     const b = bindings(this.library);
-    const ctx = (this.ctx ??= newCtx(b));
+    this.ctx ??= newCtx(b);
+    const ctx = this.ctx;
     let ok = false;
     try {
       b.setFlags(ctx, options.outputFlags ?? 0);

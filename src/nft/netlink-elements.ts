@@ -142,11 +142,15 @@ export class NetlinkElementWriter implements ElementWriter {
     if (changes.length === 0) return;
     const encoded = encodeChanges(changes);
     const requests = encoded.messages.map(encodeSetElem);
-    const sock = (this.#sock ??= this.#open());
+    this.#sock ??= this.#open();
+    const sock = this.#sock;
     let firstSeq = 0;
     let failure: BatchError | undefined;
     try {
-      failure = sock.sendBatch('nft element batch', (seq) => encodeBatch(requests, (firstSeq = seq)));
+      failure = sock.sendBatch('nft element batch', (seq) => {
+        firstSeq = seq;
+        return encodeBatch(requests, seq);
+      });
     } catch (e) {
       // Replies may be lost or still queued: the next apply starts on a fresh socket.
       this.#drop();
@@ -190,7 +194,8 @@ export class NetlinkElementWriter implements ElementWriter {
   /** One request on the writer's socket; with `missingOk`, ENOENT is undefined. */
   #request(op: string, req: { type: number; flags: number; body: Buffer }, missingOk = false): NlMsg[] | undefined {
     if (this.#closed) throw new NftError(`${op}: writer closed`, { errno: Errno.EBADF });
-    const sock = (this.#sock ??= this.#open());
+    this.#sock ??= this.#open();
+    const sock = this.#sock;
     try {
       return sock.request(op, req.type, req.flags, req.body);
     } catch (e) {

@@ -46,6 +46,7 @@ export const NFT_KEYWORDS: ReadonlySet<string> = new Set([
 ]);
 
 const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+// biome-ignore lint/suspicious/noControlCharactersInRegex: nft strings cannot carry control characters; this finds them.
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 export function checkName(what: string, name: unknown): string | undefined {
@@ -66,6 +67,7 @@ export function checkComment(comment: unknown): string | undefined {
 }
 
 /** A quoted string the nft scanner reads as one token: no `"` inside, no control characters. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a quoted nft string has no control characters; this excludes them.
 const QUOTED_RE = /^"[^"\u0000-\u001f\u007f]*"$/;
 /**
  * A bare value token: addresses, prefixes, ranges, ports, protocol and
@@ -73,7 +75,7 @@ const QUOTED_RE = /^"[^"\u0000-\u001f\u007f]*"$/;
  * No spaces, commas, braces, `;`, `#`, `"` or `@`, so one token can never
  * become two elements or two commands.
  */
-const TOKEN_RE = /^[A-Za-z0-9_.:/\-]+$/;
+const TOKEN_RE = /^[A-Za-z0-9_.:/-]+$/;
 
 export function checkKeyPart(part: unknown): string | undefined {
   if (typeof part !== 'string' || part === '') return 'element key part is empty';

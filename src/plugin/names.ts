@@ -39,7 +39,7 @@ export interface ParsedAlias {
 
 export function parseHostVethAlias(alias: string | undefined): ParsedAlias | undefined {
   const parts = alias?.split('/');
-  if (!parts || parts.length !== 5 || parts[0] !== 'weir') return undefined;
+  if (parts?.length !== 5 || parts[0] !== 'weir') return undefined;
   const [, network, podNamespace, podName, containerID] = parts as [string, string, string, string, string];
   return { network, podNamespace, podName, containerID };
 }
@@ -70,6 +70,6 @@ export const RTPROT_WEIR = 0x57;
  * and easy to read in a packet capture.
  */
 export function podMac(ipv4Bytes: Uint8Array | undefined): string | undefined {
-  if (!ipv4Bytes || ipv4Bytes.length !== 4) return undefined;
+  if (ipv4Bytes?.length !== 4) return undefined;
   return ['0a', '58', ...Array.from(ipv4Bytes, (b) => b.toString(16).padStart(2, '0'))].join(':');
 }

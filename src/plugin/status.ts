@@ -7,7 +7,7 @@ import { usage } from '../ipam/allocator.ts';
 import { rangesFor, storeFor } from './attachment.ts';
 
 export function cmdStatus(conf: WeirNetConf): void {
-  let ranges;
+  let ranges: ReturnType<typeof usage>;
   try {
     // usage() takes the store's lock: it proves the data directory can be
     // created, opened and locked, which is what ADD needs of it.

@@ -75,7 +75,7 @@ export function hostPodFacts(p: Pod, nodeName: string, nodeIPs: readonly string[
   return { namespace, name, labels: p.metadata?.labels ?? {}, nodeName, ips, named: namedPortsOf(p), uid: p.metadata?.uid, raw: p, host: true };
 }
 
-const byRef = (a: { namespace: string; name: string }, b: { namespace: string; name: string }): number => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1);
+const byRef = (a: { namespace: string; name: string }, b: { namespace: string; name: string }): number => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1);
 
 /**
  * A policy the engine cannot express is enforced as deny-all for the pods it
@@ -290,7 +290,10 @@ export class ClusterIndexer implements PodUniverse {
     if (before === undefined && after === undefined) return;
     const ns = (after ?? before) as PodFacts;
     let group = this.#byNs.get(ns.namespace);
-    if (!group) this.#byNs.set(ns.namespace, (group = new Map()));
+    if (!group) {
+      group = new Map();
+      this.#byNs.set(ns.namespace, group);
+    }
     if (after) group.set(key, after);
     else {
       group.delete(key);

@@ -119,7 +119,10 @@ const outputs = new WeakMap<ClusterIndexer, WeakMap<NormalizedPolicy, PolicyOutp
 /** What one NetworkPolicy compiles to on this node (policy-output.ts), made once per normalized policy. */
 function policyOutput(indexer: ClusterIndexer, p: NormalizedPolicy, nodeName: string): PolicyOutput {
   let memo = outputs.get(indexer);
-  if (!memo) outputs.set(indexer, (memo = new WeakMap()));
+  if (!memo) {
+    memo = new WeakMap();
+    outputs.set(indexer, memo);
+  }
   let out = memo.get(p);
   if (out) return out;
   const ref = `${p.namespace}/${p.name}`;

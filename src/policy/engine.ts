@@ -4,7 +4,7 @@
 // state last applied. Effects go through the Nft interface, so the same
 // engine runs on libnftables or on FakeNft in tests.
 import type { ElementChange, ElementWriter } from '../nft/element-writer.ts';
-import type { Nft } from '../nft/libnftables.ts';
+import type { Nft } from '../nft/backend.ts';
 import type { Transaction } from '../nft/transaction.ts';
 import type { ClusterIndexer } from './cluster-index.ts';
 import { compilePolicies, indexerFor, type CompileOptions, type CompileResult } from './compile.ts';

@@ -9,7 +9,7 @@
 // (deploy/parts/05-crd-hostfirewallpolicy.yaml) makes the API server refuse
 // most of these errors before weir sees them; this is the second line.
 import { PolicyError, show, type PolicyRef } from './errors.ts';
-import { effectivePolicyTypes, normalizeIpBlock, normalizeRules, type Direction, type NormalizedPeer } from './normalize.ts';
+import { effectivePolicyTypes, normalizeIpBlock, normalizeRules, type NormalizedPeer } from './normalize.ts';
 import type { PortMatch } from './ports.ts';
 import { EVERYTHING, compileOptionalSelector, compileSelector, type CompiledSelector } from './selector.ts';
 import type { HostFirewallMode, HostFirewallPolicy, LabelSelector, Pod, PolicyType, Protocol } from './types.ts';

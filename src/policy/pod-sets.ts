@@ -140,7 +140,10 @@ export class PodSets {
       this.#sets.set(def.name, s);
       const scope = m.namespace ?? '';
       let group = this.#byNs.get(scope);
-      if (!group) this.#byNs.set(scope, (group = new Set()));
+      if (!group) {
+      group = new Set();
+      this.#byNs.set(scope, group);
+    }
       group.add(s);
       for (const ns of m.namespace !== undefined ? [m.namespace] : this.#universe.namespaces()) {
         const labels = this.#universe.labelsOfNs(ns);

@@ -154,7 +154,6 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
   const peerMatch = new Map<IpFamily, { match: string; podPeer?: string }[]>();
   /** Pod peers by key, in the rule's order. */
   const podPeers = new Map<string, NormalizedPeer & { kind: 'pods' }>();
-  let podsKey: string | undefined;
   if (r.peers === 'any') {
     for (const f of FAMILIES) peerMatch.set(f, [{ match: '' }]);
   } else {
@@ -162,7 +161,6 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
     const blocks = r.peers.filter((p) => p.kind === 'ipBlock');
     const nodePeers = r.peers.filter((p) => p.kind === 'nodes');
     const domainPeers = r.peers.filter((p) => p.kind === 'domains');
-    if (podPeers.size > 0) podsKey = sortedUnique([...podPeers.keys()]).join(',');
     const nodesKey = sortedUnique(nodePeers.map((p) => p.nodes.key)).join(',');
     let nodeAddrs: Map<IpFamily, Set<string>> | undefined;
     const nodeAddresses = (): Map<IpFamily, Set<string>> => {
@@ -196,9 +194,11 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
         if (set.fresh) for (const ip of [...(nodeAddresses().get(f) ?? [])].sort()) b.element(set.name, [ip]);
         matches.push({ match: `${fam(f)} ${peerField} @${set.name}` });
       }
-      // One set per domain peer (its names), holding the addresses learned for them.
+      // One set per domain peer (its names), holding the addresses learned for
+      // them. `timeout`: the agent's DNS path adds each address with its
+      // record's TTL, and the kernel expires it (agent/dns.ts).
       for (const p of domainPeers) {
-        const set = sharedSet(b, `dns${f}`, p.names.join(','), addrType(f), undefined, `addresses learned for ${p.names.length} domain name(s)`);
+        const set = sharedSet(b, `dns${f}`, p.names.join(','), addrType(f), ['timeout'], `addresses learned for ${p.names.length} domain name(s)`);
         if (set.fresh) for (const ip of ctx.domainAddresses?.(p).get(f) ?? []) b.element(set.name, [ip]);
         matches.push({ match: `${fam(f)} ${peerField} @${set.name}` });
       }

@@ -187,10 +187,13 @@ export function renderMatrix(result: MatrixResult, podIds?: readonly string[]): 
   for (const p of result.probes) {
     const k = `${p.port}/${p.protocol}`;
     let g = groups.get(k);
-    if (!g) groups.set(k, (g = []));
+    if (!g) {
+      g = [];
+      groups.set(k, g);
+    }
     g.push(p);
   }
-  return [...groups].map(([k, ps]) => `${k}\n${renderTable(ps, ids)}`).join('\n\n') + '\n';
+  return `${[...groups].map(([k, ps]) => `${k}\n${renderTable(ps, ids)}`).join('\n\n')}\n`;
 }
 
 /** Counts for a quick summary line. */

@@ -58,7 +58,7 @@ export function drainSctp(fds: readonly RawFd[], ports: ReadonlySet<number>, buf
   for (const r of fds) {
     if (!ready.has(r.fd)) continue;
     for (let rx = recvFromNow(r.fd, buf); rx; rx = recvFromNow(r.fd, buf)) {
-      let info;
+      let info: ReturnType<typeof parseSctpPacket>;
       try {
         info = parseSctpPacket(buf.subarray(0, rx.length), r.family);
       } catch {

@@ -16,21 +16,18 @@ import { emitLine, readAllStdin } from './cli.ts';
 
 const USAGE = 'usage: probe-main.ts [--timeout MS] (--target IP:PORT/PROTO ... | --stdin)';
 
+const OPTIONS = {
+  target: { type: 'string', multiple: true, short: 't' },
+  stdin: { type: 'boolean' },
+  timeout: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 async function main(): Promise<number> {
-  let args;
   let targets: ProbeTarget[];
   let timeoutMs: number;
   try {
-    args = parseArgs({
-      options: {
-        target: { type: 'string', multiple: true, short: 't' },
-        stdin: { type: 'boolean' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+    const args = parseArgs({ options: OPTIONS, strict: true, allowPositionals: false }).values;
     if (args.help) {
       process.stdout.write(`${USAGE}\n`);
       return 0;

@@ -89,7 +89,7 @@ function waitExit(c: ChildProcess): Promise<void> {
  * stdin is a pipe from us and it runs with --exit-on-stdin-eof).
  */
 export function spawnServer(o: ServerSpawnOptions): Promise<ServerProcess> {
-  const list = (flag: string, ports?: readonly number[]): string[] => (ports && ports.length ? [flag, ports.join(',')] : []);
+  const list = (flag: string, ports?: readonly number[]): string[] => (ports?.length ? [flag, ports.join(',')] : []);
   const argv = [
     ...(o.command ?? [defaultNode(), SERVE_MAIN]),
     '--name', o.name, '--exit-on-stdin-eof',
@@ -196,7 +196,7 @@ export function runProberProcess(
     });
     child.once('close', (code, sig) => {
       clearTimeout(guard);
-      const missing = results.findIndex((r) => r === undefined);
+      const missing = results.indexOf(undefined);
       if (code !== 0 || missing >= 0 || results.length !== targets.length) {
         const why = code !== 0 ? `exited (${sig ?? code})` : `no result for target ${missing}`;
         reject(new InternalError(`prober in ${netnsPath}: ${why}${stderr ? `: ${stderr.trim()}` : ''}`));

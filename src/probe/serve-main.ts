@@ -13,22 +13,20 @@ import { startServer } from './server.ts';
 
 const USAGE = 'usage: serve-main.ts --name NAME [--tcp P,P] [--udp P,P] [--sctp P,P] [--poll-ms N (observer poll period)] [--exit-on-stdin-eof]';
 
+const OPTIONS = {
+  name: { type: 'string' },
+  tcp: { type: 'string', multiple: true },
+  udp: { type: 'string', multiple: true },
+  sctp: { type: 'string', multiple: true },
+  'poll-ms': { type: 'string' },
+  'exit-on-stdin-eof': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 async function main(): Promise<number> {
-  let args;
+  let args: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
   try {
-    args = parseArgs({
-      options: {
-        name: { type: 'string' },
-        tcp: { type: 'string', multiple: true },
-        udp: { type: 'string', multiple: true },
-        sctp: { type: 'string', multiple: true },
-        'poll-ms': { type: 'string' },
-        'exit-on-stdin-eof': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+    args = parseArgs({ options: OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
     return 2;
@@ -46,14 +44,14 @@ async function main(): Promise<number> {
     process.stderr.write(`bad --poll-ms ${args['poll-ms']}\n${USAGE}\n`);
     return 2;
   }
-  let ports;
+  let ports: Record<'tcp' | 'udp' | 'sctp', ReturnType<typeof parsePortList>>;
   try {
     ports = { tcp: parsePortList(args.tcp, '--tcp'), udp: parsePortList(args.udp, '--udp'), sctp: parsePortList(args.sctp, '--sctp') };
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  let server;
+  let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer(
       { name: args.name, ...ports, pollMs },

@@ -5,9 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isSea } from 'node:sea';
 
-export interface KoffiFunction {
-  (...args: unknown[]): unknown;
-}
+export type KoffiFunction = (...args: unknown[]) => unknown
 export interface KoffiLibrary {
   func(signature: string): KoffiFunction;
 }

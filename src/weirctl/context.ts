@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { AgentUnavailableError, agentCall } from '../agent/client.ts';
 import { DEFAULT_DATA_DIR } from '../cni/config.ts';
 import type { CheckResult } from '../agent/kernel-verifier.ts';
+import type { HostFirewallStatus } from '../agent/status-api.ts';
 import type { LocalEndpoint } from '../policy/compile.ts';
 import type { ClusterState } from '../policy/types.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
@@ -71,6 +72,8 @@ export interface AgentStatus {
   kernel?: { lastCheck: CheckResult | null; repairs: number; fullCheckSpacingMs: number } | null;
   /** Whether the agent can read ClusterNetworkPolicies (agents since they are mirrored): null before the first list. */
   clusterPolicyApi?: { available: boolean | null; reason?: string };
+  /** Host-firewall mode: enabled or not, its failsafe ports and the HostFirewallPolicies applied. */
+  hostFirewall?: HostFirewallStatus;
 }
 
 export interface EndpointsReply {
@@ -117,7 +120,7 @@ export class Context {
 
   /** GET `path` on the agent's socket; JSON body and status. */
   async call(path: string, o: GetOptions = {}): Promise<{ status: number; json: unknown; text: string }> {
-    let r;
+    let r: Awaited<ReturnType<typeof agentCall>>;
     try {
       r = await agentCall(this.opts.socket, 'GET', path, undefined, o.timeoutMs ?? 5000);
     } catch (e) {

@@ -10,7 +10,7 @@ export interface PromSample {
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/y;
 
-function unescape(v: string): string {
+function unescapeLabel(v: string): string {
   return v.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
 }
 
@@ -30,8 +30,11 @@ export function parsePrometheus(text: string): PromSample[] {
     const labels: Record<string, string> = {};
     const body = m[2] ?? '';
     LABEL.lastIndex = 0;
-    let lm: RegExpExecArray | null;
-    while (LABEL.lastIndex < body.length && (lm = LABEL.exec(body)) !== null) labels[lm[1] as string] = unescape(lm[2] as string);
+    while (LABEL.lastIndex < body.length) {
+      const lm = LABEL.exec(body);
+      if (lm === null) break;
+      labels[lm[1] as string] = unescapeLabel(lm[2] as string);
+    }
     out.push({ name: m[1] as string, labels, value: parseValue(m[3] as string) });
   }
   return out;

@@ -12,6 +12,7 @@ const CODES: Record<Paint, [number, number]> = {
   dim: [2, 22],
 };
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: an SGR colour sequence starts with ESC; widths must not count it.
 const ANSI = /\u001b\[[0-9;]*m/g;
 
 /** Colours only on a terminal, and never when NO_COLOR is set or TERM is dumb. */

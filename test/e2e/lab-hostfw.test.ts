@@ -13,7 +13,7 @@
 // Only one lab runs per machine: a running lab without host firewall is taken
 // down first; a running one with it is reused. The lab is always taken down at
 // the end (the last step changes its mode). Needs root.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';

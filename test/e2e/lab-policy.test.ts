@@ -1,35 +1,11 @@
-// NetworkPolicy end to end in the lab, through its command line (scripts/lab
-// up | wait | matrix | demo | kubectl) and probes run in pod namespaces:
-//
-//   - the demo of the design notes, every step as expected;
-//   - same-node and cross-node pod pairs connect (TCP, UDP, SCTP);
-//   - a Service through kube-proxy: policy is judged at the backend pod on
-//     the targetPort (Service 8080 → targetPort 80), through the ClusterIP too;
-//   - a policy created, changed and deleted takes effect within a bounded time
-//     (measured from `kubectl apply` to the probes, and the matrix, flipping);
-//   - pod and namespace label changes; new pods of a selected set;
-//   - `scripts/lab matrix -o json` has exactly the specified shape;
-//   - the upstream e2e model (namespaces x, y, z; pods a, b, c; ports 80, 81;
-//     TCP, UDP, SCTP) with a default-deny policy: the matrix equals what the
-//     reference evaluator (src/policy/evaluator.ts) computes from the objects
-//     read back from the API.
-//
-// The lab is reused when `scripts/lab up` finds it up (and then left up);
-// one this file started is taken down at the end. Its namespaces are deleted
-// before and after. Needs root.
-//
-// Probes are bounded (counts and timeouts) and stay inside the lab's pod
-// namespaces. The machine may be busy: a probe that must connect and did not
-// is retried a few times (a starved prober misses its 1 s deadline), a probe
-// that must be blocked is never retried and must never connect.
-import path from 'node:path';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunResult, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
-import { type LabState, labDir, labPods } from '../../lab/state.ts';
+import { type LabState, labPods } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
-import { DOWN_TIMEOUT_MS, type LabResult as Result, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
 import { RetryLedger, itRetriedRarely } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
@@ -492,7 +468,7 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     const docs: string[] = [];
     for (const ns of ['x', 'y', 'z']) {
       docs.push(nsYaml(ns, { ns }));
-      ['a', 'b', 'c'].forEach((p, i) => docs.push(netprobePod(ns, p, { pod: p }, { node: nodes[i % nodes.length], ports: [80, 81] })));
+      for (const [i, p] of ['a', 'b', 'c'].entries()) docs.push(netprobePod(ns, p, { pod: p }, { node: nodes[i % nodes.length], ports: [80, 81] }));
     }
     await apply(docs.join('---\n'));
     for (const ns of ['x', 'y', 'z']) await waitReady(ns, ['a', 'b', 'c']);

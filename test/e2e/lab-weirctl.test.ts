@@ -19,8 +19,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
-import { type LabState, labDir, labPods } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, itKeepsInvariants } from '../helpers/lab.ts';
+import { type LabState, labPods } from '../../lab/state.ts';
+import { UP_TIMEOUT_MS, lab, itKeepsInvariants } from '../helpers/lab.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-weirctl';

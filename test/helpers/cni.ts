@@ -93,7 +93,7 @@ export interface CniOutcome {
   stdout: string;
   stderr: string;
   /** stdout parsed as JSON; undefined when empty or not JSON. */
-  json: any;
+  json: PluginJson | undefined;
   ms: number;
 }
 
@@ -125,7 +125,7 @@ function outcome(code: number | null, signal: NodeJS.Signals | null, stdout: str
   } catch {
     json = undefined;
   }
-  return { code, signal, stdout, stderr, json, ms };
+  return { code, signal, stdout, stderr, json: json as PluginJson | undefined, ms };
 }
 
 /** Runs one plugin invocation to completion. */
@@ -162,14 +162,32 @@ export function startCni(inv: Invocation): RunningCni {
   return { child, done };
 }
 
+/**
+ * A plugin's stdout as JSON, read field by field by the tests: a result
+ * (ADD), a version reply (VERSION) or an error. The fields are the spec's;
+ * anything else a test reads it narrows itself.
+ */
+export interface PluginJson {
+  cniVersion?: string;
+  interfaces?: { name: string; mac?: string; sandbox?: string; mtu?: number }[];
+  ips?: { address: string; gateway?: string; interface?: number }[];
+  routes?: { dst: string; gw?: string; mtu?: number; advmss?: number; priority?: number; table?: number; scope?: number }[];
+  dns?: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
+  code?: number;
+  msg?: string;
+  details?: string;
+  supportedVersions?: string[];
+  [field: string]: unknown;
+}
+
 /** Human-readable dump of an outcome, for assertion messages. */
 export const describeOutcome = (o: CniOutcome): string =>
   `exit ${o.code ?? o.signal}; stdout: ${o.stdout.trim() || '(empty)'}; stderr: ${o.stderr.trim() || '(empty)'}`;
 
 /** Throws unless the plugin succeeded; returns its stdout JSON. */
-export function expectSuccess(o: CniOutcome, what = 'plugin'): any {
+export function expectSuccess(o: CniOutcome, what = 'plugin'): PluginJson {
   if (o.code !== 0) throw new Error(`${what} failed: ${describeOutcome(o)}`);
-  return o.json;
+  return o.json ?? {};
 }
 
 /** Throws unless the plugin failed with a well-formed CNI error of `code`; returns the error JSON. */
@@ -178,7 +196,7 @@ export function expectCniError(o: CniOutcome, code: number, what = 'plugin'): { 
   if (o.code === 0 || o.code === null || !e || e.code !== code || typeof e.msg !== 'string' || typeof e.cniVersion !== 'string') {
     throw new Error(`${what}: expected a CNI error with code ${code}, got ${describeOutcome(o)}`);
   }
-  return o.json;
+  return e as { cniVersion: string; code: number; msg: string; details?: string };
 }
 
 // ---- naming, as a runtime and weir do it ----
@@ -225,7 +243,7 @@ export interface ChainStep {
 export interface ChainOutcome {
   ok: boolean;
   /** ADD: the last plugin's result. */
-  result: any;
+  result: PluginJson | undefined;
   steps: ChainStep[];
   error?: string;
 }
@@ -268,7 +286,7 @@ export function addNetworkList(node: string, list: ConfList, rt: RuntimeConf): C
     if (s.outcome.code !== 0) return { ok: false, result: undefined, steps, error: failure(s, 'add') };
     result = s.outcome.json;
   }
-  return { ok: true, result, steps };
+  return { ok: true, result: result as PluginJson | undefined, steps };
 }
 
 /** libcni CheckNetworkList: refused below 0.4.0; plugins in order with the cached (final ADD) result. */
@@ -396,7 +414,7 @@ export interface Pod {
 }
 
 export interface AttachedPod extends Pod {
-  result: any;
+  result: PluginJson;
   ipv4?: string;
   ipv6?: string;
   hostVeth: string;
@@ -471,7 +489,7 @@ export class CniNode {
     return this.attached(pod, expectSuccess(this.invoke('ADD', config, pod), `ADD ${pod.containerId}`));
   }
 
-  attached(pod: Pod, result: any): AttachedPod {
+  attached(pod: Pod, result: PluginJson): AttachedPod {
     const ips = ((result?.ips ?? []) as { address: string }[]).map((i) => i.address.split('/')[0] ?? '');
     const ipv4 = ips.find((a) => net.isIPv4(a));
     const ipv6 = ips.find((a) => net.isIPv6(a));

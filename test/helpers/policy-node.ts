@@ -51,7 +51,7 @@ import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runM
 import { type ServerProcess, defaultNode, spawnServer } from '../../src/probe/process.ts';
 import type { SctpInitEvent } from '../../src/probe/server.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { containerdArgs, expectSuccess, newContainerId, runCni, weirBinary } from './cni.ts';
+import { type PluginJson, containerdArgs, expectSuccess, newContainerId, runCni, weirBinary } from './cni.ts';
 import { type TestNetns, createNetns, sweepLeakedNetns } from './netns.ts';
 
 export const POD_CIDR = '10.244.1.0/24';
@@ -85,7 +85,7 @@ export interface NodePod {
   readonly containerId: string;
   readonly uid: string;
   /** The CNI ADD result. */
-  readonly result: any;
+  readonly result: PluginJson;
   /** The pod's IPv4 address, from the CNI result. */
   readonly ip: string;
   readonly server: ServerProcess;
@@ -138,7 +138,7 @@ export class PolicyNode {
   readonly #defaults: { ns: Map<string, Record<string, string>>; pods: Map<string, Record<string, string>> };
   readonly #children = new Set<ChildProcess>();
   /** Every pod ADDed and not yet DELeted, with its server if it started. */
-  readonly #attached: { id: string; netns: TestNetns; containerId: string; uid: string; namespace: string; name: string; result: any; server: ServerProcess | undefined }[] = [];
+  readonly #attached: { id: string; netns: TestNetns; containerId: string; uid: string; namespace: string; name: string; result: PluginJson; server: ServerProcess | undefined }[] = [];
   readonly #podNetns: TestNetns[] = [];
   #conntrack: ConntrackHandle | undefined;
 
@@ -252,7 +252,7 @@ export class PolicyNode {
     a.netns.destroy();
   }
 
-  #del(a: { id: string; netns: TestNetns; containerId: string; uid: string; namespace: string; name: string; result: any }): void {
+  #del(a: { id: string; netns: TestNetns; containerId: string; uid: string; namespace: string; name: string; result: PluginJson }): void {
     const args = containerdArgs(a.containerId, { namespace: a.namespace, name: a.name, uid: a.uid });
     const out = runCni({ node: this.node.name, command: 'DEL', containerId: a.containerId, netns: a.netns.path, ifname: 'eth0', args, config: { ...this.cniConfig(), prevResult: a.result } });
     expectSuccess(out, `DEL ${a.id}`);
@@ -327,7 +327,8 @@ export class PolicyNode {
   // ---- connectivity ----
 
   conntrack(): ConntrackHandle {
-    return (this.#conntrack ??= ConntrackHandle.open(this.nodeNetns));
+    this.#conntrack ??= ConntrackHandle.open(this.nodeNetns);
+    return this.#conntrack;
   }
 
   /**

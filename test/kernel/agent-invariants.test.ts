@@ -24,9 +24,14 @@ let dirs: AgentDirs;
 let agent: AgentProcess | undefined;
 
 const { kubectl, apply } = kubectlOf(fx);
+// biome-ignore lint/suspicious/noExplicitAny: replies of several agent endpoints, read field by field by the assertions.
 const get = async (p: string): Promise<any> => (await agentRequest(agent!.socket, 'GET', p, undefined, 30_000)).json;
 const metrics = async (): Promise<string> => (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
-const apiList = (): { items: unknown[] } => JSON.parse(kubectl(['get', 'pods,namespaces,networkpolicies.networking.k8s.io,nodes', '-A', '-o', 'json']));
+interface ApiObject {
+  kind: string;
+  metadata: { name: string; namespace?: string; uid: string; resourceVersion: string };
+}
+const apiList = (): { items: ApiObject[] } => JSON.parse(kubectl(['get', 'pods,namespaces,networkpolicies.networking.k8s.io,nodes', '-A', '-o', 'json']));
 
 function pod(ns: string, name: string, labels: Record<string, string>, ip: string): void {
   apply({ apiVersion: 'v1', kind: 'Pod', metadata: { namespace: ns, name, labels }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] } });
@@ -68,13 +73,13 @@ describe('weir-agent checks its invariants', () => {
     const status = await get('/status');
     const list = apiList();
     expect(cacheMatchesApi(status.cache, list)).toMatchObject({ ok: true, kinds: ['pods', 'namespaces', 'policies', 'nodes', 'clusterpolicies'] });
-    expect(status.cache.pods).toMatchObject(digestOf('pods', list.items.filter((o: any) => o.kind === 'Pod')));
+    expect(status.cache.pods).toMatchObject(digestOf('pods', list.items.filter((o: { kind: string }) => o.kind === 'Pod')));
     kubectl(['delete', 'namespace', 'doomed', '--wait=false']);
     // No namespace controller here: finalize it by hand, so that the API deletes it (a DELETED event).
     const ns = JSON.parse(kubectl(['get', 'namespace', 'doomed', '-o', 'json']));
     kubectl(['replace', '--raw', '/api/v1/namespaces/doomed/finalize', '-f', '-'], JSON.stringify({ ...ns, spec: { finalizers: [] } }));
     kubectl(['-n', 'shop', 'delete', 'pod', 'client', '--grace-period=0', '--force']);
-    await eventually('the namespace gone from the API', () => (apiList().items.some((o: any) => o.kind === 'Namespace' && o.metadata.name === 'doomed') ? undefined : true));
+    await eventually('the namespace gone from the API', () => (apiList().items.some((o: { kind: string; metadata: { name: string } }) => o.kind === 'Namespace' && o.metadata.name === 'doomed') ? undefined : true));
     await eventually('the cache to follow the deletions', async () => ((cacheMatchesApi(await get('/cache'), apiList())).ok ? true : undefined));
     expect((await get('/cache')).namespaces.entries.map((e: string[]) => e[0])).not.toContain('doomed');
     const verify = await get('/verify/cache');

@@ -2,6 +2,7 @@
 // bound by the project's own ClusterRole. The agent and the control plane
 // share one test namespace, which plays node n1; a veth to a second test
 // namespace ("lan", 172.31.0.2) gives the other nodes' InternalIPs a wire.
+import type { AgentStatus } from '../../src/weirctl/context.ts';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,7 +44,7 @@ const nftTable = (): string => {
   return r.code === 0 ? r.stdout : '';
 };
 const weirRoutes = (): Array<{ dst: string; gateway?: string }> => fx.netns.ipJson(['route', 'show', 'proto', '88']);
-const status = async (): Promise<Record<string, any>> => (await agentRequest(agent!.socket, 'GET', '/status')).json as Record<string, any>;
+const status = async (): Promise<AgentStatus> => (await agentRequest(agent!.socket, 'GET', '/status')).json as AgentStatus;
 
 /** Waits for /readyz; on failure the error carries the agent's log. */
 async function ready(a: AgentProcess): Promise<void> {
@@ -153,7 +154,7 @@ describe('weir-agent against a real API server', () => {
     expect(conflist.plugins[0].dataDir).toBe(dirs.dataDir);
     const s = await status();
     expect(s['ready']).toBe(true);
-    expect(s['applied'].full).toBe(true);
+    expect(s['applied']!.full).toBe(true);
     // The policy listed at startup keeps its `from`: only 192.0.2.0/24 may reach the pod.
     expect(nftTable()).toMatch(/set s[0-9a-f]+_cidr4 \{[^}]*elements = \{ 192\.0\.2\.0\/24 \}/s);
     expect(nftTable()).toMatch(/ip saddr @s[0-9a-f]+_cidr4 meta l4proto \. th dport @s[0-9a-f]+_ports counter packets \d+ bytes \d+ accept comment "early\/from-test-net ingress\[0\]"/);
@@ -323,7 +324,7 @@ describe('weir-agent against a real API server', () => {
     agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
     await ready(agent);
     const s = await status();
-    expect(s['applied'].full).toBe(true);
+    expect(s['applied']!.full).toBe(true);
     expect(strip(nftTable())).toBe(before);
   });
 
@@ -336,7 +337,7 @@ describe('weir-agent against a real API server', () => {
     expect(m).not.toMatch(/^weir_sync_fallbacks_total\{/m);
     const s = await status();
     expect(s['node']).toBe('n1');
-    expect(Object.keys(s['applied'].versions).sort()).toEqual(['clusterpolicies', 'namespaces', 'nodes', 'pods', 'policies']);
+    expect(Object.keys(s['applied']!.versions).sort()).toEqual(['clusterpolicies', 'namespaces', 'nodes', 'pods', 'policies']);
     // No CRD in this control plane: NetworkPolicy is enforced all the same, and /status says why there are no ClusterNetworkPolicies.
     expect(s['clusterPolicyApi']).toEqual({ available: false, reason: expect.stringMatching(/CRD .* is not installed/) });
     expect(s['counts'].rules).toBeGreaterThan(0);

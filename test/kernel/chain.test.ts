@@ -22,6 +22,7 @@ import {
   checkNetworkList,
   delNetworkList,
   expectCniError,
+  expectSuccess,
   hasLink,
   ping,
   readdir,
@@ -78,7 +79,7 @@ function addChain(node: CniNode, conf: ConfList, capabilityArgs: Record<string, 
     else expect(s.stdin['prevResult']).toEqual(add.steps[i - 1]!.outcome.json);
   });
   expect(add.steps[0]!.stdin).not.toHaveProperty('runtimeConfig');
-  const weir: AttachedPod = node.attached(pod, add.steps[0]!.outcome.json);
+  const weir: AttachedPod = node.attached(pod, expectSuccess(add.steps[0]!.outcome, 'weir ADD'));
   return { pod, rt, add, weir, final: add.result };
 }
 
@@ -95,7 +96,7 @@ describe.skipIf(!isRoot)('chaining: weir → reference plugins (cniVersion 1.0.0
     const conf = list(node, portmap);
     const { rt, add, weir, final } = addChain(node, conf, { portMappings: PORT_MAPPINGS });
     expect(add.steps[1]!.stdin['runtimeConfig']).toEqual({ portMappings: PORT_MAPPINGS });
-    expect(normalized(final)).toEqual(normalized(weir.result));
+    expect(normalized(final!)).toEqual(normalized(weir.result));
 
     expect(natRules(node, 'iptables')).toContain(`--to-destination ${weir.ipv4}:${POD_PORT}`);
     expect(natRules(node, 'iptables')).toContain(`--dport ${HOST_PORT}`);
@@ -125,7 +126,7 @@ describe.skipIf(!isRoot)('chaining: weir → reference plugins (cniVersion 1.0.0
     const { rt, add, weir, final } = addChain(node, conf, { bandwidth: BANDWIDTH });
     expect(add.steps[1]!.stdin['runtimeConfig']).toEqual({ bandwidth: BANDWIDTH });
 
-    const hostVeth = weir.result.interfaces[0].name as string;
+    const hostVeth = weir.result.interfaces![0]!.name;
     expect(hostVeth).toBe(weir.hostVeth);
     const kinds = qdiscs(node, hostVeth).map((q) => q.kind);
     expect(kinds, `qdiscs on ${hostVeth}`).toContain('tbf'); // traffic to the pod
@@ -134,8 +135,8 @@ describe.skipIf(!isRoot)('chaining: weir → reference plugins (cniVersion 1.0.0
     expect(ifbs).toHaveLength(1);
     expect(qdiscs(node, ifbs[0]!.ifname).map((q) => q.kind)).toContain('tbf');
     // bandwidth passes weir's result on and appends its ifb.
-    expect(normalized({ ...final, interfaces: final.interfaces.slice(0, 2) })).toEqual(normalized(weir.result));
-    expect(final.interfaces.slice(2)).toEqual([{ name: ifbs[0]!.ifname, mac: ifbs[0]!.address }]);
+    expect(normalized({ ...final, interfaces: final!.interfaces!.slice(0, 2) })).toEqual(normalized(weir.result));
+    expect(final!.interfaces!.slice(2)).toEqual([{ name: ifbs[0]!.ifname, mac: ifbs[0]!.address }]);
     expect(ping(node.ns, weir.ipv4!)).toBe(true);
 
     const check = checkNetworkList(node.name, conf, rt, final);
@@ -153,10 +154,10 @@ describe.skipIf(!isRoot)('chaining: weir → reference plugins (cniVersion 1.0.0
     expect(add.steps[2]!.stdin).not.toHaveProperty('runtimeConfig');
 
     // tuning changed the pod's MAC and reported it; the rest is weir's (and bandwidth's ifb).
-    expect(final.interfaces[1]).toEqual({ name: 'eth0', mac: TUNED_MAC, sandbox: weir.ns.path });
-    expect(final.interfaces[0]).toEqual(weir.result.interfaces[0]);
-    expect(final.ips).toEqual(weir.result.ips);
-    expect(final.routes).toEqual(weir.result.routes);
+    expect(final!.interfaces![1]).toEqual({ name: 'eth0', mac: TUNED_MAC, sandbox: weir.ns.path });
+    expect(final!.interfaces![0]).toEqual(weir.result.interfaces![0]);
+    expect(final!.ips).toEqual(weir.result.ips);
+    expect(final!.routes).toEqual(weir.result.routes);
     expect(weir.ns.ipJson<{ address: string }[]>(['link', 'show', 'dev', 'eth0'])[0]?.address).toBe(TUNED_MAC);
     expect(weir.ns.sh(['cat', '/proc/sys/net/ipv4/conf/eth0/rp_filter']).trim()).toBe('2');
 
@@ -188,7 +189,7 @@ describe.skipIf(!isRoot)('chaining: weir → reference plugins (cniVersion 1.0.0
     const { rt, add, weir, final } = addChain(node, conf, { portMappings: PORT_MAPPINGS, bandwidth: BANDWIDTH, mac: TUNED_MAC });
     expect(add.steps.map((s) => s.stdin['runtimeConfig'])).toEqual([undefined, { portMappings: PORT_MAPPINGS }, { bandwidth: BANDWIDTH }, undefined]);
     expect(weir.ns.sh(['cat', '/proc/sys/net/ipv4/conf/eth0/rp_filter']).trim()).toBe('2');
-    expect(final.interfaces[1]).toEqual(weir.result.interfaces[1]);
+    expect(final!.interfaces![1]).toEqual(weir.result.interfaces![1]);
 
     // The whole datapath: a client on the node, through portmap's DNAT and bandwidth's shaping, to the pod.
     expect(await tcpExchange(weir.ns, node.ns, NODE_IPV4, POD_PORT, 'whole chain\n', HOST_PORT)).toBe('whole chain\n');

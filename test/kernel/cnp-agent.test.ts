@@ -13,6 +13,7 @@
 //     deleting the policies opens it again.
 //   - The cache digest covers the kind: /verify/cache and cacheMatchesApi
 //     with `kubectl get clusternetworkpolicies` agree.
+import type { AgentStatus } from '../../src/weirctl/context.ts';
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,8 +37,9 @@ const pods: Record<'web' | 'client', { ns: TestNetns; ip: string }> = {} as neve
 const children: ChildProcess[] = [];
 let server: { lines: string[] };
 
+// biome-ignore lint/suspicious/noExplicitAny: replies of several agent endpoints, read field by field by the assertions.
 const get = async (p: string): Promise<any> => (await agentRequest(agent!.socket, 'GET', p, undefined, 30_000)).json;
-const status = (): Promise<Record<string, any>> => get('/status');
+const status = async (): Promise<AgentStatus> => (await get('/status')) as AgentStatus;
 const nftTable = (): string => fx.netns.run(['nft', 'list', 'table', 'inet', 'weir']).stdout;
 
 /** Until the agent has applied a state at least as new as the API's current ClusterNetworkPolicies. */
@@ -135,7 +137,7 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
     const s = await status();
     expect(s['ready']).toBe(true);
     expect(s['clusterPolicyApi']).toEqual({ available: false, reason: expect.stringMatching(/ClusterNetworkPolicy CRD \(clusternetworkpolicies\.policy\.networking\.k8s\.io\) is not installed/) });
-    expect(s['cache'].clusterpolicies).toMatchObject({ count: 0 });
+    expect(s['cache']!.clusterpolicies).toMatchObject({ count: 0 });
     expect(connects()).toBe(true);
     // Retried meanwhile (the watch of a kind the API does not serve fails at once), logged once.
     expect(agent!.log().match(/CRD \(clusternetworkpolicies[^)]*\) is not installed/g)).toHaveLength(1);

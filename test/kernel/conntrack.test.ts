@@ -17,7 +17,7 @@ import { NetlinkError } from '../../src/errors.ts';
 import { type CtEntry, type CtTuple, IPS_ASSURED, IPPROTO_TCP, IPPROTO_UDP, TCP_CONNTRACK_STATES } from '../../src/netlink/conntrack.ts';
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, linkedPair, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { type TestNetns, linkedPair, withNetnsCleanup } from '../helpers/netns.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
 
 const isRoot = process.getuid?.() === 0;

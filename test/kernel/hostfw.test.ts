@@ -17,6 +17,7 @@
 // schema; and weir-agent (dist/bin) with --host-firewall: runs without the
 // CRD, applies HostFirewallPolicies, reports them and the failsafes in
 // /status, and removes every host chain when started without the flag.
+import type { AgentStatus } from '../../src/weirctl/context.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -320,7 +321,7 @@ describe.skipIf(!isRoot)('HostFirewallPolicy on a real API server, and weir-agen
     const r = fx.netns.run(['nft', 'list', 'table', 'inet', 'weir']);
     return r.code === 0 ? r.stdout : '';
   };
-  const status = async (): Promise<Record<string, any>> => (await agentRequest(agent!.socket, 'GET', '/status')).json as Record<string, any>;
+  const status = async (): Promise<AgentStatus> => (await agentRequest(agent!.socket, 'GET', '/status')).json as AgentStatus;
   const ready = async (a: AgentProcess): Promise<void> => {
     try {
       await eventually('/readyz', async () => ((await agentRequest(a.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
@@ -406,15 +407,15 @@ describe.skipIf(!isRoot)('HostFirewallPolicy on a real API server, and weir-agen
   it('the agent applies a HostFirewallPolicy selecting its node, reports it, and follows changes', async () => {
     agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs, ['--host-firewall', '--failsafe-inbound=tcp:22,tcp:6443,tcp:10250,tcp:2379-2380,udp:67-68']);
     await ready(agent);
-    expect((await status())['hostFirewall'].hostPolicyApi).toEqual({ available: true });
+    expect((await status())['hostFirewall']!.hostPolicyApi).toEqual({ available: true });
     apply({ apiVersion: 'weir.dev/v1alpha1', kind: 'HostFirewallPolicy', metadata: { name: 'lockdown' }, spec: { nodeSelector: { matchLabels: { role: 'worker' } }, ingress: [{ ports: [{ port: 9100 }] }] } });
     apply({ apiVersion: 'weir.dev/v1alpha1', kind: 'HostFirewallPolicy', metadata: { name: 'elsewhere' }, spec: { nodeSelector: { matchLabels: { role: 'cp' } } } });
     const s = await eventually('the policy applied', async () => {
       const st = await status();
-      return st['hostFirewall'].policies.length > 0 ? st : undefined;
+      return st['hostFirewall']!.policies.length > 0 ? st : undefined;
     });
     expect(s['hostFirewall']).toMatchObject({ ingress: 'enforce', egress: 'open', policies: [{ name: 'lockdown', mode: 'Enforce', ingress: true, egress: false }] });
-    expect(s['hostFirewall'].failsafe.inbound).toEqual(['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68']);
+    expect(s['hostFirewall']!.failsafe.inbound).toEqual(['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68']);
     const t = nftTable();
     expect(t).toContain('comment "HostFirewallPolicy lockdown ingress[0]"');
     expect(t).toContain('log prefix "weir deny host host_input: "');
@@ -423,7 +424,7 @@ describe.skipIf(!isRoot)('HostFirewallPolicy on a real API server, and weir-agen
     // Still reachable: its API server (failsafe 6443, and established replies).
     expect((await agentRequest(agent.socket, 'GET', '/readyz')).status).toBe(200);
     kubectl(['label', 'node', 'n1', 'role=cp', '--overwrite']);
-    await eventually('the other policy to select n1', async () => ((await status())['hostFirewall'].policies[0]?.name === 'elsewhere' ? true : undefined));
+    await eventually('the other policy to select n1', async () => ((await status())['hostFirewall']!.policies[0]?.name === 'elsewhere' ? true : undefined));
     expect(nftTable()).not.toContain('HostFirewallPolicy lockdown');
     kubectl(['label', 'node', 'n1', 'role=worker', '--overwrite']);
     await agent.stop();

@@ -6,7 +6,7 @@
 // every check runs `ip -n <ns>` against them.
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { NetlinkError, isAlreadyExists, isNotFound } from '../../src/errors.ts';
+import { isAlreadyExists, isNotFound } from '../../src/errors.ts';
 import * as C from '../../src/netlink/constants.ts';
 import { NetlinkHandle } from '../../src/netlink/handle.ts';
 import type { Link } from '../../src/netlink/link.ts';
@@ -37,7 +37,7 @@ function v6(s: string): Uint8Array {
   const t = s.includes('::') && tail ? tail.split(':') : [];
   const groups = s.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
   const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) b.writeUInt16BE(parseInt(g, 16), i * 2);
   return Uint8Array.from(b);
 }
 const eqBytes = (a: Uint8Array | undefined, b: Uint8Array): boolean => !!a && Buffer.from(a).equals(Buffer.from(b));

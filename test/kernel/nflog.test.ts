@@ -27,14 +27,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NetlinkError } from '../../src/errors.ts';
 import { NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from '../../src/netlink/constants.ts';
 import { parseError, parseMessages } from '../../src/netlink/message.ts';
 import { type NflogPacket, type PacketHeaders, encodeNflogBind, hookName, nflogConfigMessage, parsePacketHeaders } from '../../src/netlink/nflog.ts';
 import { NflogReader, type NflogWatch, watchNflog } from '../../src/netlink/nflog-handle.ts';
 import * as libc from '../../src/sys/libc.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, linkedPair, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { type TestNetns, linkedPair, withNetnsCleanup } from '../helpers/netns.ts';
 import { readUntil } from '../helpers/nflog.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
 

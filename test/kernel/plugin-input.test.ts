@@ -119,8 +119,8 @@ describe.skipIf(!isRoot)('weir plugin: bad input', () => {
       const o = node.invoke('ADD', node.config(), pod, { netns: file });
       expect(o.code, `exit status for ${name}`).not.toBe(0);
       expect(o.json?.msg, `error for ${name}: ${o.stdout}`).toEqual(expect.stringContaining(file));
-      expect(o.json.msg).toMatch(/namespace/);
-      expect(o.json.code).toBeGreaterThan(0);
+      expect(o.json!.msg).toMatch(/namespace/);
+      expect(o.json!.code).toBeGreaterThan(0);
       expectNothingLeft(node, pod);
     }
   });
@@ -132,7 +132,7 @@ describe.skipIf(!isRoot)('weir plugin: bad input', () => {
     const o = node.invoke('ADD', node.config(), pod, { netns: pidNs });
     expect(o.code).not.toBe(0);
     expect(o.json?.msg, o.stdout).toEqual(expect.stringContaining(pidNs));
-    expect(o.json.msg).toMatch(/namespace/);
+    expect(o.json!.msg).toMatch(/namespace/);
     expectNothingLeft(node, pod);
   });
 
@@ -143,7 +143,7 @@ describe.skipIf(!isRoot)('weir plugin: bad input', () => {
     const o = node.invoke('ADD', node.config(), pod, { netns: missing });
     expect(o.code).not.toBe(0);
     expect(o.json?.msg, o.stdout).toEqual(expect.stringContaining(missing));
-    expect(o.json.msg).toMatch(/ENOENT|no such/i);
+    expect(o.json!.msg).toMatch(/ENOENT|no such/i);
     expectNothingLeft(node, pod);
   });
 

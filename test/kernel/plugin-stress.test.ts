@@ -32,8 +32,8 @@ describe.skipIf(!isRoot)('weir plugin under load', () => {
 
     // All at once, as a kubelet starting a node full of pods would.
     const adds = await Promise.all(pods.map((p) => node.invokeAsync('ADD', conf, p).done));
-    adds.forEach((o, i) => expectSuccess(o, `ADD of pod ${i}`));
-    const attached: AttachedPod[] = pods.map((p, i) => node.attached(p, adds[i]!.json));
+    for (const [i, o] of adds.entries()) expectSuccess(o, `ADD of pod ${i}`);
+    const attached: AttachedPod[] = pods.map((p, i) => node.attached(p, expectSuccess(adds[i]!, `ADD of pod ${i}`)));
 
     const v4 = attached.map((a) => a.ipv4);
     const v6 = attached.map((a) => a.ipv6);
@@ -54,7 +54,7 @@ describe.skipIf(!isRoot)('weir plugin under load', () => {
     expect(unreachable.trim().split('\n').filter(Boolean), 'pods the node cannot ping').toEqual([]);
 
     const dels = await Promise.all(attached.map((a) => node.invokeAsync('DEL', { ...conf, prevResult: a.result }, a).done));
-    dels.forEach((o, i) => expectSuccess(o, `DEL of pod ${i}`));
+    for (const [i, o] of dels.entries()) expectSuccess(o, `DEL of pod ${i}`);
     expect(node.leftovers()).toEqual(NOTHING_LEFT);
     expect(node.linkNames()).toEqual(['lo']);
     expect(attached.filter((a) => hasLink(a.ns, 'eth0')).map((a) => a.meta.name)).toEqual([]);

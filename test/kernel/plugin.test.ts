@@ -146,7 +146,7 @@ describe.skipIf(!isRoot)('weir plugin: single-stack networks and MTU', () => {
     const node = nodes.node();
     const conf = node.config({ mtu: 1400 });
     const pod = node.add(node.newPod(), conf);
-    expect(pod.result.interfaces.map((i: { mtu?: number }) => i.mtu)).toEqual([1400, 1400]);
+    expect(pod.result.interfaces!.map((i: { mtu?: number }) => i.mtu)).toEqual([1400, 1400]);
     expect(pod.ns.ipJson<{ mtu: number }[]>(['link', 'show', 'dev', 'eth0'])[0]?.mtu).toBe(1400);
     expect(node.ns.ipJson<{ mtu: number }[]>(['link', 'show', 'dev', pod.hostVeth])[0]?.mtu).toBe(1400);
     node.del(pod, conf);
@@ -240,7 +240,9 @@ describe.skipIf(!isRoot)('weir plugin: CHECK detects damage', () => {
     { what: 'the host veth (deleted)', damage: (n, p) => n.ns.sh(['ip', 'link', 'del', p.hostVeth]), msg: (p) => new RegExp(`${p.hostVeth} is missing|interface eth0 is missing`) },
     {
       what: 'the IPAM record (both address files)',
-      damage: (n, p) => [p.ipv4!, p.ipv6!].forEach((a) => fs.rmSync(path.join(n.dataDir, n.network, a))),
+      damage: (n, p) => {
+          for (const a of [p.ipv4!, p.ipv6!]) fs.rmSync(path.join(n.dataDir, n.network, a));
+        },
       msg: (p) => new RegExp(`IPAM record.*${p.containerId}`),
     },
     // A half-removed dual-stack record: the IPv4 address is no longer held in
@@ -286,7 +288,7 @@ describe.skipIf(!isRoot)('weir plugin: CHECK detects damage', () => {
     const node = nodes.node();
     const pod = node.add(node.newPod());
     const forged = structuredClone(pod.result);
-    forged.ips[0].address = '10.244.1.250/32';
+    forged.ips![0]!.address = '10.244.1.250/32';
     const e = expectCniError(node.invoke('CHECK', { ...node.config(), prevResult: forged }, pod), 103, 'CHECK with a forged result');
     expect(e.msg).toContain('10.244.1.250');
     node.del(pod);

@@ -8,6 +8,7 @@
 // Network safety: every address, link and sysctl touched lives in the
 // namespaces this file creates (the node namespace of the fixture and the
 // pod namespaces).
+import type { AgentStatus } from '../../src/weirctl/context.ts';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -35,6 +36,7 @@ interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
+  // biome-ignore lint/suspicious/noExplicitAny: each command's JSON output has its own shape; the assertions read it field by field.
   json: any;
 }
 
@@ -54,7 +56,7 @@ function weirctl(args: string[], extra: string[] = []): Run {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
 }
 
-const status = async (): Promise<Record<string, any>> => (await agentRequest(agent!.socket, 'GET', '/status')).json as Record<string, any>;
+const status = async (): Promise<AgentStatus> => (await agentRequest(agent!.socket, 'GET', '/status')).json as AgentStatus;
 
 async function applied(kind: 'pods' | 'policies', what: string): Promise<void> {
   const rv = Number(JSON.parse(kubectl(['get', kind === 'pods' ? 'pods' : 'networkpolicies', '-A', '-o', 'json'])).metadata.resourceVersion);

@@ -108,7 +108,10 @@ export function linearRuleset(state: ClusterState, node: string, pair: { client:
         } else {
           const k = `${peer.namespaces.key}|${q.namespace}`;
           let m = nsMatch.get(k);
-          if (m === undefined) nsMatch.set(k, (m = selectorMatches(peer.namespaces, nsLabels.get(q.namespace) ?? { [NS_NAME_LABEL]: q.namespace })));
+          if (m === undefined) {
+            m = selectorMatches(peer.namespaces, nsLabels.get(q.namespace) ?? { [NS_NAME_LABEL]: q.namespace });
+            nsMatch.set(k, m);
+          }
           if (!m) continue;
         }
         if (selectorMatches(peer.pods, q.labels)) out.push({ range: one(q.ip), pod: q });

@@ -22,7 +22,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions } from '../options.ts';
 import type { ElementChange, ElementWriter } from '../../../src/nft/element-writer.ts';
-import { LibNftables, type Nft } from '../../../src/nft/libnftables.ts';
+import type { Nft } from '../../../src/nft/backend.ts';
+import { LibNftables } from '../../../src/nft/libnftables.ts';
 import type { Transaction } from '../../../src/nft/transaction.ts';
 import { NetlinkElementWriter } from '../../../src/nft/netlink-elements.ts';
 import { compilePolicies, type CompileOptions } from '../../../src/policy/compile.ts';
@@ -82,18 +83,30 @@ const IPERF_SECS = int('iperf-seconds', 1, 60);
 const SEED = int('seed', 0);
 const NICE = (() => {
   const v = Number(opt.nice);
-  if (!Number.isInteger(v) || v < -20 || v > 19) (console.error(`bench-policy: --nice must be an integer in -20..19\n${USAGE}`), process.exit(2));
+  if (!Number.isInteger(v) || v < -20 || v > 19) {
+    console.error(`bench-policy: --nice must be an integer in -20..19\n${USAGE}`);
+    process.exit(2);
+  }
   return v;
 })();
 const MASQ = opt['no-masquerade'] !== true;
 const SIZES = String(opt.sizes).split(',').filter(Boolean).map((s) => {
   const m = /^(\d+)x(\d+)$/.exec(s.trim());
-  if (!m || Number(m[1]) > 19_000) (console.error(`bench-policy: bad size ${s} (PODSxPOLICIES, at most 19000 pods)`), process.exit(2));
+  if (!m || Number(m[1]) > 19_000) {
+    console.error(`bench-policy: bad size ${s} (PODSxPOLICIES, at most 19000 pods)`);
+    process.exit(2);
+  }
   return { pods: Number(m[1]), policies: Number(m[2]) };
 });
 const DP_POLICIES = String(opt['dp-policies']).split(',').filter(Boolean).map(Number);
-if (DP_POLICIES.some((n) => !Number.isInteger(n) || n < 1)) (console.error('bench-policy: bad --dp-policies'), process.exit(2));
-if (process.getuid?.() !== 0) (console.error('bench-policy: needs root (network namespaces)'), process.exit(1));
+if (DP_POLICIES.some((n) => !Number.isInteger(n) || n < 1)) {
+  console.error('bench-policy: bad --dp-policies');
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  console.error('bench-policy: needs root (network namespaces)');
+  process.exit(1);
+}
 
 const started = performance.now();
 // Inherited by every process started from here (the main thread's niceness).
@@ -633,8 +646,14 @@ try {
   if (!opt['skip-sync']) await syncPart();
   if (!opt['skip-datapath']) await datapathPart();
   const out: string[] = ['', machine(), ''];
-  if (syncRows.length) syncReport(out), out.push('');
-  if (conditions.length) datapathReport(out), out.push('');
+  if (syncRows.length) {
+    syncReport(out);
+    out.push('');
+  }
+  if (conditions.length) {
+    datapathReport(out);
+    out.push('');
+  }
   targets(out);
   console.log(out.join('\n'));
 } catch (e) {

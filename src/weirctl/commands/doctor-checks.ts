@@ -162,7 +162,7 @@ export function checkCache(reply: (CacheComparison & { attempts?: number }) | un
 
 export function checkTable(status: AgentStatus | undefined): Check {
   const name = 'table inet weir';
-  let json;
+  let json: ReturnType<LibNftables['listJson']>;
   const nft = new LibNftables();
   try {
     json = nft.listJson('inet', 'weir');

@@ -88,7 +88,7 @@ export function explainPod(state: ClusterState, namespace: string, name: string)
   const cluster = clusterTiersOf(state, ev, { namespace, name }, named);
   warnings.push(...cluster.warnings);
   const direction = (d: Direction): DirectionReport => {
-    let refs;
+    let refs: ReturnType<PolicyEvaluator['policiesFor']>;
     try {
       refs = ev.policiesFor({ namespace, name }, d);
     } catch (e) {

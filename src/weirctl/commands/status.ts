@@ -1,6 +1,6 @@
 // weirctl status: the agent's health, its API watches per kind, the state it
 // last applied, counts, the last sync, and errors.
-import { type AgentStatus, type CommandResult, type Context } from '../context.ts';
+import type { AgentStatus, CommandResult, Context } from '../context.ts';
 import { byLabel, parsePrometheus } from '../metrics.ts';
 import { formatAge, formatMs, paint, renderTable } from '../table.ts';
 

@@ -131,7 +131,7 @@ export function formatTrace(r: TraceReport, v: Verdict | undefined, color: boole
   out.push('');
   const k = r.kernel;
   const kv = k.verdict === undefined ? 'no answer' : k.verdict === 'allow' ? paint('ALLOWED', 'green', color) : paint('DENIED', 'red', color);
-  out.push(paint(`Kernel (${k.method}):`, 'bold', color) + ` ${kv}${k.scope === 'egress' ? ' (egress only)' : ''}`);
+  out.push(`${paint(`Kernel (${k.method}):`, 'bold', color)} ${kv}${k.scope === 'egress' ? ' (egress only)' : ''}`);
   out.push(`  ${k.detail}`);
   if (k.probe) out.push(`  probe at the source: ${k.probe}`);
   if (k.how) out.push(`  method: ${k.how}`);

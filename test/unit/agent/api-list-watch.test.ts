@@ -27,7 +27,7 @@ class Api {
     else res.writeHead(500).end('no handler queued');
   });
 
-  then(h: Handler): this {
+  answer(h: Handler): this {
     this.#handlers.push(h);
     return this;
   }
@@ -65,7 +65,7 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
   const PATH = '/api/v1/namespaces';
 
   it('a watch refused with HTTP 410 calls onDone with statusCode 410 before watch() resolves', async () => {
-    api.then((_q, res) => json(res, 410, status410));
+    api.answer((_q, res) => json(res, 410, status410));
     const lw = apiListWatch<Obj>(new Watch(kc), PATH, jsonLister(kc, PATH));
     const order: string[] = [];
     let doneErr: unknown;
@@ -87,7 +87,7 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
   });
 
   it('events arrive as sent; an abort ends the stream with an AbortError; a server close with no error', async () => {
-    api.then((_q, res) => {
+    api.answer((_q, res) => {
       open.push(res);
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write(line('ADDED', { metadata: { name: 'a', resourceVersion: '11' } }));
@@ -113,7 +113,7 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
     handle.abort();
     expect((await done) as Error).toMatchObject({ name: 'AbortError' });
 
-    api.then((_q, res) => {
+    api.answer((_q, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(line('DELETED', { metadata: { name: 'a', resourceVersion: '13' } }));
     });
@@ -126,8 +126,8 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
   });
 
   it('a list refused with 410 is an ApiStatusError with code 410; a page carries its continue token', async () => {
-    api.then((_q, res) => json(res, 200, { metadata: { resourceVersion: '7', continue: 'tok' }, items: [{ metadata: { name: 'a' } }] }));
-    api.then((_q, res) => json(res, 410, status410));
+    api.answer((_q, res) => json(res, 200, { metadata: { resourceVersion: '7', continue: 'tok' }, items: [{ metadata: { name: 'a' } }] }));
+    api.answer((_q, res) => json(res, 410, status410));
     const list = jsonLister<Obj>(kc, PATH);
     expect(await list({ limit: 1 })).toEqual({ items: [{ metadata: { name: 'a' } }], metadata: { resourceVersion: '7', _continue: 'tok' } });
     const err = await list({ limit: 1, _continue: 'tok' }).catch((e: unknown) => e);
@@ -139,15 +139,15 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
   it('the reflector over the real client: list, watch, 410 in the stream, relist that drops a deleted object', async () => {
     const ns = (name: string, rv: string) => ({ metadata: { name, uid: `u-${name}`, resourceVersion: rv, labels: {} } });
     api
-      .then((_q, res) => json(res, 200, { metadata: { resourceVersion: '10' }, items: [ns('a', '5'), ns('b', '6')] }))
-      .then((_q, res) => {
+      .answer((_q, res) => json(res, 200, { metadata: { resourceVersion: '10' }, items: [ns('a', '5'), ns('b', '6')] }))
+      .answer((_q, res) => {
         open.push(res);
         res.writeHead(200, { 'content-type': 'application/json' });
         res.write(line('DELETED', ns('a', '11')));
         res.write(line('ERROR', status410));
       })
-      .then((_q, res) => json(res, 200, { metadata: { resourceVersion: '30' }, items: [ns('c', '25')] }))
-      .then((_q, res) => {
+      .answer((_q, res) => json(res, 200, { metadata: { resourceVersion: '30' }, items: [ns('c', '25')] }))
+      .answer((_q, res) => {
         open.push(res);
         res.writeHead(200, { 'content-type': 'application/json' });
         res.write(line('ADDED', ns('d', '31')));

@@ -4,10 +4,11 @@
 // sync, and what /status and /policies report. A CRD that is not installed
 // (404) is an empty list, reported and retried, never an agent that does not
 // sync; once the CRD is there the next retry mirrors it.
+import type { AgentStatus } from '../../../src/weirctl/context.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentMetrics } from '../../../src/agent/agent-metrics.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
-import { type AgentConfig } from '../../../src/agent/config.ts';
+import type { AgentConfig } from '../../../src/agent/config.ts';
 import { FakeListWatch } from '../../../src/agent/fake-list-watch.ts';
 import { type ApiAvailability, CLUSTER_POLICY_KIND, optionalLister } from '../../../src/agent/optional-api.ts';
 import { Reconciler } from '../../../src/agent/reconciler.ts';
@@ -120,11 +121,11 @@ describe('ClusterNetworkPolicies in the agent', () => {
     const config = { nodeName: 'n1', hostFirewall: false, masquerade: false, nflogGroup: 100, failsafeInbound: [], failsafeOutbound: [] } as unknown as AgentConfig;
     const routes = statusRoutes({ cache, reconciler, engine, metrics: new AgentMetrics(), config, clusterPolicies: { available: true, reason: undefined } });
     const req = (p: string) => ({ method: 'GET', path: p, query: new URLSearchParams(), body: undefined, headers: {}, listener: 'local' as const });
-    const status = (await routes['GET /status']?.(req('/status')))?.json as Record<string, any>;
+    const status = (await routes['GET /status']?.(req('/status')))?.json as AgentStatus;
     expect(status['clusterPolicyApi']).toEqual({ available: true });
     expect(status['counts'].clusterPolicies).toBe(1);
-    expect(status['cache'].clusterpolicies).toMatchObject({ count: 1, resourceVersion: '3' });
-    const policies = (await routes['GET /policies']?.(req('/policies')))?.json as Record<string, any>;
+    expect(status['cache']!['clusterpolicies']).toMatchObject({ count: 1, resourceVersion: '3' });
+    const policies = (await routes['GET /policies']?.(req('/policies')))?.json as Record<string, unknown>;
     expect(policies['clusterPolicies']).toEqual([expect.objectContaining({ name: 'deny-all', tier: 'Admin', priority: 10, chain })]);
     expect(policies['policies']).toEqual([]);
   });

@@ -239,7 +239,11 @@ describe('KernelVerifier: a difference a replacement does not remove', () => {
     const odd = LISTING.replace('counter drop comment "x/a: default deny"', 'counter drop comment "x/a: default deny" # printed otherwise');
     k.text = odd;
     // The "repair" leaves the table listing the same way.
-    const v = new KernelVerifier({ source: k, applied: () => ruleset(), repair: () => ((k.text = odd), k.gen++, true) }, { minFullMs: 5000, now: () => 0 });
+    const v = new KernelVerifier({ source: k, applied: () => ruleset(), repair: () => {
+      k.text = odd;
+      k.gen++;
+      return true;
+    } }, { minFullMs: 5000, now: () => 0 });
     expect(v.check({ repair: true })).toMatchObject({ repaired: true, afterRepair: { clean: false } });
     k.gen++;
     const again = v.check({ repair: true });

@@ -256,7 +256,7 @@ describe('helpers', () => {
     expect(linearBuckets(1, 2, 3)).toEqual([1, 3, 5]);
     const exp = exponentialBuckets(0.001, 10, 4);
     expect(exp).toHaveLength(4);
-    [0.001, 0.01, 0.1, 1].forEach((want, i) => expect(exp[i]).toBeCloseTo(want, 12));
+    for (const [i, want] of [0.001, 0.01, 0.1, 1].entries()) expect(exp[i]).toBeCloseTo(want, 12);
     expect(() => linearBuckets(0, 0, 3)).toThrow(InternalError);
     expect(() => exponentialBuckets(1, 1, 3)).toThrow(InternalError);
   });

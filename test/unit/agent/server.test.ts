@@ -322,7 +322,10 @@ describe('both listeners', () => {
     const gate = new Promise<void>((r) => (release = r));
     const s = await start({
       socketPath,
-      routes: { ...routes, 'GET /slow': async () => (await gate, { json: { done: true } }) },
+      routes: { ...routes, 'GET /slow': async () => {
+        await gate;
+        return { json: { done: true } };
+      } },
     });
     const pending = request({ socketPath }, 'GET', '/slow');
     await new Promise((r) => setTimeout(r, 50));

@@ -183,7 +183,7 @@ describe('PolicyEngine over FakeNft: diffs reach the same table as a fresh full 
           const f = new FakeNft();
           const e = new PolicyEngine(f, { nodeName: node });
           const seq = statesOf(start, steps);
-          seq.forEach((s, i) => expect(e.sync(s).full).toBe(i === 0));
+          for (const [i, s] of seq.entries()) expect(e.sync(s).full).toBe(i === 0);
           expect(f.dump()).toBe(dumpAfter(fullTransaction(compile(seq.at(-1) as ClusterState, node))));
         }
       }),

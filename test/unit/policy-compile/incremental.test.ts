@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FakeNft } from '../../../src/nft/fake.ts';
 import type { Element, NftSet } from '../../../src/nft/types.ts';
-import { type PodFacts } from '../../../src/policy/cluster-index.ts';
+import type { PodFacts } from '../../../src/policy/cluster-index.ts';
 import { compilePolicies, indexerFor, type CompileOptions } from '../../../src/policy/compile.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
 import { PodSets } from '../../../src/policy/pod-sets.ts';

@@ -92,7 +92,10 @@ describe('engine and reconciler', () => {
       debounceMs: 1,
       masquerade: true,
       nonMasqueradeCIDRs: [],
-      hostFirewall: { options: { audit: false }, cgroupOf: (uid) => (asked.push(uid), uid === 'uid-hn' ? { path: 'kubepods/podhn', level: 2 } : undefined) },
+      hostFirewall: { options: { audit: false }, cgroupOf: (uid) => {
+        asked.push(uid);
+        return uid === 'uid-hn' ? { path: 'kubepods/podhn', level: 2 } : undefined;
+      } },
     });
     const s = r.syncNow();
     expect(s?.report.result.host?.hostNetworkPods.find((p) => p.name === 'hn')?.egress).toMatchObject({ enforced: true });
@@ -167,7 +170,7 @@ describe('flags and status', () => {
       reconciler.syncNow();
       const routes = statusRoutes({ cache, reconciler, engine, metrics: new AgentMetrics(), config: cfg, hostPolicies: { available: true, reason: undefined }, egressUnsupported: 'no template' });
       const res = await routes['GET /status']?.({ method: 'GET', path: '/status', query: new URLSearchParams(), body: undefined, headers: {}, listener: 'local' });
-      const hf = (res?.json as { hostFirewall: Record<string, unknown> }).hostFirewall;
+      const hf = (res!.json as { hostFirewall: Record<string, unknown> }).hostFirewall;
       expect(hf['failsafe']).toEqual({ inbound: ['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'], outbound: ['tcp:53', 'udp:53', 'tcp:6443', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'] });
       if (!on) {
         expect(hf).toMatchObject({ enabled: false, policies: [] });
