@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 // folders. The other tiers share the machine's kernel (netns, sysctls, nft
 // state) or one cluster, so their files run one at a time.
 const timeouts = { testTimeout: 60_000, hookTimeout: 60_000 };
-const serial = { fileParallelism: false, ...timeouts };
+const serial = { fileParallelism: false, globalSetup: ['test/helpers/require-root.ts'], ...timeouts };
 
 /**
  * The e2e files share the lab's kind cluster, each reusing it when it is up;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
-import { eventually as poll } from '../helpers/agent.ts';
+import { eventually as poll } from '../helpers/wait.ts';
 import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
 
 const DIR = labDir();

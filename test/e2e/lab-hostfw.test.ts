@@ -14,6 +14,7 @@
 // down first; a running one with it is reused. The lab is always taken down at
 // the end (the last step changes its mode). Needs root.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
@@ -36,7 +37,6 @@ async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<st
   return r.stdout;
 }
 const apply = (yaml: string): Promise<string> => k(['apply', '-f', '-'], yaml);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function labWait(): Promise<void> {
   await labOk(['wait', '--timeout', '90'], { timeoutMs: 120_000 });
@@ -127,14 +127,22 @@ function listenInNode(netns: string, ports: number[]): Promise<void> {
   listeners.push(child);
   child.on('exit', (code, sig) => console.log(`  listener in ${netns} (${ports.join(',')}) exited: code ${code} signal ${sig}`));
   child.stderr?.on('data', (b: Buffer) => console.log(`  listener in ${netns} stderr: ${b.toString().trim()}`));
-  return new Promise((resolve) => {
+  // Ready when every port has answered: "listening P", or "port P: CODE" (already served, e.g. by the node).
+  return new Promise((resolve, reject) => {
     let seen = 0;
+    const timer = setTimeout(() => reject(new Error(`listeners in ${netns} (${ports.join(',')}): ${seen} of ${ports.length} ready after 30 s`)), 30_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`listeners in ${netns} exited (code ${code}) before all of ${ports.join(',')} were ready`));
+    });
     child.stdout?.on('data', (b: Buffer) => {
       seen += (b.toString().match(/listening|port \d+:/g) ?? []).length;
       console.log(`  listener in ${netns}: ${b.toString().trim()}`);
-      if (seen >= ports.length) resolve();
+      if (seen >= ports.length) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
-    setTimeout(resolve, 5000);
   });
 }
 

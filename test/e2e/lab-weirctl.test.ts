@@ -16,6 +16,7 @@
 //
 // The lab is reused when `scripts/lab up` finds it up (and then left up); one
 // this file started is taken down at the end. Needs root.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
@@ -49,7 +50,6 @@ async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<st
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
 }
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface PodRef {
   netnsPath: string;

@@ -69,18 +69,4 @@ export async function agentRequest(socket: string, method: 'GET' | 'POST', p: st
   return { status: r.status, body: r.text, json: r.json };
 }
 
-/** Polls `fn` until it returns a value other than undefined, or fails with `what` and the last error. */
-export async function eventually<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { eventually } from './wait.ts';

@@ -35,6 +35,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import { type TestNetns, listNetns, withNetnsCleanup } from './netns.ts';
+import { sleep, waitFor } from './wait.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const WEIR_BIN = path.join(REPO_ROOT, 'dist/bin/weir');
@@ -359,16 +360,7 @@ async function killChildren(): Promise<void> {
   );
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (cond()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
+export { sleep, waitFor };
 
 // ---- connectivity ----
 

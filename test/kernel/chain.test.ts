@@ -30,7 +30,6 @@ import {
   useCniNodes,
 } from '../helpers/cni.ts';
 
-const isRoot = process.getuid?.() === 0;
 const nodes = useCniNodes('chain');
 
 const VERSION = '1.0.0';
@@ -90,7 +89,7 @@ function delChain(node: CniNode, conf: ConfList, rt: Parameters<typeof delNetwor
   for (const s of del.steps) expect(s.stdin['prevResult']).toEqual(final);
 }
 
-describe.skipIf(!isRoot)('chaining: weir → reference plugins (cniVersion 1.0.0)', () => {
+describe('chaining: weir → reference plugins (cniVersion 1.0.0)', () => {
   it('weir → portmap: the result passes through, hostPort 18080 reaches the pod on 8080', async () => {
     const node = nodes.node();
     const conf = list(node, portmap);

@@ -12,6 +12,7 @@
 // with a small node echo pair (Debian's busybox nc has no -u).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually as waitFor } from '../helpers/wait.ts';
 import { describe, expect, it } from 'vitest';
 import { NetlinkError } from '../../src/errors.ts';
 import { type CtEntry, type CtTuple, IPS_ASSURED, IPPROTO_TCP, IPPROTO_UDP, TCP_CONNTRACK_STATES } from '../../src/netlink/conntrack.ts';
@@ -20,7 +21,6 @@ import { Netns } from '../../src/sys/netns.ts';
 import { type TestNetns, linkedPair, withNetnsCleanup } from '../helpers/netns.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
 
-const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('conntrack');
 
 const A4 = '10.97.0.1';
@@ -73,15 +73,6 @@ function spawnIn(ns: TestNetns, cmd: string[]): { child: ChildProcess; out: () =
   return { child, out: () => out };
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** A busybox nc server in `b` and a client in `a`, both with stdin held open: an idle established TCP connection. */
 async function tcpConnection(p: Pair, family: 4 | 6, port: number) {
@@ -165,7 +156,7 @@ const has = (h: ConntrackHandle, t: CtTuple) => h.list(t.family).some((e) => sam
 
 // ---- tests ----
 
-describe.skipIf(!isRoot)('ConntrackHandle (kernel)', () => {
+describe('ConntrackHandle (kernel)', () => {
   it('an empty table where no rule needs conntrack, and in `a` before any traffic', () => {
     const p = pair();
     const nb = Netns.open(p.b.path);

@@ -10,40 +10,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ControlPlaneError, startControlPlane } from '../../lab/controlplane/index.ts';
-import { describeCert, firstAddress } from '../../lab/controlplane/pki.ts';
+import { describeCert, } from '../../lab/controlplane/pki.ts';
 import { useControlPlane } from '../helpers/controlplane.ts';
+import { eventually as poll } from '../helpers/wait.ts';
 import { createNetns, listNetns } from '../helpers/netns.ts';
 
-const isRoot = process.getuid?.() === 0;
 
 const CLUSTER_CIDR = '10.244.0.0/16';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const pidAlive = (pid: number): boolean => fs.existsSync(`/proc/${pid}`);
 const netnsOf = (pid: number | 'self'): string => fs.readlinkSync(`/proc/${pid}/ns/net`);
 
 /** Polls `fn` every 250 ms until it returns a value, for at most `ms`. */
-async function eventually<T>(what: string, ms: number, fn: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(250);
-  }
-}
+const eventually = <T>(what: string, ms: number, fn: () => T | undefined): Promise<T> => poll(what, fn, ms, 250);
 
-describe('pure helpers', () => {
-  it('firstAddress: the kubernetes Service ClusterIP of a CIDR', () => {
-    expect(firstAddress('10.96.0.0/16')).toBe('10.96.0.1');
-    expect(firstAddress('10.96.5.7/12')).toBe('10.96.0.1');
-    expect(firstAddress('fd00:10:96::/108')).toBe('fd00:10:96:0:0:0:0:1');
-    expect(() => firstAddress('10.96.0.0')).toThrow(ControlPlaneError);
-    expect(() => firstAddress('10.96.0.0/32')).toThrow(ControlPlaneError);
-  });
-});
 
-describe.skipIf(!isRoot)('control plane in a network namespace', () => {
+describe('control plane in a network namespace', () => {
   const fx = useControlPlane('cp', { controllerManager: { clusterCIDR: CLUSTER_CIDR, nodeCIDRMaskSize: 24 }, scheduler: true });
   const kubectlOk = (args: string[], input?: string): string => {
     const r = fx.cp.kubectl(args, input === undefined ? {} : { input });
@@ -154,7 +136,7 @@ describe.skipIf(!isRoot)('control plane in a network namespace', () => {
   });
 });
 
-describe.skipIf(!isRoot)('control plane advertising a non-loopback address', () => {
+describe('control plane advertising a non-loopback address', () => {
   // A loopback advertise address cannot go into the `kubernetes` Endpoints
   // (the apiserver logs "may not be in the loopback range" and publishes none);
   // the lab advertises a real address, as here (on lo of the test netns).
@@ -173,7 +155,7 @@ describe.skipIf(!isRoot)('control plane advertising a non-loopback address', () 
   });
 });
 
-describe.skipIf(!isRoot)('control plane start failure', () => {
+describe('control plane start failure', () => {
   it('reports the process log and leaves nothing running', async () => {
     const ns = createNetns('cp-fail');
     const dir = fs.mkdtempSync('/tmp/weir-cp-fail-');

@@ -24,7 +24,6 @@ import type { NetworkPolicy } from '../../src/policy/types.ts';
 import { defaultNode } from '../../src/probe/process.ts';
 import { type NodePod, usePolicyNode } from '../helpers/policy-node.ts';
 
-const isRoot = process.getuid?.() === 0;
 const fx = usePolicyNode({ prefix: 'drift', namespaces: { x: { ns: 'x' } }, pods: [{ namespace: 'x', name: 'a', labels: { pod: 'a' } }, { namespace: 'x', name: 'b', labels: { pod: 'b' } }] });
 
 const allowAto80: NetworkPolicy = {
@@ -58,7 +57,7 @@ function prober(from: NodePod, to: NodePod): { child: ChildProcess; ok: Array<{ 
   return { child, ok, stop: () => child.kill('SIGKILL') };
 }
 
-describe.skipIf(!isRoot)('drift of the kernel table is found and repaired', () => {
+describe('drift of the kernel table is found and repaired', () => {
   let verifier: KernelVerifier;
   const results: CheckResult[] = [];
   let repairedAt = 0;

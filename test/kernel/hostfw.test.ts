@@ -39,7 +39,6 @@ import { useControlPlane } from '../helpers/controlplane.ts';
 import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
 import { readUntil } from '../helpers/nflog.ts';
 
-const isRoot = process.getuid?.() === 0;
 const REPO = path.resolve(import.meta.dirname, '../..');
 const CRD = path.join(REPO, 'deploy/parts/05-crd-hostfirewallpolicy.yaml');
 const GROUP = 77;
@@ -110,7 +109,7 @@ function tcp(ns: TestNetns, host: string, port: number, o: { from?: string; cgro
 const dportOf = (p: NflogPacket): number | undefined => parsePacketHeaders(p.payload, p.family)?.dport;
 const srcOf = (p: NflogPacket): string | undefined => parsePacketHeaders(p.payload, p.family)?.src;
 
-describe.skipIf(!isRoot)('host firewall in the kernel', () => {
+describe('host firewall in the kernel', () => {
   let node: TestNetns;
   let lan: TestNetns;
   let podA: TestNetns;
@@ -303,7 +302,7 @@ describe.skipIf(!isRoot)('host firewall in the kernel', () => {
 
 // ---- part 2: the CRD and the agent against a real API server ----
 
-describe.skipIf(!isRoot)('HostFirewallPolicy on a real API server, and weir-agent --host-firewall', () => {
+describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewall', () => {
   const fx = useControlPlane('hostfw');
   let tmp: string;
   let dirs: AgentDirs;

@@ -26,6 +26,7 @@
 //   the socket keeps working. SO_MEMINFO's drop counter has the real count.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually as waitFor } from '../helpers/wait.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from '../../src/netlink/constants.ts';
 import { parseError, parseMessages } from '../../src/netlink/message.ts';
@@ -37,7 +38,6 @@ import { type TestNetns, linkedPair, withNetnsCleanup } from '../helpers/netns.t
 import { readUntil } from '../helpers/nflog.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
 
-const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('nflog');
 
 // Watches stop asynchronously; this afterEach was registered after the
@@ -132,20 +132,11 @@ async function udpFlood(p: Pair, port: number, count: number): Promise<void> {
 }
 
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const headers = (p: NflogPacket): PacketHeaders | undefined => parsePacketHeaders(p.payload, p.family);
 const isPort = (port: number) => (p: NflogPacket) => headers(p)?.dport === port;
 
-describe.skipIf(!isRoot)('NflogReader (kernel)', () => {
+describe('NflogReader (kernel)', () => {
   it('reads the SYN of a denied connect: group, prefix, input hook, indev, timestamp, addresses and ports', async () => {
     const p = pair();
     const r = open(7, p.nsB);
@@ -256,7 +247,7 @@ describe.skipIf(!isRoot)('NflogReader (kernel)', () => {
   });
 });
 
-describe.skipIf(!isRoot)('watchNflog (kernel)', () => {
+describe('watchNflog (kernel)', () => {
   it('delivers packets on the event loop from a worker thread; the loop never blocks; stop() releases the group', async () => {
     const p = pair();
     const got: NflogPacket[] = [];

@@ -18,13 +18,12 @@ import {
   useCniNodes,
 } from '../helpers/cni.ts';
 
-const isRoot = process.getuid?.() === 0;
 const nodes = useCniNodes('stress');
 
 const PODS = 100;
 const KILL_ITERATIONS = 24;
 
-describe.skipIf(!isRoot)('weir plugin under load', () => {
+describe('weir plugin under load', () => {
   it(`${PODS} concurrent ADDs give ${PODS} distinct addresses, all wired; ${PODS} concurrent DELs leave nothing`, async () => {
     const node = nodes.node();
     const conf = node.config();

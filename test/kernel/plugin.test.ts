@@ -24,7 +24,6 @@ import {
   waitFor,
 } from '../helpers/cni.ts';
 
-const isRoot = process.getuid?.() === 0;
 const nodes = useCniNodes('plugin');
 
 const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
@@ -83,7 +82,7 @@ function expectGone(node: CniNode, pod: AttachedPod): void {
   expect(hasLink(pod.ns, pod.ifname), `${pod.ifname} still in the pod`).toBe(false);
 }
 
-describe.skipIf(!isRoot)('weir plugin: ADD, CHECK, DEL', () => {
+describe('weir plugin: ADD, CHECK, DEL', () => {
   it.each(['0.3.1', '0.4.0', '1.0.0', '1.1.0'])('ADD → CHECK → DEL with cniVersion %s', (version) => {
     const node = nodes.node();
     const conf = node.config({}, version);
@@ -122,7 +121,7 @@ describe.skipIf(!isRoot)('weir plugin: ADD, CHECK, DEL', () => {
   });
 });
 
-describe.skipIf(!isRoot)('weir plugin: single-stack networks and MTU', () => {
+describe('weir plugin: single-stack networks and MTU', () => {
   it.each([
     { family: 'IPv4', cidr: '10.244.1.0/24', route: { dst: '0.0.0.0/0', gw: '169.254.1.1' }, nodeIp: NODE_IPV4, prefix: 32 },
     { family: 'IPv6', cidr: 'fd00:10:244:1::/64', route: { dst: '::/0', gw: 'fe80::1' }, nodeIp: NODE_IPV6, prefix: 128 },
@@ -154,7 +153,7 @@ describe.skipIf(!isRoot)('weir plugin: single-stack networks and MTU', () => {
   });
 });
 
-describe.skipIf(!isRoot)('weir plugin: connectivity', () => {
+describe('weir plugin: connectivity', () => {
   it('two pods on one node exchange TCP over IPv4 and IPv6', async () => {
     const node = nodes.node();
     const a = node.add(node.newPod());
@@ -183,7 +182,7 @@ describe.skipIf(!isRoot)('weir plugin: connectivity', () => {
   });
 });
 
-describe.skipIf(!isRoot)('weir plugin: DEL is idempotent', () => {
+describe('weir plugin: DEL is idempotent', () => {
   it('DEL twice', () => {
     const node = nodes.node();
     const pod = node.add(node.newPod());
@@ -228,7 +227,7 @@ describe.skipIf(!isRoot)('weir plugin: DEL is idempotent', () => {
   });
 });
 
-describe.skipIf(!isRoot)('weir plugin: CHECK detects damage', () => {
+describe('weir plugin: CHECK detects damage', () => {
   type Damage = { what: string; damage: (node: CniNode, pod: AttachedPod) => void; msg: (pod: AttachedPod) => RegExp | string };
   const damages: Damage[] = [
     { what: "the pod's IPv4 default route", damage: (_n, p) => p.ns.sh(['ip', '-4', 'route', 'del', 'default']), msg: () => /default route via 169\.254\.1\.1/ },
@@ -304,7 +303,7 @@ describe.skipIf(!isRoot)('weir plugin: CHECK detects damage', () => {
   });
 });
 
-describe.skipIf(!isRoot)('weir plugin: GC', () => {
+describe('weir plugin: GC', () => {
   it('frees every attachment not in cni.dev/valid-attachments, and only of its own network', async () => {
     const node = nodes.node();
     const [a, b, c] = [0, 1, 2].map(() => node.add(node.newPod())) as [AttachedPod, AttachedPod, AttachedPod];

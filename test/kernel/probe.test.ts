@@ -13,8 +13,8 @@ import { type ServerProcess, runProberProcess, spawnServer } from '../../src/pro
 import type { SctpInitEvent } from '../../src/probe/server.ts';
 import { Netns, inNetns } from '../../src/sys/netns.ts';
 import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { eventually } from '../helpers/wait.ts';
 
-const isRoot = process.getuid?.() === 0;
 const scope = withNetnsCleanup('probe');
 const PORTS = [80, 81];
 
@@ -24,11 +24,11 @@ interface Pod extends MatrixPod {
   events: SctpInitEvent[];
 }
 
-const waitFor = async (cond: () => boolean, ms: number): Promise<boolean> => {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-  return cond();
-};
+/** Whether `cond` came to hold within `ms`: the assertions say what was missing. */
+const waitFor = (cond: () => boolean, ms: number): Promise<boolean> => eventually('the condition', () => cond() || undefined, ms, 10).then(
+  () => true,
+  () => false,
+);
 
 function podNetns(tag: string): TestNetns {
   const ns = scope.create(tag);
@@ -86,7 +86,7 @@ function nft(ns: TestNetns, rules: string[]): void {
 const targets = (ip: string): ProbeTarget[] =>
   PORTS.flatMap((port) => (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({ ip, port, protocol })));
 
-describe.skipIf(!isRoot)('connectivity prober (kernel)', () => {
+describe('connectivity prober (kernel)', () => {
   it('servers report ready; TCP, UDP and SCTP probes succeed over IPv4 and IPv6', async () => {
     const [a, b] = await twoPods(1);
     expect(b.server.ready).toMatchObject({ event: 'ready', name: 'y/b', tcp: PORTS, udp: PORTS, sctp: PORTS, sctpFamilies: [4, 6] });

@@ -31,7 +31,6 @@ import { type Comparison, type NodePod, POD_CIDR, type PolicyNode, e2eModel, use
 
 type Session = Awaited<ReturnType<PolicyNode['session']>>;
 
-const isRoot = process.getuid?.() === 0;
 
 const WEB_PORT = { a: { name: 'web', containerPort: 80, protocol: 'TCP' }, b: { name: 'web', containerPort: 81, protocol: 'TCP' }, c: { name: 'web', containerPort: 80, protocol: 'UDP' } } as const;
 const fx = usePolicyNode({ prefix: 'polmx', ...e2eModel((_ns, pod) => ({ extraPorts: [WEB_PORT[pod as 'a' | 'b' | 'c']] })) });
@@ -70,7 +69,7 @@ afterAll(() => {
   console.log(`policy matrix suite: ${((performance.now() - t0) / 1000).toFixed(1)} s (node set-up ${(fx.startupMs / 1000).toFixed(1)} s)`);
 });
 
-describe.skipIf(!isRoot)('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/SCTP)', () => {
+describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/SCTP)', () => {
   beforeAll(() => {
     // A first, empty sync: the table exists (full replacement); every case after is a diff.
     expect(fx.node.apply([]).full).toBe(true);
@@ -321,7 +320,7 @@ describe.skipIf(!isRoot)('NetworkPolicy on the kernel vs the evaluator (9 pods, 
   });
 });
 
-describe.skipIf(!isRoot)('conntrack and NetworkPolicy changes (kernel)', () => {
+describe('conntrack and NetworkPolicy changes (kernel)', () => {
   beforeEach(() => fx.node.resetLabels());
   const PORT = 9000;
   const PROTOS: Record<number, 'TCP' | 'UDP' | 'SCTP'> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };

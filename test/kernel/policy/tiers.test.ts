@@ -17,7 +17,6 @@ import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runM
 import { type ServerProcess, spawnServer } from '../../../src/probe/process.ts';
 import { NODE_IP, POD_CIDR, PORTS, PROTOCOLS, e2eModel, usePolicyNode } from '../../helpers/policy-node.ts';
 
-const isRoot = process.getuid?.() === 0;
 const WEB = { a: { name: 'web', containerPort: 80, protocol: 'TCP' }, b: { name: 'web', containerPort: 81, protocol: 'TCP' }, c: { name: 'web', containerPort: 80, protocol: 'UDP' } } as const;
 const fx = usePolicyNode({ prefix: 'polcnp', ...e2eModel((_ns, p) => ({ extraPorts: [WEB[p as 'a' | 'b' | 'c']] })) });
 const RUNS = Number(process.env.WEIR_CNP_RUNS ?? 8);
@@ -26,7 +25,6 @@ const NODE = 'node';
 
 let nodeServer: ServerProcess | undefined;
 beforeAll(async () => {
-  if (!isRoot) return;
   nodeServer = await spawnServer({ netnsPath: fx.node.node.path, name: NODE, tcp: PORTS, udp: PORTS, sctp: PORTS });
 }, 60_000);
 afterAll(() => nodeServer?.stop());
@@ -79,7 +77,7 @@ const cnp = (name: string, tier: CnpTier, priority: number, subject: ClusterNetw
 const inNs = (n: string): ClusterNetworkPolicySubject => ({ namespaces: sel({ ns: n }) });
 const np = (ns: string, name: string, spec: NetworkPolicy['spec']): NetworkPolicy => ({ metadata: { namespace: ns, name }, spec });
 
-describe.skipIf(!isRoot)('ClusterNetworkPolicy on the kernel: cases', () => {
+describe('ClusterNetworkPolicy on the kernel: cases', () => {
   it.each<[string, ClusterNetworkPolicy[], NetworkPolicy[]]>([
     ['no policy at all', [], []],
     ['Admin Deny from y overrides a NetworkPolicy that allows it', [cnp('deny-y', 'Admin', 1, inNs('x'), { ingress: [{ action: 'Deny', from: [{ namespaces: sel({ ns: 'y' }) }] }] })], [np('x', 'allow-all', { ingress: [{}] })]],
@@ -130,7 +128,7 @@ const NPS: NetworkPolicy[] = [
   np('x', 'eg-80', { podSelector: sel({ pod: 'b' }), policyTypes: ['Egress'], egress: [{ ports: [{ port: 80 }] }] }),
 ];
 
-describe.skipIf(!isRoot)('ClusterNetworkPolicy on the kernel: random policies', () => {
+describe('ClusterNetworkPolicy on the kernel: random policies', () => {
   it(`${RUNS} random sets of ClusterNetworkPolicies and NetworkPolicies, synced as diffs: kernel matrix == evaluator matrix`, async () => {
     const ips = fx.node.pods.map((p) => p.ip);
     console.log(`tiers property seed ${SEED} (WEIR_CNP_SEED=${SEED} WEIR_CNP_RUNS=${RUNS} to replay)`);

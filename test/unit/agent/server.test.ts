@@ -319,16 +319,24 @@ describe('both listeners', () => {
   it('lets an in-flight request finish on close', async () => {
     const socketPath = path.join(dir, 'agent.sock');
     let release: () => void = () => {};
-    const gate = new Promise<void>((r) => (release = r));
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered: () => void = () => {};
+    const inHandler = new Promise<void>((r) => {
+      entered = r;
+    });
     const s = await start({
       socketPath,
       routes: { ...routes, 'GET /slow': async () => {
+        entered();
         await gate;
         return { json: { done: true } };
       } },
     });
     const pending = request({ socketPath }, 'GET', '/slow');
-    await new Promise((r) => setTimeout(r, 50));
+    // The request is in flight once its handler runs.
+    await inHandler;
     const t0 = Date.now();
     const closed = s.close();
     release();

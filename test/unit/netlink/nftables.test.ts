@@ -13,9 +13,9 @@
 //   its own dumps use NFTA_LIST_ELEM for every element.
 // Sequence numbers: nft's begin at 0, so encodeBatch(..., 0) matches.
 import { describe, expect, it } from 'vitest';
-import { Errno } from '../../src/errors.ts';
-import { NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REQUEST } from '../../src/netlink/constants.ts';
-import { NLA_F_NESTED, nlmsg, parseMessages } from '../../src/netlink/message.ts';
+import { Errno } from '../../../src/errors.ts';
+import { NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REQUEST } from '../../../src/netlink/constants.ts';
+import { NLA_F_NESTED, nlmsg, parseMessages } from '../../../src/netlink/message.ts';
 import {
   MAX_ELEMENTS_BYTES,
   NFNL_MSG_BATCH_BEGIN,
@@ -30,13 +30,13 @@ import {
   errorOffset,
   nftMsgType,
   parseVerdict,
-} from '../../src/netlink/nftables.ts';
-import type { ElementChange } from '../../src/nft/element-writer.ts';
-import { NftError } from '../../src/nft/errors.ts';
-import { canWriteElements, encodeChanges } from '../../src/nft/netlink-elements.ts';
-import { nft } from '../../src/nft/transaction.ts';
-import { elementSets } from '../helpers/nft-sets.ts';
-import { hex, le16, words } from './netlink/bytes.ts';
+} from '../../../src/netlink/nftables.ts';
+import type { ElementChange } from '../../../src/nft/element-writer.ts';
+import { NftError } from '../../../src/nft/errors.ts';
+import { canWriteElements, encodeChanges } from '../../../src/nft/netlink-elements.ts';
+import { nft } from '../../../src/nft/transaction.ts';
+import { elementSets } from '../../helpers/nft-sets.ts';
+import { hex, le16, words } from './bytes.ts';
 
 const NFTA_SET_ELEM_LIST_SET_ID = 4;
 const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
