@@ -10,7 +10,7 @@
 // Rules are compared as text, in order, with their comments (every rule weir
 // writes carries one).
 import type { ListedChain, ListedSet, ListedTable } from '../nft/listing.ts';
-import { type DesiredChain, type DesiredSet, type Ruleset } from '../policy/ruleset.ts';
+import type { DesiredChain, DesiredSet, Ruleset } from '../policy/ruleset.ts';
 import { mergeRanges } from '../policy/intervals.ts';
 import { formatAddress, parseAddress } from '../ipam/range.ts';
 
@@ -114,6 +114,9 @@ function compareSet(name: string, want: DesiredSet, have: ListedSet, add: Add): 
     add('set-changed', name, `${def.kind} of type ${def.type}${interval ? ' (interval)' : ''} applied, the kernel has a ${have.kind} of type ${have.type} flags ${have.flags.join(',') || '-'}`);
     return;
   }
+  // A timeout set's elements are written at run time with their expiry (the
+  // DNS path's learned addresses), not by the engine: only the set is compared.
+  if (def.flags?.includes('timeout')) return;
   const [keyType, valueType] = def.type.split(' : ') as [string, string | undefined];
   const fields = keyType.split(' . ');
   const canon = (parts: readonly string[], value: string | undefined): string => canonicalElement(fields, parts, valueType === undefined ? undefined : value);

@@ -23,6 +23,7 @@ import { type HostPolicyAvailability, apiServerEndpoints, cgroupResolver, hostPo
 import { type ApiAvailability, CLUSTER_POLICY_KIND, isUnavailable, optionalLister } from './optional-api.ts';
 import { CNP_PATH } from '../policy/cnp-types.ts';
 import { DropLog } from './drops.ts';
+import { type DnsAgent, startDnsAgent } from './dns-agent.ts';
 import { type Invariants, startInvariants } from './invariants.ts';
 import { fallbackReason } from './agent-metrics.ts';
 import { Reconciler, type NodeNetworking } from './reconciler.ts';
@@ -86,6 +87,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   // Set once the reconciler exists; its syncs tell the kernel check which commits were the agent's own.
   let invariants: Invariants | undefined;
   const socket = agentSocketPath(cfg.runDir);
+  // DNS answers for ClusterNetworkPolicy domainNames peers (dns-agent.ts); set before the first sync.
+  let dns: DnsAgent | undefined;
 
   const net: NodeNetworking = {
     writeCniConfig: (podCIDRs) =>
@@ -97,7 +100,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       const r = reconcileNodeRoutes(netlink, desiredNodeRoutes(nodes, self));
       return { changed: r.added.length + r.replaced.length + r.removed.length, errors: r.errors.map((e) => `${e.op} ${e.dst}${e.node ? ` (node ${e.node})` : ''}: ${e.reason}`) };
     },
-    purgeConnections: (addresses, stillAllowed) => {
+    purgeConnections: (addresses, judge) => {
+      const stillAllowed = dns ? dns.judge(judge) : judge;
       conntrack ??= ConntrackHandle.open();
       return conntrack.deleteWhere((e) => {
         // Policy judges the connection after DNAT (kube-proxy's Service
@@ -152,6 +156,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     onSync: (s) => {
       metrics.observeSync(s, engine.applied);
       invariants?.kernel.afterSync(s.operations, s.full);
+      dns?.afterSync(s.full);
       const fb = s.report.fallback;
       if (fb) log.warn({ err: fb.message, reason: fallbackReason(fb) }, 'incremental sync failed, table replaced whole: the kernel did not hold what was last applied');
       memory.afterSync(s.full);
@@ -205,6 +210,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
         expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
       }, optional.has(kind) ? { minBackoffMs: 2000, maxBackoffMs: 30_000 } : {}),
   );
+  dns = startDnsAgent({ registry: metrics.registry, log, state: () => cache.snapshot(), endpoints: () => reconciler.endpoints, applied: () => engine.applied });
   const running = reflectors.map((r) => r.run());
   invariants = startInvariants({ cfg, log, cache, engine, reconciler, metrics, elements, netlink, listers: new Map(kinds.map(([kind, , list]) => [kind, list as Lister<unknown>])) });
 
@@ -243,6 +249,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       await Promise.allSettled(running);
       await servers.close();
       await nflog?.stop();
+      await dns?.stop();
       netlink.close();
       conntrack?.close();
       // The nftables table, routes and CNI config stay: enforcement and
