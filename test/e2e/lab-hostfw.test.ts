@@ -239,6 +239,25 @@ spec:
     await expectConnect(clients['denied-other'] as PodRef, workerIP, 8080, false, 'denied client, other node');
   }, 300_000);
 
+  it('weirctl trace judges a flow to the hostNetwork server as host-firewall mode enforces it, and the kernel agrees', async () => {
+    interface Trace {
+      verdict: string;
+      ingress: { policies: string[] };
+      kernel: { verdict?: string; scope?: string };
+      agree: boolean | null;
+    }
+    const trace = async (node: string, from: string, to: string): Promise<Trace> =>
+      JSON.parse(await labOk(['node', node, '--', 'weirctl', 'trace', '--from', `${NS}/${from}`, '--to', to, '--port', '8080', '-o', 'json'])) as Trace;
+    // Same node: the kernel judges both halves (pod egress, host input).
+    for (const to of [`${NS}/hostsrv`, workerIP]) {
+      const denied = await trace(WORKER, 'denied-same', to);
+      expect(denied, `denied-same -> ${to}`).toMatchObject({ verdict: 'deny', ingress: { policies: [`${NS}/hostsrv-allowed-only`] }, kernel: { verdict: 'deny', scope: 'both' }, agree: true });
+      expect(await trace(WORKER, 'allowed-same', to), `allowed-same -> ${to}`).toMatchObject({ verdict: 'allow', kernel: { verdict: 'allow' }, agree: true });
+    }
+    // Another node: the evaluator denies; the source node's kernel passes its egress half, and says so.
+    expect(await trace(WORKER2, 'denied-other', workerIP)).toMatchObject({ verdict: 'deny', kernel: { verdict: 'allow', scope: 'egress' }, agree: true });
+  }, 120_000);
+
   it('a deny-all HostFirewallPolicy leaves the failsafe ports (22, 10250) open and closes 9999', async () => {
     const from = clients['denied-other'] ?? (await pod(NS, 'denied-other'));
     // Listeners for the probed ports (22 and 10250 may have none in the lab: EADDRINUSE is fine, one is there).

@@ -6,10 +6,11 @@
 // the default) and by which rule.
 import { tryParseIp } from '../../cni/ip.ts';
 import { formatPolicyRef } from '../../policy/errors.ts';
-import { type Connection, type DirectionVerdict, type Endpoint, PolicyEvaluator, type Reason, type ResolvedEndpoint, type Verdict } from '../../policy/evaluator.ts';
+import { parsePortRanges } from '../../policy/host-policy.ts';
+import { type Connection, type DirectionVerdict, type Endpoint, type EvaluatorOptions, PolicyEvaluator, type Reason, type ResolvedEndpoint, type Verdict } from '../../policy/evaluator.ts';
 import { formatEndpoint, formatReason, formatVerdict } from '../../policy/explain.ts';
 import type { Protocol } from '../../policy/types.ts';
-import { type CommandResult, type Context, CtlError } from '../context.ts';
+import { type AgentStatus, type CommandResult, type Context, CtlError } from '../context.ts';
 import { parsePodRef, recordOfPod, vethOf } from '../resolve.ts';
 import { paint } from '../table.ts';
 import { type KernelAnswer, kernelTrace } from '../trace/kernel.ts';
@@ -149,6 +150,30 @@ export interface TraceArgs {
   protocol: string;
 }
 
+/**
+ * The evaluator's options for what this node's agent enforces: with
+ * host-firewall mode on, traffic to a node or a hostNetwork pod is judged by
+ * the NetworkPolicies and HostFirewallPolicies the host chains enforce, not
+ * waved through as "not a pod".
+ */
+export function enforcedSemantics(status: Pick<AgentStatus, 'config' | 'hostFirewall'>): EvaluatorOptions {
+  const hf = status.hostFirewall;
+  if (!status.config.hostFirewall || !hf?.enabled) return {};
+  return {
+    hostFirewall: {
+      audit: hf.audit,
+      failsafeInbound: parsePortRanges(hf.failsafe.inbound),
+      failsafeOutbound: parsePortRanges(hf.failsafe.outbound),
+      hostNetworkEgress: hf.hostNetworkEgress?.enforced ?? false,
+    },
+  };
+}
+
+/** Whether the kernel of `node` sees only the egress half: the destination, pod or node, is elsewhere. */
+export function egressOnly(v: Pick<Verdict, 'dst'>, node: string): boolean {
+  return v.dst.kind !== 'external' && v.dst.node !== undefined && v.dst.node !== node;
+}
+
 export async function runTrace(ctx: Context, a: TraceArgs): Promise<CommandResult> {
   const protocol = a.protocol.toUpperCase() as Protocol;
   if (!['TCP', 'UDP', 'SCTP'].includes(protocol)) throw new CtlError(`--protocol must be TCP, UDP or SCTP, got ${JSON.stringify(a.protocol)}`);
@@ -161,7 +186,7 @@ export async function runTrace(ctx: Context, a: TraceArgs): Promise<CommandResul
   let v: Verdict;
   try {
     const conn: Connection = { src, dst, protocol, port: a.port };
-    const ev = new PolicyEvaluator({ ...state, policies: ok });
+    const ev = new PolicyEvaluator({ ...state, policies: ok }, enforcedSemantics(status));
     // A ClusterNetworkPolicy weir cannot express is evaluated as it is enforced, "Deny all" for its subjects.
     warnings.push(...ev.clusterErrors.map((e) => `${e.message}: evaluated as "Deny all" for its subjects, as weir enforces it`));
     v = ev.evaluate(conn);
@@ -187,7 +212,7 @@ async function kernelAnswer(ctx: Context, v: Verdict, node: string, protocol: Pr
   if (!rec) return unavailable(`pod ${key} has no IPAM record in ${ctx.store().dir}, so its host veth is unknown (see --data-dir and --network)`);
   const found = findPodNetns(vethOf(rec), rec.ifname);
   if (!found.netns) return unavailable(`cannot find the network namespace of pod ${key}: ${found.why}`);
-  const scope = v.dst.kind === 'pod' && v.dst.node !== undefined && v.dst.node !== node ? 'egress' : 'both';
+  const scope = egressOnly(v, node) ? 'egress' : 'both';
   try {
     return await kernelTrace({ netns: found.netns, family: v.family, src: v.src.ip, dst: v.dst.ip, protocol, port, scope });
   } catch (e) {
