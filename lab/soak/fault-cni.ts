@@ -31,13 +31,19 @@ interface Kill {
   containerId: string;
 }
 
-/** Watches for the plugin running `verb` in this pid namespace; kills the first one still alive after delayMs. */
-export function watchPlugin(pidNamespace: string, verb: 'ADD' | 'DEL', delayMs: number, timeoutMs: number): { result: Promise<Kill | undefined>; cancel(): void; tooFast: () => number } {
+/** What one watch saw: the plugin killed, the plugin done before its kill, or no plugin run at all. */
+export type WatchResult = { killed: Kill } | { finishedFirst: string } | undefined;
+
+/**
+ * Watches for the next run of the plugin for `verb` in this pid namespace
+ * and kills it `delayMs` after it appeared; resolves with the first such
+ * run, killed or not, or undefined when none starts within `timeoutMs`.
+ */
+export function watchPlugin(pidNamespace: string, verb: 'ADD' | 'DEL', delayMs: number, timeoutMs: number): { result: Promise<WatchResult>; cancel(): void } {
   let cancelled = false;
-  let tooFast = 0;
   const known = new Set(pids());
   const young = new Map<number, number>();
-  const result = (async (): Promise<Kill | undefined> => {
+  const result = (async (): Promise<WatchResult> => {
     const deadline = Date.now() + timeoutMs;
     while (!cancelled && Date.now() < deadline) {
       const now = Date.now();
@@ -53,29 +59,26 @@ export function watchPlugin(pidNamespace: string, verb: 'ADD' | 'DEL', delayMs: 
           continue;
         }
         if (path.basename(cmdline(pid)[0] ?? '') !== 'weir' || pidNs(pid, 'pid') !== pidNamespace) continue;
-        if (processEnv(pid, 'CNI_COMMAND') !== verb) {
-          young.delete(pid);
-          continue;
-        }
         young.delete(pid);
+        if (processEnv(pid, 'CNI_COMMAND') !== verb) continue;
         const containerId = processEnv(pid, 'CNI_CONTAINERID') ?? '?';
         await sleep(delayMs);
         // Still the plugin (a pid is not reused within milliseconds, but check): kill it mid-verb.
         if (path.basename(cmdline(pid)[0] ?? '') === 'weir') {
           try {
             process.kill(pid, 'SIGKILL');
-            return { pid, atMs: Date.now() - seen, containerId };
+            return { killed: { pid, atMs: Date.now() - seen, containerId } };
           } catch {
             // exited meanwhile
           }
         }
-        tooFast++;
+        return { finishedFirst: containerId };
       }
       await sleep(POLL_MS);
     }
     return undefined;
   })();
-  return { result, cancel: () => void (cancelled = true), tooFast: () => tooFast };
+  return { result, cancel: () => void (cancelled = true) };
 }
 
 type PodObj = KObject & { spec?: { nodeName?: string }; status?: { podIPs?: { ip: string }[] } };
@@ -119,30 +122,38 @@ async function ensureRunningPod(ctx: FaultContext, node: string): Promise<boolea
   return (await until(() => (podRunning(ctx, `${a.ns}/${(a as { name: string }).name}`) ? true : undefined), 120_000)) === true;
 }
 
+/** How many times a kill is tried (each on a new pod, each sooner) before the fault counts as missed. */
+const ATTEMPTS = 5;
+
 export async function cniKill(ctx: FaultContext, f: PlannedFault): Promise<[boolean, string]> {
   const verb = f.kind === 'cni-kill-add' ? 'ADD' : 'DEL';
   const n = ctx.state.nodes.find((x) => x.name === f.node);
   const ns = n && nodePidNs(n);
   if (!ns) return [false, `no pid namespace for node ${f.node}`];
   const notes: string[] = [];
-  for (let attempt = 1; attempt <= 4; attempt++) {
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     if (verb === 'DEL' && !(await ensureRunningPod(ctx, f.node))) return [false, 'no pod came to run on the node to delete'];
-    // Later attempts kill sooner: the earlier plugin finished before its kill.
-    const delay = Math.round(f.killDelayMs / attempt);
+    // Later attempts kill sooner: the earlier run finished before its kill.
+    const delay = attempt === ATTEMPTS ? 0 : Math.round(f.killDelayMs / 2 ** (attempt - 1));
     const w = watchPlugin(ns, verb, delay, 60_000);
     const key = await trigger(ctx, f, verb);
     if (!key) {
       w.cancel();
       return [false, 'no pod to delete on the node'];
     }
-    const kill = await w.result;
-    if (!kill) {
-      notes.push(`attempt ${attempt} (${key}): no ${verb} seen to kill (${w.tooFast()} finished before the kill)`);
+    const seen = await w.result;
+    if (!seen || 'finishedFirst' in seen) {
+      notes.push(`attempt ${attempt} (${key}): ${seen ? `${verb} finished within ${delay} ms` : `no ${verb} seen`}`);
       continue;
     }
+    const kill = seen.killed;
     const t0 = Date.now();
-    const recovered = await until(() => ((verb === 'ADD' ? podRunning(ctx, key) : podGone(ctx, key)) ? true : undefined), 180_000);
-    const after = recovered ? `${verb === 'ADD' ? 'pod running' : 'pod gone'} ${Date.now() - t0} ms later` : `pod NOT ${verb === 'ADD' ? 'running' : 'gone'} within 180 s`;
+    // Recovered: kubelet's retry made the pod run (ADD) or let it go (DEL); or the churn deleted the pod meanwhile.
+    const outcome = await until(() => {
+      if (verb === 'ADD' ? podRunning(ctx, key) : podGone(ctx, key)) return verb === 'ADD' ? 'pod running' : 'pod gone';
+      return verb === 'ADD' && !ctx.scenario.pods.has(key) ? 'pod deleted by the churn before it ran' : undefined;
+    }, 180_000);
+    const after = outcome ? `${outcome} ${Date.now() - t0} ms later` : `pod NOT ${verb === 'ADD' ? 'running' : 'gone'} within 180 s`;
     return [true, `${[...notes, ''].join('; ')}killed ${verb} of ${key} (pid ${kill.pid}, container ${kill.containerId.slice(0, 12)}) ${kill.atMs} ms into it; ${after}`];
   }
   return [false, notes.join('; ')];

@@ -5,10 +5,11 @@
 // stopped).
 //
 //   agent-kill      SIGKILL the node's weir-agent; its kubelet restarts it
-//   agent-starve    SIGSTOP the node's weir-agent for some seconds (no CPU at all), then SIGCONT
-//   apiserver-stop  SIGSTOP kube-apiserver for some seconds, then SIGCONT
+//   agent-starve    the node's weir-agent stopped but for 50 ms a second (SIGSTOP/SIGCONT), for 8-20 s
+//   apiserver-stop  SIGSTOP kube-apiserver for some seconds, then restart it
+//                   (its container removed; kubelet starts the static pod's again)
 //   etcd-compact    compact etcd at its current revision, then restart
-//                   kube-apiserver (SIGKILL; kubelet restarts the static pod),
+//                   kube-apiserver the same way,
 //                   so every watch resumes from a compacted version: 410
 //   cni-kill-add    SIGKILL the weir plugin mid-ADD (fault-cni.ts)
 //   cni-kill-del    SIGKILL the weir plugin mid-DEL (fault-cni.ts)
@@ -77,23 +78,70 @@ async function agentKill(ctx: FaultContext, f: PlannedFault): Promise<[boolean, 
   return back ? [true, `pid ${old} killed; pid ${back} applied its first sync ${Date.now() - killedAt} ms later`] : [true, `pid ${old} killed; NOT back with a sync within 180 s`];
 }
 
+/** A starved agent runs this long in each period: about 5% of one CPU. */
+const STARVE_RUN_MS = 50;
+const STARVE_PERIOD_MS = 1000;
+
 async function agentStarve(ctx: FaultContext, f: PlannedFault): Promise<[boolean, string]> {
   const pid = agentPid(ctx.state, f.node);
   if (!pid) return [false, 'no weir-agent process found'];
   const t0 = Date.now();
-  process.kill(pid, 'SIGSTOP');
+  // Stopped, and let run for a moment each period, like a CPU quota it has used up: it makes slow progress, not none.
   ctx.stopped.add(pid);
   try {
-    await sleep(f.durationMs);
+    while (Date.now() - t0 < f.durationMs) {
+      process.kill(pid, 'SIGSTOP');
+      await sleep(STARVE_PERIOD_MS - STARVE_RUN_MS);
+      process.kill(pid, 'SIGCONT');
+      await sleep(STARVE_RUN_MS);
+    }
   } finally {
-    process.kill(pid, 'SIGCONT');
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // gone (its liveness probe may have had it restarted)
+    }
     ctx.stopped.delete(pid);
   }
   const resumed = Date.now();
   const ok = await until(() => agentSyncedSince(ctx, f.node, t0 - 3_600_000), 60_000);
-  return [true, `pid ${pid} stopped ${resumed - t0} ms; answering again ${ok ? `${Date.now() - resumed} ms after SIGCONT` : 'NOT within 60 s'}`];
+  return [true, `pid ${pid} given ${STARVE_RUN_MS} ms of every ${STARVE_PERIOD_MS} ms for ${resumed - t0} ms; answering again ${ok ? `${Date.now() - resumed} ms after` : 'NOT within 60 s'}`];
 }
 
+/** A command in the control-plane node container's own namespaces (its crictl talks to its containerd). */
+async function inControlPlane(ctx: FaultContext, argv: string[]): Promise<string> {
+  const cp = node(ctx, ctx.state.nodes[0]?.name ?? '');
+  const r = await run(['nsenter', '-t', String(cp.pid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`${argv.join(' ')} on ${cp.name}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return r.stdout;
+}
+
+/**
+ * Restarts kube-apiserver: its container removed (stopped at once), so that
+ * kubelet starts a new one. Why removed and not just killed: kubelet delays
+ * the restart of an exited container by a back-off that doubles with each
+ * restart (to minutes), while a container that is gone is started again
+ * straight away; a long soak restarts the API server many times.
+ * Resolves when a new process answers /readyz; the ms it took.
+ */
+async function restartApiserver(ctx: FaultContext, old: number): Promise<{ pid: number; ms: number } | undefined> {
+  const t0 = Date.now();
+  const ids = (await inControlPlane(ctx, ['crictl', 'ps', '--name', '^kube-apiserver$', '--state', 'running', '-q'])).split('\n').filter(Boolean);
+  if (ids.length !== 1) throw new Error(`expected one running kube-apiserver container, found ${ids.length}`);
+  await inControlPlane(ctx, ['crictl', 'rm', '--force', ids[0] as string]);
+  const pid = await until(async () => {
+    let now: number | undefined;
+    try {
+      now = apiserverPid(ctx.state);
+    } catch {
+      return undefined;
+    }
+    return now !== old && (await apiReady(ctx)) ? now : undefined;
+  }, 240_000, 500);
+  return pid ? { pid, ms: Date.now() - t0 } : undefined;
+}
+
+/** Stopped (SIGSTOP: its clients see a server that hangs, not one that closes), then restarted. */
 async function apiserverStop(ctx: FaultContext, f: PlannedFault): Promise<[boolean, string]> {
   const pid = apiserverPid(ctx.state);
   const t0 = Date.now();
@@ -102,12 +150,13 @@ async function apiserverStop(ctx: FaultContext, f: PlannedFault): Promise<[boole
   try {
     await sleep(f.durationMs);
   } finally {
+    // Let it run again before the runtime stops it: a stopped process ignores the runtime's SIGTERM until continued.
     process.kill(pid, 'SIGCONT');
     ctx.stopped.delete(pid);
   }
-  const resumed = Date.now();
-  const ok = await until(() => apiReady(ctx), 120_000, 500);
-  return [true, `pid ${pid} stopped ${resumed - t0} ms; /readyz ${ok ? `${Date.now() - resumed} ms after SIGCONT` : 'NOT back within 120 s'}`];
+  const stoppedMs = Date.now() - t0;
+  const back = await restartApiserver(ctx, pid);
+  return [true, `pid ${pid} stopped ${stoppedMs} ms, then restarted: ${back ? `pid ${back.pid} ready ${back.ms} ms later` : 'NOT ready within 240 s'}`];
 }
 
 /** etcd's JSON gateway (etcd serves gRPC-gateway JSON on its client port), from the control-plane node's namespace, with the API server's client certificate. */
@@ -129,23 +178,12 @@ async function etcdCompact(ctx: FaultContext): Promise<[boolean, string]> {
   await etcdCall(ctx, '/v3/kv/compaction', { revision: rev, physical: true });
   const expiredBefore = Object.values(ctx.recorder.expired).reduce((a, b) => a + b, 0);
   const old = apiserverPid(ctx.state);
-  const t0 = Date.now();
-  process.kill(old, 'SIGKILL');
-  const back = await until(async () => {
-    let pid: number | undefined;
-    try {
-      pid = apiserverPid(ctx.state);
-    } catch {
-      return undefined;
-    }
-    return pid !== old && (await apiReady(ctx)) ? pid : undefined;
-  }, 240_000, 500);
+  const back = await restartApiserver(ctx, old);
   if (!back) return [true, `compacted at revision ${rev}; API server restarted, NOT ready within 240 s`];
-  const apiMs = Date.now() - t0;
   // The soak's own watches resume after the API is back: their 410 is the evidence the compaction reached a watcher.
   const seen = await until(() => (Object.values(ctx.recorder.expired).reduce((a, b) => a + b, 0) > expiredBefore ? true : undefined), 30_000);
   const got = Object.values(ctx.recorder.expired).reduce((a, b) => a + b, 0) - expiredBefore;
-  return [true, `compacted at revision ${rev}; API server restarted (pid ${old} → ${back}), ready in ${apiMs} ms; the soak's watches got ${got} × 410${seen ? '' : ' (none within 30 s)'}`];
+  return [true, `compacted at revision ${rev}; API server restarted (pid ${old} → ${back.pid}), ready in ${back.ms} ms; the soak's watches got ${got} × 410${seen ? '' : ' (none within 30 s)'}`];
 }
 
 export async function injectFault(ctx: FaultContext, f: PlannedFault): Promise<FaultRecord> {

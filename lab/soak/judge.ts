@@ -3,9 +3,10 @@
 // tests use) allows, for some state the kernel may have been enforcing at
 // that instant? Pure, given the timelines.
 //
-// The states: per kind, the version in force when the probe started, and
-// the earlier ones whose next change was not yet settled then (timeline.ts,
-// candidatesAt); every combination of those. A connection that succeeded is
+// The states: per kind, every version in force while the connect was under
+// way (from its start to its verdict), and the earlier ones whose next
+// change was not yet settled at its start (timeline.ts, candidatesIn);
+// every combination of those. A connection that succeeded is
 // forbidden only when no combination allows it: a change is given until
 // every node's agent reports it applied (plus a grace), and at most
 // maxSettleMs, before the state before it stops excusing a connection.
@@ -82,7 +83,7 @@ export function combinations(cands: Record<Kind, Version[]>): Record<Kind, Versi
 export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, evaluators: EvaluatorCache, now: number, rules: SettleRules): Judgement | undefined {
   const cands = {} as Record<Kind, Version[]>;
   for (const k of KINDS) {
-    const c = timelines[k].candidatesAt(p.start, now, rules);
+    const c = timelines[k].candidatesIn(p.start, p.start + p.ms, now, rules);
     if (c === undefined) return undefined;
     if (c.length === 0) return { outcome: 'unjudged', states: 0, detail: `no ${k} known at the probe's start` };
     cands[k] = c;

@@ -36,7 +36,7 @@ export interface SoakOptions {
 
 export const SETTLE: SettleRules = { graceMs: 1000, maxSettleMs: 60_000 };
 /** The first population, applied back to back before the probes start. */
-const INITIAL_ACTIONS = 24;
+const INITIAL_ACTIONS = 40;
 const LIMITS = { maxNamespaces: 4, maxPods: 18, maxPolicies: 12 };
 
 export async function runSoak(o: SoakOptions): Promise<number> {

@@ -98,8 +98,8 @@ export class Scenario {
     const pods = this.churnPods();
     const fill = (n: number, max: number): number => (n < max ? 1 + (3 * (max - n)) / max : 0);
     const op = this.#rng.weighted<Op>({
-      'ns-create': nss.length < this.#cfg.maxNamespaces ? (nss.length === 0 ? 100 : 4) : 0,
-      'ns-delete': nss.length > 1 ? 3 : 0,
+      'ns-create': nss.length === 0 ? 100 : 10 * fill(nss.length, this.#cfg.maxNamespaces),
+      'ns-delete': nss.length > 1 ? 2 : 0,
       'ns-relabel': 8,
       'pod-create': nss.length > 0 ? 14 * fill(pods.length, this.#cfg.maxPods) : 0,
       'pod-delete': pods.length > 0 ? (pods.length >= this.#cfg.maxPods ? 25 : 12) : 0,

@@ -63,7 +63,7 @@ export function planFaults(rng: Rng, o: PlanOptions): PlannedFault[] {
     if (kind === 'apiserver-stop' || kind === 'etcd-compact') node = o.controlPlane;
     else if (kind === 'agent-kill' || kind === 'agent-starve') node = agentNodes[agentTurn++ % agentNodes.length] as string;
     else node = rng.pick(o.nodes);
-    const durationMs = kind === 'apiserver-stop' ? rng.int(5000, 12_000) : kind === 'agent-starve' ? rng.int(3000, 9000) : 0;
+    const durationMs = kind === 'apiserver-stop' ? rng.int(5000, 12_000) : kind === 'agent-starve' ? rng.int(8000, 20_000) : 0;
     const killDelayMs = kind.startsWith('cni-') ? rng.int(0, 200) : 0;
     return { at, kind, node, durationMs, killDelayMs };
   });

@@ -145,6 +145,22 @@ export class KindTimeline {
     return out;
   }
 
+  /**
+   * The versions the kernel may be enforcing at some instant of [t0, t1]
+   * (a connect is a SYN sent at its start and, unanswered, again about a
+   * second later: either may be the one that gets through): those of
+   * candidatesAt(t0), every version received in the interval, and those of
+   * candidatesAt(t1). Oldest last, like candidatesAt. undefined while not known.
+   */
+  candidatesIn(t0: number, t1: number, now: number, rules: SettleRules): Version[] | undefined {
+    const atStart = this.candidatesAt(t0, now, rules);
+    const atEnd = this.candidatesAt(Math.max(t0, t1), now, rules);
+    if (atStart === undefined || atEnd === undefined) return undefined;
+    const bySeq = new Map<number, Version>();
+    for (const v of [...atEnd, ...this.#versions.slice(Math.max(0, this.indexAt(t0)), this.indexAt(Math.max(t0, t1)) + 1), ...atStart]) bySeq.set(v.seq, v);
+    return [...bySeq.values()].sort((a, b) => b.seq - a.seq);
+  }
+
   /** Drops versions no probe from `t` on can need: those before the one in force at t - maxSettle. */
   prune(t: number, rules: SettleRules): void {
     const keepFrom = this.indexAt(t - rules.maxSettleMs);

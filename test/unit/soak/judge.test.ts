@@ -67,6 +67,19 @@ describe('judge', () => {
     expect(judge(probe(60_500, true), t, ev, 61_500, RULES)?.outcome).toBe('allowed-ok');
   });
 
+  it('judges a connect by every state while it was under way: a SYN retransmitted after a change that allows it', () => {
+    const t = world();
+    const deny = t.networkpolicies.event(1000, 'ADDED', denyIngress('app'));
+    t.networkpolicies.markEnforced(deny?.rv ?? '', 1200);
+    const gone = t.networkpolicies.event(10_500, 'DELETED', denyIngress('app'));
+    t.networkpolicies.markEnforced(gone?.rv ?? '', 10_700);
+    const ev = new EvaluatorCache(NODES);
+    // Started while denied, connected 1 s later (the kernel's first SYN retransmission) after the policy went.
+    expect(judge({ ...probe(10_000, true), ms: 1010 }, t, ev, 20_000, RULES)?.outcome).toBe('allowed-ok');
+    // The same connect answered before the change: forbidden.
+    expect(judge({ ...probe(10_000, true), ms: 5 }, t, ev, 20_000, RULES)?.outcome).toBe('forbidden');
+  });
+
   it('follows relabels: a pod relabelled out of a policy\'s selector is allowed again once enforced', () => {
     const t = world();
     t.networkpolicies.event(10, 'ADDED', { metadata: meta('deny-web', 'app'), spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] } });
