@@ -30,7 +30,8 @@ const NODE = path.join(REPO, 'node_modules/.bin/node');
 const CRD = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
 const DNS_IP = '10.53.0.53';
 const PORT = 8080;
-const LOOKUPS = Number(process.env.WEIR_DNS_LOOKUPS ?? 1000);
+// Not WEIR_*: the agent, started from this process, reads WEIR_* variables as its options.
+const LOOKUPS = Number(process.env.DNS_TEST_LOOKUPS ?? 1000);
 const fx = useControlPlane('dnsagent');
 const { kubectl, apply } = kubectlOf(fx);
 let tmp: string;
@@ -122,6 +123,17 @@ const quantile = (xs: number[], q: number): number => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
 };
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
+
+/** The upper bound (ms) of the hold-time histogram bucket holding quantile q. */
+function holdQuantile(lines: string[], q: number): number {
+  const buckets = lines.flatMap((l) => {
+    const m = /^weir_dns_hold_seconds_bucket\{le="([^"]+)"\} (\d+)/.exec(l);
+    return m ? [[Number(m[1]), Number(m[2])] as const] : [];
+  });
+  const total = buckets.at(-1)?.[1] ?? 0;
+  const hit = buckets.find(([, n]) => n >= q * total);
+  return (hit?.[0] ?? Number.NaN) * 1000;
+}
 
 function spawnLines(ns: TestNetns, script: string): { lines: string[] } {
   const child = spawn('ip', ['netns', 'exec', ns.name, NODE, '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -256,7 +268,9 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     const base = lookups('other', names.slice(0, Math.min(LOOKUPS, 1000)), false).map((r) => r.dnsMs);
     console.log(`DNS round trip, held (client): p50 ${ms(quantile(dns, 0.5))} p99 ${ms(quantile(dns, 0.99))}; not held (other): p50 ${ms(quantile(base, 0.5))} p99 ${ms(quantile(base, 0.99))}`);
     console.log(`answer -> connection established: p50 ${ms(quantile(conn, 0.5))} p99 ${ms(quantile(conn, 0.99))}`);
-    console.log((await metric('weir_dns_')).join('\n'));
+    const dnsMetrics = await metric('weir_dns_');
+    console.log(dnsMetrics.join('\n'));
+    console.log(`agent hold time (answer queued -> addresses in the kernel -> verdict), histogram bucket bounds: p50 <= ${holdQuantile(dnsMetrics, 0.5)} ms, p99 <= ${holdQuantile(dnsMetrics, 0.99)} ms`);
     const learned = (await metric('weir_dns_addresses_learned_total'))[0];
     expect(Number(learned?.split(' ')[1])).toBeGreaterThanOrEqual(LOOKUPS);
     expect((await metric('weir_dns_answers_released_late_total'))[0]).toMatch(/ 0$/);
