@@ -18,7 +18,7 @@
 import type { Logger } from 'pino';
 import { tryParseIp } from '../cni/ip.ts';
 import { LearnedDomains, type LearnLimits, DEFAULT_LIMITS } from '../dns/learned.ts';
-import { DnsParseError, parseResponse, resolutions } from '../dns/message.ts';
+import { DnsParseError, type Resolution, parseResponse, resolutions } from '../dns/message.ts';
 import { dnsOfPacket } from '../dns/packet.ts';
 import { NF_ACCEPT } from '../netlink/nfqueue.ts';
 import { type QueueWatch, type QueuedPacket, watchQueue } from '../netlink/nfqueue-handle.ts';
@@ -152,7 +152,7 @@ export class DnsPath {
   #learn(packet: Buffer): 'learned' | 'none' | 'unread' {
     const dns = dnsOfPacket(packet);
     if (!dns) return 'unread';
-    let res;
+    let res: Resolution[];
     try {
       res = resolutions(parseResponse(dns.message));
     } catch (e) {

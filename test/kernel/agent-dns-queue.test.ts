@@ -84,7 +84,11 @@ afterAll(() => {
 describe('the DNS answer queue', () => {
   it('an answer to a subject waits for its verdict: accepted it arrives, dropped it never does', async () => {
     const seen: number[] = [];
-    await withQueue((id) => (seen.push(id), NF_ACCEPT), async () => {
+    const accept = (id: number): number => {
+      seen.push(id);
+      return NF_ACCEPT;
+    };
+    await withQueue(accept, async () => {
       expect(await exchange('127.0.0.1')).toBeLessThan(400);
     });
     expect(seen).toHaveLength(1);
