@@ -73,7 +73,15 @@ export function timedElement(family: 4 | 6, address: string, timeoutMs: number):
   return attrNested(NFTA_LIST_ELEM, attrNested(NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, encodeKey(layout, [address]))), attr(NFTA_SET_ELEM_TIMEOUT, t));
 }
 
-export class DnsKernel {
+/** What the DNS path asks of the kernel; DnsKernel is the real one, tests pass a fake. */
+export interface DnsKernelOps {
+  install(): void;
+  setSubjects(want: ReadonlyMap<4 | 6, ReadonlySet<string>>): number;
+  addAddresses(adds: readonly TimedAddress[]): Map<string, number>;
+  close(): void;
+}
+
+export class DnsKernel implements DnsKernelOps {
   readonly #nft: LibNftables;
   readonly #elements: NetlinkElementWriter;
   #sock: NetlinkSocket | undefined;

@@ -21,10 +21,10 @@ import { LearnedDomains, type LearnLimits, DEFAULT_LIMITS } from '../dns/learned
 import { DnsParseError, type Resolution, parseResponse, resolutions } from '../dns/message.ts';
 import { dnsOfPacket } from '../dns/packet.ts';
 import { NF_ACCEPT } from '../netlink/nfqueue.ts';
-import { type QueueWatch, type QueuedPacket, watchQueue } from '../netlink/nfqueue-handle.ts';
+import { type QueueWatch, watchQueue } from '../netlink/nfqueue-handle.ts';
 import { type DnsPlan, setsForName } from '../policy/cnp-dns.ts';
 import { type Registry, exponentialBuckets } from './metrics.ts';
-import { DNS_QUEUE, type DnsKernel, type TimedAddress } from './dns-kernel.ts';
+import { DNS_QUEUE, type DnsKernelOps, type TimedAddress } from './dns-kernel.ts';
 
 export interface DnsPathOptions {
   readonly limits?: LearnLimits;
@@ -57,7 +57,7 @@ function dnsMetrics(registry: Registry) {
 
 export class DnsPath {
   readonly store: LearnedDomains;
-  readonly #kernel: DnsKernel;
+  readonly #kernel: DnsKernelOps;
   readonly #log: Logger;
   readonly #m: ReturnType<typeof dnsMetrics>;
   readonly #deadlineMs: number | undefined;
@@ -72,7 +72,7 @@ export class DnsPath {
   /** Whether the queue tables are in the kernel (undefined: not needed yet; false: the kernel refused them). */
   #installed: boolean | undefined;
 
-  constructor(kernel: DnsKernel, registry: Registry, log: Logger, opts: DnsPathOptions = {}) {
+  constructor(kernel: DnsKernelOps, registry: Registry, log: Logger, opts: DnsPathOptions = {}) {
     this.#kernel = kernel;
     this.#log = log;
     this.#m = dnsMetrics(registry);
@@ -85,7 +85,7 @@ export class DnsPath {
     this.#queue = watchQueue(
       DNS_QUEUE,
       undefined,
-      (p, at) => this.#onAnswer(p, at),
+      (p, at) => this.onAnswer(p.payload, at),
       (e) => this.#log.warn({ err: (e as Error).message }, 'DNS queue reader error'),
       this.#deadlineMs !== undefined ? { deadlineMs: this.#deadlineMs } : {},
     );
@@ -139,9 +139,10 @@ export class DnsPath {
     this.#kernel.close();
   }
 
-  #onAnswer(p: QueuedPacket, receivedAt: number): number {
+  /** One queued answer (the packet from its IP header), received by the reader thread at `receivedAt`: learns, then says accept. */
+  onAnswer(packet: Buffer, receivedAt: number): number {
     try {
-      this.#m.answers.labels({ result: this.#learn(p.payload) }).inc();
+      this.#m.answers.labels({ result: this.#learn(packet) }).inc();
     } finally {
       this.#m.hold.observe(Math.max(0, wallNow() - receivedAt) / 1000);
     }
