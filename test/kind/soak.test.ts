@@ -1,0 +1,78 @@
+// The kind tier's soak: a short run of scripts/soak (--ci: a few minutes of
+// churn, every fault kind injected at least once) on the lab's kind
+// cluster, judged by what its summary says: no connection the reference
+// evaluator forbids got through, no invariant broken on any node.
+//
+// Like kind.test.ts it takes the lab as it finds it (scripts/lab up reuses a
+// running 3-node lab, and creates one otherwise) and takes it down at the
+// end, so the two files compose in either order. Needs root.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kindPaths } from '../../lab/kind.ts';
+import { readState } from '../../lab/state.ts';
+import { FAULT_KINDS } from '../../lab/soak/schedule.ts';
+import { parseSummaryLine } from '../../lab/soak/summary.ts';
+import { DOWN_TIMEOUT_MS, REPO, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
+
+/** The soak's churn minutes plus its setup, its faults' overrun, the settling and the invariant passes. */
+const SOAK_TIMEOUT_MS = 25 * 60_000;
+
+interface Run {
+  code: number;
+  out: string;
+  ms: number;
+}
+
+/** scripts/soak, its output echoed as it comes and kept. */
+function soak(args: string[]): Promise<Run> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(path.join(REPO, 'scripts/soak'), args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const take = (d: Buffer): void => {
+      out += d.toString();
+      process.stdout.write(d);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const timer = setTimeout(() => child.kill('SIGTERM'), SOAK_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, out, ms: Date.now() - t0 });
+    });
+  });
+}
+
+describe('kind: a short churn soak with faults', () => {
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error('the kind tier needs root (the cluster lives in a network namespace)');
+    const s = readState();
+    if (s && (s.hostFirewall || s.nodes.length !== 3)) await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+    const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
+    if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  }, UP_TIMEOUT_MS + DOWN_TIMEOUT_MS);
+
+  afterAll(async () => {
+    if (fs.existsSync(`/run/netns/${kindPaths().netns}`)) await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+  }, DOWN_TIMEOUT_MS + 10_000);
+
+  it('scripts/soak --ci: every fault kind injected, 0 forbidden connections, 0 invariant violations', async () => {
+    const r = await soak(['--ci']);
+    const summary = parseSummaryLine(r.out) as
+      | { ok: boolean; seed: number; events: number; faults: Record<string, number>; forbidden: number; violations: number; probes: number; enforceP50Ms: number | null; enforceP99Ms: number | null }
+      | undefined;
+    expect(summary, 'no SOAK_SUMMARY line: the soak did not finish').toBeDefined();
+    if (!summary) return;
+    const seed = `seed ${summary.seed} (replay: scripts/soak --ci --seed ${summary.seed})`;
+    expect(summary.forbidden, seed).toBe(0);
+    expect(summary.violations, seed).toBe(0);
+    for (const k of FAULT_KINDS) expect(summary.faults[k], `${k}, ${seed}`).toBeGreaterThanOrEqual(1);
+    expect(summary.events).toBeGreaterThan(50);
+    expect(summary.probes).toBeGreaterThan(1000);
+    expect(summary.ok, seed).toBe(true);
+    expect(r.code).toBe(0);
+    console.log(`scripts/soak --ci: ${summary.events} changes, ${summary.probes} probes, change → enforced p50 ${summary.enforceP50Ms} ms, p99 ${summary.enforceP99Ms} ms, in ${(r.ms / 60_000).toFixed(1)} min; ${seed}`);
+  }, SOAK_TIMEOUT_MS + 60_000);
+});
