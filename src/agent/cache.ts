@@ -157,6 +157,7 @@ export class ClusterCache {
    */
   mirror(kind: Kind, changed: (how: 'list' | 'event') => void): Omit<ReflectorHandlers<unknown>, 'error'> {
     return {
+      ...(kind === 'pods' || kind === 'nodes' ? { keep: (o: unknown) => listedSlim(kind, o) } : {}),
       replace: (items, rv) => {
         if (OPTIONAL_KINDS.has(kind) && items.length === 0 && this.#map(kind).size === 0 && this.synced.has(kind)) return;
         this.replace(kind, items, rv);
@@ -227,6 +228,22 @@ export class ClusterCache {
     for (const k of this.kinds) out[k] = { ...this.digests[k].json(), resourceVersion: this.versions[k] ?? '', ...(entries ? { entries: this.digests[k].entries() } : {}) };
     return out;
   }
+}
+
+/**
+ * A listed Pod or Node cut down, page by page, to what slim() reads, in the
+ * API's shape (slim() runs on it again when the list is stored): the only
+ * kinds whose full objects add up to much in a list.
+ */
+export function listedSlim(kind: 'pods' | 'nodes', o: unknown): unknown {
+  if (kind === 'pods') return slimPod(o as Pod);
+  const n = o as RawNode;
+  const m = n.metadata ?? {};
+  return {
+    metadata: { name: m.name, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels },
+    spec: { podCIDR: n.spec?.podCIDR, podCIDRs: n.spec?.podCIDRs },
+    status: { addresses: n.status?.addresses },
+  } satisfies RawNode;
 }
 
 /** What the cache keeps of an object of `kind`. */

@@ -45,6 +45,13 @@ export interface ListWatch<T> {
 }
 
 export interface ReflectorHandlers<T> {
+  /**
+   * What to keep of each listed object, applied page by page as the pages
+   * come in: a list is delivered whole (replace), and holding the API's full
+   * objects until the last page is the agent's peak memory at 150k pods.
+   * Must leave the object's metadata (name, namespace, uid, resourceVersion).
+   */
+  keep?(item: T): T;
   /** A complete list replaced everything known of this kind. */
   replace(items: T[], resourceVersion: string): void;
   /** One watch event. */
@@ -155,7 +162,8 @@ export class Reflector<T extends ObjectMeta> {
         throw typed(e, `list ${this.kind}`);
       }
       if (!page) return;
-      items.push(...page.items);
+      const keep = this.#on.keep;
+      for (const item of page.items) items.push(keep ? keep(item) : item);
       cont = page.metadata?._continue || undefined;
       rv = page.metadata?.resourceVersion ?? rv;
     } while (cont && !this.#stopped);
