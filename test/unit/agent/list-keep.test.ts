@@ -57,7 +57,7 @@ describe('listing: full objects are cut down page by page', () => {
 
   for (const [kind, make] of [['pods', fullPod], ['nodes', fullNode]] as const) {
     it(`${kind}: the cache holds, digests and snapshots a cut-down list exactly as the full one`, () => {
-      const full = [1, 2, 3].map(make);
+      const full: object[] = [1, 2, 3].map((i) => make(i));
       const a = new ClusterCache();
       const b = new ClusterCache();
       a.replace(kind, full, '7');
