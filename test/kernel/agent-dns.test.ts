@@ -40,6 +40,7 @@ let agent: AgentProcess | undefined;
 let ext: TestNetns | undefined;
 const pods: Partial<Record<'client' | 'other', { ns: TestNetns; ip: string }>> = {};
 const children: ChildProcess[] = [];
+let servers: { lines: string[] };
 
 // The DNS server: `n<i>.allowed.test` -> 10.77.<i/256>.<i%256>, `<x>.ttl<t>.allowed.test` with TTL t,
 // `exact.test` -> 10.78.0.1, `unlisted.test` -> 10.77.15.250, `allowed.test` -> 10.77.15.251; TTL 30 unless the name says; NXDOMAIN otherwise.
@@ -61,6 +62,8 @@ s.on('message', (q, r) => {
 });
 s.bind(53, '${DNS_IP}', () => console.log('dns ready'));
 require('net').createServer((c) => { c.on('error', () => {}); c.end('hi\\n'); }).listen(${PORT}, '0.0.0.0', () => console.log('tcp ready'));
+// Long-lived connections on ${PORT + 1}: each line received is printed with the address it came to.
+require('net').createServer((c) => { c.on('error', () => {}); c.setEncoding('utf8'); c.on('data', (d) => { for (const l of d.split('\\n')) if (l) console.log(c.localAddress + ' ' + l); }); }).listen(${PORT + 1}, '0.0.0.0');
 `;
 
 // The client: for each name, one query (2 s timeout), then one connection to
@@ -135,6 +138,10 @@ function holdQuantile(lines: string[], q: number): number {
   return (hit?.[0] ?? Number.NaN) * 1000;
 }
 
+// A connection to ip:PORT+1 from a pod that sends a line every 50 ms.
+const STREAM = (ip: string): string =>
+  `const s=require('net').connect(${PORT + 1},'${ip}');s.on('error',()=>{});s.on('connect',()=>{console.log('connected');setInterval(()=>s.write('tick\\n'),50)})`;
+
 function spawnLines(ns: TestNetns, script: string): { lines: string[] } {
   const child = spawn('ip', ['netns', 'exec', ns.name, NODE, '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
   children.push(child);
@@ -205,7 +212,7 @@ beforeAll(async () => {
   ext.sh(['ip', 'route', 'add', 'default', 'via', '10.53.0.1']);
   ext.sh(['ip', 'route', 'add', 'local', '10.77.0.0/16', 'dev', 'lo']);
   ext.sh(['ip', 'route', 'add', 'local', '10.78.0.0/16', 'dev', 'lo']);
-  const servers = spawnLines(ext, DNS_SERVER);
+  servers = spawnLines(ext, DNS_SERVER);
   await eventually('the DNS and TCP servers', () => (servers.lines.includes('dns ready') && servers.lines.includes('tcp ready') ? true : undefined));
 
   agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
@@ -282,6 +289,36 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     // Nor a wildcard's own apex.
     expect(lookups('client', ['allowed.test'])[0]).toMatchObject({ answered: true, ip: '10.77.15.251', ok: false });
   });
+
+  it('a policy change judges tracked connections with the learned addresses: the one it forbids ends, the one still allowed lives', async () => {
+    expect(lookups('client', ['exact.test', 'n42.allowed.test']).map((r) => [r.ip, r.ok])).toEqual([['10.78.0.1', true], ['10.77.0.42', true]]);
+    const ns = pods.client?.ns;
+    if (!ns) throw new Error('no client pod');
+    const streams = ['10.78.0.1', '10.77.0.42'].map((ip) => ({ ip, out: spawnLines(ns, STREAM(ip)) }));
+    await eventually('both connections up', () => (streams.every((x) => x.out.lines.includes('connected')) ? true : undefined));
+    const ticks = (ip: string): number => servers.lines.filter((l) => l === `${ip} tick`).length;
+    await eventually('ticks on both', () => (ticks('10.78.0.1') > 0 && ticks('10.77.0.42') > 0 ? true : undefined));
+    const deny77 = {
+      apiVersion: 'policy.networking.k8s.io/v1beta1',
+      kind: 'ClusterNetworkPolicy',
+      metadata: { name: 'client-deny-77' },
+      spec: { tier: 'Admin', priority: 5, subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } }, egress: [{ name: 'no-77', action: 'Deny', to: [{ networks: ['10.77.0.0/16'] }] }] },
+    };
+    apply(deny77);
+    try {
+      // The connection the new Deny forbids stops carrying data (purged from conntrack, dropped after).
+      await eventually('the connection to 10.77.0.42 ended', async () => {
+        const before = ticks('10.77.0.42');
+        await new Promise((r) => setTimeout(r, 300));
+        return ticks('10.77.0.42') === before ? true : undefined;
+      }, 10_000);
+      // The one to the learned address the Deny does not cover is not purged: its ticks go on.
+      const before = ticks('10.78.0.1');
+      await eventually('ticks on 10.78.0.1 after the change', () => (ticks('10.78.0.1') >= before + 10 ? true : undefined), 5_000);
+    } finally {
+      kubectl(['delete', 'clusternetworkpolicy', 'client-deny-77']);
+    }
+  }, 60_000);
 
   it('TTL expiry removes access: a TTL of 1 s is kept 5 s (the floor), then the address is denied again', async () => {
     const t0 = Date.now();
