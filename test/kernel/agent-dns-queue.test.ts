@@ -1,7 +1,8 @@
 // The queue that holds DNS answers, in a throwaway namespace: the agent's
 // queue tables (ip/ip6 weir_dns with xtables' NFQUEUE through nft_compat)
 // and the queue reader (netlink/nfqueue-handle.ts), with a DNS-shaped UDP
-// exchange over loopback (the answer leaves through the output hook):
+// exchange over loopback, IPv4 and IPv6, UDP and TCP (the answer leaves
+// through the output hook):
 //   - an answer to a subject waits for the verdict: accepted, it arrives;
 //     dropped, it never does (so the hold is real);
 //   - an answer to an address that is not a subject is never queued;
@@ -23,27 +24,39 @@ let ns: TestNetns;
 let netns: Netns;
 let kernel: DnsKernel;
 
-// A server on 127.0.0.2:53 answering each datagram with its own bytes; a
-// client on `from` that sends one and prints the round trip in ms, or
-// `timeout` after `waitMs`.
-const EXCHANGE = (from: string, waitMs: number): string => `
-const dgram = require('dgram');
-const srv = dgram.createSocket('udp4');
-srv.on('message', (m, r) => srv.send(m, r.port, r.address));
-srv.bind(53, '127.0.0.2', () => {
-  const c = dgram.createSocket('udp4');
-  c.bind(0, '${from}', () => {
-    const t0 = performance.now();
-    const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, ${waitMs});
-    c.on('message', () => { clearTimeout(t); console.log((performance.now() - t0).toFixed(1)); process.exit(0); });
-    c.send(Buffer.from('q'), 53, '127.0.0.2');
+// A server on `to`:53 answering each datagram (or TCP data) with its own
+// bytes; a client on `from` that sends one and prints the round trip in ms,
+// or `timeout` after `waitMs`.
+const EXCHANGE = (from: string, waitMs: number, to = '127.0.0.2', proto: 'udp' | 'tcp' = 'udp'): string => `
+const t = setTimeout(() => { console.log('timeout'); process.exit(0); }, ${waitMs});
+const done = (t0) => { clearTimeout(t); console.log((performance.now() - t0).toFixed(1)); process.exit(0); };
+if ('${proto}' === 'udp') {
+  const dgram = require('dgram');
+  const type = '${to}'.includes(':') ? 'udp6' : 'udp4';
+  const srv = dgram.createSocket(type);
+  srv.on('message', (m, r) => srv.send(m, r.port, r.address));
+  srv.bind(53, '${to}', () => {
+    const c = dgram.createSocket(type);
+    c.bind(0, '${from}', () => {
+      const t0 = performance.now();
+      c.on('message', () => done(t0));
+      c.send(Buffer.from('q'), 53, '${to}');
+    });
   });
-});`;
+} else {
+  const net = require('net');
+  net.createServer((s) => s.on('data', (d) => s.write(d))).listen(53, '${to}', () => {
+    const t0 = performance.now();
+    const c = net.connect({ host: '${to}', port: 53, localAddress: '${from}' }, () => c.write('q'));
+    c.on('data', () => done(t0));
+    c.on('error', () => {});
+  });
+}`;
 
 /** One exchange, run asynchronously so this process's event loop (the queue handler) keeps running. */
-function exchange(from: string, waitMs = 3000): Promise<number | 'timeout'> {
+function exchange(from: string, waitMs = 3000, to?: string, proto?: 'udp' | 'tcp'): Promise<number | 'timeout'> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns.name, NODE, '-e', EXCHANGE(from, waitMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', ns.name, NODE, '-e', EXCHANGE(from, waitMs, to, proto)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -69,10 +82,11 @@ beforeAll(() => {
   ns = createNetns('dnsqueue');
   ns.sh(['ip', 'link', 'set', 'lo', 'up']);
   ns.sh(['ip', 'addr', 'add', '127.0.0.2/8', 'dev', 'lo']);
+  ns.sh(['ip', '-6', 'addr', 'add', 'fd53::2/128', 'dev', 'lo', 'nodad']);
   netns = Netns.open(ns.path);
   kernel = new DnsKernel(new LibNftables({ netns }));
   kernel.install();
-  kernel.setSubjects(new Map([[4, new Set(['127.0.0.1'])]]));
+  kernel.setSubjects(new Map([[4, new Set(['127.0.0.1'])], [6, new Set(['::1'])]]));
 });
 
 afterAll(() => {
@@ -94,6 +108,16 @@ describe('the DNS answer queue', () => {
     expect(seen).toHaveLength(1);
     await withQueue(() => NF_DROP, async (q) => {
       expect(await exchange('127.0.0.1', 1000)).toBe('timeout');
+      expect(q.packets).toBe(1);
+    });
+  });
+
+  it('IPv6 answers are held too', async () => {
+    await withQueue(() => NF_DROP, async () => {
+      expect(await exchange('::1', 1000, 'fd53::2')).toBe('timeout');
+    });
+    await withQueue(() => NF_ACCEPT, async (q) => {
+      expect(await exchange('::1', 3000, 'fd53::2')).toBeLessThan(400);
       expect(q.packets).toBe(1);
     });
   });
@@ -127,5 +151,14 @@ describe('the DNS answer queue', () => {
 
   it('nobody listening: bypass lets answers through', async () => {
     expect(await exchange('127.0.0.1')).toBeLessThan(400);
+  });
+
+  // Last: the TCP connection's closing segments from port 53 are queued too, after the exchange.
+  it('DNS over TCP: every segment from port 53 to a subject is held, and the exchange completes', async () => {
+    await withQueue(() => NF_ACCEPT, async (q) => {
+      expect(await exchange('127.0.0.1', 3000, '127.0.0.2', 'tcp')).toBeLessThan(400);
+      // The SYN-ACK and the answer at least.
+      expect(q.packets).toBeGreaterThanOrEqual(2);
+    });
   });
 });
