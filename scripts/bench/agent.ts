@@ -38,6 +38,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions } from './options.ts';
 import { makeClusterPolicies } from './agent/cluster-policies.ts';
+import { heapSummary } from './agent/heap-profile.ts';
 import { report } from './agent/report.ts';
 import { type ControlPlane, startControlPlane } from '../../lab/controlplane/index.ts';
 import { rulesetCounts } from '../../src/agent/agent-metrics.ts';
@@ -61,6 +62,9 @@ const USAGE = `usage: scripts/bench-agent [options]
   --seed N           cluster seed (default 1)
   --profile          run the agent from source (agent/main.ts) under --cpu-prof and
                      summarise where its CPU went during the changes
+  --heap-profile     run the agent from source under --heap-prof (V8's sampling heap profiler)
+                     and summarise which allocation sites hold its live heap when it stops
+  --agent-src DIR    the tree whose agent/main.ts the profiling modes run (default this one)
   --agent-bin PATH   the weir-agent executable to measure (default dist/bin/weir-agent; koffi.node
                      must be beside it); both are copied into the run's temp dir first, so a
                      rebuild of dist/bin during the run cannot touch the running agent
@@ -79,6 +83,8 @@ const { opt, int } = benchOptions('bench-agent', USAGE, {
   'debounce-ms': { type: 'string' },
   seed: { type: 'string', default: '1' },
   profile: { type: 'boolean', default: false },
+  'heap-profile': { type: 'boolean', default: false },
+  'agent-src': { type: 'string' },
   'agent-bin': { type: 'string' },
   build: { type: 'boolean', default: false },
 });
@@ -95,7 +101,11 @@ const POLL_MS = int('poll-ms', 1, 1000);
 const GAP_MS = int('gap-ms', 0, 10_000);
 const SEED = int('seed', 0);
 const DEBOUNCE = opt['debounce-ms'] === undefined ? undefined : int('debounce-ms', 0, 10_000);
-const PROFILE = opt.profile === true;
+const CPU_PROFILE = opt.profile === true;
+const HEAP_PROFILE = opt['heap-profile'] === true;
+/** Either profiler: the agent runs from source. */
+const PROFILE = CPU_PROFILE || HEAP_PROFILE;
+const AGENT_MAIN = path.join(typeof opt['agent-src'] === 'string' ? path.resolve(opt['agent-src']) : root, 'agent/main.ts');
 if (process.getuid?.() !== 0) (console.error('bench-agent: needs root (network namespaces)'), process.exit(1));
 
 const started = performance.now();
@@ -187,6 +197,8 @@ interface Agent {
   /** performance.now() and wall time at spawn. */
   t0: number;
   wall0: number;
+  /** The monotonic clock at spawn, in µs (as V8's profiler timestamps). */
+  hr0: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   /** Set when this script stops it; an exit without it is a crash. */
@@ -199,7 +211,9 @@ function startAgent(label: string, kubeconfig: string): Agent {
   for (const d of ['net.d', 'run', 'data', 'prof']) fs.mkdirSync(path.join(dir, d), { recursive: true });
   const logFile = path.join(dir, 'agent.log');
   const fd = fs.openSync(logFile, 'a');
-  const cmd = PROFILE ? [NODE, '--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'prof')}`, path.join(root, 'agent/main.ts')] : [AGENT_BIN];
+  const prof = path.join(dir, 'prof');
+  const profFlags = [...(CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...(HEAP_PROFILE ? ['--heap-prof', `--heap-prof-dir=${prof}`, '--heap-prof-interval=65536'] : [])];
+  const cmd = PROFILE ? [NODE, ...profFlags, AGENT_MAIN] : [AGENT_BIN];
   const args = [
     `--node-name=${BENCH_NODE}`,
     `--kubeconfig=${kubeconfig}`,
@@ -213,7 +227,7 @@ function startAgent(label: string, kubeconfig: string): Agent {
   const t0 = performance.now();
   const child = spawn(IP, inNs([...cmd, ...args]), { env: BASE_ENV, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
-  const a: Agent = { child, pid: child.pid as number, socket: path.join(dir, 'run/agent.sock'), logFile, profDir: path.join(dir, 'prof'), t0, wall0, exited: track(child) };
+  const a: Agent = { child, pid: child.pid as number, socket: path.join(dir, 'run/agent.sock'), logFile, profDir: path.join(dir, 'prof'), t0, wall0, hr0: Number(process.hrtime.bigint() / 1000n), exited: track(child) };
   void a.exited.then((e) => (a.exit = e));
   agents.push(a);
   return a;
@@ -341,6 +355,7 @@ try {
   const a = startAgent('main', kubeconfig);
   const ready = await waitReady(a);
   R.ready = ready;
+  R.readyWindowUs = [a.hr0, Number(process.hrtime.bigint() / 1000n)];
   R.atReady = proc(a.pid);
   R.status = await agentStatus(a);
   R.metricsReady = await agentMetrics(a);
@@ -358,13 +373,15 @@ try {
   R.changesCpuS = R.afterChanges.cpuS - ch0.cpuS;
   R.metricsEnd = await agentMetrics(a);
   R.statusEnd = await agentStatus(a);
+  R.memory = inspectMemory(a.pid);
   const e = await stopAgent(a);
   if (e.code !== 0) throw new Error(`the agent exited with ${e.code ?? e.signal} on SIGTERM:\n${logTail(a)}`);
   const warnings = fs.readFileSync(a.logFile, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l));
   R.warnings = warnings;
-  if (PROFILE) R.profile = profileSummary(a.profDir, R.changes.windowUs);
+  if (CPU_PROFILE) R.profile = [...profileSummary(a.profDir, R.readyWindowUs, 'from its start to ready (lists and first sync)'), '', ...profileSummary(a.profDir, R.changes.windowUs, `over the ${CHANGES} changes`)];
+  if (HEAP_PROFILE) R.profile = [...(R.profile ?? []), '', ...heapSummary(a.profDir)];
   // Only meaningful when the agent runs this tree's current sources.
-  if (PROFILE || (AGENT_SRC === DEFAULT_AGENT_BIN && newer.length === 0)) R.reference = referenceCounts();
+  if ((PROFILE && AGENT_MAIN === path.join(root, 'agent/main.ts')) || (AGENT_SRC === DEFAULT_AGENT_BIN && newer.length === 0)) R.reference = referenceCounts();
   printReport();
 } catch (e) {
   await new Promise((r) => setImmediate(r));
@@ -414,6 +431,16 @@ function referenceCounts(): ReturnType<typeof rulesetCounts> {
   return rulesetCounts(result.ruleset);
 }
 
+/** The agent's memory by V8's account, before and after a full collection (agent/inspect-memory.ts); an error as text. */
+function inspectMemory(pid: number): any {
+  const r = spawnSync(IP, inNs([NODE, path.join(root, 'scripts/bench/agent/inspect-memory.ts'), String(pid)]), { env: BASE_ENV, encoding: 'utf8', timeout: 60_000 });
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    return { error: `${r.stderr || r.error || 'no output'}`.trim().slice(0, 300) };
+  }
+}
+
 /** The kernel's side of what the agent applied: the whole ruleset of the namespace (only the agent's tables are in it) as nft lists it, and the routes. */
 function kernelTable(): { textBytes: number; lines: number; listMs: number; routes: number } {
   const t0 = performance.now();
@@ -431,7 +458,7 @@ interface CpuProfile {
   samples: number[];
   timeDeltas: number[];
 }
-function profileSummary(dir: string, window: [number, number]): string[] {
+function profileSummary(dir: string, window: [number, number], what: string): string[] {
   const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) return ['(no CPU profile was written)'];
   const p = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CpuProfile;
@@ -470,7 +497,7 @@ function profileSummary(dir: string, window: [number, number]): string[] {
     }
   }
   const share = (us: number): string => `${((100 * us) / busy).toFixed(1)}%`;
-  const out = [`Agent CPU profile (from source under --cpu-prof) over the ${CHANGES} changes: ${(busy / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle; shares of busy time.`, ''];
+  const out = [`Agent CPU profile (from source under --cpu-prof) ${what}: ${(busy / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle; shares of busy time.`, ''];
   const groups: Array<[string, (k: string) => boolean]> = [
     ['Reconciler.syncNow (one sync)', (k) => k.startsWith('syncNow reconciler.ts')],
     ['  ClusterCache.snapshot', (k) => k.startsWith('snapshot cache.ts')],
@@ -504,7 +531,7 @@ function printReport(): void {
   const header = [
     `### weir-agent at scale: ${PODS} pods on ${NODES} nodes, ${POLICIES} NetworkPolicies, ${CNPS} ClusterNetworkPolicies, real kube-apiserver\n`,
     `machine: nproc ${os.availableParallelism()}, kernel ${os.release()}, ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; node ${process.version}; kube-apiserver ${R.k8s}, etcd ${etcdVersion} (fsync on); load average ${loadBefore} before, ${loadavg()} after; ${new Date().toISOString().slice(0, 10)}`,
-    `agent: ${PROFILE ? 'agent/main.ts from source under --cpu-prof (timings perturbed)' : `\`${path.relative(root, AGENT_SRC).startsWith('..') ? AGENT_SRC : path.relative(root, AGENT_SRC)}\` (built ${builtAt})`} on ${BENCH_NODE} (${R.load.localPods} of the pods), --debounce-ms ${DEBOUNCE ?? 20}${DEBOUNCE === undefined ? ' (its default, as deployed)' : ''}, default log level; the agent, etcd, kube-apiserver and the loader share the machine's ${os.availableParallelism()} CPUs`,
+    `agent: ${PROFILE ? `${path.relative(root, AGENT_MAIN) || AGENT_MAIN} from source under ${[CPU_PROFILE ? '--cpu-prof' : '', HEAP_PROFILE ? '--heap-prof' : ''].filter(Boolean).join(' and ')} (timings perturbed)` : `\`${path.relative(root, AGENT_SRC).startsWith('..') ? AGENT_SRC : path.relative(root, AGENT_SRC)}\` (built ${builtAt})`} on ${BENCH_NODE} (${R.load.localPods} of the pods), --debounce-ms ${DEBOUNCE ?? 20}${DEBOUNCE === undefined ? ' (its default, as deployed)' : ''}, default log level; the agent, etcd, kube-apiserver and the loader share the machine's ${os.availableParallelism()} CPUs`,
   ];
   const warningNewer = newer.length ? `WARNING: dist/bin/weir-agent is older than ${newer.length} of its sources (${newer.slice(0, 4).join(', ')}${newer.length > 4 ? ', …' : ''}); rerun with --build to measure the current code` : undefined;
   const r = report({ pods: PODS, nodes: NODES, policies: POLICIES, clusterPolicies: CNPS, changes: CHANGES, idleS: IDLE_S, pollMs: POLL_MS, gapMs: GAP_MS, debounceMs: DEBOUNCE, atScale: AT_SCALE, benchNode: BENCH_NODE, header, warningNewer, R });

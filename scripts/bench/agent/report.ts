@@ -157,6 +157,16 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
       .map(([kind, t]) => `${kind} ${t.events} events ${(t.bytes / 1024).toFixed(1)} KiB${t.bookmarks ? ` (+${t.bookmarks} bookmarks)` : ''}`)
       .join(', ')}.`,
   );
+  const mem = R.memory;
+  if (mem?.before) {
+    const line = (x: any): string => {
+      const u = x.usage;
+      const space = (n: string): any => x.spaces.find((s: any) => s.name === n);
+      const old = space('old_space');
+      return `RSS ${mb(u.rss)}, V8 heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)} committed${old ? ` (old space ${mb(old.used)} of ${mb(old.size)})` : ''}, external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)}), so outside V8's heap (native: glibc arenas, code, stacks) ${mb(u.rss - u.heapTotal)}`;
+    };
+    o.push('', `Agent memory by V8's account (inspector, after the changes): ${line(mem.before)}; after a full collection: ${line(mem.after)}.`);
+  } else if (mem?.error) o.push('', `Agent memory by V8's account: not read (${mem.error})`);
   if (R.warnings.length) o.push(`agent warnings/errors in its log: ${R.warnings.length}, e.g. ${R.warnings[0].slice(0, 300)}`);
   if (R.profile) o.push('', ...R.profile);
   return { lines: o, failed };
