@@ -237,7 +237,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const servers = await startServers({
     http: { host, port: Number(port) },
     socketPath: socket,
-    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, clusterPolicies, egressUnsupported: cgroups.unsupported, invariants, ...(nflog ? { drops } : {}) }),
+    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, clusterPolicies, egressUnsupported: cgroups.unsupported, invariants, domainAddresses: () => dns?.path.domainAddresses() ?? new Map(), ...(nflog ? { drops } : {}) }),
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');

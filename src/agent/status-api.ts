@@ -33,6 +33,8 @@ interface Deps {
   egressUnsupported?: string | undefined;
   /** The self-checks (cache = API, kernel = applied); absent in tests that do not run them. */
   invariants?: Invariants | undefined;
+  /** Addresses learned from DNS answers for domainNames peers (agent/dns.ts), by name. */
+  domainAddresses?: () => ReadonlyMap<string, readonly string[]>;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -90,7 +92,9 @@ export function statusRoutes(d: Deps): Routes {
     'GET /state': async () => {
       // The cluster as this agent sees it, for weirctl's explanations.
       const { nodeFacts: _nf, ...snap } = d.cache.snapshot();
-      return { json: snap };
+      // Learned addresses as [name, addresses] pairs (a Map has no JSON form): trace judges domainNames peers as the kernel does.
+      const learned = d.domainAddresses?.();
+      return { json: learned && learned.size > 0 ? { ...snap, domainAddresses: [...learned] } : snap };
     },
     // Newest first; `after=SEQ&wait=SECONDS` long-polls for newer ones (weirctl drops --follow).
     'GET /drops': async ({ query }) => {

@@ -145,8 +145,11 @@ export class Context {
     return this.get<AgentStatus>('/status');
   }
 
-  state(): Promise<StateReply> {
-    return this.get<StateReply>('/state', { timeoutMs: 15_000 });
+  async state(): Promise<StateReply> {
+    // Learned domain addresses come as [name, addresses] pairs (agents that learn them).
+    const r = await this.get<Omit<StateReply, 'domainAddresses'> & { domainAddresses?: [string, string[]][] }>('/state', { timeoutMs: 15_000 });
+    const { domainAddresses, ...rest } = r;
+    return Array.isArray(domainAddresses) ? { ...rest, domainAddresses: new Map(domainAddresses) } : rest;
   }
 
   endpoints(): Promise<EndpointsReply> {

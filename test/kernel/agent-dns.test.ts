@@ -16,7 +16,7 @@
 //     the address of a new lookup stays denied (nothing learned it).
 // It prints the added latency on DNS answers (client vs other) and the
 // agent's hold time.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,7 @@ import { type TestNetns, createNetns, sh } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
+const WEIRCTL = path.join(REPO, 'dist/bin/weirctl');
 const CRD = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
 const DNS_IP = '10.53.0.53';
 const PORT = 8080;
@@ -157,6 +158,14 @@ function cni(command: 'ADD' | 'DEL', name: string, netns: TestNetns): string {
     `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`, WEIR_BIN], conf);
 }
 
+/** `weirctl trace -o json` in the node's namespace. */
+function trace(to: string, port: number): { verdict?: string; agree?: boolean | null; kernel?: { verdict?: string }; decidedBy?: unknown; egress?: unknown } {
+  const r = spawnSync('ip', ['netns', 'exec', fx.netns.name, WEIRCTL, `--socket=${agent?.socket}`, `--data-dir=${dirs.dataDir}`, `--cni-conf-dir=${dirs.cniConfDir}`,
+    'trace', '--from', 'shop/client', '--to', to, '--port', String(port), '-o', 'json'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } });
+  if (r.status !== 0) throw new Error(`weirctl trace: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
 async function metric(name: string): Promise<string[]> {
   const text = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
   return text.split('\n').filter((l) => l.startsWith(name));
@@ -283,11 +292,16 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect((await metric('weir_dns_answers_released_late_total'))[0]).toMatch(/ 0$/);
   }, 600_000);
 
-  it('an exact name is learned; a name no policy lists resolves, and its address stays denied', () => {
+  it('an exact name is learned; a name no policy lists resolves, and its address stays denied; weirctl trace agrees', () => {
     expect(lookups('client', ['exact.test'])[0]).toMatchObject({ answered: true, ip: '10.78.0.1', ok: true });
     expect(lookups('client', ['unlisted.test'])[0]).toMatchObject({ answered: true, ip: '10.77.15.250', ok: false });
     // Nor a wildcard's own apex.
     expect(lookups('client', ['allowed.test'])[0]).toMatchObject({ answered: true, ip: '10.77.15.251', ok: false });
+    // weirctl trace judges with the learned addresses, as the kernel does.
+    const allowed = trace('10.78.0.1', PORT);
+    expect(allowed, JSON.stringify(allowed)).toMatchObject({ verdict: 'allow', kernel: { verdict: 'allow' }, agree: true });
+    expect(JSON.stringify(allowed)).toContain('client-names');
+    expect(trace('10.77.15.250', PORT)).toMatchObject({ verdict: 'deny', kernel: { verdict: 'deny' }, agree: true });
   });
 
   it('a policy change judges tracked connections with the learned addresses: the one it forbids ends, the one still allowed lives', async () => {
