@@ -158,13 +158,20 @@ function cni(command: 'ADD' | 'DEL', name: string, netns: TestNetns): string {
     `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`, WEIR_BIN], conf);
 }
 
-/** `weirctl trace -o json` in the node's namespace. */
-function trace(to: string, port: number): { verdict?: string; agree?: boolean | null; kernel?: { verdict?: string }; decidedBy?: unknown; egress?: unknown } {
-  const r = spawnSync('ip', ['netns', 'exec', fx.netns.name, WEIRCTL, `--socket=${agent?.socket}`, `--data-dir=${dirs.dataDir}`, `--cni-conf-dir=${dirs.cniConfDir}`,
-    'trace', '--from', 'shop/client', '--to', to, '--port', String(port), '-o', 'json'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } });
-  if (r.status !== 0) throw new Error(`weirctl trace: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+/** weirctl in the node's namespace: its stdout. */
+function weirctl(args: string[]): string {
+  const r = spawnSync('ip', ['netns', 'exec', fx.netns.name, WEIRCTL, `--socket=${agent?.socket}`, `--data-dir=${dirs.dataDir}`, `--cni-conf-dir=${dirs.cniConfDir}`, ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  if (r.status !== 0) throw new Error(`weirctl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
 }
+
+/** `weirctl trace -o json` from the client. */
+const trace = (to: string, port: number): { verdict?: string; agree?: boolean | null; kernel?: { verdict?: string } } =>
+  JSON.parse(weirctl(['trace', '--from', 'shop/client', '--to', to, '--port', String(port), '-o', 'json']));
 
 async function metric(name: string): Promise<string[]> {
   const text = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
@@ -292,7 +299,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect((await metric('weir_dns_answers_released_late_total'))[0]).toMatch(/ 0$/);
   }, 600_000);
 
-  it('an exact name is learned; a name no policy lists resolves, and its address stays denied; weirctl trace agrees', () => {
+  it('an exact name is learned; a name no policy lists resolves, and its address stays denied; weirctl trace agrees and policy shows what was learned', () => {
     expect(lookups('client', ['exact.test'])[0]).toMatchObject({ answered: true, ip: '10.78.0.1', ok: true });
     expect(lookups('client', ['unlisted.test'])[0]).toMatchObject({ answered: true, ip: '10.77.15.250', ok: false });
     // Nor a wildcard's own apex.
@@ -302,6 +309,9 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect(allowed, JSON.stringify(allowed)).toMatchObject({ verdict: 'allow', kernel: { verdict: 'allow' }, agree: true });
     expect(JSON.stringify(allowed)).toContain('client-names');
     expect(trace('10.77.15.250', PORT)).toMatchObject({ verdict: 'deny', kernel: { verdict: 'deny' }, agree: true });
+    // weirctl policy shows what was learned for the peer's names.
+    const policy = weirctl(['policy', 'shop/client']);
+    expect(policy).toMatch(/domain names \*\.allowed\.test, exact\.test \(learned: .*exact\.test 10\.78\.0\.1/);
   });
 
   it('a policy change judges tracked connections with the learned addresses: the one it forbids ends, the one still allowed lives', async () => {

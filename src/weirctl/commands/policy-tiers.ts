@@ -4,7 +4,7 @@
 // each policy with its rules in order: action, peers and ports in words.
 // Pure: from the cluster state and the evaluator's selection.
 import { formatCidr } from '../../cni/ip.ts';
-import { type CnpPeer, type CnpRule, type NormalizedClusterPolicy, normalizeClusterPolicies } from '../../policy/cnp-normalize.ts';
+import { type CnpPeer, type CnpRule, type NormalizedClusterPolicy, canonicalDomain, domainMatches, normalizeClusterPolicies } from '../../policy/cnp-normalize.ts';
 import type { CnpAction, CnpTier } from '../../policy/cnp-types.ts';
 import type { PolicyEvaluator } from '../../policy/evaluator.ts';
 import type { Direction } from '../../policy/normalize.ts';
@@ -30,13 +30,24 @@ export interface ClusterPolicyReport {
   rules: ClusterRuleReport[];
 }
 
-/** One peer of a ClusterNetworkPolicy rule in words. */
-export function describeCnpPeer(p: CnpPeer): string {
+/** Learned names shown per domain peer; the rest are counted. */
+const LEARNED_SHOWN = 5;
+
+/** What the agent learned for a domain peer's names: `name addr addr; ...`, the first few names, then how many more. */
+function learnedWords(patterns: readonly string[], learned: ClusterState['domainAddresses']): string {
+  const hits = [...(learned ?? [])].filter(([n]) => patterns.some((pat) => domainMatches(pat, canonicalDomain(n)))).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (hits.length === 0) return 'nothing learned yet';
+  const shown = hits.slice(0, LEARNED_SHOWN).map(([n, addrs]) => `${n} ${addrs.join(' ')}`);
+  return `learned: ${shown.join('; ')}${hits.length > LEARNED_SHOWN ? `; and ${hits.length - LEARNED_SHOWN} more name(s)` : ''}`;
+}
+
+/** One peer of a ClusterNetworkPolicy rule in words (domain names with what the agent learned for them, when it says). */
+export function describeCnpPeer(p: CnpPeer, learned?: ClusterState['domainAddresses']): string {
   switch (p.kind) {
     case 'nodes':
       return p.nodes.requirements.length === 0 && !p.nodes.matchesNothing ? 'all nodes' : `nodes ${formatSelector(p.nodes)}`;
     case 'domains':
-      return `domain names ${p.names.join(', ')}`;
+      return `domain names ${p.names.join(', ')}${learned ? ` (${learnedWords(p.names, learned)})` : ''}`;
     case 'ipBlock':
       return `network ${formatCidr(p.cidr)}`;
     case 'pods':
@@ -45,12 +56,12 @@ export function describeCnpPeer(p: CnpPeer): string {
   }
 }
 
-function ruleReport(r: CnpRule, d: Direction, named: NamedPorts): ClusterRuleReport {
+function ruleReport(r: CnpRule, d: Direction, named: NamedPorts, learned: ClusterState['domainAddresses']): ClusterRuleReport {
   return {
     rule: r.index,
     ...(r.name !== undefined ? { name: r.name } : {}),
     action: r.action,
-    peers: r.peers === 'any' ? ['any'] : r.peers.map(describeCnpPeer),
+    peers: r.peers === 'any' ? ['any'] : r.peers.map((p) => describeCnpPeer(p, learned)),
     ports: describePorts(r.ports, { direction: d, named }),
   };
 }
@@ -68,7 +79,7 @@ export function clusterTiersOf(
     ev.clusterPoliciesFor(pod, d).flatMap((ref) => {
       const p = byName.get(ref.name);
       if (!p) return [];
-      return [{ name: p.name, tier: p.tier, priority: p.priority, rules: p[d].map((r) => ruleReport(r, d, named)) }];
+      return [{ name: p.name, tier: p.tier, priority: p.priority, rules: p[d].map((r) => ruleReport(r, d, named, state.domainAddresses)) }];
     });
   const warnings = errors.map((e) => `${e.message} (weir enforces this ClusterNetworkPolicy as "Deny all" for its subjects)`);
   return { tiers, warnings };
