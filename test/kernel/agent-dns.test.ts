@@ -10,7 +10,9 @@
 //   - 1,000 fresh lookups of distinct names: the connection to each address
 //     succeeds on its first SYN (the client's connect timeout is shorter
 //     than the SYN retransmission), zero refused.
-//   - A name no policy lists resolves to an address that stays denied.
+//   - A name no policy lists resolves to an address that stays denied; a
+//     resolver the policies do not allow never gets the query, so its lie
+//     is never learned.
 //   - A learned address is denied again once its TTL (clamped to 5 s) ends.
 //   - The agent killed: DNS answers still arrive (the queue's bypass), and
 //     the address of a new lookup stays denied (nothing learned it).
@@ -30,6 +32,7 @@ const NODE = path.join(REPO, 'node_modules/.bin/node');
 const WEIRCTL = path.join(REPO, 'dist/bin/weirctl');
 const CRD = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
 const DNS_IP = '10.53.0.53';
+const LIAR_IP = '10.53.0.54';
 const PORT = 8080;
 // Not WEIR_*: the agent, started from this process, reads WEIR_* variables as its options.
 const LOOKUPS = Number(process.env.DNS_TEST_LOOKUPS ?? 1000);
@@ -62,6 +65,14 @@ s.on('message', (q, r) => {
   s.send(Buffer.concat([h, a]), r.port, r.address);
 });
 s.bind(53, '${DNS_IP}', () => console.log('dns ready'));
+// A second resolver that lies: every name is 10.77.15.200.
+const liar = require('dgram').createSocket('udp4');
+liar.on('message', (q, r) => {
+  let o = 12; while (q[o]) o += 1 + q[o];
+  const h = Buffer.from(q.subarray(0, o + 5)); h[2] = 0x81; h[3] = 0x80; h.writeUInt16BE(1, 6); h.writeUInt16BE(0, 8); h.writeUInt16BE(0, 10);
+  liar.send(Buffer.concat([h, Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 77, 15, 200])]), r.port, r.address);
+});
+liar.bind(53, '${LIAR_IP}');
 require('net').createServer((c) => { c.on('error', () => {}); c.end('hi\\n'); }).listen(${PORT}, '0.0.0.0', () => console.log('tcp ready'));
 // Long-lived connections on ${PORT + 1}: each line received is printed with the address it came to.
 require('net').createServer((c) => { c.on('error', () => {}); c.setEncoding('utf8'); c.on('data', (d) => { for (const l of d.split('\\n')) if (l) console.log(c.localAddress + ' ' + l); }); }).listen(${PORT + 1}, '0.0.0.0');
@@ -82,7 +93,7 @@ const query = (name) => new Promise((res) => {
   const q = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
   const t = setTimeout(() => { pending = undefined; res(undefined); }, 2000);
   pending = (m) => { if (m.readUInt16BE(0) !== id) return; clearTimeout(t); pending = undefined; res(m); };
-  sock.send(q, 53, '${DNS_IP}');
+  sock.send(q, 53, process.env.RESOLVER || '${DNS_IP}');
 });
 const connect = (ip) => new Promise((res) => {
   const c = net.connect({ host: ip, port: ${PORT} });
@@ -114,10 +125,10 @@ interface Lookup {
 }
 
 /** Runs the client in a pod over these names; one result per name. */
-function lookups(pod: 'client' | 'other', names: string[], connect = true): Lookup[] {
+function lookups(pod: 'client' | 'other', names: string[], connect = true, resolver = DNS_IP): Lookup[] {
   const ns = pods[pod]?.ns;
   if (!ns) throw new Error(`no pod ${pod}`);
-  const r = ns.run(['env', ...(connect ? [] : ['NO_CONNECT=1']), NODE, '-e', CLIENT, ...names]);
+  const r = ns.run(['env', ...(connect ? [] : ['NO_CONNECT=1']), `RESOLVER=${resolver}`, NODE, '-e', CLIENT, ...names]);
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`);
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Lookup);
 }
@@ -224,6 +235,7 @@ beforeAll(async () => {
   fx.netns.sh(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   ext.sh(['ip', 'link', 'set', 'lo', 'up']);
   ext.sh(['ip', 'addr', 'add', `${DNS_IP}/24`, 'dev', 'eth0']);
+  ext.sh(['ip', 'addr', 'add', `${LIAR_IP}/24`, 'dev', 'eth0']);
   ext.sh(['ip', 'link', 'set', 'eth0', 'up']);
   ext.sh(['ip', 'route', 'add', 'default', 'via', '10.53.0.1']);
   ext.sh(['ip', 'route', 'add', 'local', '10.77.0.0/16', 'dev', 'lo']);
@@ -304,6 +316,10 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect(lookups('client', ['unlisted.test'])[0]).toMatchObject({ answered: true, ip: '10.77.15.250', ok: false });
     // Nor a wildcard's own apex.
     expect(lookups('client', ['allowed.test'])[0]).toMatchObject({ answered: true, ip: '10.77.15.251', ok: false });
+    // A resolver the policies do not allow: the query is dropped, so its lie never comes back to be learned.
+    expect(lookups('other', ['n7.allowed.test'], false, LIAR_IP)[0]).toMatchObject({ answered: true });
+    expect(lookups('client', ['n7.allowed.test'], true, LIAR_IP)[0]).toMatchObject({ answered: false });
+    expect(pods.client?.ns.run([NODE, '-e', `const c=require('net').connect(${PORT},'10.77.15.200');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`]).code).toBe(1);
     // weirctl trace judges with the learned addresses, as the kernel does.
     const allowed = trace('10.78.0.1', PORT);
     expect(allowed, JSON.stringify(allowed)).toMatchObject({ verdict: 'allow', kernel: { verdict: 'allow' }, agree: true });
