@@ -22,7 +22,11 @@ export function parseReply(all: Buffer): RawReply | undefined {
     const m = /^HTTP\/1\.[01] (\d{3})/.exec(all.toString('latin1', at, at + 16));
     if (end < 0 || !m) return undefined;
     const status = Number(m[1]);
-    if (status >= 200) return { status, headers: all.toString('latin1', at, end), body: all.subarray(end + 4) };
+    const headers = all.toString('latin1', at, end);
+    // The body is what content-length says: after it the server may answer
+    // again, when the bytes after a request it answered are themselves bad.
+    const length = /\r\ncontent-length: *(\d+)/i.exec(headers);
+    if (status >= 200) return { status, headers, body: all.subarray(end + 4, length ? end + 4 + Number(length[1]) : undefined) };
     at = end + 4;
   }
 }
