@@ -121,12 +121,14 @@ const POD_UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 export const isDns1123Label = (s: string): boolean => s.length <= 63 && DNS1123_LABEL.test(s);
 export const isDns1123Subdomain = (s: string): boolean => s.length <= 253 && DNS1123_SUBDOMAIN.test(s);
 
-const K8S_KEYS: Readonly<Record<string, { field: keyof K8sPodArgs; valid: (v: string) => boolean; rule: string }>> = {
-  K8S_POD_NAMESPACE: { field: 'namespace', valid: isDns1123Label, rule: 'a DNS-1123 label' },
-  K8S_POD_NAME: { field: 'name', valid: isDns1123Subdomain, rule: 'a DNS-1123 subdomain' },
-  K8S_POD_UID: { field: 'uid', valid: (v) => POD_UID.test(v), rule: 'a UID (alphanumerics and "-")' },
-  K8S_POD_INFRA_CONTAINER_ID: { field: 'infraContainerId', valid: isValidContainerId, rule: 'a container ID' },
-};
+// A Map, not an object literal: a key from CNI_ARGS such as `constructor` or
+// `__proto__` must be unknown, not found on Object.prototype.
+const K8S_KEYS: ReadonlyMap<string, { field: keyof K8sPodArgs; valid: (v: string) => boolean; rule: string }> = new Map([
+  ['K8S_POD_NAMESPACE', { field: 'namespace', valid: isDns1123Label, rule: 'a DNS-1123 label' }],
+  ['K8S_POD_NAME', { field: 'name', valid: isDns1123Subdomain, rule: 'a DNS-1123 subdomain' }],
+  ['K8S_POD_UID', { field: 'uid', valid: (v: string) => POD_UID.test(v), rule: 'a UID (alphanumerics and "-")' }],
+  ['K8S_POD_INFRA_CONTAINER_ID', { field: 'infraContainerId', valid: isValidContainerId, rule: 'a container ID' }],
+]);
 
 /** libcni's UnmarshallableBool: "1"/"true" and "0"/"false", any case. */
 function parseArgsBool(key: string, v: string): boolean {
@@ -160,7 +162,7 @@ export function parseCniArgs(raw: string | undefined): CniArgs {
   const unknown: string[] = [];
   for (const [key, value] of pairs) {
     if (key === 'IgnoreUnknown') continue;
-    const spec = K8S_KEYS[key];
+    const spec = K8S_KEYS.get(key);
     if (!spec) {
       unknown.push(key);
       continue;
