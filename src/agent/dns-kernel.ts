@@ -23,7 +23,7 @@ import { encodeQueueRule } from '../netlink/nfqueue-rule.ts';
 import { NetlinkSocket } from '../netlink/socket.ts';
 import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
 import { NftError } from '../nft/errors.ts';
-import type { LibNftables } from '../nft/libnftables.ts';
+import { type LibNftables, NFT_CTX_OUTPUT_JSON } from '../nft/libnftables.ts';
 import type { ElementChange } from '../nft/element-writer.ts';
 import type { NftSet } from '../nft/types.ts';
 import * as libc from '../sys/libc.ts';
@@ -78,7 +78,32 @@ export interface DnsKernelOps {
   install(): void;
   setSubjects(want: ReadonlyMap<4 | 6, ReadonlySet<string>>): number;
   addAddresses(adds: readonly TimedAddress[]): Map<string, number>;
+  /** The timed addresses the policy table's domain sets hold now (an earlier agent's), with what is left of each timeout. */
+  readLearned(): TimedAddress[];
   close(): void;
+}
+
+/** A domain set's name, as rule-compile.ts makes it. */
+const DOMAIN_SET = /^s[0-9a-f]+_dns([46])$/;
+
+/**
+ * The timed elements of the domain sets in `nft -j list sets` output; an
+ * element without a timeout (none the DNS path writes) is left out.
+ */
+export function learnedFromListing(json: unknown): TimedAddress[] {
+  const out: TimedAddress[] = [];
+  const items = (json as { nftables?: unknown })?.nftables;
+  for (const item of Array.isArray(items) ? items : []) {
+    const set = (item as { set?: { name?: unknown; elem?: unknown } })?.set;
+    const m = typeof set?.name === 'string' ? DOMAIN_SET.exec(set.name) : null;
+    if (!m || !Array.isArray(set?.elem)) continue;
+    for (const e of set.elem) {
+      const el = (e as { elem?: { val?: unknown; expires?: unknown } })?.elem;
+      if (typeof el?.val !== 'string' || typeof el.expires !== 'number' || el.expires <= 0) continue;
+      out.push({ set: set.name as string, family: m[1] === '4' ? 4 : 6, address: el.val, timeoutMs: el.expires * 1000 });
+    }
+  }
+  return out;
 }
 
 export class DnsKernel implements DnsKernelOps {
@@ -146,6 +171,14 @@ export class DnsKernel implements DnsKernelOps {
       }
     }
     return failed;
+  }
+
+  readLearned(table = 'weir'): TimedAddress[] {
+    try {
+      return learnedFromListing(JSON.parse(this.#nft.runScript(`list sets table inet ${table}`, { outputFlags: NFT_CTX_OUTPUT_JSON })));
+    } catch {
+      return []; // no table yet: nothing to carry over
+    }
   }
 
   /** Removes the tables: DNS answers are no longer held (domainNames rules then learn nothing). */

@@ -69,6 +69,8 @@ export class DnsPath {
   #late = 0;
   #timer: NodeJS.Timeout | undefined;
   #overflowLogged = 0;
+  /** An earlier agent's learned addresses, read at start and written again after the first sync. */
+  #carried: { at: number; list: readonly TimedAddress[] } | undefined;
   /** Whether the queue tables are in the kernel (undefined: not needed yet; false: the kernel refused them). */
   #installed: boolean | undefined;
 
@@ -82,6 +84,7 @@ export class DnsPath {
 
   /** Starts reading the queue (the tables that fill it come with the first pod to hold answers for). Throws when it cannot bind. */
   start(): void {
+    this.carryOver(this.#kernel.readLearned());
     this.#queue = watchQueue(
       DNS_QUEUE,
       undefined,
@@ -90,6 +93,16 @@ export class DnsPath {
       this.#deadlineMs !== undefined ? { deadlineMs: this.#deadlineMs } : {},
     );
     this.#timer = setInterval(() => this.#tick(), 5000).unref();
+  }
+
+  /**
+   * What an earlier agent learned (the domain sets' timed elements, read
+   * before the first sync replaces the table whole), written again after
+   * that sync for the sets that still exist: an agent restart or upgrade
+   * does not refuse what was allowed a moment before.
+   */
+  carryOver(list: readonly TimedAddress[], at = Date.now()): void {
+    this.#carried = { at, list };
   }
 
   /**
@@ -119,12 +132,15 @@ export class DnsPath {
       }
     }
     const key = plan.sets.map((s) => s.name).join(',');
+    const carried = this.#carried;
+    this.#carried = undefined;
     if (!full && key === this.#setsKey) return;
     this.#setsKey = key;
     this.#written.clear();
     const now = Date.now();
     const adds: TimedAddress[] = [];
     for (const e of this.store.entries(now)) adds.push(...this.#writes(e.name, e.address, e.expiresAt, now));
+    if (carried) adds.push(...this.#carriedWrites(carried, plan, now));
     this.#write(adds);
   }
 
@@ -176,6 +192,24 @@ export class DnsPath {
     this.#m.kept.set(this.store.size);
     this.#write(adds);
     return matched ? 'learned' : 'none';
+  }
+
+  /**
+   * An earlier agent's learned addresses, for the sets that still exist,
+   * with what is left of their timeouts. Kept in the kernel only: their
+   * names are not known, so the evaluator (purge, trace) does not see them.
+   */
+  #carriedWrites(carried: { at: number; list: readonly TimedAddress[] }, plan: DnsPlan, now: number): TimedAddress[] {
+    const sets = new Set(plan.sets.map((s) => s.name));
+    const out: TimedAddress[] = [];
+    for (const a of carried.list) {
+      const expiresAt = carried.at + a.timeoutMs;
+      const key = `${a.set} ${a.address}`;
+      if (!sets.has(a.set) || expiresAt <= now || (this.#written.get(key) ?? 0) >= expiresAt) continue;
+      this.#written.set(key, expiresAt);
+      out.push({ ...a, timeoutMs: expiresAt - now });
+    }
+    return out;
   }
 
   /** The kernel writes one learned address needs: each set its name matches whose element would expire sooner. */

@@ -15,7 +15,8 @@
 //     is never learned.
 //   - A learned address is denied again once its TTL (clamped to 5 s) ends.
 //   - The agent killed: DNS answers still arrive (the queue's bypass), and
-//     the address of a new lookup stays denied (nothing learned it).
+//     the address of a new lookup stays denied (nothing learned it); the
+//     next agent writes back what the killed one learned.
 // It prints the added latency on DNS answers (client vs other) and the
 // agent's hold time.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -45,6 +46,7 @@ let ext: TestNetns | undefined;
 const pods: Partial<Record<'client' | 'other', { ns: TestNetns; ip: string }>> = {};
 const children: ChildProcess[] = [];
 let servers: { lines: string[] };
+let kubeconfig: string;
 
 // The DNS server: `n<i>.allowed.test` -> 10.77.<i/256>.<i%256>, `<x>.ttl<t>.allowed.test` with TTL t,
 // `exact.test` -> 10.78.0.1, `unlisted.test` -> 10.77.15.250, `allowed.test` -> 10.77.15.251; TTL 30 unless the name says; NXDOMAIN otherwise.
@@ -218,7 +220,7 @@ beforeAll(async () => {
   for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) kubectl(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
   kubectl(['apply', '--server-side', '-f', CRD]);
   kubectl(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
-  const kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
+  kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
   apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } });
   apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
   apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
@@ -385,4 +387,17 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect(r.map((x) => x.ok)).toEqual([false, false]);
     console.log(`with the agent dead, DNS round trip ${r.map((x) => ms(x.dnsMs)).join(', ')}`);
   }, 30_000);
+
+  it('a restarted agent writes back what the previous one learned: a learned address stays allowed without a new lookup', async () => {
+    const connects = (ip: string) => pods.client?.ns.run([NODE, '-e', `const c=require('net').connect(${PORT},'${ip}');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`]).code === 0;
+    // Learned (TTL 30 s) by the policy-change case above, before the agent was killed.
+    expect(connects('10.78.0.1')).toBe(true);
+    agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
+    await eventually('/readyz after the restart', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
+    // The first sync replaced the table whole (its domain sets made anew); the address is back in.
+    await eventually('the carried-over address allowed', () => (connects('10.78.0.1') ? true : undefined), 5_000);
+    expect(fx.netns.sh(['nft', 'list', 'table', 'inet', 'weir'])).toMatch(/10\.78\.0\.1 timeout/);
+    // And the new agent learns again.
+    expect(lookups('client', ['n6.allowed.test'])[0]).toMatchObject({ ip: '10.77.0.6', ok: true });
+  }, 60_000);
 });

@@ -4,7 +4,7 @@
 // a failed write retried, caps counted, and every answer accepted.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { DnsKernelOps, TimedAddress } from '../../../src/agent/dns-kernel.ts';
+import { type DnsKernelOps, type TimedAddress, learnedFromListing } from '../../../src/agent/dns-kernel.ts';
 import { DnsPath } from '../../../src/agent/dns.ts';
 import { Registry } from '../../../src/agent/metrics.ts';
 import { NF_ACCEPT } from '../../../src/netlink/nfqueue.ts';
@@ -28,6 +28,10 @@ class FakeKernel implements DnsKernelOps {
     if (!this.failNext) return new Map();
     this.failNext = false;
     return new Map(adds.map((a) => [a.set, 2]));
+  }
+  carried: TimedAddress[] = [];
+  readLearned(): TimedAddress[] {
+    return this.carried;
   }
   close(): void {}
 }
@@ -123,6 +127,33 @@ describe('DnsPath', () => {
     expect(metric('weir_dns_write_errors_total')).toBe(1);
     path.onAnswer(answer('d.allowed.test', 120, '203.0.113.4'), 0);
     expect(kernel.writes.map((b) => b.map((x) => x.address))).toEqual([['203.0.113.4'], ['203.0.113.4']]);
+  });
+
+  it("an earlier agent's timed elements are written again after the first (full) sync, to the sets that still exist, with what is left", () => {
+    const { kernel, path } = setup();
+    const listing = {
+      nftables: [
+        { metainfo: { version: '1.0.6' } },
+        { set: { family: 'inet', name: 's1_dns4', table: 'weir', type: 'ipv4_addr', flags: ['timeout'], elem: [{ elem: { val: '203.0.113.8', timeout: 100, expires: 99 } }, '203.0.113.9'] } },
+        { set: { family: 'inet', name: 's9_dns4', table: 'weir', type: 'ipv4_addr', flags: ['timeout'], elem: [{ elem: { val: '203.0.113.10', timeout: 100, expires: 50 } }] } },
+        { set: { family: 'inet', name: 'spods4', table: 'weir', type: 'ipv4_addr', elem: [{ elem: { val: '10.244.1.5', timeout: 1, expires: 1 } }] } },
+      ],
+    };
+    const carried = learnedFromListing(listing);
+    expect(carried).toEqual([
+      { set: 's1_dns4', family: 4, address: '203.0.113.8', timeoutMs: 99_000 },
+      { set: 's9_dns4', family: 4, address: '203.0.113.10', timeoutMs: 50_000 },
+    ]);
+    path.carryOver(carried, Date.now() - 9_000);
+    path.afterSync(plan, true);
+    const w = kernel.writes.flat();
+    expect(w.map((x) => [x.set, x.address])).toEqual([['s1_dns4', '203.0.113.8']]);
+    expect(Math.abs((w[0]?.timeoutMs ?? 0) - 90_000)).toBeLessThan(1000);
+    // Only once.
+    kernel.writes = [];
+    path.afterSync(plan, true);
+    expect(kernel.writes.flat()).toEqual([]);
+    expect(learnedFromListing({ nftables: 'x' })).toEqual([]);
   });
 
   it('cap overflows are counted, and what fits is still written', () => {
