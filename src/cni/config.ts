@@ -3,7 +3,7 @@
 // key is InvalidConfigError (7) whose message starts with the key; a version
 // weir does not speak is IncompatibleVersionError (1). Pure.
 import { DecodeError, InvalidConfigError } from '../errors.ts';
-import { type Cidr, hasHostBits, networkOf, tryParseCidr } from './ip.ts';
+import { type Cidr, cidrContains, formatCidr, hasHostBits, networkOf, parseCidr, tryParseCidr } from './ip.ts';
 import { parseDns, parsePrevResult, type ResultDns, type WeirResult } from './result.ts';
 import { isValidVersion, negotiateVersion, type SupportedVersion } from './version.ts';
 
@@ -103,6 +103,26 @@ function parseVersions(o: Obj): { cniVersion: SupportedVersion; cniVersions?: st
   return cniVersions ? { cniVersion, cniVersions } : { cniVersion };
 }
 
+/**
+ * Ranges no pod address may come from: the kernel refuses some on an
+ * interface (IPv6 loopback, multicast), routes none as unicast (0/8, 127/8,
+ * IPv4 multicast, class E and broadcast, IPv4-mapped), and the link-local
+ * ones hold every pod's gateway (169.254.1.1, fe80::1).
+ */
+const NOT_FOR_PODS: readonly { cidr: Cidr; what: string }[] = [
+  ['0.0.0.0/8', '"this network"'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', "link-local (the pods' gateway)"],
+  ['224.0.0.0/3', 'multicast, reserved and broadcast'],
+  ['::/127', 'unspecified and loopback'],
+  ['::ffff:0:0/96', 'IPv4-mapped'],
+  ['fe80::/10', "link-local (the pods' gateway)"],
+  ['ff00::/8', 'multicast'],
+].map(([c, what]) => ({ cidr: parseCidr(c as string), what: what as string }));
+
+/** Two networks overlap when the shorter prefix contains the other's network address. */
+const overlaps = (a: Cidr, b: Cidr): boolean => (a.prefix <= b.prefix ? cidrContains(a, b) : cidrContains(b, a));
+
 function parsePodCIDRs(o: Obj): Cidr[] {
   const v = o['podCIDRs'];
   if (v === undefined) throw invalid('podCIDRs', 'missing (one IPv4 and/or one IPv6 CIDR)');
@@ -114,6 +134,8 @@ function parsePodCIDRs(o: Obj): Cidr[] {
     if (!c) throw invalid(key, `must be a CIDR such as 10.244.1.0/24, got ${show(raw)}`);
     if (hasHostBits(c)) throw invalid(key, `host bits set in ${show(raw)} (the network is ${networkOf(c).address}/${c.prefix})`);
     if (c.prefix > MAX_PREFIX[c.family]) throw invalid(key, `/${c.prefix} leaves no room for pods (IPv${c.family} needs a prefix <= ${MAX_PREFIX[c.family]})`);
+    const special = NOT_FOR_PODS.find((r) => overlaps(r.cidr, c));
+    if (special) throw invalid(key, `${show(raw)} overlaps ${formatCidr(special.cidr)} (${special.what}), which holds no pod addresses`);
     if (out.some((p) => p.family === c.family)) throw invalid(key, `a second IPv${c.family} CIDR; at most one per family`);
     out.push(c);
   });
