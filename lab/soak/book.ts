@@ -18,6 +18,8 @@ export class ProbeBook {
   readonly #t0: number;
   /** The faults so far (a forbidden connection names those around it). */
   faults: readonly FaultRecord[] = [];
+  /** Told of each forbidden connection as it is found (the log). */
+  onForbidden: (line: string) => void = () => {};
 
   constructor(timelines: Record<Kind, KindTimeline>, nodes: readonly NodeInfo[], rules: SettleRules, t0: number) {
     this.#timelines = timelines;
@@ -34,18 +36,26 @@ export class ProbeBook {
     return this.#pending.length;
   }
 
-  /** Judges every pending probe that can be; `now` far ahead judges all (the run is over, every cap passed). */
-  judgeReady(now: number): void {
+  /**
+   * Judges every pending probe that can be: those that ended before
+   * `knownUntil` (the soak's watch holds every change up to then) whose
+   * candidate states are settled. `now` far ahead and knownUntil infinite
+   * judge all (the run is over, every cap passed).
+   */
+  judgeReady(now: number, knownUntil: number): void {
     const left: ProbeResult[] = [];
     for (const p of this.#pending) {
-      const j = judge(p, this.#timelines, this.#evaluators, now, this.#rules);
+      const j = p.start + p.ms <= knownUntil ? judge(p, this.#timelines, this.#evaluators, now, this.#rules) : undefined;
       if (!j) {
         left.push(p);
         continue;
       }
       this.counts.total++;
       this.counts[j.outcome]++;
-      if (j.outcome === 'forbidden') this.forbidden.push(this.#describe(p, j.detail ?? ''));
+      if (j.outcome === 'forbidden') {
+        this.forbidden.push(this.#describe(p, j.detail ?? ''));
+        this.onForbidden(this.forbidden.at(-1) as string);
+      }
       if (j.outcome === 'unjudged' && this.unjudgedExamples.length < 5) this.unjudgedExamples.push(`${p.from} → ${p.ip}:${p.port}: ${j.detail ?? ''}`);
     }
     this.#pending = left;

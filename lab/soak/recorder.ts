@@ -38,6 +38,8 @@ export function slim(kind: Kind, o: KObject): KObject {
 }
 
 const EXPIRED = /\b410\b|Expired|too old resource version|Gone/;
+/** A new watch replays what it missed in its first moments; after this long its events are live. */
+export const CATCH_UP_MS = 3000;
 
 type WatchEnd = 'expired' | 'broken' | 'stopped';
 
@@ -46,6 +48,10 @@ export class Recorder {
   /** 410s seen (watch status or stream ERROR), per kind. */
   readonly expired: Record<Kind, number> = { pods: 0, namespaces: 0, networkpolicies: 0 };
   readonly relists: Record<Kind, number> = { pods: 0, namespaces: 0, networkpolicies: 0 };
+  /** Per kind, when its watch went down, while what happened since is not all received. */
+  readonly #gapFrom: Partial<Record<Kind, number>> = {};
+  /** Per kind, when the watch running now started (undefined while none runs). */
+  readonly #watchStart: Partial<Record<Kind, number>> = {};
   #children = new Set<ChildProcess>();
   #stopped = false;
   #loops: Promise<void>[] = [];
@@ -75,6 +81,23 @@ export class Recorder {
     await Promise.all(this.#loops);
   }
 
+  /**
+   * Until when the timelines hold every change: now while every watch is
+   * live, else the instant the first one still catching up went down. A
+   * probe after it cannot be judged yet.
+   */
+  knownUntil(now = Date.now()): number {
+    let until = now;
+    for (const k of KINDS) {
+      const gap = this.#gapFrom[k];
+      if (gap === undefined) continue;
+      const started = this.#watchStart[k];
+      if (started !== undefined && now - started >= CATCH_UP_MS) delete this.#gapFrom[k];
+      else until = Math.min(until, gap);
+    }
+    return until;
+  }
+
   async #list(kind: Kind): Promise<{ items: KObject[]; rv: string }> {
     for (let attempt = 0; ; attempt++) {
       const r = await kubectl(this.#state, ['get', '--raw', PATHS[kind]], { timeoutMs: 30_000 });
@@ -95,7 +118,7 @@ export class Recorder {
         try {
           const l = await this.#list(kind);
           this.relists[kind]++;
-          const v = this.timelines[kind].relist(Date.now(), l.items, l.rv);
+          const v = this.timelines[kind].relist(Date.now(), l.items, l.rv, this.#gapFrom[kind]);
           if (v) this.#onVersion(kind, v);
           rv = l.rv;
         } catch {
@@ -103,7 +126,11 @@ export class Recorder {
         }
       }
       const t0 = Date.now();
+      this.#watchStart[kind] = t0;
       const r = await this.#watch(kind, rv, (next) => (rv = next));
+      delete this.#watchStart[kind];
+      // Changes from now until the next watch has caught up may reach the soak late.
+      if (r !== 'stopped' && this.#gapFrom[kind] === undefined) this.#gapFrom[kind] = Date.now();
       if (r === 'expired') {
         this.expired[kind]++;
         rv = '';
@@ -136,7 +163,9 @@ export class Recorder {
         return;
       }
       if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED') {
-        const v = this.timelines[kind].event(Date.now(), ev.type, slim(kind, obj));
+        const at = Date.now();
+        const gap = this.#gapFrom[kind];
+        const v = this.timelines[kind].event(at, ev.type, slim(kind, obj), gap !== undefined && at - (this.#watchStart[kind] ?? 0) < CATCH_UP_MS ? gap : undefined);
         if (v) this.#onVersion(kind, v);
       }
       if (obj.metadata?.resourceVersion) setRv(obj.metadata.resourceVersion);

@@ -11,12 +11,13 @@
 //      namespaces deleted (unless --keep).
 import { kubectl, sleep } from '../commands/common.ts';
 import { waitForLab } from '../commands/wait.ts';
+import type { LabState } from '../state.ts';
 import { ProbeBook } from './book.ts';
 import { Churn } from './churn.ts';
 import { EnforcementTracker } from './enforcement.ts';
 import { type FaultRecord, runFaults } from './faults.ts';
 import { checkInvariants } from './invariants.ts';
-import { Prober } from './prober.ts';
+import { Prober, INTERVAL_MS } from './prober.ts';
 import { Recorder } from './recorder.ts';
 import { Rng } from './rng.ts';
 import { SOAK_LABEL, Scenario } from './scenario.ts';
@@ -38,14 +39,14 @@ export const SETTLE: SettleRules = { graceMs: 1000, maxSettleMs: 60_000 };
 /** The first population, applied back to back before the probes start. */
 const INITIAL_ACTIONS = 40;
 const LIMITS = { maxNamespaces: 4, maxPods: 18, maxPolicies: 12 };
+/** How long the lab may take to settle, before and after the churn. */
+const SETTLE_TIMEOUT_MS = 300_000;
 
-export async function runSoak(o: SoakOptions): Promise<number> {
-  const t0 = Date.now();
-  const log = (l: string): void => void process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
-  log(`soak: seed ${o.seed} (replay: scripts/soak --seed ${o.seed}${o.ci ? ' --ci' : ''} --minutes ${o.minutes}), ${o.minutes} min, ${o.ratePerMin} changes/min`);
-  const state = ensureLab(log);
-  const stopped = new Set<number>();
-  const onExit = (): void => {
+type Log = (line: string) => void;
+
+/** Processes a fault stopped are continued however the soak ends. */
+function continueOnExit(stopped: ReadonlySet<number>): void {
+  process.on('exit', () => {
     for (const pid of stopped) {
       try {
         process.kill(pid, 'SIGCONT');
@@ -53,12 +54,13 @@ export async function runSoak(o: SoakOptions): Promise<number> {
         // gone
       }
     }
-  };
-  process.on('exit', onExit);
+  });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+}
 
+/** Step 1: the scenario, the prober pods, the first population, the lab settled. */
+async function prepare(state: LabState, rng: Rng, log: Log) {
   await removeLeftovers(state, log);
-  const rng = new Rng(o.seed);
   const nodes = state.nodes.map((n) => n.name);
   const probers = nodes.map((n) => ({ name: `probe-${n.replace(/^.*?-/, '')}`, node: n }));
   const scenario = new Scenario({ nodes, probeNamespace: PROBE_NS, probers, ipBlocks: await ipBlocks(state), ...LIMITS }, rng);
@@ -66,16 +68,20 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   log(`prober pods running: ${proberPods.map((p) => p.id).join(', ')}`);
   const churn = new Churn(state, log);
   for (let i = 0; i < INITIAL_ACTIONS; i++) await churn.apply(scenario.next());
-  const settled = await waitForLab(state, { timeoutMs: 300_000 });
+  const settled = await waitForLab(state, { timeoutMs: SETTLE_TIMEOUT_MS });
   if (!settled.ok) throw new Error(`the lab did not settle before the churn: ${settled.summary}`);
   log(`first population in place (${scenario.churnNamespaces().length} namespaces, ${scenario.churnPods().length} pods, ${scenario.policies.size} policies); ${settled.summary}`);
+  return { nodes, scenario, proberPods, churn };
+}
 
-  // The watch, the enforcement tracker, the prober, the book.
+/** Step 2: the soak's watch feeding the churn's latency matches and the prober's targets; the tracker; the book. */
+async function startObserving(state: LabState, churn: Churn, proberPods: ConstructorParameters<typeof Prober>[0], t0: number) {
   const everIps = new Set<string>();
   let prober: Prober | undefined;
   const recorder = new Recorder(state, (kind, v) => {
     churn.observe(kind, v);
     if (kind !== 'pods') return;
+    // Every address a soak pod ever had: the leak checks look for what is left of them.
     for (const obj of v.objects.values()) for (const { ip } of ((obj.status as { podIPs?: { ip: string }[] } | undefined)?.podIPs ?? [])) if (obj.metadata?.labels?.[SOAK_LABEL] === '1') everIps.add(ip);
     prober?.update(v);
   });
@@ -86,15 +92,30 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   prober = new Prober(proberPods, (r) => book.add(r));
   const latest = recorder.timelines.pods.latest;
   if (latest) prober.update(latest);
-  const judgeTimer = setInterval(() => book.judgeReady(Date.now()), 2000);
+  const judgeTimer = setInterval(() => book.judgeReady(Date.now(), recorder.knownUntil()), 2000);
+  return { recorder, tracker, book, prober, judgeTimer, everIps };
+}
 
-  // The churn and the faults, at once.
+export async function runSoak(o: SoakOptions): Promise<number> {
+  const t0 = Date.now();
+  const log: Log = (l) => void process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
+  log(`soak: seed ${o.seed} (replay: scripts/soak --seed ${o.seed}${o.ci ? ' --ci' : ''} --minutes ${o.minutes}), ${o.minutes} min, ${o.ratePerMin} changes/min`);
+  const state = ensureLab(log);
+  const stopped = new Set<number>();
+  continueOnExit(stopped);
+  const rng = new Rng(o.seed);
+  const { nodes, scenario, proberPods, churn } = await prepare(state, rng, log);
+  const { recorder, tracker, book, prober, judgeTimer, everIps } = await startObserving(state, churn, proberPods, t0);
+
+  // Step 3: the churn and the faults, at once; the churn goes on until the last fault is over.
   const churnStart = Date.now();
   const churnEnd = churnStart + o.minutes * 60_000;
-  const plan = planFaults(rng, { durationMs: o.minutes * 60_000, perKind: o.ci ? 1 : faultsPerKind(o.minutes), nodes, controlPlane: nodes[0] as string, warmupMs: 15_000, cooldownMs: 20_000 });
+  const perKind = o.ci ? 1 : faultsPerKind(o.minutes);
+  const plan = planFaults(rng, { durationMs: o.minutes * 60_000, perKind, nodes, controlPlane: nodes[0] as string, warmupMs: 15_000, cooldownMs: 20_000 });
   log(`churn for ${o.minutes} min; ${plan.length} faults planned: ${plan.map((f) => `${f.kind}@${Math.round(f.at / 1000)}s`).join(' ')}`);
   const faults: FaultRecord[] = [];
   book.faults = faults;
+  book.onForbidden = (l) => log(`FORBIDDEN: ${l}`);
   const progress = setInterval(() => log(`progress: ${churn.applied.length} changes, ${faults.length} faults, ${book.counts.total} probes judged (${book.counts.forbidden} forbidden), ${book.pending} pending`), 30_000);
   let faultsDone = false;
   await Promise.all([
@@ -104,26 +125,24 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   clearInterval(progress);
   log(`churn over: ${churn.applied.length} changes applied; waiting for the lab to settle`);
 
-  // Settle, judge the rest, check the invariants.
-  const end = await waitForLab(state, { timeoutMs: 300_000 });
+  // Step 4: settled; one more probe round on the settled state; then the last judgements and the invariants.
+  const end = await waitForLab(state, { timeoutMs: SETTLE_TIMEOUT_MS });
   log(end.ok ? end.summary : `NOT settled: ${end.summary}`);
-  // One more probe round on the settled state, then stop probing.
   const settledAt = Date.now();
-  await sleep(2 * 2000 + 1500);
+  await sleep(2 * INTERVAL_MS + 1500);
   const dead = prober.dead();
   await prober.stop();
   tracker.stop();
   await tracker.poll();
   await recorder.stop();
   clearInterval(judgeTimer);
-  book.judgeReady(Math.max(Date.now(), settledAt) + SETTLE.maxSettleMs + 1);
+  book.judgeReady(Math.max(Date.now(), settledAt) + SETTLE.maxSettleMs + 1, Number.POSITIVE_INFINITY);
   log('checking the invariants on every node');
   const inv = await checkInvariants(state, everIps, log);
 
+  // Step 5: the summary.
   const byOp: Record<string, number> = {};
   for (const a of churn.applied) if (a.ok) byOp[a.action.op] = (byOp[a.action.op] ?? 0) + 1;
-  const enforceMs = churn.applied.flatMap((a) => (a.version?.enforcedAt !== undefined ? [a.version.enforcedAt - a.version.at] : []));
-  const violations = [...inv.violations, ...dead, ...(end.ok ? [] : [`the lab did not settle after the churn: ${end.pending.slice(0, 5).join('; ')}`])];
   const figures: SoakFigures = {
     seed: o.seed,
     minutes: o.minutes,
@@ -135,8 +154,8 @@ export async function runSoak(o: SoakOptions): Promise<number> {
     faultsRequired: o.ci ? 1 : faultsRequired(o.minutes),
     probes: book.counts,
     forbidden: book.forbidden,
-    violations,
-    enforceMs,
+    violations: [...inv.violations, ...dead, ...(end.ok ? [] : [`the lab did not settle after the churn: ${end.pending.slice(0, 5).join('; ')}`])],
+    enforceMs: churn.applied.flatMap((a) => (a.version?.enforcedAt !== undefined ? [a.version.enforcedAt - a.version.at] : [])),
     notEnforced: churn.applied.filter((a) => a.version && a.version.enforcedAt === undefined).length,
     settle: SETTLE,
     notes: [...inv.notes, `invariants clean after ${inv.passes} pass(es)`, `soak watches: 410s ${JSON.stringify(recorder.expired)}, relists ${JSON.stringify(recorder.relists)}`, ...book.unjudgedExamples.map((x) => `not judged: ${x}`), ...faults.map((f) => `fault ${f.kind} on ${f.node} +${Math.round((f.start - churnStart) / 1000)} s: ${f.ok ? '' : 'NOT injected: '}${f.detail}`)],

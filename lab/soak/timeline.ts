@@ -34,6 +34,13 @@ export interface Version {
   objects: ReadonlyMap<string, KObject>;
   /** The change that made this version: `ADDED ns/name`, `relist`, `initial`. */
   change: string;
+  /**
+   * The earliest instant the change may have been made, when that is
+   * before `at`: a change made while the soak's watch was down reaches it
+   * late (in the relist, or replayed by the next watch), and the agents,
+   * whose watches resume on their own, may have applied it before.
+   */
+  earliest?: number;
   /** When every node's agent was first seen to have applied it (or a later one). */
   enforcedAt?: number;
 }
@@ -70,7 +77,7 @@ export class KindTimeline {
   }
 
   /** One watch event; a new version unless it changes nothing (a repeated event after a reconnect). */
-  event(at: number, type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: KObject): Version | undefined {
+  event(at: number, type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: KObject, earliest?: number): Version | undefined {
     const prev = this.latest?.objects ?? new Map<string, KObject>();
     const k = objectKey(obj);
     const rv = obj.metadata?.resourceVersion ?? '';
@@ -79,16 +86,16 @@ export class KindTimeline {
     const objects = new Map(prev);
     if (type === 'DELETED') objects.delete(k);
     else objects.set(k, obj);
-    return this.#push({ at, rv, objects, change: `${type} ${k}` });
+    return this.#push({ at, rv, objects, change: `${type} ${k}`, ...(earliest !== undefined && earliest < at ? { earliest } : {}) });
   }
 
   /** A relist (after a 410 or a broken watch): a new version when the list differs from the latest. */
-  relist(at: number, objects: readonly KObject[], rv: string): Version | undefined {
+  relist(at: number, objects: readonly KObject[], rv: string, earliest?: number): Version | undefined {
     const prev = this.latest?.objects ?? new Map<string, KObject>();
     const next = new Map(objects.map((o) => [objectKey(o), o]));
     const same = next.size === prev.size && [...next].every(([k, o]) => prev.get(k)?.metadata?.resourceVersion === o.metadata?.resourceVersion);
     if (same) return undefined;
-    return this.#push({ at, rv, objects: next, change: 'relist' });
+    return this.#push({ at, rv, objects: next, change: 'relist', ...(earliest !== undefined && earliest < at ? { earliest } : {}) });
   }
 
   #push(v: Omit<Version, 'seq'>): Version {
@@ -149,16 +156,17 @@ export class KindTimeline {
    * The versions the kernel may be enforcing at some instant of [t0, t1]
    * (a connect is a SYN sent at its start and, unanswered, again about a
    * second later: either may be the one that gets through): those of
-   * candidatesAt(t0), every version received in the interval, and those of
-   * candidatesAt(t1). Oldest last, like candidatesAt. undefined while not known.
+   * candidatesAt(t0), and every later version that may have been made by
+   * t1 (received by then, or received later with an earliest instant
+   * before it). Newest first, like candidatesAt. undefined while not known.
    */
   candidatesIn(t0: number, t1: number, now: number, rules: SettleRules): Version[] | undefined {
     const atStart = this.candidatesAt(t0, now, rules);
-    const atEnd = this.candidatesAt(Math.max(t0, t1), now, rules);
-    if (atStart === undefined || atEnd === undefined) return undefined;
-    const bySeq = new Map<number, Version>();
-    for (const v of [...atEnd, ...this.#versions.slice(Math.max(0, this.indexAt(t0)), this.indexAt(Math.max(t0, t1)) + 1), ...atStart]) bySeq.set(v.seq, v);
-    return [...bySeq.values()].sort((a, b) => b.seq - a.seq);
+    if (atStart === undefined) return undefined;
+    const from = this.indexAt(t0) + 1;
+    let to = from;
+    for (let j = from; j < this.#versions.length; j++) if (((this.#versions[j] as Version).earliest ?? (this.#versions[j] as Version).at) <= t1) to = j + 1;
+    return [...this.#versions.slice(from, to).reverse(), ...atStart];
   }
 
   /** Drops versions no probe from `t` on can need: those before the one in force at t - maxSettle. */

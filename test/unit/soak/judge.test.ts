@@ -80,6 +80,19 @@ describe('judge', () => {
     expect(judge({ ...probe(10_000, true), ms: 5 }, t, ev, 20_000, RULES)?.outcome).toBe('forbidden');
   });
 
+  it('a change the soak saw late (its watch was down) may have been in force from when the watch went down', () => {
+    const t = world();
+    const deny = t.networkpolicies.event(1000, 'ADDED', denyIngress('app'));
+    t.networkpolicies.markEnforced(deny?.rv ?? '', 1200);
+    // The watch went down at 20 s; the relist at 25 s shows the policy gone.
+    const relist = t.networkpolicies.relist(25_000, [], String(++rv), 20_000);
+    expect(relist?.earliest).toBe(20_000);
+    t.networkpolicies.markEnforced(relist?.rv ?? '', 25_200);
+    const ev = new EvaluatorCache(NODES);
+    expect(judge(probe(22_000, true), t, ev, 30_000, RULES)?.outcome).toBe('allowed-ok');
+    expect(judge(probe(19_000, true), t, ev, 30_000, RULES)?.outcome).toBe('forbidden');
+  });
+
   it('follows relabels: a pod relabelled out of a policy\'s selector is allowed again once enforced', () => {
     const t = world();
     t.networkpolicies.event(10, 'ADDED', { metadata: meta('deny-web', 'app'), spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] } });
