@@ -49,6 +49,7 @@ const { values: opt, positionals } = parseArgs({
     changes: { type: 'string', default: '200' },
     'poll-ms': { type: 'string', default: '5' },
     'gap-ms': { type: 'string', default: '50' },
+    'apply-timeout-s': { type: 'string', default: '10' },
   },
 });
 const MODE = positionals[0];
@@ -58,6 +59,8 @@ const NODES = Number(opt.nodes);
 const CNPS = Number(opt['cluster-policies']);
 const SEED = Number(opt.seed);
 const CONCURRENCY = Number(opt.concurrency);
+/** How long a change may take to be applied, and the agent's socket to answer (a sync blocks it). */
+const APPLY_TIMEOUT_MS = 1000 * Number(opt['apply-timeout-s']);
 if (!opt.kubeconfig || !['base', 'load', 'verify', 'changes'].includes(MODE ?? '')) {
   log('usage: agent-load.ts base|load|verify|changes --kubeconfig F [--socket S] [--pods N] [--policies N] [--seed N] ...');
   process.exit(2);
@@ -276,12 +279,12 @@ async function load(): Promise<void> {
 const agentPool = new http.Agent({ keepAlive: true, maxSockets: 1 });
 function agentGetOnce(p: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ agent: agentPool, socketPath: opt.socket, path: p, method: 'GET', timeout: 10_000 }, (res) => {
+    const req = http.request({ agent: agentPool, socketPath: opt.socket, path: p, method: 'GET', timeout: APPLY_TIMEOUT_MS }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (c: string) => (text += c));
       res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`agent socket GET ${p}: HTTP ${res.statusCode}`))));
     });
-    req.on('timeout', () => req.destroy(new Error(`agent socket GET ${p}: no answer in 10 s`)));
+    req.on('timeout', () => req.destroy(new Error(`agent socket GET ${p}: no answer in ${APPLY_TIMEOUT_MS / 1000} s`)));
     req.on('error', (e) => reject(new Error(`agent socket GET ${p}: ${e.message}`)));
     req.end();
   });
@@ -459,13 +462,13 @@ async function changes(): Promise<void> {
     for (;;) {
       st = JSON.parse(await agentGet('/status'));
       if (Number(st.applied?.versions?.[versionKey] ?? 0) >= rv) break;
-      if (performance.now() - w.reply.done > 10_000) break;
+      if (performance.now() - w.reply.done > APPLY_TIMEOUT_MS) break;
       await sleep(pollMs);
     }
     const seen = performance.now();
     if (Number(st.applied?.versions?.[versionKey] ?? 0) < rv) {
-      log(`change ${k} (${w.kind} ${w.type} ${w.target}, rv ${rv}) not applied within 10 s; agent sync error: ${st.errors?.sync ?? 'none'}`);
-      if (++timeouts >= 3) throw new Error('3 changes were not applied within 10 s; giving up');
+      log(`change ${k} (${w.kind} ${w.type} ${w.target}, rv ${rv}) not applied within ${APPLY_TIMEOUT_MS / 1000} s; agent sync error: ${st.errors?.sync ?? 'none'}`);
+      if (++timeouts >= 3) throw new Error(`3 changes were not applied within ${APPLY_TIMEOUT_MS / 1000} s; giving up`);
       continue;
     }
     const m1 = metricValues(await agentGet('/metrics'));

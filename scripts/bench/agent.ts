@@ -58,6 +58,8 @@ const USAGE = `usage: scripts/bench-agent [options]
   --idle-seconds N   idle CPU window after the first sync (default 10)
   --poll-ms N        /status poll interval while waiting for a change (default 5)
   --gap-ms N         pause before each change (default 50)
+  --apply-timeout-s N  how long a change may take to be applied before it counts as not applied
+                     (default 10; at most 3 such changes); the agent's socket gets as long to answer
   --debounce-ms N    pass --debounce-ms to the agent (default: the agent's own default, as deployed)
   --seed N           cluster seed (default 1)
   --profile          run the agent from source (agent/main.ts) under --cpu-prof and
@@ -80,6 +82,7 @@ const { opt, int } = benchOptions('bench-agent', USAGE, {
   'idle-seconds': { type: 'string', default: '10' },
   'poll-ms': { type: 'string', default: '5' },
   'gap-ms': { type: 'string', default: '50' },
+  'apply-timeout-s': { type: 'string', default: '10' },
   'debounce-ms': { type: 'string' },
   seed: { type: 'string', default: '1' },
   profile: { type: 'boolean', default: false },
@@ -99,6 +102,7 @@ const CONCURRENCY = int('concurrency', 1, 256);
 const IDLE_S = int('idle-seconds', 1, 600);
 const POLL_MS = int('poll-ms', 1, 1000);
 const GAP_MS = int('gap-ms', 0, 10_000);
+const APPLY_TIMEOUT_S = int('apply-timeout-s', 1, 600);
 const SEED = int('seed', 0);
 const DEBOUNCE = opt['debounce-ms'] === undefined ? undefined : int('debounce-ms', 0, 10_000);
 const CPU_PROFILE = opt.profile === true;
@@ -368,7 +372,7 @@ try {
   R.verify = await loader('verify', [`--socket=${a.socket}`]);
   log(`${CHANGES} changes`);
   const ch0 = proc(a.pid);
-  R.changes = await loader('changes', [`--socket=${a.socket}`, `--changes=${CHANGES}`, `--poll-ms=${POLL_MS}`, `--gap-ms=${GAP_MS}`]);
+  R.changes = await loader('changes', [`--socket=${a.socket}`, `--changes=${CHANGES}`, `--poll-ms=${POLL_MS}`, `--gap-ms=${GAP_MS}`, `--apply-timeout-s=${APPLY_TIMEOUT_S}`]);
   R.afterChanges = proc(a.pid);
   R.changesCpuS = R.afterChanges.cpuS - ch0.cpuS;
   R.metricsEnd = await agentMetrics(a);
