@@ -81,7 +81,7 @@ export interface DnsKernelOps {
   install(): void;
   setSubjects(want: ReadonlyMap<4 | 6, ReadonlySet<string>>): number;
   addAddresses(adds: readonly TimedAddress[]): Map<string, number>;
-  /** The timed addresses the policy table's domain sets hold now (an earlier agent's), with what is left of each timeout. */
+  /** The timed addresses the policy table's domain sets hold now (an earlier agent's), with what is left of each timeout; throws when they cannot be read (ENOENT: no table). */
   readLearned(): TimedAddress[];
   close(): void;
 }
@@ -177,19 +177,14 @@ export class DnsKernel implements DnsKernelOps {
   }
 
   readLearned(table = 'weir'): TimedAddress[] {
-    try {
-      // Set names from a netlink dump (no elements), then only the domain sets listed:
-      // listing every set of a big table with its elements costs seconds.
-      const names = this.#socket()
-        .request('nft getset', (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSET, NLM_F_DUMP, Buffer.concat([Buffer.of(NFPROTO.inet ?? 1, 0, 0, 0), attrString(NFTA_SET_TABLE, table)]))
-        .map((r) => attrToString(parseAttrs(r.payload.subarray(4)).get(NFTA_SET_NAME)) ?? '')
-        .filter((n) => DOMAIN_SET.test(n));
-      if (names.length === 0) return [];
-      const script = names.map((n) => `list set inet ${table} ${n}`).join('\n');
-      return learnedFromListing(JSON.parse(this.#nft.runScript(script, { outputFlags: NFT_CTX_OUTPUT_JSON })));
-    } catch {
-      return []; // no table yet: nothing to carry over
-    }
+    // Set names from a netlink dump (no elements), then only the domain sets listed:
+    // listing every set of a big table with its elements costs seconds.
+    const names = this.#socket()
+      .request('nft getset', (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSET, NLM_F_DUMP, Buffer.concat([Buffer.of(NFPROTO.inet ?? 1, 0, 0, 0), attrString(NFTA_SET_TABLE, table)]))
+      .map((r) => attrToString(parseAttrs(r.payload.subarray(4)).get(NFTA_SET_NAME)) ?? '')
+      .filter((n) => DOMAIN_SET.test(n));
+    // One set per call: nft 1.0.6 fills its cache for the last `list set` of a script only.
+    return names.flatMap((n) => learnedFromListing(JSON.parse(this.#nft.runScript(`list set inet ${table} ${n}`, { outputFlags: NFT_CTX_OUTPUT_JSON }))));
   }
 
   /** Removes the tables: DNS answers are no longer held (domainNames rules then learn nothing). */

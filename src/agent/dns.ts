@@ -16,6 +16,7 @@
 // Fail open for the answer, closed for the connection: what was not
 // learned is not allowed.
 import type { Logger } from 'pino';
+import { isNotFound } from '../errors.ts';
 import { tryParseIp } from '../cni/ip.ts';
 import { LearnedDomains, type LearnLimits, DEFAULT_LIMITS } from '../dns/learned.ts';
 import { DnsParseError, type Resolution, parseResponse, resolutions } from '../dns/message.ts';
@@ -84,7 +85,13 @@ export class DnsPath {
 
   /** Starts reading the queue (the tables that fill it come with the first pod to hold answers for). Throws when it cannot bind. */
   start(): void {
-    this.carryOver(this.#kernel.readLearned());
+    try {
+      const list = this.#kernel.readLearned();
+      this.carryOver(list);
+      if (list.length > 0) this.#log.info({ addresses: list.length }, 'addresses learned by the previous agent are kept until their TTL ends');
+    } catch (e) {
+      if (!isNotFound(e)) this.#log.warn({ err: (e as Error).message }, 'cannot read what the previous agent learned; those addresses are refused until looked up again');
+    }
     this.#queue = watchQueue(
       DNS_QUEUE,
       undefined,

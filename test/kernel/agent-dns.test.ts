@@ -395,7 +395,9 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
     await eventually('/readyz after the restart', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
     // The first sync replaced the table whole (its domain sets made anew); the address is back in.
-    await eventually('the carried-over address allowed', () => (connects('10.78.0.1') ? true : undefined), 5_000);
+    await eventually('the carried-over address allowed', () => (connects('10.78.0.1') ? true : undefined), 5_000).catch((e) => {
+      throw new Error(`${String(e)}\nagent log:\n${agent?.log().split('\n').filter((l) => /dns|DNS|learned/.test(l)).join('\n').slice(-3000)}`);
+    });
     expect(fx.netns.sh(['nft', 'list', 'table', 'inet', 'weir'])).toMatch(/10\.78\.0\.1 timeout/);
     // And the new agent learns again.
     expect(lookups('client', ['n6.allowed.test'])[0]).toMatchObject({ ip: '10.77.0.6', ok: true });
