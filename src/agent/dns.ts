@@ -135,7 +135,9 @@ export class DnsPath {
         this.#installed = false;
         this.#log.warn({ err: (e as Error).message }, 'DNS answers cannot be held: domainNames peers of ClusterNetworkPolicies allow nothing');
       } else {
-        this.#log.warn({ err: (e as Error).message }, 'cannot update the pods whose DNS answers are held');
+        // The tables may be gone (deleted by hand): made again at the next sync.
+        this.#installed = undefined;
+        this.#log.warn({ err: (e as Error).message }, 'cannot update the pods whose DNS answers are held; the queue tables are made again at the next sync');
       }
     }
     const key = plan.sets.map((s) => s.name).join(',');

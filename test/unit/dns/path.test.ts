@@ -19,7 +19,9 @@ class FakeKernel implements DnsKernelOps {
   install(): void {
     this.installs++;
   }
+  failSubjects = false;
   setSubjects(want: ReadonlyMap<4 | 6, ReadonlySet<string>>): number {
+    if (this.failSubjects) throw new Error('ENOENT');
     this.subjects = want;
     return 0;
   }
@@ -73,7 +75,7 @@ function setup(limits = { minTtlS: 5, maxTtlS: 3600, perName: 64, perNode: 16384
 }
 
 describe('DnsPath', () => {
-  it('makes the queue tables only once a pod needs them', () => {
+  it('makes the queue tables only once a pod needs them, and again when they are gone', () => {
     const { kernel, path } = setup();
     path.afterSync({ subjects: new Map([[4, new Set()]]), sets: [] }, true);
     expect(kernel.installs).toBe(0);
@@ -81,6 +83,12 @@ describe('DnsPath', () => {
     path.afterSync(plan, false);
     expect(kernel.installs).toBe(1);
     expect(kernel.subjects.get(4)).toEqual(new Set(['10.244.1.5']));
+    // The tables gone behind the agent's back: made again at the next sync.
+    kernel.failSubjects = true;
+    path.afterSync(plan, false);
+    kernel.failSubjects = false;
+    path.afterSync(plan, false);
+    expect(kernel.installs).toBe(2);
   });
 
   it('writes the addresses of listed names to every set they match, with the TTL; other names teach nothing', () => {
