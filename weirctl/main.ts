@@ -1,7 +1,7 @@
 // weirctl: looks at one node's weir from the node itself: the agent's status
 // socket, the kernel and the plugin's IPAM store. Parse, dispatch, print;
 // everything else lives in src/weirctl.
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runDoctor } from '../src/weirctl/commands/doctor.ts';
 import { followDrops, runDrops } from '../src/weirctl/commands/drops.ts';
@@ -18,88 +18,96 @@ function print(r: CommandResult, output: OutputFormat): void {
   process.stdout.write(output === 'json' ? `${JSON.stringify(r.json, null, 2)}\n` : `${r.text}\n`);
 }
 
+type Args = Record<string, unknown>;
+
+/** One weirctl command: its words and flags for yargs, and what it runs. Declared once, here. */
+interface Command {
+  /** yargs' command string: the name and its positionals. */
+  command: string;
+  describe: string;
+  flags?: (y: Argv) => Argv;
+  run(ctx: Context, a: Args): Promise<CommandResult>;
+}
+
+function positiveLimit(a: Args): number {
+  const limit = Number(a['limit']);
+  if (!Number.isInteger(limit) || limit < 1) throw new CtlError(`--limit must be a positive integer, got ${String(a['limit'])}`);
+  return limit;
+}
+
+const COMMANDS: Command[] = [
+  { command: 'status', describe: 'Agent health, API connection per kind, applied state, counts, last sync, errors', run: (ctx) => runStatus(ctx) },
+  { command: 'endpoints', describe: 'This node\'s pods: addresses, host veth, isolation, selecting policies', run: (ctx) => runEndpoints(ctx) },
+  {
+    command: 'policy <pod>',
+    describe: 'The effective ingress and egress allowances of NAMESPACE/POD, rule by rule',
+    flags: (y) => y.positional('pod', { type: 'string', demandOption: true, describe: 'NAMESPACE/POD' }),
+    run: (ctx, a) => runPolicy(ctx, String(a['pod'])),
+  },
+  {
+    command: 'trace',
+    describe: 'The verdict for one connection: the reference evaluator\'s reasons and the kernel\'s own answer',
+    flags: (y) =>
+      y
+        .option('from', { type: 'string', demandOption: true, describe: 'Source: NAMESPACE/POD or an IP address' })
+        .option('to', { type: 'string', demandOption: true, describe: 'Destination: NAMESPACE/POD or an IP address' })
+        .option('port', { type: 'number', demandOption: true, describe: 'Destination port' })
+        .option('protocol', { type: 'string', default: 'TCP', describe: 'TCP, UDP or SCTP' }),
+    run: (ctx, a) => runTrace(ctx, { from: String(a['from']), to: String(a['to']), port: Number(a['port']), protocol: String(a['protocol']) }),
+  },
+  {
+    command: 'drops',
+    describe: 'Denied packets, resolved to pods and the policies that selected the denying pod (newest first)',
+    flags: (y) =>
+      y
+        .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep printing new drops as they happen (until interrupted)' })
+        .option('limit', { type: 'number', default: 50, describe: 'How many recent drops to show' }),
+    run: async (ctx, a) => {
+      const limit = positiveLimit(a);
+      if (a['follow']) await followDrops(ctx, limit, (line) => process.stdout.write(`${line}\n`));
+      return runDrops(ctx, limit);
+    },
+  },
+  { command: 'ipam', describe: 'Allocations, free addresses per range, and leaks', run: (ctx) => runIpam(ctx) },
+  { command: 'gc', describe: 'Release leaked IPAM records and delete orphan host veths, printing what was done', run: (ctx) => runGc(ctx) },
+  {
+    command: 'doctor',
+    describe: 'Checks that break a node, each OK or FAIL with a fix (exit 1 when any fails)',
+    flags: (y) => y.option('cni-bin-dir', { type: 'string', default: DEFAULTS.cniBinDir, describe: 'Where the weir plugin is installed' }),
+    run: (ctx, a) => runDoctor(ctx, String(a['cni-bin-dir'])),
+  },
+];
+
 async function main(): Promise<number> {
   // `weirctl drops -f | head`: a closed pipe ends the command quietly.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : 1));
-  const argv = await yargs(hideBin(process.argv))
+  let chosen: Command | undefined;
+  let y: Argv = yargs(hideBin(process.argv))
     .scriptName('weirctl')
     .usage('$0 <command> [options]\n\nInspects weir on this node: the agent (its local socket), the kernel and the IPAM store.')
     .option('output', { alias: 'o', choices: ['table', 'json'] as const, default: 'table' as const, describe: 'table for people, json for scripts' })
     .option('socket', { type: 'string', default: DEFAULTS.socket, describe: 'The agent\'s local status socket' })
     .option('data-dir', { type: 'string', describe: `The plugin's IPAM directory (default: the conflist's dataDir, else ${DEFAULTS.dataDir})` })
     .option('cni-conf-dir', { type: 'string', default: DEFAULTS.cniConfDir, describe: 'Where the CNI conflist lives' })
-    .option('network', { type: 'string', default: DEFAULTS.network, describe: 'The CNI network name' })
-    .command('status', 'Agent health, API connection per kind, applied state, counts, last sync, errors')
-    .command('endpoints', 'This node\'s pods: addresses, host veth, isolation, selecting policies')
-    .command('policy <pod>', 'The effective ingress and egress allowances of NAMESPACE/POD, rule by rule', (y) =>
-      y.positional('pod', { type: 'string', demandOption: true, describe: 'NAMESPACE/POD' }),
-    )
-    .command('trace', 'The verdict for one connection: the reference evaluator\'s reasons and the kernel\'s own answer', (y) =>
-      y
-        .option('from', { type: 'string', demandOption: true, describe: 'Source: NAMESPACE/POD or an IP address' })
-        .option('to', { type: 'string', demandOption: true, describe: 'Destination: NAMESPACE/POD or an IP address' })
-        .option('port', { type: 'number', demandOption: true, describe: 'Destination port' })
-        .option('protocol', { type: 'string', default: 'TCP', describe: 'TCP, UDP or SCTP' }),
-    )
-    .command('drops', 'Denied packets, resolved to pods and the policies that selected the denying pod (newest first)', (y) =>
-      y
-        .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep printing new drops as they happen (until interrupted)' })
-        .option('limit', { type: 'number', default: 50, describe: 'How many recent drops to show' }),
-    )
-    .command('ipam', 'Allocations, free addresses per range, and leaks')
-    .command('gc', 'Release leaked IPAM records and delete orphan host veths, printing what was done')
-    .command('doctor', 'Checks that break a node, each OK or FAIL with a fix (exit 1 when any fails)', (y) =>
-      y.option('cni-bin-dir', { type: 'string', default: DEFAULTS.cniBinDir, describe: 'Where the weir plugin is installed' }),
-    )
-    .demandCommand(1, 'name a command')
-    .strict()
-    .help()
-    .alias('h', 'help')
-    .parseAsync();
+    .option('network', { type: 'string', default: DEFAULTS.network, describe: 'The CNI network name' });
+  for (const c of COMMANDS) {
+    y = y.command(c.command, c.describe, (b) => (c.flags ? c.flags(b) : b), () => {
+      chosen = c;
+    });
+  }
+  const argv = (await y.demandCommand(1, 'name a command').strict().help().alias('h', 'help').parseAsync()) as Args;
+  if (!chosen) throw new CtlError(`unknown command ${JSON.stringify((argv['_'] as unknown[] | undefined)?.[0])}; see weirctl --help`);
 
-  const output = argv.output as OutputFormat;
+  const output = argv['output'] as OutputFormat;
   const ctx = new Context({
-    socket: argv.socket,
-    dataDir: argv['data-dir'],
-    cniConfDir: argv['cni-conf-dir'],
-    network: argv.network,
+    socket: String(argv['socket']),
+    dataDir: argv['data-dir'] as string | undefined,
+    cniConfDir: String(argv['cni-conf-dir']),
+    network: String(argv['network']),
     output,
     color: output === 'table' && colorEnabled(),
   });
-  const a = argv as Record<string, unknown>;
-  let r: CommandResult;
-  switch (argv._[0]) {
-    case 'status':
-      r = await runStatus(ctx);
-      break;
-    case 'endpoints':
-      r = await runEndpoints(ctx);
-      break;
-    case 'policy':
-      r = await runPolicy(ctx, String(a['pod']));
-      break;
-    case 'trace':
-      r = await runTrace(ctx, { from: String(a['from']), to: String(a['to']), port: Number(a['port']), protocol: String(a['protocol']) });
-      break;
-    case 'drops': {
-      const limit = Number(a['limit']);
-      if (!Number.isInteger(limit) || limit < 1) throw new CtlError(`--limit must be a positive integer, got ${String(a['limit'])}`);
-      if (a['follow']) await followDrops(ctx, limit, (line) => process.stdout.write(`${line}\n`));
-      r = await runDrops(ctx, limit);
-      break;
-    }
-    case 'ipam':
-      r = await runIpam(ctx);
-      break;
-    case 'gc':
-      r = await runGc(ctx);
-      break;
-    case 'doctor':
-      r = await runDoctor(ctx, String(a['cni-bin-dir']));
-      break;
-    default:
-      throw new CtlError(`unknown command ${JSON.stringify(argv._[0])}; see weirctl --help`);
-  }
+  const r = await chosen.run(ctx, argv);
   print(r, output);
   return r.exitCode ?? 0;
 }
