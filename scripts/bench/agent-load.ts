@@ -7,7 +7,7 @@
 // Modes, each deterministic from (--pods, --nodes, --policies,
 // --cluster-policies, --seed), the synthetic cluster of the policy benchmark
 // (scripts/bench/policy/cluster.ts) and its ClusterNetworkPolicies
-// (agent/cluster-policies.ts):
+// (policy/cluster-policies.ts):
 //   base     namespaces (with a `default` ServiceAccount each: there is no
 //            controller manager), the Nodes (spec.podCIDRs and an InternalIP
 //            in status), the NetworkPolicies and the ClusterNetworkPolicies;
@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { compileOptionalSelector, selectorMatches } from '../../src/policy/selector.ts';
 import type { NetworkPolicy, NetworkPolicySpec, Pod } from '../../src/policy/types.ts';
-import { makeClusterPolicies } from './agent/cluster-policies.ts';
+import { makeClusterPolicies } from './policy/cluster-policies.ts';
 import { type Traffic, trafficDelta, watchTraffic } from './agent/watch-traffic.ts';
 import { APPS, BENCH_NODE, BENCH_NODE_INDEX, NODE_COUNT, makeCluster, makePod, nodeIP, nodeName, podCIDR, podPrefix } from './policy/cluster.ts';
 import { CNP_PATH, type ClusterNetworkPolicy } from '../../src/policy/cnp-types.ts';

@@ -6,7 +6,7 @@
 //      token for its ServiceAccount;
 //   2. the synthetic cluster of the policy benchmark (scripts/bench/policy/
 //      cluster.ts): namespaces, --nodes Nodes, --policies NetworkPolicies and
-//      --cluster-policies ClusterNetworkPolicies (agent/cluster-policies.ts,
+//      --cluster-policies ClusterNetworkPolicies (policy/cluster-policies.ts,
 //      with the CRD from deploy/crds) first; an agent started on that (no
 //      pods) gives the baseline RSS; then --pods Pods (spec.nodeName set,
 //      status with IPs patched in as a kubelet would), loaded by
@@ -37,7 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions } from './options.ts';
-import { makeClusterPolicies } from './agent/cluster-policies.ts';
+import { makeClusterPolicies } from './policy/cluster-policies.ts';
 import { heapSummary } from './agent/heap-profile.ts';
 import { report } from './agent/report.ts';
 import { type ControlPlane, startControlPlane } from '../../lab/controlplane/index.ts';
