@@ -4,10 +4,10 @@
 import fs from 'node:fs';
 import type { WeirNetConf } from '../src/cni/config.ts';
 import { cmdAdd } from '../src/plugin/add.ts';
+import { tellAgent } from '../src/plugin/agent-handoff.ts';
 import { cmdCheck } from '../src/plugin/check.ts';
 import { cmdDel } from '../src/plugin/del.ts';
 import { cmdGc } from '../src/plugin/gc.ts';
-import { tellAgent } from '../src/plugin/agent-handoff.ts';
 import { invoke, type Verbs } from '../src/plugin/invoke.ts';
 import { cmdStatus } from '../src/plugin/status.ts';
 
@@ -31,11 +31,18 @@ function log(level: 'warn' | 'error', msg: string, fields: Record<string, unknow
 const verbs: Verbs = {
   async add(env, conf: WeirNetConf) {
     const result = cmdAdd(env, conf);
-    if (conf.agentSocket) {
-      const ips = result.ips.map((ip) => ip.address.split('/')[0]);
-      const { namespace, name, uid } = env.args.k8s;
+    const { namespace, name, uid } = env.args.k8s;
+    // Without the pod's name (a runtime that passes no K8S_POD_* arguments) the
+    // agent cannot tell which pod this is: it keeps dropping the address until
+    // the pod appears in the API, so there is nothing to wait for.
+    if (conf.agentSocket && namespace && name) {
+      const ips = result.ips.map((ip) => ip.address.split('/')[0] ?? ip.address);
       const r = await tellAgent(conf.agentSocket, '/cni/add', { containerID: env.containerId, ifname: env.ifname, namespace, name, uid, ips }, AGENT_WAIT_MS);
-      if (!r.applied) log('warn', 'pod started before the agent confirmed its policy; the agent holds its traffic until it does', { reason: r.reason, containerID: env.containerId });
+      if (!r.applied)
+        log('warn', 'pod started before the agent confirmed its policy; the agent holds its traffic until it does', {
+          reason: r.reason,
+          containerID: env.containerId,
+        });
     }
     return result;
   },

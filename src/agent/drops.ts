@@ -3,23 +3,9 @@
 // record names the profile chain that denied it (from the log prefix), so a
 // reader can map it to the pod and the policies that select it.
 import { type NflogPacket, parsePacketHeaders, tcpFlagNames } from '../netlink/nflog.ts';
+import type { DropRecord } from '../agent-api/types.ts';
 
-export interface DropRecord {
-  seq: number;
-  time: string;
-  direction: 'ingress' | 'egress' | 'host' | 'unknown';
-  /** The profile chain (or host-firewall chain) whose default deny logged it. */
-  chain: string | undefined;
-  /** True when the rule only logged (audit mode): the packet was not dropped. */
-  audit: boolean;
-  family: 4 | 6 | undefined;
-  src: string | undefined;
-  dst: string | undefined;
-  protocol: string | undefined;
-  sport: number | undefined;
-  dport: number | undefined;
-  flags: string[] | undefined;
-}
+export type { DropRecord };
 
 // `weir deny in prof_…: `, `weir deny eg prof_…: `, `weir audit host …: `.
 const PREFIX = /^weir (deny|audit) (in|eg|host) (\S+): $/;

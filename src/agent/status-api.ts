@@ -12,6 +12,7 @@ import type { ApiAvailability } from './optional-api.ts';
 import { formatPortRange } from '../policy/host-policy.ts';
 import type { Reconciler } from './reconciler.ts';
 import { type Routes, metricsHandler } from './server.ts';
+import type { AgentStatus, CniAddReply, HostFirewallStatus } from '../agent-api/types.ts';
 
 // How long /cni/add waits for the pod's policy; the plugin gives up a little later.
 const HANDOFF_WAIT_MS = 4000;
@@ -131,7 +132,7 @@ export function statusRoutes(d: Deps): Routes {
  * these addresses (its policy in force), or says why not by the deadline:
  * typically that the API has not shown the pod to this agent yet.
  */
-async function waitKnown(d: Deps, key: string, ips: string[]): Promise<{ applied: boolean; reason?: string }> {
+async function waitKnown(d: Deps, key: string, ips: string[]): Promise<CniAddReply> {
   const deadline = Date.now() + HANDOFF_WAIT_MS;
   d.reconciler.schedule();
   let generation = d.cache.generation;
@@ -147,7 +148,7 @@ async function waitKnown(d: Deps, key: string, ips: string[]): Promise<{ applied
   return { applied: false, reason: d.cache.pods.has(key) ? 'no sync applied the pod in time' : `pod ${key} not yet seen in the API` };
 }
 
-function status(d: Deps) {
+function status(d: Deps): AgentStatus {
   const last = d.reconciler.last;
   const applied = d.engine.applied;
   return {
@@ -188,7 +189,7 @@ function status(d: Deps) {
  * hostNetwork pods with what isolates them (and whether their egress is
  * enforced).
  */
-function hostFirewallStatus(d: Deps) {
+function hostFirewallStatus(d: Deps): HostFirewallStatus {
   const host = d.reconciler.last?.report.result.host;
   const failsafe = host?.failsafe ?? { inbound: d.config.failsafeInbound.map(formatPortRange), outbound: d.config.failsafeOutbound.map(formatPortRange) };
   if (!d.config.hostFirewall) return { enabled: false, audit: false, failsafe, policies: [], hostNetworkPods: [] };
@@ -206,6 +207,3 @@ function hostFirewallStatus(d: Deps) {
     warnings: host?.warnings ?? [],
   };
 }
-
-/** The `hostFirewall` part of GET /status. */
-export type HostFirewallStatus = ReturnType<typeof hostFirewallStatus>;

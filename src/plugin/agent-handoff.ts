@@ -5,7 +5,8 @@
 // agent's table drops every address of the node's pod range it does not know,
 // so a missing or slow agent means a pod without traffic, never a pod without
 // policy.
-import { agentCall } from '../agent/client.ts';
+import { agentCall } from '../agent-api/client.ts';
+import type { CniAddReply, CniAddRequest, CniDelRequest } from '../agent-api/types.ts';
 
 export interface HandoffResult {
   /** The agent confirmed the pod's rules are applied. */
@@ -15,11 +16,14 @@ export interface HandoffResult {
 }
 
 /** POSTs to the agent; never throws. */
-export async function tellAgent(socketPath: string, path: string, body: unknown, timeoutMs: number): Promise<HandoffResult> {
+export async function tellAgent(socketPath: string, path: '/cni/add', body: CniAddRequest, timeoutMs: number): Promise<HandoffResult>;
+export async function tellAgent(socketPath: string, path: '/cni/del', body: CniDelRequest, timeoutMs: number): Promise<HandoffResult>;
+export async function tellAgent(socketPath: string, path: string, body: CniAddRequest | CniDelRequest, timeoutMs: number): Promise<HandoffResult> {
   try {
     const r = await agentCall(socketPath, 'POST', path, body, timeoutMs);
     if (r.status !== 200) return { applied: false, reason: `agent answered ${r.status}: ${r.text.slice(0, 200)}` };
-    const o = (r.json ?? {}) as { applied?: boolean; ok?: boolean; reason?: string };
+    // /cni/add answers CniAddReply; /cni/del answers { ok: true }.
+    const o = (r.json ?? {}) as Partial<CniAddReply> & { ok?: boolean };
     return { applied: o.applied === true || o.ok === true, ...(o.reason ? { reason: o.reason } : {}) };
   } catch (e) {
     return { applied: false, reason: e instanceof Error ? e.message : String(e) };

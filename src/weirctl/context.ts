@@ -3,15 +3,16 @@
 // end the command are CtlError with the exit code to use; an unreachable
 // agent is exit 2 with a message naming the socket and --socket.
 import fs from 'node:fs';
-import { AgentUnavailableError, agentCall } from '../agent/client.ts';
+import { AgentUnavailableError, agentCall } from '../agent-api/client.ts';
+import type { AgentStatus, DropsReply, EndpointsReply, StateReply } from '../agent-api/types.ts';
 import { DEFAULT_DATA_DIR } from '../cni/config.ts';
-import type { CheckResult } from '../agent/kernel-verifier.ts';
-import type { HostFirewallStatus } from '../agent/status-api.ts';
 import type { LocalEndpoint } from '../policy/compile.ts';
 import type { ClusterState } from '../policy/types.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import type { AllocationRecord } from '../ipam/store.ts';
 import { ConflistError, type LoadedConflist, loadConflist } from './conflist.ts';
+
+export type { AgentStatus, DropRecord, DropsReply, EndpointsReply, StateReply } from '../agent-api/types.ts';
 
 export const DEFAULTS = {
   socket: '/run/weir/agent.sock',
@@ -53,55 +54,6 @@ export class AgentUnreachableError extends CtlError {
   constructor(socket: string, why: string) {
     super(`cannot reach weir-agent at ${socket}: ${why}; is weir-agent running on this node? (point --socket at its socket)`, 2);
   }
-}
-
-// ---- the agent's replies (see src/agent/status-api.ts) ----
-
-export interface AgentStatus {
-  version: string;
-  node: string;
-  ready: boolean;
-  api: { synced: string[]; versions: Record<string, string> };
-  applied: { generation: number; at: string; durationMs: number; full: boolean; operations: number; versions: Record<string, string> } | null;
-  counts: { localPods: number; pods: number; namespaces: number; policies: number; nodes: number; clusterPolicies?: number; sets?: number; chains?: number; rules?: number; elements?: number };
-  errors: { sync: string | null; policies: string[]; routes: string[] };
-  config: { hostFirewall: boolean; masquerade: boolean; nflogGroup: number };
-  /** Per kind: count and hash over uid/resourceVersion of the cached objects (agents since the self-checks). */
-  cache?: Record<string, { count: number; hash: string; resourceVersion: string }>;
-  /** The kernel-table self-check (agents since the self-checks). */
-  kernel?: { lastCheck: CheckResult | null; repairs: number; fullCheckSpacingMs: number } | null;
-  /** Whether the agent can read ClusterNetworkPolicies (agents since they are mirrored): null before the first list. */
-  clusterPolicyApi?: { available: boolean | null; reason?: string };
-  /** Host-firewall mode: enabled or not, its failsafe ports and the HostFirewallPolicies applied. */
-  hostFirewall?: HostFirewallStatus;
-}
-
-export interface EndpointsReply {
-  node: string;
-  endpoints: LocalEndpoint[];
-}
-
-/** GET /state: the cluster as the agent sees it (nodes may carry podCIDRs in newer agents). */
-export type StateReply = Omit<ClusterState, 'nodes'> & { nodes?: Array<{ name: string; internalIPs: string[]; podCIDRs?: string[] }> };
-
-export interface DropRecord {
-  seq: number;
-  time: string;
-  direction: 'ingress' | 'egress' | 'host' | 'unknown';
-  chain: string | undefined;
-  audit: boolean;
-  family?: 4 | 6;
-  src: string | undefined;
-  dst: string | undefined;
-  protocol: string | undefined;
-  sport: number | undefined;
-  dport: number | undefined;
-  flags: string[] | undefined;
-}
-
-export interface DropsReply {
-  last: number;
-  drops: DropRecord[];
 }
 
 export interface GetOptions {

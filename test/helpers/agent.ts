@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { agentCall } from '../../src/agent/client.ts';
+import { agentCall } from '../../src/agent-api/client.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 export const AGENT_BIN = path.join(REPO, 'dist/bin/weir-agent');

@@ -166,7 +166,7 @@ describe('trace: the report', () => {
 describe('drops: resolved to pods and policies', () => {
   const eps = [{ namespace: 'shop', name: 'web', ips: ['10.244.1.10'], ingress: { chain: 'prof_abc_in', policies: ['shop/web-in'] } }];
   const ix = { pods: podByIp(state), nodes: nodeByIp(state), chains: chainIndex(eps) };
-  const drop: DropRecord = { seq: 7, time: '2025-01-01T10:00:00.123Z', direction: 'ingress', chain: 'prof_abc_in', audit: false, src: '10.244.1.11', dst: '10.244.1.10', protocol: 'TCP', sport: 40000, dport: 81, flags: ['SYN'] };
+  const drop: DropRecord = { seq: 7, time: '2025-01-01T10:00:00.123Z', direction: 'ingress', chain: 'prof_abc_in', audit: false, family: 4, src: '10.244.1.11', dst: '10.244.1.10', protocol: 'TCP', sport: 40000, dport: 81, flags: ['SYN'] };
 
   it('names the pods, the denying pod and its policies', () => {
     const r = resolveDrop(drop, ix);
