@@ -54,7 +54,13 @@ function patch(b) {
   const shnum = b.readUInt16LE(0x3c);
   const sections = Array.from({ length: shnum }, (_, i) => {
     const h = shoff + i * 64;
-    return { type: b.readUInt32LE(h + 4), offset: Number(b.readBigUInt64LE(h + 0x18)), size: Number(b.readBigUInt64LE(h + 0x20)), link: b.readUInt32LE(h + 0x28), info: b.readUInt32LE(h + 0x2c) };
+    return {
+      type: b.readUInt32LE(h + 4),
+      offset: Number(b.readBigUInt64LE(h + 0x18)),
+      size: Number(b.readBigUInt64LE(h + 0x20)),
+      link: b.readUInt32LE(h + 0x28),
+      info: b.readUInt32LE(h + 0x2c),
+    };
   });
   const dynsym = sections.find((s) => s.type === 11);
   const versym = sections.find((s) => s.type === 0x6fffffff);

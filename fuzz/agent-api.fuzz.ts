@@ -5,6 +5,8 @@
 // did not expect: bad input is a 4xx); a rejected request, a GET or a HEAD must
 // leave the agent's state as it was; and the agent must answer /healthz
 // after every input.
+import fs from 'node:fs';
+import path from 'node:path';
 import { FuzzedDataProvider } from '@jazzer.js/core';
 import { type AgentFixture, startAgentFixture } from './lib/agent-fixture.ts';
 import { FuzzFinding } from './lib/cni-checks.ts';
@@ -21,6 +23,10 @@ async function theAgent(): Promise<AgentFixture> {
   agent ??= await startAgentFixture();
   return agent;
 }
+// A finding ends the process at once: the socket's folder goes with it.
+process.once('exit', () => {
+  if (agent) fs.rmSync(path.dirname(agent.socketPath), { recursive: true, force: true });
+});
 function idleClose(): void {
   idle = setTimeout(() => {
     const a = agent;
@@ -30,7 +36,26 @@ function idleClose(): void {
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'get', 'CONNECT', 'TRACE'];
-const PATHS = ['/healthz', '/readyz', '/metrics', '/status', '/endpoints', '/policies', '/hostpolicies', '/cache', '/state', '/drops', '/verify/cache', '/verify/kernel', '/cni/add', '/cni/del', '/', '*', 'http://x/status', '//status'];
+const PATHS = [
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/status',
+  '/endpoints',
+  '/policies',
+  '/hostpolicies',
+  '/cache',
+  '/state',
+  '/drops',
+  '/verify/cache',
+  '/verify/kernel',
+  '/cni/add',
+  '/cni/del',
+  '/',
+  '*',
+  'http://x/status',
+  '//status',
+];
 const HEADERS = ['host', 'content-length', 'transfer-encoding', 'connection', 'expect', 'upgrade', 'content-type', 'accept'];
 const BODIES = [
   '{"containerID":"c1","ifname":"eth0","namespace":"ns","name":"pod","uid":"u-pod","ips":["10.244.1.2"]}',
@@ -47,7 +72,9 @@ const line = (s: string): string => s.replace(/[\r\n]/g, '');
 /** A request built from parts; framing (content-length) is added unless the fuzzer wrote its own. */
 function structured(p: FuzzedDataProvider): { bytes: Buffer; method: string; what: string } {
   const method = p.consumeBoolean() ? p.pickValue(METHODS) : line(p.consumeString(12));
-  const target = line(p.consumeBoolean() ? p.pickValue(PATHS) + p.consumeString(p.consumeIntegralInRange(0, 40)) : p.consumeString(p.consumeIntegralInRange(0, 80)));
+  const target = line(
+    p.consumeBoolean() ? p.pickValue(PATHS) + p.consumeString(p.consumeIntegralInRange(0, 40)) : p.consumeString(p.consumeIntegralInRange(0, 80)),
+  );
   const headers: string[] = [];
   for (let n = p.consumeIntegralInRange(0, 4); n > 0; n--) {
     const name = p.consumeBoolean() ? p.pickValue(HEADERS) : line(p.consumeString(p.consumeIntegralInRange(0, 20)));
@@ -92,5 +119,6 @@ async function exchange(agent: AgentFixture, data: Buffer): Promise<void> {
     if (readOnly && agent.fingerprint() !== before) throw new FuzzFinding(`${what}: answered ${reply.status} but changed the agent's state`);
   }
   const health = await rawRequest(agent.socketPath, HEALTHZ, BOUND_MS);
-  if (typeof health === 'string' || health.status !== 200) throw new FuzzFinding(`${what}: afterwards /healthz answered ${typeof health === 'string' ? health : health.status}`);
+  if (typeof health === 'string' || health.status !== 200)
+    throw new FuzzFinding(`${what}: afterwards /healthz answered ${typeof health === 'string' ? health : health.status}`);
 }

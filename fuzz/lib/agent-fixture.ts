@@ -26,12 +26,18 @@ export interface AgentFixture {
 export async function startAgentFixture(): Promise<AgentFixture> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-fuzz-agent-'));
   const socketPath = path.join(dir, 'agent.sock');
-  const argv = (await agentOptions(yargs(['--node-name=n1'])).exitProcess(false).parseAsync()) as Record<string, unknown>;
+  const argv = (await agentOptions(yargs(['--node-name=n1']))
+    .exitProcess(false)
+    .parseAsync()) as Record<string, unknown>;
   const config = toConfig(argv);
   const cache = new ClusterCache();
   cache.replace('nodes', [{ metadata: { name: 'n1', uid: 'u-n1', resourceVersion: '1' }, spec: { podCIDRs: ['10.244.1.0/24'] } }], '1');
   cache.replace('namespaces', [{ metadata: { name: 'ns', uid: 'u-ns', resourceVersion: '2', labels: { a: 'b' } } }], '2');
-  cache.replace('pods', [{ metadata: { namespace: 'ns', name: 'pod', uid: 'u-pod', resourceVersion: '3' }, spec: { nodeName: 'n1' }, status: { podIPs: [{ ip: '10.244.1.2' }] } }], '3');
+  cache.replace(
+    'pods',
+    [{ metadata: { namespace: 'ns', name: 'pod', uid: 'u-pod', resourceVersion: '3' }, spec: { nodeName: 'n1' }, status: { podIPs: [{ ip: '10.244.1.2' }] } }],
+    '3',
+  );
   let scheduled = 0;
   const reconciler = {
     ready: true,

@@ -5,8 +5,8 @@
 // input that is a finding, since every refusal of input has its own typed
 // error.
 import { isIP } from 'node:net';
-import type { Outcome } from '../../src/plugin/invoke.ts';
 import { CniCode } from '../../src/errors.ts';
+import type { Outcome } from '../../src/plugin/invoke.ts';
 
 /** The codes a refusal of bad input may carry; 199 (internal) is not one. */
 const INPUT_CODES: ReadonlySet<number> = new Set(Object.values(CniCode).filter((c) => c !== CniCode.Internal));
@@ -16,7 +16,8 @@ export class FuzzFinding extends Error {
 }
 
 function oneJsonLine(o: Outcome, what: string): Record<string, unknown> {
-  if (!o.stdout.endsWith('\n') || o.stdout.indexOf('\n') !== o.stdout.length - 1) throw new FuzzFinding(`${what}: output is not one JSON line: ${o.stdout.slice(0, 200)}`);
+  if (!o.stdout.endsWith('\n') || o.stdout.indexOf('\n') !== o.stdout.length - 1)
+    throw new FuzzFinding(`${what}: output is not one JSON line: ${o.stdout.slice(0, 200)}`);
   const v = JSON.parse(o.stdout) as unknown;
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FuzzFinding(`${what}: output is not a JSON object: ${o.stdout.slice(0, 200)}`);
   return v as Record<string, unknown>;
@@ -27,11 +28,13 @@ function assertAddResult(r: Record<string, unknown>, what: string): void {
   const ips = r['ips'];
   const interfaces = r['interfaces'];
   if (typeof r['cniVersion'] !== 'string') throw new FuzzFinding(`${what}: result without cniVersion`);
-  if (!Array.isArray(ips) || ips.length === 0 || !Array.isArray(interfaces)) throw new FuzzFinding(`${what}: result without ips or interfaces: ${JSON.stringify(r)}`);
+  if (!Array.isArray(ips) || ips.length === 0 || !Array.isArray(interfaces))
+    throw new FuzzFinding(`${what}: result without ips or interfaces: ${JSON.stringify(r)}`);
   for (const ip of ips as Record<string, unknown>[]) {
     const [addr, len] = String(ip['address']).split('/');
     const family = isIP(addr ?? '');
-    if (family === 0 || Number(len) !== (family === 4 ? 32 : 128)) throw new FuzzFinding(`${what}: result address ${String(ip['address'])} is not a host route`);
+    if (family === 0 || Number(len) !== (family === 4 ? 32 : 128))
+      throw new FuzzFinding(`${what}: result address ${String(ip['address'])} is not a host route`);
     const i = ip['interface'];
     if (i !== undefined && (typeof i !== 'number' || !interfaces[i])) throw new FuzzFinding(`${what}: result ips[].interface ${String(i)} names no interface`);
   }
@@ -46,7 +49,8 @@ export function assertCniOutcome(o: Outcome, command: string): void {
     if (command === 'ADD') assertAddResult(oneJsonLine(o, command), command);
     else if (command === 'VERSION') {
       const v = oneJsonLine(o, command);
-      if (typeof v['cniVersion'] !== 'string' || !Array.isArray(v['supportedVersions'])) throw new FuzzFinding(`VERSION: answer lacks cniVersion/supportedVersions: ${o.stdout}`);
+      if (typeof v['cniVersion'] !== 'string' || !Array.isArray(v['supportedVersions']))
+        throw new FuzzFinding(`VERSION: answer lacks cniVersion/supportedVersions: ${o.stdout}`);
     } else if (o.stdout !== '') throw new FuzzFinding(`${command}: succeeded but printed ${o.stdout.slice(0, 200)}`);
     return;
   }

@@ -7,7 +7,7 @@ import { allocate, gc, release, usage } from '../../src/ipam/allocator.ts';
 import { MemoryStore } from '../../src/ipam/memory-store.ts';
 import { attachmentOf, rangesFor } from '../../src/plugin/attachment.ts';
 import type { Verbs } from '../../src/plugin/invoke.ts';
-import { GATEWAY4, GATEWAY6 } from '../../src/plugin/names.ts';
+import { GATEWAY4, GATEWAY6, hostVethName } from '../../src/plugin/names.ts';
 
 export interface FakePlugin {
   verbs: Verbs;
@@ -19,9 +19,10 @@ export function fakePlugin(): FakePlugin {
   const verbs: Verbs = {
     async add(env, conf): Promise<WeirResult> {
       const record = allocate(store, rangesFor(conf), attachmentOf(conf, env));
+      // The real ADD's shape: the host veth, then the pod's interface, which holds the addresses.
       return {
-        interfaces: [{ name: env.ifname, sandbox: env.netns }],
-        ips: record.addresses.map((a) => ({ address: `${a}/${a.includes(':') ? 128 : 32}`, gateway: a.includes(':') ? GATEWAY6 : GATEWAY4, interface: 0 })),
+        interfaces: [{ name: hostVethName(env.containerId, env.ifname) }, { name: env.ifname, sandbox: env.netns }],
+        ips: record.addresses.map((a) => ({ address: `${a}/${a.includes(':') ? 128 : 32}`, gateway: a.includes(':') ? GATEWAY6 : GATEWAY4, interface: 1 })),
         routes: conf.podCIDRs.map((c) => (c.family === 4 ? { dst: '0.0.0.0/0', gw: GATEWAY4 } : { dst: '::/0', gw: GATEWAY6 })),
         dns: conf.dns ?? {},
       };

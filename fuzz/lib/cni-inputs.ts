@@ -32,7 +32,12 @@ const PLAUSIBLE: Readonly<Record<string, readonly string[]>> = {
   CNI_CONTAINERID: ['c0ffee', 'a'.repeat(64), 'x'.repeat(129), '-bad', '../../etc/x', 'c.1_2-3'],
   CNI_NETNS: ['/var/run/netns/fuzz', '/proc/1/ns/net', 'relative'],
   CNI_IFNAME: ['eth0', 'net1', 'a'.repeat(15), 'a'.repeat(16), '..', 'a/b', 'a b', 'é'],
-  CNI_ARGS: ['IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=pod;K8S_POD_UID=1-2', 'K8S_POD_NAME=p', 'IgnoreUnknown=maybe', 'IgnoreUnknown=1;K8S_POD_NAME=a=b'],
+  CNI_ARGS: [
+    'IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=pod;K8S_POD_UID=1-2',
+    'K8S_POD_NAME=p',
+    'IgnoreUnknown=maybe',
+    'IgnoreUnknown=1;K8S_POD_NAME=a=b',
+  ],
   CNI_PATH: ['/opt/cni/bin', '/a::/b', ':'],
 };
 
@@ -40,7 +45,10 @@ const CONFIGS = [
   { cniVersion: '1.1.0', name: 'weir', type: 'weir', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] },
   { cniVersion: '0.3.1', name: 'weir', type: 'weir', podCIDRs: ['10.244.1.0/30'] },
   {
-    cniVersion: '1.0.0', name: 'weir', type: 'weir', podCIDRs: ['fd00::/120'],
+    cniVersion: '1.0.0',
+    name: 'weir',
+    type: 'weir',
+    podCIDRs: ['fd00::/120'],
     prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/var/run/netns/fuzz' }], ips: [{ address: 'fd00::2/128', interface: 0 }] },
   },
 ].map((c) => JSON.stringify(c));

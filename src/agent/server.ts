@@ -249,7 +249,9 @@ async function serve(
 /** An answer written on the raw socket, for requests that never reach serve(). */
 function endRaw(socket: net.Socket, status: number, reason: string, error: string): void {
   const body = `${JSON.stringify({ error })}\n`;
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**

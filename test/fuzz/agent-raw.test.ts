@@ -20,7 +20,12 @@ const cases: { what: string; request: string; status: number; error: RegExp }[] 
   { what: 'a method Node does not know', request: 'FROB /status HTTP/1.1\r\nhost: w\r\n\r\n', status: 400, error: /INVALID_METHOD/ },
   { what: 'CONNECT', request: 'CONNECT weir:1 HTTP/1.1\r\nhost: w\r\n\r\n', status: 405, error: /CONNECT/ },
   { what: 'a header name with a space', request: 'GET /status HTTP/1.1\r\nho st: w\r\n\r\n', status: 400, error: /bad request/ },
-  { what: 'two different content-lengths', request: 'POST /cni/del HTTP/1.1\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}', status: 400, error: /CONTENT_LENGTH/ },
+  {
+    what: 'two different content-lengths',
+    request: 'POST /cni/del HTTP/1.1\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}',
+    status: 400,
+    error: /CONTENT_LENGTH/,
+  },
   { what: 'a bad chunk size', request: 'POST /cni/del HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n', status: 400, error: /CHUNK/ },
   { what: 'a body cut short by EOF', request: 'POST /cni/del HTTP/1.1\r\ncontent-length: 10\r\n\r\n{}', status: 400, error: /EOF/ },
   { what: 'headers cut short by EOF', request: 'GET /status HTTP/1.1\r\nhost: w\r\n', status: 400, error: /EOF/ },

@@ -3,9 +3,9 @@
 // real parsing and IPAM, fake netlink) and, where it is about parsing, on the
 // parser itself.
 import { describe, expect, it } from 'vitest';
+import { fakePlugin } from '../../fuzz/lib/cni-fakes.ts';
 import { parseCniArgs } from '../../src/cni/env.ts';
 import { invoke } from '../../src/plugin/invoke.ts';
-import { fakePlugin } from '../../fuzz/lib/cni-fakes.ts';
 
 const CONF = JSON.stringify({ cniVersion: '1.1.0', name: 'weir', type: 'weir', podCIDRs: ['10.244.1.0/24'] });
 const env = (args: string) => ({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c0ffee', CNI_NETNS: '/var/run/netns/p', CNI_IFNAME: 'eth0', CNI_ARGS: args });
@@ -24,7 +24,7 @@ describe('CNI_ARGS keys that are names of Object.prototype members', () => {
   it.each(keys)('%s=x is ignored with IgnoreUnknown=1: ADD succeeds with the pod name kept', async (key) => {
     expect(parseCniArgs(`IgnoreUnknown=1;K8S_POD_NAME=p;${key}=x`).k8s).toEqual({ name: 'p' });
     const o = await invoke(env(`IgnoreUnknown=1;${key}=x`), CONF, fakePlugin().verbs);
-    expect(o.stdout).toMatch(/"ips":\[\{"interface":0,"address":"10\.244\.1\.\d+\/32"/);
+    expect(o.stdout).toMatch(/"ips":\[\{"interface":1,"address":"10\.244\.1\.\d+\/32"/);
     expect(o.code).toBe(0);
   });
 });
