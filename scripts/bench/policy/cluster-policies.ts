@@ -1,21 +1,44 @@
 // Synthetic ClusterNetworkPolicies (policy.networking.k8s.io/v1beta1, the
-// standard channel of sigs.k8s.io/network-policy-api v0.3.0) for the agent
-// benchmark's --cluster-policies: what a platform team writes on top of the
-// namespaces' NetworkPolicies. Drawn from the same label vocabulary as the
-// synthetic cluster (scripts/bench/policy/cluster.ts) with a generator of its
-// own, so adding them leaves the pods and NetworkPolicies unchanged.
-// Deterministic: the same count and seed give the same objects.
-import type { ClusterNetworkPolicy, ClusterNetworkPolicyEgressPeer, ClusterNetworkPolicyIngressPeer, ClusterNetworkPolicyProtocol, CnpAction } from '../../../src/policy/cnp-types.ts';
+// standard channel of sigs.k8s.io/network-policy-api v0.3.0) for the
+// benchmarks' --cluster-policies (bench-agent, bench-policy): what a platform
+// team writes on top of the namespaces' NetworkPolicies. Drawn from the same
+// label vocabulary as the synthetic cluster (cluster.ts) with a generator of
+// its own, so adding them leaves the pods and NetworkPolicies unchanged.
+// Deterministic: the same count, seed and options give the same objects.
+import type {
+  ClusterNetworkPolicy,
+  ClusterNetworkPolicyEgressPeer,
+  ClusterNetworkPolicyIngressPeer,
+  ClusterNetworkPolicyProtocol,
+  CnpAction,
+} from '../../../src/policy/cnp-types.ts';
 import type { LabelSelector } from '../../../src/policy/types.ts';
-import { APPS, ENVS, TEAMS, TIERS, nsName, rng } from '../policy/cluster.ts';
+import { APPS, ENVS, nsName, rng, TEAMS, TIERS } from './cluster.ts';
+
 const PORTS = [80, 443, 8080, 5432, 6379, 9090];
 
 export const cnpName = (i: number): string => `cnp-${String(i).padStart(3, '0')}`;
 
+export interface ClusterPolicyOptions {
+  /**
+   * Turn some of the `networks` egress peers into `nodes` peers (the nodes'
+   * InternalIPs). Decided from a stream of its own, so every other field is
+   * the same as without the option.
+   */
+  nodes?: boolean;
+}
+
+/** Node selectors for `nodes` peers; the synthetic nodes have no labels, so both select every node (as "workers" does in a cluster without a control-plane label). */
+export const NODE_SELECTORS: readonly LabelSelector[] = [
+  {},
+  { matchExpressions: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'DoesNotExist' }] },
+];
+
 /** `n` ClusterNetworkPolicies: a third Admin (Deny and Pass guard rails), the rest Baseline (Accept defaults). */
-export function makeClusterPolicies(n: number, nsCount: number, seed = 1): ClusterNetworkPolicy[] {
+export function makeClusterPolicies(n: number, nsCount: number, seed = 1, opts: ClusterPolicyOptions = {}): ClusterNetworkPolicy[] {
   // A stream apart from makeCluster's: the pods and NetworkPolicies stay what they were.
   const r = rng((seed * 7919 + 104729) >>> 0);
+  const rn = rng((seed * 6007 + 15485863) >>> 0);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const nsSel = (): LabelSelector => {
     const x = r();
@@ -25,9 +48,14 @@ export function makeClusterPolicies(n: number, nsCount: number, seed = 1): Clust
   };
   const podSel = (): LabelSelector => (r() < 0.6 ? { matchLabels: { app: pick(APPS) } } : { matchLabels: { tier: pick(TIERS) } });
   const protocols = (): ClusterNetworkPolicyProtocol[] | undefined => (r() < 0.2 ? undefined : [{ tcp: { destinationPort: { number: pick(PORTS) } } }]);
-  const podPeer = (): ClusterNetworkPolicyIngressPeer => (r() < 0.45 ? { namespaces: nsSel() } : { pods: { namespaceSelector: nsSel(), podSelector: podSel() } });
-  // networks are egress peers only.
-  const egressPeer = (): ClusterNetworkPolicyEgressPeer => (r() < 0.15 ? { networks: [pick(['192.168.0.0/16', '172.16.0.0/12', '203.0.113.0/24'])] } : podPeer());
+  const podPeer = (): ClusterNetworkPolicyIngressPeer =>
+    r() < 0.45 ? { namespaces: nsSel() } : { pods: { namespaceSelector: nsSel(), podSelector: podSel() } };
+  const networks = (): ClusterNetworkPolicyEgressPeer => {
+    const cidr = pick(['192.168.0.0/16', '172.16.0.0/12', '203.0.113.0/24']);
+    return opts.nodes && rn() < 0.5 ? { nodes: NODE_SELECTORS[Math.floor(rn() * NODE_SELECTORS.length)] as LabelSelector } : { networks: [cidr] };
+  };
+  // networks and nodes are egress peers only.
+  const egressPeer = (): ClusterNetworkPolicyEgressPeer => (r() < 0.15 ? networks() : podPeer());
   return Array.from({ length: n }, (_, i) => {
     const admin = i % 3 === 0;
     const actions: CnpAction[] = admin ? ['Deny', 'Pass', 'Accept'] : ['Accept'];
