@@ -2,6 +2,7 @@
 // the plugin's hand-off and for weirctl. node:http is loaded on first use, so
 // a plugin that never talks to an agent does not pay for it.
 import fs from 'node:fs';
+import { CniCode, WeirError } from '../errors.ts';
 
 export interface AgentReply {
   status: number;
@@ -9,8 +10,10 @@ export interface AgentReply {
   text: string;
 }
 
-export class AgentUnavailableError extends Error {
+/** Nobody answers on the agent's socket (or it does not exist). */
+export class AgentUnavailableError extends WeirError {
   readonly code = 'WEIR_AGENT_UNAVAILABLE';
+  readonly cniCode = CniCode.TryAgainLater;
 }
 
 export async function agentCall(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 5000): Promise<AgentReply> {

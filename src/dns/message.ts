@@ -7,8 +7,12 @@
 // RFC's 255 bytes, and anything malformed is a DnsParseError, never a
 // partial answer.
 
-export class DnsParseError extends Error {
-  override readonly name = 'DnsParseError';
+import { CniCode, WeirError } from '../errors.ts';
+
+/** A DNS message that does not parse: the answer is passed on unread. */
+export class DnsParseError extends WeirError {
+  readonly code = 'WEIR_DNS_PARSE';
+  readonly cniCode = CniCode.DecodeFailure;
 }
 
 export const TYPE_A = 1;

@@ -25,7 +25,7 @@
 // dump() prints the whole ruleset as a replayable `nft -f` script in a sorted,
 // deterministic order: tables, then per table its chains, sets and maps (by
 // name), elements (by key), and rules (chains by name, rules in chain order).
-import { Errno } from '../errors.ts';
+import { CniCode, Errno, WeirError } from '../errors.ts';
 import { NftError } from './errors.ts';
 import type { Nft } from './backend.ts';
 import { type Compiled, type Step, type Transaction, canonicalFlags, renderElements, renderObject } from './transaction.ts';
@@ -92,7 +92,10 @@ export interface FakeElement {
   readonly comment?: string;
 }
 
-class StepError extends Error {
+/** One step of a transaction the fake refuses, with the errno the kernel would give. */
+class StepError extends WeirError {
+  readonly code = 'WEIR_NFT_STEP';
+  readonly cniCode = CniCode.Internal;
   readonly errno: number;
   constructor(errno: number, message: string) {
     super(message);

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseNetConf, type WeirNetConf } from '../cni/config.ts';
 import { formatCidr } from '../cni/ip.ts';
+import { CniCode, WeirError } from '../errors.ts';
 
 export interface LoadedConflist {
   file: string;
@@ -20,7 +21,10 @@ export interface LoadedConflist {
   podCIDRs: string[];
 }
 
-export class ConflistError extends Error {
+/** The node's CNI conflist is missing or not one weirctl can read. */
+export class ConflistError extends WeirError {
+  readonly code = 'WEIR_CONFLIST';
+  readonly cniCode = CniCode.InvalidConfig;
   readonly file: string | undefined;
   constructor(message: string, file?: string) {
     super(message);

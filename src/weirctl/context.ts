@@ -11,6 +11,7 @@ import type { ClusterState } from '../policy/types.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import type { AllocationRecord } from '../ipam/store.ts';
 import { ConflistError, type LoadedConflist, loadConflist } from './conflist.ts';
+import { CniCode, WeirError } from '../errors.ts';
 
 export type { AgentStatus, DropRecord, DropsReply, EndpointsReply, StateReply } from '../agent-api/types.ts';
 
@@ -41,7 +42,10 @@ export interface CommandResult {
   exitCode?: number;
 }
 
-export class CtlError extends Error {
+/** An error that ends a weirctl command, with the exit code to use. */
+export class CtlError extends WeirError {
+  readonly code: string = 'WEIR_CTL';
+  readonly cniCode = CniCode.Internal;
   readonly exitCode: number;
   constructor(message: string, exitCode = 1) {
     super(message);
@@ -51,6 +55,7 @@ export class CtlError extends Error {
 
 /** Exit code 2: the agent's socket is missing or nobody answers on it. */
 export class AgentUnreachableError extends CtlError {
+  override readonly code = 'WEIR_AGENT_UNREACHABLE';
   constructor(socket: string, why: string) {
     super(`cannot reach weir-agent at ${socket}: ${why}; is weir-agent running on this node? (point --socket at its socket)`, 2);
   }
