@@ -39,7 +39,11 @@ export interface ChangeRun {
 /** The policies that select pods of this node are taken in name order, one edit each, round robin. */
 export async function policyChanges(x: ChangeRun): Promise<void> {
   const local = x.first.endpoints;
-  const nps = [...new Set(local.flatMap((e) => [...(e.ingress?.policies ?? []), ...(e.egress?.policies ?? [])]))].sort();
+  // A default deny has no rule to edit.
+  const editable = new Set(
+    x.c.state.policies.filter((p) => p.spec?.ingress?.length || p.spec?.egress?.length).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`),
+  );
+  const nps = [...new Set(local.flatMap((e) => [...(e.ingress?.policies ?? []), ...(e.egress?.policies ?? [])]))].filter((n) => editable.has(n)).sort();
   const cnps = [...new Set(local.flatMap((e) => Object.values(e.tiers ?? {}).flatMap((t) => Object.values(t ?? {}).flatMap((p) => p?.policies ?? []))))].sort();
   if (nps.length === 0 || cnps.length === 0) throw new Error('no NetworkPolicy or no ClusterNetworkPolicy selects a pod of this node: nothing to change');
   for (let i = 0; i < x.edits; i++) {
