@@ -104,6 +104,8 @@ const stripLocation = (s: string): string => s.trim().replace(/^[\w.-]+\.go:\d+:
 /** Why a failed (sub)test failed, from its output: the probe and what was expected, or testify's error line. */
 export function failureReason(lines: readonly string[]): string {
   const clean = lines.map(stripLocation).filter((l) => l !== '');
+  const timedOut = clean.map((l) => /^panic: test timed out after (\S+)/.exec(l)?.[1]).find((x) => x !== undefined);
+  if (timedOut) return `did not finish: the run's time limit (${timedOut}) stopped it`;
   const cmd = clean
     .filter((l) => l.startsWith('FAILED Command was '))
     .at(-1)

@@ -171,6 +171,17 @@ describe('a run read from its events', () => {
     expect(collectCases(parseEvents(setup))).toEqual({ cases: [], topFailure: 'Received unexpected error: context deadline exceeded' });
   });
 
+  it('says so when the time limit stopped a test', () => {
+    expect(
+      failureReason([
+        '    helper.go:90: probing',
+        'panic: test timed out after 25m0s',
+        '\trunning tests:',
+        '\t\tTestConformanceProfiles/CNPAdminTierGress (2m1s)',
+      ]),
+    ).toBe("did not finish: the run's time limit (25m0s) stopped it");
+  });
+
   it('names the last message when there is neither a probe nor an error line', () => {
     expect(
       failureReason(['    conformance_profile_test.go:58: Error loading Kubernetes config: no configuration', '--- FAIL: TestConformanceProfiles (0.00s)']),
