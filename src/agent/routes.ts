@@ -16,7 +16,7 @@
 import { type Cidr, type IpBytes, formatCidr, formatIp, networkOf, tryParseCidr, tryParseIp } from '../cni/ip.ts';
 import { Errno, InvalidConfigError, NetlinkError, errnoName, isAlreadyExists, isNotFound } from '../errors.ts';
 import * as C from '../netlink/constants.ts';
-import type { NetlinkHandle } from '../netlink/handle.ts';
+import type { Rtnl } from '../netlink/rtnl.ts';
 import type { Route } from '../netlink/route.ts';
 
 /** The route protocol number (RTPROT_*) of the agent's routes to other nodes' pod CIDRs; 87 is the plugin's per-pod routes. */
@@ -130,7 +130,7 @@ function protoName(p: number | undefined): string {
  * are still programmed; when a replace fails the old route stays until the
  * next reconcile retries. Only a failure to list the routes throws.
  */
-export function reconcileNodeRoutes(h: NetlinkHandle, desired: readonly NodeRoute[], opts?: ReconcileNodeRoutesOptions): NodeRouteChanges {
+export function reconcileNodeRoutes(h: Rtnl, desired: readonly NodeRoute[], opts?: ReconcileNodeRoutesOptions): NodeRouteChanges {
   const table = opts?.table ?? C.RT_TABLE_MAIN;
   const res: NodeRouteChanges = { added: [], replaced: [], removed: [], errors: [] };
 

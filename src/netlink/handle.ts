@@ -10,9 +10,10 @@ import { type Link, type LinkChange, type VethSpec, decodeLink, encodeGetLink, e
 import type { NlMsg } from './message.ts';
 import { type Neigh, decodeNeigh, encodeGetNeigh, encodeNeigh } from './neigh.ts';
 import { type Route, decodeRoute, encodeGetRoute, encodeRoute } from './route.ts';
+import type { Rtnl } from './rtnl.ts';
 import { NetlinkSocket } from './socket.ts';
 
-export class NetlinkHandle {
+export class NetlinkHandle implements Rtnl {
   readonly #sock: NetlinkSocket;
 
   private constructor(sock: NetlinkSocket) {

@@ -4,7 +4,7 @@
 // the pod. Every step goes through netlink handles; no `ip` subprocesses.
 import { NetlinkError, isNotFound } from '../errors.ts';
 import * as C from '../netlink/constants.ts';
-import type { NetlinkHandle } from '../netlink/handle.ts';
+import type { Rtnl } from '../netlink/rtnl.ts';
 import type { Link } from '../netlink/link.ts';
 import type { Route } from '../netlink/route.ts';
 import type { Netns } from '../sys/netns.ts';
@@ -51,7 +51,7 @@ export function hostRoute(address: IpBytes, oif: number): Route {
 }
 
 /** Removes the host end of an attachment's veth (its peer goes with it). Idempotent. */
-export function unwirePod(host: NetlinkHandle, containerID: string, ifname: string): boolean {
+export function unwirePod(host: Rtnl, containerID: string, ifname: string): boolean {
   const link = host.linkGet({ name: hostVethName(containerID, ifname) });
   if (!link) return false;
   try {
@@ -65,9 +65,10 @@ export function unwirePod(host: NetlinkHandle, containerID: string, ifname: stri
 /**
  * Creates and configures the veth pair. On any failure the host end is
  * deleted before the error propagates, which removes the pod end, its
- * addresses and routes, and the host routes with it.
+ * addresses and routes, and the host routes with it. `sysctl` is the
+ * sysctl writer (a test without a kernel passes its own).
  */
-export function wirePod(host: NetlinkHandle, pod: NetlinkHandle, podNs: Netns, req: WireRequest): WiredPod {
+export function wirePod(host: Rtnl, pod: Rtnl, podNs: Netns, req: WireRequest, sysctl: typeof ensureSysctl = ensureSysctl): WiredPod {
   const addrs = req.addresses.map(parseIp);
   const v4 = addrs.find((a) => a.family === 4);
   const hasV6 = addrs.some((a) => a.family === 6);
@@ -97,8 +98,8 @@ export function wirePod(host: NetlinkHandle, pod: NetlinkHandle, podNs: Netns, r
     if (hasV6) {
       // Without DAD the addresses are usable at once; with it the host's
       // link-local stays tentative for a second and NDP to the pod stalls.
-      ensureSysctl(`net/ipv6/conf/${name}/accept_dad`, '0');
-      ensureSysctl(`net/ipv6/conf/${req.ifname}/accept_dad`, '0', podNs);
+      sysctl(`net/ipv6/conf/${name}/accept_dad`, '0');
+      sysctl(`net/ipv6/conf/${req.ifname}/accept_dad`, '0', podNs);
     }
     // The kernel ignores IFLA_IFALIAS on creation; it must be set afterwards.
     host.linkSet(hostLink.index, { up: true, alias: hostVethAlias(req) });
