@@ -6,9 +6,7 @@
 // the cache keeps a slim copy of the wire JSON anyway (cache.ts). Wire JSON
 // also keeps NetworkPolicy's `from` as `from` (the typed list says `_from`).
 // Watching goes through client-node's Watch as is (apiListWatch).
-import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
-import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
-import type { Watch } from '@kubernetes/client-node/dist/watch.js';
+import { HttpMethod, type KubeConfig, RequestContext, type Watch } from './client-node.ts';
 import { fetch } from 'undici';
 import type { ListPage, ListWatch, Lister } from './reflector.ts';
 

@@ -3,8 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 // Deep imports: the package index pulls in every API group's generated client.
-import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
-import { Watch } from '@kubernetes/client-node/dist/watch.js';
+import { KubeConfig, Watch } from './client-node.ts';
 import type { Logger } from 'pino';
 import { LibNftables } from '../nft/libnftables.ts';
 import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
