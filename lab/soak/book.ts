@@ -7,6 +7,9 @@ import type { FaultRecord } from './faults.ts';
 import { KINDS, type Kind, type KindTimeline, type SettleRules } from './timeline.ts';
 import type { NodeInfo } from '../../src/policy/types.ts';
 
+/** How long one judgeReady call may work before it leaves the rest for the next. */
+export const JUDGE_BUDGET_MS = 400;
+
 export class ProbeBook {
   readonly counts: Record<Outcome, number> & { total: number } = { total: 0, 'allowed-ok': 0, 'blocked-ok': 0, forbidden: 0, 'allowed-failed': 0, unsettled: 0, unjudged: 0 };
   readonly forbidden: string[] = [];
@@ -44,7 +47,13 @@ export class ProbeBook {
    */
   judgeReady(now: number, knownUntil: number): void {
     const left: ProbeResult[] = [];
+    // A bounded slice of work per call: the soak's timers (the enforcement tracker, the churn, the faults) must keep running.
+    const deadline = Date.now() + JUDGE_BUDGET_MS;
     for (const p of this.#pending) {
+      if (Date.now() > deadline && knownUntil !== Number.POSITIVE_INFINITY) {
+        left.push(p);
+        continue;
+      }
       const j = p.start + p.ms <= knownUntil ? judge(p, this.#timelines, this.#evaluators, now, this.#rules) : undefined;
       if (!j) {
         left.push(p);

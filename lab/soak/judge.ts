@@ -12,7 +12,7 @@
 // maxSettleMs, before the state before it stops excusing a connection.
 import { PolicyEvaluator, ipEndpoint, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, NodeInfo, Pod } from '../../src/policy/types.ts';
-import { KINDS, type Kind, type KindTimeline, type SettleRules, type Version } from './timeline.ts';
+import { KINDS, type KObject, type Kind, type KindTimeline, type SettleRules, type Version, objectKey } from './timeline.ts';
 
 export interface ProbeResult {
   /** The prober pod (namespace/name). */
@@ -79,6 +79,41 @@ export function combinations(cands: Record<Kind, Version[]>): Record<Kind, Versi
   return out as Record<Kind, Version>[];
 }
 
+type PodLike = KObject & { status?: { podIPs?: { ip: string }[] } };
+
+const rvOf = (o: KObject | undefined): string => o?.metadata?.resourceVersion ?? '-';
+const podWithIp = (v: Version, ip: string): KObject | undefined => [...v.objects.values()].find((o) => ((o as PodLike).status?.podIPs ?? []).some((x) => x.ip === ip));
+
+/**
+ * The candidates of each kind reduced to those that can differ in their
+ * verdict on one flow from a pod to an address. NetworkPolicy decides a
+ * flow by the two pods (the source, and the pod holding the address), their
+ * namespaces' labels and the policies of those namespaces; versions that
+ * differ only elsewhere (most changes during a slow settle concern other
+ * pods) give the same verdict, and only the newest of each such group is
+ * kept. Namespaces are few and change rarely: all are kept.
+ */
+export function reduceCandidates(cands: Record<Kind, Version[]>, srcNs: string, srcName: string, ip: string): Record<Kind, Version[]> {
+  const distinct = (vs: Version[], view: (v: Version) => string): Version[] => {
+    const seen = new Set<string>();
+    return vs.filter((v) => {
+      const key = view(v);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  };
+  const pods = distinct(cands.pods, (v) => {
+    const dst = podWithIp(v, ip);
+    return `${rvOf(v.objects.get(`${srcNs}/${srcName}`))}|${dst ? `${objectKey(dst)}@${rvOf(dst)}` : '-'}`;
+  });
+  const nss = new Set([srcNs, ...cands.pods.flatMap((v) => podWithIp(v, ip)?.metadata?.namespace ?? [])]);
+  const networkpolicies = distinct(cands.networkpolicies, (v) =>
+    [...v.objects.values()].filter((o) => nss.has(o.metadata?.namespace ?? '')).map((o) => `${objectKey(o)}@${rvOf(o)}`).sort().join(','),
+  );
+  return { pods, namespaces: cands.namespaces, networkpolicies };
+}
+
 /** undefined while some candidate is not settled yet (judge later). */
 export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, evaluators: EvaluatorCache, now: number, rules: SettleRules): Judgement | undefined {
   const cands = {} as Record<Kind, Version[]>;
@@ -89,7 +124,7 @@ export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, eva
     cands[k] = c;
   }
   const [ns, name] = p.from.split('/') as [string, string];
-  const combos = combinations(cands);
+  const combos = combinations(reduceCandidates(cands, ns, name, p.ip));
   let allowed = 0;
   const errors: string[] = [];
   for (const c of combos) {

@@ -2,7 +2,7 @@
 // been enforcing at its instant (the settle rule of timeline.ts), with the
 // reference evaluator as the oracle.
 import { describe, expect, it } from 'vitest';
-import { EvaluatorCache, type ProbeResult, combinations, judge } from '../../../lab/soak/judge.ts';
+import { EvaluatorCache, type ProbeResult, combinations, judge, reduceCandidates } from '../../../lab/soak/judge.ts';
 import { KINDS, type KObject, type Kind, KindTimeline, type SettleRules, settleEnd } from '../../../lab/soak/timeline.ts';
 
 const RULES: SettleRules = { graceMs: 1000, maxSettleMs: 60_000 };
@@ -113,6 +113,21 @@ describe('judge', () => {
     expect(gone?.change).toBe('DELETED app/s');
     t.pods.markEnforced(gone?.rv ?? '', 150);
     expect(judge(probe(2000, false), t, new EvaluatorCache(NODES), 3000, RULES)?.outcome).toBe('allowed-failed');
+  });
+});
+
+describe('reduceCandidates', () => {
+  it('keeps one version per distinct view of the flow: changes to other pods and other namespaces\' policies fold away', () => {
+    const t = world();
+    const other = t.pods.event(10, 'ADDED', pod('app', 'x', '10.244.2.7', 'n2'));
+    const other2 = t.pods.event(20, 'MODIFIED', pod('app', 'x', '10.244.2.7', 'n2', { app: 'db' }));
+    const dst = t.pods.event(30, 'MODIFIED', pod('app', 's', '10.244.2.5', 'n2', { app: 'web' }));
+    const elsewhere = t.networkpolicies.event(40, 'ADDED', denyIngress('zzz'));
+    const here = t.networkpolicies.event(50, 'ADDED', denyIngress('app'));
+    const cands = { pods: [dst, other2, other, t.pods.versions[0]].map((v) => v!), namespaces: [t.namespaces.latest!], networkpolicies: [here, elsewhere, t.networkpolicies.versions[0]].map((v) => v!) };
+    const r = reduceCandidates(cands, 'probe', 'p', '10.244.2.5');
+    expect(r.pods.map((v) => v.seq)).toEqual([dst?.seq, other2?.seq]);
+    expect(r.networkpolicies.map((v) => v.seq)).toEqual([here?.seq, elsewhere?.seq]);
   });
 });
 
