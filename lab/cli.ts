@@ -20,8 +20,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { REPO, ROOTFS_NODE_PATHS, SHARED_NODE_PATHS, kindPaths, labKindConfig, nodeRootDir } from './kind.ts';
 import { kubectlArgv, userEnv } from './commands/common.ts';
+import { kindPaths, labKindConfig, nodeRootDir, REPO, ROOTFS_NODE_PATHS, SHARED_NODE_PATHS } from './kind.ts';
 import { type LabState, labPods, readRecord, readState, recordPath, writeRecord } from './state.ts';
 
 const err = (msg: string): void => void process.stderr.write(`lab: ${msg}\n`);
@@ -123,11 +123,15 @@ function up(a: { nodes: number | undefined; hostFirewall: boolean }): number {
     return exitCode(spawnSync(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'], env: userEnv() }));
   };
   // The lab's control plane runs pods too (as the lab always has): more pods per node pair on few nodes.
-  if (k(['taint', 'nodes', `${p.cluster}-control-plane`, 'node-role.kubernetes.io/control-plane:NoSchedule-']) !== 0) out('lab: (the control plane had no NoSchedule taint)');
+  if (k(['taint', 'nodes', `${p.cluster}-control-plane`, 'node-role.kubernetes.io/control-plane:NoSchedule-']) !== 0)
+    out('lab: (the control plane had no NoSchedule taint)');
   if (a.hostFirewall) {
     // The manifest's own switch, as a user would flip it.
     out('lab: host-firewall mode: WEIR_HOST_FIREWALL=true on the agent');
-    if (k(['-n', 'kube-system', 'set', 'env', 'ds/weir', '-c', 'agent', 'WEIR_HOST_FIREWALL=true']) !== 0 || k(['-n', 'kube-system', 'rollout', 'status', 'ds/weir', '--timeout=300s']) !== 0) {
+    if (
+      k(['-n', 'kube-system', 'set', 'env', 'ds/weir', '-c', 'agent', 'WEIR_HOST_FIREWALL=true']) !== 0 ||
+      k(['-n', 'kube-system', 'rollout', 'status', 'ds/weir', '--timeout=300s']) !== 0
+    ) {
       err('lab up FAILED: could not turn host-firewall mode on');
       return 1;
     }
@@ -183,7 +187,10 @@ async function execCmd(target: string, cmd: string[]): Promise<number> {
 export function nodeShell(root: string, rootfs: string): string {
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const bind = (from: string, rel: string): string => `mkdir -p ${q(`/${rel}`)} && mount --bind ${q(from)} ${q(`/${rel}`)}`;
-  const steps = [...SHARED_NODE_PATHS.map((p) => `mkdir -p ${q(`${root}/${p}`)} && ${bind(`${root}/${p}`, p)}`), ...ROOTFS_NODE_PATHS.map((p) => bind(`${rootfs}/${p}`, p))];
+  const steps = [
+    ...SHARED_NODE_PATHS.map((p) => `mkdir -p ${q(`${root}/${p}`)} && ${bind(`${root}/${p}`, p)}`),
+    ...ROOTFS_NODE_PATHS.map((p) => bind(`${rootfs}/${p}`, p)),
+  ];
   return `${steps.join(' && ')} && exec "$@"`;
 }
 
@@ -199,7 +206,11 @@ function nodeCmd(node: string, cmd: string[]): number {
     return 1;
   }
   const env = { ...process.env, PATH: `${path.join(REPO, 'dist/bin')}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
-  const r = spawnSync('nsenter', [`--net=${n.netns}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', nodeShell(n.root, n.rootfs), 'sh', ...cmd], { stdio: 'inherit', env });
+  const r = spawnSync(
+    'nsenter',
+    [`--net=${n.netns}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', nodeShell(n.root, n.rootfs), 'sh', ...cmd],
+    { stdio: 'inherit', env },
+  );
   return exitCode(r);
 }
 
@@ -216,7 +227,7 @@ async function main(): Promise<void> {
   let code = 0;
   await yargs(hideBin(process.argv))
     .scriptName('scripts/lab')
-    .usage('$0 <command>\n\nweir\'s lab: a kind cluster (real kubelets and containerd, podman, inside a network namespace) running weir from its manifests.')
+    .usage("$0 <command>\n\nweir's lab: a kind cluster (real kubelets and containerd, podman, inside a network namespace) running weir from its manifests.")
     .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': true })
     .command(
       'up',
@@ -224,7 +235,7 @@ async function main(): Promise<void> {
       (y) =>
         y
           .option('nodes', { type: 'number', describe: 'Number of nodes, the control plane included (default 3)' })
-          .option('host-firewall', { type: 'boolean', default: false, describe: 'Run weir\'s agent with --host-firewall' })
+          .option('host-firewall', { type: 'boolean', default: false, describe: "Run weir's agent with --host-firewall" })
           .parserConfiguration({ 'unknown-options-as-args': false })
           .strict(),
       async (a) => {
@@ -247,8 +258,8 @@ async function main(): Promise<void> {
     )
     .command(
       'kubectl [args..]',
-      'Run the pinned kubectl as cluster admin (in the cluster\'s namespace); all arguments go to kubectl',
-      (y) => y.positional('args', { type: 'string', array: true, describe: 'kubectl\'s arguments' }),
+      "Run the pinned kubectl as cluster admin (in the cluster's namespace); all arguments go to kubectl",
+      (y) => y.positional('args', { type: 'string', array: true, describe: "kubectl's arguments" }),
       () => {
         const raw = hideBin(process.argv);
         code = kubectlCmd(raw.slice(raw.indexOf('kubectl') + 1));
@@ -256,7 +267,7 @@ async function main(): Promise<void> {
     )
     .command(
       'exec <pod>',
-      'Run a command in a pod\'s network namespace: exec NAMESPACE/POD -- CMD...',
+      "Run a command in a pod's network namespace: exec NAMESPACE/POD -- CMD...",
       (y) => y.positional('pod', { type: 'string', describe: 'NAMESPACE/POD', demandOption: true }),
       async (a) => {
         code = await execCmd(a.pod, argsAfterDashDash());
@@ -264,7 +275,7 @@ async function main(): Promise<void> {
     )
     .command(
       'node <node>',
-      'Run a command in a node\'s namespace with its view of weir\'s paths: node NODE -- CMD...',
+      "Run a command in a node's namespace with its view of weir's paths: node NODE -- CMD...",
       (y) => y.positional('node', { type: 'string', describe: 'Node name, e.g. weir-worker', demandOption: true }),
       (a) => {
         code = nodeCmd(a.node, argsAfterDashDash());
@@ -272,7 +283,7 @@ async function main(): Promise<void> {
     )
     .command(
       'wait',
-      'Wait until every pod is Running with its addresses and every node\'s agent has applied the API state as it is now',
+      "Wait until every pod is Running with its addresses and every node's agent has applied the API state as it is now",
       (y) =>
         y
           .option('timeout', { type: 'string', default: '120', describe: 'Give up after this long (seconds, or 500ms / 2m); exit 1 saying what is pending' })
@@ -291,15 +302,34 @@ async function main(): Promise<void> {
           .option('namespaces', { type: 'string', describe: 'Comma-separated namespaces (default: all but kube-*)' })
           .option('ports', { type: 'string', default: '80,81', describe: 'Comma-separated ports' })
           .option('protocols', { type: 'string', default: 'TCP,UDP,SCTP', describe: 'Comma-separated protocols: TCP, UDP, SCTP' })
-          .option('output', { alias: 'o', type: 'string', default: 'table', choices: ['table', 'json'], describe: 'table: upstream-style truth tables; json: {"probes":[...]}' })
+          .option('output', {
+            alias: 'o',
+            type: 'string',
+            default: 'table',
+            choices: ['table', 'json'],
+            describe: 'table: upstream-style truth tables; json: {"probes":[...]}',
+          })
           .option('host-network', { type: 'boolean', default: false, describe: 'Include hostNetwork pods' })
-          .option('prober', { type: 'string', default: 'agnhost', choices: ['agnhost', 'netprobe'], describe: 'How TCP/UDP are probed (SCTP always by raw INIT)' })
+          .option('prober', {
+            type: 'string',
+            default: 'agnhost',
+            choices: ['agnhost', 'netprobe'],
+            describe: 'How TCP/UDP are probed (SCTP always by raw INIT)',
+          })
           .option('timeout', { type: 'string', default: '1', describe: 'Per-probe timeout (seconds, or e.g. 500ms)' })
           .parserConfiguration({ 'unknown-options-as-args': false })
           .strict(),
       async (a) => {
         const { matrixCommand } = await import('./commands/matrix.ts');
-        code = await matrixCommand({ namespaces: a.namespaces, ports: a.ports, protocols: a.protocols, output: a.output, hostNetwork: a['host-network'], prober: a.prober, timeout: a.timeout });
+        code = await matrixCommand({
+          namespaces: a.namespaces,
+          ports: a.ports,
+          protocols: a.protocols,
+          output: a.output,
+          hostNetwork: a['host-network'],
+          prober: a.prober,
+          timeout: a.timeout,
+        });
       },
     )
     .command(

@@ -79,18 +79,29 @@ export interface KindNode {
 export function kindNodes(p: KindPaths): KindNode[] {
   if (!fs.existsSync(path.join(p.run, 'containers/containers.conf'))) return [];
   const env = kindEnv(p);
-  const ps = spawnSync('podman', ['ps', '--filter', `label=io.x-k8s.kind.cluster=${p.cluster}`, '--format', '{{.Names}}'], { encoding: 'utf8', env, timeout: 30_000 });
+  const ps = spawnSync('podman', ['ps', '--filter', `label=io.x-k8s.kind.cluster=${p.cluster}`, '--format', '{{.Names}}'], {
+    encoding: 'utf8',
+    env,
+    timeout: 30_000,
+  });
   if (ps.status !== 0) return [];
   const names = ps.stdout.split('\n').filter(Boolean);
   if (names.length === 0) return [];
-  const fmt = '{{.Name}}\t{{.State.Pid}}\t{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}\t{{index .Config.Labels "io.x-k8s.kind.role"}}\t{{.GraphDriver.Data.MergedDir}}';
+  const fmt =
+    '{{.Name}}\t{{.State.Pid}}\t{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}\t{{index .Config.Labels "io.x-k8s.kind.role"}}\t{{.GraphDriver.Data.MergedDir}}';
   const ins = spawnSync('podman', ['inspect', '--format', fmt, ...names], { encoding: 'utf8', env, timeout: 30_000 });
   if (ins.status !== 0) return [];
   return ins.stdout
     .split('\n')
     .filter(Boolean)
     .map((l) => l.split('\t'))
-    .map(([name, pid, ip, role, rootfs]) => ({ name: name as string, pid: Number(pid), ip: ip ?? '', role: role === 'control-plane' ? ('control-plane' as const) : ('worker' as const), rootfs: rootfs ?? '' }))
+    .map(([name, pid, ip, role, rootfs]) => ({
+      name: name as string,
+      pid: Number(pid),
+      ip: ip ?? '',
+      role: role === 'control-plane' ? ('control-plane' as const) : ('worker' as const),
+      rootfs: rootfs ?? '',
+    }))
     .filter((n) => n.pid > 0)
     .sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -11,7 +11,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type KindPaths, REPO, kindEnv, kindNodes, kindPaths, kubeconfigPath, nodeRootDir, podPids } from './kind.ts';
+import { type KindPaths, kindEnv, kindNodes, kindPaths, kubeconfigPath, nodeRootDir, podPids, REPO } from './kind.ts';
 
 export interface LabStateNode {
   name: string;
@@ -113,8 +113,11 @@ export async function labPods(dir = labDir()): Promise<LabPod[]> {
   if (!state) throw new Error(`the lab is not up (no ${recordPath(dir)} or no cluster namespace); run \`scripts/lab up\``);
   const p = { ...kindPaths(), run: dir };
   const json = await new Promise<string>((resolve, reject) =>
-    execFile('nsenter', [`--net=/run/netns/${p.netns}`, '--', state.kubectl, 'get', 'pods', '-A', '-o', 'json', '--request-timeout=15s'], { env: kindEnv(p), maxBuffer: 256 * 1024 * 1024, timeout: 30_000 }, (e, out, err) =>
-      e ? reject(new Error(`kubectl get pods: ${err.trim() || e.message}`)) : resolve(out),
+    execFile(
+      'nsenter',
+      [`--net=/run/netns/${p.netns}`, '--', state.kubectl, 'get', 'pods', '-A', '-o', 'json', '--request-timeout=15s'],
+      { env: kindEnv(p), maxBuffer: 256 * 1024 * 1024, timeout: 30_000 },
+      (e, out, err) => (e ? reject(new Error(`kubectl get pods: ${err.trim() || e.message}`)) : resolve(out)),
     ),
   );
   const pids = podPids();

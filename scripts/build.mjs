@@ -51,7 +51,8 @@ const clientNodePure = {
       const inside = args.importer.includes('/node_modules/@kubernetes/client-node/') || args.path.startsWith('@kubernetes/client-node');
       if (!inside || args.path.startsWith('node:')) return undefined;
       const r = await b.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, importer: args.importer, pluginData: 'inner' });
-      if (r.errors.length > 0 || !r.path.includes('/node_modules/@kubernetes/client-node/')) return r.errors.length > 0 ? { errors: r.errors } : { path: r.path, external: r.external, sideEffects: r.sideEffects };
+      if (r.errors.length > 0 || !r.path.includes('/node_modules/@kubernetes/client-node/'))
+        return r.errors.length > 0 ? { errors: r.errors } : { path: r.path, external: r.external, sideEffects: r.sideEffects };
       return { path: r.path, sideEffects: false };
     });
   },
@@ -86,11 +87,7 @@ async function buildOne({ name, entry, execArgv }) {
   const tmp = `${out}.tmp`;
   fs.copyFileSync(node, tmp);
   fs.chmodSync(tmp, 0o755);
-  execFileSync(
-    path.join(root, 'node_modules/.bin/postject'),
-    [tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE],
-    { stdio: 'ignore' },
-  );
+  execFileSync(path.join(root, 'node_modules/.bin/postject'), [tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { stdio: 'ignore' });
   fs.renameSync(tmp, out);
   fs.rmSync(seaConfig);
   fs.rmSync(blob);

@@ -41,7 +41,12 @@ function download() {
   let out;
   try {
     // Outside any module (cwd: a temp dir), so no go.mod of the caller is read or changed.
-    out = execFileSync('go', ['mod', 'download', '-json', `${NPAPI.module}@${NPAPI.version}`], { env, cwd: os.tmpdir(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    out = execFileSync('go', ['mod', 'download', '-json', `${NPAPI.module}@${NPAPI.version}`], {
+      env,
+      cwd: os.tmpdir(),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (e) {
     const detail = e.stdout?.trim() || e.stderr?.trim() || e.message;
     throw new CrdFetchError(`go mod download ${NPAPI.module}@${NPAPI.version} failed (Go and the module proxy are needed the first time): ${detail}`);
@@ -56,7 +61,8 @@ function download() {
 export function upstreamCrds() {
   const dir = cacheDir();
   const stamp = path.join(dir, 'SUM');
-  const have = () => fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === NPAPI.sum && CHANNELS.every((c) => fs.existsSync(path.join(dir, `${c}.yaml`)));
+  const have = () =>
+    fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === NPAPI.sum && CHANNELS.every((c) => fs.existsSync(path.join(dir, `${c}.yaml`)));
   if (!have()) {
     const mod = download();
     fs.mkdirSync(dir, { recursive: true });

@@ -156,8 +156,7 @@ export const isWeirError = (e: unknown): e is WeirError => e instanceof WeirErro
 /** Predicates in the style of knftables' IsNotFound/IsAlreadyExists. */
 export const isNotFound = (e: unknown): boolean =>
   (e instanceof NetlinkError || e instanceof SyscallError) && (e.errno === Errno.ENOENT || e.errno === Errno.ENODEV || e.errno === Errno.ESRCH);
-export const isAlreadyExists = (e: unknown): boolean =>
-  (e instanceof NetlinkError || e instanceof SyscallError) && e.errno === Errno.EEXIST;
+export const isAlreadyExists = (e: unknown): boolean => (e instanceof NetlinkError || e instanceof SyscallError) && e.errno === Errno.EEXIST;
 
 /** The errno values weir inspects (Linux, x86-64 and arm64 agree on these). */
 export const Errno = {

@@ -37,7 +37,7 @@ function positiveLimit(a: Args): number {
 
 const COMMANDS: Command[] = [
   { command: 'status', describe: 'Agent health, API connection per kind, applied state, counts, last sync, errors', run: (ctx) => runStatus(ctx) },
-  { command: 'endpoints', describe: 'This node\'s pods: addresses, host veth, isolation, selecting policies', run: (ctx) => runEndpoints(ctx) },
+  { command: 'endpoints', describe: "This node's pods: addresses, host veth, isolation, selecting policies", run: (ctx) => runEndpoints(ctx) },
   {
     command: 'policy <pod>',
     describe: 'The effective ingress and egress allowances of NAMESPACE/POD, rule by rule',
@@ -46,7 +46,7 @@ const COMMANDS: Command[] = [
   },
   {
     command: 'trace',
-    describe: 'The verdict for one connection: the reference evaluator\'s reasons and the kernel\'s own answer',
+    describe: "The verdict for one connection: the reference evaluator's reasons and the kernel's own answer",
     flags: (y) =>
       y
         .option('from', { type: 'string', demandOption: true, describe: 'Source: NAMESPACE/POD or an IP address' })
@@ -86,14 +86,19 @@ async function main(): Promise<number> {
     .scriptName('weirctl')
     .usage('$0 <command> [options]\n\nInspects weir on this node: the agent (its local socket), the kernel and the IPAM store.')
     .option('output', { alias: 'o', choices: ['table', 'json'] as const, default: 'table' as const, describe: 'table for people, json for scripts' })
-    .option('socket', { type: 'string', default: DEFAULTS.socket, describe: 'The agent\'s local status socket' })
+    .option('socket', { type: 'string', default: DEFAULTS.socket, describe: "The agent's local status socket" })
     .option('data-dir', { type: 'string', describe: `The plugin's IPAM directory (default: the conflist's dataDir, else ${DEFAULTS.dataDir})` })
     .option('cni-conf-dir', { type: 'string', default: DEFAULTS.cniConfDir, describe: 'Where the CNI conflist lives' })
     .option('network', { type: 'string', default: DEFAULTS.network, describe: 'The CNI network name' });
   for (const c of COMMANDS) {
-    y = y.command(c.command, c.describe, (b) => (c.flags ? c.flags(b) : b), () => {
-      chosen = c;
-    });
+    y = y.command(
+      c.command,
+      c.describe,
+      (b) => (c.flags ? c.flags(b) : b),
+      () => {
+        chosen = c;
+      },
+    );
   }
   const argv = (await y.demandCommand(1, 'name a command').strict().help().alias('h', 'help').parseAsync()) as Args;
   if (!chosen) throw new CtlError(`unknown command ${JSON.stringify((argv['_'] as unknown[] | undefined)?.[0])}; see weirctl --help`);

@@ -32,7 +32,8 @@ export function labState(dir = labDir()): LabState {
   if (process.getuid?.() !== 0) throw new LabCommandError('the lab needs root (network namespaces); try sudo');
   const state = readState(dir);
   if (!state) throw new LabCommandError(`the lab is not up (no ${recordPath(dir)}, or its namespace is gone); run \`scripts/lab up\``);
-  if (state.nodes.length === 0 || !fs.existsSync(state.kubeconfig)) throw new LabCommandError('the lab\'s kind cluster has no running node; run `scripts/lab down && scripts/lab up`');
+  if (state.nodes.length === 0 || !fs.existsSync(state.kubeconfig))
+    throw new LabCommandError("the lab's kind cluster has no running node; run `scripts/lab down && scripts/lab up`");
   return state;
 }
 
@@ -79,8 +80,12 @@ export function run(argv: readonly string[], opts: { input?: string; timeoutMs?:
 
 /** `kubectl ARGS` run as cluster admin in the cluster's namespace (where its API server listens). */
 export const kubectlArgv = (state: LabState, args: readonly string[]): string[] => [
-  'nsenter', `--net=/run/netns/${state.hostNetns}`, '--',
-  state.kubectl, `--kubeconfig=${state.kubeconfig}`, `--cache-dir=${path.join(labDir(), 'kubectl-cache')}`,
+  'nsenter',
+  `--net=/run/netns/${state.hostNetns}`,
+  '--',
+  state.kubectl,
+  `--kubeconfig=${state.kubeconfig}`,
+  `--cache-dir=${path.join(labDir(), 'kubectl-cache')}`,
   ...args,
 ];
 
@@ -120,7 +125,9 @@ export function agentGet<T>(node: LabStateNode, urlPath: string, timeoutMs = 300
       });
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'ENOENT' ? 'no agent socket' : e.code === 'ECONNREFUSED' ? 'agent not listening' : e.message)));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(new Error(e.code === 'ENOENT' ? 'no agent socket' : e.code === 'ECONNREFUSED' ? 'agent not listening' : e.message)),
+    );
     req.end();
   });
 }

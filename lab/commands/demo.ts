@@ -23,7 +23,7 @@
 // place at the end; the last lines say how to remove them.
 import { AGNHOST_IMAGE } from '../kind.ts';
 import type { LabState } from '../state.ts';
-import { LabCommandError, inNetns, kubectl, kubectlJson, kubectlOk, labState, podNetnsPath, run, runningPods, sleep } from './common.ts';
+import { inNetns, kubectl, kubectlJson, kubectlOk, LabCommandError, labState, podNetnsPath, run, runningPods, sleep } from './common.ts';
 import { waitForLab } from './wait.ts';
 
 export const DEMO_NAMESPACE = 'netpol-demo';
@@ -207,7 +207,10 @@ interface DemoCtx {
 }
 
 type PodJson = { metadata: { name: string; namespace: string; deletionTimestamp?: string }; status?: { podIP?: string; phase?: string } };
-type SvcJson = { metadata: { name: string; namespace: string }; spec: { clusterIP: string; ports: { port: number; targetPort?: number | string; protocol?: string }[] } };
+type SvcJson = {
+  metadata: { name: string; namespace: string };
+  spec: { clusterIP: string; ports: { port: number; targetPort?: number | string; protocol?: string }[] };
+};
 
 interface ProbeOutcome {
   connected: boolean;
@@ -223,7 +226,11 @@ async function runProbe(from: Source, to: Endpoint, expect: boolean): Promise<Pr
   const r = await run(inNetns(from.netnsPath, argv), { timeoutMs: 15_000 });
   const connected = r.code === 0;
   const word = (c: boolean): string => (c ? 'connects' : 'blocked');
-  const why = connected ? (r.stdout.trim() ? ` (answered by ${r.stdout.trim()})` : '') : ` (curl exit ${r.code}${r.code === 28 ? ', timed out' : r.code === 7 ? ', refused' : ''})`;
+  const why = connected
+    ? r.stdout.trim()
+      ? ` (answered by ${r.stdout.trim()})`
+      : ''
+    : ` (curl exit ${r.code}${r.code === 28 ? ', timed out' : r.code === 7 ? ', refused' : ''})`;
   const ok = connected === expect;
   const line = `${ok ? '[ok]      ' : '[MISMATCH]'} ${from.label} -> ${to.label} ${to.ip}:${to.port}/TCP: expected ${word(expect)}, observed ${word(connected)}${why}`;
   return { connected, lines: [line, `           $ scripts/lab exec ${from.id} -- ${argv.join(' ')}`], ...(ok ? {} : { mismatch: line }) };
@@ -250,13 +257,17 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new LabCommandError(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new LabCommandError(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await sleep(250);
   }
 }
 
 /** kube-proxy on every node has the Service's ClusterIP and exactly-these endpoints' chains in its nftables table. */
-async function waitKubeProxy(ctx: DemoCtx, svcs: { ns: string; name: string; clusterIP: string; port: number; targetPort: number; ips: string[] }[]): Promise<void> {
+async function waitKubeProxy(
+  ctx: DemoCtx,
+  svcs: { ns: string; name: string; clusterIP: string; port: number; targetPort: number; ips: string[] }[],
+): Promise<void> {
   const t0 = Date.now();
   await until('kube-proxy to program the Services on every node', async () => {
     for (const n of ctx.state.nodes) {
@@ -269,12 +280,17 @@ async function waitKubeProxy(ctx: DemoCtx, svcs: { ns: string; name: string; clu
     }
     return true;
   });
-  ctx.say(`  kube-proxy has programmed ${svcs.map((s) => `${s.ns}/${s.name} ${s.clusterIP}:${s.port} → ${s.ips.map((ip) => `${ip}:${s.targetPort}`).join(', ')}`).join('; ')} on every node (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  ctx.say(
+    `  kube-proxy has programmed ${svcs.map((s) => `${s.ns}/${s.name} ${s.clusterIP}:${s.port} → ${s.ips.map((ip) => `${ip}:${s.targetPort}`).join(', ')}`).join('; ')} on every node (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+  );
 }
 
 /** What `scripts/lab wait` does, narrated with an indent; a LabCommandError when it does not settle. */
 async function settle(ctx: Pick<DemoCtx, 'state' | 'say'>): Promise<void> {
-  const r = await waitForLab(ctx.state, { timeoutMs: STEP_TIMEOUT_MS, say: (l) => ctx.say(l.startsWith('waiting for:') ? '  $ scripts/lab wait' : `    ${l}`) });
+  const r = await waitForLab(ctx.state, {
+    timeoutMs: STEP_TIMEOUT_MS,
+    say: (l) => ctx.say(l.startsWith('waiting for:') ? '  $ scripts/lab wait' : `    ${l}`),
+  });
   if (!r.ok) throw new LabCommandError(`the lab did not settle: ${r.summary}`);
 }
 
@@ -300,7 +316,9 @@ async function cleanup(ctx: Pick<DemoCtx, 'state' | 'say'>): Promise<void> {
   if (ns.code !== 0 && client.code !== 0) {
     ctx.say('  nothing left from a previous run');
   } else {
-    ctx.say(`  deleting a previous run's objects: ${[ns.code === 0 ? `namespace ${DEMO_NAMESPACE}` : '', client.code === 0 ? 'pod default/client' : ''].filter(Boolean).join(', ')}`);
+    ctx.say(
+      `  deleting a previous run's objects: ${[ns.code === 0 ? `namespace ${DEMO_NAMESPACE}` : '', client.code === 0 ? 'pod default/client' : ''].filter(Boolean).join(', ')}`,
+    );
     const del = await Promise.all([
       kubectl(ctx.state, ['delete', 'namespace', DEMO_NAMESPACE, '--ignore-not-found', '--wait=true', '--timeout=180s'], { timeoutMs: 200_000 }),
       kubectl(ctx.state, ['delete', 'pod', 'client', '-n', 'default', '--ignore-not-found', '--wait=true', '--timeout=120s'], { timeoutMs: 140_000 }),
@@ -321,19 +339,27 @@ async function labSource(state: LabState, namespace: string, name: string, label
 
 async function deploy(ctx: Omit<DemoCtx, 'client' | 'webPods' | 'dbPod' | 'webSvc' | 'dbSvc'>): Promise<DemoCtx> {
   const { state, say } = ctx;
-  say(`  $ scripts/lab kubectl apply -f -   # namespace ${DEMO_NAMESPACE}: Deployment web-app (2 × app=web, :80) + Service web-app, Deployment database (app=db, :5432) + Service postgres; pod default/client`);
+  say(
+    `  $ scripts/lab kubectl apply -f -   # namespace ${DEMO_NAMESPACE}: Deployment web-app (2 × app=web, :80) + Service web-app, Deployment database (app=db, :5432) + Service postgres; pod default/client`,
+  );
   const out = await kubectlOk(state, ['apply', '-f', '-'], { input: DEMO_APP });
   for (const l of out.trim().split('\n')) say(`    ${l.trim()}`);
   const t0 = Date.now();
-  for (const d of ['web-app', 'database']) await kubectlOk(state, ['-n', DEMO_NAMESPACE, 'rollout', 'status', `deployment/${d}`, '--timeout=180s'], { timeoutMs: 200_000 });
+  for (const d of ['web-app', 'database'])
+    await kubectlOk(state, ['-n', DEMO_NAMESPACE, 'rollout', 'status', `deployment/${d}`, '--timeout=180s'], { timeoutMs: 200_000 });
   await kubectlOk(state, ['-n', 'default', 'wait', '--for=condition=Ready', 'pod/client', '--timeout=180s'], { timeoutMs: 200_000 });
   say(`  web-app, database and client are Ready (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   const live = (p: PodJson): boolean => !p.metadata.deletionTimestamp && p.status?.phase === 'Running' && !!p.status.podIP;
   const webJson = (await kubectlJson<{ items: PodJson[] }>(state, ['-n', DEMO_NAMESPACE, 'get', 'pods', '-l', 'app=web'])).items.filter(live);
   const dbJson = (await kubectlJson<{ items: PodJson[] }>(state, ['-n', DEMO_NAMESPACE, 'get', 'pods', '-l', 'app=db'])).items.filter(live);
-  if (webJson.length !== 2 || dbJson.length !== 1) throw new LabCommandError(`expected 2 web pods and 1 db pod running, found ${webJson.length} and ${dbJson.length}`);
+  if (webJson.length !== 2 || dbJson.length !== 1)
+    throw new LabCommandError(`expected 2 web pods and 1 db pod running, found ${webJson.length} and ${dbJson.length}`);
   const webPods = await Promise.all(
-    webJson.map(async (p) => ({ ...(await labSource(state, DEMO_NAMESPACE, p.metadata.name, `web ${p.metadata.name}`)), ip: p.status?.podIP as string, name: p.metadata.name })),
+    webJson.map(async (p) => ({
+      ...(await labSource(state, DEMO_NAMESPACE, p.metadata.name, `web ${p.metadata.name}`)),
+      ip: p.status?.podIP as string,
+      name: p.metadata.name,
+    })),
   );
   const d = dbJson[0] as PodJson;
   const dbPod = { ...(await labSource(state, DEMO_NAMESPACE, d.metadata.name, `db ${d.metadata.name}`)), ip: d.status?.podIP as string, name: d.metadata.name };

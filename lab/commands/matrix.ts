@@ -19,12 +19,13 @@
 // -o json prints exactly {"probes":[{"from":"x/a","to":"y/b","port":80,"protocol":"TCP","connected":true},...]};
 // -o table (the default) prints one upstream-style table per port/protocol
 // (`.` connected, `X` blocked). A summary line goes to stderr.
-import { type Protocol, PROTOCOLS, type ProbeResult, type ProbeTarget, formatTarget } from '../../src/probe/client.ts';
-import { type MatrixPod, type MatrixResult, type Prober, renderMatrix, runMatrix, summarize } from '../../src/probe/matrix.ts';
-import { type ServerProcess, runProberProcess, spawnServer } from '../../src/probe/process.ts';
-import type { LabPod, LabState } from '../state.ts';
-import { LabCommandError, agnhostPath, inNetns, labState, parseDuration, podNetnsPath, run, runningPods } from './common.ts';
+
 import fs from 'node:fs';
+import { formatTarget, PROTOCOLS, type ProbeResult, type ProbeTarget, type Protocol } from '../../src/probe/client.ts';
+import { type MatrixPod, type MatrixResult, type Prober, renderMatrix, runMatrix, summarize } from '../../src/probe/matrix.ts';
+import { runProberProcess, type ServerProcess, spawnServer } from '../../src/probe/process.ts';
+import type { LabPod, LabState } from '../state.ts';
+import { agnhostPath, inNetns, LabCommandError, labState, parseDuration, podNetnsPath, run, runningPods } from './common.ts';
 
 export const DEFAULT_PORTS = [80, 81] as const;
 export const DEFAULT_PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
@@ -91,7 +92,12 @@ export function agnhostProber(state: LabState, limiter = new Limiter(AGNHOST_CON
     for (const [i, t] of targets.entries()) (t.protocol === 'SCTP' ? sctp : other).push(i);
     await Promise.all([
       sctp.length > 0
-        ? runProberProcess(pod.netnsPath, sctp.map((i) => targets[i] as ProbeTarget), timeoutMs, (r, j) => onResult(r, sctp[j] as number))
+        ? runProberProcess(
+            pod.netnsPath,
+            sctp.map((i) => targets[i] as ProbeTarget),
+            timeoutMs,
+            (r, j) => onResult(r, sctp[j] as number),
+          )
         : Promise.resolve(),
       ...other.map((i) =>
         limiter.run(async () => {
@@ -107,7 +113,11 @@ export function agnhostProber(state: LabState, limiter = new Limiter(AGNHOST_CON
 export const netprobeProber: Prober = (pod, targets, timeoutMs, onResult) => runProberProcess(pod.netnsPath, targets, timeoutMs, onResult);
 
 /** The lab's pods that take part, by id, sorted: Running, with an address and a netns. */
-export function selectPods(state: LabState, pods: readonly LabPod[], o: { namespaces?: readonly string[]; hostNetwork?: boolean }): { pods: MatrixPod[]; namespaces: string[] } {
+export function selectPods(
+  state: LabState,
+  pods: readonly LabPod[],
+  o: { namespaces?: readonly string[]; hostNetwork?: boolean },
+): { pods: MatrixPod[]; namespaces: string[] } {
   const wanted = o.namespaces && o.namespaces.length > 0 ? new Set(o.namespaces) : undefined;
   const byId = new Map<string, MatrixPod>();
   for (const p of pods) {
@@ -130,11 +140,16 @@ export async function labMatrix(state: LabState, o: LabMatrixOptions = {}): Prom
   const protocols = o.protocols ?? DEFAULT_PROTOCOLS;
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const { pods } = selectPods(state, await runningPods(), o);
-  if (pods.length === 0) throw new LabCommandError(`no running pods${o.namespaces?.length ? ` in namespace(s) ${o.namespaces.join(',')}` : ' outside kube-* namespaces'}${o.hostNetwork ? '' : ' (hostNetwork pods excluded)'}`);
+  if (pods.length === 0)
+    throw new LabCommandError(
+      `no running pods${o.namespaces?.length ? ` in namespace(s) ${o.namespaces.join(',')}` : ' outside kube-* namespaces'}${o.hostNetwork ? '' : ' (hostNetwork pods excluded)'}`,
+    );
   const observers: ServerProcess[] = [];
   try {
     if (protocols.includes('SCTP')) {
-      const started = await Promise.allSettled(pods.map((p) => spawnServer({ netnsPath: p.netnsPath, name: `${p.id} (lab matrix observer)`, sctp: ports, readyTimeoutMs: 30_000 })));
+      const started = await Promise.allSettled(
+        pods.map((p) => spawnServer({ netnsPath: p.netnsPath, name: `${p.id} (lab matrix observer)`, sctp: ports, readyTimeoutMs: 30_000 })),
+      );
       started.forEach((s, i) => {
         if (s.status === 'fulfilled') {
           observers.push(s.value);
@@ -152,7 +167,11 @@ export async function labMatrix(state: LabState, o: LabMatrixOptions = {}): Prom
   }
 }
 
-const splitList = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const splitList = (v: string | undefined): string[] =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export function parsePorts(v: string | undefined): number[] {
   if (v === undefined) return [...DEFAULT_PORTS];
@@ -198,7 +217,14 @@ export async function matrixCommand(a: MatrixArgs): Promise<number> {
     const timeoutMs = a.timeout === undefined ? DEFAULT_TIMEOUT_MS : Math.round(parseDuration(a.timeout, '--timeout'));
     if (timeoutMs > 60_000) throw new LabCommandError('--timeout: at most 60 s');
     const namespaces = a.namespaces === undefined ? undefined : splitList(a.namespaces);
-    const o: LabMatrixOptions = { ports: parsePorts(a.ports), protocols: parseProtocols(a.protocols), timeoutMs, hostNetwork: !!a.hostNetwork, prober, ...(namespaces ? { namespaces } : {}) };
+    const o: LabMatrixOptions = {
+      ports: parsePorts(a.ports),
+      protocols: parseProtocols(a.protocols),
+      timeoutMs,
+      hostNetwork: !!a.hostNetwork,
+      prober,
+      ...(namespaces ? { namespaces } : {}),
+    };
     const state = labState();
     const m = await labMatrix(state, o);
     if (namespaces) {
@@ -209,7 +235,9 @@ export async function matrixCommand(a: MatrixArgs): Promise<number> {
     if (output === 'json') process.stdout.write(`${JSON.stringify({ probes: m.result.probes })}\n`);
     else process.stdout.write(renderMatrix(m.result, m.podIds));
     const s = summarize(m.result);
-    process.stderr.write(`${s.total} probes (${m.podIds.length} pods; ports ${o.ports?.join(',')}; ${o.protocols?.join(',')}; ${prober === 'agnhost' ? 'agnhost connect for TCP/UDP' : 'netprobe'}${o.protocols?.includes('SCTP') ? ', raw SCTP INIT' : ''}) in ${(m.ms / 1000).toFixed(1)} s: ${s.connected} connected, ${s.blocked} blocked\n`);
+    process.stderr.write(
+      `${s.total} probes (${m.podIds.length} pods; ports ${o.ports?.join(',')}; ${o.protocols?.join(',')}; ${prober === 'agnhost' ? 'agnhost connect for TCP/UDP' : 'netprobe'}${o.protocols?.includes('SCTP') ? ', raw SCTP INIT' : ''}) in ${(m.ms / 1000).toFixed(1)} s: ${s.connected} connected, ${s.blocked} blocked\n`,
+    );
     return 0;
   } catch (e) {
     if (e instanceof LabCommandError) {

@@ -22,7 +22,7 @@
 // It shows what it waits for, and when the deadline passes exits 1 saying
 // what is still pending.
 import type { LabState, LabStateNode } from '../state.ts';
-import { LabCommandError, agentGet, kubectl, labState, parseDuration, sleep } from './common.ts';
+import { agentGet, kubectl, LabCommandError, labState, parseDuration, sleep } from './common.ts';
 
 /** The kinds, as kubectl names them, and the agent's names for them. */
 export const KINDS = [
@@ -42,7 +42,11 @@ const POLL_MS = 250;
 interface ApiObject {
   kind?: string;
   metadata?: { name?: string; namespace?: string; resourceVersion?: string; deletionTimestamp?: string };
-  status?: { phase?: string; podIPs?: { ip?: string }[]; containerStatuses?: { name?: string; state?: { waiting?: { reason?: string } }; lastState?: { terminated?: { reason?: string; exitCode?: number } } }[] };
+  status?: {
+    phase?: string;
+    podIPs?: { ip?: string }[];
+    containerStatuses?: { name?: string; state?: { waiting?: { reason?: string } }; lastState?: { terminated?: { reason?: string; exitCode?: number } } }[];
+  };
 }
 
 /** Why a container cannot run, as kubelet reports it: it crashed, or could not start at all. */
@@ -106,7 +110,15 @@ export interface WaitSnapshot {
 /** Tracks, per node, since when the agent's (cache versions, applied generation) pair has been what it is. */
 type Stability = Map<string, { sig: string; since: number }>;
 
-function agentPending(node: LabStateNode, st: AgentStatus, state: AgentState, api: Map<ApiKind, ApiObject[]>, versions: Record<ApiKind, string>, stable: Stability, now: number): string[] {
+function agentPending(
+  node: LabStateNode,
+  st: AgentStatus,
+  state: AgentState,
+  api: Map<ApiKind, ApiObject[]>,
+  versions: Record<ApiKind, string>,
+  stable: Stability,
+  now: number,
+): string[] {
   const out: string[] = [];
   const n = node.name;
   if (!st.ready || !st.applied) return [`${n}: agent has not applied a first full sync yet`];
@@ -167,7 +179,10 @@ export async function checkOnce(state: LabState, stable: Stability = new Map()):
     else if (phase !== 'Running' && !sandbox) notRunning.push(`${objKey(p)} (${phase})`);
     else if (!(p.status?.podIPs ?? []).some((x) => x.ip)) notRunning.push(`${objKey(p)} (Running, no podIPs yet)`);
   }
-  if (notRunning.length > 0) pending.push(`${notRunning.length} pod(s) not Running with addresses: ${notRunning.slice(0, 5).join(', ')}${notRunning.length > 5 ? `, … (+${notRunning.length - 5})` : ''}`);
+  if (notRunning.length > 0)
+    pending.push(
+      `${notRunning.length} pod(s) not Running with addresses: ${notRunning.slice(0, 5).join(', ')}${notRunning.length > 5 ? `, … (+${notRunning.length - 5})` : ''}`,
+    );
   for (const a of agents) {
     if ('error' in a) pending.push(`${a.node.name}: agent not answering on its socket (${a.error})`);
     else pending.push(...agentPending(a.node, a.st, a.cache, byKind, versions, stable, now));
@@ -195,7 +210,9 @@ export async function waitForLab(state: LabState, opts: { timeoutMs?: number; sa
   const deadline = t0 + timeoutMs;
   const stable: Stability = new Map();
   const nodes = state.nodes.map((n) => n.name).join(', ');
-  say(`waiting for: every pod Running with its addresses, and the agents on ${nodes} to have applied ${KINDS.map((k) => k.api).join(', ')} as the API has them now (up to ${Math.round(timeoutMs / 1000)} s)`);
+  say(
+    `waiting for: every pod Running with its addresses, and the agents on ${nodes} to have applied ${KINDS.map((k) => k.api).join(', ')} as the API has them now (up to ${Math.round(timeoutMs / 1000)} s)`,
+  );
   let last = '';
   let snap: WaitSnapshot = { pending: ['nothing checked yet'], versions: {} as Record<ApiKind, string>, pods: 0 };
   for (;;) {

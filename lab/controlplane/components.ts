@@ -47,7 +47,8 @@ export async function k8sBinDir(onProgress: (msg: string) => void = () => {}): P
       });
     }));
   for (const b of K8S_BINARIES) {
-    if (!fs.existsSync(path.join(dir, b))) throw new ControlPlaneError(`${b} not found in ${dir}${fromEnv ? ' ($WEIR_K8S_BIN_DIR)' : ''}; run scripts/k8s/build`);
+    if (!fs.existsSync(path.join(dir, b)))
+      throw new ControlPlaneError(`${b} not found in ${dir}${fromEnv ? ' ($WEIR_K8S_BIN_DIR)' : ''}; run scripts/k8s/build`);
   }
   if (!fs.existsSync(ETCD_BIN)) throw new ControlPlaneError(`${ETCD_BIN} not found (scripts/setup installs etcd-server)`);
   return dir;

@@ -20,24 +20,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   APISERVER_PORT,
+  apiserverCommand,
   CLUSTER_NAME,
   CONTROLLER_MANAGER_PORT,
-  type Layout,
-  SCHEDULER_PORT,
-  apiserverCommand,
   controllerManagerCommand,
   etcdCommand,
   etcdDataDir,
   k8sBinDir,
+  type Layout,
   logFile,
+  SCHEDULER_PORT,
   schedulerCommand,
 } from './components.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { ensureCa, firstAddress, issueCert } from './pki.ts';
-import { ControlPlaneError, NetnsProcess, type RunResult, assertNetns, baseEnv, pollUntil, runInNetns, runInNetnsSync } from './process.ts';
+import { assertNetns, baseEnv, ControlPlaneError, NetnsProcess, pollUntil, type RunResult, runInNetns, runInNetnsSync } from './process.ts';
 
-export { ControlPlaneError } from './process.ts';
 export type { RunResult } from './process.ts';
+export { ControlPlaneError } from './process.ts';
 
 export interface ControlPlaneOptions {
   /** Name of an existing network namespace (`ip netns`) every process runs in. */
@@ -147,14 +147,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   );
   const url = `https://${opts.advertiseAddress.includes(':') ? `[${opts.advertiseAddress}]` : opts.advertiseAddress}:${APISERVER_PORT}`;
   const kubeconfigFor = (file: string, user: string, pair: { cert: string; key: string }): string =>
-    writeKubeconfig(path.join(dir, 'kubeconfig', file), { server: url, caFile: pki.ca.cert, user, credentials: { clientCertificate: pair.cert, clientKey: pair.key }, clusterName: CLUSTER_NAME });
+    writeKubeconfig(path.join(dir, 'kubeconfig', file), {
+      server: url,
+      caFile: pki.ca.cert,
+      user,
+      credentials: { clientCertificate: pair.cert, clientKey: pair.key },
+      clusterName: CLUSTER_NAME,
+    });
   const admin = issueCert(pki, 'admin', { cn: 'weir-admin', orgs: ['system:masters'], usage: 'client' }, pki.fresh);
   const adminKubeconfig = kubeconfigFor('admin.kubeconfig', 'weir-admin', admin);
   const componentCert = (name: string, cn: string) => issueCert(pki, name, { cn, usage: 'both', sans: ['127.0.0.1', 'localhost'] }, pki.fresh);
   const layout: Layout = { dir, binDir, advertiseAddress: opts.advertiseAddress, serviceCIDR, pki, apiserver, extraArgs: opts.extraArgs ?? {} };
   if (opts.controllerManager) {
     const serving = componentCert('controller-manager', 'system:kube-controller-manager');
-    layout.controllerManager = { ...opts.controllerManager, serving, kubeconfig: kubeconfigFor('controller-manager.kubeconfig', 'system:kube-controller-manager', serving) };
+    layout.controllerManager = {
+      ...opts.controllerManager,
+      serving,
+      kubeconfig: kubeconfigFor('controller-manager.kubeconfig', 'system:kube-controller-manager', serving),
+    };
   }
   if (opts.scheduler) {
     const serving = componentCert('scheduler', 'system:kube-scheduler');
@@ -165,7 +175,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   // ---- processes ----
   const procs = new Map<string, NetnsProcess>();
   const kubectlEnv = baseEnv();
-  const kubectlArgv = (args: string[], kubeconfig = adminKubeconfig): string[] => [path.join(binDir, 'kubectl'), `--kubeconfig=${kubeconfig}`, `--cache-dir=${path.join(dir, 'kubectl-cache')}`, ...args];
+  const kubectlArgv = (args: string[], kubeconfig = adminKubeconfig): string[] => [
+    path.join(binDir, 'kubectl'),
+    `--kubeconfig=${kubeconfig}`,
+    `--cache-dir=${path.join(dir, 'kubectl-cache')}`,
+    ...args,
+  ];
   const kubectlAsync = (args: string[], o: KubectlOptions = {}): Promise<RunResult> =>
     runInNetns(opts.netns, kubectlArgv(args, o.kubeconfig), { ...o, env: kubectlEnv });
   const kubectl = (args: string[], o: KubectlOptions = {}): RunResult => runInNetnsSync(opts.netns, kubectlArgv(args, o.kubeconfig), { ...o, env: kubectlEnv });
@@ -192,7 +207,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         intervalMs: 250,
         onTimeout: () => {
           const logs = watch.map((n) => procs.get(n)).filter((p): p is NetnsProcess => !!p);
-          return new ControlPlaneError(`${what}: not ready after ${readyTimeoutMs} ms\n${logs.map((p) => `--- ${p.describeExit()}; last lines of ${p.logFile}:\n${p.logTail()}`).join('\n')}`);
+          return new ControlPlaneError(
+            `${what}: not ready after ${readyTimeoutMs} ms\n${logs.map((p) => `--- ${p.describeExit()}; last lines of ${p.logFile}:\n${p.logTail()}`).join('\n')}`,
+          );
         },
       },
     ).then(() => undefined);
@@ -221,12 +238,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await launch('etcd', etcdCommand(layout));
     await apiserverUp();
     mark('kube-apiserver ready');
-    await waitFor('namespaces default and kube-system', ['etcd', 'kube-apiserver'], async () => (await kubectlAsync(['get', 'namespace', 'default', 'kube-system', '-o', 'name'])).code === 0);
+    await waitFor(
+      'namespaces default and kube-system',
+      ['etcd', 'kube-apiserver'],
+      async () => (await kubectlAsync(['get', 'namespace', 'default', 'kube-system', '-o', 'name'])).code === 0,
+    );
     mark('system namespaces');
     const health: Promise<void>[] = [];
     if (layout.controllerManager) {
       await launch('kube-controller-manager', controllerManagerCommand(layout));
-      health.push(waitFor('kube-controller-manager /healthz', ['kube-controller-manager'], () => rawOk('/healthz', `https://127.0.0.1:${CONTROLLER_MANAGER_PORT}`)));
+      health.push(
+        waitFor('kube-controller-manager /healthz', ['kube-controller-manager'], () => rawOk('/healthz', `https://127.0.0.1:${CONTROLLER_MANAGER_PORT}`)),
+      );
     }
     if (layout.scheduler) {
       await launch('kube-scheduler', schedulerCommand(layout));
@@ -262,7 +285,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     kubeconfigForUser(user, groups, file) {
       const base = `user-${user.toLowerCase().replace(/[^a-z0-9.-]+/g, '-')}`;
       const pair = issueCert(pki, base, { cn: user, orgs: groups, usage: 'client' }, pki.fresh);
-      return writeKubeconfig(file, { server: url, caFile: pki.ca.cert, user, credentials: { clientCertificate: pair.cert, clientKey: pair.key }, clusterName: CLUSTER_NAME });
+      return writeKubeconfig(file, {
+        server: url,
+        caFile: pki.ca.cert,
+        user,
+        credentials: { clientCertificate: pair.cert, clientKey: pair.key },
+        clusterName: CLUSTER_NAME,
+      });
     },
     async stopApiServer() {
       await stopOne('kube-apiserver');

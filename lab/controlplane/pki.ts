@@ -130,8 +130,29 @@ export function issueCert(pki: Pki, name: string, req: CertRequest, force = fals
   const csr = path.join(pki.dir, `${name}.csr`);
   openssl(['req', '-new', ...EC, '-keyout', pair.key, '-out', csr, '-subj', subject(req.cn, req.orgs), '-config', cnf]);
   fs.chmodSync(pair.key, 0o600);
-  const serial = `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '1')}`;
-  openssl(['x509', '-req', '-in', csr, '-CA', pki.ca.cert, '-CAkey', pki.ca.key, '-set_serial', serial, '-days', DAYS, '-out', pair.cert, '-extfile', cnf, '-extensions', 'v3']);
+  const serial = `0x${randomBytes(16)
+    .toString('hex')
+    .replace(/^[89a-f]/, '1')}`;
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    pki.ca.cert,
+    '-CAkey',
+    pki.ca.key,
+    '-set_serial',
+    serial,
+    '-days',
+    DAYS,
+    '-out',
+    pair.cert,
+    '-extfile',
+    cnf,
+    '-extensions',
+    'v3',
+  ]);
   fs.rmSync(csr, { force: true });
   return pair;
 }

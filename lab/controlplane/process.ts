@@ -185,7 +185,11 @@ export interface RunResult {
 }
 
 /** Runs a short command inside `netns` and waits for it (async, so child 'exit' events keep flowing). */
-export function runInNetns(netns: string, cmd: readonly string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
+export function runInNetns(
+  netns: string,
+  cmd: readonly string[],
+  opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawn('ip', inNetnsArgv(netns, cmd), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? baseEnv() });
     let stdout = '';
@@ -208,8 +212,17 @@ export function runInNetns(netns: string, cmd: readonly string[], opts: { input?
 }
 
 /** Synchronous variant of runInNetns. */
-export function runInNetnsSync(netns: string, cmd: readonly string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): RunResult {
-  const r = spawnSync('ip', inNetnsArgv(netns, cmd), { encoding: 'utf8', input: opts.input ?? '', timeout: opts.timeoutMs ?? 30_000, env: opts.env ?? baseEnv() });
+export function runInNetnsSync(
+  netns: string,
+  cmd: readonly string[],
+  opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+): RunResult {
+  const r = spawnSync('ip', inNetnsArgv(netns, cmd), {
+    encoding: 'utf8',
+    input: opts.input ?? '',
+    timeout: opts.timeoutMs ?? 30_000,
+    env: opts.env ?? baseEnv(),
+  });
   if (r.error) return { stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.error.message}`, code: -1 };
   return { stdout: r.stdout, stderr: r.signal ? `${r.stderr}killed by ${r.signal}` : r.stderr, code: r.status ?? -1 };
 }

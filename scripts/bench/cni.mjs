@@ -18,7 +18,14 @@ const USAGE = `usage: scripts/bench-cni [--pods N] [--rounds R] [--build]
   --build     rebuild dist/bin/weir first (otherwise only when it is missing)`;
 let opt;
 try {
-  opt = parseArgs({ options: { pods: { type: 'string', default: '50' }, rounds: { type: 'string', default: '1' }, build: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+  opt = parseArgs({
+    options: {
+      pods: { type: 'string', default: '50' },
+      rounds: { type: 'string', default: '1' },
+      build: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
 } catch (e) {
   console.error(`${e.message}\n${USAGE}`);
   process.exit(2);
@@ -50,11 +57,9 @@ const made = []; // namespaces this run created, in order
 let tmp;
 
 if (!fs.existsSync(PTP)) {
-
   console.error(`bench-cni: ${PTP} missing (apt-get install containernetworking-plugins)`);
 
   process.exit(1);
-
 }
 if (opt.build || !fs.existsSync(WEIR)) execFileSync(NODE, [path.join(root, 'scripts/build.mjs')], { cwd: root, stdio: ['ignore', 2, 2] });
 const newest = (d) => fs.readdirSync(d, { recursive: true }).reduce((m, f) => Math.max(m, fs.statSync(path.join(d, f)).mtimeMs), 0);
@@ -66,13 +71,23 @@ function sh(args, input) {
   if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr || r.error || r.signal}`);
   return r.stdout;
 }
-const ourNetns = () => sh(['netns', 'list']).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(`${TAG}-`));
+const ourNetns = () =>
+  sh(['netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => n.startsWith(`${TAG}-`));
 function addNs(name) {
   sh(['netns', 'add', name]);
   made.push(name);
   sh(['-n', name, 'link', 'set', 'lo', 'up']);
 }
-const rootLinks = () => sh(['-o', 'link', 'show']).split('\n').map((l) => l.split(':')[1]?.trim()).filter(Boolean).sort().join(' ');
+const rootLinks = () =>
+  sh(['-o', 'link', 'show'])
+    .split('\n')
+    .map((l) => l.split(':')[1]?.trim())
+    .filter(Boolean)
+    .sort()
+    .join(' ');
 const vethCount = () => sh(['-n', NODE_NS, '-o', 'link', 'show', 'type', 'veth']).split('\n').filter(Boolean).length;
 
 /** Every sample is timed this one way: wall time of `ip netns exec NODE env VARS... cmd` run to completion. */
@@ -81,7 +96,8 @@ function timed(what, vars, cmd, input = '') {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(IP, argv, { env: BASE_ENV, input, encoding: 'utf8', maxBuffer: 1 << 22 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.error || r.status !== 0) throw new Error(`${what} failed (exit ${r.status}${r.signal ? `, ${r.signal}` : ''}): ${r.error ?? ''}${r.stdout}${r.stderr}`.trim());
+  if (r.error || r.status !== 0)
+    throw new Error(`${what} failed (exit ${r.status}${r.signal ? `, ${r.signal}` : ''}): ${r.error ?? ''}${r.stdout}${r.stderr}`.trim());
   return { ms, out: r.stdout };
 }
 
@@ -96,7 +112,12 @@ async function checkpoint() {
 // ---- the plugins -------------------------------------------------------------
 const confs = () => ({
   weir: JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'weir', podCIDRs: ['10.244.1.0/24'], dataDir: `${tmp}/weir` }),
-  ptp: JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'ptp', ipam: { type: 'host-local', ranges: [[{ subnet: '10.245.1.0/24' }]], dataDir: `${tmp}/ptp` } }),
+  ptp: JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'bench',
+    type: 'ptp',
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.245.1.0/24' }]], dataDir: `${tmp}/ptp` },
+  }),
 });
 const ROWS = [
   { key: 'weir', label: 'weir (`dist/bin/weir`)' },
@@ -115,11 +136,13 @@ function tasks(verb, pod, cid, conf, record = true) {
     const ip = JSON.parse(out).ips?.[0]?.address ?? '';
     if (!ip.startsWith(prefix)) throw new Error(`${verb} ${cid}: unexpected result ${out}`);
   };
-  const t = (key, vars, cmd, input, check = () => {}) => () => {
-    const { ms, out } = timed(`${key} ${verb} ${cid}`, vars, cmd, input);
-    check(out);
-    if (record) samples[verb][key].push(ms);
-  };
+  const t =
+    (key, vars, cmd, input, check = () => {}) =>
+    () => {
+      const { ms, out } = timed(`${key} ${verb} ${cid}`, vars, cmd, input);
+      check(out);
+      if (record) samples[verb][key].push(ms);
+    };
   return [
     t('weir', env(`${pod}w`, 'eth0'), [WEIR], conf.weir, expect('10.244.1.')),
     t('ptp', env(`${pod}p`, 'eth0'), [PTP], conf.ptp, expect('10.245.1.')),
@@ -175,7 +198,9 @@ try {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   const left = ourNetns();
   const rootAfter = rootLinks();
-  console.log(`\ncleanup: ${made.length} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`);
+  console.log(
+    `\ncleanup: ${made.length} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`,
+  );
   if (left.length || rootAfter !== rootBefore) exitCode ||= 1;
   console.log(`total time: ${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s`);
   process.exit(exitCode);
@@ -194,21 +219,34 @@ function report() {
   const out = [];
   out.push(`### CNI ADD/DEL wall latency: weir vs ptp + host-local vs bare Node start\n`);
   out.push(`machine: nproc ${os.availableParallelism()}, kernel ${os.release()}, ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; node ${process.version}`);
-  out.push(`samples: ${PODS} pods x ${ROUNDS} round(s) = ${n} ADD + ${n} DEL per plugin, ${n} bare starts in each phase (${ROWS.length * 2 * n} timed spawns, 0 failed); 1 warm-up each, not counted`);
+  out.push(
+    `samples: ${PODS} pods x ${ROUNDS} round(s) = ${n} ADD + ${n} DEL per plugin, ${n} bare starts in each phase (${ROWS.length * 2 * n} timed spawns, 0 failed); 1 warm-up each, not counted`,
+  );
   if (stale) out.push(`WARNING: dist/bin/weir is older than src/ or cni/; rerun with --build to measure the current code`);
   out.push('', '| what | ADD p50 ms | ADD p99 ms | DEL p50 ms | DEL p99 ms |', '|---|---:|---:|---:|---:|');
   for (const r of ROWS) {
-    const a = st('ADD', r.key), d = st('DEL', r.key);
+    const a = st('ADD', r.key),
+      d = st('DEL', r.key);
     out.push(`| ${r.label} | ${f(a.p50)} | ${f(a.p99)} | ${f(d.p50)} | ${f(d.p99)} |`);
   }
-  out.push('', `Each sample is the wall time of one spawnSync of \`ip netns exec <node-netns> env CNI_… <cmd>\`, the same for every row (so each includes the netns-exec cost of the last row). Rows are interleaved per pod, order rotated; bare/ref rows in the DEL columns were measured during the DEL phase. p99 is nearest-rank (= max for n ≤ 100).`, '');
+  out.push(
+    '',
+    `Each sample is the wall time of one spawnSync of \`ip netns exec <node-netns> env CNI_… <cmd>\`, the same for every row (so each includes the netns-exec cost of the last row). Rows are interleaved per pod, order rotated; bare/ref rows in the DEL columns were measured during the DEL phase. p99 is nearest-rank (= max for n ≤ 100).`,
+    '',
+  );
   for (const verb of ['ADD', 'DEL']) {
-    const w = st(verb, 'weir').p50, p = st(verb, 'ptp').p50, b = st(verb, 'bare').p50;
+    const w = st(verb, 'weir').p50,
+      p = st(verb, 'ptp').p50,
+      b = st(verb, 'bare').p50;
     out.push(`${verb}: weir/ptp = ${(w / p).toFixed(2)}, weir/(bare+ptp) = ${(w / (b + p)).toFixed(2)}, weir - bare = ${f(w - b)} ms`);
   }
   for (const verb of ['ADD', 'DEL']) {
-    const w = st(verb, 'weir').p50, p = st(verb, 'ptp').p50, b = st(verb, 'bare').p50;
-    out.push(`${w <= b + p ? 'PASS' : 'FAIL'}: weir ${verb} p50 ${f(w)} ms ${w <= b + p ? '<=' : '>'} bare-start p50 ${f(b)} + ptp ${verb} p50 ${f(p)} = ${f(b + p)} ms`);
+    const w = st(verb, 'weir').p50,
+      p = st(verb, 'ptp').p50,
+      b = st(verb, 'bare').p50;
+    out.push(
+      `${w <= b + p ? 'PASS' : 'FAIL'}: weir ${verb} p50 ${f(w)} ms ${w <= b + p ? '<=' : '>'} bare-start p50 ${f(b)} + ptp ${verb} p50 ${f(p)} = ${f(b + p)} ms`,
+    );
   }
   console.log(out.join('\n'));
 }

@@ -8,13 +8,15 @@
 // PolicyEvaluator, and the heap retained by one applied ruleset.
 // Usage: node --expose-gc scripts/bench/compile-micro.ts [--pods N] [--policies N] [--reps N]
 import { parseArgs } from 'node:util';
-import { compilePolicies, indexerFor, type CompileOptions } from '../../src/policy/compile.ts';
+import { type CompileOptions, compilePolicies, indexerFor } from '../../src/policy/compile.ts';
 import { PolicyEvaluator } from '../../src/policy/evaluator.ts';
 import { diffTransaction } from '../../src/policy/ruleset.ts';
 import type { NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { BENCH_NODE, BENCH_POD_CIDR, makeCluster, snapshot } from './policy/cluster.ts';
 
-const { values: opt } = parseArgs({ options: { pods: { type: 'string', default: '10000' }, policies: { type: 'string', default: '1000' }, reps: { type: 'string', default: '9' } } });
+const { values: opt } = parseArgs({
+  options: { pods: { type: 'string', default: '10000' }, policies: { type: 'string', default: '1000' }, reps: { type: 'string', default: '9' } },
+});
 const PODS = Number(opt.pods);
 const POLICIES = Number(opt.policies);
 const REPS = Number(opt.reps);
@@ -46,13 +48,19 @@ let elements = 0;
 for (const s of applied.sets.values()) elements += s.elements.size;
 let rules = 0;
 for (const ch of applied.chains.values()) rules += ch.rules.length;
-console.log(`cluster: ${PODS} pods, ${POLICIES} policies; bench node ${BENCH_NODE}: ${res.endpoints.length} local pods, ${res.policyChains.size} policies compiled`);
+console.log(
+  `cluster: ${PODS} pods, ${POLICIES} policies; bench node ${BENCH_NODE}: ${res.endpoints.length} local pods, ${res.policyChains.size} policies compiled`,
+);
 console.log(`table: ${applied.sets.size} sets/maps, ${elements} elements, ${applied.chains.size} chains, ${rules} rules`);
 console.log(`cold compile: ${f1(coldMs)} ms`);
-const changed = [...res.policyChains.keys()].find((ref) => c.state.policies.some((p) => `${p.metadata?.namespace}/${p.metadata?.name}` === ref && p.spec?.ingress?.length)) as string;
+const changed = [...res.policyChains.keys()].find((ref) =>
+  c.state.policies.some((p) => `${p.metadata?.namespace}/${p.metadata?.name}` === ref && p.spec?.ingress?.length),
+) as string;
 res = undefined as never;
 const heapApplied = heapMiB();
-console.log(`heap: cluster objects ${f1(heapCluster - heap0)} MiB; applied ruleset (+ caches) ${f1(heapApplied - heapCluster)} MiB; total ${f1(heapApplied)} MiB`);
+console.log(
+  `heap: cluster objects ${f1(heapCluster - heap0)} MiB; applied ruleset (+ caches) ${f1(heapApplied - heapCluster)} MiB; total ${f1(heapApplied)} MiB`,
+);
 
 // One sync as the engine does it, minus running the transaction.
 function sync(): { compile: number; diff: number; ops: number } {
@@ -66,8 +74,14 @@ function sync(): { compile: number; diff: number; ops: number } {
   return { compile: t1 - t0, diff: t2 - t1, ops: tx.size };
 }
 
-const localIdx = c.state.pods.map((p, i) => [p, i] as const).filter(([p]) => p.spec?.nodeName === BENCH_NODE).map(([, i]) => i);
-const remoteIdx = c.state.pods.map((p, i) => [p, i] as const).filter(([p]) => p.spec?.nodeName !== BENCH_NODE).map(([, i]) => i);
+const localIdx = c.state.pods
+  .map((p, i) => [p, i] as const)
+  .filter(([p]) => p.spec?.nodeName === BENCH_NODE)
+  .map(([, i]) => i);
+const remoteIdx = c.state.pods
+  .map((p, i) => [p, i] as const)
+  .filter(([p]) => p.spec?.nodeName !== BENCH_NODE)
+  .map(([, i]) => i);
 const relabel = (i: number, k: number): void => {
   const p = c.state.pods[i] as Pod;
   const app = k % 2 === 0 ? 'web' : 'api';
@@ -106,7 +120,9 @@ for (const [name, change] of cases) {
     tot.push(s.compile + s.diff);
     ops.push(s.ops);
   }
-  console.log(`${name.padEnd(20)} compile p50 ${f1(pct(comp, 50))} ms, diff p50 ${f1(pct(diff, 50))} ms, total p50 ${f1(pct(tot, 50))} max ${f1(Math.max(...tot))} ms; tx ops p50 ${pct(ops, 50)}`);
+  console.log(
+    `${name.padEnd(20)} compile p50 ${f1(pct(comp, 50))} ms, diff p50 ${f1(pct(diff, 50))} ms, total p50 ${f1(pct(tot, 50))} max ${f1(Math.max(...tot))} ms; tx ops p50 ${pct(ops, 50)}`,
+  );
 }
 
 t = performance.now();

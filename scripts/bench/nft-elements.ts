@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { ElementChange } from '../../src/nft/element-writer.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
-import { Transaction, nft } from '../../src/nft/transaction.ts';
+import { nft, Transaction } from '../../src/nft/transaction.ts';
 import type { NftMap, NftSet } from '../../src/nft/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
 
@@ -108,7 +108,9 @@ try {
   lib = new LibNftables({ netns });
   const t0 = performance.now();
   const { sets, intervals, elements, target, map } = build();
-  console.log(`table inet weirb: ${sets} sets and maps (${intervals} interval), ${elements} elements, loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `table inet weirb: ${sets} sets and maps (${intervals} interval), ${elements} elements, loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   writer = NetlinkElementWriter.open(netns);
   const w = writer;
   const l = lib;

@@ -1,11 +1,15 @@
 // Command-line options of the benchmark scripts: parseArgs with a usage text,
 // --help, and integer options checked against their range. Exits 2 on bad
 // input, as the scripts' usage says.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 export type BenchOpts = Record<string, string | boolean | undefined>;
 
-export function benchOptions(script: string, usage: string, options: NonNullable<ParseArgsConfig['options']>): { opt: BenchOpts; int: (name: string, min: number, max?: number) => number } {
+export function benchOptions(
+  script: string,
+  usage: string,
+  options: NonNullable<ParseArgsConfig['options']>,
+): { opt: BenchOpts; int: (name: string, min: number, max?: number) => number } {
   let opt: BenchOpts;
   try {
     opt = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h', default: false } } }).values as BenchOpts;

@@ -15,7 +15,18 @@ export interface AgentStatus {
   ready: boolean;
   api: { synced: string[]; versions: Record<string, string> };
   applied: { generation: number; at: string; durationMs: number; full: boolean; operations: number; versions: Record<string, string> } | null;
-  counts: { localPods: number; pods: number; namespaces: number; policies: number; nodes: number; clusterPolicies?: number; sets?: number; chains?: number; rules?: number; elements?: number };
+  counts: {
+    localPods: number;
+    pods: number;
+    namespaces: number;
+    policies: number;
+    nodes: number;
+    clusterPolicies?: number;
+    sets?: number;
+    chains?: number;
+    rules?: number;
+    elements?: number;
+  };
   errors: { sync: string | null; policies: string[]; routes: string[] };
   config: { hostFirewall: boolean; masquerade: boolean; nflogGroup: number };
   /** Per kind: count and hash over uid/resourceVersion of the cached objects (agents since the self-checks). */

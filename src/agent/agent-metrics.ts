@@ -3,7 +3,7 @@ import { errnoName } from '../errors.ts';
 import type { Ruleset } from '../policy/ruleset.ts';
 import type { ClusterCache } from './cache.ts';
 import type { CheckResult } from './kernel-verifier.ts';
-import { type Gauge, Registry, exponentialBuckets } from './metrics.ts';
+import { exponentialBuckets, type Gauge, Registry } from './metrics.ts';
 import type { SyncSummary } from './reconciler.ts';
 
 /** A short label for why the incremental path failed: the kernel's errno name, else the error's class. */
@@ -15,9 +15,17 @@ export function fallbackReason(e: Error): string {
 
 export class AgentMetrics {
   readonly registry = new Registry();
-  readonly syncs = this.registry.counter<'kind'>({ name: 'weir_syncs_total', help: 'Syncs applied, by kind (full table replacement or incremental).', labelNames: ['kind'] });
+  readonly syncs = this.registry.counter<'kind'>({
+    name: 'weir_syncs_total',
+    help: 'Syncs applied, by kind (full table replacement or incremental).',
+    labelNames: ['kind'],
+  });
   readonly syncErrors = this.registry.counter({ name: 'weir_sync_errors_total', help: 'Syncs that failed; the previous rules stayed in force.' });
-  readonly syncDuration = this.registry.histogram({ name: 'weir_sync_duration_seconds', help: 'Wall time of one sync (compile, routes, nftables transaction).', buckets: exponentialBuckets(0.0005, 2, 14) });
+  readonly syncDuration = this.registry.histogram({
+    name: 'weir_sync_duration_seconds',
+    help: 'Wall time of one sync (compile, routes, nftables transaction).',
+    buckets: exponentialBuckets(0.0005, 2, 14),
+  });
   readonly eventToApplied = this.registry.histogram({
     name: 'weir_event_to_applied_seconds',
     help: 'Time from the first API event (or CNI hand-off) of a burst to its rules applied in the kernel.',
@@ -29,24 +37,48 @@ export class AgentMetrics {
   readonly rules = this.registry.gauge({ name: 'weir_nft_rules', help: 'Rules in the weir table.' });
   readonly elements = this.registry.gauge({ name: 'weir_nft_elements', help: 'Set and map elements in the weir table.' });
   readonly localPods = this.registry.gauge({ name: 'weir_local_pods', help: 'Pods of this node that policy applies to.' });
-  readonly isolatedPods = this.registry.gauge<'direction'>({ name: 'weir_isolated_pods', help: 'Pods of this node isolated by at least one policy, by direction.', labelNames: ['direction'] });
-  readonly policyErrors = this.registry.gauge({ name: 'weir_policy_errors', help: 'NetworkPolicies weir cannot express, enforced as deny-all for the pods they select.' });
+  readonly isolatedPods = this.registry.gauge<'direction'>({
+    name: 'weir_isolated_pods',
+    help: 'Pods of this node isolated by at least one policy, by direction.',
+    labelNames: ['direction'],
+  });
+  readonly policyErrors = this.registry.gauge({
+    name: 'weir_policy_errors',
+    help: 'NetworkPolicies weir cannot express, enforced as deny-all for the pods they select.',
+  });
   readonly routeErrors = this.registry.gauge({ name: 'weir_route_errors', help: 'Routes to other nodes that could not be programmed at the last sync.' });
-  readonly purged = this.registry.counter({ name: 'weir_conntrack_purged_total', help: 'Tracked connections deleted because a policy change no longer allows them.' });
+  readonly purged = this.registry.counter({
+    name: 'weir_conntrack_purged_total',
+    help: 'Tracked connections deleted because a policy change no longer allows them.',
+  });
   readonly denied = this.registry.counter<'direction' | 'action'>({
     name: 'weir_denied_packets_total',
     help: 'Packets denied by policy (action "drop") or that would have been (action "audit"), as logged to the nflog group (rate-limited).',
     labelNames: ['direction', 'action'],
   });
-  readonly hostPolicies = this.registry.gauge({ name: 'weir_host_firewall_policies', help: 'HostFirewallPolicies selecting this node (host-firewall mode; 0 when off).' });
+  readonly hostPolicies = this.registry.gauge({
+    name: 'weir_host_firewall_policies',
+    help: 'HostFirewallPolicies selecting this node (host-firewall mode; 0 when off).',
+  });
   readonly hostNetworkPods = this.registry.gauge<'direction'>({
     name: 'weir_host_network_pods_isolated',
     help: 'hostNetwork pods of this node isolated by NetworkPolicy (host-firewall mode), by direction; egress counts only pods whose egress is enforced.',
     labelNames: ['direction'],
   });
-  readonly nflogOverruns = this.registry.gauge({ name: 'weir_nflog_dropped_batches', help: 'nflog batches the kernel could not deliver to the agent (socket buffer full).' });
-  readonly apiErrors = this.registry.counter<'kind'>({ name: 'weir_api_errors_total', help: 'Failed list/watch attempts against the API server (each is retried), by kind.', labelNames: ['kind'] });
-  readonly apiConnected = this.registry.gauge<'kind'>({ name: 'weir_api_watch_up', help: '1 while the watch of this kind is established, 0 after a failure until the next list.', labelNames: ['kind'] });
+  readonly nflogOverruns = this.registry.gauge({
+    name: 'weir_nflog_dropped_batches',
+    help: 'nflog batches the kernel could not deliver to the agent (socket buffer full).',
+  });
+  readonly apiErrors = this.registry.counter<'kind'>({
+    name: 'weir_api_errors_total',
+    help: 'Failed list/watch attempts against the API server (each is retried), by kind.',
+    labelNames: ['kind'],
+  });
+  readonly apiConnected = this.registry.gauge<'kind'>({
+    name: 'weir_api_watch_up',
+    help: '1 while the watch of this kind is established, 0 after a failure until the next list.',
+    labelNames: ['kind'],
+  });
   readonly fallbacks = this.registry.counter<'reason'>({
     name: 'weir_sync_fallbacks_total',
     help: 'Incremental syncs that failed and were replaced by a full table replacement, by the error (errno name): the table was not what was last applied.',
@@ -59,15 +91,21 @@ export class AgentMetrics {
   });
   readonly kernelRepairs = this.registry.counter<'reason'>({
     name: 'weir_kernel_repairs_total',
-    help: 'Full table replacements after the kernel\'s table drifted from the applied ruleset, by what differed (one repair counts once per reason it found).',
+    help: "Full table replacements after the kernel's table drifted from the applied ruleset, by what differed (one repair counts once per reason it found).",
     labelNames: ['reason'],
   });
-  readonly kernelCheckSeconds = this.registry.gauge({ name: 'weir_kernel_check_seconds', help: 'Wall time of the last full comparison of the kernel\'s table with the applied ruleset (listing included).' });
-  readonly ipamReleased = this.registry.counter({ name: 'weir_ipam_released_total', help: 'IPAM records the agent\'s sweep released: no pod in the API, no host veth, older than the grace period.' });
+  readonly kernelCheckSeconds = this.registry.gauge({
+    name: 'weir_kernel_check_seconds',
+    help: "Wall time of the last full comparison of the kernel's table with the applied ruleset (listing included).",
+  });
+  readonly ipamReleased = this.registry.counter({
+    name: 'weir_ipam_released_total',
+    help: "IPAM records the agent's sweep released: no pod in the API, no host veth, older than the grace period.",
+  });
   #cache: ClusterCache | undefined;
   readonly cacheObjects: Gauge<'kind'> = this.registry.gauge<'kind'>({
     name: 'weir_cache_objects',
-    help: 'Objects of each kind in the agent\'s cache (compare with the API).',
+    help: "Objects of each kind in the agent's cache (compare with the API).",
     labelNames: ['kind'],
     collect: (g) => {
       for (const k of this.#cache?.kinds ?? []) g.labels({ kind: k }).set(this.#cache?.digests[k].count ?? 0);

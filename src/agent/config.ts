@@ -1,7 +1,7 @@
 // weir-agent's configuration: every flag with its environment variable and a
 // --help line that says what it does. Parsed by yargs in agent/main.ts.
 import type { Argv } from 'yargs';
-import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, parsePortRanges, type PortRange } from '../policy/host-policy.ts';
+import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type PortRange, parsePortRanges } from '../policy/host-policy.ts';
 
 export interface AgentConfig {
   nodeName: string;
@@ -43,36 +43,75 @@ export const agentSocketPath = (runDir: string): string => `${runDir}/agent.sock
 export function agentOptions<T>(y: Argv<T>) {
   return y
     .env('WEIR')
-    .option('node-name', { type: 'string', demandOption: true, describe: 'This node\'s name (env NODE_NAME from the downward API also works)', default: process.env['NODE_NAME'] })
+    .option('node-name', {
+      type: 'string',
+      demandOption: true,
+      describe: "This node's name (env NODE_NAME from the downward API also works)",
+      default: process.env['NODE_NAME'],
+    })
     .option('kubeconfig', { type: 'string', describe: 'kubeconfig file; in-cluster service account config when absent', default: process.env['KUBECONFIG'] })
     .option('cni-conf-dir', { type: 'string', default: '/etc/cni/net.d', describe: 'Where the CNI conflist is written once the Node has spec.podCIDRs' })
     .option('cni-conf-name', { type: 'string', default: '10-weir.conflist', describe: 'File name of the conflist' })
     .option('cni-bin-dir', { type: 'string', default: '/opt/cni/bin', describe: 'Where --install-cni-from installs the weir plugin' })
     .option('install-cni-from', { type: 'string', describe: 'Directory holding the weir executable and koffi.node to install into --cni-bin-dir at start' })
-    .option('data-dir', { type: 'string', default: '/var/lib/cni/weir', describe: 'The plugin\'s IPAM directory (written into the conflist)' })
+    .option('data-dir', { type: 'string', default: '/var/lib/cni/weir', describe: "The plugin's IPAM directory (written into the conflist)" })
     .option('run-dir', { type: 'string', default: '/run/weir', describe: 'Directory of the local status socket agent.sock (for weirctl and the plugin)' })
     .option('mtu', { type: 'number', describe: 'Pod interface MTU written into the conflist; the kernel default when absent' })
-    .option('masquerade', { type: 'boolean', default: true, describe: 'SNAT pod traffic leaving the cluster\'s pod CIDRs to the node address' })
-    .option('non-masquerade-cidr', { type: 'string', array: true, default: [] as string[], describe: 'Extra destinations that see pod addresses unchanged (repeatable); every node\'s pod CIDR is always included' })
+    .option('masquerade', { type: 'boolean', default: true, describe: "SNAT pod traffic leaving the cluster's pod CIDRs to the node address" })
+    .option('non-masquerade-cidr', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: "Extra destinations that see pod addresses unchanged (repeatable); every node's pod CIDR is always included",
+    })
     .option('nflog-group', { type: 'number', default: 100, describe: 'nflog group that denied packets are logged to (weirctl drops reads it)' })
     .option('deny-log-rate', { type: 'string', default: '10/second', describe: 'Rate limit of that log, in nft syntax' })
-    .option('debounce-ms', { type: 'number', default: 20, describe: 'Wait this long after the first API event of a burst, so the burst becomes one transaction' })
+    .option('debounce-ms', {
+      type: 'number',
+      default: 20,
+      describe: 'Wait this long after the first API event of a burst, so the burst becomes one transaction',
+    })
     .option('health-address', { type: 'string', default: '0.0.0.0:9962', describe: 'host:port of /healthz, /readyz and /metrics' })
     .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], describe: 'Log level (JSON logs on stderr)' })
-    .option('host-firewall', { type: 'boolean', default: false, describe: 'Also police the node\'s own addresses and hostNetwork pods' })
-    .option('host-firewall-audit', { type: 'boolean', default: false, describe: 'Host firewall in audit: log what it would drop (weir audit host …) and drop nothing' })
-    .option('failsafe-inbound', { type: 'string', default: DEFAULT_FAILSAFE_INBOUND, describe: 'Inbound proto:port[-port] list no policy can close (host firewall); "none" for none' })
-    .option('failsafe-outbound', { type: 'string', default: DEFAULT_FAILSAFE_OUTBOUND, describe: 'Outbound proto:port[-port] list no policy can close (host firewall); "none" for none' })
+    .option('host-firewall', { type: 'boolean', default: false, describe: "Also police the node's own addresses and hostNetwork pods" })
+    .option('host-firewall-audit', {
+      type: 'boolean',
+      default: false,
+      describe: 'Host firewall in audit: log what it would drop (weir audit host …) and drop nothing',
+    })
+    .option('failsafe-inbound', {
+      type: 'string',
+      default: DEFAULT_FAILSAFE_INBOUND,
+      describe: 'Inbound proto:port[-port] list no policy can close (host firewall); "none" for none',
+    })
+    .option('failsafe-outbound', {
+      type: 'string',
+      default: DEFAULT_FAILSAFE_OUTBOUND,
+      describe: 'Outbound proto:port[-port] list no policy can close (host firewall); "none" for none',
+    })
     .option('host-network-cgroup-template', {
       type: 'string',
       array: true,
       default: [] as string[],
-      describe: 'cgroup of a hostNetwork pod below --cgroup-root, e.g. kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice (repeatable; first existing wins); enables egress policy for hostNetwork pods',
+      describe:
+        'cgroup of a hostNetwork pod below --cgroup-root, e.g. kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice (repeatable; first existing wins); enables egress policy for hostNetwork pods',
     })
-    .option('ipam-sweep-interval', { type: 'number', default: 60, describe: 'Seconds between sweeps that free IPAM records whose pod and host veth are gone (0: never)' })
+    .option('ipam-sweep-interval', {
+      type: 'number',
+      default: 60,
+      describe: 'Seconds between sweeps that free IPAM records whose pod and host veth are gone (0: never)',
+    })
     .option('ipam-sweep-grace', { type: 'number', default: 120, describe: 'IPAM records younger than this many seconds are never swept' })
-    .option('kernel-check-min-interval', { type: 'number', default: 5, describe: 'Seconds at least between two full comparisons of the kernel\'s table with the applied ruleset (spaced by 100x their cost above that)' })
-    .option('cgroup-root', { type: 'string', default: '/sys/fs/cgroup', describe: 'Where the host\'s cgroup v2 hierarchy is mounted in the agent (for --host-network-cgroup-template)' })
+    .option('kernel-check-min-interval', {
+      type: 'number',
+      default: 5,
+      describe: "Seconds at least between two full comparisons of the kernel's table with the applied ruleset (spaced by 100x their cost above that)",
+    })
+    .option('cgroup-root', {
+      type: 'string',
+      default: '/sys/fs/cgroup',
+      describe: "Where the host's cgroup v2 hierarchy is mounted in the agent (for --host-network-cgroup-template)",
+    })
     .check((a) => {
       if (!a['node-name']) throw new Error('--node-name (or NODE_NAME) is required');
       if (!/^[^:]*:\d+$/.test(a['health-address'] as string)) throw new Error('--health-address must be host:port');
@@ -104,7 +143,10 @@ export function toConfig(a: Record<string, unknown>): AgentConfig {
     hostFirewallAudit: (a['host-firewall-audit'] as boolean | undefined) ?? false,
     failsafeInbound: parsePortRanges((a['failsafe-inbound'] as string | undefined) ?? DEFAULT_FAILSAFE_INBOUND),
     failsafeOutbound: parsePortRanges((a['failsafe-outbound'] as string | undefined) ?? DEFAULT_FAILSAFE_OUTBOUND),
-    hostNetworkCgroupTemplates: ((a['host-network-cgroup-template'] as string[] | undefined) ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean),
+    hostNetworkCgroupTemplates: ((a['host-network-cgroup-template'] as string[] | undefined) ?? [])
+      .flatMap((s) => s.split(','))
+      .map((s) => s.trim())
+      .filter(Boolean),
     cgroupRoot: (a['cgroup-root'] as string | undefined) ?? '/sys/fs/cgroup',
     ipamSweepInterval: (a['ipam-sweep-interval'] as number | undefined) ?? 60,
     ipamSweepGrace: (a['ipam-sweep-grace'] as number | undefined) ?? 120,

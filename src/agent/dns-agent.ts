@@ -4,14 +4,14 @@
 // addresses, which the reconciler's snapshot of the API does not hold.
 import type { Logger } from 'pino';
 import { LibNftables } from '../nft/libnftables.ts';
-import { normalizeClusterPolicies, type NormalizedClusterPolicy } from '../policy/cnp-normalize.ts';
 import { dnsPlan } from '../policy/cnp-dns.ts';
+import { type NormalizedClusterPolicy, normalizeClusterPolicies } from '../policy/cnp-normalize.ts';
 import type { LocalEndpoint } from '../policy/compile.ts';
-import { PolicyEvaluator, ipEndpoint } from '../policy/evaluator.ts';
-import type { ClusterState, Protocol } from '../policy/types.ts';
+import { ipEndpoint, PolicyEvaluator } from '../policy/evaluator.ts';
 import type { Ruleset } from '../policy/ruleset.ts';
-import { DnsKernel } from './dns-kernel.ts';
+import type { ClusterState, Protocol } from '../policy/types.ts';
 import { DnsPath } from './dns.ts';
+import { DnsKernel } from './dns-kernel.ts';
 import type { Registry } from './metrics.ts';
 
 export interface DnsAgentDeps {
@@ -56,7 +56,10 @@ export function startDnsAgent(d: DnsAgentDeps): DnsAgent | undefined {
     path,
     afterSync(full) {
       const applied = d.applied();
-      path.afterSync(dnsPlan(policies(), d.endpoints(), (name) => applied?.sets.has(name) === true), full);
+      path.afterSync(
+        dnsPlan(policies(), d.endpoints(), (name) => applied?.sets.has(name) === true),
+        full,
+      );
     },
     judge(stillAllowed) {
       let ev: PolicyEvaluator | null | undefined;

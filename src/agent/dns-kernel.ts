@@ -15,16 +15,26 @@
 // agent), their subject sets kept by element changes, and left behind at
 // exit on purpose: with `bypass`, answers pass while no agent listens.
 import { Errno } from '../errors.ts';
-import { NETLINK_CAP_ACK, NLM_F_DUMP } from '../netlink/constants.ts';
 import { NETLINK_NETFILTER } from '../netlink/conntrack.ts';
+import { NETLINK_CAP_ACK, NLM_F_DUMP } from '../netlink/constants.ts';
 import { attr, attrNested, attrString, attrToString, parseAttrs } from '../netlink/message.ts';
-import { NFNL_SUBSYS_NFTABLES, NFPROTO, NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_KEY, encodeBatch, encodeKey, encodeSetElem, elementLayout } from '../netlink/nftables.ts';
 import { encodeQueueRule } from '../netlink/nfqueue-rule.ts';
+import {
+  elementLayout,
+  encodeBatch,
+  encodeKey,
+  encodeSetElem,
+  NFNL_SUBSYS_NFTABLES,
+  NFPROTO,
+  NFTA_DATA_VALUE,
+  NFTA_LIST_ELEM,
+  NFTA_SET_ELEM_KEY,
+} from '../netlink/nftables.ts';
 import { NetlinkSocket } from '../netlink/socket.ts';
-import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
+import type { ElementChange } from '../nft/element-writer.ts';
 import { NftError } from '../nft/errors.ts';
 import { type LibNftables, NFT_CTX_OUTPUT_JSON } from '../nft/libnftables.ts';
-import type { ElementChange } from '../nft/element-writer.ts';
+import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
 import type { NftSet } from '../nft/types.ts';
 import * as libc from '../sys/libc.ts';
 
@@ -37,7 +47,12 @@ const NFTA_SET_TABLE = 1;
 const NFTA_SET_NAME = 2;
 const FAMILIES = [4, 6] as const;
 const nftFamily = (f: 4 | 6): 'ip' | 'ip6' => (f === 4 ? 'ip' : 'ip6');
-const subjectSet = (f: 4 | 6): NftSet => ({ kind: 'set', table: { family: nftFamily(f), name: DNS_TABLE }, name: 'subjects', type: f === 4 ? 'ipv4_addr' : 'ipv6_addr' });
+const subjectSet = (f: 4 | 6): NftSet => ({
+  kind: 'set',
+  table: { family: nftFamily(f), name: DNS_TABLE },
+  name: 'subjects',
+  type: f === 4 ? 'ipv4_addr' : 'ipv6_addr',
+});
 
 /** The tables' nft text (one transaction: an earlier agent's tables are replaced). */
 export function dnsTableScript(): string {
@@ -56,7 +71,8 @@ export function dnsTableScript(): string {
 }
 
 /** The tables' deletion (nothing is held any more: answers pass unread). */
-export const dnsTableDeleteScript = (): string => FAMILIES.flatMap((f) => [`add table ${nftFamily(f)} ${DNS_TABLE}`, `delete table ${nftFamily(f)} ${DNS_TABLE}`]).join('\n');
+export const dnsTableDeleteScript = (): string =>
+  FAMILIES.flatMap((f) => [`add table ${nftFamily(f)} ${DNS_TABLE}`, `delete table ${nftFamily(f)} ${DNS_TABLE}`]).join('\n');
 
 export interface TimedAddress {
   /** A domain set of `inet weir`. */
@@ -127,12 +143,26 @@ export class DnsKernel implements DnsKernelOps {
     const rules = (['answers', 'local_answers'] as const).flatMap((chain) =>
       FAMILIES.flatMap((f) =>
         (['udp', 'tcp'] as const).map((protocol) =>
-          encodeQueueRule({ family: nftFamily(f), table: DNS_TABLE, chain, ipFamily: f, protocol, set: 'subjects', queue: DNS_QUEUE, bypass: true, comment: `DNS answers over ${protocol} to policed pods` }),
+          encodeQueueRule({
+            family: nftFamily(f),
+            table: DNS_TABLE,
+            chain,
+            ipFamily: f,
+            protocol,
+            set: 'subjects',
+            queue: DNS_QUEUE,
+            bypass: true,
+            comment: `DNS answers over ${protocol} to policed pods`,
+          }),
         ),
       ),
     );
     const failure = this.#socket().sendBatch('nft add dns queue rules', (seq) => encodeBatch(rules, seq));
-    if (failure) throw new NftError(`cannot add the DNS queue rules (is nft_compat with xt_NFQUEUE available?): errno ${failure.errno}${failure.message ? `: ${failure.message}` : ''}`, { errno: failure.errno });
+    if (failure)
+      throw new NftError(
+        `cannot add the DNS queue rules (is nft_compat with xt_NFQUEUE available?): errno ${failure.errno}${failure.message ? `: ${failure.message}` : ''}`,
+        { errno: failure.errno },
+      );
   }
 
   /** Makes the subject sets hold exactly these pod addresses. */
@@ -170,7 +200,7 @@ export class DnsKernel implements DnsKernelOps {
         if (failure) failed.set(set, failure.errno);
       } catch (e) {
         this.#drop();
-        failed.set(set, typeof (e as { errno?: unknown }).errno === 'number' ? ((e as { errno: number }).errno) : Errno.EIO);
+        failed.set(set, typeof (e as { errno?: unknown }).errno === 'number' ? (e as { errno: number }).errno : Errno.EIO);
       }
     }
     return failed;
@@ -180,7 +210,12 @@ export class DnsKernel implements DnsKernelOps {
     // Set names from a netlink dump (no elements), then only the domain sets listed:
     // listing every set of a big table with its elements costs seconds.
     const names = this.#socket()
-      .request('nft getset', (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSET, NLM_F_DUMP, Buffer.concat([Buffer.of(NFPROTO.inet ?? 1, 0, 0, 0), attrString(NFTA_SET_TABLE, table)]))
+      .request(
+        'nft getset',
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSET,
+        NLM_F_DUMP,
+        Buffer.concat([Buffer.of(NFPROTO.inet ?? 1, 0, 0, 0), attrString(NFTA_SET_TABLE, table)]),
+      )
       .map((r) => attrToString(parseAttrs(r.payload.subarray(4)).get(NFTA_SET_NAME)) ?? '')
       .filter((n) => DOMAIN_SET.test(n));
     // One set per call: nft 1.0.6 fills its cache for the last `list set` of a script only.
@@ -206,6 +241,7 @@ export class DnsKernel implements DnsKernelOps {
     if (this.#sock) return this.#sock;
     const sock = new NetlinkSocket(NETLINK_NETFILTER, this.#nft.netns);
     libc.setsockoptInt(sock.fd, libc.SOL_NETLINK, NETLINK_CAP_ACK, 1);
-    return (this.#sock = sock);
+    this.#sock = sock;
+    return sock;
   }
 }

@@ -16,16 +16,16 @@
 // Fail open for the answer, closed for the connection: what was not
 // learned is not allowed.
 import type { Logger } from 'pino';
-import { isNotFound } from '../errors.ts';
 import { tryParseIp } from '../cni/ip.ts';
-import { LearnedDomains, type LearnLimits, DEFAULT_LIMITS } from '../dns/learned.ts';
-import { DnsParseError, type Resolution, parseResponse, resolutions } from '../dns/message.ts';
+import { DEFAULT_LIMITS, LearnedDomains, type LearnLimits } from '../dns/learned.ts';
+import { DnsParseError, parseResponse, type Resolution, resolutions } from '../dns/message.ts';
 import { dnsOfPacket } from '../dns/packet.ts';
+import { isNotFound } from '../errors.ts';
 import { NF_ACCEPT } from '../netlink/nfqueue.ts';
 import { type QueueWatch, watchQueue } from '../netlink/nfqueue-handle.ts';
 import { type DnsPlan, setsForName } from '../policy/cnp-dns.ts';
-import { type Registry, exponentialBuckets } from './metrics.ts';
 import { DNS_QUEUE, type DnsKernelOps, type TimedAddress } from './dns-kernel.ts';
+import { exponentialBuckets, type Registry } from './metrics.ts';
 
 export interface DnsPathOptions {
   readonly limits?: LearnLimits;
@@ -48,11 +48,24 @@ function dnsMetrics(registry: Registry) {
       help: 'How long a DNS answer waited for the agent: from the reader thread receiving it to its verdict (addresses in the kernel by then).',
       buckets: exponentialBuckets(0.000025, 2, 17),
     }),
-    learned: registry.counter({ name: 'weir_dns_addresses_learned_total', help: 'Addresses learned from DNS answers for domainNames peers (new for their name; refreshes not counted).' }),
+    learned: registry.counter({
+      name: 'weir_dns_addresses_learned_total',
+      help: 'Addresses learned from DNS answers for domainNames peers (new for their name; refreshes not counted).',
+    }),
     kept: registry.gauge({ name: 'weir_dns_learned_addresses', help: 'Addresses currently learned (per name and address).' }),
-    overflows: registry.counter<'cap'>({ name: 'weir_dns_cap_overflows_total', help: 'Addresses not learned because a cap was full (per name or per node); their connections are refused.', labelNames: ['cap'] }),
-    late: registry.counter({ name: 'weir_dns_answers_released_late_total', help: 'DNS answers the queue reader let through before the agent judged them (the agent was busy past the deadline).' }),
-    writeErrors: registry.counter({ name: 'weir_dns_write_errors_total', help: 'Batches of learned addresses the kernel refused (a set removed by a concurrent sync).' }),
+    overflows: registry.counter<'cap'>({
+      name: 'weir_dns_cap_overflows_total',
+      help: 'Addresses not learned because a cap was full (per name or per node); their connections are refused.',
+      labelNames: ['cap'],
+    }),
+    late: registry.counter({
+      name: 'weir_dns_answers_released_late_total',
+      help: 'DNS answers the queue reader let through before the agent judged them (the agent was busy past the deadline).',
+    }),
+    writeErrors: registry.counter({
+      name: 'weir_dns_write_errors_total',
+      help: 'Batches of learned addresses the kernel refused (a set removed by a concurrent sync).',
+    }),
   };
 }
 
@@ -90,7 +103,8 @@ export class DnsPath {
       this.carryOver(list);
       if (list.length > 0) this.#log.info({ addresses: list.length }, 'addresses learned by the previous agent are kept until their TTL ends');
     } catch (e) {
-      if (!isNotFound(e)) this.#log.warn({ err: (e as Error).message }, 'cannot read what the previous agent learned; those addresses are refused until looked up again');
+      if (!isNotFound(e))
+        this.#log.warn({ err: (e as Error).message }, 'cannot read what the previous agent learned; those addresses are refused until looked up again');
     }
     this.#queue = watchQueue(
       DNS_QUEUE,
@@ -251,7 +265,10 @@ export class DnsPath {
     if (Date.now() - this.#overflowLogged < 60_000) return;
     this.#overflowLogged = Date.now();
     const l = this.store.limits;
-    this.#log.warn({ name, addresses: n, cap, perName: l.perName, perNode: l.perNode }, 'DNS addresses not learned: cap reached; connections to them are refused');
+    this.#log.warn(
+      { name, addresses: n, cap, perName: l.perName, perNode: l.perNode },
+      'DNS addresses not learned: cap reached; connections to them are refused',
+    );
   }
 
   #tick(): void {

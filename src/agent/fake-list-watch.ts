@@ -103,7 +103,13 @@ export class FakeWatch<T> {
   #settled = false;
   #done = false;
 
-  constructor(opts: WatchOptions, onEvent: (type: string, obj: T) => void, onDone: (err: unknown) => void, resolve: (h: { abort(): void }) => void, reject: (e: unknown) => void) {
+  constructor(
+    opts: WatchOptions,
+    onEvent: (type: string, obj: T) => void,
+    onDone: (err: unknown) => void,
+    resolve: (h: { abort(): void }) => void,
+    reject: (e: unknown) => void,
+  ) {
     this.opts = opts;
     this.#onEvent = onEvent;
     this.#onDone = onDone;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tryParseIp } from '../cni/ip.ts';
 import type { HostCgroup } from '../policy/host.ts';
-import { type ApiAvailability, type OptionalKind, isUnavailable, optionalLister } from './optional-api.ts';
+import { type ApiAvailability, isUnavailable, type OptionalKind, optionalLister } from './optional-api.ts';
 import type { Lister } from './reflector.ts';
 
 /** Where nft resolves `socket cgroupv2` paths (nftables prefixes this, hard-coded). */
@@ -34,16 +34,23 @@ export function cgroup2Root(root: string): string | undefined {
  */
 export function cgroupResolver(root: string, templates: readonly string[]): CgroupResolver {
   if (templates.length === 0) {
-    return { of: () => undefined, unsupported: 'no --host-network-cgroup-template: hostNetwork pods\' egress is not attributed, so their egress policies are not enforced' };
+    return {
+      of: () => undefined,
+      unsupported: "no --host-network-cgroup-template: hostNetwork pods' egress is not attributed, so their egress policies are not enforced",
+    };
   }
   const v2 = cgroup2Root(root);
-  if (!v2) return { of: () => undefined, unsupported: `no cgroup v2 hierarchy at ${root} (nft socket cgroupv2 needs one): hostNetwork pods' egress is not enforced` };
+  if (!v2)
+    return { of: () => undefined, unsupported: `no cgroup v2 hierarchy at ${root} (nft socket cgroupv2 needs one): hostNetwork pods' egress is not enforced` };
   return {
     unsupported: undefined,
     of: (uid) => {
       if (!/^[0-9a-fA-F-]+$/.test(uid)) return undefined;
       for (const t of templates) {
-        const rel = t.replaceAll('{uid}', uid).replaceAll('{uid_}', uid.replaceAll('-', '_')).replace(/^\/+|\/+$/g, '');
+        const rel = t
+          .replaceAll('{uid}', uid)
+          .replaceAll('{uid_}', uid.replaceAll('-', '_'))
+          .replace(/^\/+|\/+$/g, '');
         const abs = path.join(v2, rel);
         try {
           if (!fs.statSync(abs).isDirectory()) continue;
@@ -87,6 +94,10 @@ export const HOST_POLICY_KIND: OptionalKind = { resource: 'hostfirewallpolicies.
  * "forbidden" (403) into an empty list, so the agent keeps enforcing
  * NetworkPolicy; `state` says which, for /status.
  */
-export function hostPolicyLister<T>(list: Lister<T>, state: HostPolicyAvailability, changed?: (s: ApiAvailability, was: boolean | undefined) => void): Lister<T> {
+export function hostPolicyLister<T>(
+  list: Lister<T>,
+  state: HostPolicyAvailability,
+  changed?: (s: ApiAvailability, was: boolean | undefined) => void,
+): Lister<T> {
   return optionalLister(list, state, HOST_POLICY_KIND, changed);
 }

@@ -17,8 +17,8 @@ import type { NetlinkElementWriter } from '../nft/netlink-elements.ts';
 import type { TableRef } from '../nft/types.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
-import { type CacheComparison, cacheMatchesApi, describeDifferences } from './cache-digest.ts';
 import type { ClusterCache, Kind } from './cache.ts';
+import { type CacheComparison, cacheMatchesApi, describeDifferences } from './cache-digest.ts';
 import { DEFAULT_NETWORK_NAME } from './cniconf.ts';
 import type { AgentConfig } from './config.ts';
 import { sweepIpam } from './ipam-sweep.ts';
@@ -111,16 +111,23 @@ function kernelVerifier(d: InvariantDeps): KernelVerifier {
 
 function logCheck(log: Logger, r: CheckResult): void {
   if (r.error) {
-    log.warn({ check: r.kind, err: r.error }, 'cannot compare the kernel\'s table with the applied ruleset');
+    log.warn({ check: r.kind, err: r.error }, "cannot compare the kernel's table with the applied ruleset");
     return;
   }
   if (r.clean) {
     log.debug({ ms: Math.round(r.ms) }, 'kernel table matches the applied ruleset');
     return;
   }
-  const fields = { check: r.kind, reasons: r.drift.counts, examples: r.drift.examples.slice(0, 5), repaired: r.repaired ?? false, afterRepair: r.afterRepair?.clean };
-  if (r.repaired && r.afterRepair?.clean) log.warn(fields, 'the kernel\'s table drifted from the applied ruleset (edited behind weir\'s back?); replaced it whole');
-  else log.error(fields, 'the kernel\'s table differs from the applied ruleset and the repair did not make it match');
+  const fields = {
+    check: r.kind,
+    reasons: r.drift.counts,
+    examples: r.drift.examples.slice(0, 5),
+    repaired: r.repaired ?? false,
+    afterRepair: r.afterRepair?.clean,
+  };
+  if (r.repaired && r.afterRepair?.clean)
+    log.warn(fields, "the kernel's table drifted from the applied ruleset (edited behind weir's back?); replaced it whole");
+  else log.error(fields, "the kernel's table differs from the applied ruleset and the repair did not make it match");
 }
 
 async function listAll(list: Lister<unknown>): Promise<unknown[]> {
@@ -144,7 +151,7 @@ async function verifyCache(d: InvariantDeps): Promise<CacheComparison & { attemp
     const r = cacheMatchesApi(d.cache.digestView(true), lists);
     // A difference may be an event still on its way: look again before reporting it.
     if (r.ok || attempt >= CACHE_ATTEMPTS) {
-      if (!r.ok) d.log.warn({ differences: describeDifferences(r) }, 'the agent\'s cache differs from the API');
+      if (!r.ok) d.log.warn({ differences: describeDifferences(r) }, "the agent's cache differs from the API");
       return { ...r, attempts: attempt };
     }
     await new Promise((resolve) => setTimeout(resolve, CACHE_RETRY_MS));

@@ -50,7 +50,8 @@ export interface SweepDecision {
 /** The records to free, each with why (pure). */
 export function recordsToFree(i: SweepInput): SweepDecision[] {
   const live = new Set<string>();
-  for (const r of i.records) if (i.links.has(hostVethName(r.containerID, r.ifname)) && r.podNamespace && r.podName) live.add(`${r.podNamespace}/${r.podName}/${r.podUid ?? ''}`);
+  for (const r of i.records)
+    if (i.links.has(hostVethName(r.containerID, r.ifname)) && r.podNamespace && r.podName) live.add(`${r.podNamespace}/${r.podName}/${r.podUid ?? ''}`);
   const out: SweepDecision[] = [];
   for (const r of i.records) {
     const veth = hostVethName(r.containerID, r.ifname);
@@ -59,7 +60,8 @@ export function recordsToFree(i: SweepInput): SweepDecision[] {
     const who = r.podNamespace && r.podName ? `${r.podNamespace}/${r.podName}` : 'an unnamed pod';
     if (pod === 'present') {
       // The same pod wired again under another container: this sandbox is gone.
-      if (live.has(`${r.podNamespace}/${r.podName}/${r.podUid ?? ''}`)) out.push({ record: r, reason: `${who} runs in another sandbox; ${veth} of container ${r.containerID} is gone` });
+      if (live.has(`${r.podNamespace}/${r.podName}/${r.podUid ?? ''}`))
+        out.push({ record: r, reason: `${who} runs in another sandbox; ${veth} of container ${r.containerID} is gone` });
       continue;
     }
     const why = pod === 'absent' ? 'is not in the API' : pod === 'replaced' ? 'is another pod (uid) in the API now' : 'is not recorded';
@@ -73,7 +75,13 @@ export interface SweepReport {
 }
 
 /** Decides and releases under the store's lock; `host` lists the links (and would remove released veths). */
-export function sweepIpam(store: Store, network: string, pods: ReadonlyMap<string, string | undefined>, host: NetlinkHandle, o: { graceMs: number; now?: number }): SweepReport {
+export function sweepIpam(
+  store: Store,
+  network: string,
+  pods: ReadonlyMap<string, string | undefined>,
+  host: NetlinkHandle,
+  o: { graceMs: number; now?: number },
+): SweepReport {
   return store.withLock(() => {
     const records = store.list();
     const links = new Set(host.linkList().map((l) => l.name));

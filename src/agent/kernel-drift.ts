@@ -9,10 +9,11 @@
 // intervals of a one-field interval set; protocols may be names or numbers.
 // Rules are compared as text, in order, with their comments (every rule weir
 // writes carries one).
-import type { ListedChain, ListedSet, ListedTable } from '../nft/listing.ts';
-import type { DesiredChain, DesiredSet, Ruleset } from '../policy/ruleset.ts';
-import { mergeRanges } from '../policy/intervals.ts';
+
 import { formatAddress, parseAddress } from '../ipam/range.ts';
+import type { ListedChain, ListedSet, ListedTable } from '../nft/listing.ts';
+import { mergeRanges } from '../policy/intervals.ts';
+import type { DesiredChain, DesiredSet, Ruleset } from '../policy/ruleset.ts';
 
 export const DRIFT_REASONS = [
   'table-missing',
@@ -111,7 +112,11 @@ function compareSet(name: string, want: DesiredSet, have: ListedSet, add: Add): 
   const def = want.def;
   const interval = def.flags?.includes('interval') === true;
   if (def.kind !== have.kind || def.type !== have.type || interval !== have.flags.includes('interval')) {
-    add('set-changed', name, `${def.kind} of type ${def.type}${interval ? ' (interval)' : ''} applied, the kernel has a ${have.kind} of type ${have.type} flags ${have.flags.join(',') || '-'}`);
+    add(
+      'set-changed',
+      name,
+      `${def.kind} of type ${def.type}${interval ? ' (interval)' : ''} applied, the kernel has a ${have.kind} of type ${have.type} flags ${have.flags.join(',') || '-'}`,
+    );
     return;
   }
   // A timeout set's elements are written at run time with their expiry (the
@@ -127,7 +132,10 @@ function compareSet(name: string, want: DesiredSet, have: ListedSet, add: Add): 
     return canon(k.split(' . '), v);
   });
   // A one-field interval set: nft merges adjacent intervals, so compare the union.
-  const [a, b] = interval && fields.length === 1 && valueType === undefined ? [unionOf(fields[0] as string, wanted), unionOf(fields[0] as string, listed)] : [wanted, listed];
+  const [a, b] =
+    interval && fields.length === 1 && valueType === undefined
+      ? [unionOf(fields[0] as string, wanted), unionOf(fields[0] as string, listed)]
+      : [wanted, listed];
   const inKernel = new Set(b);
   const applied = new Set(a);
   for (const e of a) if (!inKernel.has(e)) add('element-missing', name, `${e} is not in the kernel's ${def.kind}`);
@@ -198,6 +206,7 @@ function unionOf(type: string, texts: readonly string[]): string[] {
       byFamily.set(r.family, list);
     }
   }
-  for (const [family, ranges] of byFamily) for (const [lo, hi] of mergeRanges(ranges)) other.push(lo === hi ? formatAddress(family, lo) : `${formatAddress(family, lo)}-${formatAddress(family, hi)}`);
+  for (const [family, ranges] of byFamily)
+    for (const [lo, hi] of mergeRanges(ranges)) other.push(lo === hi ? formatAddress(family, lo) : `${formatAddress(family, lo)}-${formatAddress(family, hi)}`);
   return other;
 }

@@ -24,10 +24,11 @@
 // hooks forward any more) until the repair, so that case is the one the
 // cheap check catches at once; an element or rule removed waits for the
 // next full check, whose spacing is the price of its cost.
+
+import type { TableInfo } from '../netlink/nftables.ts';
+import { parseTableListing } from '../nft/listing.ts';
 import type { Ruleset } from '../policy/ruleset.ts';
 import { type DriftReason, type DriftReport, tableDrift } from './kernel-drift.ts';
-import { parseTableListing } from '../nft/listing.ts';
-import type { TableInfo } from '../netlink/nftables.ts';
 
 /** The kernel side of the check; the agent's is libnftables and the element writer's netlink socket. */
 export interface KernelTableSource {
@@ -192,8 +193,10 @@ export class KernelVerifier {
       drift.examples.push({ reason, object: name, detail });
     };
     if (!info) add('table-missing', 'the table is gone');
-    else if (this.#handle !== undefined && info.handle !== this.#handle) add('table-replaced', `the table was deleted and made again (handle ${this.#handle} → ${info.handle})`);
-    else if (info.use !== applied.chains.size + applied.sets.size) add('objects-changed', `the kernel's table holds ${info.use} chains and sets, ${applied.chains.size + applied.sets.size} were applied`);
+    else if (this.#handle !== undefined && info.handle !== this.#handle)
+      add('table-replaced', `the table was deleted and made again (handle ${this.#handle} → ${info.handle})`);
+    else if (info.use !== applied.chains.size + applied.sets.size)
+      add('objects-changed', `the kernel's table holds ${info.use} chains and sets, ${applied.chains.size + applied.sets.size} were applied`);
     return isClean(drift) ? undefined : this.#result('cheap', 0, drift);
   }
 

@@ -47,7 +47,12 @@ export function unavailableReason(k: OptionalKind, code: number | undefined): st
  * records which in `state`; `changed` runs when availability changes, with
  * what it was (the agent logs each transition once, not each retry).
  */
-export function optionalLister<T>(list: Lister<T>, state: ApiAvailability, kind: OptionalKind, changed?: (s: ApiAvailability, was: boolean | undefined) => void): Lister<T> {
+export function optionalLister<T>(
+  list: Lister<T>,
+  state: ApiAvailability,
+  kind: OptionalKind,
+  changed?: (s: ApiAvailability, was: boolean | undefined) => void,
+): Lister<T> {
   const set = (available: boolean, reason: string | undefined): void => {
     const was = state.available;
     state.available = available;

@@ -3,11 +3,12 @@
 // nodes, and applies the policy table in one nftables transaction. Each sync
 // records which API state (resourceVersions) it applied, for /status and for
 // callers waiting on it (the CNI plugin's hand-off at pod start).
-import type { PolicyError } from '../policy/errors.ts';
+
 import type { LocalEndpoint } from '../policy/compile.ts';
 import type { PolicyEngine, SyncReport } from '../policy/engine.ts';
+import type { PolicyError } from '../policy/errors.ts';
+import { ipEndpoint, PolicyEvaluator } from '../policy/evaluator.ts';
 import type { HostCgroup, HostFirewallOptions } from '../policy/host.ts';
-import { PolicyEvaluator, ipEndpoint } from '../policy/evaluator.ts';
 import { addMasquerade } from '../policy/node-rules.ts';
 import type { ClusterState, Protocol } from '../policy/types.ts';
 import type { ClusterCache, NodeFacts } from './cache.ts';
@@ -242,7 +243,8 @@ export class Reconciler {
     const rewritten = (report.stats?.chainsRewritten ?? 0) > 0 || (report.stats?.elementsRemoved ?? 0) > 0 || (report.stats?.chainsRemoved ?? 0) > 0;
     for (const ep of report.result.endpoints) {
       const before = previous.get(`${ep.namespace}/${ep.name}`);
-      if ((!before || profilesChanged(before, ep) || rewritten) && (policed(ep) || (before !== undefined && policed(before)))) for (const ip of ep.ips) touched.add(ip);
+      if ((!before || profilesChanged(before, ep) || rewritten) && (policed(ep) || (before !== undefined && policed(before))))
+        for (const ip of ep.ips) touched.add(ip);
     }
     if (touched.size === 0) return 0;
     return this.#net.purgeConnections(touched, connectionJudge(state));

@@ -13,11 +13,11 @@
 // table (kernel, boot, static, a routing daemon's, the plugin's 87) is never
 // replaced or deleted: reconcileNodeRoutes deletes only protocol-88 routes,
 // adds with NLM_F_EXCL, and replaces only where its own route holds the key.
-import { type Cidr, type IpBytes, formatCidr, formatIp, networkOf, tryParseCidr, tryParseIp } from '../cni/ip.ts';
-import { Errno, InvalidConfigError, NetlinkError, errnoName, isAlreadyExists, isNotFound } from '../errors.ts';
+import { type Cidr, formatCidr, formatIp, type IpBytes, networkOf, tryParseCidr, tryParseIp } from '../cni/ip.ts';
+import { Errno, errnoName, InvalidConfigError, isAlreadyExists, isNotFound, NetlinkError } from '../errors.ts';
 import * as C from '../netlink/constants.ts';
-import type { Rtnl } from '../netlink/rtnl.ts';
 import type { Route } from '../netlink/route.ts';
+import type { Rtnl } from '../netlink/rtnl.ts';
 
 /** The route protocol number (RTPROT_*) of the agent's routes to other nodes' pod CIDRs; 87 is the plugin's per-pod routes. */
 export const RTPROT_WEIR_NODE = 88;
@@ -203,13 +203,22 @@ export function reconcileNodeRoutes(h: Rtnl, desired: readonly NodeRoute[], opts
     };
     if (cur && sameBytes(cur.gateway, d.via.bytes) && (cur.type ?? C.RTN_UNICAST) === C.RTN_UNICAST) continue;
 
-    const blocker = foreign.find((r) => r.family === d.dst.family && routeDst(r) === key && (r.priority ?? defaultMetric(r.family)) === defaultMetric(r.family));
+    const blocker = foreign.find(
+      (r) => r.family === d.dst.family && routeDst(r) === key && (r.priority ?? defaultMetric(r.family)) === defaultMetric(r.family),
+    );
     if (blocker) {
       // A replace would overwrite the foreign route; leave it and drop ours.
       if (cur) del(cur, key, d.node);
       const gw = blocker.gateway ? ` via ${formatIp(blocker.gateway)}` : '';
       const reason = `a route with protocol ${protoName(blocker.protocol)}${gw} already holds this destination`;
-      res.errors.push({ dst: key, node: d.node, via, op: 'add', reason, error: new NetlinkError(`add route ${key} via ${via} (node ${d.node})`, Errno.EEXIST, reason) });
+      res.errors.push({
+        dst: key,
+        node: d.node,
+        via,
+        op: 'add',
+        reason,
+        error: new NetlinkError(`add route ${key} via ${via} (node ${d.node})`, Errno.EEXIST, reason),
+      });
       continue;
     }
 

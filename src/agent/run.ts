@@ -2,35 +2,34 @@
 // reconciler, and the servers expose health, metrics and the local status API.
 import fs from 'node:fs';
 import path from 'node:path';
-// Deep imports: the package index pulls in every API group's generated client.
-import { KubeConfig, Watch } from './client-node.ts';
 import type { Logger } from 'pino';
-import { LibNftables } from '../nft/libnftables.ts';
-import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
+import { DiskStore } from '../ipam/disk-store.ts';
 import { ConntrackHandle } from '../netlink/conntrack-handle.ts';
 import { NetlinkHandle } from '../netlink/handle.ts';
 import { type NflogWatch, watchNflog } from '../netlink/nflog-handle.ts';
+import { LibNftables } from '../nft/libnftables.ts';
+import { NetlinkElementWriter } from '../nft/netlink-elements.ts';
+import { CNP_PATH } from '../policy/cnp-types.ts';
 import { PolicyEngine } from '../policy/engine.ts';
 import { HFP_PATH } from '../policy/host-policy.ts';
+import { releaseMemory, trimMalloc } from '../sys/memory.ts';
+import { AgentMetrics, fallbackReason } from './agent-metrics.ts';
 import { apiListWatch, jsonLister } from './api-list.ts';
 import { ClusterCache, type Kind } from './cache.ts';
-import { DiskStore } from '../ipam/disk-store.ts';
+// Deep imports: the package index pulls in every API group's generated client.
+import { KubeConfig, Watch } from './client-node.ts';
 import { DEFAULT_NETWORK_NAME, installFile, renderConflist, writeFileAtomic } from './cniconf.ts';
 import { type AgentConfig, agentSocketPath } from './config.ts';
-import { AgentMetrics } from './agent-metrics.ts';
-import { type HostPolicyAvailability, apiServerEndpoints, cgroupResolver, hostPolicyLister } from './hostfw.ts';
-import { type ApiAvailability, CLUSTER_POLICY_KIND, isUnavailable, optionalLister } from './optional-api.ts';
-import { CNP_PATH } from '../policy/cnp-types.ts';
-import { DropLog } from './drops.ts';
 import { type DnsAgent, startDnsAgent } from './dns-agent.ts';
+import { DropLog } from './drops.ts';
+import { apiServerEndpoints, cgroupResolver, type HostPolicyAvailability, hostPolicyLister } from './hostfw.ts';
 import { type Invariants, startInvariants } from './invariants.ts';
-import { fallbackReason } from './agent-metrics.ts';
-import { Reconciler, type NodeNetworking } from './reconciler.ts';
-import { Reflector, type Lister } from './reflector.ts';
+import { type ApiAvailability, CLUSTER_POLICY_KIND, isUnavailable, optionalLister } from './optional-api.ts';
+import { type NodeNetworking, Reconciler } from './reconciler.ts';
+import { type Lister, Reflector } from './reflector.ts';
 import { desiredNodeRoutes, reconcileNodeRoutes } from './routes.ts';
 import { startServers } from './server.ts';
 import { statusRoutes } from './status-api.ts';
-import { releaseMemory, trimMalloc } from '../sys/memory.ts';
 
 export interface RunningAgent {
   stop(): Promise<void>;
@@ -97,7 +96,10 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       ),
     reconcileRoutes: (nodes, self) => {
       const r = reconcileNodeRoutes(netlink, desiredNodeRoutes(nodes, self));
-      return { changed: r.added.length + r.replaced.length + r.removed.length, errors: r.errors.map((e) => `${e.op} ${e.dst}${e.node ? ` (node ${e.node})` : ''}: ${e.reason}`) };
+      return {
+        changed: r.added.length + r.replaced.length + r.removed.length,
+        errors: r.errors.map((e) => `${e.op} ${e.dst}${e.node ? ` (node ${e.node})` : ''}: ${e.reason}`),
+      };
     },
     purgeConnections: (addresses, judge) => {
       const stillAllowed = dns ? dns.judge(judge) : judge;
@@ -122,7 +124,11 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const apiServers = cfg.hostFirewall ? await apiServerEndpoints(kc.getCurrentCluster()?.server) : [];
   if (cfg.hostFirewall) {
     log.info(
-      { audit: cfg.hostFirewallAudit, apiServers, egressOfHostNetworkPods: cgroups.unsupported ?? `cgroup templates ${cfg.hostNetworkCgroupTemplates.join(', ')}` },
+      {
+        audit: cfg.hostFirewallAudit,
+        apiServers,
+        egressOfHostNetworkPods: cgroups.unsupported ?? `cgroup templates ${cfg.hostNetworkCgroupTemplates.join(', ')}`,
+      },
       'host firewall on',
     );
   }
@@ -131,7 +137,10 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   // once the agent is quiet again, instead of staying resident for good.
   // libnftables' context keeps its cache of the whole table after a full
   // sync (MiBs at 100k elements); the next structural change makes a new one.
-  const memory = memoryKeeper(() => nft.close(), (r) => log.debug({ rssBeforeMiB: Math.round(r.before / 2 ** 20), rssAfterMiB: Math.round(r.after / 2 ** 20) }, 'memory released'));
+  const memory = memoryKeeper(
+    () => nft.close(),
+    (r) => log.debug({ rssBeforeMiB: Math.round(r.before / 2 ** 20), rssAfterMiB: Math.round(r.after / 2 ** 20) }, 'memory released'),
+  );
 
   const reconciler = new Reconciler(cache, engine, net, {
     nodeName: cfg.nodeName,
@@ -157,7 +166,11 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
       invariants?.kernel.afterSync(s.operations, s.full);
       dns?.afterSync(s.full);
       const fb = s.report.fallback;
-      if (fb) log.warn({ err: fb.message, reason: fallbackReason(fb) }, 'incremental sync failed, table replaced whole: the kernel did not hold what was last applied');
+      if (fb)
+        log.warn(
+          { err: fb.message, reason: fallbackReason(fb) },
+          'incremental sync failed, table replaced whole: the kernel did not hold what was last applied',
+        );
       memory.afterSync(s.full);
       for (const e of s.policyErrors) log.warn({ policy: e.policy, field: e.field }, `policy enforced as deny-all: ${e.message}`);
       for (const e of s.routeErrors) log.warn(`route: ${e}`);
@@ -188,30 +201,50 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
     if (!s.available) log.warn({ kind }, `${s.reason ?? `${kind} unavailable`}; retrying`);
     else if (was === false) log.info({ kind }, `${kind}: the API serves it now; mirrored from here on`);
   };
-  kinds.push(['clusterpolicies', CNP_PATH, optionalLister(jsonLister<Obj>(kc, CNP_PATH), clusterPolicies, CLUSTER_POLICY_KIND, availability('clusterpolicies'))]);
+  kinds.push([
+    'clusterpolicies',
+    CNP_PATH,
+    optionalLister(jsonLister<Obj>(kc, CNP_PATH), clusterPolicies, CLUSTER_POLICY_KIND, availability('clusterpolicies')),
+  ]);
   if (cfg.hostFirewall) kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(jsonLister<Obj>(kc, HFP_PATH), hostPolicies, availability('hostpolicies'))]);
   const optional = new Set<Kind>(['clusterpolicies', 'hostpolicies']);
   const reflectors = kinds.map(
     ([kind, p, list]) =>
-      new Reflector(kind, apiListWatch(watch, p, list), {
-        ...cache.mirror(kind, (how) => {
-          if (how === 'list') metrics.apiConnected.labels({ kind }).set(1);
-          reconciler.schedule();
-        }),
-        error: (err, attempt) => {
-          // Not an outage: the CRD is absent (or not readable); relisted slowly,
-          // and the lister has logged the change of availability.
-          if (optional.has(kind) && isUnavailable(err)) return;
-          metrics.apiErrors.labels({ kind }).inc();
-          metrics.apiConnected.labels({ kind }).set(0);
-          if (attempt === 1 || attempt % 10 === 0) log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
+      new Reflector(
+        kind,
+        apiListWatch(watch, p, list),
+        {
+          ...cache.mirror(kind, (how) => {
+            if (how === 'list') metrics.apiConnected.labels({ kind }).set(1);
+            reconciler.schedule();
+          }),
+          error: (err, attempt) => {
+            // Not an outage: the CRD is absent (or not readable); relisted slowly,
+            // and the lister has logged the change of availability.
+            if (optional.has(kind) && isUnavailable(err)) return;
+            metrics.apiErrors.labels({ kind }).inc();
+            metrics.apiConnected.labels({ kind }).set(0);
+            if (attempt === 1 || attempt % 10 === 0)
+              log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
+          },
+          expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
         },
-        expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
-      }, optional.has(kind) ? { minBackoffMs: 2000, maxBackoffMs: 30_000 } : {}),
+        optional.has(kind) ? { minBackoffMs: 2000, maxBackoffMs: 30_000 } : {},
+      ),
   );
   dns = startDnsAgent({ registry: metrics.registry, log, state: () => cache.snapshot(), endpoints: () => reconciler.endpoints, applied: () => engine.applied });
   const running = reflectors.map((r) => r.run());
-  invariants = startInvariants({ cfg, log, cache, engine, reconciler, metrics, elements, netlink, listers: new Map(kinds.map(([kind, , list]) => [kind, list as Lister<unknown>])) });
+  invariants = startInvariants({
+    cfg,
+    log,
+    cache,
+    engine,
+    reconciler,
+    metrics,
+    elements,
+    netlink,
+    listers: new Map(kinds.map(([kind, , list]) => [kind, list as Lister<unknown>])),
+  });
 
   // Denied packets: counted and kept for weirctl. The group is per network
   // namespace and one socket may own it; without it the rest still runs.
@@ -236,7 +269,19 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const servers = await startServers({
     http: { host, port: Number(port) },
     socketPath: socket,
-    routes: statusRoutes({ cache, reconciler, engine, metrics, config: cfg, hostPolicies, clusterPolicies, egressUnsupported: cgroups.unsupported, invariants, domainAddresses: () => dns?.path.domainAddresses() ?? new Map(), ...(nflog ? { drops } : {}) }),
+    routes: statusRoutes({
+      cache,
+      reconciler,
+      engine,
+      metrics,
+      config: cfg,
+      hostPolicies,
+      clusterPolicies,
+      egressUnsupported: cgroups.unsupported,
+      invariants,
+      domainAddresses: () => dns?.path.domainAddresses() ?? new Map(),
+      ...(nflog ? { drops } : {}),
+    }),
     log: (msg, fields) => log.info(fields ?? {}, msg),
   });
   log.info({ node: cfg.nodeName, socket, health: cfg.healthAddress }, 'weir-agent started');

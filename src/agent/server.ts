@@ -93,7 +93,10 @@ function compileRoutes(routes: Routes): Table {
     if (!m || !METHODS.has(m[1] as string)) throw new InternalError(`bad route ${JSON.stringify(key)}: want "<METHOD> /path"`);
     const [, method, p] = m as unknown as [string, string, string];
     let byMethod = table.get(p);
-    if (!byMethod) table.set(p, (byMethod = new Map()));
+    if (!byMethod) {
+      byMethod = new Map();
+      table.set(p, byMethod);
+    }
     byMethod.set(method, handler);
   }
   return table;
@@ -108,13 +111,7 @@ function allowed(byMethod: ReadonlyMap<string, Handler>): string {
 const errMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
 
-function send(
-  res: http.ServerResponse,
-  status: number,
-  body: string,
-  contentType: string,
-  headers: Readonly<Record<string, string>> = {},
-): void {
+function send(res: http.ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, {
     ...headers,
@@ -178,13 +175,7 @@ function makeListener(table: Table, scope: 'public' | 'local', log: Logger, life
   };
 }
 
-async function serve(
-  table: Table,
-  scope: 'public' | 'local',
-  log: Logger,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-): Promise<void> {
+async function serve(table: Table, scope: 'public' | 'local', log: Logger, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   let url: URL;
   try {
     url = new URL(req.url ?? '/', 'http://localhost');
@@ -205,8 +196,7 @@ async function serve(
     return;
   }
 
-  const tooLarge = (): void =>
-    sendJson(res, 413, { error: `request body exceeds ${MAX_BODY_BYTES} bytes` }, { connection: 'close' });
+  const tooLarge = (): void => sendJson(res, 413, { error: `request body exceeds ${MAX_BODY_BYTES} bytes` }, { connection: 'close' });
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) {
     tooLarge();

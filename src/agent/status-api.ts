@@ -1,18 +1,19 @@
 // The local status API on /run/weir/agent.sock: what weirctl reads, and the
 // plugin's hand-off at pod start. The public listener serves only health and
 // metrics (server.ts keeps the rest off it).
+
+import type { AgentStatus, CniAddReply, HostFirewallStatus } from '../agent-api/types.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
+import { formatPortRange } from '../policy/host-policy.ts';
+import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
 import type { ClusterCache } from './cache.ts';
 import type { AgentConfig } from './config.ts';
-import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
 import type { DropLog } from './drops.ts';
 import type { HostPolicyAvailability } from './hostfw.ts';
 import type { Invariants } from './invariants.ts';
 import type { ApiAvailability } from './optional-api.ts';
-import { formatPortRange } from '../policy/host-policy.ts';
 import type { Reconciler } from './reconciler.ts';
-import { type Routes, metricsHandler } from './server.ts';
-import type { AgentStatus, CniAddReply, HostFirewallStatus } from '../agent-api/types.ts';
+import { metricsHandler, type Routes } from './server.ts';
 
 // How long /cni/add waits for the pod's policy; the plugin gives up a little later.
 const HANDOFF_WAIT_MS = 4000;
@@ -62,7 +63,15 @@ export function statusRoutes(d: Deps): Routes {
           clusterPolicies: [...d.cache.clusterpolicies.values()].map((p) => {
             const name = p.metadata?.name ?? '';
             const err = last?.policyErrors.find((e) => e.policy?.kind === 'ClusterNetworkPolicy' && e.policy.name === name);
-            return { name, resourceVersion: p.metadata?.resourceVersion, tier: p.spec?.tier, priority: p.spec?.priority, chain: cnpChains.get(name), spec: p.spec, ...(err ? { error: err.message } : {}) };
+            return {
+              name,
+              resourceVersion: p.metadata?.resourceVersion,
+              tier: p.spec?.tier,
+              priority: p.spec?.priority,
+              chain: cnpChains.get(name),
+              spec: p.spec,
+              ...(err ? { error: err.message } : {}),
+            };
           }),
         },
       };
@@ -78,7 +87,14 @@ export function statusRoutes(d: Deps): Routes {
             const name = p.metadata?.name ?? '';
             const err = last?.policyErrors.find((e) => e.policy?.kind === 'HostFirewallPolicy' && e.policy.name === name);
             const a = applied.get(name);
-            return { name, resourceVersion: p.metadata?.resourceVersion, selectsThisNode: a !== undefined, ...(a ? { chain: a.chain, mode: a.mode } : {}), spec: p.spec, ...(err ? { error: err.message } : {}) };
+            return {
+              name,
+              resourceVersion: p.metadata?.resourceVersion,
+              selectsThisNode: a !== undefined,
+              ...(a ? { chain: a.chain, mode: a.mode } : {}),
+              spec: p.spec,
+              ...(err ? { error: err.message } : {}),
+            };
           }),
         },
       };
@@ -86,10 +102,13 @@ export function statusRoutes(d: Deps): Routes {
     // Every cached object's key, uid and resourceVersion, per kind (cache-digest.ts cacheMatchesApi names differences from it).
     'GET /cache': async () => ({ json: d.cache.digestView(true) }),
     // Lists every kind from the API now and compares (read-only; takes a few seconds when something differs).
-    'GET /verify/cache': async () => (d.invariants ? { json: await d.invariants.verifyCache() } : { status: 503, json: { error: 'self-checks are not running' } }),
+    'GET /verify/cache': async () =>
+      d.invariants ? { json: await d.invariants.verifyCache() } : { status: 503, json: { error: 'self-checks are not running' } },
     // Compares the kernel's table with the applied ruleset now; GET only reports, POST also repairs.
-    'GET /verify/kernel': async () => (d.invariants ? { json: d.invariants.kernel.check({ repair: false }) } : { status: 503, json: { error: 'self-checks are not running' } }),
-    'POST /verify/kernel': async () => (d.invariants ? { json: d.invariants.kernel.check({ repair: true }) } : { status: 503, json: { error: 'self-checks are not running' } }),
+    'GET /verify/kernel': async () =>
+      d.invariants ? { json: d.invariants.kernel.check({ repair: false }) } : { status: 503, json: { error: 'self-checks are not running' } },
+    'POST /verify/kernel': async () =>
+      d.invariants ? { json: d.invariants.kernel.check({ repair: true }) } : { status: 503, json: { error: 'self-checks are not running' } },
     'GET /state': async () => {
       // The cluster as this agent sees it, for weirctl's explanations.
       const { nodeFacts: _nf, ...snap } = d.cache.snapshot();
@@ -158,9 +177,18 @@ function status(d: Deps): AgentStatus {
     api: { synced: [...d.cache.synced], versions: d.cache.versions },
     /** Per kind: count and hash over uid/resourceVersion of the cached objects (cache-digest.ts). */
     cache: d.cache.digestView(),
-    kernel: d.invariants ? { lastCheck: d.invariants.kernel.last ?? null, repairs: d.invariants.kernel.repairs, fullCheckSpacingMs: Math.round(d.invariants.kernel.fullSpacingMs) } : null,
+    kernel: d.invariants
+      ? { lastCheck: d.invariants.kernel.last ?? null, repairs: d.invariants.kernel.repairs, fullCheckSpacingMs: Math.round(d.invariants.kernel.fullSpacingMs) }
+      : null,
     applied: last
-      ? { generation: last.generation, at: last.at.toISOString(), durationMs: last.durationMs, full: last.full, operations: last.operations, versions: last.versions }
+      ? {
+          generation: last.generation,
+          at: last.at.toISOString(),
+          durationMs: last.durationMs,
+          full: last.full,
+          operations: last.operations,
+          versions: last.versions,
+        }
       : null,
     counts: {
       localPods: d.reconciler.endpoints.length,
@@ -202,7 +230,9 @@ function hostFirewallStatus(d: Deps): HostFirewallStatus {
     egress: host?.egress ?? null,
     policies: host?.policies ?? [],
     hostNetworkPods: host?.hostNetworkPods ?? [],
-    hostNetworkEgress: d.egressUnsupported ? { enforced: false, reason: d.egressUnsupported } : { enforced: true, by: 'socket cgroupv2', templates: d.config.hostNetworkCgroupTemplates },
+    hostNetworkEgress: d.egressUnsupported
+      ? { enforced: false, reason: d.egressUnsupported }
+      : { enforced: true, by: 'socket cgroupv2', templates: d.config.hostNetworkCgroupTemplates },
     hostPolicyApi: { available: d.hostPolicies?.available ?? null, ...(d.hostPolicies?.reason ? { reason: d.hostPolicies.reason } : {}) },
     warnings: host?.warnings ?? [],
   };

@@ -153,7 +153,8 @@ export function parseCniArgs(raw: string | undefined): CniArgs {
 
   for (const pair of raw.split(';')) {
     const kv = pair.split('=');
-    if (kv.length !== 2 || kv[0] === '') throw new InvalidEnvironmentError(`CNI_ARGS: invalid pair ${show(pair)}`, { details: 'expected KEY=VALUE pairs separated by ";"' });
+    if (kv.length !== 2 || kv[0] === '')
+      throw new InvalidEnvironmentError(`CNI_ARGS: invalid pair ${show(pair)}`, { details: 'expected KEY=VALUE pairs separated by ";"' });
     pairs.set(kv[0] ?? '', kv[1] ?? '');
   }
 

@@ -4,7 +4,7 @@
 // calls in one store.withLock to make them a single critical section.
 import { InternalError, InvalidConfigError, RangeExhaustedError } from '../errors.ts';
 import { canonicalIp, type Family, type PodRange } from './range.ts';
-import { attachmentKey, type AllocationRecord, type Store } from './store.ts';
+import { type AllocationRecord, attachmentKey, type Store } from './store.ts';
 
 export interface Attachment {
   containerID: string;
@@ -47,12 +47,7 @@ const MAX_RESERVE_ATTEMPTS = 64;
  * Idempotent: a repeated ADD for the same containerID+ifname returns the
  * existing record unchanged.
  */
-export function allocate(
-  store: Store,
-  ranges: readonly PodRange[],
-  attachment: Attachment,
-  now: () => Date = () => new Date(),
-): AllocationRecord {
+export function allocate(store: Store, ranges: readonly PodRange[], attachment: Attachment, now: () => Date = () => new Date()): AllocationRecord {
   checkRanges(ranges);
   return store.withLock(() => {
     // First clear crash leftovers, so a half-written record from a killed ADD

@@ -9,26 +9,22 @@
 //    complete content;
 //  - anything a crash can leave (temp files, one of a dual-stack pair) is
 //    recognisable and removed by repair() under the lock.
+
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { InternalError, InvalidConfigError } from '../errors.ts';
 import { flock, LOCK_EX } from '../sys/libc.ts';
 import { errnoCode, io, ioError } from './io.ts';
-import { canonicalIp, ipFamily, type Family } from './range.ts';
-import { sameAttachment, toRecord, type AllocationRecord, type RepairReport, type Store } from './store.ts';
+import { canonicalIp, type Family, ipFamily } from './range.ts';
+import { type AllocationRecord, type RepairReport, type Store, sameAttachment, toRecord } from './store.ts';
 
 const TEMP_PREFIX = '.tmp-';
 const LOCK_FILE = 'lock';
 const lastReservedFile = (family: Family): string => `last_reserved_ip.${family}`;
 
 /** Points where a crash matters; tests SIGKILL themselves there. */
-export type DiskStoreStep =
-  | 'reserve:temp-written'
-  | 'reserve:linked'
-  | 'reserve:done'
-  | 'release:unlinked'
-  | 'last-reserved:temp-written';
+export type DiskStoreStep = 'reserve:temp-written' | 'reserve:linked' | 'reserve:done' | 'release:unlinked' | 'last-reserved:temp-written';
 
 export interface DiskStoreOptions {
   /** Test hook, called after each step with the path it touched. */
@@ -139,7 +135,9 @@ export class DiskStore implements Store {
 
   heldAddresses(containerID: string, ifname: string): string[] {
     this.#held();
-    return this.#scan().entries.filter((e) => sameAttachment(e.record, containerID, ifname)).map((e) => e.name);
+    return this.#scan()
+      .entries.filter((e) => sameAttachment(e.record, containerID, ifname))
+      .map((e) => e.name);
   }
 
   releaseByAttachment(containerID: string, ifname: string): AllocationRecord | undefined {

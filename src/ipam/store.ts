@@ -48,8 +48,7 @@ export interface Store {
   repair(): RepairReport;
 }
 
-export const sameAttachment = (r: AllocationRecord, containerID: string, ifname: string): boolean =>
-  r.containerID === containerID && r.ifname === ifname;
+export const sameAttachment = (r: AllocationRecord, containerID: string, ifname: string): boolean => r.containerID === containerID && r.ifname === ifname;
 
 const optionalKeys = ['network', 'podNamespace', 'podName', 'podUid'] as const;
 

@@ -1,6 +1,6 @@
 // RTM_*ADDR bodies: struct ifaddrmsg plus IFA_* attributes.
 import * as C from './constants.ts';
-import { attr, attrU32, attrToString, attrToU32, parseAttrs } from './message.ts';
+import { attr, attrToString, attrToU32, attrU32, parseAttrs } from './message.ts';
 
 const IFADDRMSG_LEN = 8;
 
@@ -66,4 +66,3 @@ export function decodeAddr(payload: Buffer): Addr | undefined {
   if (label) a.label = label;
   return a;
 }
-

@@ -198,7 +198,9 @@ export class FakeRtnl implements Rtnl {
     const what = 'delete route';
     this.#w.check('routeDelete', what);
     // Unset protocol, scope and type match any value, as in NetlinkHandle.routeDelete.
-    const i = this.#s.routes.findIndex((x) => routeKey(x) === routeKey(r) && (r.protocol === undefined || x.protocol === r.protocol) && (r.oif === undefined || x.oif === r.oif));
+    const i = this.#s.routes.findIndex(
+      (x) => routeKey(x) === routeKey(r) && (r.protocol === undefined || x.protocol === r.protocol) && (r.oif === undefined || x.oif === r.oif),
+    );
     if (i < 0) throw new NetlinkError(what, Errno.ESRCH);
     this.#s.routes.splice(i, 1);
   }

@@ -1,6 +1,6 @@
 // RTM_*LINK bodies: struct ifinfomsg plus IFLA_* attributes.
 import * as C from './constants.ts';
-import { attr, attrNested, attrString, attrU32, attrToS32, attrToString, attrToU32, parseAttrs } from './message.ts';
+import { attr, attrNested, attrString, attrToS32, attrToString, attrToU32, attrU32, parseAttrs } from './message.ts';
 
 const IFINFOMSG_LEN = 16;
 
@@ -60,11 +60,7 @@ export function encodeNewVeth(v: VethSpec): Buffer {
     // No IFLA_IFALIAS here: the kernel ignores it when creating a link, so
     // an alias is set afterwards with encodeLinkChange.
     ...common(v.name, v.mac),
-    attrNested(
-      C.IFLA_LINKINFO,
-      attrString(C.IFLA_INFO_KIND, 'veth'),
-      attrNested(C.IFLA_INFO_DATA, attr(C.VETH_INFO_PEER, peer)),
-    ),
+    attrNested(C.IFLA_LINKINFO, attrString(C.IFLA_INFO_KIND, 'veth'), attrNested(C.IFLA_INFO_DATA, attr(C.VETH_INFO_PEER, peer))),
   ]);
 }
 
@@ -78,9 +74,7 @@ export interface LinkChange {
 
 /** RTM_NEWLINK (without CREATE) body changing an existing link by index. */
 export function encodeLinkChange(index: number, c: LinkChange): Buffer {
-  const parts: Buffer[] = [
-    ifinfomsg({ index, flags: c.up ? C.IFF_UP : 0, change: c.up === undefined ? 0 : C.IFF_UP }),
-  ];
+  const parts: Buffer[] = [ifinfomsg({ index, flags: c.up ? C.IFF_UP : 0, change: c.up === undefined ? 0 : C.IFF_UP })];
   if (c.name !== undefined) parts.push(attrString(C.IFLA_IFNAME, c.name));
   if (c.mtu !== undefined) parts.push(attrU32(C.IFLA_MTU, c.mtu));
   if (c.mac !== undefined) parts.push(attr(C.IFLA_ADDRESS, macToBytes(c.mac)));
@@ -119,4 +113,3 @@ export function decodeLink(payload: Buffer): Link {
   }
   return link;
 }
-

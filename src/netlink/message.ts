@@ -1,6 +1,6 @@
 // Netlink framing: nlmsghdr, TLV attributes, NLMSG_ERROR. Pure byte encoding,
 // no sockets, so every layout here is unit-tested without root.
-import { NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSGERR_ATTR_MSG } from './constants.ts';
+import { NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSG_ERROR, NLMSGERR_ATTR_MSG } from './constants.ts';
 
 export const NLMSG_HDRLEN = 16;
 const NLA_HDRLEN = 4;
@@ -42,8 +42,7 @@ export function attrS32(type: number, v: number): Buffer {
 }
 /** Strings go with a NUL terminator, as iproute2 sends them. */
 export const attrString = (type: number, s: string): Buffer => attr(type, Buffer.from(`${s}\0`, 'utf8'));
-export const attrNested = (type: number, ...children: Buffer[]): Buffer =>
-  attr(type | NLA_F_NESTED, Buffer.concat(children));
+export const attrNested = (type: number, ...children: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(children));
 
 export function nlmsg(type: number, flags: number, seq: number, body: Buffer, pid = 0): Buffer {
   const b = Buffer.alloc(NLMSG_HDRLEN + body.length);

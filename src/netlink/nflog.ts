@@ -178,8 +178,7 @@ export const encodeNflogBind = (group: number): Buffer => encodeNflogConfig(grou
 /** UNBIND: release `group` (closing the socket does the same). */
 export const encodeNflogUnbind = (group: number): Buffer => encodeNflogConfig(group, { command: NFULNL_CFG_CMD_UNBIND });
 /** Copy mode PACKET: the first `range` bytes of each packet (from the network header). */
-export const encodeNflogCopyPacket = (group: number, range: number): Buffer =>
-  encodeNflogConfig(group, { copy: { mode: NFULNL_COPY_PACKET, range } });
+export const encodeNflogCopyPacket = (group: number, range: number): Buffer => encodeNflogConfig(group, { copy: { mode: NFULNL_COPY_PACKET, range } });
 
 /** A whole config request, ready to send. */
 export const nflogConfigMessage = (flags: number, seq: number, body: Buffer): Buffer => nlmsg(NFLOG_CONFIG, flags, seq, body);

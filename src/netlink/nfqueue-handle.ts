@@ -11,23 +11,23 @@
 // accepted by the worker. The main thread can be busy for long stretches (a
 // big sync, a full kernel check); a DNS answer must not wait on that, so
 // weir's added latency on DNS is bounded whatever the agent is doing.
-import { Worker, MessageChannel } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { Errno, NetlinkError, SyscallError } from '../errors.ts';
 import * as libc from '../sys/libc.ts';
 import type { Netns } from '../sys/netns.ts';
-import * as C from './constants.ts';
 import { NETLINK_NETFILTER } from './conntrack.ts';
+import * as C from './constants.ts';
 import { parseError, parseMessages } from './message.ts';
 import {
+  decodeQueueDatagram,
+  encodeNfqueueConfig,
+  NF_ACCEPT,
   NFQA_CFG_F_FAIL_OPEN,
   NFQNL_CFG_CMD_BIND,
   NFQNL_CFG_CMD_UNBIND,
-  NF_ACCEPT,
-  type QueuedPacket,
-  decodeQueueDatagram,
-  encodeNfqueueConfig,
   nfqueueConfigMessage,
   nfqueueVerdictMessage,
+  type QueuedPacket,
 } from './nfqueue.ts';
 import { openNetlinkSocket } from './socket.ts';
 
@@ -89,7 +89,11 @@ function bindQueue(queue: number, ns: Netns | undefined, opts: Required<QueueOpt
         if (m.type !== C.NLMSG_ERROR || m.seq !== seq) continue;
         const err = parseError(m);
         if (err.errno === 0) return fd;
-        throw new NetlinkError(`bind nfqueue ${queue}${err.errno === Errno.EBUSY ? ' (another socket of this network namespace holds it)' : ''}`, err.errno, err.message);
+        throw new NetlinkError(
+          `bind nfqueue ${queue}${err.errno === Errno.EBUSY ? ' (another socket of this network namespace holds it)' : ''}`,
+          err.errno,
+          err.message,
+        );
       }
     }
   } catch (e) {
@@ -210,7 +214,8 @@ export function watchQueue(
   let seq = 1;
   const verdict = (id: number, v: number): void => {
     try {
-      libc.sendto(fd, nfqueueVerdictMessage(queue, id, v, (seq = (seq + 1) >>> 0)), null);
+      seq = (seq + 1) >>> 0;
+      libc.sendto(fd, nfqueueVerdictMessage(queue, id, v, seq), null);
     } catch (e) {
       onError(e);
     }

@@ -14,9 +14,10 @@
 //   ip[6] daddr @SET; NFQUEUE (revision 3) num Q, bypass
 // `ct direction reply`: only answers to a query the pod itself sent, never
 // a packet someone else addresses to it from port 53.
-import { attr, attrNested, attrString } from './message.ts';
-import { NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFPROTO, NFNL_SUBSYS_NFTABLES, type NlRequest } from './nftables.ts';
+
 import { NLM_F_ACK, NLM_F_CREATE } from './constants.ts';
+import { attr, attrNested, attrString } from './message.ts';
+import { NFNL_SUBSYS_NFTABLES, NFPROTO, NFTA_DATA_VALUE, NFTA_LIST_ELEM, type NlRequest } from './nftables.ts';
 
 const NFT_MSG_NEWRULE = 6;
 const NLM_F_APPEND = 0x800;
@@ -67,7 +68,13 @@ const meta = (key: number): Buffer => expr('meta', attr(NFTA_META_KEY, be32(key)
 const cmpEq = (value: Uint8Array): Buffer =>
   expr('cmp', attr(NFTA_CMP_SREG, be32(NFT_REG_1)), attr(NFTA_CMP_OP, be32(NFT_CMP_EQ)), attrNested(NFTA_CMP_DATA, attr(NFTA_DATA_VALUE, value)));
 const payload = (base: number, offset: number, len: number): Buffer =>
-  expr('payload', attr(NFTA_PAYLOAD_DREG, be32(NFT_REG_1)), attr(NFTA_PAYLOAD_BASE, be32(base)), attr(NFTA_PAYLOAD_OFFSET, be32(offset)), attr(NFTA_PAYLOAD_LEN, be32(len)));
+  expr(
+    'payload',
+    attr(NFTA_PAYLOAD_DREG, be32(NFT_REG_1)),
+    attr(NFTA_PAYLOAD_BASE, be32(base)),
+    attr(NFTA_PAYLOAD_OFFSET, be32(offset)),
+    attr(NFTA_PAYLOAD_LEN, be32(len)),
+  );
 
 export interface QueueRule {
   /** nft family name of the table (inet, ip, ip6). */
@@ -111,7 +118,12 @@ export function encodeQueueRule(r: QueueRule): NlRequest {
     expr('lookup', attrString(NFTA_LOOKUP_SET, r.set), attr(NFTA_LOOKUP_SREG, be32(NFT_REG_1))),
     expr('target', attrString(NFTA_TARGET_NAME, 'NFQUEUE'), attr(NFTA_TARGET_REV, be32(3)), attr(NFTA_TARGET_INFO, nfqueueTargetInfo(r.queue, r.bypass))),
   ];
-  const parts = [Buffer.of(family, 0, 0, 0), attrString(NFTA_RULE_TABLE, r.table), attrString(NFTA_RULE_CHAIN, r.chain), attrNested(NFTA_RULE_EXPRESSIONS, ...exprs)];
+  const parts = [
+    Buffer.of(family, 0, 0, 0),
+    attrString(NFTA_RULE_TABLE, r.table),
+    attrString(NFTA_RULE_CHAIN, r.chain),
+    attrNested(NFTA_RULE_EXPRESSIONS, ...exprs),
+  ];
   if (r.comment !== undefined) parts.push(attr(NFTA_RULE_USERDATA, commentUdata(r.comment)));
   return { type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE, flags: NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND, body: Buffer.concat(parts) };
 }

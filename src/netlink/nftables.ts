@@ -24,9 +24,9 @@
 // - nft also sends NFTA_SET_ELEM_LIST_SET_ID with adds, for sets created in
 //   the same batch; an existing set is found by name, so it is left out here.
 import { tryParseIp } from '../cni/ip.ts';
-import { AF_UNSPEC, NLMSGERR_ATTR_OFFS, NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REQUEST } from './constants.ts';
 import { NFNETLINK_V0 } from './conntrack.ts';
-import { NLMSG_HDRLEN, type NlMsg, align4, attr, attrNested, attrString, attrToU32, nlmsg, parseAttrs } from './message.ts';
+import { AF_UNSPEC, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR, NLMSGERR_ATTR_OFFS } from './constants.ts';
+import { align4, attr, attrNested, attrString, attrToU32, NLMSG_HDRLEN, type NlMsg, nlmsg, parseAttrs } from './message.ts';
 
 export const NFNL_SUBSYS_NFTABLES = 10;
 // NLMSG_MIN_TYPE and the next: not nf_tables messages, hence no subsystem byte.
@@ -229,7 +229,8 @@ function setElemHead(m: SetElemMessage): Buffer {
  */
 export function encodeSetElem(m: SetElemMessage): NlRequest {
   const size = m.elements.reduce((n, e) => n + e.length, 0);
-  if (m.elements.length === 0 || size > MAX_ELEMENTS_BYTES) throw new RangeError(`a set element message carries 1 to ${MAX_ELEMENTS_BYTES} bytes of elements, not ${size}`);
+  if (m.elements.length === 0 || size > MAX_ELEMENTS_BYTES)
+    throw new RangeError(`a set element message carries 1 to ${MAX_ELEMENTS_BYTES} bytes of elements, not ${size}`);
   const body = Buffer.concat([setElemHead(m), attrNested(NFTA_SET_ELEM_LIST_ELEMENTS, ...m.elements)]);
   return m.verb === 'add'
     ? { type: nftMsgType(NFT_MSG_NEWSETELEM), flags: NLM_F_ACK | NLM_F_CREATE, body }

@@ -41,7 +41,13 @@ export class RecordingElementWriter implements ElementWriter {
     }
     const tx = new Transaction();
     for (const c of changes) {
-      const el: Element = { kind: 'element', table: c.set.table, ...(c.set.kind === 'map' ? { map: c.set.name } : { set: c.set.name }), key: c.key, ...(c.value !== undefined ? { value: c.value } : {}) };
+      const el: Element = {
+        kind: 'element',
+        table: c.set.table,
+        ...(c.set.kind === 'map' ? { map: c.set.name } : { set: c.set.name }),
+        key: c.key,
+        ...(c.value !== undefined ? { value: c.value } : {}),
+      };
       if (c.verb === 'add') tx.add(el);
       else tx.delete(el);
     }

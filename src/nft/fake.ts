@@ -26,10 +26,10 @@
 // deterministic order: tables, then per table its chains, sets and maps (by
 // name), elements (by key), and rules (chains by name, rules in chain order).
 import { CniCode, Errno, WeirError } from '../errors.ts';
-import { NftError } from './errors.ts';
 import type { Nft } from './backend.ts';
-import { type Compiled, type Step, type Transaction, canonicalFlags, renderElements, renderObject } from './transaction.ts';
-import type { Chain, ChainHook, ChainPolicy, ChainType, Element, Family, Map as NftMap, Rule, Set as NftSet, TableRef } from './types.ts';
+import { NftError } from './errors.ts';
+import { type Compiled, canonicalFlags, renderElements, renderObject, type Step, type Transaction } from './transaction.ts';
+import type { Chain, ChainHook, ChainPolicy, ChainType, Element, Family, Map as NftMap, Set as NftSet, Rule, TableRef } from './types.ts';
 import * as v from './validate.ts';
 
 interface FRule {
@@ -151,7 +151,10 @@ export class FakeNft implements Nft {
   /** The whole ruleset as a sorted, replayable `nft -f` script ('' when empty). */
   dump(): string {
     const tables = [...this.state.tables.values()].sort((a, b) => cmp(a.family, b.family) || cmp(a.name, b.name));
-    return tables.flatMap(dumpTable).map((l) => `${l}\n`).join('');
+    return tables
+      .flatMap(dumpTable)
+      .map((l) => `${l}\n`)
+      .join('');
   }
 
   /** Nothing to release; the ruleset stays. */
@@ -230,7 +233,15 @@ function applyStep(state: State, step: Step): void {
           return;
         }
         const comment = step.minimal ? undefined : obj.comment;
-        state.tables.set(key, { family: obj.family, name: obj.name, handle: state.nextTableHandle++, comment, nextHandle: 1, chains: new Map(), sets: new Map() });
+        state.tables.set(key, {
+          family: obj.family,
+          name: obj.name,
+          handle: state.nextTableHandle++,
+          comment,
+          nextHandle: 1,
+          chains: new Map(),
+          sets: new Map(),
+        });
         return;
       }
       if (!t) fail(Errno.ENOENT, `table ${key} does not exist`);
@@ -314,7 +325,8 @@ function chainUsers(table: FTable, chain: string): string[] {
 
 function checkRuleRefs(table: FTable, text: string): void {
   for (const name of setRefs(text)) if (!table.sets.has(name)) fail(Errno.ENOENT, `set or map @${name} does not exist in table ${table.family} ${table.name}`);
-  for (const name of chainRefs(text)) if (!table.chains.has(name)) fail(Errno.ENOENT, `jump/goto target chain ${name} does not exist in table ${table.family} ${table.name}`);
+  for (const name of chainRefs(text))
+    if (!table.chains.has(name)) fail(Errno.ENOENT, `jump/goto target chain ${name} does not exist in table ${table.family} ${table.name}`);
 }
 
 function applyRule(table: FTable, step: Step, r: Rule): void {
@@ -461,7 +473,13 @@ function dumpTable(t: FTable): string[] {
   }
   const sets = byName(t.sets);
   for (const s of sets) {
-    const base = { table: ref, name: s.name, type: s.type, ...(s.flags.length ? { flags: s.flags as NftSet['flags'] } : {}), ...(s.comment === undefined ? {} : { comment: s.comment }) };
+    const base = {
+      table: ref,
+      name: s.name,
+      type: s.type,
+      ...(s.flags.length ? { flags: s.flags as NftSet['flags'] } : {}),
+      ...(s.comment === undefined ? {} : { comment: s.comment }),
+    };
     out.push(renderObject('add', s.isMap ? { kind: 'map', ...base } : { kind: 'set', ...base, ...(s.autoMerge ? { autoMerge: true } : {}) }));
   }
   for (const s of sets) {
@@ -477,7 +495,8 @@ function dumpTable(t: FTable): string[] {
     }
   }
   for (const c of chains) {
-    for (const r of c.rules) out.push(renderObject('add', { kind: 'rule', table: ref, chain: c.name, rule: r.rule, ...(r.comment === undefined ? {} : { comment: r.comment }) }));
+    for (const r of c.rules)
+      out.push(renderObject('add', { kind: 'rule', table: ref, chain: c.name, rule: r.rule, ...(r.comment === undefined ? {} : { comment: r.comment }) }));
   }
   return out;
 }

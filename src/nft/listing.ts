@@ -113,7 +113,11 @@ function parseSet(name: string, kind: 'set' | 'map', body: readonly string[], fi
   for (let j = 0; j < body.length; j++) {
     const line = (body[j] as string).trim();
     if (line.startsWith('type ')) type = line.slice(5);
-    else if (line.startsWith('flags ')) flags = line.slice(6).split(',').map((f) => f.trim());
+    else if (line.startsWith('flags '))
+      flags = line
+        .slice(6)
+        .split(',')
+        .map((f) => f.trim());
     else if (line.startsWith('elements = {')) {
       // Elements run over lines until the one ending in `}`.
       let part = line.slice('elements = {'.length);

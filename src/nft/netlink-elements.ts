@@ -14,13 +14,11 @@
 // (like NetlinkHandle), and asks for capped error replies: an error otherwise
 // echoes the whole failed message, up to 64 KiB, more than a receive buffer.
 import { Errno, errnoName, isNotFound } from '../errors.ts';
+import { NETLINK_NETFILTER } from '../netlink/conntrack.ts';
 import { NETLINK_CAP_ACK } from '../netlink/constants.ts';
 import type { NlMsg } from '../netlink/message.ts';
-import { NETLINK_NETFILTER } from '../netlink/conntrack.ts';
 import {
   type ElementLayout,
-  MAX_ELEMENTS_BYTES,
-  type SetElemMessage,
   elementAtOffset,
   elementLayout,
   encodeBatch,
@@ -30,9 +28,11 @@ import {
   encodeKey,
   encodeSetElem,
   errorOffset,
+  MAX_ELEMENTS_BYTES,
   parseGenId,
   parseTableInfo,
   parseVerdict,
+  type SetElemMessage,
   type TableInfo,
 } from '../netlink/nftables.ts';
 import { type BatchError, NetlinkSocket } from '../netlink/socket.ts';
@@ -45,8 +45,7 @@ import { type NftMap, type NftSet, tableId } from './types.ts';
 
 type SetDef = NftSet | NftMap;
 
-const layoutOf = (def: SetDef): ElementLayout | undefined =>
-  def.flags?.includes('interval') ? undefined : elementLayout(def.type, def.kind === 'map');
+const layoutOf = (def: SetDef): ElementLayout | undefined => (def.flags?.includes('interval') ? undefined : elementLayout(def.type, def.kind === 'map'));
 
 /** Whether NetlinkElementWriter can write this set's or map's elements; libnftables must do the rest. */
 export const canWriteElements = (def: SetDef): boolean => layoutOf(def) !== undefined;
@@ -91,8 +90,7 @@ export function encodeChanges(changes: readonly ElementChange[]): EncodedChanges
   return { messages, origins };
 }
 
-const sameSet = (a: SetDef, b: SetDef): boolean =>
-  a === b || (a.name === b.name && a.table.name === b.table.name && a.table.family === b.table.family);
+const sameSet = (a: SetDef, b: SetDef): boolean => a === b || (a.name === b.name && a.table.name === b.table.name && a.table.family === b.table.family);
 
 function encodeChange(c: ElementChange, layout: ElementLayout | undefined, op: number): Buffer {
   const fail = (why: string): NftError =>
@@ -100,7 +98,10 @@ function encodeChange(c: ElementChange, layout: ElementLayout | undefined, op: n
       errno: Errno.EINVAL,
       op,
     });
-  if (!layout) throw fail(`type ${JSON.stringify(c.set.type)}${c.set.flags?.length ? ` with flags ${c.set.flags.join(',')}` : ''} is not supported (canWriteElements is false)`);
+  if (!layout)
+    throw fail(
+      `type ${JSON.stringify(c.set.type)}${c.set.flags?.length ? ` with flags ${c.set.flags.join(',')}` : ''} is not supported (canWriteElements is false)`,
+    );
   if (!layout.verdict && c.value !== undefined) throw fail('a set element has no value');
   if (layout.verdict && c.verb === 'add' && c.value === undefined) throw fail('a verdict map element needs a verdict');
   try {

@@ -24,7 +24,7 @@
 // its current value. Rules cannot be destroyed (a rule `add` is never a no-op).
 import { Errno } from '../errors.ts';
 import { NftError } from './errors.ts';
-import type { Chain, Element, Map as NftMap, NftObject, Operation, Rule, Set as NftSet, Table, TableRef, Verb } from './types.ts';
+import type { Chain, Element, Map as NftMap, NftObject, Set as NftSet, Operation, Rule, Table, TableRef, Verb } from './types.ts';
 import { FAMILIES } from './types.ts';
 import * as v from './validate.ts';
 
@@ -271,7 +271,11 @@ function checkRule(verb: Verb, r: Rule): string | undefined {
 const sameTable = (a: TableRef, b: TableRef): boolean => a.family === b.family && a.name === b.name;
 const elementTarget = (e: Element): string => (e.map ?? e.set) as string;
 const sameTarget = (a: NftObject, b: NftObject): boolean =>
-  a.kind === 'element' && b.kind === 'element' && sameTable(a.table, b.table) && elementTarget(a) === elementTarget(b) && (a.map === undefined) === (b.map === undefined);
+  a.kind === 'element' &&
+  b.kind === 'element' &&
+  sameTable(a.table, b.table) &&
+  elementTarget(a) === elementTarget(b) &&
+  (a.map === undefined) === (b.map === undefined);
 
 /** Expands destroy into add + delete; a run of element destroys on one set becomes adds then deletes. */
 function expand(ops: readonly Operation[]): Step[] {
@@ -312,7 +316,14 @@ function renderSteps(steps: readonly Step[]): { lines: ScriptLine[]; stepLine: n
       i++;
     }
     const ops = [...new globalThis.Set(group.map((g) => g.op))];
-    lines.push({ text: renderElements(s.verb, group.map((g) => g.obj as Element), s.minimal), ops });
+    lines.push({
+      text: renderElements(
+        s.verb,
+        group.map((g) => g.obj as Element),
+        s.minimal,
+      ),
+      ops,
+    });
   }
   return { lines, stepLine };
 }
@@ -388,12 +399,48 @@ export function renderElements(verb: Exclude<Verb, 'destroy'>, elems: readonly E
 /** Small constructors, so callers need not spell `kind`. */
 export const nft = {
   table: (family: Table['family'], name: string, extra: Partial<Pick<Table, 'comment'>> = {}): Table => ({ kind: 'table', family, name, ...extra }),
-  chain: (table: TableRef, name: string, extra: Partial<Omit<Chain, 'kind' | 'table' | 'name'>> = {}): Chain => ({ kind: 'chain', table: ref(table), name, ...extra }),
-  rule: (table: TableRef, chain: string, rule: string, extra: Partial<Pick<Rule, 'comment' | 'handle'>> = {}): Rule => ({ kind: 'rule', table: ref(table), chain, rule, ...extra }),
-  set: (table: TableRef, name: string, type: string, extra: Partial<Omit<NftSet, 'kind' | 'table' | 'name' | 'type'>> = {}): NftSet => ({ kind: 'set', table: ref(table), name, type, ...extra }),
-  map: (table: TableRef, name: string, type: string, extra: Partial<Omit<NftMap, 'kind' | 'table' | 'name' | 'type'>> = {}): NftMap => ({ kind: 'map', table: ref(table), name, type, ...extra }),
-  setElement: (table: TableRef, set: string, key: readonly string[], extra: Partial<Pick<Element, 'comment'>> = {}): Element => ({ kind: 'element', table: ref(table), set, key, ...extra }),
-  mapElement: (table: TableRef, map: string, key: readonly string[], value: string, extra: Partial<Pick<Element, 'comment'>> = {}): Element => ({ kind: 'element', table: ref(table), map, key, value, ...extra }),
+  chain: (table: TableRef, name: string, extra: Partial<Omit<Chain, 'kind' | 'table' | 'name'>> = {}): Chain => ({
+    kind: 'chain',
+    table: ref(table),
+    name,
+    ...extra,
+  }),
+  rule: (table: TableRef, chain: string, rule: string, extra: Partial<Pick<Rule, 'comment' | 'handle'>> = {}): Rule => ({
+    kind: 'rule',
+    table: ref(table),
+    chain,
+    rule,
+    ...extra,
+  }),
+  set: (table: TableRef, name: string, type: string, extra: Partial<Omit<NftSet, 'kind' | 'table' | 'name' | 'type'>> = {}): NftSet => ({
+    kind: 'set',
+    table: ref(table),
+    name,
+    type,
+    ...extra,
+  }),
+  map: (table: TableRef, name: string, type: string, extra: Partial<Omit<NftMap, 'kind' | 'table' | 'name' | 'type'>> = {}): NftMap => ({
+    kind: 'map',
+    table: ref(table),
+    name,
+    type,
+    ...extra,
+  }),
+  setElement: (table: TableRef, set: string, key: readonly string[], extra: Partial<Pick<Element, 'comment'>> = {}): Element => ({
+    kind: 'element',
+    table: ref(table),
+    set,
+    key,
+    ...extra,
+  }),
+  mapElement: (table: TableRef, map: string, key: readonly string[], value: string, extra: Partial<Pick<Element, 'comment'>> = {}): Element => ({
+    kind: 'element',
+    table: ref(table),
+    map,
+    key,
+    value,
+    ...extra,
+  }),
 };
 
 /** Only family and name: a Table value passed as a reference carries no comment or kind along. */

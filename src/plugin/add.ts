@@ -7,10 +7,9 @@ import { InvalidEnvironmentError } from '../errors.ts';
 import { allocate, release } from '../ipam/allocator.ts';
 import { NetlinkHandle } from '../netlink/handle.ts';
 import { Netns } from '../sys/netns.ts';
-import { type PodEnv, attachmentOf, rangesFor, storeFor } from './attachment.ts';
+import { attachmentOf, type PodEnv, rangesFor, storeFor } from './attachment.ts';
 import { GATEWAY4, GATEWAY6 } from './names.ts';
 import { ensureForwarding, wirePod } from './wiring.ts';
-
 
 export function cmdAdd(env: PodEnv, conf: WeirNetConf): WeirResult {
   const podNs = Netns.open(env.netns);

@@ -11,8 +11,7 @@ import { NetlinkHandle } from '../netlink/handle.ts';
 import type { Route } from '../netlink/route.ts';
 import { Netns } from '../sys/netns.ts';
 import { type PodEnv, storeFor } from './attachment.ts';
-import { GATEWAY4, GATEWAY6, HOST_VETH_MAC, RTPROT_WEIR, hostVethName } from './names.ts';
-
+import { GATEWAY4, GATEWAY6, HOST_VETH_MAC, hostVethName, RTPROT_WEIR } from './names.ts';
 
 function fail(what: string): never {
   throw new CheckFailedError(what);

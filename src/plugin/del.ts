@@ -6,7 +6,6 @@ import { NetlinkHandle } from '../netlink/handle.ts';
 import { type DelEnv, storeFor } from './attachment.ts';
 import { unwirePod } from './wiring.ts';
 
-
 export function cmdDel(env: DelEnv, conf: WeirNetConf): void {
   // The host end is found by name in the node's namespace, so DEL works
   // without the pod's netns; deleting it takes the pod end, its addresses

@@ -5,15 +5,15 @@
 // the pod-dependent sets (pod-sets.ts). Shared by the pod chains (compile.ts)
 // and the host firewall (host.ts), so that both read the same state the same
 // way. Pure.
-import { tryParseIp, type IpFamily } from '../cni/ip.ts';
-import { byPrecedence, normalizeOrFailClosed, type NormalizedClusterPolicy } from './cnp-normalize.ts';
+import { type IpFamily, tryParseIp } from '../cni/ip.ts';
+import type { Table, TableRef } from '../nft/types.ts';
+import { byPrecedence, type NormalizedClusterPolicy, normalizeOrFailClosed } from './cnp-normalize.ts';
 import type { ClusterNetworkPolicy } from './cnp-types.ts';
 import { PolicyError } from './errors.ts';
-import { effectivePolicyTypes, normalizePolicy, type NormalizedPolicy } from './normalize.ts';
-import { namedPortsOf, type NamedPorts } from './ports.ts';
-import type { Table, TableRef } from '../nft/types.ts';
+import { effectivePolicyTypes, type NormalizedPolicy, normalizePolicy } from './normalize.ts';
 import { PodSets, type PodUniverse } from './pod-sets.ts';
-import { EVERYTHING, compileSelector, type CompiledSelector } from './selector.ts';
+import { type NamedPorts, namedPortsOf } from './ports.ts';
+import { type CompiledSelector, compileSelector, EVERYTHING } from './selector.ts';
 import type { ClusterState, Labels, Namespace, NetworkPolicy, Pod } from './types.ts';
 
 export const NS_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -75,7 +75,8 @@ export function hostPodFacts(p: Pod, nodeName: string, nodeIPs: readonly string[
   return { namespace, name, labels: p.metadata?.labels ?? {}, nodeName, ips, named: namedPortsOf(p), uid: p.metadata?.uid, raw: p, host: true };
 }
 
-const byRef = (a: { namespace: string; name: string }, b: { namespace: string; name: string }): number => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1);
+const byRef = (a: { namespace: string; name: string }, b: { namespace: string; name: string }): number =>
+  `${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1;
 
 /**
  * A policy the engine cannot express is enforced as deny-all for the pods it
@@ -167,7 +168,11 @@ export class ClusterIndexer implements PodUniverse {
     },
     byRef,
   );
-  readonly #clusterPolicies = new NormalizedObjects<ClusterNetworkPolicy, NormalizedClusterPolicy>((c) => c.metadata?.name ?? '', normalizeOrFailClosed, byPrecedence);
+  readonly #clusterPolicies = new NormalizedObjects<ClusterNetworkPolicy, NormalizedClusterPolicy>(
+    (c) => c.metadata?.name ?? '',
+    normalizeOrFailClosed,
+    byPrecedence,
+  );
   #epoch = 0;
 
   constructor(table: Table, nodeName: string, hostIPs: readonly string[] | undefined) {
@@ -211,7 +216,8 @@ export class ClusterIndexer implements PodUniverse {
       const after = { ...(ns.metadata?.labels ?? {}), [NS_NAME_LABEL]: name };
       nsChanges.push({ name, obj: ns, before: this.labelsOfNs(name), after });
     }
-    for (const name of this.#ns.keys()) if (!nsSeen.has(name)) nsChanges.push({ name, obj: undefined, before: this.labelsOfNs(name), after: { [NS_NAME_LABEL]: name } });
+    for (const name of this.#ns.keys())
+      if (!nsSeen.has(name)) nsChanges.push({ name, obj: undefined, before: this.labelsOfNs(name), after: { [NS_NAME_LABEL]: name } });
 
     const local = new Map<string, PodFacts[]>();
     const hostIPs = this.#hostIPs;

@@ -46,13 +46,13 @@
 //
 // A packet costs the same however many policies the cluster has: map
 // lookups by address, then only the policies selecting that pod.
-import { sameLabels, type ClusterIndex, type ClusterIndexer, type PodFacts } from './cluster-index.ts';
+import { type ClusterIndex, type ClusterIndexer, type PodFacts, sameLabels } from './cluster-index.ts';
 import type { CnpRule, NormalizedClusterPolicy } from './cnp-normalize.ts';
 import type { CnpTier } from './cnp-types.ts';
 import { nodeAddressesFor } from './host.ts';
 import type { Direction } from './normalize.ts';
 import { buildOutput, type PolicyOutput } from './policy-output.ts';
-import { FAMILIES, addrType, commentLabel, compileRule, fam, hashId, short, type RuleAction, type Subjects } from './rule-compile.ts';
+import { addrType, commentLabel, compileRule, FAMILIES, fam, hashId, type RuleAction, type Subjects, short } from './rule-compile.ts';
 import type { RulesetBuilder } from './ruleset.ts';
 import { selectorMatches } from './selector.ts';
 import { learnedAddresses } from './tiers.ts';
@@ -105,9 +105,15 @@ const vmapRules = (tier: 'admin' | 'baseline', d: Direction): string[] => FAMILI
 
 /** nft comments: at most 128 bytes, no `"` and no control characters (a rule name may hold any). */
 function fitComment(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: nft comments cannot carry control characters; this replaces them.
   const clean = text.replace(/"/g, "'").replace(/[\u0000-\u001f\u007f]/g, ' ');
   const buf = Buffer.from(clean);
-  return buf.length <= 128 ? clean : buf.subarray(0, 128).toString('utf8').replace(/\uFFFD+$/, '');
+  return buf.length <= 128
+    ? clean
+    : buf
+        .subarray(0, 128)
+        .toString('utf8')
+        .replace(/\uFFFD+$/, '');
 }
 
 /** The Admin and Baseline policies selecting a pod, per direction, in order. */
@@ -117,7 +123,10 @@ const selections = new WeakMap<ClusterIndexer, WeakMap<PodFacts, { list: readonl
 /** Memoized per pod object, namespace labels and policy list: a pod event recomputes that pod only. */
 function selectionOf(indexer: ClusterIndexer, idx: ClusterIndex, pod: PodFacts): Selection {
   let memo = selections.get(indexer);
-  if (!memo) selections.set(indexer, (memo = new WeakMap()));
+  if (!memo) {
+    memo = new WeakMap();
+    selections.set(indexer, memo);
+  }
   const labels = idx.nsLabels(pod.namespace);
   const hit = memo.get(pod);
   if (hit && hit.list === idx.clusterPolicies && (hit.labels === labels || sameLabels(hit.labels, labels))) return hit.sel;
@@ -165,7 +174,10 @@ const outputs = new WeakMap<ClusterIndexer, WeakMap<NormalizedClusterPolicy, { k
 /** What one ClusterNetworkPolicy compiles to on this node: its chain per direction it has rules for. */
 function clusterPolicyOutput(t: TierInput, p: NormalizedClusterPolicy): PolicyOutput {
   let memo = outputs.get(t.indexer);
-  if (!memo) outputs.set(t.indexer, (memo = new WeakMap()));
+  if (!memo) {
+    memo = new WeakMap();
+    outputs.set(t.indexer, memo);
+  }
   const key = `${t.log.group}|${t.log.rate}|${t.log.burst}|${volatileKey(p, t.state)}`;
   const hit = memo.get(p);
   if (hit?.key === key) return hit.out;
@@ -174,7 +186,8 @@ function clusterPolicyOutput(t: TierInput, p: NormalizedClusterPolicy): PolicyOu
   // Subjects on this node resolve ingress named ports.
   const who: Subjects = {
     key: `cnp|${p.subject.namespaces.key}|${p.subject.pods.key}`,
-    member: (pod, nsLabels) => pod.nodeName === t.nodeName && !pod.host && selectorMatches(p.subject.namespaces, nsLabels) && selectorMatches(p.subject.pods, pod.labels),
+    member: (pod, nsLabels) =>
+      pod.nodeName === t.nodeName && !pod.host && selectorMatches(p.subject.namespaces, nsLabels) && selectorMatches(p.subject.pods, pod.labels),
     nsDependent: true,
   };
   const extra = {
@@ -187,7 +200,9 @@ function clusterPolicyOutput(t: TierInput, p: NormalizedClusterPolicy): PolicyOu
       // changes is deleted and made again, which a profile's jump to it forbids.
       const chain = ctx.b.chain(`${id}_${short(d)}`, undefined, `ClusterNetworkPolicy ${label} ${d}`);
       for (const r of p[d]) {
-        const comment = fitComment(`cnp ${label} ${d}[${r.index}] ${r.action}${r.action === 'Pass' && p.tier === 'Baseline' ? ' (to the default: allow)' : ''}${r.name !== undefined ? ` ${r.name}` : ''}`);
+        const comment = fitComment(
+          `cnp ${label} ${d}[${r.index}] ${r.action}${r.action === 'Pass' && p.tier === 'Baseline' ? ' (to the default: allow)' : ''}${r.name !== undefined ? ` ${r.name}` : ''}`,
+        );
         compileRule(ctx, chain, comment, d, r, '', who, actionOf(p, r, d, label, t.log));
       }
       return [d, chain];
@@ -224,7 +239,13 @@ export function compileTiers(t: TierInput): TierResult | undefined {
       for (const d of DIRECTIONS) {
         const list = sel[tier][d];
         if (list.length === 0) continue;
-        const prof = profileChain(b, prefix, d, list.map((p) => ({ chain: chainsOf(p)[d] as string, comment: `ClusterNetworkPolicy ${p.name} (${p.tier} tier, priority ${p.priority})` })), tier);
+        const prof = profileChain(
+          b,
+          prefix,
+          d,
+          list.map((p) => ({ chain: chainsOf(p)[d] as string, comment: `ClusterNetworkPolicy ${p.name} (${p.tier} tier, priority ${p.priority})` })),
+          tier,
+        );
         for (const [f, ip] of pod.ips) b.element(tierMap(key, d, f), [ip], `jump ${prof}`);
         const entry = profiles.get(pod) ?? {};
         entry[key] = { ...entry[key], [d]: { chain: prof, policies: list.map((p) => p.name) } };
@@ -259,7 +280,11 @@ function passAndLocalChains(t: TierInput): void {
   for (const f of FAMILIES) b.rule(local, `${fam(f)} saddr @np_egress${f} counter accept`, 'NetworkPolicy: a pod may always reach its own node');
   for (const r of vmapRules('baseline', 'egress')) b.rule(local, r);
   b.rule(local, 'counter accept', 'no tier decided: the default allows');
-  const base = b.chain('pod_local', { type: 'filter', hook: 'input', priority: 0, policy: 'accept' }, "ClusterNetworkPolicy egress of this node's pods to the node itself");
+  const base = b.chain(
+    'pod_local',
+    { type: 'filter', hook: 'input', priority: 0, policy: 'accept' },
+    "ClusterNetworkPolicy egress of this node's pods to the node itself",
+  );
   b.rule(base, 'ct state established,related accept', 'replies of allowed connections');
   for (const r of t.guards) b.rule(base, r, 'pod address not (yet) known to weir');
   for (const r of vmapRules('admin', 'egress')) b.rule(base, r);

@@ -7,12 +7,13 @@
 // one is enforced fail-closed (failClosedClusterPolicy). The CRD's schema
 // makes the API server refuse most of these errors first; this is the
 // second line, for a CRD of another version or a hand-made object.
-import { PolicyError, show, type PolicyRef } from './errors.ts';
-import type { NodePeer } from './host-policy.ts';
-import { isValidPortName, normalizeIpBlock, type Direction, type IpBlockPeer, type PodPeer } from './normalize.ts';
-import type { PortMatch } from './ports.ts';
-import { EVERYTHING, compileSelector, type CompiledSelector } from './selector.ts';
+
 import type { ClusterNetworkPolicy, CnpAction, CnpTier } from './cnp-types.ts';
+import { PolicyError, type PolicyRef, show } from './errors.ts';
+import type { NodePeer } from './host-policy.ts';
+import { type Direction, type IpBlockPeer, isValidPortName, normalizeIpBlock, type PodPeer } from './normalize.ts';
+import type { PortMatch } from './ports.ts';
+import { type CompiledSelector, compileSelector, EVERYTHING } from './selector.ts';
 import type { LabelSelector, Protocol } from './types.ts';
 
 /** Addresses learned for domain names (exact names, or `*.` suffixes); egress Accept rules only. */
@@ -109,7 +110,8 @@ export function normalizeClusterPolicy(cnp: ClusterNetworkPolicy): NormalizedClu
   const tier = spec.tier;
   if (typeof tier !== 'string' || !TIERS.has(tier)) fail('spec.tier', `must be Admin or Baseline, got ${show(tier)}`);
   const priority = spec.priority;
-  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > 1000) fail('spec.priority', `must be an integer 0-1000, got ${show(priority)}`);
+  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > 1000)
+    fail('spec.priority', `must be an integer 0-1000, got ${show(priority)}`);
   const warnings: string[] = [];
   return {
     name: nm,
@@ -163,8 +165,10 @@ function normalizeCnpRules(raw: unknown, dir: Direction, ref: PolicyRef, fail: F
     });
     const ports = normalizeProtocols(r.protocols, `${at}.protocols`, fail);
     const named = ports !== 'any' && ports.some((p) => p.kind === 'named');
-    if (named && peers.some((p) => p.kind !== 'pods')) fail(`${at}.protocols`, 'destinationNamedPort cannot be used with networks, nodes or domainNames peers (they have no named ports)');
-    if (peers.some((p) => p.kind === 'domains') && action !== 'Accept') fail(`${at}.to`, `domainNames may only be used with Accept rules, not ${action as string}`);
+    if (named && peers.some((p) => p.kind !== 'pods'))
+      fail(`${at}.protocols`, 'destinationNamedPort cannot be used with networks, nodes or domainNames peers (they have no named ports)');
+    if (peers.some((p) => p.kind === 'domains') && action !== 'Accept')
+      fail(`${at}.to`, `domainNames may only be used with Accept rules, not ${action as string}`);
     if (unknownPeer) {
       // The API: a peer with no field weir knows means a CRD of another
       // version; "for Accept rules, fail closed means treat the rule as
@@ -198,7 +202,9 @@ function cnpPeer(raw: unknown, at: string, dir: Direction, ref: PolicyRef, fail:
       return value.map((c, i) => normalizeIpBlock({ cidr: c }, `${at}.networks[${i}]`, fail));
     default: {
       if (!Array.isArray(value) || value.length === 0) return fail(`${at}.domainNames`, `must be a non-empty list, got ${show(value)}`);
-      const names = value.map((d, i) => (typeof d === 'string' && DOMAIN.test(d) ? canonicalDomain(d) : fail(`${at}.domainNames[${i}]`, `not a domain name or *. wildcard: ${show(d)}`)));
+      const names = value.map((d, i) =>
+        typeof d === 'string' && DOMAIN.test(d) ? canonicalDomain(d) : fail(`${at}.domainNames[${i}]`, `not a domain name or *. wildcard: ${show(d)}`),
+      );
       return [{ kind: 'domains', names: [...new Set(names)].sort() }];
     }
   }
@@ -210,7 +216,10 @@ function portOf(raw: unknown, protocol: Protocol, at: string, fail: Fail): PortM
   const fields = setFields(raw, ['number', 'range']);
   if (fields.length !== 1) return fail(at, `must set exactly one of number, range, got ${show(Object.keys(raw))}`);
   const ok = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535;
-  if (fields[0] === 'number') return ok(raw.number) ? { protocol, kind: 'range', from: raw.number, to: raw.number } : fail(`${at}.number`, `must be a port 1-65535, got ${show(raw.number)}`);
+  if (fields[0] === 'number')
+    return ok(raw.number)
+      ? { protocol, kind: 'range', from: raw.number, to: raw.number }
+      : fail(`${at}.number`, `must be a port 1-65535, got ${show(raw.number)}`);
   const r = raw.range;
   if (!isObject(r) || !ok(r.start) || !ok(r.end)) return fail(`${at}.range`, `must have start and end ports 1-65535, got ${show(r)}`);
   if (r.end < r.start) fail(`${at}.range.end`, `must not be less than start (${r.start}), got ${r.end}`);

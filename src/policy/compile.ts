@@ -41,8 +41,8 @@ import type { PolicyError } from './errors.ts';
 import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host.ts';
 import type { Direction, NormalizedPolicy } from './normalize.ts';
 import { buildOutput, type PolicyOutput } from './policy-output.ts';
-import { FAMILIES, addrType, commentLabel, compileRule, fam, hashId, short, type Subjects } from './rule-compile.ts';
-import { RulesetBuilder, type Ruleset } from './ruleset.ts';
+import { addrType, commentLabel, compileRule, FAMILIES, fam, hashId, type Subjects, short } from './rule-compile.ts';
+import { type Ruleset, RulesetBuilder } from './ruleset.ts';
 import { selectorMatches } from './selector.ts';
 import type { ClusterState } from './types.ts';
 
@@ -96,11 +96,18 @@ export interface CompileResult {
   host?: HostFirewallReport;
 }
 
-const tableOf = (opts: CompileOptions): Table => ({ kind: 'table', family: 'inet', name: opts.table ?? 'weir', comment: 'weir NetworkPolicy; managed by weir-agent, do not edit' });
+const tableOf = (opts: CompileOptions): Table => ({
+  kind: 'table',
+  family: 'inet',
+  name: opts.table ?? 'weir',
+  comment: 'weir NetworkPolicy; managed by weir-agent, do not edit',
+});
 
 /** This node's addresses as the host firewall sees them (undefined: mode off). */
 const hostIPsOf = (state: ClusterState, opts: CompileOptions): string[] | undefined =>
-  opts.hostFirewall ? [...new Set([...(state.nodes?.find((n) => n.name === opts.nodeName)?.internalIPs ?? []), ...(opts.hostFirewall.nodeIPs ?? [])])] : undefined;
+  opts.hostFirewall
+    ? [...new Set([...(state.nodes?.find((n) => n.name === opts.nodeName)?.internalIPs ?? []), ...(opts.hostFirewall.nodeIPs ?? [])])]
+    : undefined;
 
 /**
  * The index a compile of `state` with `opts` can continue from: `previous`
@@ -196,7 +203,8 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
   // ---- ClusterNetworkPolicy tiers ----
   const npDispatch = (d: Direction): string[] => FAMILIES.map((f) => `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
   const guards = (opts.guardCIDRs ?? []).map((c) => parseCidr(c));
-  const guardRules = (field: 'saddr' | 'daddr'): string[] => guards.map((g) => `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`);
+  const guardRules = (field: 'saddr' | 'daddr'): string[] =>
+    guards.map((g) => `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`);
   const tiers = compileTiers({
     b,
     indexer,
@@ -223,7 +231,11 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
     }
   }
   for (const d of ['egress', 'ingress'] as const) {
-    const chain = b.chain(`pod_${d}`, { type: 'filter', hook: 'forward', priority: d === 'egress' ? 0 : 1, policy: 'accept' }, `NetworkPolicy ${d} of this node's pods`);
+    const chain = b.chain(
+      `pod_${d}`,
+      { type: 'filter', hook: 'forward', priority: d === 'egress' ? 0 : 1, policy: 'accept' },
+      `NetworkPolicy ${d} of this node's pods`,
+    );
     b.rule(chain, 'ct state established,related accept', 'replies of allowed connections');
     if (d === 'egress') {
       // Conntrack picks up TCP mid-stream (nf_conntrack_tcp_loose) and would

@@ -3,14 +3,15 @@
 // the whole table atomically; later ones apply only the difference from the
 // state last applied. Effects go through the Nft interface, so the same
 // engine runs on libnftables or on FakeNft in tests.
-import type { ElementChange, ElementWriter } from '../nft/element-writer.ts';
+
+import { CniCode, WeirError } from '../errors.ts';
 import type { Nft } from '../nft/backend.ts';
+import type { ElementChange, ElementWriter } from '../nft/element-writer.ts';
 import type { Transaction } from '../nft/transaction.ts';
 import type { ClusterIndexer } from './cluster-index.ts';
-import { compilePolicies, indexerFor, type CompileOptions, type CompileResult } from './compile.ts';
-import { type DiffStats, type Ruleset, diffTransaction, fullTransaction } from './ruleset.ts';
+import { type CompileOptions, type CompileResult, compilePolicies, indexerFor } from './compile.ts';
+import { type DiffStats, diffTransaction, fullTransaction, type Ruleset } from './ruleset.ts';
 import type { ClusterState } from './types.ts';
-import { CniCode, WeirError } from '../errors.ts';
 
 /**
  * The incremental path failed and the engine replaced the table whole
@@ -127,7 +128,16 @@ export class PolicyEngine {
     }
     this.#applied = result.ruleset;
     indexer.sets.commit();
-    return { full, operations, elementsOnly, compileMs: t1 - t0, applyMs: performance.now() - t1, ...(stats ? { stats } : {}), ...(fallback ? { fallback } : {}), result };
+    return {
+      full,
+      operations,
+      elementsOnly,
+      compileMs: t1 - t0,
+      applyMs: performance.now() - t1,
+      ...(stats ? { stats } : {}),
+      ...(fallback ? { fallback } : {}),
+      result,
+    };
   }
 }
 

@@ -40,30 +40,50 @@
 //   describes; a verdict says which tier decided (DirectionVerdict.tier).
 //   One weir cannot express is judged as the kernel enforces it, "Deny all"
 //   for its subjects (fail closed; cnp-normalize.ts).
-import { formatIp, tryParseIp, type IpBytes, type IpFamily } from '../cni/ip.ts';
-import { cnpRef, normalizeClusterPolicies, type CnpPeer, type NormalizedClusterPolicy } from './cnp-normalize.ts';
+import { formatIp, type IpBytes, type IpFamily, tryParseIp } from '../cni/ip.ts';
+import { type CnpPeer, cnpRef, type NormalizedClusterPolicy, normalizeClusterPolicies } from './cnp-normalize.ts';
 import type { CnpTier } from './cnp-types.ts';
-import { PolicyQueryError, formatPolicyRef, type PolicyError, type PolicyRef } from './errors.ts';
+import { formatPolicyRef, type PolicyError, PolicyQueryError, type PolicyRef } from './errors.ts';
 import {
   DEFAULT_FAILSAFE_INBOUND,
   DEFAULT_FAILSAFE_OUTBOUND,
   declaredPorts,
+  type HostPeer,
   hostPolicyRef,
+  type NormalizedHostPolicy,
   normalizeHostPolicies,
   parsePortRanges,
   portRangesContain,
-  type HostPeer,
-  type NormalizedHostPolicy,
 } from './host-policy.ts';
-import { ipBlockContains, normalizePolicy, type Direction, type NormalizedPeer, type NormalizedPolicy } from './normalize.ts';
-import { namedPortsOf, portsMatch, type NamedPorts, type PortMatch } from './ports.ts';
-import { selectorMatches, type CompiledSelector } from './selector.ts';
-import { ClusterTiers, type ClusterRuleReason } from './tiers.ts';
+import { type Direction, ipBlockContains, type NormalizedPeer, type NormalizedPolicy, normalizePolicy } from './normalize.ts';
+import { type NamedPorts, namedPortsOf, type PortMatch, portsMatch } from './ports.ts';
+import { type CompiledSelector, selectorMatches } from './selector.ts';
+import { type ClusterRuleReason, ClusterTiers } from './tiers.ts';
 import type { ClusterState, Labels, NodeInfo, Pod } from './types.ts';
-import type { Connection, DirectionVerdict, Endpoint, EvaluatorOptions, HostFirewallEvalOptions, PodRef, Reason, ResolvedEndpoint, Verdict } from './verdict.ts';
+import type {
+  Connection,
+  DirectionVerdict,
+  Endpoint,
+  EvaluatorOptions,
+  HostFirewallEvalOptions,
+  PodRef,
+  Reason,
+  ResolvedEndpoint,
+  Verdict,
+} from './verdict.ts';
 
+export type {
+  Connection,
+  DirectionVerdict,
+  Endpoint,
+  EvaluatorOptions,
+  HostFirewallEvalOptions,
+  PodRef,
+  Reason,
+  ResolvedEndpoint,
+  Verdict,
+} from './verdict.ts';
 export { ipEndpoint, podEndpoint } from './verdict.ts';
-export type { Connection, DirectionVerdict, Endpoint, EvaluatorOptions, HostFirewallEvalOptions, PodRef, Reason, ResolvedEndpoint, Verdict } from './verdict.ts';
 
 interface PodInfo {
   readonly ref: PodRef;
@@ -253,7 +273,11 @@ export class PolicyEvaluator {
     let out = this.#selectingCnp.get(k);
     if (!out) {
       const ns = pod.ref.namespace;
-      out = this.#tiers.selecting(tier, direction, (p) => this.#matches(p.subject.namespaces, 'ns', ns, () => this.#nsLabelsOf(ns)) && this.#matches(p.subject.pods, 'pod', pod.key, () => pod.labels));
+      out = this.#tiers.selecting(
+        tier,
+        direction,
+        (p) => this.#matches(p.subject.namespaces, 'ns', ns, () => this.#nsLabelsOf(ns)) && this.#matches(p.subject.pods, 'pod', pod.key, () => pod.labels),
+      );
       this.#selectingCnp.set(k, out);
     }
     return out;
@@ -286,13 +310,28 @@ export class PolicyEvaluator {
     // ingress, the peer for egress; a non-pod destination has no names.
     const target = dst.pod ? this.#namedPorts(dst.pod) : undefined;
     const first = (list: NormalizedClusterPolicy[]): ClusterRuleReason | undefined =>
-      list.length === 0 ? undefined : this.#tiers.firstMatch(list, direction, peer.view.ip, (x) => this.#clusterPeerMatches(x, peer), (ports) => portsMatch(ports, conn.protocol, conn.port, target));
+      list.length === 0
+        ? undefined
+        : this.#tiers.firstMatch(
+            list,
+            direction,
+            peer.view.ip,
+            (x) => this.#clusterPeerMatches(x, peer),
+            (ports) => portsMatch(ports, conn.protocol, conn.port, target),
+          );
     const a = first(admin);
     if (a && a.action !== 'Pass') return verdict(a.action === 'Accept', [a], 'Admin');
     const passed: Reason[] = a ? [a] : [];
     if (selecting.length > 0) {
       if (this.#isOwnNode(pod, peer)) return verdict(true, [...passed, { kind: 'own-node' }], 'NetworkPolicy');
-      const reasons = this.#judgeRules(selecting, (p) => p[direction] ?? [], (p) => ({ namespace: p.namespace, name: p.name }), (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, peer), () => target, conn);
+      const reasons = this.#judgeRules(
+        selecting,
+        (p) => p[direction] ?? [],
+        (p) => ({ namespace: p.namespace, name: p.name }),
+        (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, peer),
+        () => target,
+        conn,
+      );
       return verdict(reasons.length > 0, [...passed, ...(reasons.length > 0 ? reasons : [{ kind: 'no-rule-matched' as const }])], 'NetworkPolicy');
     }
     const b = first(baseline);
@@ -304,7 +343,9 @@ export class PolicyEvaluator {
 
   /** hostNetwork pods of a node that are not terminated (their ports are the node's). */
   #hostNetworkPodsOn(node: string): PodInfo[] {
-    return [...this.#pods.values()].filter((p) => p.hostNetwork && p.nodeName === node && p.raw.status?.phase !== 'Succeeded' && p.raw.status?.phase !== 'Failed');
+    return [...this.#pods.values()].filter(
+      (p) => p.hostNetwork && p.nodeName === node && p.raw.status?.phase !== 'Succeeded' && p.raw.status?.phase !== 'Failed',
+    );
   }
 
   #nodeLabels(node: string): Labels {
@@ -313,10 +354,14 @@ export class PolicyEvaluator {
 
   #hostPeerMatches(peer: HostPeer, end: End): boolean {
     if (peer.kind !== 'nodes') return this.#peerMatches(peer, '', end);
-    return this.#nodes.some((n) => selectorMatches(peer.nodes, n.labels ?? {}) && n.internalIPs.some((t) => {
-      const ip = tryParseIp(t);
-      return ip !== undefined && formatIp(ip.bytes) === end.view.ip;
-    }));
+    return this.#nodes.some(
+      (n) =>
+        selectorMatches(peer.nodes, n.labels ?? {}) &&
+        n.internalIPs.some((t) => {
+          const ip = tryParseIp(t);
+          return ip !== undefined && formatIp(ip.bytes) === end.view.ip;
+        }),
+    );
   }
 
   /** Union of named ports of the pods given (they share the node's address). */
@@ -326,7 +371,15 @@ export class PolicyEvaluator {
     return out;
   }
 
-  #hostVerdict(direction: Direction, node: string, subject: PodRef | undefined, isolated: boolean, policies: PolicyRef[], allowed: boolean, reasons: Reason[]): DirectionVerdict {
+  #hostVerdict(
+    direction: Direction,
+    node: string,
+    subject: PodRef | undefined,
+    isolated: boolean,
+    policies: PolicyRef[],
+    allowed: boolean,
+    reasons: Reason[],
+  ): DirectionVerdict {
     return { direction, subject, isolated, allowed, policies, reasons, host: node };
   }
 
@@ -361,7 +414,14 @@ export class PolicyEvaluator {
     const enforcing = selecting.filter((p) => p.mode === 'Enforce');
     // Audit policies count only when no Enforce policy isolates the node.
     const judged = enforcing.length > 0 ? enforcing : selecting;
-    const reasons = this.#judgeRules(judged, (p) => p[direction] ?? [], (p) => hostPolicyRef(p.name), (_p, x) => this.#hostPeerMatches(x, peer), () => named, conn);
+    const reasons = this.#judgeRules(
+      judged,
+      (p) => p[direction] ?? [],
+      (p) => hostPolicyRef(p.name),
+      (_p, x) => this.#hostPeerMatches(x, peer),
+      () => named,
+      conn,
+    );
     if (reasons.length > 0) return this.#hostVerdict(direction, node, undefined, true, refs, true, reasons);
     if (enforcing.length === 0 || this.#host?.audit) return this.#hostVerdict(direction, node, undefined, true, refs, true, [{ kind: 'audit' }]);
     return this.#hostVerdict(direction, node, undefined, true, refs, false, [{ kind: 'no-rule-matched' }]);
@@ -376,7 +436,15 @@ export class PolicyEvaluator {
     const npPolicies = [...new Set(declaring.flatMap((p) => this.#selectingPolicies(p, 'ingress')))];
     const subject = declaring.find((p) => this.#selectingPolicies(p, 'ingress').length > 0)?.ref;
     if (portRangesContain(this.#host?.failsafeInbound ?? parsePortRanges(DEFAULT_FAILSAFE_INBOUND), conn.protocol, conn.port)) {
-      return this.#hostVerdict('ingress', node, subject, npPolicies.length > 0, npPolicies.map((p) => ({ namespace: p.namespace, name: p.name })), true, [{ kind: 'failsafe' }]);
+      return this.#hostVerdict(
+        'ingress',
+        node,
+        subject,
+        npPolicies.length > 0,
+        npPolicies.map((p) => ({ namespace: p.namespace, name: p.name })),
+        true,
+        [{ kind: 'failsafe' }],
+      );
     }
     if (npPolicies.length > 0) {
       const refs = npPolicies.map((p) => ({ namespace: p.namespace, name: p.name }));
@@ -407,12 +475,27 @@ export class PolicyEvaluator {
     };
     const npPolicies = hn && attributed(hn) ? this.#selectingPolicies(hn, 'egress') : [];
     if (portRangesContain(this.#host?.failsafeOutbound ?? parsePortRanges(DEFAULT_FAILSAFE_OUTBOUND), conn.protocol, conn.port)) {
-      return this.#hostVerdict('egress', node, hn?.ref, npPolicies.length > 0, npPolicies.map((p) => ({ namespace: p.namespace, name: p.name })), true, [{ kind: 'failsafe' }]);
+      return this.#hostVerdict(
+        'egress',
+        node,
+        hn?.ref,
+        npPolicies.length > 0,
+        npPolicies.map((p) => ({ namespace: p.namespace, name: p.name })),
+        true,
+        [{ kind: 'failsafe' }],
+      );
     }
     const target = dst.pod ? this.#namedPorts(dst.pod) : undefined;
     if (hn && npPolicies.length > 0) {
       const refs = npPolicies.map((p) => ({ namespace: p.namespace, name: p.name }));
-      const reasons = this.#judgeRules(npPolicies, (p) => p.egress ?? [], (p) => ({ namespace: p.namespace, name: p.name }), (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, dst), () => target, conn);
+      const reasons = this.#judgeRules(
+        npPolicies,
+        (p) => p.egress ?? [],
+        (p) => ({ namespace: p.namespace, name: p.name }),
+        (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, dst),
+        () => target,
+        conn,
+      );
       if (reasons.length > 0) return this.#hostVerdict('egress', node, hn.ref, true, refs, true, reasons);
       return this.#hostVerdict('egress', node, hn.ref, true, refs, this.#host?.audit === true, [{ kind: this.#host?.audit ? 'audit' : 'no-rule-matched' }]);
     }
@@ -499,7 +582,11 @@ export class PolicyEvaluator {
       const c = this.#tiers.policies.find((x) => x.name === policy.name);
       if (!c) throw new PolicyQueryError(`ClusterNetworkPolicy ${policy.name} is not in the cluster state`);
       const pods = [...this.#pods.values()].filter((pod) => pod.live && !pod.hostNetwork);
-      return pods.filter((pod) => this.#selectingClusterPolicies(pod, 'ingress', c.tier).includes(c) || this.#selectingClusterPolicies(pod, 'egress', c.tier).includes(c)).map((pod) => pod.ref);
+      return pods
+        .filter(
+          (pod) => this.#selectingClusterPolicies(pod, 'ingress', c.tier).includes(c) || this.#selectingClusterPolicies(pod, 'egress', c.tier).includes(c),
+        )
+        .map((pod) => pod.ref);
     }
     const p = this.policies.find((x) => x.namespace === policy.namespace && x.name === policy.name);
     if (!p) throw new PolicyQueryError(`NetworkPolicy ${formatPolicyRef(policy)} is not in the cluster state`);

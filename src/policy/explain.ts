@@ -28,7 +28,9 @@ export function formatReason(r: Reason, d: DirectionVerdict): string {
     case 'self':
       return 'a pod cannot block traffic to itself';
     case 'own-node':
-      return d.host !== undefined ? `host firewall: node ${d.host} and its own pods may always talk` : 'traffic between a pod and its own node is always allowed';
+      return d.host !== undefined
+        ? `host firewall: node ${d.host} and its own pods may always talk`
+        : 'traffic between a pod and its own node is always allowed';
     case 'rule':
       return `allowed by ${describePolicyRef(r.policy)} ${where}[${r.rule}]`;
     case 'no-rule-matched':
@@ -45,7 +47,11 @@ export function formatReason(r: Reason, d: DirectionVerdict): string {
 }
 
 function line(d: DirectionVerdict): string {
-  const who = d.subject ? `${d.subject.namespace}/${d.subject.name}${d.host !== undefined ? ` (hostNetwork on ${d.host})` : ''}` : d.host !== undefined ? `node ${d.host}` : '-';
+  const who = d.subject
+    ? `${d.subject.namespace}/${d.subject.name}${d.host !== undefined ? ` (hostNetwork on ${d.host})` : ''}`
+    : d.host !== undefined
+      ? `node ${d.host}`
+      : '-';
   const state = d.allowed ? 'allowed' : 'DENIED';
   const tier = d.clusterPolicies ? ` [${d.tier !== undefined ? `${d.tier} tier` : 'default'}]` : '';
   return `${d.direction} at ${who}: ${state}${d.isolated ? ' (isolated)' : ''}${tier}: ${d.reasons.map((r) => formatReason(r, d)).join('; ')}`;

@@ -8,10 +8,10 @@
 // enforced fail-closed (failClosedHostPolicy). The CRD's OpenAPI schema
 // (deploy/parts/05-crd-hostfirewallpolicy.yaml) makes the API server refuse
 // most of these errors before weir sees them; this is the second line.
-import { PolicyError, show, type PolicyRef } from './errors.ts';
-import { effectivePolicyTypes, normalizeIpBlock, normalizeRules, type NormalizedPeer } from './normalize.ts';
+import { PolicyError, type PolicyRef, show } from './errors.ts';
+import { effectivePolicyTypes, type NormalizedPeer, normalizeIpBlock, normalizeRules } from './normalize.ts';
 import type { PortMatch } from './ports.ts';
-import { EVERYTHING, compileOptionalSelector, compileSelector, type CompiledSelector } from './selector.ts';
+import { type CompiledSelector, compileOptionalSelector, compileSelector, EVERYTHING } from './selector.ts';
 import type { HostFirewallMode, HostFirewallPolicy, LabelSelector, Pod, PolicyType, Protocol } from './types.ts';
 
 export const HFP_GROUP = 'weir.dev';
@@ -100,7 +100,8 @@ function hostPeer(raw: unknown, at: string, ref: PolicyRef, fail: (f: string, p:
   const hasNs = !absent(raw.namespaceSelector);
   const hasIp = !absent(raw.ipBlock);
   const hasNodes = !absent(raw.nodeSelector);
-  if ([hasIp, hasNodes, hasPods || hasNs].filter(Boolean).length > 1) fail(at, 'must specify exactly one of ipBlock, nodeSelector, or namespaceSelector/podSelector');
+  if ([hasIp, hasNodes, hasPods || hasNs].filter(Boolean).length > 1)
+    fail(at, 'must specify exactly one of ipBlock, nodeSelector, or namespaceSelector/podSelector');
   if (hasIp) return normalizeIpBlock(raw.ipBlock, `${at}.ipBlock`, fail);
   if (hasNodes) return { kind: 'nodes', nodes: compileSelector(raw.nodeSelector as LabelSelector, `${at}.nodeSelector`, ref) };
   if (!hasPods && !hasNs) return fail(at, 'must specify a peer (ipBlock, nodeSelector, namespaceSelector or podSelector)');
@@ -179,7 +180,10 @@ export const DEFAULT_FAILSAFE_OUTBOUND = 'tcp:53,udp:53,tcp:6443,tcp:2379-2380,u
 
 /** Parses `proto:port[-port]` items, comma-separated or as a list; `''` / `none` is the empty list. Throws RangeError. */
 export function parsePortRanges(spec: string | readonly string[]): PortRange[] {
-  const items = (typeof spec === 'string' ? [spec] : spec).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '' && s !== 'none');
+  const items = (typeof spec === 'string' ? [spec] : spec)
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== 'none');
   return items.map((item) => {
     const m = /^(tcp|udp|sctp):(\d{1,5})(?:-(\d{1,5}))?$/i.exec(item);
     if (!m) throw new RangeError(`bad port ${JSON.stringify(item)}: expected proto:port or proto:from-to, proto one of tcp, udp, sctp`);

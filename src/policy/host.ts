@@ -104,16 +104,16 @@ import {
   DEFAULT_FAILSAFE_OUTBOUND,
   declaredPorts,
   formatPortRange,
-  normalizeHostPolicies,
-  parsePortRanges,
   type NormalizedHostPolicy,
+  normalizeHostPolicies,
   type PortRange,
+  parsePortRanges,
 } from './host-policy.ts';
 import { mergeRanges } from './intervals.ts';
 import type { Direction } from './normalize.ts';
-import { commentLabel, compileRule, fam, hashId, short, type RuleContext, type Subjects } from './rule-compile.ts';
+import { commentLabel, compileRule, fam, hashId, type RuleContext, type Subjects, short } from './rule-compile.ts';
 import type { RulesetBuilder } from './ruleset.ts';
-import { selectorMatches, type CompiledSelector } from './selector.ts';
+import { type CompiledSelector, selectorMatches } from './selector.ts';
 import type { ClusterState, HostFirewallMode, Labels } from './types.ts';
 
 /** HostFirewallPolicy rules protect the node: its hostNetwork pods' declared ports resolve ingress named ports. */
@@ -320,7 +320,12 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
         ep.egress = { chain: prof, policies: refs(egList), enforced: true };
         egressRules.push({ rule: `socket cgroupv2 level ${cg.level} ${JSON.stringify(cg.path)} goto ${prof}`, comment: `hostNetwork pod ${podKey(pod)}` });
       } else {
-        ep.egress = { chain: undefined, policies: refs(egList), enforced: false, reason: options.egressUnsupported ?? 'the pod\'s cgroup was not found on this node (not started yet?)' };
+        ep.egress = {
+          chain: undefined,
+          policies: refs(egList),
+          enforced: false,
+          reason: options.egressUnsupported ?? "the pod's cgroup was not found on this node (not started yet?)",
+        };
       }
     }
     endpoints.push(ep);
@@ -330,22 +335,26 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
   const directions = { ingress: 'open', egress: 'open' } as Record<Direction, 'open' | 'enforce' | 'audit'>;
   for (const d of ['ingress', 'egress'] as const) {
     const inbound = d === 'ingress';
-    const chain = b.chain(inbound ? 'host_input' : 'host_output', { type: 'filter', hook: inbound ? 'input' : 'output', priority: 0, policy: 'accept' }, `host firewall: ${inbound ? 'traffic to' : 'traffic from'} this node`);
+    const chain = b.chain(
+      inbound ? 'host_input' : 'host_output',
+      { type: 'filter', hook: inbound ? 'input' : 'output', priority: 0, policy: 'accept' },
+      `host firewall: ${inbound ? 'traffic to' : 'traffic from'} this node`,
+    );
     b.rule(chain, 'ct state established,related accept', 'replies of allowed connections');
     b.rule(chain, `${inbound ? 'iif' : 'oif'} "lo" accept`, 'the node talking to itself');
     b.rule(chain, `icmpv6 type { ${ND_TYPES} } accept`, 'IPv6 neighbour and router discovery');
     b.rule(chain, `meta l4proto . th dport @host_failsafe_${inbound ? 'in' : 'out'} accept`, `failsafe ${inbound ? 'inbound' : 'outbound'} ports`);
     if (inbound) {
       b.rule(chain, 'meta l4proto . th dport vmap @host_ports', 'ports of isolated hostNetwork pods');
-      b.rule(chain, 'iifname "weir*" accept', 'from the node\'s own pods');
+      b.rule(chain, 'iifname "weir*" accept', "from the node's own pods");
     } else {
       for (const a of options.apiServers ?? []) {
         const ip = tryParseIp(a.ip);
         if (!ip) continue;
-        b.rule(chain, `meta l4proto tcp ct original ${fam(ip.family)} daddr ${a.ip} ct original proto-dst ${a.port} accept`, 'the agent\'s API server');
+        b.rule(chain, `meta l4proto tcp ct original ${fam(ip.family)} daddr ${a.ip} ct original proto-dst ${a.port} accept`, "the agent's API server");
       }
       for (const r of egressRules) b.rule(chain, r.rule, r.comment);
-      b.rule(chain, 'oifname "weir*" accept', 'to the node\'s own pods');
+      b.rule(chain, 'oifname "weir*" accept', "to the node's own pods");
     }
     const enforcing = hfpChains[d].filter((c) => c.mode === 'Enforce');
     const auditing = hfpChains[d].filter((c) => c.mode === 'Audit');

@@ -1,8 +1,8 @@
 // The rest of weir's table that is not NetworkPolicy: masquerade of pod
 // traffic leaving the cluster. It lives in the same `inet weir` table so the
 // agent's one atomic replacement covers it too.
-import { maskBytes, parseCidr, type Cidr, type IpFamily } from '../cni/ip.ts';
-import { RulesetBuilder, type Ruleset } from './ruleset.ts';
+import { type Cidr, type IpFamily, maskBytes, parseCidr } from '../cni/ip.ts';
+import { type Ruleset, RulesetBuilder } from './ruleset.ts';
 
 export interface MasqueradeOptions {
   /** This node's pod CIDRs: the sources masqueraded. */
@@ -20,7 +20,11 @@ const fam = (f: IpFamily): string => (f === 4 ? 'ip' : 'ip6');
  */
 export function addMasquerade(rs: Ruleset, opts: MasqueradeOptions): void {
   const b = new RulesetBuilder(rs.table, rs);
-  const chain = b.chain('pod_masquerade', { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' }, 'pod traffic leaving the cluster takes the node address');
+  const chain = b.chain(
+    'pod_masquerade',
+    { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' },
+    'pod traffic leaving the cluster takes the node address',
+  );
   const sources = opts.podCIDRs.map(parseCidr);
   const exceptions = opts.nonMasqueradeCIDRs.map(parseCidr);
   for (const f of [4, 6] as const) {
@@ -44,7 +48,14 @@ export function addMasquerade(rs: Ruleset, opts: MasqueradeOptions): void {
 function mergeCidrs(cidrs: string[]): string[] {
   const parsed = [...new Set(cidrs)].map(parseCidr).sort((a, b) => a.prefix - b.prefix);
   const nets = parsed.map((c) => maskBytes(c.bytes, c.prefix));
-  const order = parsed.map((_, i) => i).sort((i, j) => (parsed[i] as Cidr).family - (parsed[j] as Cidr).family || compareBytes(nets[i] as Uint8Array, nets[j] as Uint8Array) || (parsed[i] as Cidr).prefix - (parsed[j] as Cidr).prefix);
+  const order = parsed
+    .map((_, i) => i)
+    .sort(
+      (i, j) =>
+        (parsed[i] as Cidr).family - (parsed[j] as Cidr).family ||
+        compareBytes(nets[i] as Uint8Array, nets[j] as Uint8Array) ||
+        (parsed[i] as Cidr).prefix - (parsed[j] as Cidr).prefix,
+    );
   const kept = new Set<number>();
   const last = new Map<IpFamily, number>();
   for (const i of order) {

@@ -3,10 +3,10 @@
 // defaulting rule of the API is applied here, once, and anything that cannot
 // be expressed exactly throws PolicyError naming the policy and the field:
 // a policy is either understood whole or refused whole, never trimmed.
-import { cidrContains, networkOf, tryParseCidr, type Cidr, type IpBytes } from '../cni/ip.ts';
-import { PolicyError, show, type PolicyRef } from './errors.ts';
+import { type Cidr, cidrContains, type IpBytes, networkOf, tryParseCidr } from '../cni/ip.ts';
+import { PolicyError, type PolicyRef, show } from './errors.ts';
 import type { PortMatch } from './ports.ts';
-import { compileOptionalSelector, compileSelector, type CompiledSelector } from './selector.ts';
+import { type CompiledSelector, compileOptionalSelector, compileSelector } from './selector.ts';
 import type { LabelSelector, NetworkPolicy, PolicyType, Protocol } from './types.ts';
 
 export type Direction = 'ingress' | 'egress';
@@ -65,9 +65,16 @@ const absent = (v: unknown): v is null | undefined => v === undefined || v === n
  * rule; so `egress: []` without policyTypes does NOT isolate for egress, and
  * a deny-all-egress policy must say policyTypes: [Egress] explicitly.
  */
-export function effectivePolicyTypes(spec: { policyTypes?: unknown; egress?: unknown } | undefined, fail?: (field: string, problem: string) => never): PolicyType[] {
+export function effectivePolicyTypes(
+  spec: { policyTypes?: unknown; egress?: unknown } | undefined,
+  fail?: (field: string, problem: string) => never,
+): PolicyType[] {
   const raw = spec?.policyTypes;
-  const err = fail ?? ((f: string, p: string): never => { throw new PolicyError(f, p); });
+  const err =
+    fail ??
+    ((f: string, p: string): never => {
+      throw new PolicyError(f, p);
+    });
   if (!absent(raw)) {
     if (!Array.isArray(raw)) err('spec.policyTypes', `must be a list, got ${show(raw)}`);
     const list = raw as unknown[];

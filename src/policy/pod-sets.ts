@@ -12,8 +12,8 @@
 // commit (their state before), which is what the next transaction carries
 // (ruleset.ts, diffTransaction). Pure: no I/O.
 import type { Element, NftSet, TableRef } from '../nft/types.ts';
-import { elementKey } from './ruleset.ts';
 import type { PodFacts } from './cluster-index.ts';
+import { elementKey } from './ruleset.ts';
 import type { Labels } from './types.ts';
 
 /** The elements (key parts) one pod puts in a set, given its namespace's labels. */
@@ -141,9 +141,9 @@ export class PodSets {
       const scope = m.namespace ?? '';
       let group = this.#byNs.get(scope);
       if (!group) {
-      group = new Set();
-      this.#byNs.set(scope, group);
-    }
+        group = new Set();
+        this.#byNs.set(scope, group);
+      }
       group.add(s);
       for (const ns of m.namespace !== undefined ? [m.namespace] : this.#universe.namespaces()) {
         const labels = this.#universe.labelsOfNs(ns);

@@ -6,16 +6,16 @@
 // verdicts than accept. Pure.
 import { createHash } from 'node:crypto';
 import type { IpFamily } from '../cni/ip.ts';
+import type { Set as NftSet } from '../nft/types.ts';
 import { NS_NAME_LABEL, type PodFacts } from './cluster-index.ts';
 import type { DomainPeer } from './cnp-normalize.ts';
 import type { HostRule } from './host-policy.ts';
 import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
 import type { Direction, NormalizedPeer } from './normalize.ts';
-import { resolveNamedPort } from './ports.ts';
-import type { Set as NftSet } from '../nft/types.ts';
 import type { PodSets, SetMembership } from './pod-sets.ts';
+import { resolveNamedPort } from './ports.ts';
 import type { RulesetBuilder } from './ruleset.ts';
-import { selectorMatches, type CompiledSelector } from './selector.ts';
+import { type CompiledSelector, selectorMatches } from './selector.ts';
 import type { Labels, Protocol } from './types.ts';
 
 export const FAMILIES: readonly IpFamily[] = [4, 6];
@@ -45,7 +45,13 @@ export const hashId = (s: string): string => {
  * Kubernetes namespace (63) plus a policy name (253) can exceed it: long
  * references are cut and end in the chain id, which stays unique.
  */
-export const commentLabel = (ref: string, id: string): string => (Buffer.byteLength(ref) <= 80 ? ref : `${Buffer.from(ref).subarray(0, 64).toString('utf8').replace(/\uFFFD$/, '')}~${id}`);
+export const commentLabel = (ref: string, id: string): string =>
+  Buffer.byteLength(ref) <= 80
+    ? ref
+    : `${Buffer.from(ref)
+        .subarray(0, 64)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '')}~${id}`;
 
 /** A rule as normalized: NetworkPolicy rules, HostFirewallPolicy rules (which may also name nodes), ClusterNetworkPolicy rules (also domain names). */
 export interface CompilableRule {
@@ -100,7 +106,14 @@ export const sharedSetName = (what: string, definition: string): string => `s${h
  * Adds a shared set unless this compile already made it; returns its name and
  * whether it is new (and so must be filled by the caller).
  */
-function sharedSet(b: RulesetBuilder, what: string, definition: string, type: string, flags: NftSet['flags'], comment: string): { name: string; fresh: boolean } {
+function sharedSet(
+  b: RulesetBuilder,
+  what: string,
+  definition: string,
+  type: string,
+  flags: NftSet['flags'],
+  comment: string,
+): { name: string; fresh: boolean } {
   const name = sharedSetName(what, definition);
   if (b.ruleset.sets.has(name)) return { name, fresh: false };
   b.set(name, type, flags, comment);
@@ -121,7 +134,8 @@ function livePodSet(ctx: RuleContext, what: string, definition: string, type: st
 }
 
 /** The key of one pod peer (which namespaces, which pods in them): equal keys select the same pods. */
-const podPeerKey = (policyNs: string, p: NormalizedPeer & { kind: 'pods' }): string => `${p.namespaces === 'own' ? `own:${policyNs}` : `ns:${p.namespaces.key}`}|${p.pods.key}`;
+const podPeerKey = (policyNs: string, p: NormalizedPeer & { kind: 'pods' }): string =>
+  `${p.namespaces === 'own' ? `own:${policyNs}` : `ns:${p.namespaces.key}`}|${p.pods.key}`;
 const sortedUnique = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
 const NONE: readonly (readonly string[])[] = [];
 
@@ -142,7 +156,16 @@ function nsScope(policyNs: string, peers: readonly (NormalizedPeer & { kind: 'po
  * it needs. `subjects` are the pods the rule protects (their addresses and
  * declared ports resolve ingress named ports).
  */
-export function compileRule(ctx: RuleContext, chain: string, comment: string, d: Direction, r: CompilableRule, policyNs: string, subjects: Subjects, action: RuleAction = ACCEPT): void {
+export function compileRule(
+  ctx: RuleContext,
+  chain: string,
+  comment: string,
+  d: Direction,
+  r: CompilableRule,
+  policyNs: string,
+  subjects: Subjects,
+  action: RuleAction = ACCEPT,
+): void {
   const { b } = ctx;
   const peerField = d === 'ingress' ? 'saddr' : 'daddr';
 
@@ -167,7 +190,8 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
       if (nodeAddrs) return nodeAddrs;
       nodeAddrs = new Map();
       for (const p of nodePeers) {
-        for (const [f, list] of ctx.nodeAddresses?.(p.nodes) ?? new Map<IpFamily, string[]>()) nodeAddrs.set(f, new Set([...(nodeAddrs.get(f) ?? []), ...list]));
+        for (const [f, list] of ctx.nodeAddresses?.(p.nodes) ?? new Map<IpFamily, string[]>())
+          nodeAddrs.set(f, new Set([...(nodeAddrs.get(f) ?? []), ...list]));
       }
       return nodeAddrs;
     };
@@ -221,7 +245,9 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
       // an interval set refuses overlapping elements: merge per protocol.
       const elements: string[][] = [];
       for (const proto of new Set(numeric.map((p) => p.protocol))) {
-        const spans = numeric.filter((p) => p.protocol === proto).map((p): [bigint, bigint] => (p.kind === 'all' ? [0n, 65535n] : [BigInt(p.from), BigInt(p.to)]));
+        const spans = numeric
+          .filter((p) => p.protocol === proto)
+          .map((p): [bigint, bigint] => (p.kind === 'all' ? [0n, 65535n] : [BigInt(p.from), BigInt(p.to)]));
         for (const [from, to] of mergeRanges(spans)) elements.push([proto.toLowerCase(), from === to ? `${from}` : `${from}-${to}`]);
       }
       // `flags interval` only when a range needs it: libnftables 1.0.6 reads
@@ -229,7 +255,14 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
       // each), so at 1k policies plain port lists kept as hash sets keep a
       // pod update within a few ms.
       const ranged = elements.some((e) => (e[1] ?? '').includes('-'));
-      const set = sharedSet(b, 'ports', sortedUnique(elements.map((e) => e.join(' . '))).join(','), 'inet_proto . inet_service', ranged ? ['interval'] : undefined, 'ports');
+      const set = sharedSet(
+        b,
+        'ports',
+        sortedUnique(elements.map((e) => e.join(' . '))).join(','),
+        'inet_proto . inet_service',
+        ranged ? ['interval'] : undefined,
+        'ports',
+      );
       if (set.fresh) for (const e of elements) b.element(set.name, e);
       common.push(`meta l4proto . th dport @${set.name}`);
     }
@@ -243,7 +276,8 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
       const ip = pod.ips.get(f);
       if (ip === undefined) return NONE;
       const out: string[][] = [];
-      for (const n of named) for (const port of resolveNamedPort(pod.named, n.protocol as Protocol, n.name)) out.push([ip, n.protocol.toLowerCase(), `${port}`]);
+      for (const n of named)
+        for (const port of resolveNamedPort(pod.named, n.protocol as Protocol, n.name)) out.push([ip, n.protocol.toLowerCase(), `${port}`]);
       return out;
     };
     portMatch = (f, podPeer) => {
@@ -258,7 +292,10 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
           nsDependent: subjects.nsDependent === true,
         });
       } else if (allTargets) {
-        set = livePodSet(ctx, `named${f}`, `all|${namesKey}`, type, 'named ports', { member: (pod) => (pod.host ? NONE : resolved(pod, f)), nsDependent: false });
+        set = livePodSet(ctx, `named${f}`, `all|${namesKey}`, type, 'named ports', {
+          member: (pod) => (pod.host ? NONE : resolved(pod, f)),
+          nsDependent: false,
+        });
       } else if (peerKeys.length > 0) {
         const peers = peerKeys.map((k) => podPeers.get(k) as NormalizedPeer & { kind: 'pods' });
         set = livePodSet(ctx, `named${f}`, `peers:${sortedUnique(peerKeys).join(',')}|${namesKey}`, type, 'named ports', {
@@ -273,7 +310,9 @@ export function compileRule(ctx: RuleContext, chain: string, comment: string, d:
   // One nft rule per combination; a family with no possible peer gets none.
   // A rule free of family-specific parts is emitted once, not per family.
   const emitted = new Set<string>();
-  const log = action.log ? `limit rate ${action.log.rate} burst ${action.log.burst} packets log prefix "${action.log.prefix}" group ${action.log.group}` : undefined;
+  const log = action.log
+    ? `limit rate ${action.log.rate} burst ${action.log.burst} packets log prefix "${action.log.prefix}" group ${action.log.group}`
+    : undefined;
   for (const f of FAMILIES) {
     for (const peer of peerMatch.get(f) ?? []) {
       for (const port of portMatch(f, peer.podPeer)) {

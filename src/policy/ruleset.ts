@@ -2,8 +2,9 @@
 // from what the kernel holds: a full replacement in one transaction, or the
 // difference from the last state applied. Pure: it builds Transactions and
 // never runs them.
-import type { Chain, Element, NftMap, NftSet, Rule, Table, TableRef } from '../nft/types.ts';
+
 import { Transaction } from '../nft/transaction.ts';
+import type { Chain, Element, NftMap, NftSet, Rule, Table, TableRef } from '../nft/types.ts';
 
 export interface DesiredSet {
   readonly def: NftSet | NftMap;
@@ -37,7 +38,8 @@ export function emptyRuleset(table: Table): Ruleset {
 
 // Definitions compared field by field (they are plain data of known shape;
 // this runs for every set and chain on every sync).
-const sameTable = (a: TableRef & { comment?: string }, b: TableRef & { comment?: string }): boolean => a === b || (a.family === b.family && a.name === b.name && a.comment === b.comment);
+const sameTable = (a: TableRef & { comment?: string }, b: TableRef & { comment?: string }): boolean =>
+  a === b || (a.family === b.family && a.name === b.name && a.comment === b.comment);
 const sameFlags = (a: readonly string[] | undefined, b: readonly string[] | undefined): boolean =>
   a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]));
 const sameSetDef = (a: NftSet | NftMap, b: NftSet | NftMap): boolean =>
@@ -58,11 +60,14 @@ const sameChainDef = (a: Chain, b: Chain): boolean =>
   a.comment === b.comment &&
   sameTable(a.table, b.table);
 const sameRules = (a: readonly Rule[], b: readonly Rule[]): boolean =>
-  a === b ||
-  (a.length === b.length && a.every((r, i) => r.rule === b[i]?.rule && r.comment === b[i]?.comment));
+  a === b || (a.length === b.length && a.every((r, i) => r.rule === b[i]?.rule && r.comment === b[i]?.comment));
 const sorted = <T>(m: ReadonlyMap<string, T>): T[] => [...m.keys()].sort().map((k) => m.get(k) as T);
 /** The named sets and maps a rule refers to (`@name`). */
-const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.startsWith('@')).map((t) => t.slice(1));
+const setRefs = (r: Rule): string[] =>
+  r.rule
+    .split(/\s+/)
+    .filter((t) => t.startsWith('@'))
+    .map((t) => t.slice(1));
 
 /**
  * Objects in an order nft accepts: every set, map and chain first, then the
@@ -70,7 +75,8 @@ const setRefs = (r: Rule): string[] => r.rule.split(/\s+/).filter((t) => t.start
  * rules (which name sets and chains).
  */
 function addAll(tx: Transaction, rs: Ruleset, only?: { sets: Set<string>; chains: Set<string> }): void {
-  const pick = <T>(m: ReadonlyMap<string, T>, names: Set<string> | undefined): T[] => (names ? [...names].sort().flatMap((n) => (m.has(n) ? [m.get(n) as T] : [])) : sorted(m));
+  const pick = <T>(m: ReadonlyMap<string, T>, names: Set<string> | undefined): T[] =>
+    names ? [...names].sort().flatMap((n) => (m.has(n) ? [m.get(n) as T] : [])) : sorted(m);
   const sets = pick(rs.sets, only?.sets);
   const chains = pick(rs.chains, only?.chains);
   for (const s of sets) tx.add(s.def);
@@ -226,7 +232,10 @@ export class RulesetBuilder {
   element(setName: string, key: string[], value?: string): void {
     const s = this.ruleset.sets.get(setName);
     if (!s) throw new Error(`internal: no set ${setName}`);
-    const e: Element = s.def.kind === 'map' ? { kind: 'element', table: this.table, map: setName, key, ...(value ? { value } : {}) } : { kind: 'element', table: this.table, set: setName, key };
+    const e: Element =
+      s.def.kind === 'map'
+        ? { kind: 'element', table: this.table, map: setName, key, ...(value ? { value } : {}) }
+        : { kind: 'element', table: this.table, set: setName, key };
     // Sets made here hold a plain Map (live sets are added whole by live()).
     (s.elements as Map<string, Element>).set(elementKey(key), e);
   }

@@ -13,7 +13,7 @@
 // An invalid selector (unknown operator, In/NotIn without values, values on
 // Exists, non-string labels) throws PolicyError rather than being skipped:
 // ignoring one requirement would widen the selector.
-import { PolicyError, show, type PolicyRef } from './errors.ts';
+import { PolicyError, type PolicyRef, show } from './errors.ts';
 import type { LabelSelector, LabelSelectorOperator, Labels } from './types.ts';
 
 export interface Requirement {
@@ -143,8 +143,7 @@ export function selectorMatches(sel: CompiledSelector, labels: Labels | null | u
 }
 
 /** Validates, compiles and matches in one step (for callers that match once). */
-export const matchesLabelSelector = (sel: LabelSelector, labels: Labels | null | undefined): boolean =>
-  selectorMatches(compileSelector(sel), labels);
+export const matchesLabelSelector = (sel: LabelSelector, labels: Labels | null | undefined): boolean => selectorMatches(compileSelector(sel), labels);
 
 /** kubectl-style text: `app=web,tier in (a,b),!legacy`; `<everything>` / `<nothing>` for the trivial ones. */
 export function formatSelector(sel: CompiledSelector): string {

@@ -29,10 +29,10 @@
 //   only, so traffic from a node is never matched by a ClusterNetworkPolicy.
 // - `domainNames` peers: the addresses currently learned for a matching
 //   name (ClusterState.domainAddresses), nothing else.
-import { formatIp, tryParseIp, type IpFamily } from '../cni/ip.ts';
-import type { PolicyRef } from './errors.ts';
-import { cnpRef, domainMatches, canonicalDomain, type CnpPeer, type CnpRule, type DomainPeer, type NormalizedClusterPolicy } from './cnp-normalize.ts';
+import { formatIp, type IpFamily, tryParseIp } from '../cni/ip.ts';
+import { type CnpPeer, type CnpRule, canonicalDomain, cnpRef, type DomainPeer, domainMatches, type NormalizedClusterPolicy } from './cnp-normalize.ts';
 import type { CnpAction, CnpTier } from './cnp-types.ts';
+import type { PolicyRef } from './errors.ts';
 import type { Direction } from './normalize.ts';
 import type { PortMatch } from './ports.ts';
 
@@ -87,7 +87,13 @@ export class ClusterTiers {
    * `peerOk` for pod, ipBlock and node peers, domain peers here; `portsOk`
    * for the rule's ports. Undefined: no rule of the tier matched.
    */
-  firstMatch(list: readonly NormalizedClusterPolicy[], direction: Direction, ip: string, peerOk: (p: CnpPeer) => boolean, portsOk: (ports: readonly PortMatch[] | 'any') => boolean): ClusterRuleReason | undefined {
+  firstMatch(
+    list: readonly NormalizedClusterPolicy[],
+    direction: Direction,
+    ip: string,
+    peerOk: (p: CnpPeer) => boolean,
+    portsOk: (ports: readonly PortMatch[] | 'any') => boolean,
+  ): ClusterRuleReason | undefined {
     for (const p of list) {
       for (const r of p[direction]) {
         if (this.#ruleMatches(r, ip, peerOk) && portsOk(r.ports)) {

@@ -4,7 +4,7 @@
 // tag T", and counts as connected once the destination's observer reports T
 // on that port before the timeout. The result shape is a contract:
 //   {"probes":[{"from":"x/a","to":"y/b","port":80,"protocol":"TCP","connected":true},...]}
-import { tryParseIp, type IpFamily } from '../cni/ip.ts';
+import { type IpFamily, tryParseIp } from '../cni/ip.ts';
 import { InvalidConfigError } from '../errors.ts';
 import { DEFAULT_TIMEOUT_MS, PROTOCOLS, type ProbeResult, type ProbeTarget, type Protocol } from './client.ts';
 import { runProberProcess, type SctpEventSource, type SpawnOptions } from './process.ts';
@@ -177,7 +177,14 @@ export function renderTable(probes: readonly MatrixProbe[], podIds: readonly str
     ]);
   }
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col] ?? 0)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** One table per port/protocol, headed `port/PROTOCOL`, in order of first appearance. */

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { IpFamily } from '../cni/ip.ts';
 import { Errno, SyscallError } from '../errors.ts';
 import { closeFd, pollIn, rawSocket, recvFromNow, setRecvBuf } from './raw.ts';
-import { IPPROTO_SCTP, SCTP_CHUNK_INIT, parseSctpPacket } from './sctp.ts';
+import { IPPROTO_SCTP, parseSctpPacket, SCTP_CHUNK_INIT } from './sctp.ts';
 
 export interface SctpInitEvent {
   event: 'sctp-init';
@@ -54,7 +54,12 @@ export function openObserverSockets(): RawFd[] {
  */
 export function drainSctp(fds: readonly RawFd[], ports: ReadonlySet<number>, buf: Buffer, timeoutMs = 0): SctpInitEvent[] {
   const out: SctpInitEvent[] = [];
-  const ready = new Set(pollIn(fds.map((r) => r.fd), timeoutMs));
+  const ready = new Set(
+    pollIn(
+      fds.map((r) => r.fd),
+      timeoutMs,
+    ),
+  );
   for (const r of fds) {
     if (!ready.has(r.fd)) continue;
     for (let rx = recvFromNow(r.fd, buf); rx; rx = recvFromNow(r.fd, buf)) {
@@ -99,12 +104,7 @@ export interface SctpObserver {
  * the worker. `onError` is called if the worker dies: an observer that no
  * longer reports would turn every SCTP probe into a false "blocked".
  */
-export function startSctpObserver(
-  ports: readonly number[],
-  onEvent: (ev: SctpInitEvent) => void,
-  onError: (e: unknown) => void,
-  pollMs = 100,
-): SctpObserver {
+export function startSctpObserver(ports: readonly number[], onEvent: (ev: SctpInitEvent) => void, onError: (e: unknown) => void, pollMs = 100): SctpObserver {
   const fds = openObserverSockets();
   const stop = new SharedArrayBuffer(4);
   const data: ObserverWorkerData = { fds, ports: [...ports], stop, pollMs };

@@ -3,7 +3,7 @@
 // nsenter (without --fork) execs the command, so the child pid is node's own
 // and signals reach it directly. Works with any netns file: a bind mount under
 // /var/run/netns or /proc/PID/ns/net.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -92,8 +92,12 @@ export function spawnServer(o: ServerSpawnOptions): Promise<ServerProcess> {
   const list = (flag: string, ports?: readonly number[]): string[] => (ports?.length ? [flag, ports.join(',')] : []);
   const argv = [
     ...(o.command ?? [defaultNode(), SERVE_MAIN]),
-    '--name', o.name, '--exit-on-stdin-eof',
-    ...list('--tcp', o.tcp), ...list('--udp', o.udp), ...list('--sctp', o.sctp),
+    '--name',
+    o.name,
+    '--exit-on-stdin-eof',
+    ...list('--tcp', o.tcp),
+    ...list('--udp', o.udp),
+    ...list('--sctp', o.sctp),
   ];
   const [cmd, args] = inNetnsArgv(o.netnsPath, argv, o);
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv(o) });

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isSea } from 'node:sea';
 
-export type KoffiFunction = (...args: unknown[]) => unknown
+export type KoffiFunction = (...args: unknown[]) => unknown;
 export interface KoffiLibrary {
   func(signature: string): KoffiFunction;
 }
@@ -15,7 +15,6 @@ export interface Koffi {
 }
 
 let koffi: Koffi | undefined;
-
 
 export function loadKoffi(): Koffi {
   if (koffi) return koffi;

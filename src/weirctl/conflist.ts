@@ -77,7 +77,10 @@ export function parseConflistText(text: string, file: string): LoadedConflist {
 export function loadConflist(dir: string, network: string): LoadedConflist | undefined {
   let names: string[];
   try {
-    names = fs.readdirSync(dir).filter((n) => CONF_EXT.test(n)).sort();
+    names = fs
+      .readdirSync(dir)
+      .filter((n) => CONF_EXT.test(n))
+      .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new ConflistError(`cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);

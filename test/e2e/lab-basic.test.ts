@@ -14,8 +14,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 import { eventually as poll } from '../helpers/wait.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
 
 const DIR = labDir();
 const KIND = kindPaths();
@@ -48,7 +48,11 @@ const labMounts = (): string[] =>
     .map((l) => l.split(' ')[1] ?? '')
     .filter((m) => m.startsWith(`${DIR}/`) || m === DIR || m.startsWith(`${KIND.cache}/podman/`));
 
-type NodeJson = { metadata: { name: string }; spec: { podCIDR?: string }; status: { conditions: { type: string; status: string }[]; addresses: { type: string; address: string }[] } };
+type NodeJson = {
+  metadata: { name: string };
+  spec: { podCIDR?: string };
+  status: { conditions: { type: string; status: string }[]; addresses: { type: string; address: string }[] };
+};
 
 const pod = (name: string, node: string): string => `apiVersion: v1
 kind: Pod
@@ -111,7 +115,7 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
     expect(ds.status.numberReady).toBe(3);
   });
 
-  it('has weir\'s conflist in every node\'s root', () => {
+  it("has weir's conflist in every node's root", () => {
     expect(state.nodes).toHaveLength(3);
     for (const n of state.nodes) {
       const dir = path.join(n.root, 'etc/cni/net.d');
@@ -122,7 +126,7 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
     }
   });
 
-  it('scripts/lab kubectl get nodes works (in the cluster\'s namespace), with kubectl\'s exit code', async () => {
+  it("scripts/lab kubectl get nodes works (in the cluster's namespace), with kubectl's exit code", async () => {
     const out = await labOk(['kubectl', 'get', 'nodes', '-o', 'wide']);
     for (const n of ['weir-control-plane', 'weir-worker', 'weir-worker2']) expect(out).toContain(n);
     const missing = await lab(['kubectl', 'get', 'namespace', 'does-not-exist']);
@@ -130,14 +134,16 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
     expect(missing.stderr).toMatch(/not found/);
   });
 
-  it('scripts/lab node shows weir\'s proto-88 routes to the other nodes\' pod CIDRs', async () => {
+  it("scripts/lab node shows weir's proto-88 routes to the other nodes' pod CIDRs", async () => {
     const nodes = (await kubectlJson<{ items: NodeJson[] }>(['get', 'nodes'])).items;
     const others = nodes.filter((n) => n.metadata.name !== 'weir-worker');
     const routes = await eventually(
       'routes to both other nodes',
       async () => {
         const out = await labOk(['node', 'weir-worker', '--', 'ip', 'route']);
-        return others.every((n) => out.includes(`${n.spec.podCIDR} via ${n.status.addresses.find((a) => a.type === 'InternalIP')?.address} dev eth0 proto 88`)) ? out : undefined;
+        return others.every((n) => out.includes(`${n.spec.podCIDR} via ${n.status.addresses.find((a) => a.type === 'InternalIP')?.address} dev eth0 proto 88`))
+          ? out
+          : undefined;
       },
       30_000,
     );
@@ -160,7 +166,7 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
       ipB = b.status.podIP;
     }, 180_000);
 
-    it('gives them addresses from their nodes\' pod CIDRs', async () => {
+    it("gives them addresses from their nodes' pod CIDRs", async () => {
       const nodes = (await kubectlJson<{ items: NodeJson[] }>(['get', 'nodes'])).items;
       const cidr = nodes.find((n) => n.metadata.name === 'weir-worker2')?.spec.podCIDR ?? '';
       expect(ipB.split('.').slice(0, 3).join('.')).toBe(cidr.split('.').slice(0, 3).join('.'));
@@ -189,7 +195,7 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
       const ip = svc.spec.clusterIP;
       expect(ip).toMatch(/^10\.96\./);
       // kube-proxy programmed it on weir-worker, in its nftables table.
-      await eventually('the ClusterIP in kube-proxy\'s nftables table on weir-worker', async () => {
+      await eventually("the ClusterIP in kube-proxy's nftables table on weir-worker", async () => {
         const out = await labOk(['node', 'weir-worker', '--', 'nft', 'list', 'table', 'ip', 'kube-proxy']);
         return out.includes(ip) ? true : undefined;
       });
@@ -203,18 +209,22 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
 
   itKeepsInvariants();
 
-  it('down leaves no namespace, no node or pod process, no mount and no state directory (twice)', async () => {
-    const podNetns = (await labPods(DIR)).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);
-    expect(podNetns.length).toBeGreaterThan(0);
-    const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(fs.existsSync(`/run/netns/${KIND.netns}`)).toBe(false);
-    expect(podNetns.filter((p) => fs.existsSync(p))).toEqual([]);
-    expect(labProcesses()).toEqual([]);
-    expect(labMounts()).toEqual([]);
-    expect(fs.existsSync(DIR)).toBe(false);
-    const again = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-    expect(again.code).toBe(0);
-    console.log(`scripts/lab up took ${(upMs / 1000).toFixed(1)} s, down ${(r.ms / 1000).toFixed(1)} s`);
-  }, DOWN_TIMEOUT_MS * 2);
+  it(
+    'down leaves no namespace, no node or pod process, no mount and no state directory (twice)',
+    async () => {
+      const podNetns = (await labPods(DIR)).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);
+      expect(podNetns.length).toBeGreaterThan(0);
+      const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(fs.existsSync(`/run/netns/${KIND.netns}`)).toBe(false);
+      expect(podNetns.filter((p) => fs.existsSync(p))).toEqual([]);
+      expect(labProcesses()).toEqual([]);
+      expect(labMounts()).toEqual([]);
+      expect(fs.existsSync(DIR)).toBe(false);
+      const again = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+      expect(again.code).toBe(0);
+      console.log(`scripts/lab up took ${(upMs / 1000).toFixed(1)} s, down ${(r.ms / 1000).toFixed(1)} s`);
+    },
+    DOWN_TIMEOUT_MS * 2,
+  );
 });

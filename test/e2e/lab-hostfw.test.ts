@@ -19,8 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
-import { RetryLedger, itRetriedRarely } from '../helpers/retries.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { itRetriedRarely, RetryLedger } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-hostfw';
@@ -80,7 +80,9 @@ type Outcome = 'connected' | 'refused' | 'timeout' | 'error';
 /** One TCP `agnhost connect` from the pod's netns (as scripts/lab matrix probes): connected, refused (RST: nothing listens) or timeout (dropped). */
 async function probe(from: PodRef, ip: string, port: number, timeoutMs = 1000): Promise<Outcome> {
   if (!state) throw new Error('no lab');
-  const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, `--timeout=${timeoutMs}ms`, '--protocol=tcp']), { timeoutMs: timeoutMs + 15_000 });
+  const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, `--timeout=${timeoutMs}ms`, '--protocol=tcp']), {
+    timeoutMs: timeoutMs + 15_000,
+  });
   if (r.code === 0) return 'connected';
   const out = `${r.stdout}${r.stderr}`;
   return /REFUSED/.test(out) ? 'refused' : /TIMEOUT/.test(out) ? 'timeout' : 'error';
@@ -223,9 +225,29 @@ spec:
     - from: [{podSelector: {matchLabels: {role: allowed}}}]
 `);
     await apply(
-      [clientPod('allowed-same', 'allowed', WORKER), clientPod('denied-same', 'denied', WORKER), clientPod('allowed-other', 'allowed', WORKER2), clientPod('denied-other', 'denied', WORKER2)].join('---\n'),
+      [
+        clientPod('allowed-same', 'allowed', WORKER),
+        clientPod('denied-same', 'denied', WORKER),
+        clientPod('allowed-other', 'allowed', WORKER2),
+        clientPod('denied-other', 'denied', WORKER2),
+      ].join('---\n'),
     );
-    await k(['-n', NS, 'wait', '--for=condition=Ready', 'pod/hostsrv', 'pod/allowed-same', 'pod/denied-same', 'pod/allowed-other', 'pod/denied-other', '--timeout=120s'], undefined, 150_000);
+    await k(
+      [
+        '-n',
+        NS,
+        'wait',
+        '--for=condition=Ready',
+        'pod/hostsrv',
+        'pod/allowed-same',
+        'pod/denied-same',
+        'pod/allowed-other',
+        'pod/denied-other',
+        '--timeout=120s',
+      ],
+      undefined,
+      150_000,
+    );
     await labWait();
     for (const n of ['allowed-same', 'denied-same', 'allowed-other', 'denied-other']) clients[n] = await pod(NS, n);
 
@@ -251,7 +273,12 @@ spec:
     // Same node: the kernel judges both halves (pod egress, host input).
     for (const to of [`${NS}/hostsrv`, workerIP]) {
       const denied = await trace(WORKER, 'denied-same', to);
-      expect(denied, `denied-same -> ${to}`).toMatchObject({ verdict: 'deny', ingress: { policies: [`${NS}/hostsrv-allowed-only`] }, kernel: { verdict: 'deny', scope: 'both' }, agree: true });
+      expect(denied, `denied-same -> ${to}`).toMatchObject({
+        verdict: 'deny',
+        ingress: { policies: [`${NS}/hostsrv-allowed-only`] },
+        kernel: { verdict: 'deny', scope: 'both' },
+        agree: true,
+      });
       expect(await trace(WORKER, 'allowed-same', to), `allowed-same -> ${to}`).toMatchObject({ verdict: 'allow', kernel: { verdict: 'allow' }, agree: true });
     }
     // Another node: the evaluator denies; the source node's kernel passes its egress half, and says so.
@@ -298,7 +325,9 @@ spec:
   }, 180_000);
 
   it('turning host-firewall mode off removes every host rule', async () => {
-    const ds = JSON.parse(await k(['get', 'daemonset', '-A', '-l', 'app.kubernetes.io/name=weir', '-o', 'json'])) as { items: { metadata: { name: string; namespace: string } }[] };
+    const ds = JSON.parse(await k(['get', 'daemonset', '-A', '-l', 'app.kubernetes.io/name=weir', '-o', 'json'])) as {
+      items: { metadata: { name: string; namespace: string } }[];
+    };
     const d = ds.items[0];
     if (!d) throw new Error('no weir DaemonSet');
     await k(['-n', d.metadata.namespace, 'set', 'env', `daemonset/${d.metadata.name}`, 'WEIR_HOST_FIREWALL=false']);

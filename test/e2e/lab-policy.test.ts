@@ -1,20 +1,16 @@
-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunResult, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, type RunResult, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labPods } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, lab, labOk, itKeepsInvariants } from '../helpers/lab.ts';
-import { RetryLedger, itRetriedRarely } from '../helpers/retries.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { itRetriedRarely, RetryLedger } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const TEST_NAMESPACES = ['e2e-pol-conn', 'e2e-pol-svc', 'e2e-pol-lat', 'e2e-pol-lbl-srv', 'e2e-pol-lbl-cli', 'e2e-pol-new', 'e2e-pol-json', 'x', 'y', 'z'];
 /** Generous bound on a policy change's effect (the real figures are printed). */
 const EFFECT_BOUND_MS = 10_000;
-
-
-
 
 let state: LabState;
 
@@ -41,8 +37,12 @@ async function deleteNamespaces(names: string[]): Promise<void> {
 
 // ---- manifests ----
 const q = (s: string): string => JSON.stringify(s);
-const labelsYaml = (l: Record<string, string>): string => `{${Object.entries(l).map(([a, b]) => `${q(a)}: ${q(b)}`).join(', ')}}`;
-const nsYaml = (name: string, labels: Record<string, string> = {}): string => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${q(name)}, labels: ${labelsYaml(labels)}}\n`;
+const labelsYaml = (l: Record<string, string>): string =>
+  `{${Object.entries(l)
+    .map(([a, b]) => `${q(a)}: ${q(b)}`)
+    .join(', ')}}`;
+const nsYaml = (name: string, labels: Record<string, string> = {}): string =>
+  `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${q(name)}, labels: ${labelsYaml(labels)}}\n`;
 
 /**
  * A server pod as upstream's model builds it: per port, an agnhost
@@ -126,8 +126,16 @@ async function pod(ns: string, name: string): Promise<PodRef> {
 }
 
 /** One `agnhost connect` from the pod's netns; true when connected. */
-async function connect(from: PodRef, ip: string, port: number, protocol: 'tcp' | 'udp' = 'tcp', timeoutMs = 1000): Promise<{ connected: boolean; r: RunResult }> {
-  const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, `--timeout=${timeoutMs}ms`, `--protocol=${protocol}`]), { timeoutMs: timeoutMs + 15_000 });
+async function connect(
+  from: PodRef,
+  ip: string,
+  port: number,
+  protocol: 'tcp' | 'udp' = 'tcp',
+  timeoutMs = 1000,
+): Promise<{ connected: boolean; r: RunResult }> {
+  const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, `--timeout=${timeoutMs}ms`, `--protocol=${protocol}`]), {
+    timeoutMs: timeoutMs + 15_000,
+  });
   return { connected: r.code === 0, r };
 }
 
@@ -146,7 +154,9 @@ async function expectVerdict(from: PodRef, ip: string, port: number, want: boole
       return;
     }
   }
-  expect.fail(`${what}: ${from.id} -> ${ip}:${port}/${protocol}: expected ${want ? 'connected' : 'blocked'}, got ${last?.connected ? 'connected' : `blocked (${last?.r.stdout.trim() || last?.r.stderr.trim()})`}`);
+  expect.fail(
+    `${what}: ${from.id} -> ${ip}:${port}/${protocol}: expected ${want ? 'connected' : 'blocked'}, got ${last?.connected ? 'connected' : `blocked (${last?.r.stdout.trim() || last?.r.stderr.trim()})`}`,
+  );
 }
 
 interface Probe {
@@ -183,7 +193,9 @@ async function matrixEquals(args: string[], expected: (p: Probe) => boolean, run
       retries.record(`matrix ${args.join(' ')}`, attempt);
       return { probes: m.probes, attempts: attempt, ms: m.ms };
     }
-    console.log(`  matrix ${args.join(' ')}: attempt ${attempt}: ${misses.length} probe(s) that must connect did not: ${misses.slice(0, 6).join(' ')}; running it again`);
+    console.log(
+      `  matrix ${args.join(' ')}: attempt ${attempt}: ${misses.length} probe(s) that must connect did not: ${misses.slice(0, 6).join(' ')}; running it again`,
+    );
   }
   retries.record(`matrix ${args.join(' ')}`, runs);
   return expect.fail(`matrix ${args.join(' ')}: after ${runs} runs, probes that must connect did not: ${misses.join(' ')}`);
@@ -202,7 +214,14 @@ interface Sample {
  * row. Returns when the new verdict started to hold, measured from the start
  * of `change` (the kubectl apply), with the probes' figures.
  */
-async function timeFlip(from: PodRef, ip: string, port: number, want: boolean, change: () => Promise<unknown>, maxMs = 20_000): Promise<{ effectMs: number; lastOldMs: number; changeMs: number; probes: number }> {
+async function timeFlip(
+  from: PodRef,
+  ip: string,
+  port: number,
+  want: boolean,
+  change: () => Promise<unknown>,
+  maxMs = 20_000,
+): Promise<{ effectMs: number; lastOldMs: number; changeMs: number; probes: number }> {
   const samples: Sample[] = [];
   const t0 = performance.now();
   let changeMs = -1;
@@ -230,7 +249,8 @@ async function timeFlip(from: PodRef, ip: string, port: number, want: boolean, c
   let lastOld = -1;
   for (let i = 0; i < done.length; i++) if ((done[i] as Sample).connected !== want) lastOld = i;
   const first = done[lastOld + 1];
-  if (!first) return expect.fail(`the verdict ${from.id} -> ${ip}:${port} did not become ${want ? 'connected' : 'blocked'} within ${maxMs} ms (${done.length} probes)`);
+  if (!first)
+    return expect.fail(`the verdict ${from.id} -> ${ip}:${port} did not become ${want ? 'connected' : 'blocked'} within ${maxMs} ms (${done.length} probes)`);
   // A connected verdict is known when the probe ends; a blocked one when its SYN went out (just after it started).
   const effectMs = want ? first.end : first.start;
   return { effectMs, lastOldMs: lastOld >= 0 ? (done[lastOld] as Sample).start : 0, changeMs, probes: done.length };
@@ -269,7 +289,8 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     const out = r.stdout;
     expect(out).not.toMatch(/MISMATCH/);
     expect(out).toMatch(/== Result: all \d+ probes as expected/);
-    const step = (n: number): string => out.slice(out.indexOf(`== Step ${n}:`), out.indexOf(`== Step ${n + 1}:`) >= 0 ? out.indexOf(`== Step ${n + 1}:`) : out.indexOf('== Result'));
+    const step = (n: number): string =>
+      out.slice(out.indexOf(`== Step ${n}:`), out.indexOf(`== Step ${n + 1}:`) >= 0 ? out.indexOf(`== Step ${n + 1}:`) : out.indexOf('== Result'));
     // 1: no policy, everything connects, through the Services and to the pods.
     expect(step(1)).toMatch(/\[ok\]\s+client -> Service web-app \S+:80\/TCP: expected connects, observed connects \(answered by web-app-/);
     expect(step(1)).toMatch(/\[ok\]\s+web web-app-\S+ -> db pod database-\S+ \S+:5432\/TCP: expected connects, observed connects/);
@@ -294,9 +315,16 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
 
   it('same-node and cross-node pod pairs connect (TCP, UDP, SCTP)', async () => {
     const ns = 'e2e-pol-conn';
-    const a = nodes[1] ?? nodes[0] as string;
-    const b = nodes[2] ?? nodes[0] as string;
-    await apply([nsYaml(ns), netprobePod(ns, 'p1', { app: 'p' }, { node: a }), netprobePod(ns, 'p2', { app: 'p' }, { node: a }), netprobePod(ns, 'p3', { app: 'p' }, { node: b })].join('---\n'));
+    const a = nodes[1] ?? (nodes[0] as string);
+    const b = nodes[2] ?? (nodes[0] as string);
+    await apply(
+      [
+        nsYaml(ns),
+        netprobePod(ns, 'p1', { app: 'p' }, { node: a }),
+        netprobePod(ns, 'p2', { app: 'p' }, { node: a }),
+        netprobePod(ns, 'p3', { app: 'p' }, { node: b }),
+      ].join('---\n'),
+    );
     await waitReady(ns, ['p1', 'p2', 'p3']);
     await labWait();
     const pods = await Promise.all(['p1', 'p2', 'p3'].map((n) => pod(ns, n)));
@@ -308,7 +336,9 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     expect(m.probes).toHaveLength(3 * 2 * 3);
     const kinds = new Set(m.probes.map((p) => (nodeOf.get(p.from) === nodeOf.get(p.to) ? 'same-node' : 'cross-node')));
     expect([...kinds].sort()).toEqual(a === b ? ['same-node'] : ['cross-node', 'same-node']);
-    console.log(`same/cross-node: ${m.probes.length} probes all connected (matrix ${(m.ms / 1000).toFixed(1)} s, ${m.attempts} run(s)); pods on ${pods.map((p) => `${p.id}@${p.node}`).join(', ')}`);
+    console.log(
+      `same/cross-node: ${m.probes.length} probes all connected (matrix ${(m.ms / 1000).toFixed(1)} s, ${m.attempts} run(s)); pods on ${pods.map((p) => `${p.id}@${p.node}`).join(', ')}`,
+    );
   }, 300_000);
 
   it('a Service through kube-proxy: policy judged at the backend pod on the targetPort, through the ClusterIP too', async () => {
@@ -327,7 +357,12 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     );
     await waitReady(ns, ['server', 'allowed', 'denied', 'local-denied']);
     const svc = await kJson<{ spec: { clusterIP: string } }>(['-n', ns, 'get', 'service', 'server']);
-    const [server, allowed, denied, localDenied] = await Promise.all(['server', 'allowed', 'denied', 'local-denied'].map((n) => pod(ns, n))) as [PodRef, PodRef, PodRef, PodRef];
+    const [server, allowed, denied, localDenied] = (await Promise.all(['server', 'allowed', 'denied', 'local-denied'].map((n) => pod(ns, n)))) as [
+      PodRef,
+      PodRef,
+      PodRef,
+      PodRef,
+    ];
     const cip = svc.spec.clusterIP;
     // Before any policy: the Service works once kube-proxy has programmed it (poll, bounded).
     const deadline = Date.now() + 60_000;
@@ -336,7 +371,13 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     }
     await expectVerdict(denied, cip, 8080, true, 'no policy yet: denied -> ClusterIP');
     // Allow role=allowed on the pod's port 80 (the targetPort), nothing else.
-    await apply(policyYaml(ns, 'server-allow', `  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: allowed}}}]\n      ports: [{protocol: TCP, port: 80}]\n`));
+    await apply(
+      policyYaml(
+        ns,
+        'server-allow',
+        `  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: allowed}}}]\n      ports: [{protocol: TCP, port: 80}]\n`,
+      ),
+    );
     await labWait();
     await expectVerdict(allowed, cip, 8080, true, 'allowed -> ClusterIP:8080 (targetPort 80 allowed)');
     await expectVerdict(allowed, server.ip, 80, true, 'allowed -> pod:80');
@@ -344,7 +385,13 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     await expectVerdict(denied, server.ip, 80, false, 'denied -> pod:80');
     await expectVerdict(localDenied, cip, 8080, false, 'denied (same node as the server) -> ClusterIP:8080');
     // A policy on the Service port (8080) does not match: the packet reaches the pod on 80.
-    await apply(policyYaml(ns, 'server-allow', `  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: allowed}}}]\n      ports: [{protocol: TCP, port: 8080}]\n`));
+    await apply(
+      policyYaml(
+        ns,
+        'server-allow',
+        `  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: allowed}}}]\n      ports: [{protocol: TCP, port: 8080}]\n`,
+      ),
+    );
     await labWait();
     await expectVerdict(allowed, cip, 8080, false, 'policy on port 8080 (the Service port): allowed -> ClusterIP:8080');
     await expectVerdict(allowed, server.ip, 80, false, 'policy on port 8080: allowed -> pod:80');
@@ -356,7 +403,14 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     const srvNode = nodes[1] ?? (nodes[0] as string);
     const cliNode = nodes[2] ?? (nodes[0] as string);
     // Every pod serves TCP 80, so the whole matrix means something (not only the probes to the server).
-    await apply([nsYaml(ns), netprobePod(ns, 'server', { app: 'server' }, { node: srvNode, protocols: ['TCP'] }), netprobePod(ns, 'client', { role: 'client' }, { node: cliNode, protocols: ['TCP'] }), netprobePod(ns, 'other', { role: 'other' }, { node: cliNode, protocols: ['TCP'] })].join('---\n'));
+    await apply(
+      [
+        nsYaml(ns),
+        netprobePod(ns, 'server', { app: 'server' }, { node: srvNode, protocols: ['TCP'] }),
+        netprobePod(ns, 'client', { role: 'client' }, { node: cliNode, protocols: ['TCP'] }),
+        netprobePod(ns, 'other', { role: 'other' }, { node: cliNode, protocols: ['TCP'] }),
+      ].join('---\n'),
+    );
     await waitReady(ns, ['server', 'client', 'other']);
     await labWait();
     const [server, client, other] = (await Promise.all(['server', 'client', 'other'].map((n) => pod(ns, n)))) as [PodRef, PodRef, PodRef];
@@ -370,26 +424,63 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
       const f = await timeFlip(from, server.ip, 80, want, change);
       const m = await matrixEquals(matrixArgs, expected);
       const matrixMs = performance.now() - t0;
-      figures.push(`${what}: kubectl ${f.changeMs.toFixed(0)} ms; ${from.id} -> server ${want ? 'connects' : 'blocked'} from +${f.effectMs.toFixed(0)} ms (last old verdict at +${f.lastOldMs.toFixed(0)} ms, ${f.probes} probes); full matrix as expected at +${matrixMs.toFixed(0)} ms (${m.attempts} run(s))`);
+      figures.push(
+        `${what}: kubectl ${f.changeMs.toFixed(0)} ms; ${from.id} -> server ${want ? 'connects' : 'blocked'} from +${f.effectMs.toFixed(0)} ms (last old verdict at +${f.lastOldMs.toFixed(0)} ms, ${f.probes} probes); full matrix as expected at +${matrixMs.toFixed(0)} ms (${m.attempts} run(s))`,
+      );
       expect(f.effectMs, what).toBeLessThan(EFFECT_BOUND_MS);
     };
     const denyAll = policyYaml(ns, 'server-policy', '  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n');
-    const allowClient = policyYaml(ns, 'server-policy', '  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: client}}}]\n');
-    await step('create (deny all ingress to server)', client, false, () => apply(denyAll), (p) => !toServer(p));
-    await step('change (allow role=client)', client, true, () => apply(allowClient), (p) => !toServer(p) || p.from === `${ns}/client`);
+    const allowClient = policyYaml(
+      ns,
+      'server-policy',
+      '  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: client}}}]\n',
+    );
+    await step(
+      'create (deny all ingress to server)',
+      client,
+      false,
+      () => apply(denyAll),
+      (p) => !toServer(p),
+    );
+    await step(
+      'change (allow role=client)',
+      client,
+      true,
+      () => apply(allowClient),
+      (p) => !toServer(p) || p.from === `${ns}/client`,
+    );
     await expectVerdict(other, server.ip, 80, false, 'after the change: other -> server');
-    await step('delete', other, true, () => k(['-n', ns, 'delete', 'networkpolicy', 'server-policy']), () => true);
+    await step(
+      'delete',
+      other,
+      true,
+      () => k(['-n', ns, 'delete', 'networkpolicy', 'server-policy']),
+      () => true,
+    );
     console.log(`policy change → effect (bound ${EFFECT_BOUND_MS} ms):\n  ${figures.join('\n  ')}`);
   }, 300_000);
 
   it('pod and namespace label changes take effect', async () => {
     const srvNs = 'e2e-pol-lbl-srv';
     const cliNs = 'e2e-pol-lbl-cli';
-    await apply([nsYaml(srvNs), nsYaml(cliNs), netprobePod(srvNs, 'server', { app: 'server' }, { node: nodes[1] ?? nodes[0], protocols: ['TCP'] }), clientPod(cliNs, 'client', { role: 'none' }, nodes[2] ?? nodes[0])].join('---\n'));
+    await apply(
+      [
+        nsYaml(srvNs),
+        nsYaml(cliNs),
+        netprobePod(srvNs, 'server', { app: 'server' }, { node: nodes[1] ?? nodes[0], protocols: ['TCP'] }),
+        clientPod(cliNs, 'client', { role: 'none' }, nodes[2] ?? nodes[0]),
+      ].join('---\n'),
+    );
     await waitReady(srvNs, ['server']);
     await waitReady(cliNs, ['client']);
     // Only pods labelled role=client in namespaces labelled team=blue.
-    await apply(policyYaml(srvNs, 'blue-clients', '  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{namespaceSelector: {matchLabels: {team: blue}}, podSelector: {matchLabels: {role: client}}}]\n'));
+    await apply(
+      policyYaml(
+        srvNs,
+        'blue-clients',
+        '  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{namespaceSelector: {matchLabels: {team: blue}}, podSelector: {matchLabels: {role: client}}}]\n',
+      ),
+    );
     await labWait();
     const [server, client] = (await Promise.all([pod(srvNs, 'server'), pod(cliNs, 'client')])) as [PodRef, PodRef];
     const times: string[] = [];
@@ -413,9 +504,22 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
     const ns = 'e2e-pol-new';
     const n1 = nodes[1] ?? (nodes[0] as string);
     const n2 = nodes[2] ?? (nodes[0] as string);
-    await apply([nsYaml(ns), netprobePod(ns, 'server-1', { app: 'server' }, { node: n1, protocols: ['TCP'] }), clientPod(ns, 'client-1', { role: 'client' }, n2), clientPod(ns, 'stranger', { role: 'stranger' }, n2)].join('---\n'));
+    await apply(
+      [
+        nsYaml(ns),
+        netprobePod(ns, 'server-1', { app: 'server' }, { node: n1, protocols: ['TCP'] }),
+        clientPod(ns, 'client-1', { role: 'client' }, n2),
+        clientPod(ns, 'stranger', { role: 'stranger' }, n2),
+      ].join('---\n'),
+    );
     await waitReady(ns, ['server-1', 'client-1', 'stranger']);
-    await apply(policyYaml(ns, 'servers', '  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: client}}}]\n'));
+    await apply(
+      policyYaml(
+        ns,
+        'servers',
+        '  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: client}}}]\n',
+      ),
+    );
     await labWait();
     const [client1, stranger] = (await Promise.all([pod(ns, 'client-1'), pod(ns, 'stranger')])) as [PodRef, PodRef];
     // A new server pod (on the other node): isolated from its first packet, no wait for the agents.
@@ -438,7 +542,13 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
 
   it('scripts/lab matrix -o json prints exactly {"probes":[{from,to,port,protocol,connected}...]}, one probe per ordered pair, port and protocol', async () => {
     const ns = 'e2e-pol-json';
-    await apply([nsYaml(ns), netprobePod(ns, 'a', { pod: 'a' }, { node: nodes[1] ?? nodes[0], ports: [80, 81] }), netprobePod(ns, 'b', { pod: 'b' }, { node: nodes[2] ?? nodes[0], ports: [80, 81] })].join('---\n'));
+    await apply(
+      [
+        nsYaml(ns),
+        netprobePod(ns, 'a', { pod: 'a' }, { node: nodes[1] ?? nodes[0], ports: [80, 81] }),
+        netprobePod(ns, 'b', { pod: 'b' }, { node: nodes[2] ?? nodes[0], ports: [80, 81] }),
+      ].join('---\n'),
+    );
     await waitReady(ns, ['a', 'b']);
     await labWait();
     const m = await matrixJson(['--namespaces', ns, '--ports', '80,81', '--protocols', 'TCP,UDP,SCTP']);
@@ -482,18 +592,24 @@ describe('scripts/lab: NetworkPolicy end to end', { timeout: 300_000 }, () => {
       pods: api.items.filter((o) => o.kind === 'Pod') as Pod[],
       namespaces: api.items.filter((o) => o.kind === 'Namespace') as Namespace[],
       policies: api.items.filter((o) => o.kind === 'NetworkPolicy') as NetworkPolicy[],
-      nodes: nodesJson.items.map((n) => ({ name: n.metadata.name, internalIPs: (n.status.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address) })),
+      nodes: nodesJson.items.map((n) => ({
+        name: n.metadata.name,
+        internalIPs: (n.status.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address),
+      })),
     };
     const judge = new PolicyEvaluator(cluster);
     const split = (id: string): [string, string] => id.split('/') as [string, string];
-    const expected = (p: Probe): boolean => judge.evaluate({ src: podEndpoint(...split(p.from)), dst: podEndpoint(...split(p.to)), protocol: p.protocol as 'TCP', port: p.port }).allowed;
+    const expected = (p: Probe): boolean =>
+      judge.evaluate({ src: podEndpoint(...split(p.from)), dst: podEndpoint(...split(p.to)), protocol: p.protocol as 'TCP', port: p.port }).allowed;
     const m = await matrixEquals(['--namespaces', 'x,y,z'], expected);
     expect(m.probes).toHaveLength(9 * 8 * 2 * 3);
     const blocked = m.probes.filter((p) => !p.connected);
     expect(blocked.length).toBe(3 * 8 * 2 * 3);
     expect(blocked.every((p) => p.to.startsWith('x/'))).toBe(true);
     const table = await labOk(['matrix', '--namespaces', 'x,y,z', '--ports', '80', '--protocols', 'TCP'], { timeoutMs: 120_000 });
-    console.log(`upstream model, default-deny-ingress in x: ${m.probes.length} probes equal the reference evaluator (${blocked.length} blocked; matrix ${(m.ms / 1000).toFixed(1)} s, ${m.attempts} run(s))\n${table}`);
+    console.log(
+      `upstream model, default-deny-ingress in x: ${m.probes.length} probes equal the reference evaluator (${blocked.length} blocked; matrix ${(m.ms / 1000).toFixed(1)} s, ${m.attempts} run(s))\n${table}`,
+    );
   }, 600_000);
 
   itRetriedRarely(retries);

@@ -22,17 +22,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentGet, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import type { AgentStatus } from '../../lab/commands/wait.ts';
 import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
-import { type LabState, labDir, labPods, recordPath } from '../../lab/state.ts';
 import { NetnsScript, PROBE_LOOP } from '../../lab/soak/netns-script.ts';
 import { agentPid as agentPidOf, apiserverPid as apiserverPidOf, cmdline, pids } from '../../lab/soak/procs.ts';
-import { DOWN_TIMEOUT_MS, UP_TIMEOUT_MS, itKeepsInvariants, lab } from '../helpers/lab.ts';
+import { type LabState, labDir, labPods, recordPath } from '../../lab/state.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const DIR = labDir();
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-res';
 const OUTAGE_MS = 10_000;
-
-
 
 let state: LabState;
 
@@ -180,19 +178,36 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     const podYaml = (name: string, labels: string, node: string, container: string): string =>
       `apiVersion: v1\nkind: Pod\nmetadata: {name: "${name}", namespace: ${NS}, labels: ${labels}}\nspec:\n  nodeName: ${node}\n  containers:\n${container}`;
     const pause = `    - {name: c, image: ${AGNHOST}, args: [pause]}\n`;
-    await k(['apply', '-f', '-'], [
-      `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n`,
-      podYaml('server', '{app: server}', w1, `    - name: web\n      image: ${AGNHOST}\n      args: [netexec, --http-port=80]\n      ports: [{containerPort: 80}]\n      readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}\n`),
-      podYaml('server-remote', '{app: server-remote}', w2, `    - name: web\n      image: ${AGNHOST}\n      args: [netexec, --http-port=80]\n      ports: [{containerPort: 80}]\n      readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}\n`),
-      podYaml('ok', '{role: ok}', w2, pause),
-      podYaml('no', '{role: "no"}', w2, pause),
-      podYaml('no-local', '{role: "no"}', w1, pause),
-      podYaml('egress-no', '{role: egress-no}', w1, pause),
-      // Ingress to server (on w1) only from role=ok on TCP 80; no egress at all for role=egress-no (on w1).
-      `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: server-ingress, namespace: ${NS}}\nspec:\n  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: ok}}}]\n      ports: [{protocol: TCP, port: 80}]\n`,
-      `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: egress-deny, namespace: ${NS}}\nspec:\n  podSelector: {matchLabels: {role: egress-no}}\n  policyTypes: [Egress]\n`,
-    ].join('---\n'));
-    await k(['-n', NS, 'wait', '--for=condition=Ready', 'pod/server', 'pod/server-remote', 'pod/ok', 'pod/no', 'pod/no-local', 'pod/egress-no', '--timeout=120s'], undefined, 150_000);
+    await k(
+      ['apply', '-f', '-'],
+      [
+        `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n`,
+        podYaml(
+          'server',
+          '{app: server}',
+          w1,
+          `    - name: web\n      image: ${AGNHOST}\n      args: [netexec, --http-port=80]\n      ports: [{containerPort: 80}]\n      readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}\n`,
+        ),
+        podYaml(
+          'server-remote',
+          '{app: server-remote}',
+          w2,
+          `    - name: web\n      image: ${AGNHOST}\n      args: [netexec, --http-port=80]\n      ports: [{containerPort: 80}]\n      readinessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1}\n`,
+        ),
+        podYaml('ok', '{role: ok}', w2, pause),
+        podYaml('no', '{role: "no"}', w2, pause),
+        podYaml('no-local', '{role: "no"}', w1, pause),
+        podYaml('egress-no', '{role: egress-no}', w1, pause),
+        // Ingress to server (on w1) only from role=ok on TCP 80; no egress at all for role=egress-no (on w1).
+        `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: server-ingress, namespace: ${NS}}\nspec:\n  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: ok}}}]\n      ports: [{protocol: TCP, port: 80}]\n`,
+        `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: egress-deny, namespace: ${NS}}\nspec:\n  podSelector: {matchLabels: {role: egress-no}}\n  policyTypes: [Egress]\n`,
+      ].join('---\n'),
+    );
+    await k(
+      ['-n', NS, 'wait', '--for=condition=Ready', 'pod/server', 'pod/server-remote', 'pod/ok', 'pod/no', 'pod/no-local', 'pod/egress-no', '--timeout=120s'],
+      undefined,
+      150_000,
+    );
     await labWait();
     const names = ['server', 'server-remote', 'ok', 'no', 'no-local', 'egress-no'];
     pods = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await pod(n)] as const)));
@@ -233,8 +248,15 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
       mk(p['egress-no'] as PodRef, [{ ...remote, timeoutMs: 500 }]),
     ];
     // Allowed: generous timeouts (a starved prober is not a policy verdict); a blocked connect would still time out.
-    const allowed = mk(p['ok'] as PodRef, [{ ...srv, timeoutMs: 3000 }, { ...remote, timeoutMs: 3000 }]);
-    return { blocked, allowed, labels: ['no -> server (ingress on its node)', 'no-local -> server (same node)', 'egress-no -> server-remote (egress on its node)'] };
+    const allowed = mk(p['ok'] as PodRef, [
+      { ...srv, timeoutMs: 3000 },
+      { ...remote, timeoutMs: 3000 },
+    ]);
+    return {
+      blocked,
+      allowed,
+      labels: ['no -> server (ingress on its node)', 'no-local -> server (same node)', 'egress-no -> server-remote (egress on its node)'],
+    };
   }
 
   function keepalive(): NetnsScript<KeepaliveLine> {
@@ -247,7 +269,8 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
   async function untilConnected(ka: NetnsScript<KeepaliveLine>): Promise<void> {
     const deadline = Date.now() + 10_000;
     while (!ka.lines.some((l) => l.event === 'answer')) {
-      if (Date.now() > deadline || ka.lines.some((l) => l.event === 'error' || l.event === 'closed')) throw new Error(`the long-lived connection did not start: ${JSON.stringify(ka.lines)} ${ka.stderr}`);
+      if (Date.now() > deadline || ka.lines.some((l) => l.event === 'error' || l.event === 'closed'))
+        throw new Error(`the long-lived connection did not start: ${JSON.stringify(ka.lines)} ${ka.stderr}`);
       await sleep(50);
     }
   }
@@ -260,13 +283,18 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
       const connected = s.lines.filter((x) => x.connected);
       expect(s.lines.length, `${what}: ${l.labels[i]}: probes ran`).toBeGreaterThan(10);
       const when = (x: LoopLine): string => `${x.start - ref >= 0 ? '+' : ''}${x.start - ref} ms`;
-      if (connected.length > 0) violations.push(`${l.labels[i]}: ${connected.length} of ${s.lines.length} probes connected, from ${when(connected[0] as LoopLine)} to ${when(connected[connected.length - 1] as LoopLine)}`);
+      if (connected.length > 0)
+        violations.push(
+          `${l.labels[i]}: ${connected.length} of ${s.lines.length} probes connected, from ${when(connected[0] as LoopLine)} to ${when(connected[connected.length - 1] as LoopLine)}`,
+        );
       parts.push(`${l.labels[i]}: ${s.lines.length} probes, ${connected.length} connected`);
     });
     expect(violations, `${what}: what must be blocked connected (times relative to the ${what === 'agent restart' ? 'kill' : 'SIGSTOP'})`).toEqual([]);
     const allowed = l.allowed.lines;
     const failed = allowed.filter((x) => !x.connected);
-    parts.push(`ok -> server/server-remote (new connections): ${allowed.length} probes, ${allowed.length - failed.length} connected${failed.length ? ` (${failed.map((f) => f.error).join(',')})` : ''}`);
+    parts.push(
+      `ok -> server/server-remote (new connections): ${allowed.length} probes, ${allowed.length - failed.length} connected${failed.length ? ` (${failed.map((f) => f.error).join(',')})` : ''}`,
+    );
     return parts.join('; ');
   }
 
@@ -310,7 +338,10 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     await ka.stop();
     const probes = judgeLoops(loops, 'API outage', t0);
     const conn = judgeKeepalive(ka, 'API outage', resumedAt);
-    expect(loops.allowed.lines.filter((x) => !x.connected), 'API outage: allowed stays allowed').toEqual([]);
+    expect(
+      loops.allowed.lines.filter((x) => !x.connected),
+      'API outage: allowed stays allowed',
+    ).toEqual([]);
     for (const s of loops.blocked) expect(during(s).length, 'probes ran during the outage').toBeGreaterThan(20);
     console.log(`API server (pid ${pid}) stopped for ${((resumedAt - t0) / 1000).toFixed(1)} s\n  ${probes}\n  ${conn}`);
 
@@ -318,10 +349,14 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     const p = pods as Record<string, PodRef>;
     await (async () => {
       const deadline = Date.now() + 60_000;
-      while ((await kubectl(state, ['get', '--raw=/readyz'], { timeoutMs: 10_000 })).code !== 0) if (Date.now() > deadline) throw new Error('the API did not come back');
+      while ((await kubectl(state, ['get', '--raw=/readyz'], { timeoutMs: 10_000 })).code !== 0)
+        if (Date.now() > deadline) throw new Error('the API did not come back');
     })();
     const applyAt = Date.now();
-    await k(['apply', '-f', '-'], `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: server-ingress-no, namespace: ${NS}}\nspec:\n  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: "no"}}}]\n`);
+    await k(
+      ['apply', '-f', '-'],
+      `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: server-ingress-no, namespace: ${NS}}\nspec:\n  podSelector: {matchLabels: {app: server}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {role: "no"}}}]\n`,
+    );
     let connectedAt = 0;
     const deadline = Date.now() + 60_000;
     while (!connectedAt) {
@@ -329,7 +364,9 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
       else if (Date.now() > deadline) expect.fail('after the outage, the new policy did not take effect within 60 s');
     }
     const settledMs = await labWait();
-    console.log(`after SIGCONT (+${applyAt - resumedAt} ms: probe loops stopped, /readyz answering): kubectl apply of a new policy; no -> server connects ${connectedAt - applyAt} ms after kubectl apply; scripts/lab wait settled in ${(settledMs / 1000).toFixed(1)} s`);
+    console.log(
+      `after SIGCONT (+${applyAt - resumedAt} ms: probe loops stopped, /readyz answering): kubectl apply of a new policy; no -> server connects ${connectedAt - applyAt} ms after kubectl apply; scripts/lab wait settled in ${(settledMs / 1000).toFixed(1)} s`,
+    );
     expect(connectedAt - applyAt).toBeLessThan(30_000);
     await k(['-n', NS, 'delete', 'networkpolicy', 'server-ingress-no']);
   }, 240_000);
@@ -368,7 +405,10 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
     const conn = judgeKeepalive(ka, 'agent restart', readyAt);
     console.log(`${restart}\n  ${probes}\n  ${conn}`);
     // New allowed connections: allowed throughout too.
-    expect(loops.allowed.lines.filter((x) => !x.connected), 'agent restart: new allowed connections').toEqual([]);
+    expect(
+      loops.allowed.lines.filter((x) => !x.connected),
+      'agent restart: new allowed connections',
+    ).toEqual([]);
   }, 180_000);
 
   it('a change that no longer allows an established connection ends it (the agent purges its conntrack entry)', async () => {
@@ -387,7 +427,9 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
       await sleep(3000);
       const answers = ka.lines.filter((x) => x.event === 'answer');
       const last = answers.at(-1)?.at ?? 0;
-      console.log(`ok relabelled: ${answers.length} answers on the long-lived connection, the last ${last - relabelledAt} ms after the relabel (rules applied and settled ${appliedAt - relabelledAt} ms after it)`);
+      console.log(
+        `ok relabelled: ${answers.length} answers on the long-lived connection, the last ${last - relabelledAt} ms after the relabel (rules applied and settled ${appliedAt - relabelledAt} ms after it)`,
+      );
       expect(answers.length, 'the connection answered before the change').toBeGreaterThan(0);
       expect(answers.length, 'answers on the long-lived connection after the change was applied').toBe(lastBefore);
       expect(await connect(p['ok'] as PodRef, (p['server'] as PodRef).ip, 80), 'a new connection from the relabelled pod').toBe(false);
@@ -396,22 +438,27 @@ describe('scripts/lab: resilience', { timeout: 300_000 }, () => {
       await k(['-n', NS, 'label', 'pod', 'ok', 'role=ok', '--overwrite']);
       await labWait();
     }
-    for (let i = 0; !(await connect(p['ok'] as PodRef, (p['server'] as PodRef).ip, 80)); i++) if (i >= 2) throw new Error('ok -> server does not connect again after the label is back');
+    for (let i = 0; !(await connect(p['ok'] as PodRef, (p['server'] as PodRef).ip, 80)); i++)
+      if (i >= 2) throw new Error('ok -> server does not connect again after the label is back');
   }, 180_000);
 
   itKeepsInvariants();
 
-  it('scripts/lab down leaves the machine as it found it', async () => {
-    const podNetns = (await labPods()).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);
-    expect(podNetns.length).toBeGreaterThan(0);
-    const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(labNetns()).toEqual([]);
-    expect(podNetns.filter((p) => fs.existsSync(p))).toEqual([]);
-    expect(labProcesses()).toEqual([]);
-    expect(fs.existsSync(DIR)).toBe(false);
-    const after = rootSnapshot();
-    for (const key of Object.keys(before)) expect(after[key], `root namespace: ${key}`).toBe(before[key]);
-    console.log(`scripts/lab down: ${(r.ms / 1000).toFixed(1)} s; root namespace unchanged (${Object.keys(before).join(', ')})`);
-  }, DOWN_TIMEOUT_MS + 30_000);
+  it(
+    'scripts/lab down leaves the machine as it found it',
+    async () => {
+      const podNetns = (await labPods()).filter((p) => !p.hostNetwork && p.netnsPath).map((p) => p.netnsPath as string);
+      expect(podNetns.length).toBeGreaterThan(0);
+      const r = await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(labNetns()).toEqual([]);
+      expect(podNetns.filter((p) => fs.existsSync(p))).toEqual([]);
+      expect(labProcesses()).toEqual([]);
+      expect(fs.existsSync(DIR)).toBe(false);
+      const after = rootSnapshot();
+      for (const key of Object.keys(before)) expect(after[key], `root namespace: ${key}`).toBe(before[key]);
+      console.log(`scripts/lab down: ${(r.ms / 1000).toFixed(1)} s; root namespace unchanged (${Object.keys(before).join(', ')})`);
+    },
+    DOWN_TIMEOUT_MS + 30_000,
+  );
 });

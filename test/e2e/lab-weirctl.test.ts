@@ -21,14 +21,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labPods } from '../../lab/state.ts';
-import { UP_TIMEOUT_MS, lab, itKeepsInvariants } from '../helpers/lab.ts';
+import { itKeepsInvariants, lab, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-weirctl';
 const NODE = 'weir-worker';
 const POLICY = 'server-allow-client-80';
-
-
 
 /** `weirctl ARGS -o json` on a node; parsed. Non-zero exits are returned too (doctor exits 1 when not ok). */
 async function ctl<T>(node: string, args: string[]): Promise<{ code: number; json: T; stderr: string }> {
@@ -82,7 +80,9 @@ describe('weirctl in the lab', () => {
     state = labState();
     await k(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true', '--timeout=120s'], undefined, 150_000);
     await k(['create', 'namespace', NS]);
-    await k(['apply', '-f', '-'], `apiVersion: v1
+    await k(
+      ['apply', '-f', '-'],
+      `apiVersion: v1
 kind: Pod
 metadata: {name: server, namespace: ${NS}, labels: {app: server}}
 spec:
@@ -112,7 +112,8 @@ spec:
   ingress:
     - from: [{podSelector: {matchLabels: {role: client}}}]
       ports: [{port: 80, protocol: TCP}]
-`);
+`,
+    );
     await k(['-n', NS, 'wait', '--for=condition=Ready', 'pod/server', 'pod/client', '--timeout=120s'], undefined, 150_000);
     const w = await lab(['wait', '--timeout', '90'], { timeoutMs: 120_000 });
     if (w.code !== 0) throw new Error(`scripts/lab wait: exit ${w.code}\n${w.stdout}\n${w.stderr}`);
@@ -133,7 +134,15 @@ spec:
   });
 
   it('endpoints: the server with its host veth, isolated for ingress', async () => {
-    type Ep = { namespace: string; name: string; ips: string[]; hostVeth?: string; hostVethPresent?: boolean; ingress: { isolated: boolean; policies: string[] }; egress: { isolated: boolean } };
+    type Ep = {
+      namespace: string;
+      name: string;
+      ips: string[];
+      hostVeth?: string;
+      hostVethPresent?: boolean;
+      ingress: { isolated: boolean; policies: string[] };
+      egress: { isolated: boolean };
+    };
     const { json } = await ctl<{ endpoints: Ep[] }>(NODE, ['endpoints']);
     const ep = json.endpoints.find((e) => e.namespace === NS && e.name === 'server');
     expect(ep, JSON.stringify(json.endpoints.map((e) => `${e.namespace}/${e.name}`))).toBeDefined();
@@ -172,7 +181,17 @@ spec:
   });
 
   it('drops: a denied probe appears, resolved to the server pod', async () => {
-    type D = { direction: string; audit: boolean; src?: string; dst?: string; dport?: number; srcPod?: string; dstPod?: string; pod?: string; policies: string[] };
+    type D = {
+      direction: string;
+      audit: boolean;
+      src?: string;
+      dst?: string;
+      dport?: number;
+      srcPod?: string;
+      dstPod?: string;
+      pod?: string;
+      policies: string[];
+    };
     expect(await connects(client, server.ip, 81)).toBe(false);
     let hit: D | undefined;
     let last: D[] = [];

@@ -34,7 +34,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
-import { type TestNetns, listNetns, withNetnsCleanup } from './netns.ts';
+import { listNetns, type TestNetns, withNetnsCleanup } from './netns.ts';
 import { sleep, waitFor } from './wait.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -380,7 +380,11 @@ export async function tcpExchange(server: TestNetns, client: TestNetns, address:
   const exited = new Promise<void>((r) => listener.on('close', () => r()));
   try {
     await waitFor(`a listener on port ${port} in ${server.name}`, () => server.run(['ss', '-Hltn', `sport = :${port}`]).stdout.includes(`:${port}`));
-    spawnSync('ip', ['netns', 'exec', client.name, 'busybox', 'nc', '-w', '10', address, String(connectPort)], { input: payload, encoding: 'utf8', timeout: 20_000 });
+    spawnSync('ip', ['netns', 'exec', client.name, 'busybox', 'nc', '-w', '10', address, String(connectPort)], {
+      input: payload,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     await Promise.race([exited, sleep(12_000)]);
     return received;
   } finally {
@@ -465,13 +469,25 @@ export class CniNode {
 
   /** One weir invocation for `pod` in this node; `over` replaces any env field. */
   invoke(command: CniCommand, config: unknown, pod?: Pod, over: Partial<Invocation> = {}): CniOutcome {
-    const inv: Invocation = { node: this.name, command, config, ...(pod ? { containerId: pod.containerId, netns: pod.ns.path, ifname: pod.ifname, args: pod.args } : {}), ...over };
+    const inv: Invocation = {
+      node: this.name,
+      command,
+      config,
+      ...(pod ? { containerId: pod.containerId, netns: pod.ns.path, ifname: pod.ifname, args: pod.args } : {}),
+      ...over,
+    };
     if (inv.containerId && inv.ifname) this.#seen(inv.containerId, inv.ifname);
     return runCni(inv);
   }
 
   invokeAsync(command: CniCommand, config: unknown, pod?: Pod, over: Partial<Invocation> = {}): RunningCni {
-    const inv: Invocation = { node: this.name, command, config, ...(pod ? { containerId: pod.containerId, netns: pod.ns.path, ifname: pod.ifname, args: pod.args } : {}), ...over };
+    const inv: Invocation = {
+      node: this.name,
+      command,
+      config,
+      ...(pod ? { containerId: pod.containerId, netns: pod.ns.path, ifname: pod.ifname, args: pod.args } : {}),
+      ...over,
+    };
     if (inv.containerId && inv.ifname) this.#seen(inv.containerId, inv.ifname);
     return startCni(inv);
   }
@@ -509,7 +525,11 @@ export class CniNode {
   }
   /** `ip route show proto 87`, both families, one line per route. */
   weirRoutes(): string[] {
-    const lines = (fam: string) => this.ns.sh(['ip', fam, 'route', 'show', 'proto', '87']).split('\n').filter((l) => l.trim() !== '');
+    const lines = (fam: string) =>
+      this.ns
+        .sh(['ip', fam, 'route', 'show', 'proto', '87'])
+        .split('\n')
+        .filter((l) => l.trim() !== '');
     return [...lines('-4'), ...lines('-6')];
   }
   /** Address files in the network's IPAM directory (one per allocated address). */
@@ -522,7 +542,12 @@ export class CniNode {
   }
   /** The node as before any pod: only lo, no weir route, no address or temp file. */
   leftovers(network = this.network): { links: string[]; routes: string[]; addressFiles: string[]; tempFiles: string[] } {
-    return { links: this.linkNames().filter((n) => n !== 'lo'), routes: this.weirRoutes(), addressFiles: this.addressFiles(network), tempFiles: this.tempFiles() };
+    return {
+      links: this.linkNames().filter((n) => n !== 'lo'),
+      routes: this.weirRoutes(),
+      addressFiles: this.addressFiles(network),
+      tempFiles: this.tempFiles(),
+    };
   }
 }
 

@@ -27,10 +27,15 @@ export interface LabOptions {
 export function lab(args: string[], opts: LabOptions = {}): Promise<LabResult> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = execFile(LAB, args, { cwd: REPO, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: labDir() } }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr, ms: Date.now() - t0 });
-    });
+    const child = execFile(
+      LAB,
+      args,
+      { cwd: REPO, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, WEIR_LAB_DIR: labDir() } },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr, ms: Date.now() - t0 });
+      },
+    );
     child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
@@ -60,21 +65,23 @@ export const INVARIANT_CHECKS = ['agent cache = API', 'table inet weir'];
 export async function invariantFailures(nodes = readState()?.nodes.map((n) => n.name) ?? []): Promise<Record<string, string[]>> {
   if (nodes.length === 0) throw new Error('invariantFailures: no lab is up (no node to check)');
   const out: Record<string, string[]> = {};
-  await Promise.all(nodes.map(async (node) => {
-    const r = await lab(['node', node, '--', 'weirctl', 'doctor', '-o', 'json'], { timeoutMs: 180_000 });
-    let checks: DoctorCheck[];
-    try {
-      checks = (JSON.parse(r.stdout) as { checks: DoctorCheck[] }).checks;
-    } catch {
-      out[node] = INVARIANT_CHECKS.map((c) => `${c}: weirctl doctor exit ${r.code}, not JSON: ${r.stderr.trim() || r.stdout.trim()}`);
-      return;
-    }
-    out[node] = INVARIANT_CHECKS.flatMap((name) => {
-      const c = checks.find((x) => x.name === name);
-      if (!c) return [`${name}: not reported by weirctl doctor`];
-      return c.ok ? [] : [`${name}: ${c.detail}`];
-    });
-  }));
+  await Promise.all(
+    nodes.map(async (node) => {
+      const r = await lab(['node', node, '--', 'weirctl', 'doctor', '-o', 'json'], { timeoutMs: 180_000 });
+      let checks: DoctorCheck[];
+      try {
+        checks = (JSON.parse(r.stdout) as { checks: DoctorCheck[] }).checks;
+      } catch {
+        out[node] = INVARIANT_CHECKS.map((c) => `${c}: weirctl doctor exit ${r.code}, not JSON: ${r.stderr.trim() || r.stdout.trim()}`);
+        return;
+      }
+      out[node] = INVARIANT_CHECKS.flatMap((name) => {
+        const c = checks.find((x) => x.name === name);
+        if (!c) return [`${name}: not reported by weirctl doctor`];
+        return c.ok ? [] : [`${name}: ${c.detail}`];
+      });
+    }),
+  );
   return out;
 }
 
@@ -84,7 +91,7 @@ export async function invariantFailures(nodes = readState()?.nodes.map((n) => n.
  * file did (issue: nothing drifts).
  */
 export function itKeepsInvariants(): void {
-  it('afterwards, on every node: the agent\'s cache equals the API and the kernel\'s table what the agent applied', async () => {
+  it("afterwards, on every node: the agent's cache equals the API and the kernel's table what the agent applied", async () => {
     const failures = await invariantFailures();
     expect(Object.keys(failures).length).toBeGreaterThan(0);
     expect(failures).toEqual(Object.fromEntries(Object.keys(failures).map((n) => [n, []])));

@@ -156,7 +156,10 @@ export class PodmanSandbox {
 
   /** IDs of every container in the sandbox's storage. */
   containerIds(): string[] {
-    return this.podmanOk(['ps', '-a', '-q', '--no-trunc']).split('\n').map((s) => s.trim()).filter(Boolean);
+    return this.podmanOk(['ps', '-a', '-q', '--no-trunc'])
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
   }
 
   /** Writes a file into the shared rootfs (e.g. a page for httpd). */
@@ -211,19 +214,13 @@ interface RawInspect {
   };
 }
 
-const sandboxGlobalArgs = (dir: string): string[] => [
-  '--root',
-  path.join(dir, 'storage'),
-  '--runroot',
-  path.join(dir, 'run'),
-  '--storage-driver',
-  'vfs',
-];
+const sandboxGlobalArgs = (dir: string): string[] => ['--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'vfs'];
 
 function sandboxEnv(containersConf: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: containersConf };
   // Nothing from the caller's environment may redirect podman elsewhere.
-  for (const k of ['CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'CONTAINER_HOST', 'CONTAINER_CONNECTION', 'CONTAINERS_CONF_OVERRIDE']) delete env[k];
+  for (const k of ['CONTAINERS_STORAGE_CONF', 'CONTAINERS_REGISTRIES_CONF', 'CONTAINER_HOST', 'CONTAINER_CONNECTION', 'CONTAINERS_CONF_OVERRIDE'])
+    delete env[k];
   return env;
 }
 
@@ -254,7 +251,8 @@ export function preflight(weirBin: string): void {
   if (!which('iptables')) missing.push('iptables is missing (portmap needs it)');
   if (!which('nft')) missing.push('nft is missing');
   if (!fs.existsSync(weirBin)) missing.push(`${weirBin} is missing: build it with \`node_modules/.bin/node scripts/build.mjs\``);
-  else if (!fs.existsSync(path.join(path.dirname(fs.realpathSync(weirBin)), 'koffi.node'))) missing.push(`koffi.node is missing beside ${fs.realpathSync(weirBin)}: rebuild`);
+  else if (!fs.existsSync(path.join(path.dirname(fs.realpathSync(weirBin)), 'koffi.node')))
+    missing.push(`koffi.node is missing beside ${fs.realpathSync(weirBin)}: rebuild`);
   if (missing.length > 0) throw new Error(`podman runtime test prerequisites missing:\n  - ${missing.join('\n  - ')}`);
 }
 
@@ -406,7 +404,10 @@ function writeFiles(sb: PodmanSandbox, opts: PodmanSandboxOptions): void {
   fs.mkdirSync(sb.netConfDir);
   const plugins: unknown[] = [{ type: 'weir', podCIDRs: [opts.podCIDR], dataDir: sb.dataDir }];
   if (opts.portmap !== false) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
-  fs.writeFileSync(path.join(sb.netConfDir, `50-${opts.network}.conflist`), `${JSON.stringify({ cniVersion: '1.0.0', name: opts.network, plugins }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(sb.netConfDir, `50-${opts.network}.conflist`),
+    `${JSON.stringify({ cniVersion: '1.0.0', name: opts.network, plugins }, null, 2)}\n`,
+  );
 
   // Only this file is read (CONTAINERS_CONF replaces the system files).
   const q = (s: string): string => JSON.stringify(s);
@@ -476,7 +477,7 @@ export function teardownState(state: GuardState): string[] {
     const conf = path.join(dir, 'containers.conf');
     const podman = (args: string[]): RunResult => {
       const r = spawnSync('podman', [...sandboxGlobalArgs(dir), ...args], { encoding: 'utf8', env: sandboxEnv(conf), timeout: 60_000 });
-      return { stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error?.message ?? ''), code: r.status ?? -1 };
+      return { stdout: r.stdout ?? '', stderr: r.stderr ?? r.error?.message ?? '', code: r.status ?? -1 };
     };
     if (exists(conf)) {
       step('podman rm', () => {

@@ -37,22 +37,22 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll } from 'vitest';
+import { tableDrift } from '../../src/agent/kernel-drift.ts';
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
-import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
-import { tableDrift } from '../../src/agent/kernel-drift.ts';
 import { parseTableListing } from '../../src/nft/listing.ts';
-import { type SyncReport, PolicyEngine } from '../../src/policy/engine.ts';
-import type { Ruleset } from '../../src/policy/ruleset.ts';
-import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
+import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import type { ClusterNetworkPolicy } from '../../src/policy/cnp-types.ts';
+import { PolicyEngine, type SyncReport } from '../../src/policy/engine.ts';
+import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
+import type { Ruleset } from '../../src/policy/ruleset.ts';
 import type { ClusterState, ContainerPort, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../src/probe/matrix.ts';
-import { type ServerProcess, defaultNode, spawnServer } from '../../src/probe/process.ts';
+import { defaultNode, type ServerProcess, spawnServer } from '../../src/probe/process.ts';
 import type { SctpInitEvent } from '../../src/probe/server.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type PluginJson, containerdArgs, expectSuccess, newContainerId, runCni, weirBinary } from './cni.ts';
-import { type TestNetns, createNetns, sweepLeakedNetns } from './netns.ts';
+import { containerdArgs, expectSuccess, newContainerId, type PluginJson, runCni, weirBinary } from './cni.ts';
+import { createNetns, sweepLeakedNetns, type TestNetns } from './netns.ts';
 
 export const POD_CIDR = '10.244.1.0/24';
 export const NODE_NAME = 'n1';
@@ -138,7 +138,16 @@ export class PolicyNode {
   readonly #defaults: { ns: Map<string, Record<string, string>>; pods: Map<string, Record<string, string>> };
   readonly #children = new Set<ChildProcess>();
   /** Every pod ADDed and not yet DELeted, with its server if it started. */
-  readonly #attached: { id: string; netns: TestNetns; containerId: string; uid: string; namespace: string; name: string; result: PluginJson; server: ServerProcess | undefined }[] = [];
+  readonly #attached: {
+    id: string;
+    netns: TestNetns;
+    containerId: string;
+    uid: string;
+    namespace: string;
+    name: string;
+    result: PluginJson;
+    server: ServerProcess | undefined;
+  }[] = [];
   readonly #podNetns: TestNetns[] = [];
   #conntrack: ConntrackHandle | undefined;
 
@@ -254,7 +263,15 @@ export class PolicyNode {
 
   #del(a: { id: string; netns: TestNetns; containerId: string; uid: string; namespace: string; name: string; result: PluginJson }): void {
     const args = containerdArgs(a.containerId, { namespace: a.namespace, name: a.name, uid: a.uid });
-    const out = runCni({ node: this.node.name, command: 'DEL', containerId: a.containerId, netns: a.netns.path, ifname: 'eth0', args, config: { ...this.cniConfig(), prevResult: a.result } });
+    const out = runCni({
+      node: this.node.name,
+      command: 'DEL',
+      containerId: a.containerId,
+      netns: a.netns.path,
+      ifname: 'eth0',
+      args,
+      config: { ...this.cniConfig(), prevResult: a.result },
+    });
     expectSuccess(out, `DEL ${a.id}`);
   }
 
@@ -301,7 +318,12 @@ export class PolicyNode {
    * write valid ones). `clusterPolicies`, when given, replaces the
    * ClusterNetworkPolicies (they stay until changed).
    */
-  apply(policies: readonly NetworkPolicy[], nsLabels?: Record<string, Record<string, string>>, podLabels?: Record<string, Record<string, string>>, clusterPolicies?: readonly ClusterNetworkPolicy[]): SyncReport {
+  apply(
+    policies: readonly NetworkPolicy[],
+    nsLabels?: Record<string, Record<string, string>>,
+    podLabels?: Record<string, Record<string, string>>,
+    clusterPolicies?: readonly ClusterNetworkPolicy[],
+  ): SyncReport {
     for (const [n, l] of Object.entries(nsLabels ?? {})) this.namespaceLabels.set(n, { ...l });
     for (const [id, l] of Object.entries(podLabels ?? {})) this.pod(id).labels = { ...l };
     this.policies = structuredClone([...policies]);
@@ -314,7 +336,8 @@ export class PolicyNode {
     // Its cheap check: the table's use count is its chains and sets (kernel-verifier.ts).
     const rs = this.engine.applied as Ruleset;
     const use = this.elements.tableInfo('inet', 'weir')?.use;
-    if (use !== rs.chains.size + rs.sets.size) throw new Error(`the kernel counts ${use} objects in the table, the applied ruleset has ${rs.chains.size + rs.sets.size}`);
+    if (use !== rs.chains.size + rs.sets.size)
+      throw new Error(`the kernel counts ${use} objects in the table, the applied ruleset has ${rs.chains.size + rs.sets.size}`);
     if (report.result.errors.length > 0) throw new Error(`policies refused by the compiler: ${report.result.errors.map((e) => e.message).join('; ')}`);
     return report;
   }
@@ -363,7 +386,9 @@ export class PolicyNode {
           for (const dst of pods) {
             if (src === dst) continue;
             const connected =
-              src.published && dst.published && ev.evaluate({ src: podEndpoint(src.namespace, src.name), dst: podEndpoint(dst.namespace, dst.name), protocol, port }).allowed;
+              src.published &&
+              dst.published &&
+              ev.evaluate({ src: podEndpoint(src.namespace, src.name), dst: podEndpoint(dst.namespace, dst.name), protocol, port }).allowed;
             probes.push({ from: src.id, to: dst.id, port, protocol, connected });
           }
         }
@@ -387,15 +412,22 @@ export class PolicyNode {
       if (e === undefined) throw new Error(`probe ${key(p)} has no expectation`);
       if (e !== p.connected) mismatches.push({ from: p.from, to: p.to, port: p.port, protocol: p.protocol, kernel: p.connected, evaluator: e });
     }
-    if (observed.probes.length !== expected.probes.length) throw new Error(`matrix sizes differ: ${observed.probes.length} observed, ${expected.probes.length} expected`);
+    if (observed.probes.length !== expected.probes.length)
+      throw new Error(`matrix sizes differ: ${observed.probes.length} observed, ${expected.probes.length} expected`);
     let report = '';
     if (mismatches.length > 0) {
       const ids = (o.pods ?? this.pods).map((p) => p.id);
       report = [
         `=== ${label}: ${mismatches.length} probe(s) differ between the kernel and the evaluator ('.' connected, 'X' blocked; rows from, columns to)`,
-        ...mismatches.map((m) => `  ${m.from} -> ${m.to} ${m.port}/${m.protocol}: kernel ${m.kernel ? 'connected' : 'blocked'}, evaluator ${m.evaluator ? 'allowed' : 'denied'}`),
+        ...mismatches.map(
+          (m) =>
+            `  ${m.from} -> ${m.to} ${m.port}/${m.protocol}: kernel ${m.kernel ? 'connected' : 'blocked'}, evaluator ${m.evaluator ? 'allowed' : 'denied'}`,
+        ),
         '--- pods',
-        ...this.pods.map((p) => `  ${p.id} ${p.ip} ${JSON.stringify(p.labels)}${p.published ? '' : ' (unpublished)'}${p.extraPorts.length ? ` extra ports ${JSON.stringify(p.extraPorts)}` : ''}`),
+        ...this.pods.map(
+          (p) =>
+            `  ${p.id} ${p.ip} ${JSON.stringify(p.labels)}${p.published ? '' : ' (unpublished)'}${p.extraPorts.length ? ` extra ports ${JSON.stringify(p.extraPorts)}` : ''}`,
+        ),
         '--- namespaces',
         ...[...this.namespaceLabels].map(([n, l]) => `  ${n} ${JSON.stringify(l)}`),
         '--- policies',
@@ -452,7 +484,17 @@ export class PolicyNode {
    * `timeoutMs`; next(text) waits up to `timeoutMs` for the server to send
    * the line `text` from now on (see echoServer's push).
    */
-  async session(from: NodePod, to: NodePod, port: number, o: { connectTimeoutMs?: number } = {}): Promise<{ localPort: number; send(text: string, timeoutMs?: number): Promise<boolean>; next(text: string, timeoutMs?: number): Promise<boolean>; close(): void }> {
+  async session(
+    from: NodePod,
+    to: NodePod,
+    port: number,
+    o: { connectTimeoutMs?: number } = {},
+  ): Promise<{
+    localPort: number;
+    send(text: string, timeoutMs?: number): Promise<boolean>;
+    next(text: string, timeoutMs?: number): Promise<boolean>;
+    close(): void;
+  }> {
     const script = `
       const net = require('node:net');
       const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]) }, () => console.log('connected ' + s.localPort));
@@ -597,4 +639,3 @@ export const e2eModel = (extra: (ns: string, pod: string) => Partial<PodInput> =
   namespaces: Object.fromEntries(E2E_NAMESPACES.map((n) => [n, { ns: n }])),
   pods: E2E_NAMESPACES.flatMap((namespace) => E2E_PODS.map((name) => ({ namespace, name, labels: { pod: name }, ...extra(namespace, name) }))),
 });
-

@@ -13,11 +13,11 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DnsKernel } from '../../src/agent/dns-kernel.ts';
-import { LibNftables } from '../../src/nft/libnftables.ts';
 import { NF_ACCEPT, NF_DROP } from '../../src/netlink/nfqueue.ts';
 import { type QueueWatch, watchQueue } from '../../src/netlink/nfqueue-handle.ts';
+import { LibNftables } from '../../src/nft/libnftables.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, createNetns } from '../helpers/netns.ts';
+import { createNetns, type TestNetns } from '../helpers/netns.ts';
 
 const NODE = path.resolve(import.meta.dirname, '../../node_modules/.bin/node');
 let ns: TestNetns;
@@ -70,7 +70,13 @@ function exchange(from: string, waitMs = 3000, to?: string, proto?: 'udp' | 'tcp
 }
 
 async function withQueue<T>(handler: (id: number) => number, body: (q: QueueWatch) => Promise<T>, deadlineMs = 500): Promise<T> {
-  const q = watchQueue(1053, netns, (p) => handler(p.id), () => undefined, { deadlineMs });
+  const q = watchQueue(
+    1053,
+    netns,
+    (p) => handler(p.id),
+    () => undefined,
+    { deadlineMs },
+  );
   try {
     return await body(q);
   } finally {
@@ -86,7 +92,12 @@ beforeAll(() => {
   netns = Netns.open(ns.path);
   kernel = new DnsKernel(new LibNftables({ netns }));
   kernel.install();
-  kernel.setSubjects(new Map([[4, new Set(['127.0.0.1'])], [6, new Set(['::1'])]]));
+  kernel.setSubjects(
+    new Map([
+      [4, new Set(['127.0.0.1'])],
+      [6, new Set(['::1'])],
+    ]),
+  );
 });
 
 afterAll(() => {
@@ -106,27 +117,39 @@ describe('the DNS answer queue', () => {
       expect(await exchange('127.0.0.1')).toBeLessThan(400);
     });
     expect(seen).toHaveLength(1);
-    await withQueue(() => NF_DROP, async (q) => {
-      expect(await exchange('127.0.0.1', 1000)).toBe('timeout');
-      expect(q.packets).toBe(1);
-    });
+    await withQueue(
+      () => NF_DROP,
+      async (q) => {
+        expect(await exchange('127.0.0.1', 1000)).toBe('timeout');
+        expect(q.packets).toBe(1);
+      },
+    );
   });
 
   it('IPv6 answers are held too', async () => {
-    await withQueue(() => NF_DROP, async () => {
-      expect(await exchange('::1', 1000, 'fd53::2')).toBe('timeout');
-    });
-    await withQueue(() => NF_ACCEPT, async (q) => {
-      expect(await exchange('::1', 3000, 'fd53::2')).toBeLessThan(400);
-      expect(q.packets).toBe(1);
-    });
+    await withQueue(
+      () => NF_DROP,
+      async () => {
+        expect(await exchange('::1', 1000, 'fd53::2')).toBe('timeout');
+      },
+    );
+    await withQueue(
+      () => NF_ACCEPT,
+      async (q) => {
+        expect(await exchange('::1', 3000, 'fd53::2')).toBeLessThan(400);
+        expect(q.packets).toBe(1);
+      },
+    );
   });
 
   it('an answer to an address that is not a subject is never queued', async () => {
-    await withQueue(() => NF_DROP, async (q) => {
-      expect(await exchange('127.0.0.3')).toBeLessThan(400);
-      expect(q.packets).toBe(0);
-    });
+    await withQueue(
+      () => NF_DROP,
+      async (q) => {
+        expect(await exchange('127.0.0.3')).toBeLessThan(400);
+        expect(q.packets).toBe(0);
+      },
+    );
   });
 
   it('a handler busier than the deadline: the reader thread accepts the answer at the deadline', async () => {
@@ -155,10 +178,13 @@ describe('the DNS answer queue', () => {
 
   // Last: the TCP connection's closing segments from port 53 are queued too, after the exchange.
   it('DNS over TCP: every segment from port 53 to a subject is held, and the exchange completes', async () => {
-    await withQueue(() => NF_ACCEPT, async (q) => {
-      expect(await exchange('127.0.0.1', 3000, '127.0.0.2', 'tcp')).toBeLessThan(400);
-      // The SYN-ACK and the answer at least.
-      expect(q.packets).toBeGreaterThanOrEqual(2);
-    });
+    await withQueue(
+      () => NF_ACCEPT,
+      async (q) => {
+        expect(await exchange('127.0.0.1', 3000, '127.0.0.2', 'tcp')).toBeLessThan(400);
+        // The SYN-ACK and the answer at least.
+        expect(q.packets).toBeGreaterThanOrEqual(2);
+      },
+    );
   });
 });

@@ -24,9 +24,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentDirs, type AgentProcess, WEIR_BIN, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
+import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent, WEIR_BIN } from '../helpers/agent.ts';
 import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
-import { type TestNetns, createNetns, sh } from '../helpers/netns.ts';
+import { createNetns, sh, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
@@ -132,7 +132,11 @@ function lookups(pod: 'client' | 'other', names: string[], connect = true, resol
   if (!ns) throw new Error(`no pod ${pod}`);
   const r = ns.run(['env', ...(connect ? [] : ['NO_CONNECT=1']), `RESOLVER=${resolver}`, NODE, '-e', CLIENT, ...names]);
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`);
-  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Lookup);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Lookup);
 }
 
 const quantile = (xs: number[], q: number): number => {
@@ -167,17 +171,36 @@ function spawnLines(ns: TestNetns, script: string): { lines: string[] } {
 function cni(command: 'ADD' | 'DEL', name: string, netns: TestNetns): string {
   const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
   const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
-  return sh('ip', ['netns', 'exec', fx.netns.name, 'env', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=dns-${name}`, `CNI_NETNS=${netns.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni',
-    `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`, WEIR_BIN], conf);
+  return sh(
+    'ip',
+    [
+      'netns',
+      'exec',
+      fx.netns.name,
+      'env',
+      `CNI_COMMAND=${command}`,
+      `CNI_CONTAINERID=dns-${name}`,
+      `CNI_NETNS=${netns.path}`,
+      'CNI_IFNAME=eth0',
+      'CNI_PATH=/usr/lib/cni',
+      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`,
+      WEIR_BIN,
+    ],
+    conf,
+  );
 }
 
 /** weirctl in the node's namespace: its stdout. */
 function weirctl(args: string[]): string {
-  const r = spawnSync('ip', ['netns', 'exec', fx.netns.name, WEIRCTL, `--socket=${agent?.socket}`, `--data-dir=${dirs.dataDir}`, `--cni-conf-dir=${dirs.cniConfDir}`, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: { ...process.env, NO_COLOR: '1' },
-  });
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', fx.netns.name, WEIRCTL, `--socket=${agent?.socket}`, `--data-dir=${dirs.dataDir}`, `--cni-conf-dir=${dirs.cniConfDir}`, ...args],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, NO_COLOR: '1' },
+    },
+  );
   if (r.status !== 0) throw new Error(`weirctl ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -201,7 +224,12 @@ const policies = [
       priority: 10,
       subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } },
       egress: [
-        { name: 'dns', action: 'Accept', to: [{ networks: [`${DNS_IP}/32`] }], protocols: [{ udp: { destinationPort: { number: 53 } } }, { tcp: { destinationPort: { number: 53 } } }] },
+        {
+          name: 'dns',
+          action: 'Accept',
+          to: [{ networks: [`${DNS_IP}/32`] }],
+          protocols: [{ udp: { destinationPort: { number: 53 } } }, { tcp: { destinationPort: { number: 53 } } }],
+        },
         { name: 'names', action: 'Accept', to: [{ domainNames: ['*.allowed.test', 'exact.test'] }] },
       ],
     },
@@ -210,7 +238,12 @@ const policies = [
     apiVersion: 'policy.networking.k8s.io/v1beta1',
     kind: 'ClusterNetworkPolicy',
     metadata: { name: 'client-deny-rest' },
-    spec: { tier: 'Admin', priority: 20, subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } }, egress: [{ name: 'rest', action: 'Deny', to: [{ networks: ['0.0.0.0/0'] }] }] },
+    spec: {
+      tier: 'Admin',
+      priority: 20,
+      subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } },
+      egress: [{ name: 'rest', action: 'Deny', to: [{ networks: ['0.0.0.0/0'] }] }],
+    },
   },
 ];
 
@@ -225,7 +258,12 @@ beforeAll(async () => {
   apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
   apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
   for (const name of ['client', 'other'] as const) {
-    apply({ apiVersion: 'v1', kind: 'Pod', metadata: { namespace: 'shop', name, labels: { app: name } }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] } });
+    apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { namespace: 'shop', name, labels: { app: name } },
+      spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] },
+    });
   }
   // Beyond the node: the DNS and TCP servers.
   ext = createNetns('dnsext');
@@ -253,7 +291,17 @@ beforeAll(async () => {
     const ns = createNetns('dnspod');
     pods[name] = { ns, ip: '' };
     const ip = (JSON.parse(cni('ADD', name, ns)).ips[0].address as string).split('/')[0] as string;
-    kubectl(['-n', 'shop', 'patch', 'pod', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } })]);
+    kubectl([
+      '-n',
+      'shop',
+      'patch',
+      'pod',
+      name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
+    ]);
     pods[name] = { ns, ip };
   }
 }, 180_000);
@@ -281,14 +329,24 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect(lookups('client', ['n3000.allowed.test'])[0]).toMatchObject({ answered: true, ip: '10.77.11.184', ok: true });
     for (const p of policies) apply(p);
     const rv = Number(JSON.parse(kubectl(['get', 'clusternetworkpolicies', '-o', 'json'])).metadata.resourceVersion);
-    const applied = async (): Promise<number> => Number(((await agentRequest(agent!.socket, 'GET', '/status')).json as { applied?: { versions?: { clusterpolicies?: string } } }).applied?.versions?.clusterpolicies ?? 0);
+    const applied = async (): Promise<number> =>
+      Number(
+        ((await agentRequest(agent!.socket, 'GET', '/status')).json as { applied?: { versions?: { clusterpolicies?: string } } }).applied?.versions
+          ?.clusterpolicies ?? 0,
+      );
     await eventually('the policies applied', async () => ((await applied()) >= rv ? true : undefined), 20_000);
     const ruleset = fx.netns.sh(['nft', 'list', 'table', 'ip', 'weir_dns']);
     expect(ruleset).toContain(pods.client?.ip);
     expect(ruleset).not.toContain(pods.other?.ip);
     expect(ruleset).toMatch(/udp sport 53 ct direction reply ip daddr @subjects queue num 1053 bypass/);
     // An address not looked up is denied (10.77.0.1 is n1's, looked up next).
-    expect(pods.client?.ns.run([NODE, '-e', `const c=require('net').connect(${PORT},'10.77.0.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`]).code).toBe(1);
+    expect(
+      pods.client?.ns.run([
+        NODE,
+        '-e',
+        `const c=require('net').connect(${PORT},'10.77.0.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
+      ]).code,
+    ).toBe(1);
   });
 
   it(`${LOOKUPS} fresh lookups: every connection succeeds on its first try`, async () => {
@@ -303,11 +361,15 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     const dns = res.map((r) => r.dnsMs);
     const conn = res.map((r) => r.connectMs ?? Number.NaN);
     const base = lookups('other', names.slice(0, Math.min(LOOKUPS, 1000)), false).map((r) => r.dnsMs);
-    console.log(`DNS round trip, held (client): p50 ${ms(quantile(dns, 0.5))} p99 ${ms(quantile(dns, 0.99))}; not held (other): p50 ${ms(quantile(base, 0.5))} p99 ${ms(quantile(base, 0.99))}`);
+    console.log(
+      `DNS round trip, held (client): p50 ${ms(quantile(dns, 0.5))} p99 ${ms(quantile(dns, 0.99))}; not held (other): p50 ${ms(quantile(base, 0.5))} p99 ${ms(quantile(base, 0.99))}`,
+    );
     console.log(`answer -> connection established: p50 ${ms(quantile(conn, 0.5))} p99 ${ms(quantile(conn, 0.99))}`);
     const dnsMetrics = await metric('weir_dns_');
     console.log(dnsMetrics.join('\n'));
-    console.log(`agent hold time (answer queued -> addresses in the kernel -> verdict), histogram bucket bounds: p50 <= ${holdQuantile(dnsMetrics, 0.5)} ms, p99 <= ${holdQuantile(dnsMetrics, 0.99)} ms`);
+    console.log(
+      `agent hold time (answer queued -> addresses in the kernel -> verdict), histogram bucket bounds: p50 <= ${holdQuantile(dnsMetrics, 0.5)} ms, p99 <= ${holdQuantile(dnsMetrics, 0.99)} ms`,
+    );
     const learned = (await metric('weir_dns_addresses_learned_total'))[0];
     expect(Number(learned?.split(' ')[1])).toBeGreaterThanOrEqual(LOOKUPS);
     expect((await metric('weir_dns_answers_released_late_total'))[0]).toMatch(/ 0$/);
@@ -321,7 +383,13 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     // A resolver the policies do not allow: the query is dropped, so its lie never comes back to be learned.
     expect(lookups('other', ['n7.allowed.test'], false, LIAR_IP)[0]).toMatchObject({ answered: true });
     expect(lookups('client', ['n7.allowed.test'], true, LIAR_IP)[0]).toMatchObject({ answered: false });
-    expect(pods.client?.ns.run([NODE, '-e', `const c=require('net').connect(${PORT},'10.77.15.200');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`]).code).toBe(1);
+    expect(
+      pods.client?.ns.run([
+        NODE,
+        '-e',
+        `const c=require('net').connect(${PORT},'10.77.15.200');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
+      ]).code,
+    ).toBe(1);
     // weirctl trace judges with the learned addresses, as the kernel does.
     const allowed = trace('10.78.0.1', PORT);
     expect(allowed, JSON.stringify(allowed)).toMatchObject({ verdict: 'allow', kernel: { verdict: 'allow' }, agree: true });
@@ -333,7 +401,10 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
   });
 
   it('a policy change judges tracked connections with the learned addresses: the one it forbids ends, the one still allowed lives', async () => {
-    expect(lookups('client', ['exact.test', 'n42.allowed.test']).map((r) => [r.ip, r.ok])).toEqual([['10.78.0.1', true], ['10.77.0.42', true]]);
+    expect(lookups('client', ['exact.test', 'n42.allowed.test']).map((r) => [r.ip, r.ok])).toEqual([
+      ['10.78.0.1', true],
+      ['10.77.0.42', true],
+    ]);
     const ns = pods.client?.ns;
     if (!ns) throw new Error('no client pod');
     const streams = ['10.78.0.1', '10.77.0.42'].map((ip) => ({ ip, out: spawnLines(ns, STREAM(ip)) }));
@@ -344,16 +415,25 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
       apiVersion: 'policy.networking.k8s.io/v1beta1',
       kind: 'ClusterNetworkPolicy',
       metadata: { name: 'client-deny-77' },
-      spec: { tier: 'Admin', priority: 5, subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } }, egress: [{ name: 'no-77', action: 'Deny', to: [{ networks: ['10.77.0.0/16'] }] }] },
+      spec: {
+        tier: 'Admin',
+        priority: 5,
+        subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } },
+        egress: [{ name: 'no-77', action: 'Deny', to: [{ networks: ['10.77.0.0/16'] }] }],
+      },
     };
     apply(deny77);
     try {
       // The connection the new Deny forbids stops carrying data (purged from conntrack, dropped after).
-      await eventually('the connection to 10.77.0.42 ended', async () => {
-        const before = ticks('10.77.0.42');
-        await new Promise((r) => setTimeout(r, 300));
-        return ticks('10.77.0.42') === before ? true : undefined;
-      }, 10_000);
+      await eventually(
+        'the connection to 10.77.0.42 ended',
+        async () => {
+          const before = ticks('10.77.0.42');
+          await new Promise((r) => setTimeout(r, 300));
+          return ticks('10.77.0.42') === before ? true : undefined;
+        },
+        10_000,
+      );
       // The one to the learned address the Deny does not cover is not purged: its ticks go on.
       const before = ticks('10.78.0.1');
       await eventually('ticks on 10.78.0.1 after the change', () => (ticks('10.78.0.1') >= before + 10 ? true : undefined), 5_000);
@@ -365,7 +445,12 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
   it('TTL expiry removes access: a TTL of 1 s is kept 5 s (the floor), then the address is denied again', async () => {
     const t0 = Date.now();
     expect(lookups('client', ['1.ttl1.allowed.test'])[0]).toMatchObject({ ip: '10.77.14.1', ok: true });
-    const connects = () => pods.client?.ns.run([NODE, '-e', `const c=require('net').connect(${PORT},'10.77.14.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`]).code === 0;
+    const connects = () =>
+      pods.client?.ns.run([
+        NODE,
+        '-e',
+        `const c=require('net').connect(${PORT},'10.77.14.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
+      ]).code === 0;
     await eventually('the address denied after its TTL', () => (connects() ? undefined : true), 15_000);
     const gone = Date.now() - t0;
     console.log(`learned with TTL 1 s (floor 5 s): denied again after ${gone} ms`);
@@ -389,14 +474,30 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
   }, 30_000);
 
   it('a restarted agent writes back what the previous one learned: a learned address stays allowed without a new lookup', async () => {
-    const connects = (ip: string) => pods.client?.ns.run([NODE, '-e', `const c=require('net').connect(${PORT},'${ip}');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`]).code === 0;
+    const connects = (ip: string) =>
+      pods.client?.ns.run([
+        NODE,
+        '-e',
+        `const c=require('net').connect(${PORT},'${ip}');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
+      ]).code === 0;
     // Learned (TTL 30 s) by the policy-change case above, before the agent was killed.
     expect(connects('10.78.0.1')).toBe(true);
     agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-    await eventually('/readyz after the restart', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
+    await eventually(
+      '/readyz after the restart',
+      async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined),
+      30_000,
+    );
     // The first sync replaced the table whole (its domain sets made anew); the address is back in.
     await eventually('the carried-over address allowed', () => (connects('10.78.0.1') ? true : undefined), 5_000).catch((e) => {
-      throw new Error(`${String(e)}\nagent log:\n${agent?.log().split('\n').filter((l) => /dns|DNS|learned/.test(l)).join('\n').slice(-3000)}`);
+      throw new Error(
+        `${String(e)}\nagent log:\n${agent
+          ?.log()
+          .split('\n')
+          .filter((l) => /dns|DNS|learned/.test(l))
+          .join('\n')
+          .slice(-3000)}`,
+      );
     });
     expect(fx.netns.sh(['nft', 'list', 'table', 'inet', 'weir'])).toMatch(/10\.78\.0\.1 timeout/);
     // And the new agent learns again.

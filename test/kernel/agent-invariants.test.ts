@@ -35,7 +35,17 @@ const apiList = (): { items: ApiObject[] } => JSON.parse(kubectl(['get', 'pods,n
 
 function pod(ns: string, name: string, labels: Record<string, string>, ip: string): void {
   apply({ apiVersion: 'v1', kind: 'Pod', metadata: { namespace: ns, name, labels }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] } });
-  kubectl(['-n', ns, 'patch', 'pod', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } })]);
+  kubectl([
+    '-n',
+    ns,
+    'patch',
+    'pod',
+    name,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
+  ]);
 }
 
 beforeAll(async () => {
@@ -69,18 +79,25 @@ afterAll(async () => {
 
 describe('weir-agent checks its invariants', () => {
   it('cache = API: /status digests, GET /cache and /verify/cache agree with kubectl, also after a namespace is deleted', async () => {
-    await eventually('the cache to match the API', async () => ((cacheMatchesApi(await get('/cache'), apiList())).ok ? true : undefined));
+    await eventually('the cache to match the API', async () => (cacheMatchesApi(await get('/cache'), apiList()).ok ? true : undefined));
     const status = await get('/status');
     const list = apiList();
     expect(cacheMatchesApi(status.cache, list)).toMatchObject({ ok: true, kinds: ['pods', 'namespaces', 'policies', 'nodes', 'clusterpolicies'] });
-    expect(status.cache.pods).toMatchObject(digestOf('pods', list.items.filter((o: { kind: string }) => o.kind === 'Pod')));
+    expect(status.cache.pods).toMatchObject(
+      digestOf(
+        'pods',
+        list.items.filter((o: { kind: string }) => o.kind === 'Pod'),
+      ),
+    );
     kubectl(['delete', 'namespace', 'doomed', '--wait=false']);
     // No namespace controller here: finalize it by hand, so that the API deletes it (a DELETED event).
     const ns = JSON.parse(kubectl(['get', 'namespace', 'doomed', '-o', 'json']));
     kubectl(['replace', '--raw', '/api/v1/namespaces/doomed/finalize', '-f', '-'], JSON.stringify({ ...ns, spec: { finalizers: [] } }));
     kubectl(['-n', 'shop', 'delete', 'pod', 'client', '--grace-period=0', '--force']);
-    await eventually('the namespace gone from the API', () => (apiList().items.some((o: { kind: string; metadata: { name: string } }) => o.kind === 'Namespace' && o.metadata.name === 'doomed') ? undefined : true));
-    await eventually('the cache to follow the deletions', async () => ((cacheMatchesApi(await get('/cache'), apiList())).ok ? true : undefined));
+    await eventually('the namespace gone from the API', () =>
+      apiList().items.some((o: { kind: string; metadata: { name: string } }) => o.kind === 'Namespace' && o.metadata.name === 'doomed') ? undefined : true,
+    );
+    await eventually('the cache to follow the deletions', async () => (cacheMatchesApi(await get('/cache'), apiList()).ok ? true : undefined));
     expect((await get('/cache')).namespaces.entries.map((e: string[]) => e[0])).not.toContain('doomed');
     const verify = await get('/verify/cache');
     expect(verify, JSON.stringify(verify.differences)).toMatchObject({ ok: true, differences: [] });
@@ -99,17 +116,25 @@ describe('weir-agent checks its invariants', () => {
   it('kernel = applied: an element deleted and the table deleted behind its back are repaired and counted', async () => {
     expect(await get('/verify/kernel')).toMatchObject({ kind: 'full', clean: true });
     fx.netns.sh(['nft', 'delete', 'element', 'inet', 'weir', 'known4', '{ 10.244.1.10 }']);
-    await eventually('the element repaired', async () => (/^weir_kernel_repairs_total\{reason="element-missing"\} 1$/m.test(await metrics()) ? true : undefined), 15_000);
+    await eventually(
+      'the element repaired',
+      async () => (/^weir_kernel_repairs_total\{reason="element-missing"\} 1$/m.test(await metrics()) ? true : undefined),
+      15_000,
+    );
     expect(fx.netns.sh(['nft', 'list', 'set', 'inet', 'weir', 'known4'])).toContain('10.244.1.10');
     fx.netns.sh(['nft', 'delete', 'table', 'inet', 'weir']);
-    await eventually('the table repaired', async () => (/^weir_kernel_repairs_total\{reason="table-missing"\} 1$/m.test(await metrics()) ? true : undefined), 15_000);
+    await eventually(
+      'the table repaired',
+      async () => (/^weir_kernel_repairs_total\{reason="table-missing"\} 1$/m.test(await metrics()) ? true : undefined),
+      15_000,
+    );
     const s = await get('/status');
     expect(s.kernel).toMatchObject({ repairs: 2, lastCheck: { repaired: true, afterRepair: { clean: true } } });
     expect(await get('/verify/kernel')).toMatchObject({ clean: true });
     expect(agent!.log()).toMatch(/drifted from the applied ruleset/);
   });
 
-  it('IPAM = pods: the sweep frees a record whose pod and veth are gone, and keeps a live pod\'s', async () => {
+  it("IPAM = pods: the sweep frees a record whose pod and veth are gone, and keeps a live pod's", async () => {
     const store = path.join(dirs.dataDir, 'weir');
     fs.mkdirSync(store, { recursive: true, mode: 0o700 });
     const record = (containerID: string, ns: string, name: string, ip: string) =>

@@ -10,16 +10,13 @@
 // driver). Nothing is configured in the root namespace: the handle is opened
 // inside the test namespace and every command runs with `ip -n <ns>`.
 import { describe, expect, it } from 'vitest';
-import { type NodeInfo, RTPROT_WEIR_NODE, desiredNodeRoutes, reconcileNodeRoutes } from '../../src/agent/routes.ts';
+import { desiredNodeRoutes, type NodeInfo, RTPROT_WEIR_NODE, reconcileNodeRoutes } from '../../src/agent/routes.ts';
 import { parseCidr, parseIp } from '../../src/cni/ip.ts';
 import { NetlinkError } from '../../src/errors.ts';
 import { NetlinkHandle } from '../../src/netlink/handle.ts';
 import { RTPROT_WEIR } from '../../src/plugin/names.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
-
-
-
+import { sh, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
 
 // ---- kernel ----
 
@@ -147,7 +144,12 @@ describe('reconcileNodeRoutes (kernel)', () => {
     ]);
 
     // b wants exactly what the static and the boot routes hold.
-    const nodes = [SELF, node('b', ['10.244.7.0/24', 'fd00:244:7::/64'], ['10.98.0.2', 'fd98::2']), node('c', ['10.244.9.0/24'], ['10.98.0.3']), node('d', ['10.244.4.0/24'], ['10.98.0.4'])];
+    const nodes = [
+      SELF,
+      node('b', ['10.244.7.0/24', 'fd00:244:7::/64'], ['10.98.0.2', 'fd98::2']),
+      node('c', ['10.244.9.0/24'], ['10.98.0.3']),
+      node('d', ['10.244.4.0/24'], ['10.98.0.4']),
+    ];
     const r = reconcileNodeRoutes(h, desiredNodeRoutes(nodes, 'self'));
     expect(r.added).toEqual(['10.244.4.0/24']);
     expect(r.removed).toEqual(['10.244.8.0/24']);

@@ -2,15 +2,16 @@
 // bound by the project's own ClusterRole. The agent and the control plane
 // share one test namespace, which plays node n1; a veth to a second test
 // namespace ("lan", 172.31.0.2) gives the other nodes' InternalIPs a wire.
-import type { AgentStatus } from '../../src/weirctl/context.ts';
+
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentStatus } from '../../src/weirctl/context.ts';
 import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
 import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
-import { type TestNetns, createNetns, sh } from '../helpers/netns.ts';
+import { createNetns, sh, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const fx = useControlPlane('agent');
@@ -132,7 +133,11 @@ describe('weir-agent against a real API server', () => {
     // resource the API does not serve yet (the ClusterNetworkPolicy CRD is not installed here).
     const can = (verb: string, res: string): string => {
       const [resource, ...group] = res.split('.');
-      const review = { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user: sa, resourceAttributes: { verb, resource, group: group.join('.') } } };
+      const review = {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: { user: sa, resourceAttributes: { verb, resource, group: group.join('.') } },
+      };
       const r = fx.cp.kubectl(['create', '-f', '-', '-o', 'jsonpath={.status.allowed}'], { input: JSON.stringify(review) });
       if (r.code !== 0) throw new Error(`SubjectAccessReview ${verb} ${res}: ${r.stderr}`);
       return r.stdout.trim() === 'true' ? 'yes' : 'no';
@@ -157,14 +162,18 @@ describe('weir-agent against a real API server', () => {
     expect(s['applied']!.full).toBe(true);
     // The policy listed at startup keeps its `from`: only 192.0.2.0/24 may reach the pod.
     expect(nftTable()).toMatch(/set s[0-9a-f]+_cidr4 \{[^}]*elements = \{ 192\.0\.2\.0\/24 \}/s);
-    expect(nftTable()).toMatch(/ip saddr @s[0-9a-f]+_cidr4 meta l4proto \. th dport @s[0-9a-f]+_ports counter packets \d+ bytes \d+ accept comment "early\/from-test-net ingress\[0\]"/);
+    expect(nftTable()).toMatch(
+      /ip saddr @s[0-9a-f]+_cidr4 meta l4proto \. th dport @s[0-9a-f]+_ports counter packets \d+ bytes \d+ accept comment "early\/from-test-net ingress\[0\]"/,
+    );
     expect(nftTable()).not.toMatch(/^\s*meta l4proto \. th dport @\S+ counter packets \d+ bytes \d+ accept comment "early\/from-test-net/m);
   });
 
-  it('routes the other nodes\' pod CIDRs via their InternalIPs, and follows changes', async () => {
+  it("routes the other nodes' pod CIDRs via their InternalIPs, and follows changes", async () => {
     await eventually('route to n2', () => (weirRoutes().some((r) => r.dst === '10.244.2.0/24' && r.gateway === '172.31.0.2') ? true : undefined));
     patchStatus('node', 'n2', { addresses: [{ type: 'InternalIP', address: '172.31.0.3' }] });
-    await eventually('route to n2 via its new address', () => (weirRoutes().some((r) => r.dst === '10.244.2.0/24' && r.gateway === '172.31.0.3') ? true : undefined));
+    await eventually('route to n2 via its new address', () =>
+      weirRoutes().some((r) => r.dst === '10.244.2.0/24' && r.gateway === '172.31.0.3') ? true : undefined,
+    );
     node('n3', ['10.244.3.0/24'], '172.31.0.2');
     await eventually('route to n3', () => (weirRoutes().some((r) => r.dst === '10.244.3.0/24') ? true : undefined));
     kubectl(['delete', 'node', 'n3']);
@@ -192,7 +201,10 @@ describe('weir-agent against a real API server', () => {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: { namespace: 'shop', name: 'web-from-client' },
-      spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 'http' }] }] },
+      spec: {
+        podSelector: { matchLabels: { app: 'web' } },
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 'http' }] }],
+      },
     });
     await applied('policies', 'the new policy');
     const ms = Date.now() - t0;
@@ -237,7 +249,7 @@ describe('weir-agent against a real API server', () => {
   // exists; in a namespace with default-deny egress not one packet may pass,
   // and in a namespace without policy the same pod must get through (so the
   // test can fail).
-  it('no window at pod start: a pod sending from its first instant never gets past its namespace\'s default deny', async () => {
+  it("no window at pod start: a pod sending from its first instant never gets past its namespace's default deny", async () => {
     const node24 = path.join(REPO, 'node_modules/.bin/node');
     const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
     const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
@@ -245,7 +257,12 @@ describe('weir-agent against a real API server', () => {
       apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
       apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: ns, name: 'default' } });
     }
-    apply({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'locked', name: 'deny-egress' }, spec: { podSelector: {}, policyTypes: ['Egress'] } });
+    apply({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { namespace: 'locked', name: 'deny-egress' },
+      spec: { podSelector: {}, policyTypes: ['Egress'] },
+    });
 
     const received: Record<string, number> = {};
     for (const ns of ['locked', 'open']) {
@@ -256,8 +273,23 @@ describe('weir-agent against a real API server', () => {
       const sender = spawnLines(['ip', 'netns', 'exec', podNs.name, node24, '-e', SENDER(ns)]);
       try {
         await eventually('receiver and sender to start', () => (receiver.lines.includes('ready') && sender.lines.includes('ready') ? true : undefined));
-        const add = sh('ip', ['netns', 'exec', fx.netns.name, 'env', 'CNI_COMMAND=ADD', `CNI_CONTAINERID=nb-${ns}`, `CNI_NETNS=${podNs.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni',
-          `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=newborn`, path.join(REPO, 'dist/bin/weir')], conf);
+        const add = sh(
+          'ip',
+          [
+            'netns',
+            'exec',
+            fx.netns.name,
+            'env',
+            'CNI_COMMAND=ADD',
+            `CNI_CONTAINERID=nb-${ns}`,
+            `CNI_NETNS=${podNs.path}`,
+            'CNI_IFNAME=eth0',
+            'CNI_PATH=/usr/lib/cni',
+            `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=newborn`,
+            path.join(REPO, 'dist/bin/weir'),
+          ],
+          conf,
+        );
         const podIp = (JSON.parse(add).ips[0].address as string).split('/')[0] as string;
         expect(podIp).toMatch(/^10\.244\.1\./);
         // Keep sending for a while after ADD: the open pod must get through.
@@ -274,7 +306,22 @@ describe('weir-agent against a real API server', () => {
           const metrics = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
           expect(metrics).toMatch(/weir_denied_packets_total\{direction="egress",action="drop"\} [1-9]/);
         }
-        sh('ip', ['netns', 'exec', fx.netns.name, 'env', 'CNI_COMMAND=DEL', `CNI_CONTAINERID=nb-${ns}`, `CNI_NETNS=${podNs.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni', path.join(REPO, 'dist/bin/weir')], conf);
+        sh(
+          'ip',
+          [
+            'netns',
+            'exec',
+            fx.netns.name,
+            'env',
+            'CNI_COMMAND=DEL',
+            `CNI_CONTAINERID=nb-${ns}`,
+            `CNI_NETNS=${podNs.path}`,
+            'CNI_IFNAME=eth0',
+            'CNI_PATH=/usr/lib/cni',
+            path.join(REPO, 'dist/bin/weir'),
+          ],
+          conf,
+        );
       } finally {
         sender.kill();
         receiver.kill();
@@ -315,7 +362,12 @@ describe('weir-agent against a real API server', () => {
     for (const id of ['c0ffee', 'dead']) await agentRequest(agent!.socket, 'POST', '/cni/del', { containerID: id });
     await eventually('the made-up pods to be forgotten', () => (/10\.244\.1\.20/.test(nftTable()) ? undefined : true));
     // The listing order of chains follows creation order; compare content.
-    const strip = (t: string): string => t.replace(/packets \d+ bytes \d+/g, '').split('\n').sort().join('\n');
+    const strip = (t: string): string =>
+      t
+        .replace(/packets \d+ bytes \d+/g, '')
+        .split('\n')
+        .sort()
+        .join('\n');
     const before = strip(nftTable());
     expect(before).toContain('shop/after-outage');
     expect(await agent!.stop('SIGTERM')).toBe(0);
@@ -330,7 +382,15 @@ describe('weir-agent against a real API server', () => {
 
   it('serves health and metrics, and status names what it applied', async () => {
     const m = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
-    for (const name of ['weir_denied_packets_total', 'weir_syncs_total', 'weir_sync_duration_seconds_bucket', 'weir_event_to_applied_seconds_count', 'weir_nft_rules', 'weir_api_errors_total', 'process_resident_memory_bytes']) {
+    for (const name of [
+      'weir_denied_packets_total',
+      'weir_syncs_total',
+      'weir_sync_duration_seconds_bucket',
+      'weir_event_to_applied_seconds_count',
+      'weir_nft_rules',
+      'weir_api_errors_total',
+      'process_resident_memory_bytes',
+    ]) {
       expect(m, name).toContain(name);
     }
     // Nothing edited the table in this file: every incremental sync must have gone through as one.

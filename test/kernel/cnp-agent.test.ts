@@ -13,16 +13,17 @@
 //     deleting the policies opens it again.
 //   - The cache digest covers the kind: /verify/cache and cacheMatchesApi
 //     with `kubectl get clusternetworkpolicies` agree.
-import type { AgentStatus } from '../../src/weirctl/context.ts';
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi } from '../../src/agent/cache-digest.ts';
-import { type AgentDirs, type AgentProcess, WEIR_BIN, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
+import type { AgentStatus } from '../../src/weirctl/context.ts';
+import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent, WEIR_BIN } from '../helpers/agent.ts';
 import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
-import { type TestNetns, createNetns, sh } from '../helpers/netns.ts';
+import { createNetns, sh, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
@@ -45,7 +46,11 @@ const nftTable = (): string => fx.netns.run(['nft', 'list', 'table', 'inet', 'we
 /** Until the agent has applied a state at least as new as the API's current ClusterNetworkPolicies. */
 async function appliedCnps(what: string): Promise<void> {
   const rv = Number(JSON.parse(kubectl(['get', 'clusternetworkpolicies', '-o', 'json'])).metadata.resourceVersion);
-  await eventually(`the agent to apply ${what} (clusterpolicies rv ${rv})`, async () => (Number((await status())['applied']?.versions?.clusterpolicies ?? 0) >= rv ? true : undefined), 20_000);
+  await eventually(
+    `the agent to apply ${what} (clusterpolicies rv ${rv})`,
+    async () => (Number((await status())['applied']?.versions?.clusterpolicies ?? 0) >= rv ? true : undefined),
+    20_000,
+  );
 }
 
 // A server in `web` that greets each connection and prints each line it receives with the connection's number.
@@ -72,13 +77,32 @@ function spawnLines(argv: string[]): { lines: string[]; child: ChildProcess } {
 }
 
 const connects = (): boolean => pods.client.ns.run([NODE, '-e', PROBE(pods.web.ip)]).code === 0;
-const trackedTo8080 = (): string[] => fx.netns.run(['conntrack', '-L', '-p', 'tcp', '--dport', String(PORT)]).stdout.split('\n').filter((l) => l.includes('ESTABLISHED'));
+const trackedTo8080 = (): string[] =>
+  fx.netns
+    .run(['conntrack', '-L', '-p', 'tcp', '--dport', String(PORT)])
+    .stdout.split('\n')
+    .filter((l) => l.includes('ESTABLISHED'));
 
 function cni(command: 'ADD' | 'DEL', name: string, netns: TestNetns): string {
   const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
   const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
-  return sh('ip', ['netns', 'exec', fx.netns.name, 'env', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=cnp-${name}`, `CNI_NETNS=${netns.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni',
-    `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`, WEIR_BIN], conf);
+  return sh(
+    'ip',
+    [
+      'netns',
+      'exec',
+      fx.netns.name,
+      'env',
+      `CNI_COMMAND=${command}`,
+      `CNI_CONTAINERID=cnp-${name}`,
+      `CNI_NETNS=${netns.path}`,
+      'CNI_IFNAME=eth0',
+      'CNI_PATH=/usr/lib/cni',
+      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`,
+      WEIR_BIN,
+    ],
+    conf,
+  );
 }
 
 const cnp = (name: string, tier: 'Admin' | 'Baseline', priority: number) => ({
@@ -102,7 +126,12 @@ beforeAll(async () => {
   apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
   apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
   for (const name of ['web', 'client'] as const) {
-    apply({ apiVersion: 'v1', kind: 'Pod', metadata: { namespace: 'shop', name, labels: { app: name } }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] } });
+    apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { namespace: 'shop', name, labels: { app: name } },
+      spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] },
+    });
   }
   agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
   await eventually('/readyz', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000).catch((e) => {
@@ -111,7 +140,17 @@ beforeAll(async () => {
   for (const name of ['web', 'client'] as const) {
     const ns = createNetns('cnppod');
     const ip = (JSON.parse(cni('ADD', name, ns)).ips[0].address as string).split('/')[0] as string;
-    kubectl(['-n', 'shop', 'patch', 'pod', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } })]);
+    kubectl([
+      '-n',
+      'shop',
+      'patch',
+      'pod',
+      name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
+    ]);
     pods[name] = { ns, ip };
   }
   server = spawnLines(['ip', 'netns', 'exec', pods.web.ns.name, NODE, '-e', SERVER]);
@@ -136,7 +175,10 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
   it('without the CRD the agent is ready, enforces what it knows, and says why there are no ClusterNetworkPolicies (logged once)', async () => {
     const s = await status();
     expect(s['ready']).toBe(true);
-    expect(s['clusterPolicyApi']).toEqual({ available: false, reason: expect.stringMatching(/ClusterNetworkPolicy CRD \(clusternetworkpolicies\.policy\.networking\.k8s\.io\) is not installed/) });
+    expect(s['clusterPolicyApi']).toEqual({
+      available: false,
+      reason: expect.stringMatching(/ClusterNetworkPolicy CRD \(clusternetworkpolicies\.policy\.networking\.k8s\.io\) is not installed/),
+    });
     expect(s['cache']!.clusterpolicies).toMatchObject({ count: 0 });
     expect(connects()).toBe(true);
     // Retried meanwhile (the watch of a kind the API does not serve fails at once), logged once.
@@ -148,7 +190,11 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
     kubectl(['apply', '--server-side', '-f', CRD]);
     kubectl(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
     const t0 = Date.now();
-    await eventually('the agent to list ClusterNetworkPolicies', async () => ((await status())['clusterPolicyApi']?.available === true ? true : undefined), 45_000);
+    await eventually(
+      'the agent to list ClusterNetworkPolicies',
+      async () => ((await status())['clusterPolicyApi']?.available === true ? true : undefined),
+      45_000,
+    );
     console.log(`CRD established -> agent mirrors the kind: ${Date.now() - t0} ms`);
     expect(agent!.log()).toMatch(/clusterpolicies: the API serves it now/);
   });
@@ -175,10 +221,14 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
     expect(ticks()).toBe(after);
     expect(after).toBeGreaterThan(0);
     const policies = await get('/policies');
-    expect(policies.clusterPolicies).toEqual([expect.objectContaining({ name: 'deny-web-8080', tier: 'Admin', priority: 10, chain: expect.stringMatching(/^c[0-9a-f]+/) })]);
+    expect(policies.clusterPolicies).toEqual([
+      expect.objectContaining({ name: 'deny-web-8080', tier: 'Admin', priority: 10, chain: expect.stringMatching(/^c[0-9a-f]+/) }),
+    ]);
 
     // The cache digest covers the kind.
-    const list = JSON.parse(kubectl(['get', 'pods,namespaces,networkpolicies.networking.k8s.io,nodes,clusternetworkpolicies.policy.networking.k8s.io', '-A', '-o', 'json']));
+    const list = JSON.parse(
+      kubectl(['get', 'pods,namespaces,networkpolicies.networking.k8s.io,nodes,clusternetworkpolicies.policy.networking.k8s.io', '-A', '-o', 'json']),
+    );
     expect(cacheMatchesApi(await get('/cache'), list)).toMatchObject({ ok: true, kinds: expect.arrayContaining(['clusterpolicies']) });
     expect((await get('/cache')).clusterpolicies.entries.map((e: string[]) => e[0])).toEqual(['deny-web-8080']);
     expect(await get('/verify/cache')).toMatchObject({ ok: true });
@@ -197,7 +247,10 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: { namespace: 'shop', name: 'web-from-client' },
-      spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: PORT }] }] },
+      spec: {
+        podSelector: { matchLabels: { app: 'web' } },
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: PORT }] }],
+      },
     });
     const rv = Number(JSON.parse(kubectl(['get', 'networkpolicies', '-A', '-o', 'json'])).metadata.resourceVersion);
     await eventually('the NetworkPolicy applied', async () => (Number((await status())['applied']?.versions?.policies ?? 0) >= rv ? true : undefined));

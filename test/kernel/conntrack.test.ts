@@ -12,14 +12,14 @@
 // with a small node echo pair (Debian's busybox nc has no -u).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually as waitFor } from '../helpers/wait.ts';
 import { describe, expect, it } from 'vitest';
 import { NetlinkError } from '../../src/errors.ts';
-import { type CtEntry, type CtTuple, IPS_ASSURED, IPPROTO_TCP, IPPROTO_UDP, TCP_CONNTRACK_STATES } from '../../src/netlink/conntrack.ts';
+import { type CtEntry, type CtTuple, IPPROTO_TCP, IPPROTO_UDP, IPS_ASSURED, TCP_CONNTRACK_STATES } from '../../src/netlink/conntrack.ts';
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, linkedPair, withNetnsCleanup } from '../helpers/netns.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
+import { linkedPair, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
+import { eventually as waitFor } from '../helpers/wait.ts';
 
 const scope = withNetnsCleanup('conntrack');
 
@@ -72,7 +72,6 @@ function spawnIn(ns: TestNetns, cmd: string[]): { child: ChildProcess; out: () =
   });
   return { child, out: () => out };
 }
-
 
 /** A busybox nc server in `b` and a client in `a`, both with stdin held open: an idle established TCP connection. */
 async function tcpConnection(p: Pair, family: 4 | 6, port: number) {
@@ -151,7 +150,8 @@ const asCli = (e: CtEntry): CliEntry => {
 const byKey = (x: CliEntry) => `${x.proto} ${x.orig.src} ${x.orig.sport} ${x.orig.dst} ${x.orig.dport}`;
 const sorted = (xs: CliEntry[]) => [...xs].sort((p, q) => byKey(p).localeCompare(byKey(q)));
 
-const sameTuple = (x: CtTuple, y: CtTuple) => x.family === y.family && x.proto === y.proto && x.src === y.src && x.dst === y.dst && x.sport === y.sport && x.dport === y.dport;
+const sameTuple = (x: CtTuple, y: CtTuple) =>
+  x.family === y.family && x.proto === y.proto && x.src === y.src && x.dst === y.dst && x.sport === y.sport && x.dport === y.dport;
 const has = (h: ConntrackHandle, t: CtTuple) => h.list(t.family).some((e) => sameTuple(e.orig, t));
 
 // ---- tests ----
@@ -188,7 +188,12 @@ describe('ConntrackHandle (kernel)', () => {
     const mine = p.h.list(4);
     expect(sorted(mine.map(asCli))).toEqual(sorted(conntrackCli(p.a, 4)));
     // All families by default; nothing IPv6 happened yet.
-    expect(p.h.list().map((e) => e.id).sort()).toEqual(mine.map((e) => e.id).sort());
+    expect(
+      p.h
+        .list()
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual(mine.map((e) => e.id).sort());
     expect(p.h.list(6)).toEqual([]);
   });
 

@@ -10,11 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ControlPlaneError, startControlPlane } from '../../lab/controlplane/index.ts';
-import { describeCert, } from '../../lab/controlplane/pki.ts';
+import { describeCert } from '../../lab/controlplane/pki.ts';
 import { useControlPlane } from '../helpers/controlplane.ts';
-import { eventually as poll } from '../helpers/wait.ts';
 import { createNetns, listNetns } from '../helpers/netns.ts';
-
+import { eventually as poll } from '../helpers/wait.ts';
 
 const CLUSTER_CIDR = '10.244.0.0/16';
 
@@ -23,7 +22,6 @@ const netnsOf = (pid: number | 'self'): string => fs.readlinkSync(`/proc/${pid}/
 
 /** Polls `fn` every 250 ms until it returns a value, for at most `ms`. */
 const eventually = <T>(what: string, ms: number, fn: () => T | undefined): Promise<T> => poll(what, fn, ms, 250);
-
 
 describe('control plane in a network namespace', () => {
   const fx = useControlPlane('cp', { controllerManager: { clusterCIDR: CLUSTER_CIDR, nodeCIDRMaskSize: 24 }, scheduler: true });
@@ -35,7 +33,11 @@ describe('control plane in a network namespace', () => {
 
   it('starts quickly, and every process runs inside the namespace', () => {
     const { cp } = fx;
-    console.log(`startup: ${cp.startupMs} ms (${Object.entries(cp.timings).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+    console.log(
+      `startup: ${cp.startupMs} ms (${Object.entries(cp.timings)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')})`,
+    );
     expect(cp.url).toBe('https://127.0.0.1:6443');
     expect(cp.pids()).toHaveLength(4);
     const theirs = `net:[${fs.statSync(fx.netns.path).ino}]`;
@@ -49,7 +51,8 @@ describe('control plane in a network namespace', () => {
 
   it('serving certificate names every address clients use', () => {
     const text = describeCert(path.join(fx.dir, 'pki/apiserver.crt'));
-    for (const san of ['IP Address:127.0.0.1', 'IP Address:10.96.0.1', 'DNS:kubernetes', 'DNS:kubernetes.default.svc.cluster.local']) expect(text).toContain(san);
+    for (const san of ['IP Address:127.0.0.1', 'IP Address:10.96.0.1', 'DNS:kubernetes', 'DNS:kubernetes.default.svc.cluster.local'])
+      expect(text).toContain(san);
     expect(describeCert(path.join(fx.dir, 'pki/admin.crt'))).toMatch(/O\s*=\s*system:masters/);
   });
 
@@ -65,8 +68,20 @@ describe('control plane in a network namespace', () => {
     kubectlOk(['create', '-f', '-'], node('node-b'));
     const t0 = Date.now();
     const cidrs = await eventually('podCIDRs of node-a and node-b', 30_000, () => {
-      const out = fx.cp.kubectl(['get', 'nodes', '-l', 'weir.test/lab=true', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.spec.podCIDRs[*]}{"\\n"}{end}']);
-      const m = new Map(out.stdout.trim().split('\n').map((l) => l.split('=') as [string, string]));
+      const out = fx.cp.kubectl([
+        'get',
+        'nodes',
+        '-l',
+        'weir.test/lab=true',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.name}={.spec.podCIDRs[*]}{"\\n"}{end}',
+      ]);
+      const m = new Map(
+        out.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split('=') as [string, string]),
+      );
       return m.get('node-a') && m.get('node-b') ? m : undefined;
     });
     console.log(`podCIDRs assigned in ${Date.now() - t0} ms: ${[...cidrs].map(([n, c]) => `${n} ${c}`).join(', ')}`);
@@ -147,7 +162,16 @@ describe('control plane advertising a non-loopback address', () => {
     expect(cp.url).toBe('https://10.99.0.1:6443');
     expect(cp.kubectl(['get', 'service', 'kubernetes', '-o', 'jsonpath={.spec.clusterIP}']).stdout).toBe('10.97.0.1');
     const addrs = await eventually('EndpointSlice of the kubernetes Service', 20_000, () => {
-      const r = cp.kubectl(['get', 'endpointslices', '-n', 'default', '-l', 'kubernetes.io/service-name=kubernetes', '-o', 'jsonpath={.items[*].endpoints[*].addresses[*]}']);
+      const r = cp.kubectl([
+        'get',
+        'endpointslices',
+        '-n',
+        'default',
+        '-l',
+        'kubernetes.io/service-name=kubernetes',
+        '-o',
+        'jsonpath={.items[*].endpoints[*].addresses[*]}',
+      ]);
       return r.code === 0 && r.stdout.trim() !== '' ? r.stdout.trim() : undefined;
     });
     expect(addrs).toBe('10.99.0.1');
@@ -167,7 +191,10 @@ describe('control plane start failure', () => {
       expect(err).toBeInstanceOf(ControlPlaneError);
       expect((err as Error).message).toMatch(/kube-apiserver.*exited with code 1/);
       expect((err as Error).message).toMatch(/cannot assign requested address/);
-      const pids = progress.map((m) => /\(pid (\d+)/.exec(m)?.[1]).filter((p): p is string => !!p).map(Number);
+      const pids = progress
+        .map((m) => /\(pid (\d+)/.exec(m)?.[1])
+        .filter((p): p is string => !!p)
+        .map(Number);
       expect(pids.length).toBeGreaterThanOrEqual(2);
       for (const pid of pids) expect(pidAlive(pid), `pid ${pid}`).toBe(false);
     } finally {
@@ -177,7 +204,9 @@ describe('control plane start failure', () => {
   });
 
   it('rejects a namespace that does not exist', async () => {
-    await expect(startControlPlane({ netns: 'weirt-cp-missing-0', dir: '/tmp/weir-cp-never', advertiseAddress: '127.0.0.1' })).rejects.toThrow(/does not exist/);
+    await expect(startControlPlane({ netns: 'weirt-cp-missing-0', dir: '/tmp/weir-cp-never', advertiseAddress: '127.0.0.1' })).rejects.toThrow(
+      /does not exist/,
+    );
     expect(fs.existsSync('/tmp/weir-cp-never')).toBe(false);
   });
 });

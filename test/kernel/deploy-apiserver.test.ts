@@ -18,7 +18,6 @@ const REPO = path.resolve(import.meta.dirname, '../..');
 const MANIFEST = path.join(REPO, 'deploy/weir.yaml');
 const SA = 'system:serviceaccount:kube-system:weir-agent';
 
-
 describe('deploy/weir.yaml on a real kube-apiserver', () => {
   const fx = useControlPlane('deploy', { controllerManager: { clusterCIDR: '10.244.0.0/16', nodeCIDRMaskSize: 24 } });
   const kubectl = (args: string[], input?: string) => fx.cp.kubectl(args, input === undefined ? {} : { input });
@@ -42,19 +41,33 @@ describe('deploy/weir.yaml on a real kube-apiserver', () => {
 
   it('applies as a user applies it, and a second apply changes nothing', () => {
     const first = kubectlOk(['apply', '--validate=strict', '-f', MANIFEST]);
-    for (const o of ['serviceaccount/weir-agent', 'clusterrole.rbac.authorization.k8s.io/weir-agent', 'clusterrolebinding.rbac.authorization.k8s.io/weir-agent', 'daemonset.apps/weir']) expect(first).toContain(`${o} created`);
+    for (const o of [
+      'serviceaccount/weir-agent',
+      'clusterrole.rbac.authorization.k8s.io/weir-agent',
+      'clusterrolebinding.rbac.authorization.k8s.io/weir-agent',
+      'daemonset.apps/weir',
+    ])
+      expect(first).toContain(`${o} created`);
     const second = kubectlOk(['apply', '--validate=strict', '-f', MANIFEST]);
-    expect(second.trim().split('\n').every((l) => l.endsWith(' unchanged')), second).toBe(true);
+    expect(
+      second
+        .trim()
+        .split('\n')
+        .every((l) => l.endsWith(' unchanged')),
+      second,
+    ).toBe(true);
   });
 
   it('every CRD it installs becomes Established', () => {
-    const crds = kubectlOk(['get', '-f', MANIFEST, '-o', 'jsonpath={range .items[?(@.kind=="CustomResourceDefinition")]}{.metadata.name}{"\\n"}{end}']).split('\n').filter(Boolean);
+    const crds = kubectlOk(['get', '-f', MANIFEST, '-o', 'jsonpath={range .items[?(@.kind=="CustomResourceDefinition")]}{.metadata.name}{"\\n"}{end}'])
+      .split('\n')
+      .filter(Boolean);
     // The manifest installs the HostFirewallPolicy CRD: an empty list would mean the query found nothing, not that all is well.
     expect(crds).toContain('hostfirewallpolicies.weir.dev');
     for (const name of crds) kubectlOk(['wait', '--for=condition=Established', `crd/${name}`, '--timeout=60s']);
   });
 
-  it('the agent\'s ServiceAccount reads pods, namespaces, nodes and NetworkPolicies, and writes nothing', () => {
+  it("the agent's ServiceAccount reads pods, namespaces, nodes and NetworkPolicies, and writes nothing", () => {
     const can = (verb: string, resource: string): string => {
       const r = kubectl(['auth', 'can-i', verb, resource, `--as=${SA}`]);
       return r.stdout.trim();
@@ -64,7 +77,15 @@ describe('deploy/weir.yaml on a real kube-apiserver', () => {
       for (const verb of ['create', 'update', 'patch', 'delete']) expect(can(verb, res), `${verb} ${res}`).toBe('no');
     }
     // The resources of the CRDs this file installs: read, never written.
-    const crdResources = kubectlOk(['get', '-f', MANIFEST, '-o', 'jsonpath={range .items[?(@.kind=="CustomResourceDefinition")]}{.spec.names.plural}.{.spec.group}{"\\n"}{end}']).split('\n').filter(Boolean);
+    const crdResources = kubectlOk([
+      'get',
+      '-f',
+      MANIFEST,
+      '-o',
+      'jsonpath={range .items[?(@.kind=="CustomResourceDefinition")]}{.spec.names.plural}.{.spec.group}{"\\n"}{end}',
+    ])
+      .split('\n')
+      .filter(Boolean);
     for (const res of crdResources) {
       for (const verb of ['get', 'list', 'watch']) expect(can(verb, res), `${verb} ${res}`).toBe('yes');
       for (const verb of ['create', 'update', 'delete']) expect(can(verb, res), `${verb} ${res}`).toBe('no');
@@ -77,7 +98,12 @@ describe('deploy/weir.yaml on a real kube-apiserver', () => {
     const crd = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
     kubectlOk(['apply', '--server-side', '--validate=strict', '-f', crd]);
     kubectlOk(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
-    const cnp = { apiVersion: 'policy.networking.k8s.io/v1beta1', kind: 'ClusterNetworkPolicy', metadata: { name: 'deploy-check' }, spec: { tier: 'Admin', priority: 5, subject: { namespaces: {} }, egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com'] }] }] } };
+    const cnp = {
+      apiVersion: 'policy.networking.k8s.io/v1beta1',
+      kind: 'ClusterNetworkPolicy',
+      metadata: { name: 'deploy-check' },
+      spec: { tier: 'Admin', priority: 5, subject: { namespaces: {} }, egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com'] }] }] },
+    };
     kubectlOk(['apply', '--validate=strict', '-f', '-'], JSON.stringify(cnp));
     // The experimental field is kept (not pruned), so the agent sees it.
     expect(JSON.parse(kubectlOk(['get', 'cnp', 'deploy-check', '-o', 'json'])).spec.egress[0].to[0].domainNames).toEqual(['*.example.com']);
@@ -88,10 +114,14 @@ describe('deploy/weir.yaml on a real kube-apiserver', () => {
 
   it('the DaemonSet controller makes a pod for a node, admitted at system-node-critical priority', async () => {
     kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'deploy-node-a' } }));
-    let pod: { spec: { priority?: number; priorityClassName?: string; serviceAccountName?: string; hostNetwork?: boolean }; metadata: { name: string } } | undefined;
+    let pod:
+      | { spec: { priority?: number; priorityClassName?: string; serviceAccountName?: string; hostNetwork?: boolean }; metadata: { name: string } }
+      | undefined;
     const deadline = Date.now() + 60_000;
     while (!pod && Date.now() < deadline) {
-      const list = JSON.parse(kubectlOk(['-n', 'kube-system', 'get', 'pods', '-l', 'app.kubernetes.io/name=weir', '-o', 'json'])) as { items: NonNullable<typeof pod>[] };
+      const list = JSON.parse(kubectlOk(['-n', 'kube-system', 'get', 'pods', '-l', 'app.kubernetes.io/name=weir', '-o', 'json'])) as {
+        items: NonNullable<typeof pod>[];
+      };
       pod = list.items[0];
       if (!pod) await sleep(500);
     }

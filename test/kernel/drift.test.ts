@@ -24,11 +24,22 @@ import type { NetworkPolicy } from '../../src/policy/types.ts';
 import { defaultNode } from '../../src/probe/process.ts';
 import { type NodePod, usePolicyNode } from '../helpers/policy-node.ts';
 
-const fx = usePolicyNode({ prefix: 'drift', namespaces: { x: { ns: 'x' } }, pods: [{ namespace: 'x', name: 'a', labels: { pod: 'a' } }, { namespace: 'x', name: 'b', labels: { pod: 'b' } }] });
+const fx = usePolicyNode({
+  prefix: 'drift',
+  namespaces: { x: { ns: 'x' } },
+  pods: [
+    { namespace: 'x', name: 'a', labels: { pod: 'a' } },
+    { namespace: 'x', name: 'b', labels: { pod: 'b' } },
+  ],
+});
 
 const allowAto80: NetworkPolicy = {
   metadata: { namespace: 'x', name: 'b-from-a' },
-  spec: { podSelector: { matchLabels: { pod: 'b' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ protocol: 'TCP', port: 80 }] }] },
+  spec: {
+    podSelector: { matchLabels: { pod: 'b' } },
+    policyTypes: ['Ingress'],
+    ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'a' } } }], ports: [{ protocol: 'TCP', port: 80 }] }],
+  },
 };
 
 /** TCP connects from `from` to `to` on both ports every 10 ms; each success logged with its port and time. */
@@ -103,7 +114,10 @@ describe('drift of the kernel table is found and repaired', () => {
     const p = prober(node.pod('x/a'), node.pod('x/b'));
     try {
       await sleep(300);
-      expect(p.ok.some((x) => x.port === 80), 'x/a reaches x/b:80 before the edit').toBe(true);
+      expect(
+        p.ok.some((x) => x.port === 80),
+        'x/a reaches x/b:80 before the edit',
+      ).toBe(true);
       const before = results.length;
       repairedAt = 0;
       const editAt = Date.now();
@@ -119,7 +133,10 @@ describe('drift of the kernel table is found and repaired', () => {
       expect(r.afterRepair?.clean, JSON.stringify(r.afterRepair)).toBe(true);
       const back = Date.now();
       await sleep(300);
-      expect(p.ok.some((x) => x.port === 80 && x.at > back), 'x/a reaches x/b:80 after the repair').toBe(true);
+      expect(
+        p.ok.some((x) => x.port === 80 && x.at > back),
+        'x/a reaches x/b:80 after the repair',
+      ).toBe(true);
       return { ok: p.ok, editAt, result: r };
     } finally {
       p.stop();

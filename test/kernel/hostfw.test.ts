@@ -17,7 +17,7 @@
 // schema; and weir-agent (dist/bin) with --host-firewall: runs without the
 // CRD, applies HostFirewallPolicies, reports them and the failsafes in
 // /status, and removes every host chain when started without the flag.
-import type { AgentStatus } from '../../src/weirctl/context.ts';
+
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,18 +25,19 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroup2Root } from '../../src/agent/hostfw.ts';
 import { tableDrift } from '../../src/agent/kernel-drift.ts';
-import { parseTableListing } from '../../src/nft/listing.ts';
 import { type NflogPacket, parsePacketHeaders } from '../../src/netlink/nflog.ts';
 import { NflogReader } from '../../src/netlink/nflog-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
+import { parseTableListing } from '../../src/nft/listing.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
 import type { HostFirewallOptions } from '../../src/policy/host.ts';
 import type { ClusterState, HostFirewallPolicy, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
+import type { AgentStatus } from '../../src/weirctl/context.ts';
 import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
 import { useControlPlane } from '../helpers/controlplane.ts';
-import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
+import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
 import { readUntil } from '../helpers/nflog.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -67,7 +68,10 @@ const PODS: Pod[] = [
 ];
 const HN_POLICY: NetworkPolicy = {
   metadata: { namespace: 'x', name: 'hn-from-clients' },
-  spec: { podSelector: { matchLabels: { app: 'hn' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 'http' }] }] },
+  spec: {
+    podSelector: { matchLabels: { app: 'hn' } },
+    ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 'http' }] }],
+  },
 };
 const hfp = (name: string, spec: HostFirewallPolicy['spec']): HostFirewallPolicy => ({ metadata: { name }, spec });
 const DENY_ALL = hfp('deny-all', { nodeSelector: { matchLabels: { role: 'worker' } }, policyTypes: ['Ingress', 'Egress'] });
@@ -151,7 +155,10 @@ describe('host firewall in the kernel', () => {
     lan.sh(['ip', 'route', 'add', '10.244.1.0/24', 'via', NODE]);
     node.sh(['ip', 'route', 'add', '10.244.2.0/24', 'via', N2]);
     // Pods of n1 on weir-named veths, as the CNI plugin makes them.
-    for (const [pod, ip, veth] of [[podA, POD_A, 'weira0'], [podB, POD_B, 'weirb0']] as const) {
+    for (const [pod, ip, veth] of [
+      [podA, POD_A, 'weira0'],
+      [podB, POD_B, 'weirb0'],
+    ] as const) {
       sh('ip', ['-n', node.name, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name]);
       node.sh(['ip', 'addr', 'add', '169.254.1.1/32', 'dev', veth]);
       node.sh(['ip', 'link', 'set', veth, 'up']);
@@ -251,7 +258,9 @@ describe('host firewall in the kernel', () => {
       expect(tcp(lan, NODE, 9999, { from: FAR_OTHER })).toBe('ok');
       expect(tcp(lan, NODE, 8080, { from: FAR_OTHER })).toBe('ok');
       await readUntil(log, (p) => /^weir audit host hprof_[0-9a-f]{12}_in: $/.test(p.prefix) && srcOf(p) === FAR_OTHER);
-      const hostRules = [...a.result.ruleset.chains.values()].filter((c) => /^(host_|hprof_|h[0-9a-f]{12}_)/.test(c.def.name)).flatMap((c) => c.rules.map((x) => x.rule));
+      const hostRules = [...a.result.ruleset.chains.values()]
+        .filter((c) => /^(host_|hprof_|h[0-9a-f]{12}_)/.test(c.def.name))
+        .flatMap((c) => c.rules.map((x) => x.rule));
       expect(hostRules.length).toBeGreaterThan(0);
       expect(hostRules.filter((x) => /\bdrop$/.test(x))).toEqual([]);
     } finally {
@@ -269,7 +278,10 @@ describe('host firewall in the kernel', () => {
     fs.mkdirSync(path.join(cgroupDir, 'pod'), { recursive: true });
     const rel = path.relative('/sys/fs/cgroup', path.join(cgroupDir, 'pod'));
     const level = path.relative(root, path.join(cgroupDir, 'pod')).split('/').length;
-    const egress: NetworkPolicy = { metadata: { namespace: 'x', name: 'hn-egress' }, spec: { podSelector: { matchLabels: { app: 'hn' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: `${N2}/32` } }] }] } };
+    const egress: NetworkPolicy = {
+      metadata: { namespace: 'x', name: 'hn-egress' },
+      spec: { podSelector: { matchLabels: { app: 'hn' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: `${N2}/32` } }] }] },
+    };
     const r = sync([egress], [], { cgroups: new Map([['x/hn', { path: rel, level }]]) });
     expect(r.result.host?.hostNetworkPods.find((p) => p.name === 'hn')?.egress).toMatchObject({ enforced: true, policies: ['x/hn-egress'] });
     expect(table()).toContain(`socket cgroupv2 level ${level} "${rel}" goto hprof_`);
@@ -334,7 +346,15 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
     dirs = agentDirs(tmp);
     for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) ok(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
     kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
-    ok(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { role: 'worker' } }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } }));
+    ok(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: 'n1', labels: { role: 'worker' } },
+        spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] },
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -350,7 +370,10 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
     expect(s['hostFirewall']).toMatchObject({
       enabled: true,
       audit: false,
-      failsafe: { inbound: ['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'], outbound: ['tcp:53', 'udp:53', 'tcp:6443', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'] },
+      failsafe: {
+        inbound: ['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'],
+        outbound: ['tcp:53', 'udp:53', 'tcp:6443', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'],
+      },
       policies: [],
       hostPolicyApi: { available: false },
       hostNetworkEgress: { enforced: false },
@@ -370,7 +393,16 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
       metadata: { name: 'workers' },
       spec: {
         nodeSelector: { matchLabels: { role: 'worker' } },
-        ingress: [{ from: [{ nodeSelector: { matchLabels: { role: 'cp' } } }, { podSelector: { matchLabels: { app: 'prom' } } }, { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }], ports: [{ port: 9100 }, { port: 'metrics' }, { protocol: 'UDP', port: 8000, endPort: 8100 }] }],
+        ingress: [
+          {
+            from: [
+              { nodeSelector: { matchLabels: { role: 'cp' } } },
+              { podSelector: { matchLabels: { app: 'prom' } } },
+              { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } },
+            ],
+            ports: [{ port: 9100 }, { port: 'metrics' }, { protocol: 'UDP', port: 8000, endPort: 8100 }],
+          },
+        ],
       },
     };
     const r = kubectl(['apply', '--validate=strict', '-f', '-'], JSON.stringify(valid));
@@ -383,10 +415,18 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
       ['no nodeSelector', {}, /nodeSelector: Required value/],
       ['bad mode', { nodeSelector: {}, mode: 'Warn' }, /mode: Unsupported value: "Warn"/],
       ['bad policyType', { nodeSelector: {}, policyTypes: ['Sideways'] }, /policyTypes\[0\]: Unsupported value/],
-      ['two peer kinds', { nodeSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8' }, nodeSelector: {} }] }] }, /exactly one of ipBlock, nodeSelector/],
+      [
+        'two peer kinds',
+        { nodeSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8' }, nodeSelector: {} }] }] },
+        /exactly one of ipBlock, nodeSelector/,
+      ],
       ['empty peer', { nodeSelector: {}, ingress: [{ from: [{}] }] }, /exactly one of ipBlock, nodeSelector/],
       ['bad cidr', { nodeSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/33' } }] }] }, /cidr must be a valid CIDR/],
-      ['except outside cidr', { nodeSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/16', except: ['10.1.0.0/24'] } }] }] }, /strictly inside cidr/],
+      [
+        'except outside cidr',
+        { nodeSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/16', except: ['10.1.0.0/24'] } }] }] },
+        /strictly inside cidr/,
+      ],
       ['port 0', { nodeSelector: {}, ingress: [{ ports: [{ port: 0 }] }] }, /port/],
       ['bad port name', { nodeSelector: {}, ingress: [{ ports: [{ port: 'Not_A_Name' }] }] }, /port/],
       ['endPort with a named port', { nodeSelector: {}, egress: [{ ports: [{ port: 'http', endPort: 90 }] }] }, /endPort needs a numeric port/],
@@ -396,7 +436,10 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
       ['unknown field', { nodeSelector: {}, ingres: [] }, /unknown field "spec.ingres"/],
     ];
     for (const [what, spec, msg] of invalid) {
-      const res = kubectl(['apply', '--validate=strict', '-f', '-'], JSON.stringify({ apiVersion: 'weir.dev/v1alpha1', kind: 'HostFirewallPolicy', metadata: { name: 'bad' }, spec }));
+      const res = kubectl(
+        ['apply', '--validate=strict', '-f', '-'],
+        JSON.stringify({ apiVersion: 'weir.dev/v1alpha1', kind: 'HostFirewallPolicy', metadata: { name: 'bad' }, spec }),
+      );
       expect(res.code, `${what} was accepted`).not.toBe(0);
       expect(res.stderr, what).toMatch(msg);
     }
@@ -407,19 +450,36 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
     agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs, ['--host-firewall', '--failsafe-inbound=tcp:22,tcp:6443,tcp:10250,tcp:2379-2380,udp:67-68']);
     await ready(agent);
     expect((await status())['hostFirewall']!.hostPolicyApi).toEqual({ available: true });
-    apply({ apiVersion: 'weir.dev/v1alpha1', kind: 'HostFirewallPolicy', metadata: { name: 'lockdown' }, spec: { nodeSelector: { matchLabels: { role: 'worker' } }, ingress: [{ ports: [{ port: 9100 }] }] } });
-    apply({ apiVersion: 'weir.dev/v1alpha1', kind: 'HostFirewallPolicy', metadata: { name: 'elsewhere' }, spec: { nodeSelector: { matchLabels: { role: 'cp' } } } });
+    apply({
+      apiVersion: 'weir.dev/v1alpha1',
+      kind: 'HostFirewallPolicy',
+      metadata: { name: 'lockdown' },
+      spec: { nodeSelector: { matchLabels: { role: 'worker' } }, ingress: [{ ports: [{ port: 9100 }] }] },
+    });
+    apply({
+      apiVersion: 'weir.dev/v1alpha1',
+      kind: 'HostFirewallPolicy',
+      metadata: { name: 'elsewhere' },
+      spec: { nodeSelector: { matchLabels: { role: 'cp' } } },
+    });
     const s = await eventually('the policy applied', async () => {
       const st = await status();
       return st['hostFirewall']!.policies.length > 0 ? st : undefined;
     });
-    expect(s['hostFirewall']).toMatchObject({ ingress: 'enforce', egress: 'open', policies: [{ name: 'lockdown', mode: 'Enforce', ingress: true, egress: false }] });
+    expect(s['hostFirewall']).toMatchObject({
+      ingress: 'enforce',
+      egress: 'open',
+      policies: [{ name: 'lockdown', mode: 'Enforce', ingress: true, egress: false }],
+    });
     expect(s['hostFirewall']!.failsafe.inbound).toEqual(['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68']);
     const t = nftTable();
     expect(t).toContain('comment "HostFirewallPolicy lockdown ingress[0]"');
     expect(t).toContain('log prefix "weir deny host host_input: "');
     const hp = (await agentRequest(agent.socket, 'GET', '/hostpolicies')).json as { policies: Array<{ name: string; selectsThisNode: boolean }> };
-    expect(hp.policies.map((p) => [p.name, p.selectsThisNode]).sort()).toEqual([['elsewhere', false], ['lockdown', true]]);
+    expect(hp.policies.map((p) => [p.name, p.selectsThisNode]).sort()).toEqual([
+      ['elsewhere', false],
+      ['lockdown', true],
+    ]);
     // Still reachable: its API server (failsafe 6443, and established replies).
     expect((await agentRequest(agent.socket, 'GET', '/readyz')).status).toBe(200);
     kubectl(['label', 'node', 'n1', 'role=cp', '--overwrite']);

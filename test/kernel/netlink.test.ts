@@ -10,9 +10,9 @@ import { isAlreadyExists, isNotFound } from '../../src/errors.ts';
 import * as C from '../../src/netlink/constants.ts';
 import { NetlinkHandle } from '../../src/netlink/handle.ts';
 import type { Link } from '../../src/netlink/link.ts';
-import { Netns, inNetns } from '../../src/sys/netns.ts';
-import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { inNetns, Netns } from '../../src/sys/netns.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
+import { sh, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
 
 const scope = withNetnsCleanup('netlink');
 
@@ -148,8 +148,18 @@ describe('NetlinkHandle (kernel)', () => {
     expect(peer).toMatchObject({ name: 'eth0', kind: 'veth', mtu: 1450, mac: '0a:58:0a:f4:01:05', parentIndex: host.index });
     expect(host.linkNetnsId).toBeGreaterThanOrEqual(0);
     expect(peer.linkNetnsId).toBeGreaterThanOrEqual(0);
-    expect(A.h.linkList().map((l) => l.name).sort()).toEqual(['lo', 'veth-a']);
-    expect(B.h.linkList().map((l) => l.name).sort()).toEqual(['eth0', 'lo']);
+    expect(
+      A.h
+        .linkList()
+        .map((l) => l.name)
+        .sort(),
+    ).toEqual(['lo', 'veth-a']);
+    expect(
+      B.h
+        .linkList()
+        .map((l) => l.name)
+        .sort(),
+    ).toEqual(['eth0', 'lo']);
 
     // Through iproute2: each end in its own namespace, and only there.
     expect(ipLink(a, 'veth-a')).toMatchObject({ ifname: 'veth-a', mtu: 1450, address: '02:00:00:00:00:0a', linkinfo: { info_kind: 'veth' } });
@@ -160,7 +170,11 @@ describe('NetlinkHandle (kernel)', () => {
     expect(a.sh(['ip', 'link', 'show', 'dev', 'veth-a'])).toContain(`link-netns ${b.name}`);
     expect(b.sh(['ip', 'link', 'show', 'dev', 'eth0'])).toContain(`link-netns ${a.name}`);
     // Nothing leaked into the namespace this process runs in.
-    expect(sh('ip', ['-o', 'link', 'show']).split('\n').some((l) => /\sveth-a[@:]/.test(l))).toBe(false);
+    expect(
+      sh('ip', ['-o', 'link', 'show'])
+        .split('\n')
+        .some((l) => /\sveth-a[@:]/.test(l)),
+    ).toBe(false);
 
     // A second create with the same names is refused.
     const dup = catchNetlink(() => A.h.createVeth({ name: 'veth-a', peerName: 'eth0', peerNetnsFd: B.netns.fd }));
@@ -253,17 +267,13 @@ describe('NetlinkHandle (kernel)', () => {
     ha.addrAdd({ family: 4, address: v4('10.244.1.1'), prefix: 24, index: host.index });
     ha.addrAdd({ family: 6, address: v6('fd00:10:244:1::1'), prefix: 64, index: host.index, flags: C.IFA_F_NODAD });
 
-    expect(ipAddrs(a, '-4', ['dev', 'veth-a'])).toEqual([
-      expect.objectContaining({ family: 'inet', local: '10.244.1.1', prefixlen: 24, scope: 'global' }),
-    ]);
+    expect(ipAddrs(a, '-4', ['dev', 'veth-a'])).toEqual([expect.objectContaining({ family: 'inet', local: '10.244.1.1', prefixlen: 24, scope: 'global' })]);
     const ip6 = ipAddrs(a, '-6', ['dev', 'veth-a', 'scope', 'global']);
     expect(ip6).toEqual([expect.objectContaining({ family: 'inet6', local: 'fd00:10:244:1::1', prefixlen: 64, nodad: true })]);
     expect(ip6[0]?.tentative).toBeUndefined(); // NODAD: usable at once
 
     const v4list = ha.addrList(4).filter((x) => x.index === host.index);
-    expect(v4list).toEqual([
-      { family: 4, address: v4('10.244.1.1'), prefix: 24, index: host.index, scope: 0, flags: C.IFA_F_PERMANENT, label: 'veth-a' },
-    ]);
+    expect(v4list).toEqual([{ family: 4, address: v4('10.244.1.1'), prefix: 24, index: host.index, scope: 0, flags: C.IFA_F_PERMANENT, label: 'veth-a' }]);
     const mine6 = ha.addrList(6).find((x) => eqBytes(x.address, v6('fd00:10:244:1::1')));
     expect(mine6).toMatchObject({ family: 6, prefix: 64, index: host.index, scope: 0 });
     expect(mine6!.flags & C.IFA_F_NODAD).toBe(C.IFA_F_NODAD);
@@ -274,10 +284,7 @@ describe('NetlinkHandle (kernel)', () => {
 
     // A second address on the same link, then delete one at a time.
     ha.addrAdd({ family: 4, address: v4('10.244.1.2'), prefix: 32, index: host.index });
-    expect(ipAddrs(a, '-4', ['dev', 'veth-a']).map((x) => `${x.local}/${x.prefixlen}`)).toEqual([
-      '10.244.1.1/24',
-      '10.244.1.2/32',
-    ]);
+    expect(ipAddrs(a, '-4', ['dev', 'veth-a']).map((x) => `${x.local}/${x.prefixlen}`)).toEqual(['10.244.1.1/24', '10.244.1.2/32']);
     ha.addrDelete({ family: 4, address: v4('10.244.1.2'), prefix: 32, index: host.index });
     ha.addrDelete({ family: 4, address: v4('10.244.1.1'), prefix: 24, index: host.index });
     ha.addrDelete({ family: 6, address: v6('fd00:10:244:1::1'), prefix: 64, index: host.index });
@@ -336,7 +343,8 @@ describe('NetlinkHandle (kernel)', () => {
 
     // routeList decodes what the kernel dumps.
     const listed = ha.routeList(4);
-    const byDst = (dst: string, len: number, table = 254) => listed.filter((r) => r.dstLen === len && (len === 0 || eqBytes(r.dst, v4(dst))) && r.table === table);
+    const byDst = (dst: string, len: number, table = 254) =>
+      listed.filter((r) => r.dstLen === len && (len === 0 || eqBytes(r.dst, v4(dst))) && r.table === table);
     expect(byDst('10.244.2.7', 32)).toEqual([
       expect.objectContaining({ family: 4, oif, scope: C.RT_SCOPE_LINK, protocol: C.RTPROT_BOOT, type: C.RTN_UNICAST }),
     ]);
@@ -506,7 +514,11 @@ describe('NetlinkHandle (kernel)', () => {
       expect(selfNetns()).toBe(before);
       expect(ipLinkExists(ns, 'conf0')).toBe(true);
       expect(ipLinkExists(ns, 'conf1')).toBe(true);
-      expect(sh('ip', ['-o', 'link', 'show']).split('\n').some((l) => /\sconf[01][@:]/.test(l))).toBe(false);
+      expect(
+        sh('ip', ['-o', 'link', 'show'])
+          .split('\n')
+          .some((l) => /\sconf[01][@:]/.test(l)),
+      ).toBe(false);
       h.linkDelete(mustGet(h, 'conf0').index);
     });
 

@@ -26,17 +26,17 @@
 //   the socket keeps working. SO_MEMINFO's drop counter has the real count.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually as waitFor } from '../helpers/wait.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from '../../src/netlink/constants.ts';
 import { parseError, parseMessages } from '../../src/netlink/message.ts';
-import { type NflogPacket, type PacketHeaders, encodeNflogBind, hookName, nflogConfigMessage, parsePacketHeaders } from '../../src/netlink/nflog.ts';
+import { encodeNflogBind, hookName, type NflogPacket, nflogConfigMessage, type PacketHeaders, parsePacketHeaders } from '../../src/netlink/nflog.ts';
 import { NflogReader, type NflogWatch, watchNflog } from '../../src/netlink/nflog-handle.ts';
 import * as libc from '../../src/sys/libc.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, linkedPair, withNetnsCleanup } from '../helpers/netns.ts';
-import { readUntil } from '../helpers/nflog.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
+import { linkedPair, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
+import { readUntil } from '../helpers/nflog.ts';
+import { eventually as waitFor } from '../helpers/wait.ts';
 
 const scope = withNetnsCleanup('nflog');
 
@@ -123,15 +123,12 @@ async function udpFlood(p: Pair, port: number, count: number): Promise<void> {
   const child = spawnIn(p.a, [
     process.execPath,
     '-e',
-    `const s = require('dgram').createSocket('udp4'); let i = 0;` +
-      `const go = () => (i++ >= ${count} ? s.close() : s.send('x', ${port}, '${B4}', go)); go();`,
+    `const s = require('dgram').createSocket('udp4'); let i = 0;const go = () => (i++ >= ${count} ? s.close() : s.send('x', ${port}, '${B4}', go)); go();`,
   ]);
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`udp flood: exit ${code}`))));
   });
 }
-
-
 
 const headers = (p: NflogPacket): PacketHeaders | undefined => parsePacketHeaders(p.payload, p.family);
 const isPort = (port: number) => (p: NflogPacket) => headers(p)?.dport === port;
@@ -252,7 +249,12 @@ describe('watchNflog (kernel)', () => {
     const p = pair();
     const got: NflogPacket[] = [];
     const errors: unknown[] = [];
-    const w = watchNflog(7, p.nsB, (q) => got.push(q), (e) => errors.push(e));
+    const w = watchNflog(
+      7,
+      p.nsB,
+      (q) => got.push(q),
+      (e) => errors.push(e),
+    );
     watches.push(w);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 10);
@@ -281,7 +283,14 @@ describe('watchNflog (kernel)', () => {
   it('throws synchronously when the group is taken, leaving no worker behind', () => {
     const p = pair();
     open(7, p.nsB);
-    expect(() => watchNflog(7, p.nsB, () => {}, () => {})).toThrow(/EPERM/);
+    expect(() =>
+      watchNflog(
+        7,
+        p.nsB,
+        () => {},
+        () => {},
+      ),
+    ).toThrow(/EPERM/);
   });
 
   it('an exception thrown by onPacket goes to onError; packets keep coming', async () => {

@@ -10,13 +10,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Errno } from '../../src/errors.ts';
 import type { ElementChange } from '../../src/nft/element-writer.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
-import { NetlinkElementWriter, encodeChanges } from '../../src/nft/netlink-elements.ts';
-import { Transaction, nft } from '../../src/nft/transaction.ts';
+import { encodeChanges, NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
+import { nft, Transaction } from '../../src/nft/transaction.ts';
 import type { NftMap } from '../../src/nft/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
-import { elemText, elementSets } from '../helpers/nft-sets.ts';
-
+import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
+import { elementSets, elemText } from '../helpers/nft-sets.ts';
 
 const t = nft.table('inet', 'weirt');
 const sets = elementSets(t);
@@ -27,7 +26,6 @@ const ranged = nft.set(t, 'ranged', 'ipv4_addr', { flags: ['interval'] });
 
 const add = (set: SetName, key: string[], value?: string): ElementChange => ({ verb: 'add', set: sets[set], key, ...(value === undefined ? {} : { value }) });
 const del = (set: SetName, key: string[]): ElementChange => ({ verb: 'delete', set: sets[set], key });
-
 
 describe('NetlinkElementWriter in a test namespace', () => {
   let ns: TestNetns | undefined;
@@ -46,7 +44,6 @@ describe('NetlinkElementWriter in a test namespace', () => {
     return out;
   }
   const empty = (): Record<string, string[]> => ({ ...Object.fromEntries(Object.keys(sets).map((k) => [k, []])), ranged: [] });
-
 
   beforeAll(() => {
     rootTables = sh('nft', ['list', 'tables']); // read only
@@ -145,7 +142,7 @@ describe('NetlinkElementWriter in a test namespace', () => {
     });
   });
 
-  it('stores a map element\'s verdict as nft -j lists it', () => {
+  it("stores a map element's verdict as nft -j lists it", () => {
     writer.apply([add('m4', ['10.244.2.1'], 'goto prof_b')]);
     const m4 = lib.listJson('inet', 'weirt').nftables.find((o) => (o.map as NftMap | undefined)?.name === 'm4')?.map;
     expect(m4).toMatchObject({ type: 'ipv4_addr', map: 'verdict', elem: [['10.244.2.1', { goto: { target: 'prof_b' } }]] });
@@ -202,13 +199,19 @@ describe('NetlinkElementWriter in a test namespace', () => {
   it('refuses a change it cannot encode before sending anything', () => {
     expect(writer.canWrite(sets.c4)).toBe(true);
     expect(writer.canWrite(ranged)).toBe(false);
-    expect(() => writer.apply([add('s4', ['10.244.6.1']), { verb: 'add', set: ranged, key: ['10.0.0.0/8'] }])).toThrow(nftError({ errno: Errno.EINVAL, op: 1 }));
+    expect(() => writer.apply([add('s4', ['10.244.6.1']), { verb: 'add', set: ranged, key: ['10.0.0.0/8'] }])).toThrow(
+      nftError({ errno: Errno.EINVAL, op: 1 }),
+    );
     expect(() => writer.apply([add('c4', ['10.244.6.1', 'tcp', '70000'])])).toThrow(nftError({ errno: Errno.EINVAL }));
     expect(contents()).toEqual(empty());
   });
 
   it('splits a batch of 20,000 elements into several messages, and it lands whole', () => {
-    const keys = Array.from({ length: 20_000 }, (_, i) => [`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, i % 2 ? 'udp' : 'tcp', String(1024 + (i % 1000))]);
+    const keys = Array.from({ length: 20_000 }, (_, i) => [
+      `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
+      i % 2 ? 'udp' : 'tcp',
+      String(1024 + (i % 1000)),
+    ]);
     const adds = keys.map((k) => add('c4', k));
     expect(encodeChanges(adds).messages.length).toBeGreaterThan(1);
     writer.apply(adds);

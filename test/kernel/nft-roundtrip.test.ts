@@ -6,15 +6,15 @@
 // (`nft list ruleset` exits 0, `nft -j list ruleset` parses) with exactly
 // the elements intended. Needs root.
 import fc from 'fast-check';
-import { formatIp, parseIp } from '../../src/cni/ip.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatIp, parseIp } from '../../src/cni/ip.ts';
 import type { ElementChange } from '../../src/nft/element-writer.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
-import { Transaction, nft } from '../../src/nft/transaction.ts';
+import { nft, Transaction } from '../../src/nft/transaction.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
-import { elemText, elementSets } from '../helpers/nft-sets.ts';
+import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
+import { elementSets, elemText } from '../helpers/nft-sets.ts';
 
 const t = nft.table('inet', 'weirrt');
 const sets = elementSets(t);
@@ -43,7 +43,11 @@ const isMap = (s: SetName): boolean => sets[s].kind === 'map';
 
 /** One diff: per touched set, some keys to add (with a verdict for maps) and a share of the present ones to delete. */
 const diffArb = fc.array(
-  fc.constantFrom(...NAMES).chain((set) => fc.record({ set: fc.constant(set), adds: fc.array(fc.tuple(KEYS[set], verdict), { maxLength: 12 }), deleteEvery: fc.integer({ min: 1, max: 4 }) })),
+  fc
+    .constantFrom(...NAMES)
+    .chain((set) =>
+      fc.record({ set: fc.constant(set), adds: fc.array(fc.tuple(KEYS[set], verdict), { maxLength: 12 }), deleteEvery: fc.integer({ min: 1, max: 4 }) }),
+    ),
   { minLength: 1, maxLength: 5 },
 );
 
@@ -113,7 +117,9 @@ describe('nft reads what the element writer writes', () => {
   }
 
   const intended = (model: Model): Record<string, string[]> =>
-    Object.fromEntries(NAMES.map((n) => [n, [...(model.get(n) as Map<string, string | undefined>)].map(([k, v]) => (v === undefined ? k : `${k} : ${v}`)).sort()]));
+    Object.fromEntries(
+      NAMES.map((n) => [n, [...(model.get(n) as Map<string, string | undefined>)].map(([k, v]) => (v === undefined ? k : `${k} : ${v}`)).sort()]),
+    );
 
   it('random diffs: nft lists the table, and its elements are the intended ones', () => {
     fc.assert(

@@ -11,10 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errno } from '../../src/errors.ts';
-import { FakeNft, LibNftables, NftError, Transaction, nft } from '../../src/nft/index.ts';
 import type { Nft, NftJson } from '../../src/nft/index.ts';
+import { FakeNft, LibNftables, NftError, nft, Transaction } from '../../src/nft/index.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { sh, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
 
 const scope = withNetnsCleanup('nft');
 
@@ -119,10 +119,7 @@ describe('libnftables in a test namespace', () => {
     expect(byName(objs, 'set', 'svc')).toMatchObject({
       type: ['ipv4_addr', 'inet_proto', 'inet_service'],
       flags: ['interval'],
-      elem: [
-        { elem: { val: { concat: ['10.1.2.3', 'tcp', { range: [80, 90] }] }, comment: 'web' } },
-        { concat: ['10.1.2.4', 'udp', 53] },
-      ],
+      elem: [{ elem: { val: { concat: ['10.1.2.3', 'tcp', { range: [80, 90] }] }, comment: 'web' } }, { concat: ['10.1.2.4', 'udp', 53] }],
     });
     expect(byName(objs, 'map', 'vm')).toMatchObject({
       type: 'ipv4_addr',
@@ -184,7 +181,9 @@ describe('libnftables in a test namespace', () => {
     expect(e.line).toBe(6);
     expect(e.op).toBe(5);
     expect(e.command).toBe('add rule inet weir_test fwd_in jump nowhere');
-    expect(e.message).toMatch(/^nft transaction failed, nothing applied: .*No such file or directory.* \(line 6: add rule inet weir_test fwd_in jump nowhere\)$/);
+    expect(e.message).toMatch(
+      /^nft transaction failed, nothing applied: .*No such file or directory.* \(line 6: add rule inet weir_test fwd_in jump nowhere\)$/,
+    );
     expect(e.details).toMatch(/Error: /);
     expect(hasTable(ns)).toBe(false);
     expect(ns.sh(['nft', 'list', 'ruleset'])).toBe('');
@@ -262,7 +261,14 @@ describe('libnftables in a test namespace', () => {
     const stop = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'weir-nft-')), 'stop');
     scope.defer(() => fs.rmSync(path.dirname(stop), { recursive: true, force: true }));
     // Another process in the namespace lists the table as fast as it can until told to stop.
-    const reader = spawn('ip', ['netns', 'exec', ns.name, 'sh', '-c', `while [ ! -e ${stop} ]; do if nft list table inet weir_test >/dev/null 2>&1; then echo ok; else echo MISSING; fi; done`]);
+    const reader = spawn('ip', [
+      'netns',
+      'exec',
+      ns.name,
+      'sh',
+      '-c',
+      `while [ ! -e ${stop} ]; do if nft list table inet weir_test >/dev/null 2>&1; then echo ok; else echo MISSING; fi; done`,
+    ]);
     let out = '';
     // The reader is running once it has printed its first verdict.
     const started = new Promise<void>((resolve) => reader.stdout.once('data', () => resolve()));
@@ -286,7 +292,11 @@ describe('libnftables in a test namespace', () => {
     expect(reads.filter((l) => l !== 'ok')).toEqual([]);
 
     const objs = listJson(ns);
-    expect(of(objs, 'chain').map((c) => c.name).sort()).toEqual(['fwd_in', `gen_${gen}`]);
+    expect(
+      of(objs, 'chain')
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(['fwd_in', `gen_${gen}`]);
     expect(of(objs, 'set')).toEqual([]);
     expect(of(objs, 'rule')).toHaveLength(1);
   });
@@ -384,8 +394,8 @@ describe('libnftables in a test namespace', () => {
     const many = (set: string, key: (ip: string, i: number) => string[]): { tx: Transaction; queueMs: number } => {
       const tx = new Transaction();
       const queueMs = ms(() => {
-      for (const [i, ip] of ips.entries()) tx.add(nft.setElement(t, set, key(ip, i)));
-    });
+        for (const [i, ip] of ips.entries()) tx.add(nft.setElement(t, set, key(ip, i)));
+      });
       return { tx, queueMs };
     };
 

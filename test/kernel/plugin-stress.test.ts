@@ -7,11 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   type AttachedPod,
-  NOTHING_LEFT,
   describeOutcome,
   expectSuccess,
   gcNetworkList,
   hasLink,
+  NOTHING_LEFT,
   ping,
   podAddresses,
   sleep,
@@ -40,7 +40,12 @@ describe('weir plugin under load', () => {
     expect(new Set(v6).size, 'distinct IPv6 addresses').toBe(PODS);
     expect(node.addressFiles().sort()).toEqual([...v4, ...v6].sort());
     expect(node.tempFiles()).toEqual([]);
-    expect(node.linkNames().filter((n) => n !== 'lo').sort()).toEqual(attached.map((a) => a.hostVeth).sort());
+    expect(
+      node
+        .linkNames()
+        .filter((n) => n !== 'lo')
+        .sort(),
+    ).toEqual(attached.map((a) => a.hostVeth).sort());
     expect(node.weirRoutes()).toHaveLength(2 * PODS);
     for (const a of attached) expect(podAddresses(a.ns).sort(), `addresses of ${a.meta.name}`).toEqual([`${a.ipv4}/32`, `${a.ipv6}/128`]);
 

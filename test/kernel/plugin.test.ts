@@ -10,13 +10,13 @@ import { describe, expect, it } from 'vitest';
 import {
   type AttachedPod,
   type CniNode,
-  NODE_IPV4,
-  NODE_IPV6,
-  NOTHING_LEFT,
   expectCniError,
   expectSuccess,
   gcNetworkList,
   hasLink,
+  NODE_IPV4,
+  NODE_IPV6,
+  NOTHING_LEFT,
   ping,
   podAddresses,
   tcpExchange,
@@ -230,18 +230,34 @@ describe('weir plugin: DEL is idempotent', () => {
 describe('weir plugin: CHECK detects damage', () => {
   type Damage = { what: string; damage: (node: CniNode, pod: AttachedPod) => void; msg: (pod: AttachedPod) => RegExp | string };
   const damages: Damage[] = [
-    { what: "the pod's IPv4 default route", damage: (_n, p) => p.ns.sh(['ip', '-4', 'route', 'del', 'default']), msg: () => /default route via 169\.254\.1\.1/ },
+    {
+      what: "the pod's IPv4 default route",
+      damage: (_n, p) => p.ns.sh(['ip', '-4', 'route', 'del', 'default']),
+      msg: () => /default route via 169\.254\.1\.1/,
+    },
     { what: "the pod's IPv6 default route", damage: (_n, p) => p.ns.sh(['ip', '-6', 'route', 'del', 'default']), msg: () => /default route via fe80::1/ },
-    { what: "the node's IPv4 route to the pod", damage: (n, p) => n.ns.sh(['ip', '-4', 'route', 'del', `${p.ipv4}/32`, 'dev', p.hostVeth]), msg: (p) => `route to ${p.ipv4}` },
-    { what: "the node's IPv6 route to the pod", damage: (n, p) => n.ns.sh(['ip', '-6', 'route', 'del', `${p.ipv6}/128`, 'dev', p.hostVeth]), msg: (p) => `route to ${p.ipv6}` },
+    {
+      what: "the node's IPv4 route to the pod",
+      damage: (n, p) => n.ns.sh(['ip', '-4', 'route', 'del', `${p.ipv4}/32`, 'dev', p.hostVeth]),
+      msg: (p) => `route to ${p.ipv4}`,
+    },
+    {
+      what: "the node's IPv6 route to the pod",
+      damage: (n, p) => n.ns.sh(['ip', '-6', 'route', 'del', `${p.ipv6}/128`, 'dev', p.hostVeth]),
+      msg: (p) => `route to ${p.ipv6}`,
+    },
     { what: "the pod's IPv4 address", damage: (_n, p) => p.ns.sh(['ip', 'addr', 'del', `${p.ipv4}/32`, 'dev', p.ifname]), msg: (p) => `${p.ipv4}/32` },
     { what: 'the host veth (set down)', damage: (n, p) => n.ns.sh(['ip', 'link', 'set', p.hostVeth, 'down']), msg: (p) => new RegExp(`${p.hostVeth} is down`) },
-    { what: 'the host veth (deleted)', damage: (n, p) => n.ns.sh(['ip', 'link', 'del', p.hostVeth]), msg: (p) => new RegExp(`${p.hostVeth} is missing|interface eth0 is missing`) },
+    {
+      what: 'the host veth (deleted)',
+      damage: (n, p) => n.ns.sh(['ip', 'link', 'del', p.hostVeth]),
+      msg: (p) => new RegExp(`${p.hostVeth} is missing|interface eth0 is missing`),
+    },
     {
       what: 'the IPAM record (both address files)',
       damage: (n, p) => {
-          for (const a of [p.ipv4!, p.ipv6!]) fs.rmSync(path.join(n.dataDir, n.network, a));
-        },
+        for (const a of [p.ipv4!, p.ipv6!]) fs.rmSync(path.join(n.dataDir, n.network, a));
+      },
       msg: (p) => new RegExp(`IPAM record.*${p.containerId}`),
     },
     // A half-removed dual-stack record: the IPv4 address is no longer held in
@@ -270,18 +286,21 @@ describe('weir plugin: CHECK detects damage', () => {
   it.each([
     { family: 'IPv4', gw: '169.254.1.1', plen: '32', nodeIp: NODE_IPV4, fam: '-4' },
     { family: 'IPv6', gw: 'fe80::1', plen: '64', nodeIp: NODE_IPV6, fam: '-6' },
-  ])('a pod that lost its $family gateway neighbour entry still reaches the node; without the gateway on the host veth CHECK fails', ({ gw, plen, nodeIp, fam }) => {
-    const node = nodes.node();
-    const pod = node.add(node.newPod());
-    expect(ping(pod.ns, nodeIp)).toBe(true);
-    pod.ns.sh(['ip', fam, 'neigh', 'del', gw, 'dev', pod.ifname]);
-    expect(ping(pod.ns, nodeIp), `pod → node after the ${gw} neighbour entry was deleted`).toBe(true);
-    expectSuccess(node.check(pod), 'CHECK of a pod that still reaches the node');
-    node.ns.sh(['ip', fam, 'addr', 'del', `${gw}/${plen}`, 'dev', pod.hostVeth]);
-    expect(expectCniError(node.check(pod), 103, 'CHECK without the gateway on the host veth').msg).toContain(gw);
-    node.del(pod);
-    expectGone(node, pod);
-  });
+  ])(
+    'a pod that lost its $family gateway neighbour entry still reaches the node; without the gateway on the host veth CHECK fails',
+    ({ gw, plen, nodeIp, fam }) => {
+      const node = nodes.node();
+      const pod = node.add(node.newPod());
+      expect(ping(pod.ns, nodeIp)).toBe(true);
+      pod.ns.sh(['ip', fam, 'neigh', 'del', gw, 'dev', pod.ifname]);
+      expect(ping(pod.ns, nodeIp), `pod → node after the ${gw} neighbour entry was deleted`).toBe(true);
+      expectSuccess(node.check(pod), 'CHECK of a pod that still reaches the node');
+      node.ns.sh(['ip', fam, 'addr', 'del', `${gw}/${plen}`, 'dev', pod.hostVeth]);
+      expect(expectCniError(node.check(pod), 103, 'CHECK without the gateway on the host veth').msg).toContain(gw);
+      node.del(pod);
+      expectGone(node, pod);
+    },
+  );
 
   it('CHECK with a prevResult naming other addresses: code 103', () => {
     const node = nodes.node();

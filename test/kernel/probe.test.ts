@@ -9,10 +9,10 @@
 import { describe, expect, it } from 'vitest';
 import { type ProbeTarget, SctpSender } from '../../src/probe/client.ts';
 import { type MatrixPod, renderMatrix, runMatrix, summarize } from '../../src/probe/matrix.ts';
-import { type ServerProcess, runProberProcess, spawnServer } from '../../src/probe/process.ts';
+import { runProberProcess, type ServerProcess, spawnServer } from '../../src/probe/process.ts';
 import type { SctpInitEvent } from '../../src/probe/server.ts';
-import { Netns, inNetns } from '../../src/sys/netns.ts';
-import { type TestNetns, sh, withNetnsCleanup } from '../helpers/netns.ts';
+import { inNetns, Netns } from '../../src/sys/netns.ts';
+import { sh, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
 import { eventually } from '../helpers/wait.ts';
 
 const scope = withNetnsCleanup('probe');
@@ -25,10 +25,11 @@ interface Pod extends MatrixPod {
 }
 
 /** Whether `cond` came to hold within `ms`: the assertions say what was missing. */
-const waitFor = (cond: () => boolean, ms: number): Promise<boolean> => eventually('the condition', () => cond() || undefined, ms, 10).then(
-  () => true,
-  () => false,
-);
+const waitFor = (cond: () => boolean, ms: number): Promise<boolean> =>
+  eventually('the condition', () => cond() || undefined, ms, 10).then(
+    () => true,
+    () => false,
+  );
 
 function podNetns(tag: string): TestNetns {
   const ns = scope.create(tag);
@@ -71,10 +72,7 @@ async function twoPods(n: number): Promise<[Pod, Pod]> {
   addrs(a, `10.99.${n}.1/24`, `fd00:99:${n}::1/64`);
   addrs(b, `10.99.${n}.2/24`, `fd00:99:${n}::2/64`);
   await Promise.all([linkUp(a), linkUp(b)]);
-  return Promise.all([
-    startPod('x/a', a, [`10.99.${n}.1`, `fd00:99:${n}::1`]),
-    startPod('y/b', b, [`10.99.${n}.2`, `fd00:99:${n}::2`]),
-  ]);
+  return Promise.all([startPod('x/a', a, [`10.99.${n}.1`, `fd00:99:${n}::1`]), startPod('y/b', b, [`10.99.${n}.2`, `fd00:99:${n}::2`])]);
 }
 
 function nft(ns: TestNetns, rules: string[]): void {
@@ -83,8 +81,7 @@ function nft(ns: TestNetns, rules: string[]): void {
   for (const r of rules) ns.sh(['nft', `add rule inet t in ${r}`]);
 }
 
-const targets = (ip: string): ProbeTarget[] =>
-  PORTS.flatMap((port) => (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({ ip, port, protocol })));
+const targets = (ip: string): ProbeTarget[] => PORTS.flatMap((port) => (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({ ip, port, protocol })));
 
 describe('connectivity prober (kernel)', () => {
   it('servers report ready; TCP, UDP and SCTP probes succeed over IPv4 and IPv6', async () => {

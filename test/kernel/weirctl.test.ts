@@ -8,16 +8,17 @@
 // Network safety: every address, link and sysctl touched lives in the
 // namespaces this file creates (the node namespace of the fixture and the
 // pod namespaces).
-import type { AgentStatus } from '../../src/weirctl/context.ts';
+
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostVethName } from '../../src/plugin/names.ts';
-import { type AgentDirs, type AgentProcess, WEIR_BIN, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
+import type { AgentStatus } from '../../src/weirctl/context.ts';
+import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent, WEIR_BIN } from '../helpers/agent.ts';
 import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
-import { type TestNetns, createNetns, sh, sweepLeakedNetns } from '../helpers/netns.ts';
+import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const WEIRCTL = path.join(REPO, 'dist/bin/weirctl');
@@ -44,7 +45,17 @@ interface Run {
 function weirctl(args: string[], extra: string[] = []): Run {
   const r = spawnSync(
     'ip',
-    ['netns', 'exec', fx.netns.name, WEIRCTL, `--socket=${agent!.socket}`, `--data-dir=${dirs.dataDir}`, `--cni-conf-dir=${dirs.cniConfDir}`, ...args, ...extra],
+    [
+      'netns',
+      'exec',
+      fx.netns.name,
+      WEIRCTL,
+      `--socket=${agent!.socket}`,
+      `--data-dir=${dirs.dataDir}`,
+      `--cni-conf-dir=${dirs.cniConfDir}`,
+      ...args,
+      ...extra,
+    ],
     { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
   );
   let json: unknown;
@@ -68,8 +79,19 @@ function cni(command: 'ADD' | 'DEL', name: string, containerID: string, netns: T
   const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
   return sh(
     'ip',
-    ['netns', 'exec', fx.netns.name, 'env', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${containerID}`, `CNI_NETNS=${netns.path}`, 'CNI_IFNAME=eth0', 'CNI_PATH=/usr/lib/cni',
-      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`, WEIR_BIN],
+    [
+      'netns',
+      'exec',
+      fx.netns.name,
+      'env',
+      `CNI_COMMAND=${command}`,
+      `CNI_CONTAINERID=${containerID}`,
+      `CNI_NETNS=${netns.path}`,
+      'CNI_IFNAME=eth0',
+      'CNI_PATH=/usr/lib/cni',
+      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`,
+      WEIR_BIN,
+    ],
     conf,
   );
 }
@@ -86,7 +108,17 @@ async function startPod(name: string, labels: Record<string, string>): Promise<v
   const netns = createNetns('weirctlpod');
   const containerID = `ctr-${name}-${process.pid}`;
   const ip = (JSON.parse(cni('ADD', name, containerID, netns)).ips[0].address as string).split('/')[0] as string;
-  kubectl(['-n', 'shop', 'patch', 'pod', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } })]);
+  kubectl([
+    '-n',
+    'shop',
+    'patch',
+    'pod',
+    name,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
+  ]);
   pods.set(name, { netns, containerID, ip });
 }
 
@@ -97,7 +129,15 @@ beforeAll(async () => {
   for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) kubectl(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
   const kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
   apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } });
-  kubectl(['patch', 'node', 'n1', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: '172.31.9.1' }] } })]);
+  kubectl([
+    'patch',
+    'node',
+    'n1',
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: '172.31.9.1' }] } }),
+  ]);
   apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
   apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
 
@@ -115,7 +155,7 @@ beforeAll(async () => {
     spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 80 }] }] },
   });
   await applied('policies', 'the policy');
-  await applied('pods', 'the pods\' addresses');
+  await applied('pods', "the pods' addresses");
 }, 120_000);
 
 afterAll(async () => {
@@ -137,7 +177,13 @@ describe('weirctl on a node', () => {
     const r = weirctl(['status', '-o', 'json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({ ready: true, healthy: true, node: 'n1', errors: { sync: null } });
-    expect(r.json.api.map((k: { kind: string; synced: boolean }) => [k.kind, k.synced])).toEqual([['pods', true], ['namespaces', true], ['policies', true], ['nodes', true], ['clusterpolicies', true]]);
+    expect(r.json.api.map((k: { kind: string; synced: boolean }) => [k.kind, k.synced])).toEqual([
+      ['pods', true],
+      ['namespaces', true],
+      ['policies', true],
+      ['nodes', true],
+      ['clusterpolicies', true],
+    ]);
     // No CRD in this control plane: the status says why there are no ClusterNetworkPolicies.
     expect(r.json.clusterPolicyApi).toEqual({ available: false, reason: expect.stringMatching(/not installed/) });
     expect(weirctl(['status']).stdout).toMatch(/CNP:\s+not available: .*not installed/);
@@ -217,7 +263,7 @@ describe('weirctl on a node', () => {
     const text = weirctl(['trace', '--from', 'shop/client', '--to', 'shop/web', '--port', '81']);
     expect(text.stdout).toContain('Kernel (nftrace): DENIED');
     expect(text.stdout).toContain('Agreement: the kernel agrees with the reference evaluator');
-    expect(text.stdout).toContain('method: one TCP probe from the pod\'s network namespace');
+    expect(text.stdout).toContain("method: one TCP probe from the pod's network namespace");
   });
 
   it('drops: the denied probe, resolved to the pod and its policy', async () => {
@@ -226,7 +272,9 @@ describe('weirctl on a node', () => {
       return r.json?.drops?.find((d: { dport: number; srcPod?: string }) => d.dport === 81 && d.srcPod === 'shop/client');
     });
     expect(drop).toMatchObject({ direction: 'ingress', dstPod: 'shop/web', pod: 'shop/web', policies: ['shop/web-from-client'], protocol: 'TCP' });
-    expect(weirctl(['drops', '--limit', '5']).stdout).toMatch(/ingress\s+shop\/client \(10\.244\.1\.\d+:\d+\)\s+shop\/web \(10\.244\.1\.\d+:81\)\s+TCP SYN\s+shop\/web\s+shop\/web-from-client/);
+    expect(weirctl(['drops', '--limit', '5']).stdout).toMatch(
+      /ingress\s+shop\/client \(10\.244\.1\.\d+:\d+\)\s+shop\/web \(10\.244\.1\.\d+:81\)\s+TCP SYN\s+shop\/web\s+shop\/web-from-client/,
+    );
   });
 
   it('ipam lists the allocations and finds planted leaks; gc repairs them and nothing else', async () => {
@@ -263,7 +311,10 @@ describe('weirctl on a node', () => {
 
   it('doctor passes, then fails naming ip_forward when forwarding is off', () => {
     const ok = weirctl(['doctor', '-o', 'json', `--cni-bin-dir=${path.dirname(WEIR_BIN)}`]);
-    expect(ok.json?.checks?.filter((c: { ok: boolean }) => !c.ok), ok.stdout + ok.stderr).toEqual([]);
+    expect(
+      ok.json?.checks?.filter((c: { ok: boolean }) => !c.ok),
+      ok.stdout + ok.stderr,
+    ).toEqual([]);
     expect(ok.code).toBe(0);
     expect(ok.json.ok).toBe(true);
     fx.netns.sh(['sysctl', '-qw', 'net.ipv4.ip_forward=0']);

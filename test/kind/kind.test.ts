@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kindPaths } from '../../lab/kind.ts';
 import { readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, REPO, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, lab, labOk, REPO, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const KIND = kindPaths();
 
@@ -89,44 +89,58 @@ describe('kind: weir on a real kind cluster', () => {
     if (s && (s.hostFirewall || s.nodes.length !== 3)) await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
     const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
     if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
-    console.log(/already up/.test(r.stdout) ? 'scripts/lab up: reusing the running cluster' : `scripts/lab up: created the cluster in ${(r.ms / 1000).toFixed(1)} s`);
+    console.log(
+      /already up/.test(r.stdout) ? 'scripts/lab up: reusing the running cluster' : `scripts/lab up: created the cluster in ${(r.ms / 1000).toFixed(1)} s`,
+    );
   }, UP_TIMEOUT_MS + DOWN_TIMEOUT_MS);
 
   afterAll(async () => {
     if (fs.existsSync(`/run/netns/${KIND.netns}`)) await script('scripts/kind-down.sh', [], DOWN_TIMEOUT_MS);
   }, DOWN_TIMEOUT_MS + 10_000);
 
-  it('scripts/e2e-kind.sh passes: pod pairs on one node and across nodes, then the policy demo with curl pods', async () => {
-    const r = await script('scripts/e2e-kind.sh', [], 15 * 60_000);
-    expect(r.out).not.toMatch(/^FAIL/m);
-    const m = /^(\d+) passed, (\d+) failed$/.exec(lastLine(r.out));
-    expect(m, lastLine(r.out)).not.toBeNull();
-    expect(Number(m?.[1])).toBeGreaterThanOrEqual(15);
-    expect(Number(m?.[2])).toBe(0);
-    expect(r.code).toBe(0);
-    console.log(`scripts/e2e-kind.sh: ${lastLine(r.out)} in ${(r.ms / 1000).toFixed(0)} s`);
-  }, 16 * 60_000);
+  it(
+    'scripts/e2e-kind.sh passes: pod pairs on one node and across nodes, then the policy demo with curl pods',
+    async () => {
+      const r = await script('scripts/e2e-kind.sh', [], 15 * 60_000);
+      expect(r.out).not.toMatch(/^FAIL/m);
+      const m = /^(\d+) passed, (\d+) failed$/.exec(lastLine(r.out));
+      expect(m, lastLine(r.out)).not.toBeNull();
+      expect(Number(m?.[1])).toBeGreaterThanOrEqual(15);
+      expect(Number(m?.[2])).toBe(0);
+      expect(r.code).toBe(0);
+      console.log(`scripts/e2e-kind.sh: ${lastLine(r.out)} in ${(r.ms / 1000).toFixed(0)} s`);
+    },
+    16 * 60_000,
+  );
 
-  it('the upstream NetworkPolicy suite, CI subset (ingress, egress, selectors, ipBlock except, named port, UDP, updates), passes', async () => {
-    const r = await script('scripts/conformance', ['netpol', '--subset', 'ci'], 45 * 60_000);
-    const m = /^(\d+) passed, (\d+) failed$/.exec(lastLine(r.out));
-    expect(m, lastLine(r.out)).not.toBeNull();
-    // Seven cases, two of them also in the UDP variant of the suite.
-    expect(Number(m?.[1])).toBeGreaterThanOrEqual(7);
-    expect(Number(m?.[2])).toBe(0);
-    expect(r.code).toBe(0);
-    console.log(`scripts/conformance netpol --subset ci: ${lastLine(r.out)} in ${(r.ms / 1000).toFixed(0)} s`);
-  }, 46 * 60_000);
+  it(
+    'the upstream NetworkPolicy suite, CI subset (ingress, egress, selectors, ipBlock except, named port, UDP, updates), passes',
+    async () => {
+      const r = await script('scripts/conformance', ['netpol', '--subset', 'ci'], 45 * 60_000);
+      const m = /^(\d+) passed, (\d+) failed$/.exec(lastLine(r.out));
+      expect(m, lastLine(r.out)).not.toBeNull();
+      // Seven cases, two of them also in the UDP variant of the suite.
+      expect(Number(m?.[1])).toBeGreaterThanOrEqual(7);
+      expect(Number(m?.[2])).toBe(0);
+      expect(r.code).toBe(0);
+      console.log(`scripts/conformance netpol --subset ci: ${lastLine(r.out)} in ${(r.ms / 1000).toFixed(0)} s`);
+    },
+    46 * 60_000,
+  );
 
-  it('scripts/kind-down.sh leaves no namespace, podman container, mount, cgroup or process behind (and twice is fine)', async () => {
-    const before = leftovers();
-    expect(before.netns).toEqual([KIND.netns]);
-    expect(before.procs.length).toBeGreaterThan(0);
-    const r = await script('scripts/kind-down.sh', [], DOWN_TIMEOUT_MS);
-    expect(r.code, r.out).toBe(0);
-    expect(leftovers()).toEqual({ netns: [], runDir: [], mounts: [], procs: [], cgroups: [] });
-    const again = spawnSync(path.join(REPO, 'scripts/kind-down.sh'), [], { encoding: 'utf8' });
-    expect(again.status, again.stderr).toBe(0);
-    console.log(`scripts/kind-down.sh: ${(r.ms / 1000).toFixed(1)} s`);
-  }, DOWN_TIMEOUT_MS + 30_000);
+  it(
+    'scripts/kind-down.sh leaves no namespace, podman container, mount, cgroup or process behind (and twice is fine)',
+    async () => {
+      const before = leftovers();
+      expect(before.netns).toEqual([KIND.netns]);
+      expect(before.procs.length).toBeGreaterThan(0);
+      const r = await script('scripts/kind-down.sh', [], DOWN_TIMEOUT_MS);
+      expect(r.code, r.out).toBe(0);
+      expect(leftovers()).toEqual({ netns: [], runDir: [], mounts: [], procs: [], cgroups: [] });
+      const again = spawnSync(path.join(REPO, 'scripts/kind-down.sh'), [], { encoding: 'utf8' });
+      expect(again.status, again.stderr).toBe(0);
+      console.log(`scripts/kind-down.sh: ${(r.ms / 1000).toFixed(1)} s`);
+    },
+    DOWN_TIMEOUT_MS + 30_000,
+  );
 });

@@ -16,8 +16,8 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostVethName } from '../../src/plugin/names.ts';
-import { type ContainerInfo, type PodmanSandbox, createPodmanSandbox, hostAddress, inCidr4 } from '../helpers/podman.ts';
 import { type RunResult, sh, shTry } from '../helpers/netns.ts';
+import { type ContainerInfo, createPodmanSandbox, hostAddress, inCidr4, type PodmanSandbox } from '../helpers/podman.ts';
 
 const WEIR_BIN = fileURLToPath(new URL('../../dist/bin/weir', import.meta.url));
 const NETWORK = 'weirt-podman';
@@ -239,7 +239,11 @@ describe('podman (CNI backend) with weir chained with portmap', () => {
       expect(fs.existsSync(c.sandboxKey), `netns ${c.sandboxKey}`).toBe(false);
       expect(fs.existsSync(`${CNI_RESULTS}/${NETWORK}-${c.id}-eth0`), 'libcni cached result').toBe(false);
     }
-    expect(hostLinks().filter((l) => l.ifalias?.startsWith(`weir/${NETWORK}/`)).map((l) => l.ifname)).toEqual([]);
+    expect(
+      hostLinks()
+        .filter((l) => l.ifalias?.startsWith(`weir/${NETWORK}/`))
+        .map((l) => l.ifname),
+    ).toEqual([]);
     // Only the test's guard route is left in the pod range.
     expect(routesInCidr()).toEqual([`unreachable ${POD_CIDR}`]);
     // portmap's DEL removed B's DNAT.

@@ -2,13 +2,25 @@
 // with a fix. Exit 0 when all pass, 1 otherwise. Unlike the other commands
 // an unreachable agent is one failed check here, not exit 2: the rest of the
 // node can still be examined.
+
+import type { CacheComparison } from '../../agent/cache-digest.ts';
+import type { CheckResult } from '../../agent/kernel-verifier.ts';
 import type { AgentStatus, CommandResult, Context, StateReply } from '../context.ts';
 import { AgentUnreachableError } from '../context.ts';
 import { okFail, paint, renderTable } from '../table.ts';
+import {
+  type Check,
+  checkApi,
+  checkCache,
+  checkConflist,
+  checkForwarding,
+  checkKernelTable,
+  checkNflog,
+  checkPlugin,
+  checkRoutes,
+  checkRpFilter,
+} from './doctor-checks.ts';
 import { linkNames } from './endpoints.ts';
-import type { CacheComparison } from '../../agent/cache-digest.ts';
-import type { CheckResult } from '../../agent/kernel-verifier.ts';
-import { type Check, checkApi, checkCache, checkConflist, checkForwarding, checkKernelTable, checkNflog, checkPlugin, checkRoutes, checkRpFilter } from './doctor-checks.ts';
 
 export type { Check } from './doctor-checks.ts';
 
@@ -19,7 +31,9 @@ export interface DoctorReport {
 
 export function formatDoctor(r: DoctorReport, color: boolean): string {
   const rows = r.checks.map((c) => [okFail(c.ok, color), c.name, c.ok ? c.detail : `${c.detail}\nfix: ${c.fix ?? '-'}`]);
-  const summary = r.ok ? paint('All checks passed.', 'green', color) : paint(`${r.checks.filter((c) => !c.ok).length} of ${r.checks.length} checks failed.`, 'red', color);
+  const summary = r.ok
+    ? paint('All checks passed.', 'green', color)
+    : paint(`${r.checks.filter((c) => !c.ok).length} of ${r.checks.length} checks failed.`, 'red', color);
   return `${renderTable(['', 'CHECK', 'DETAIL'], rows, { color })}\n\n${summary}`;
 }
 
@@ -47,7 +61,7 @@ export async function runDoctor(ctx: Context, cniBinDir: string): Promise<Comman
     checks.push(
       health.status === 200
         ? { name: 'agent', ok: true, detail: `weir-agent ${status.version} on node ${status.node} answers on ${ctx.opts.socket}` }
-        : { name: 'agent', ok: false, detail: `/healthz answered ${health.status}`, fix: 'read the agent\'s log (kubectl -n kube-system logs ds/weir-agent)' },
+        : { name: 'agent', ok: false, detail: `/healthz answered ${health.status}`, fix: "read the agent's log (kubectl -n kube-system logs ds/weir-agent)" },
     );
   } catch (e) {
     if (!(e instanceof AgentUnreachableError)) throw e;

@@ -58,7 +58,7 @@ export const dropRow = (d: ResolvedDrop, color: boolean): string[] => [
   endpoint(d.dstPod, d.dst, d.dport),
   `${d.protocol ?? '?'}${d.flags?.length ? ` ${d.flags.join(',')}` : ''}`,
   d.pod ?? '-',
-  d.policies.length ? d.policies.join(', ') : d.chain ?? '-',
+  d.policies.length ? d.policies.join(', ') : (d.chain ?? '-'),
 ];
 
 /** Column widths of --follow, where rows are printed one at a time. */
@@ -68,7 +68,11 @@ export const DROP_HEADERS = ['TIME', 'DIRECTION', 'SOURCE', 'DESTINATION', 'PROT
 
 export function formatDrops(drops: readonly ResolvedDrop[], color: boolean): string {
   if (drops.length === 0) return 'No denied packets logged.';
-  return renderTable(DROP_HEADERS, drops.map((d) => dropRow(d, color)), { color });
+  return renderTable(
+    DROP_HEADERS,
+    drops.map((d) => dropRow(d, color)),
+    { color },
+  );
 }
 
 async function index(ctx: Context): Promise<DropIndex> {
@@ -102,7 +106,13 @@ export async function followDrops(ctx: Context, limit: number, print: (s: string
     }
   };
   const first = await fetchDrops(ctx, `limit=${limit}`);
-  if (!json) print(fixedRow(DROP_HEADERS.map((h) => paint(h, 'bold', ctx.opts.color)), FOLLOW_WIDTHS));
+  if (!json)
+    print(
+      fixedRow(
+        DROP_HEADERS.map((h) => paint(h, 'bold', ctx.opts.color)),
+        FOLLOW_WIDTHS,
+      ),
+    );
   emit(first.drops);
   let after = first.last;
   for (;;) {

@@ -34,7 +34,8 @@ export interface EndpointsReport {
   endpoints: EndpointRow[];
 }
 
-const dir = (d: LocalEndpoint['ingress']): EndpointDirection => (d ? { isolated: true, chain: d.chain, policies: [...d.policies] } : { isolated: false, policies: [] });
+const dir = (d: LocalEndpoint['ingress']): EndpointDirection =>
+  d ? { isolated: true, chain: d.chain, policies: [...d.policies] } : { isolated: false, policies: [] };
 
 export function joinEndpoints(node: string, eps: readonly LocalEndpoint[], records: readonly AllocationRecord[], links: ReadonlySet<string>): EndpointsReport {
   const rows = eps.map((ep): EndpointRow => {

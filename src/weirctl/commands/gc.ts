@@ -4,10 +4,11 @@
 // deletes each host veth of this network that no record owns. A record
 // whose pod is still in the API is never touched, nor one whose veth still
 // exists (the runtime's DEL is the one to remove it).
+
+import fs from 'node:fs';
+import { isNotFound } from '../../errors.ts';
 import { release } from '../../ipam/allocator.ts';
 import { NetlinkHandle } from '../../netlink/handle.ts';
-import { isNotFound } from '../../errors.ts';
-import fs from 'node:fs';
 import { type CommandResult, type Context, CtlError } from '../context.ts';
 import { podKey } from '../resolve.ts';
 import { paint } from '../table.ts';
@@ -31,7 +32,12 @@ export function formatGc(r: GcReport, color: boolean): string {
   if (r.actions.length === 0) return 'Nothing to repair: no leaked records or host veths.';
   return r.actions
     .map((a) => {
-      const tag = a.action === 'released' ? paint('released', 'green', color) : a.action === 'deleted-veth' ? paint('deleted', 'green', color) : paint(a.action, 'red', color);
+      const tag =
+        a.action === 'released'
+          ? paint('released', 'green', color)
+          : a.action === 'deleted-veth'
+            ? paint('deleted', 'green', color)
+            : paint(a.action, 'red', color);
       const whose = a.pod ? ` of ${a.pod}` : '';
       return `${tag} ${a.action === 'deleted-veth' ? 'host veth' : 'record'} ${a.what}${whose}: ${a.reason}`;
     })
@@ -53,7 +59,13 @@ export async function runGc(ctx: Context): Promise<CommandResult> {
       // Pods that are gone but still wired: the runtime's DEL is pending; say so, touch nothing.
       for (const a of allocs) {
         if (!a.podExists && a.hostVethPresent) {
-          actions.push({ action: 'refused', what: a.addresses.join(', '), ...(a.pod ? { pod: a.pod } : {}), containerID: a.containerID, reason: `the pod is not in the API but ${a.hostVeth} still exists; left for the runtime's DEL` });
+          actions.push({
+            action: 'refused',
+            what: a.addresses.join(', '),
+            ...(a.pod ? { pod: a.pod } : {}),
+            containerID: a.containerID,
+            reason: `the pod is not in the API but ${a.hostVeth} still exists; left for the runtime's DEL`,
+          });
         }
       }
       const leaks = findLeaks(allocs, links, ctx.opts.network);

@@ -3,13 +3,13 @@
 // leaks: records whose pod the API no longer has AND whose host veth is
 // gone, and host veths of this network that no record owns.
 import fs from 'node:fs';
+import { type RecordPod, recordPod } from '../../agent/ipam-sweep.ts';
 import { usage } from '../../ipam/allocator.ts';
 import { PodRange } from '../../ipam/range.ts';
 import type { AllocationRecord } from '../../ipam/store.ts';
-import type { Link } from '../../netlink/link.ts';
 import { NetlinkHandle } from '../../netlink/handle.ts';
+import type { Link } from '../../netlink/link.ts';
 import { isHostVethName, parseHostVethAlias } from '../../plugin/names.ts';
-import { type RecordPod, recordPod } from '../../agent/ipam-sweep.ts';
 import type { CommandResult, Context } from '../context.ts';
 import { podKey, vethOf } from '../resolve.ts';
 import { bigToJson, formatAge, paint, renderTable } from '../table.ts';
@@ -52,7 +52,12 @@ export interface IpamReport {
 }
 
 /** `pods`: namespace/name of the API's pods, with their uid when known (a Set: names only). */
-export function allocations(records: readonly AllocationRecord[], pods: ReadonlySet<string> | ReadonlyMap<string, string | undefined>, links: ReadonlySet<string>, now = Date.now()): Allocation[] {
+export function allocations(
+  records: readonly AllocationRecord[],
+  pods: ReadonlySet<string> | ReadonlyMap<string, string | undefined>,
+  links: ReadonlySet<string>,
+  now = Date.now(),
+): Allocation[] {
   const byName: ReadonlyMap<string, string | undefined> = pods instanceof Map ? pods : new Map([...pods.keys()].map((k) => [k, undefined]));
   return records
     .map((r) => {
@@ -88,7 +93,14 @@ export function findLeaks(allocs: readonly Allocation[], links: readonly Pick<Li
 export function formatIpam(r: IpamReport, color: boolean): string {
   const out: string[] = [`Network ${r.network}: IPAM store ${r.dataDir}/${r.network}${r.conflist ? `, ranges from ${r.conflist}` : ''}`];
   if (r.ranges.length > 0) {
-    out.push('', renderTable(['RANGE', 'SIZE', 'USED', 'FREE'], r.ranges.map((x) => [x.range, String(x.size), String(x.used), String(x.free)]), { color }));
+    out.push(
+      '',
+      renderTable(
+        ['RANGE', 'SIZE', 'USED', 'FREE'],
+        r.ranges.map((x) => [x.range, String(x.size), String(x.used), String(x.free)]),
+        { color },
+      ),
+    );
   }
   out.push('');
   if (r.allocations.length === 0) out.push('No allocations.');
@@ -114,7 +126,10 @@ export function formatIpam(r: IpamReport, color: boolean): string {
   if (n === 0) out.push(paint('Leaks: none', 'green', color));
   else {
     out.push(paint(`Leaks: ${n} (run \`weirctl gc\` to repair)`, 'red', color));
-    for (const a of r.leaks.records) out.push(`  record ${a.addresses.join(', ')} of ${a.pod ?? 'an unnamed pod'} (container ${a.containerID}): the pod is not in the API and ${a.hostVeth} is gone`);
+    for (const a of r.leaks.records)
+      out.push(
+        `  record ${a.addresses.join(', ')} of ${a.pod ?? 'an unnamed pod'} (container ${a.containerID}): the pod is not in the API and ${a.hostVeth} is gone`,
+      );
     for (const v of r.leaks.veths) out.push(`  host veth ${v.name}${v.alias ? ` (${v.alias})` : ''}: no IPAM record owns it`);
   }
   return out.join('\n');
@@ -122,7 +137,12 @@ export function formatIpam(r: IpamReport, color: boolean): string {
 
 function withoutPodReason(a: Allocation): string {
   const who = a.pod ?? 'no pod recorded';
-  const what = a.podStatus === 'absent' ? `${who} is not in the API` : a.podStatus === 'replaced' ? `${who} in the API is another pod (uid)` : 'the runtime did not name its pod';
+  const what =
+    a.podStatus === 'absent'
+      ? `${who} is not in the API`
+      : a.podStatus === 'replaced'
+        ? `${who} in the API is another pod (uid)`
+        : 'the runtime did not name its pod';
   return `${what}; ${a.hostVethPresent ? `${a.hostVeth} still exists: the runtime's DEL is due` : `${a.hostVeth} is gone: a leak (weirctl gc, or the agent's sweep, frees it)`}`;
 }
 

@@ -4,7 +4,14 @@
 // each policy with its rules in order: action, peers and ports in words.
 // Pure: from the cluster state and the evaluator's selection.
 import { formatCidr } from '../../cni/ip.ts';
-import { type CnpPeer, type CnpRule, type NormalizedClusterPolicy, canonicalDomain, domainMatches, normalizeClusterPolicies } from '../../policy/cnp-normalize.ts';
+import {
+  type CnpPeer,
+  type CnpRule,
+  canonicalDomain,
+  domainMatches,
+  type NormalizedClusterPolicy,
+  normalizeClusterPolicies,
+} from '../../policy/cnp-normalize.ts';
 import type { CnpAction, CnpTier } from '../../policy/cnp-types.ts';
 import type { PolicyEvaluator } from '../../policy/evaluator.ts';
 import type { Direction } from '../../policy/normalize.ts';
@@ -35,7 +42,9 @@ const LEARNED_SHOWN = 5;
 
 /** What the agent learned for a domain peer's names: `name addr addr; ...`, the first few names, then how many more. */
 function learnedWords(patterns: readonly string[], learned: ClusterState['domainAddresses']): string {
-  const hits = [...(learned ?? [])].filter(([n]) => patterns.some((pat) => domainMatches(pat, canonicalDomain(n)))).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const hits = [...(learned ?? [])]
+    .filter(([n]) => patterns.some((pat) => domainMatches(pat, canonicalDomain(n))))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (hits.length === 0) return 'nothing learned yet';
   const shown = hits.slice(0, LEARNED_SHOWN).map(([n, addrs]) => `${n} ${addrs.join(' ')}`);
   return `learned: ${shown.join('; ')}${hits.length > LEARNED_SHOWN ? `; and ${hits.length - LEARNED_SHOWN} more name(s)` : ''}`;
@@ -102,7 +111,13 @@ export function tierOrder(tiers: readonly ClusterPolicyReport[], networkPolicies
 export function formatTiers(tiers: readonly ClusterPolicyReport[], d: Direction, color: boolean): string {
   const action = (a: CnpAction): string => paint(a, a === 'Deny' ? 'red' : a === 'Accept' ? 'green' : 'yellow', color);
   const rows = tiers.flatMap((p) =>
-    p.rules.map((r) => [`${p.tier} ${p.priority}`, action(r.action), r.peers.join('\n'), r.ports.join('\n'), `${p.name} ${d}[${r.rule}]${r.name !== undefined ? ` ${JSON.stringify(r.name)}` : ''}`]),
+    p.rules.map((r) => [
+      `${p.tier} ${p.priority}`,
+      action(r.action),
+      r.peers.join('\n'),
+      r.ports.join('\n'),
+      `${p.name} ${d}[${r.rule}]${r.name !== undefined ? ` ${JSON.stringify(r.name)}` : ''}`,
+    ]),
   );
   if (rows.length === 0) return '';
   return renderTable(['TIER', 'ACTION', d === 'ingress' ? 'FROM' : 'TO', 'PORTS', 'CLUSTER POLICY RULE'], rows, { color, indent: '  ' });

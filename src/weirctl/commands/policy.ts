@@ -2,16 +2,17 @@
 // rule, with the policy each allowance comes from, from the cluster as the
 // agent sees it (GET /state) and the reference evaluator's selection; with
 // the ClusterNetworkPolicy tiers around the NetworkPolicies (policy-tiers.ts).
+
+import { PolicyError } from '../../policy/errors.ts';
 import { PolicyEvaluator } from '../../policy/evaluator.ts';
 import { type Direction, normalizePolicy } from '../../policy/normalize.ts';
 import { namedPortsOf } from '../../policy/ports.ts';
 import type { ClusterState, NetworkPolicy } from '../../policy/types.ts';
-import { PolicyError } from '../../policy/errors.ts';
 import { type CommandResult, type Context, CtlError } from '../context.ts';
 import { parsePodRef, podIps, podKey } from '../resolve.ts';
 import { paint, renderTable } from '../table.ts';
-import { type ClusterPolicyReport, clusterTiersOf, formatTiers, tierOrder } from './policy-tiers.ts';
 import { describePeers, describePorts } from '../words.ts';
+import { type ClusterPolicyReport, clusterTiersOf, formatTiers, tierOrder } from './policy-tiers.ts';
 
 export interface Allowance {
   /** `namespace/name` of the policy. */
@@ -75,7 +76,13 @@ export function explainPod(state: ClusterState, namespace: string, name: string)
   const ips = podIps(pod);
   const base = { pod: key, node: pod.spec?.nodeName, ips, hostNetwork, warnings };
   if (hostNetwork) {
-    const open: DirectionReport = { isolated: false, policies: [], allowances: [], summary: 'hostNetwork pod: NetworkPolicy and ClusterNetworkPolicy do not apply to it', clusterPolicies: [] };
+    const open: DirectionReport = {
+      isolated: false,
+      policies: [],
+      allowances: [],
+      summary: 'hostNetwork pod: NetworkPolicy and ClusterNetworkPolicy do not apply to it',
+      clusterPolicies: [],
+    };
     return { ...base, ingress: open, egress: open };
   }
   let ev: PolicyEvaluator;
@@ -99,7 +106,12 @@ export function explainPod(state: ClusterState, namespace: string, name: string)
     for (const ref of refs) {
       const np = ev.policies.find((p) => p.namespace === ref.namespace && p.name === ref.name);
       for (const rule of np?.[d] ?? []) {
-        allowances.push({ policy: `${ref.namespace}/${ref.name}`, rule: rule.index, peers: describePeers(rule.peers, ref.namespace), ports: describePorts(rule.ports, { direction: d, named }) });
+        allowances.push({
+          policy: `${ref.namespace}/${ref.name}`,
+          rule: rule.index,
+          peers: describePeers(rule.peers, ref.namespace),
+          ports: describePorts(rule.ports, { direction: d, named }),
+        });
       }
     }
     const summary =
@@ -109,7 +121,14 @@ export function explainPod(state: ClusterState, namespace: string, name: string)
           ? 'isolated: nothing allowed'
           : `isolated: ${allowances.length} rule${allowances.length === 1 ? '' : 's'} allow${allowances.length === 1 ? 's' : ''}`;
     const clusterPolicies = cluster.tiers(d);
-    return { isolated: policies.length > 0, policies, allowances, summary, clusterPolicies, ...(clusterPolicies.length ? { order: tierOrder(clusterPolicies, policies) } : {}) };
+    return {
+      isolated: policies.length > 0,
+      policies,
+      allowances,
+      summary,
+      clusterPolicies,
+      ...(clusterPolicies.length ? { order: tierOrder(clusterPolicies, policies) } : {}),
+    };
   };
   return { ...base, ingress: direction('ingress'), egress: direction('egress') };
 }
@@ -120,7 +139,9 @@ export function formatPodPolicy(r: PodPolicyReport, color: boolean): string {
     const rep = r[d];
     const title = paint(d === 'ingress' ? 'Ingress' : 'Egress', 'bold', color);
     out.push('');
-    out.push(`${title}: ${rep.isolated ? paint(rep.summary, 'yellow', color) : rep.summary}${rep.policies.length ? ` (selected by ${rep.policies.join(', ')})` : ''}`);
+    out.push(
+      `${title}: ${rep.isolated ? paint(rep.summary, 'yellow', color) : rep.summary}${rep.policies.length ? ` (selected by ${rep.policies.join(', ')})` : ''}`,
+    );
     if (rep.order) out.push(`  in order: ${rep.order}`);
     const tiers = formatTiers(rep.clusterPolicies ?? [], d, color);
     if (tiers) out.push(tiers);

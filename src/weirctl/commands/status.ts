@@ -48,16 +48,40 @@ export function buildStatus(socket: string, s: AgentStatus, healthy: boolean, me
   const api = kindsOf(s).map((kind) => {
     const u = up.get(kind);
     const c = s.cache?.[kind];
-    return { kind, synced: s.api.synced.includes(kind), watchUp: u === undefined ? undefined : u === 1, errors: errs.get(kind) ?? 0, resourceVersion: s.api.versions[kind] ?? '', ...(c ? { cached: { count: c.count, hash: c.hash } } : {}) };
+    return {
+      kind,
+      synced: s.api.synced.includes(kind),
+      watchUp: u === undefined ? undefined : u === 1,
+      errors: errs.get(kind) ?? 0,
+      resourceVersion: s.api.versions[kind] ?? '',
+      ...(c ? { cached: { count: c.count, hash: c.hash } } : {}),
+    };
   });
   const fallbacks = [...byLabel(samples, 'weir_sync_fallbacks_total', 'reason').values()].reduce((a, b) => a + b, 0);
   const kernel = s.kernel ? { ...s.kernel, fallbacks } : null;
-  const lastSync = s.applied ? { at: s.applied.at, ageSeconds: Math.max(0, Math.round((now - Date.parse(s.applied.at)) / 1000)), durationMs: s.applied.durationMs } : null;
-  return { socket, version: s.version, node: s.node, healthy, ready: s.ready, api, applied: s.applied, counts: s.counts, lastSync, errors: s.errors, config: s.config, kernel, ...(s.clusterPolicyApi ? { clusterPolicyApi: s.clusterPolicyApi } : {}) };
+  const lastSync = s.applied
+    ? { at: s.applied.at, ageSeconds: Math.max(0, Math.round((now - Date.parse(s.applied.at)) / 1000)), durationMs: s.applied.durationMs }
+    : null;
+  return {
+    socket,
+    version: s.version,
+    node: s.node,
+    healthy,
+    ready: s.ready,
+    api,
+    applied: s.applied,
+    counts: s.counts,
+    lastSync,
+    errors: s.errors,
+    config: s.config,
+    kernel,
+    ...(s.clusterPolicyApi ? { clusterPolicyApi: s.clusterPolicyApi } : {}),
+  };
 }
 
 export function formatStatus(r: StatusReport, color: boolean): string {
-  const yes = (b: boolean | undefined, good = 'yes', bad = 'NO'): string => (b === undefined ? '?' : b ? paint(good, 'green', color) : paint(bad, 'red', color));
+  const yes = (b: boolean | undefined, good = 'yes', bad = 'NO'): string =>
+    b === undefined ? '?' : b ? paint(good, 'green', color) : paint(bad, 'red', color);
   const out: string[] = [];
   out.push(`Agent:     weir-agent ${r.version} on node ${r.node} (${r.socket})`);
   out.push(`Health:    ${yes(r.healthy, 'healthy', 'UNHEALTHY')}, ${yes(r.ready, 'ready', 'NOT READY (no full sync yet)')}`);
@@ -66,14 +90,22 @@ export function formatStatus(r: StatusReport, color: boolean): string {
   if (r.applied) {
     const v = r.applied.versions;
     out.push(`Applied:   generation ${r.applied.generation}, ${r.applied.full ? 'full table replacement' : 'incremental'}, ${r.applied.operations} operations`);
-    out.push(`           resourceVersions: ${r.api.map((a) => a.kind).map((k) => `${k}=${v[k] ?? '-'}`).join(' ')}`);
+    out.push(
+      `           resourceVersions: ${r.api
+        .map((a) => a.kind)
+        .map((k) => `${k}=${v[k] ?? '-'}`)
+        .join(' ')}`,
+    );
   }
   const c = r.counts;
   out.push(`Counts:    ${c.localPods} local pods, ${c.pods} pods, ${c.namespaces} namespaces, ${c.policies} policies, ${c.nodes} nodes`);
-  if (c.rules !== undefined) out.push(`Table:     inet weir: ${c.chains ?? '?'} chains, ${c.rules} rules, ${c.sets ?? '?'} sets/maps, ${c.elements ?? '?'} elements`);
+  if (c.rules !== undefined)
+    out.push(`Table:     inet weir: ${c.chains ?? '?'} chains, ${c.rules} rules, ${c.sets ?? '?'} sets/maps, ${c.elements ?? '?'} elements`);
   if (r.kernel) out.push(`Kernel:    ${kernelLine(r.kernel, color)}`);
   if (r.clusterPolicyApi) out.push(`CNP:       ${cnpLine(r.clusterPolicyApi, c.clusterPolicies, color)}`);
-  out.push(`Config:    masquerade ${r.config.masquerade ? 'on' : 'off'}, host firewall ${r.config.hostFirewall ? 'on' : 'off'}, nflog group ${r.config.nflogGroup}`);
+  out.push(
+    `Config:    masquerade ${r.config.masquerade ? 'on' : 'off'}, host firewall ${r.config.hostFirewall ? 'on' : 'off'}, nflog group ${r.config.nflogGroup}`,
+  );
   out.push('');
   out.push('API connection:');
   out.push(
@@ -115,7 +147,9 @@ export function kernelLine(k: NonNullable<StatusReport['kernel']>, color: boolea
   if (c?.error) last = paint(`last check failed: ${c.error}`, 'red', color);
   else if (c?.clean) last = `${paint('matches the applied ruleset', 'green', color)} (${c.kind} check at ${c.at}, ${formatMs(c.ms)})`;
   else if (c) {
-    const reasons = Object.entries(c.drift.counts).map(([r, n]) => `${r} ${n}`).join(', ');
+    const reasons = Object.entries(c.drift.counts)
+      .map(([r, n]) => `${r} ${n}`)
+      .join(', ');
     last = `${paint(`drift found at ${c.at}: ${reasons}`, 'yellow', color)}${c.repaired ? `, repaired${c.afterRepair?.clean ? '' : paint(' (still differs!)', 'red', color)}` : ', not repaired'}`;
   }
   return `${last}; ${k.repairs} repair(s), ${k.fallbacks} incremental sync(s) fell back to a full replacement; full checks at most every ${formatMs(k.fullCheckSpacingMs)}`;

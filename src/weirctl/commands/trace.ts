@@ -6,9 +6,18 @@
 // the default) and by which rule.
 import { tryParseIp } from '../../cni/ip.ts';
 import { formatPolicyRef } from '../../policy/errors.ts';
-import { parsePortRanges } from '../../policy/host-policy.ts';
-import { type Connection, type DirectionVerdict, type Endpoint, type EvaluatorOptions, PolicyEvaluator, type Reason, type ResolvedEndpoint, type Verdict } from '../../policy/evaluator.ts';
+import {
+  type Connection,
+  type DirectionVerdict,
+  type Endpoint,
+  type EvaluatorOptions,
+  PolicyEvaluator,
+  type Reason,
+  type ResolvedEndpoint,
+  type Verdict,
+} from '../../policy/evaluator.ts';
 import { formatEndpoint, formatReason, formatVerdict } from '../../policy/explain.ts';
+import { parsePortRanges } from '../../policy/host-policy.ts';
 import type { Protocol } from '../../policy/types.ts';
 import { type AgentStatus, type CommandResult, type Context, CtlError } from '../context.ts';
 import { parsePodRef, recordOfPod, vethOf } from '../resolve.ts';
@@ -71,9 +80,18 @@ export function parseEndpoint(s: string, flag: string): Endpoint {
 export function decidingRule(d: DirectionVerdict): DecidingRule | undefined {
   const pick = (r: Reason): DecidingRule | undefined => {
     if (r.kind === 'cluster-rule' && r.action !== 'Pass') {
-      return { kind: 'ClusterNetworkPolicy', policy: formatPolicyRef(r.policy), rule: `${d.direction}[${r.rule}]`, ...(r.name !== undefined ? { name: r.name } : {}), action: r.action, tier: r.tier, priority: r.priority };
+      return {
+        kind: 'ClusterNetworkPolicy',
+        policy: formatPolicyRef(r.policy),
+        rule: `${d.direction}[${r.rule}]`,
+        ...(r.name !== undefined ? { name: r.name } : {}),
+        action: r.action,
+        tier: r.tier,
+        priority: r.priority,
+      };
     }
-    if (r.kind === 'rule' && r.policy.kind === undefined) return { kind: 'NetworkPolicy', policy: formatPolicyRef(r.policy), rule: `${d.direction}[${r.rule}]`, action: 'Allow' };
+    if (r.kind === 'rule' && r.policy.kind === undefined)
+      return { kind: 'NetworkPolicy', policy: formatPolicyRef(r.policy), rule: `${d.direction}[${r.rule}]`, action: 'Allow' };
     return undefined;
   };
   for (const r of d.reasons) {
@@ -109,7 +127,12 @@ export function agreement(v: Pick<Verdict, 'allowed'> & { egress: Pick<Direction
   return (k.verdict === 'allow') === expected;
 }
 
-export function buildTrace(v: Verdict, conn: { from: string; to: string; protocol: Protocol; port: number }, kernel: KernelAnswer, warnings: string[] = []): TraceReport {
+export function buildTrace(
+  v: Verdict,
+  conn: { from: string; to: string; protocol: Protocol; port: number },
+  kernel: KernelAnswer,
+  warnings: string[] = [],
+): TraceReport {
   return {
     verdict: v.allowed ? 'allow' : 'deny',
     connection: { ...conn, family: v.family },
@@ -126,8 +149,14 @@ export function buildTrace(v: Verdict, conn: { from: string; to: string; protoco
 
 export function formatTrace(r: TraceReport, v: Verdict | undefined, color: boolean): string {
   const out: string[] = [];
-  out.push(paint('Reference evaluator (NetworkPolicy and ClusterNetworkPolicy semantics, from the agent\'s view of the cluster):', 'bold', color));
-  if (v) out.push(formatVerdict(v, r.connection.protocol, r.connection.port).replace(/: (ALLOWED|DENIED)$/m, (_m, w: string) => `: ${paint(w, w === 'ALLOWED' ? 'green' : 'red', color)}`));
+  out.push(paint("Reference evaluator (NetworkPolicy and ClusterNetworkPolicy semantics, from the agent's view of the cluster):", 'bold', color));
+  if (v)
+    out.push(
+      formatVerdict(v, r.connection.protocol, r.connection.port).replace(
+        /: (ALLOWED|DENIED)$/m,
+        (_m, w: string) => `: ${paint(w, w === 'ALLOWED' ? 'green' : 'red', color)}`,
+      ),
+    );
   else out.push(`${formatEndpoint(r.src)} -> ${formatEndpoint(r.dst)}: ${r.verdict}`, ...r.reasons.map((x) => `  ${x}`));
   out.push('');
   const k = r.kernel;
@@ -138,7 +167,12 @@ export function formatTrace(r: TraceReport, v: Verdict | undefined, color: boole
   if (k.how) out.push(`  method: ${k.how}`);
   out.push('');
   if (r.agree === null) out.push('Agreement: not checked (no kernel verdict)');
-  else out.push(r.agree ? paint('Agreement: the kernel agrees with the reference evaluator', 'green', color) : paint('DISAGREEMENT: the kernel and the reference evaluator differ', 'red', color));
+  else
+    out.push(
+      r.agree
+        ? paint('Agreement: the kernel agrees with the reference evaluator', 'green', color)
+        : paint('DISAGREEMENT: the kernel and the reference evaluator differ', 'red', color),
+    );
   for (const w of r.warnings) out.push(paint(`warning: ${w}`, 'yellow', color));
   return out.join('\n');
 }
@@ -201,12 +235,17 @@ export async function runTrace(ctx: Context, a: TraceArgs): Promise<CommandResul
 async function kernelAnswer(ctx: Context, v: Verdict, node: string, protocol: Protocol, port: number): Promise<KernelAnswer> {
   const unavailable = (detail: string): KernelAnswer => ({ method: 'unavailable', detail });
   if (v.src.kind !== 'pod') {
-    return unavailable(`the source ${formatEndpoint(v.src)} is not a pod, so weirctl cannot send a probe from its network namespace; only the reference evaluator answers`);
+    return unavailable(
+      `the source ${formatEndpoint(v.src)} is not a pod, so weirctl cannot send a probe from its network namespace; only the reference evaluator answers`,
+    );
   }
   const key = `${v.src.pod.namespace}/${v.src.pod.name}`;
-  if (v.src.node !== node) return unavailable(`the source pod ${key} runs on node ${v.src.node ?? '(unscheduled)'}, not on ${node}: run weirctl trace on node ${v.src.node ?? '?'}, where the source runs`);
+  if (v.src.node !== node)
+    return unavailable(
+      `the source pod ${key} runs on node ${v.src.node ?? '(unscheduled)'}, not on ${node}: run weirctl trace on node ${v.src.node ?? '?'}, where the source runs`,
+    );
   if (v.dst.kind === 'pod' && v.dst.pod.namespace === v.src.pod.namespace && v.dst.pod.name === v.src.pod.name) {
-    return unavailable('a pod\'s traffic to itself never leaves its network namespace, so no chain of the node sees it');
+    return unavailable("a pod's traffic to itself never leaves its network namespace, so no chain of the node sees it");
   }
   const rec = recordOfPod(ctx.records(), key);
   if (!rec) return unavailable(`pod ${key} has no IPAM record in ${ctx.store().dir}, so its host veth is unknown (see --data-dir and --network)`);

@@ -22,17 +22,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack.ts';
-import { PolicyEvaluator, ipEndpoint } from '../../../src/policy/evaluator.ts';
+import { ipEndpoint, PolicyEvaluator } from '../../../src/policy/evaluator.ts';
 import type { LabelSelector, NetworkPolicy, NetworkPolicySpec } from '../../../src/policy/types.ts';
 import { SctpSender } from '../../../src/probe/client.ts';
 import type { MatrixResult } from '../../../src/probe/matrix.ts';
-import { Netns, inNetns } from '../../../src/sys/netns.ts';
-import { type Comparison, type NodePod, POD_CIDR, type PolicyNode, e2eModel, usePolicyNode } from '../../helpers/policy-node.ts';
+import { inNetns, Netns } from '../../../src/sys/netns.ts';
+import { type Comparison, e2eModel, type NodePod, POD_CIDR, type PolicyNode, usePolicyNode } from '../../helpers/policy-node.ts';
 
 type Session = Awaited<ReturnType<PolicyNode['session']>>;
 
-
-const WEB_PORT = { a: { name: 'web', containerPort: 80, protocol: 'TCP' }, b: { name: 'web', containerPort: 81, protocol: 'TCP' }, c: { name: 'web', containerPort: 80, protocol: 'UDP' } } as const;
+const WEB_PORT = {
+  a: { name: 'web', containerPort: 80, protocol: 'TCP' },
+  b: { name: 'web', containerPort: 81, protocol: 'TCP' },
+  c: { name: 'web', containerPort: 80, protocol: 'UDP' },
+} as const;
 const fx = usePolicyNode({ prefix: 'polmx', ...e2eModel((_ns, pod) => ({ extraPorts: [WEB_PORT[pod as 'a' | 'b' | 'c']] })) });
 
 // ---- policy shorthands (plain networking.k8s.io/v1 objects) ----
@@ -48,7 +51,11 @@ const connected = (r: MatrixResult, from: string, to: string, port: number, prot
   r.probes.find((p) => p.from === from && p.to === to && p.port === port && p.protocol === protocol)?.connected;
 
 /** Applies, probes, compares; fails with the full report on any mismatch. A case must both allow and block something. */
-async function check(label: string, policies: NetworkPolicy[], o: { nsLabels?: Record<string, Record<string, string>>; podLabels?: Record<string, Record<string, string>>; trivial?: boolean } = {}): Promise<Comparison> {
+async function check(
+  label: string,
+  policies: NetworkPolicy[],
+  o: { nsLabels?: Record<string, Record<string, string>>; podLabels?: Record<string, Record<string, string>>; trivial?: boolean } = {},
+): Promise<Comparison> {
   const node = fx.node;
   const rep = node.apply(policies, o.nsLabels, o.podLabels);
   const c = await node.compare(label);
@@ -78,7 +85,10 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
 
   it('no policy: everything connects', async () => {
     const c = await check('no policy', [], { trivial: true });
-    expect(c.observed.probes.every((p) => p.connected), c.report).toBe(true);
+    expect(
+      c.observed.probes.every((p) => p.connected),
+      c.report,
+    ).toBe(true);
     expect(c.observed.probes.length).toBe(9 * 8 * 6);
   });
 
@@ -96,26 +106,38 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
   });
 
   it('allow from a pod selector (own namespace)', async () => {
-    const c = await check('from pod selector', [denyIngress('x'), np('x', 'a-from-b', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] })]);
+    const c = await check('from pod selector', [
+      denyIngress('x'),
+      np('x', 'a-from-b', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] }),
+    ]);
     expect(connected(c.observed, 'x/b', 'x/a', 80, 'TCP')).toBe(true);
     expect(connected(c.observed, 'y/b', 'x/a', 80, 'TCP')).toBe(false); // podSelector alone: own namespace only
   });
 
   it('allow from a namespace selector', async () => {
-    const c = await check('from ns selector', [denyIngress('x'), np('x', 'a-from-y', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: nsSel('y') }] }] })]);
+    const c = await check('from ns selector', [
+      denyIngress('x'),
+      np('x', 'a-from-y', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: nsSel('y') }] }] }),
+    ]);
     expect(connected(c.observed, 'y/c', 'x/a', 81, 'UDP')).toBe(true);
     expect(connected(c.observed, 'x/b', 'x/a', 81, 'UDP')).toBe(false);
   });
 
   it('AND: namespaceSelector and podSelector in one peer', async () => {
-    const c = await check('AND peer', [denyIngress('x'), np('x', 'and', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: nsSel('y'), podSelector: pod('b') }] }] })]);
+    const c = await check('AND peer', [
+      denyIngress('x'),
+      np('x', 'and', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: nsSel('y'), podSelector: pod('b') }] }] }),
+    ]);
     expect(connected(c.observed, 'y/b', 'x/a', 80, 'TCP')).toBe(true);
     expect(connected(c.observed, 'y/c', 'x/a', 80, 'TCP')).toBe(false);
     expect(connected(c.observed, 'x/b', 'x/a', 80, 'TCP')).toBe(false);
   });
 
   it('OR: the same selectors as two peers', async () => {
-    const c = await check('OR peers', [denyIngress('x'), np('x', 'or', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: nsSel('y') }, { podSelector: pod('b') }] }] })]);
+    const c = await check('OR peers', [
+      denyIngress('x'),
+      np('x', 'or', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: nsSel('y') }, { podSelector: pod('b') }] }] }),
+    ]);
     expect(connected(c.observed, 'y/c', 'x/a', 80, 'TCP')).toBe(true);
     expect(connected(c.observed, 'x/b', 'x/a', 80, 'TCP')).toBe(true);
     expect(connected(c.observed, 'z/b', 'x/a', 80, 'TCP')).toBe(false);
@@ -126,7 +148,16 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
       denyIngress('x'),
       np('x', 'in-notin', {
         podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['a', 'b'] }] },
-        ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['z'] }] }, podSelector: { matchExpressions: [{ key: 'pod', operator: 'NotIn', values: ['a'] }] } }] }],
+        ingress: [
+          {
+            from: [
+              {
+                namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['z'] }] },
+                podSelector: { matchExpressions: [{ key: 'pod', operator: 'NotIn', values: ['a'] }] },
+              },
+            ],
+          },
+        ],
       }),
     ]);
   });
@@ -138,11 +169,23 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
         np('y', 'exists', {
           podSelector: { matchExpressions: [{ key: 'tier', operator: 'Exists' }] },
           policyTypes: ['Ingress', 'Egress'],
-          ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'DoesNotExist' }] }, podSelector: { matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] } }] }],
+          ingress: [
+            {
+              from: [
+                {
+                  namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'DoesNotExist' }] },
+                  podSelector: { matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] },
+                },
+              ],
+            },
+          ],
           egress: [{ to: [{ namespaceSelector: { matchExpressions: [{ key: 'env', operator: 'Exists' }] } }] }],
         }),
       ],
-      { podLabels: { 'y/a': { pod: 'a', tier: 'front' }, 'y/b': { pod: 'b', tier: '' }, 'x/c': { pod: 'c', tier: 'back' } }, nsLabels: { z: { ns: 'z', env: 'prod' } } },
+      {
+        podLabels: { 'y/a': { pod: 'a', tier: 'front' }, 'y/b': { pod: 'b', tier: '' }, 'x/c': { pod: 'c', tier: 'back' } },
+        nsLabels: { z: { ns: 'z', env: 'prod' } },
+      },
     );
   });
 
@@ -172,7 +215,13 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
         policyTypes: ['Egress'],
         egress: [
           { to: [{ namespaceSelector: {} }], ports: [{ port: 'web' }, { protocol: 'UDP', port: 'web' }] },
-          { to: [{ podSelector: pod('b') }], ports: [{ protocol: 'SCTP', port: 80 }, { protocol: 'UDP', port: 'serve-81-udp' }] },
+          {
+            to: [{ podSelector: pod('b') }],
+            ports: [
+              { protocol: 'SCTP', port: 80 },
+              { protocol: 'UDP', port: 'serve-81-udp' },
+            ],
+          },
         ],
       }),
     ]);
@@ -185,7 +234,19 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
   it('endPort ranges', async () => {
     await check('endPort', [
       denyIngress('x'),
-      np('x', 'ranges', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 80, endPort: 81 }, { protocol: 'UDP', port: 79, endPort: 80 }, { protocol: 'SCTP', port: 81, endPort: 1000 }] }] }),
+      np('x', 'ranges', {
+        podSelector: {},
+        ingress: [
+          {
+            from: [{ namespaceSelector: {} }],
+            ports: [
+              { port: 80, endPort: 81 },
+              { protocol: 'UDP', port: 79, endPort: 80 },
+              { protocol: 'SCTP', port: 81, endPort: 1000 },
+            ],
+          },
+        ],
+      }),
     ]);
   });
 
@@ -212,7 +273,11 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
     const c = await check('ipBlock', [
       denyIngress('x'),
       np('x', 'ipblock', { podSelector: pod('a'), ingress: [{ from: [{ ipBlock: { cidr: POD_CIDR, except: [`${ip('y/b')}/32`, `${ip('z/c')}/32`] } }] }] }),
-      np('z', 'egress-ipblock', { podSelector: pod('a'), policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: `${ip('x/a')}/32` } }, { ipBlock: { cidr: `${ip('y/c')}/30`, except: [`${ip('y/c')}/32`] } }] }] }),
+      np('z', 'egress-ipblock', {
+        podSelector: pod('a'),
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ ipBlock: { cidr: `${ip('x/a')}/32` } }, { ipBlock: { cidr: `${ip('y/c')}/30`, except: [`${ip('y/c')}/32`] } }] }],
+      }),
     ]);
     expect(connected(c.observed, 'y/a', 'x/a', 80, 'TCP')).toBe(true);
     expect(connected(c.observed, 'y/b', 'x/a', 80, 'TCP')).toBe(false);
@@ -225,7 +290,10 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
       denyIngress('x'),
       np('x', 'one', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }], ports: [{ port: 80 }] }] }),
       np('x', 'two', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: nsSel('y') }], ports: [{ protocol: 'UDP', port: 81 }] }] }),
-      np('x', 'three', { podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['a', 'c'] }] }, ingress: [{ from: [{ namespaceSelector: nsSel('z'), podSelector: pod('c') }] }] }),
+      np('x', 'three', {
+        podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['a', 'c'] }] },
+        ingress: [{ from: [{ namespaceSelector: nsSel('z'), podSelector: pod('c') }] }],
+      }),
     ]);
     expect(connected(c.observed, 'x/b', 'x/a', 80, 'TCP')).toBe(true);
     expect(connected(c.observed, 'y/b', 'x/a', 81, 'UDP')).toBe(true);
@@ -234,7 +302,10 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
   });
 
   it('egress deny wins over ingress allow', async () => {
-    const c = await check('egress deny, ingress allow', [denyEgress('x'), np('y', 'from-x', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: nsSel('x') }] }] })]);
+    const c = await check('egress deny, ingress allow', [
+      denyEgress('x'),
+      np('y', 'from-x', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: nsSel('x') }] }] }),
+    ]);
     expect(connected(c.observed, 'x/a', 'y/a', 80, 'TCP')).toBe(false);
   });
 
@@ -271,7 +342,10 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
   });
 
   it('a pod relabelled into and out of a selected set', async () => {
-    const policies = [denyIngress('x'), np('x', 'from-clients', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: {}, podSelector: labels({ role: 'client' }) }] }] })];
+    const policies = [
+      denyIngress('x'),
+      np('x', 'from-clients', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: {}, podSelector: labels({ role: 'client' }) }] }] }),
+    ];
     const c1 = await check('relabel: none', policies);
     const c2 = await check('relabel: y/b joins', policies, { podLabels: { 'y/b': { pod: 'b', role: 'client' } } });
     // x/c becomes a second subject of from-clients (podSelector pod=a).
@@ -297,7 +371,10 @@ describe('NetworkPolicy on the kernel vs the evaluator (9 pods, 80/81, TCP/UDP/S
 
   it('a new pod joins a selected set (and is dropped by the guard until weir knows it)', async () => {
     const node = fx.node;
-    const policies = [denyIngress('x'), np('x', 'from-blue', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {}, podSelector: labels({ team: 'blue' }) }], ports: [{ port: 80 }] }] })];
+    const policies = [
+      denyIngress('x'),
+      np('x', 'from-blue', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {}, podSelector: labels({ team: 'blue' }) }], ports: [{ port: 80 }] }] }),
+    ];
     node.apply(policies);
     const d = await node.addPod({ namespace: 'x', name: 'd', labels: { pod: 'd', team: 'blue' }, extraPorts: [WEB_PORT.a] }, { publish: false });
     try {
@@ -325,7 +402,9 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
   const PORT = 9000;
   const PROTOS: Record<number, 'TCP' | 'UDP' | 'SCTP'> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
   // y/b accepts port 9000 from x/c only: x/a's connection is refused, x/c's still allowed.
-  const policies = [np('y', 'b-from-xc', { podSelector: pod('b'), ingress: [{ from: [{ namespaceSelector: nsSel('x'), podSelector: pod('c') }], ports: [{ port: PORT }] }] })];
+  const policies = [
+    np('y', 'b-from-xc', { podSelector: pod('b'), ingress: [{ from: [{ namespaceSelector: nsSel('x'), podSelector: pod('c') }], ports: [{ port: PORT }] }] }),
+  ];
 
   /**
    * What the agent does after a sync (src/agent/run.ts purgeConnections with
@@ -360,7 +439,17 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
    * the suite's policies refuse, and x/c's, which they allow. Closed, and the
    * policies removed, whatever the test does.
    */
-  async function withSessions(fn: (t: { node: PolicyNode; xa: NodePod; xc: NodePod; yb: NodePod; echo: Awaited<ReturnType<PolicyNode['echoServer']>>; refused: Session; allowed: Session }) => Promise<void>): Promise<void> {
+  async function withSessions(
+    fn: (t: {
+      node: PolicyNode;
+      xa: NodePod;
+      xc: NodePod;
+      yb: NodePod;
+      echo: Awaited<ReturnType<PolicyNode['echoServer']>>;
+      refused: Session;
+      allowed: Session;
+    }) => Promise<void>,
+  ): Promise<void> {
     const node = fx.node;
     const [xa, xc, yb] = [node.pod('x/a'), node.pod('x/c'), node.pod('y/b')];
     node.apply([]);

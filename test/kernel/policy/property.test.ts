@@ -18,10 +18,21 @@
 // the labels and both matrices.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { LabelSelector, LabelSelectorRequirement, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec } from '../../../src/policy/types.ts';
-import { E2E_NAMESPACES, E2E_PODS, POD_CIDR, e2eModel, usePolicyNode } from '../../helpers/policy-node.ts';
+import type {
+  LabelSelector,
+  LabelSelectorRequirement,
+  NetworkPolicy,
+  NetworkPolicyPeer,
+  NetworkPolicyPort,
+  NetworkPolicySpec,
+} from '../../../src/policy/types.ts';
+import { E2E_NAMESPACES, E2E_PODS, e2eModel, POD_CIDR, usePolicyNode } from '../../helpers/policy-node.ts';
 
-const WEB = { a: { name: 'web', containerPort: 80, protocol: 'TCP' }, b: { name: 'web', containerPort: 81, protocol: 'TCP' }, c: { name: 'web', containerPort: 80, protocol: 'UDP' } } as const;
+const WEB = {
+  a: { name: 'web', containerPort: 80, protocol: 'TCP' },
+  b: { name: 'web', containerPort: 81, protocol: 'TCP' },
+  c: { name: 'web', containerPort: 80, protocol: 'UDP' },
+} as const;
 const fx = usePolicyNode({ prefix: 'polprop', ...e2eModel((_ns, p) => ({ extraPorts: [WEB[p as 'a' | 'b' | 'c']] })) });
 
 const RUNS = Number(process.env.WEIR_POLICY_RUNS ?? 12);
@@ -35,13 +46,15 @@ const POD_IDS = E2E_NAMESPACES.flatMap((n) => E2E_PODS.map((p) => `${n}/${p}`));
 
 const optional = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(arb, { nil: undefined, freq: 3 });
 const labelsArb = (keys: Record<string, readonly string[]>): fc.Arbitrary<Record<string, string>> =>
-  fc.record(Object.fromEntries(Object.entries(keys).map(([k, vs]) => [k, optional(fc.constantFrom(...vs))]))).map((r) =>
-    Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Record<string, string>,
-  );
-const podLabelsArb = fc.tuple(...POD_IDS.map(() => labelsArb(POD_KEYS))).map((ls) =>
-  Object.fromEntries(POD_IDS.map((id, i) => [id, { pod: id.split('/')[1]!, ...ls[i] }])),
-);
-const nsLabelsArb = fc.tuple(...E2E_NAMESPACES.map(() => labelsArb(NS_KEYS))).map((ls) => Object.fromEntries(E2E_NAMESPACES.map((n, i) => [n, { ns: n, ...ls[i] }])));
+  fc
+    .record(Object.fromEntries(Object.entries(keys).map(([k, vs]) => [k, optional(fc.constantFrom(...vs))])))
+    .map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Record<string, string>);
+const podLabelsArb = fc
+  .tuple(...POD_IDS.map(() => labelsArb(POD_KEYS)))
+  .map((ls) => Object.fromEntries(POD_IDS.map((id, i) => [id, { pod: id.split('/')[1]!, ...ls[i] }])));
+const nsLabelsArb = fc
+  .tuple(...E2E_NAMESPACES.map(() => labelsArb(NS_KEYS)))
+  .map((ls) => Object.fromEntries(E2E_NAMESPACES.map((n, i) => [n, { ns: n, ...ls[i] }])));
 
 // ---- selectors ----
 
@@ -104,7 +117,11 @@ function resolveIpBlock(b: IpBlockSpec, ips: readonly string[]): NetworkPolicyPe
 
 // ---- peers, ports, rules, policies ----
 
-type PeerSpec = { kind: 'pod'; pod: LabelSelector } | { kind: 'ns'; ns: LabelSelector } | { kind: 'and'; ns: LabelSelector; pod: LabelSelector } | { kind: 'ip'; block: IpBlockSpec };
+type PeerSpec =
+  | { kind: 'pod'; pod: LabelSelector }
+  | { kind: 'ns'; ns: LabelSelector }
+  | { kind: 'and'; ns: LabelSelector; pod: LabelSelector }
+  | { kind: 'ip'; block: IpBlockSpec };
 const peerArb: fc.Arbitrary<PeerSpec> = fc.oneof(
   fc.record({ kind: fc.constant('pod' as const), pod: podSelArb }),
   fc.record({ kind: fc.constant('ns' as const), ns: nsSelArb }),
@@ -113,12 +130,14 @@ const peerArb: fc.Arbitrary<PeerSpec> = fc.oneof(
 );
 
 const protoArb = fc.constantFrom('TCP', 'UDP', 'SCTP', undefined);
-const portArb: fc.Arbitrary<NetworkPolicyPort> = fc.oneof(
-  fc.record({ protocol: protoArb, port: fc.constantFrom(80, 81) }),
-  fc.record({ protocol: protoArb, port: fc.constantFrom(79, 80, 81), endPort: fc.constantFrom(80, 81, 90) }).filter((p) => p.endPort >= p.port),
-  fc.record({ protocol: fc.constantFrom('TCP', 'UDP', 'SCTP') }),
-  fc.record({ protocol: protoArb, port: fc.constantFrom('serve-80-tcp', 'serve-81-udp', 'serve-80-sctp', 'serve-81-sctp', 'web', 'nope') }),
-).map((p) => Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as NetworkPolicyPort);
+const portArb: fc.Arbitrary<NetworkPolicyPort> = fc
+  .oneof(
+    fc.record({ protocol: protoArb, port: fc.constantFrom(80, 81) }),
+    fc.record({ protocol: protoArb, port: fc.constantFrom(79, 80, 81), endPort: fc.constantFrom(80, 81, 90) }).filter((p) => p.endPort >= p.port),
+    fc.record({ protocol: fc.constantFrom('TCP', 'UDP', 'SCTP') }),
+    fc.record({ protocol: protoArb, port: fc.constantFrom('serve-80-tcp', 'serve-81-udp', 'serve-80-sctp', 'serve-81-sctp', 'web', 'nope') }),
+  )
+  .map((p) => Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) as NetworkPolicyPort);
 
 type RuleSpec = { peers: PeerSpec[] | undefined; ports: NetworkPolicyPort[] | undefined };
 const ruleArb: fc.Arbitrary<RuleSpec> = fc.record({
@@ -143,7 +162,13 @@ const policyArb: fc.Arbitrary<PolicySpec> = fc.record({
 
 function buildPolicies(specs: PolicySpec[], ips: readonly string[]): NetworkPolicy[] {
   const peer = (p: PeerSpec): NetworkPolicyPeer =>
-    p.kind === 'pod' ? { podSelector: p.pod } : p.kind === 'ns' ? { namespaceSelector: p.ns } : p.kind === 'and' ? { namespaceSelector: p.ns, podSelector: p.pod } : resolveIpBlock(p.block, ips);
+    p.kind === 'pod'
+      ? { podSelector: p.pod }
+      : p.kind === 'ns'
+        ? { namespaceSelector: p.ns }
+        : p.kind === 'and'
+          ? { namespaceSelector: p.ns, podSelector: p.pod }
+          : resolveIpBlock(p.block, ips);
   const rules = (rs: RuleSpec[], key: 'from' | 'to') =>
     rs.map((r) => ({ ...(r.peers ? { [key]: r.peers.map(peer) } : {}), ...(r.ports ? { ports: r.ports } : {}) }));
   return specs.map((s, i) => {
@@ -204,7 +229,9 @@ describe('random NetworkPolicy: kernel matrix == evaluator matrix', () => {
       }),
       { numRuns: RUNS, seed: SEED, endOnFailure: true },
     );
-    console.log(`property: ${run} runs, ${stats.full} full + ${stats.diff} diff syncs (${stats.operations} nft operations), ${stats.connected}/${stats.probes} probes connected`);
+    console.log(
+      `property: ${run} runs, ${stats.full} full + ${stats.diff} diff syncs (${stats.operations} nft operations), ${stats.connected}/${stats.probes} probes connected`,
+    );
     node.apply([]);
   }, 600_000);
 });

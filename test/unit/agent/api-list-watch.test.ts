@@ -182,6 +182,11 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
     expect(changes).toEqual(['list', 'event', 'list', 'event']);
     expect(expired).toHaveLength(1);
     expect(expired[0]).toBeInstanceOf(ResourceExpiredError);
-    expect(api.requests.map((u) => `${u.searchParams.get('watch') ? 'watch' : 'list'} ${u.searchParams.get('resourceVersion') ?? ''}`)).toEqual(['list ', 'watch 10', 'list ', 'watch 30']);
+    expect(api.requests.map((u) => `${u.searchParams.get('watch') ? 'watch' : 'list'} ${u.searchParams.get('resourceVersion') ?? ''}`)).toEqual([
+      'list ',
+      'watch 10',
+      'list ',
+      'watch 30',
+    ]);
   });
 });

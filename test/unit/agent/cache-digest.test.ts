@@ -3,9 +3,9 @@
 // any order; cacheMatchesApi() names what differs (missing, extra, stale).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { API_KINDS, KindDigest, cacheMatchesApi, describeDifferences, digestOf } from '../../../src/agent/cache-digest.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
-import { KINDS, idsOf } from './kinds.ts';
+import { API_KINDS, cacheMatchesApi, describeDifferences, digestOf, KindDigest } from '../../../src/agent/cache-digest.ts';
+import { idsOf, KINDS } from './kinds.ts';
 
 describe.each(KINDS)('digest of $kind', (f) => {
   const [a, b, c] = idsOf(f);
@@ -82,7 +82,10 @@ describe('cacheMatchesApi with a kubectl List', () => {
       const [a] = idsOf(f);
       k.replace(f.kind, [f.make(a, '1')], '1');
     }
-    const items = KINDS.filter((x) => x.kind !== 'hostpolicies' && x.kind !== 'nodes').map((f) => ({ kind: API_KINDS[f.kind].kind, ...f.make(idsOf(f)[0], '1') }));
+    const items = KINDS.filter((x) => x.kind !== 'hostpolicies' && x.kind !== 'nodes').map((f) => ({
+      kind: API_KINDS[f.kind].kind,
+      ...f.make(idsOf(f)[0], '1'),
+    }));
     const r = cacheMatchesApi(k.digestView(true), { apiVersion: 'v1', kind: 'List', items } as never);
     expect(r.kinds).toEqual(['pods', 'namespaces', 'policies', 'nodes', 'clusterpolicies']);
     expect(r.differences.map((d) => [d.kind, d.extra])).toEqual([['nodes', [idsOf(KINDS.find((x) => x.kind === 'nodes')!)[0]]]]);

@@ -8,7 +8,12 @@ import { HttpMethod, KubeConfig, RequestContext, Watch } from '../../../src/agen
 describe('client-node private paths', () => {
   it('still export what the agent uses', () => {
     const kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://192.0.2.1:6443', skipTLSVerify: true }], users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: 'https://192.0.2.1:6443', skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
     expect(kc.getCurrentCluster()?.server).toBe('https://192.0.2.1:6443');
     expect(typeof new Watch(kc).watch).toBe('function');
     expect(HttpMethod.GET).toBe('GET');

@@ -4,7 +4,7 @@
 // sync, and what /status and /policies report. A CRD that is not installed
 // (404) is an empty list, reported and retried, never an agent that does not
 // sync; once the CRD is there the next retry mirrors it.
-import type { AgentStatus } from '../../../src/weirctl/context.ts';
+
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentMetrics } from '../../../src/agent/agent-metrics.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
@@ -16,6 +16,7 @@ import { Reflector } from '../../../src/agent/reflector.ts';
 import { statusRoutes } from '../../../src/agent/status-api.ts';
 import { FakeNft } from '../../../src/nft/fake.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
+import type { AgentStatus } from '../../../src/weirctl/context.ts';
 import { cnp } from '../policy/cnp-fixtures.ts';
 import { ns, pod } from '../policy/helpers.ts';
 
@@ -34,7 +35,12 @@ function rig() {
   const changes: string[] = [];
   const errors: unknown[] = [];
   const list = optionalLister(api.list, state, CLUSTER_POLICY_KIND, (s, was) => transitions.push([was, s.available]));
-  const reflector = new Reflector<Obj>('clusterpolicies', { list, watch: (o, e, d) => api.watch(o, e, d) }, { ...cache.mirror('clusterpolicies', (how) => changes.push(how)), error: (e) => errors.push(e) }, { minBackoffMs: 0, maxBackoffMs: 0 });
+  const reflector = new Reflector<Obj>(
+    'clusterpolicies',
+    { list, watch: (o, e, d) => api.watch(o, e, d) },
+    { ...cache.mirror('clusterpolicies', (how) => changes.push(how)), error: (e) => errors.push(e) },
+    { minBackoffMs: 0, maxBackoffMs: 0 },
+  );
   const running = reflector.run();
   stops.push(async () => {
     reflector.stop();
@@ -43,7 +49,10 @@ function rig() {
   return { cache, api, state, transitions, changes, errors };
 }
 
-const deny = (name: string, rv: string, priority = 10) => ({ ...cnp(name, 'Admin', priority, { namespaces: {} }, { ingress: [{ name: 'no-web', action: 'Deny', from: [{ namespaces: {} }] }] }), metadata: { name, uid: `uid-${name}`, resourceVersion: rv } });
+const deny = (name: string, rv: string, priority = 10) => ({
+  ...cnp(name, 'Admin', priority, { namespaces: {} }, { ingress: [{ name: 'no-web', action: 'Deny', from: [{ namespaces: {} }] }] }),
+  metadata: { name, uid: `uid-${name}`, resourceVersion: rv },
+});
 
 describe('ClusterNetworkPolicies in the agent', () => {
   it('a missing CRD (404) lists as empty: the kind counts as synced, availability is reported once, and the agent retries until it is installed', async () => {
@@ -54,7 +63,10 @@ describe('ClusterNetworkPolicies in the agent', () => {
     let w = await r.api.nextWatch();
     expect(r.cache.synced.has('clusterpolicies')).toBe(true);
     expect(r.changes).toEqual(['list']);
-    expect(r.state).toEqual({ available: false, reason: expect.stringMatching(/ClusterNetworkPolicy CRD \(clusternetworkpolicies\.policy\.networking\.k8s\.io\) is not installed/) });
+    expect(r.state).toEqual({
+      available: false,
+      reason: expect.stringMatching(/ClusterNetworkPolicy CRD \(clusternetworkpolicies\.policy\.networking\.k8s\.io\) is not installed/),
+    });
     // The watch of a kind the API does not serve fails too; each retry relists (empty again: no news for the reconciler).
     for (let i = 0; i < 3; i++) {
       w.status(404, 'Not Found');
@@ -69,12 +81,18 @@ describe('ClusterNetworkPolicies in the agent', () => {
     (await r.api.nextList()).reply([deny('a', '20')], '20');
     w = await r.api.nextWatch();
     expect(r.state).toEqual({ available: true, reason: undefined });
-    expect(r.transitions).toEqual([[undefined, false], [false, true]]);
+    expect(r.transitions).toEqual([
+      [undefined, false],
+      [false, true],
+    ]);
     expect(w.opts.resourceVersion).toBe('20');
     expect(r.cache.snapshot().clusterPolicies?.map((p) => p.metadata?.name)).toEqual(['a']);
     w.added(deny('b', '21', 20));
     w.modified(deny('a', '22', 5));
-    expect(r.cache.snapshot().clusterPolicies?.map((p) => [p.metadata?.name, p.spec?.priority])).toEqual([['a', 5], ['b', 20]]);
+    expect(r.cache.snapshot().clusterPolicies?.map((p) => [p.metadata?.name, p.spec?.priority])).toEqual([
+      ['a', 5],
+      ['b', 20],
+    ]);
     w.deleted(deny('a', '23', 5));
     expect(r.cache.snapshot().clusterPolicies?.map((p) => p.metadata?.name)).toEqual(['b']);
     expect(r.changes).toEqual(['list', 'list', 'event', 'event', 'event']);
@@ -94,7 +112,16 @@ describe('ClusterNetworkPolicies in the agent', () => {
 
   it('no sync before the first list of ClusterNetworkPolicies: a table without the Admin tier would open what it denies', () => {
     const cache = new ClusterCache();
-    cache.replace('pods', [{ ...pod('shop/web', { ips: ['10.1.0.5'], node: 'n1', labels: { app: 'web' } }), metadata: { namespace: 'shop', name: 'web', uid: 'u1', resourceVersion: '1', labels: { app: 'web' } } }], '1');
+    cache.replace(
+      'pods',
+      [
+        {
+          ...pod('shop/web', { ips: ['10.1.0.5'], node: 'n1', labels: { app: 'web' } }),
+          metadata: { namespace: 'shop', name: 'web', uid: 'u1', resourceVersion: '1', labels: { app: 'web' } },
+        },
+      ],
+      '1',
+    );
     cache.replace('namespaces', [ns('shop')], '1');
     cache.replace('policies', [], '1');
     cache.replace('nodes', [{ metadata: { name: 'n1' }, spec: { podCIDRs: ['10.1.0.0/24'] } }], '1');
@@ -105,20 +132,41 @@ describe('ClusterNetworkPolicies in the agent', () => {
 
   it('a synced CNP is compiled; /status reports the API and the count, /policies the policy with its tier and chain', async () => {
     const cache = new ClusterCache();
-    cache.replace('pods', [{ ...pod('shop/web', { ips: ['10.1.0.5'], node: 'n1', labels: { app: 'web' } }), metadata: { namespace: 'shop', name: 'web', uid: 'u1', resourceVersion: '1', labels: { app: 'web' } } }], '1');
+    cache.replace(
+      'pods',
+      [
+        {
+          ...pod('shop/web', { ips: ['10.1.0.5'], node: 'n1', labels: { app: 'web' } }),
+          metadata: { namespace: 'shop', name: 'web', uid: 'u1', resourceVersion: '1', labels: { app: 'web' } },
+        },
+      ],
+      '1',
+    );
     cache.replace('namespaces', [ns('shop')], '1');
     cache.replace('policies', [], '1');
     cache.replace('nodes', [{ metadata: { name: 'n1' }, spec: { podCIDRs: ['10.1.0.0/24'] } }], '1');
     cache.replace('clusterpolicies', [deny('deny-all', '3')], '3');
     const nft = new FakeNft();
     const engine = new PolicyEngine(nft, { nodeName: 'n1' });
-    const reconciler = new Reconciler(cache, engine, { writeCniConfig: () => false, reconcileRoutes: () => ({ changed: 0, errors: [] }) }, { nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [] });
+    const reconciler = new Reconciler(
+      cache,
+      engine,
+      { writeCniConfig: () => false, reconcileRoutes: () => ({ changed: 0, errors: [] }) },
+      { nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [] },
+    );
     const s = reconciler.syncNow();
     expect(s?.versions['clusterpolicies']).toBe('3');
     const chain = s?.report.result.clusterPolicyChains.get('deny-all');
     expect(chain).toMatch(/^c[0-9a-f]+/);
     expect(reconciler.endpoints.find((e) => e.name === 'web')?.tiers?.admin?.ingress).toBeDefined();
-    const config = { nodeName: 'n1', hostFirewall: false, masquerade: false, nflogGroup: 100, failsafeInbound: [], failsafeOutbound: [] } as unknown as AgentConfig;
+    const config = {
+      nodeName: 'n1',
+      hostFirewall: false,
+      masquerade: false,
+      nflogGroup: 100,
+      failsafeInbound: [],
+      failsafeOutbound: [],
+    } as unknown as AgentConfig;
     const routes = statusRoutes({ cache, reconciler, engine, metrics: new AgentMetrics(), config, clusterPolicies: { available: true, reason: undefined } });
     const req = (p: string) => ({ method: 'GET', path: p, query: new URLSearchParams(), body: undefined, headers: {}, listener: 'local' as const });
     const status = (await routes['GET /status']?.(req('/status')))?.json as AgentStatus;
@@ -132,7 +180,10 @@ describe('ClusterNetworkPolicies in the agent', () => {
 
   it('a CNP change that newly forbids a flow ends the tracked connections it forbids, as a NetworkPolicy change does', async () => {
     const cache = new ClusterCache();
-    const podObj = (name: string, ip: string, app: string) => ({ ...pod(`shop/${name}`, { ips: [ip], node: 'n1', labels: { app } }), metadata: { namespace: 'shop', name, uid: `u-${name}`, resourceVersion: '1', labels: { app } } });
+    const podObj = (name: string, ip: string, app: string) => ({
+      ...pod(`shop/${name}`, { ips: [ip], node: 'n1', labels: { app } }),
+      metadata: { namespace: 'shop', name, uid: `u-${name}`, resourceVersion: '1', labels: { app } },
+    });
     cache.replace('pods', [podObj('web', '10.1.0.5', 'web'), podObj('client', '10.1.0.6', 'client')], '1');
     cache.replace('namespaces', [ns('shop')], '1');
     cache.replace('policies', [], '1');
@@ -155,7 +206,11 @@ describe('ClusterNetworkPolicies in the agent', () => {
     };
     let purged: (r: unknown) => void = () => {};
     const reconciler = new Reconciler(cache, new PolicyEngine(new FakeNft(), { nodeName: 'n1' }), net, {
-      nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [], onPurge: (r) => purged(r),
+      nodeName: 'n1',
+      debounceMs: 1,
+      masquerade: false,
+      nonMasqueradeCIDRs: [],
+      onPurge: (r) => purged(r),
     });
     const synced = async (): Promise<unknown> => {
       const done = new Promise((resolve) => (purged = resolve));
@@ -165,7 +220,13 @@ describe('ClusterNetworkPolicies in the agent', () => {
     reconciler.syncNow();
     // An Admin Deny of ingress to web on 80 only, from every namespace.
     const denyWeb80 = (rv: string, port: number) => ({
-      ...cnp('no-web-80', 'Admin', 10, { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } }, { ingress: [{ name: 'web', action: 'Deny', from: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { number: port } } }] }] }),
+      ...cnp(
+        'no-web-80',
+        'Admin',
+        10,
+        { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } },
+        { ingress: [{ name: 'web', action: 'Deny', from: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { number: port } } }] }] },
+      ),
       metadata: { name: 'no-web-80', uid: 'u-cnp', resourceVersion: rv },
     });
     cache.apply('clusterpolicies', 'ADDED', denyWeb80('2', 80), '2');

@@ -28,7 +28,12 @@ const entries = (): string[] => fs.readdirSync(dir).sort();
 
 describe('renderConflist', () => {
   it('renders weir then portmap, at cniVersion 1.0.0', () => {
-    const text = renderConflist({ podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'], mtu: 1450, dataDir: '/var/lib/cni/weir', agentSocket: '/run/weir/agent.sock' });
+    const text = renderConflist({
+      podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'],
+      mtu: 1450,
+      dataDir: '/var/lib/cni/weir',
+      agentSocket: '/run/weir/agent.sock',
+    });
     expect(text).toBe(
       [
         '{',

@@ -31,7 +31,10 @@ describe('recordsToFree', () => {
   const oldSandbox = rec('c6', '10.1.0.7', { ns: 'x', name: 'a', uid: 'u1' });
   const unnamed = rec('c7', '10.1.0.8');
   const records = [live, deleted, stillWired, young, renamed, oldSandbox, unnamed];
-  const pods = new Map<string, string | undefined>([['x/a', 'u1'], ['x/b', 'new-uid']]);
+  const pods = new Map<string, string | undefined>([
+    ['x/a', 'u1'],
+    ['x/b', 'new-uid'],
+  ]);
   const links = new Set([veth(live), veth(stillWired)]);
 
   it('frees records whose container is gone, and only those', () => {
@@ -52,10 +55,18 @@ describe('recordsToFree', () => {
     const store = new MemoryStore();
     for (const r of records) store.withLock(() => store.reserve(r));
     const deletedLinks: number[] = [];
-    const host = { linkList: () => [...links].map((name, i) => ({ name, index: i + 10, alias: `weir/weir/x/y/${name}` })), linkDelete: (i: number) => deletedLinks.push(i) } as unknown as NetlinkHandle;
+    const host = {
+      linkList: () => [...links].map((name, i) => ({ name, index: i + 10, alias: `weir/weir/x/y/${name}` })),
+      linkDelete: (i: number) => deletedLinks.push(i),
+    } as unknown as NetlinkHandle;
     const r = sweepIpam(store, 'weir', pods, host, { graceMs: 60_000, now: NOW });
     expect(r.released.map((d) => d.record.containerID).sort()).toEqual(['c2', 'c5', 'c6', 'c7']);
-    expect(store.withLock(() => store.list()).map((x) => x.containerID).sort()).toEqual(['c1', 'c3', 'c4']);
+    expect(
+      store
+        .withLock(() => store.list())
+        .map((x) => x.containerID)
+        .sort(),
+    ).toEqual(['c1', 'c3', 'c4']);
     expect(deletedLinks).toEqual([]);
     expect(sweepIpam(store, 'weir', pods, host, { graceMs: 60_000, now: NOW }).released).toEqual([]);
   });

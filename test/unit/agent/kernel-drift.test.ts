@@ -8,7 +8,7 @@ import { tableDrift } from '../../../src/agent/kernel-drift.ts';
 import { type CheckResult, type KernelTableSource, KernelVerifier } from '../../../src/agent/kernel-verifier.ts';
 import { parseTableListing } from '../../../src/nft/listing.ts';
 import { nft } from '../../../src/nft/transaction.ts';
-import { RulesetBuilder, type Ruleset } from '../../../src/policy/ruleset.ts';
+import { type Ruleset, RulesetBuilder } from '../../../src/policy/ruleset.ts';
 
 const T = nft.table('inet', 'weir', { comment: 'weir' });
 
@@ -239,11 +239,18 @@ describe('KernelVerifier: a difference a replacement does not remove', () => {
     const odd = LISTING.replace('counter drop comment "x/a: default deny"', 'counter drop comment "x/a: default deny" # printed otherwise');
     k.text = odd;
     // The "repair" leaves the table listing the same way.
-    const v = new KernelVerifier({ source: k, applied: () => ruleset(), repair: () => {
-      k.text = odd;
-      k.gen++;
-      return true;
-    } }, { minFullMs: 5000, now: () => 0 });
+    const v = new KernelVerifier(
+      {
+        source: k,
+        applied: () => ruleset(),
+        repair: () => {
+          k.text = odd;
+          k.gen++;
+          return true;
+        },
+      },
+      { minFullMs: 5000, now: () => 0 },
+    );
     expect(v.check({ repair: true })).toMatchObject({ repaired: true, afterRepair: { clean: false } });
     k.gen++;
     const again = v.check({ repair: true });

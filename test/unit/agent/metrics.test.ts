@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   Counter,
-  Gauge,
-  Histogram,
-  PROMETHEUS_CONTENT_TYPE,
-  Registry,
   escapeHelp,
   escapeLabelValue,
   exponentialBuckets,
   formatValue,
+  Gauge,
+  Histogram,
   linearBuckets,
+  PROMETHEUS_CONTENT_TYPE,
+  Registry,
   startTimer,
 } from '../../../src/agent/metrics.ts';
 import { InternalError } from '../../../src/errors.ts';
@@ -194,9 +194,7 @@ describe('registry', () => {
     r.gauge({ name: 'b', help: 'B' });
     r.counter({ name: 'a_total', help: 'A' });
     r.gauge({ name: 'C', help: 'C' });
-    expect(r.render()).toBe(
-      '# HELP C C\n# TYPE C gauge\nC 0\n# HELP a_total A\n# TYPE a_total counter\na_total 0\n# HELP b B\n# TYPE b gauge\nb 0\n',
-    );
+    expect(r.render()).toBe('# HELP C C\n# TYPE C gauge\nC 0\n# HELP a_total A\n# TYPE a_total counter\na_total 0\n# HELP b B\n# TYPE b gauge\nb 0\n');
   });
 
   it('validates metric and label names and rejects duplicates', () => {

@@ -2,15 +2,16 @@
 // pure, from Node objects to the routes reconcileNodeRoutes programs (its
 // kernel side is test/kernel/agent-routes.test.ts).
 import { describe, expect, it } from 'vitest';
-import { type NodeInfo, type NodeRoute, RTPROT_WEIR_NODE, desiredNodeRoutes, reconcileNodeRoutes } from '../../../src/agent/routes.ts';
+import { desiredNodeRoutes, type NodeInfo, type NodeRoute, RTPROT_WEIR_NODE, reconcileNodeRoutes } from '../../../src/agent/routes.ts';
+import { formatIp, parseIp } from '../../../src/cni/ip.ts';
 import { Errno } from '../../../src/errors.ts';
 import * as C from '../../../src/netlink/constants.ts';
 import { FakeNetworks, type FakeRtnl } from '../../../src/netlink/fake-rtnl.ts';
-import { formatIp, parseIp } from '../../../src/cni/ip.ts';
 
 const node = (name: string, podCIDRs: string[], internalIPs: string[]): NodeInfo => ({ name, podCIDRs, internalIPs });
 
-const show = (rs: NodeRoute[]): string[] => rs.map((r) => `${r.dst.address}/${r.dst.prefix} via ${r.via.family === 4 ? r.via.bytes.join('.') : Buffer.from(r.via.bytes).toString('hex')} ${r.node}`);
+const show = (rs: NodeRoute[]): string[] =>
+  rs.map((r) => `${r.dst.address}/${r.dst.prefix} via ${r.via.family === 4 ? r.via.bytes.join('.') : Buffer.from(r.via.bytes).toString('hex')} ${r.node}`);
 
 describe('desiredNodeRoutes', () => {
   const fmt = (rs: NodeRoute[]) => rs.map((r) => ({ dst: `${r.dst.address}/${r.dst.prefix}`, via: r.via, node: r.node }));
@@ -60,16 +61,25 @@ describe('reconcileNodeRoutes over the rtnetlink fake', () => {
     return { h, nodes: [node('a', ['10.244.1.0/24'], ['10.98.0.2']), node('b', ['10.244.2.0/24', 'fd00:244:2::/64'], ['10.98.0.3', 'fd98::3'])] };
   };
   const table = (h: FakeRtnl): string[] =>
-    [...h.routeList(4), ...h.routeList(6)].map((r) => `${formatIp(r.dst as Uint8Array)}/${r.dstLen} via ${r.gateway ? formatIp(r.gateway) : '-'} proto ${r.protocol}`).sort();
+    [...h.routeList(4), ...h.routeList(6)]
+      .map((r) => `${formatIp(r.dst as Uint8Array)}/${r.dstLen} via ${r.gateway ? formatIp(r.gateway) : '-'} proto ${r.protocol}`)
+      .sort();
 
   it('adds what is missing, changes nothing the second time, replaces a moved gateway, removes a node that went', () => {
     const { h, nodes } = w();
     const first = reconcileNodeRoutes(h, desiredNodeRoutes(nodes, 'self'));
     expect(first).toMatchObject({ added: ['10.244.1.0/24', '10.244.2.0/24', 'fd00:244:2::/64'], replaced: [], removed: [], errors: [] });
-    expect(table(h)).toEqual([`10.244.1.0/24 via 10.98.0.2 proto ${RTPROT_WEIR_NODE}`, `10.244.2.0/24 via 10.98.0.3 proto ${RTPROT_WEIR_NODE}`, `fd00:244:2::/64 via fd98::3 proto ${RTPROT_WEIR_NODE}`]);
+    expect(table(h)).toEqual([
+      `10.244.1.0/24 via 10.98.0.2 proto ${RTPROT_WEIR_NODE}`,
+      `10.244.2.0/24 via 10.98.0.3 proto ${RTPROT_WEIR_NODE}`,
+      `fd00:244:2::/64 via fd98::3 proto ${RTPROT_WEIR_NODE}`,
+    ]);
     expect(reconcileNodeRoutes(h, desiredNodeRoutes(nodes, 'self'))).toMatchObject({ added: [], replaced: [], removed: [], errors: [] });
     const moved = [node('a', ['10.244.1.0/24'], ['10.98.0.9'])];
-    expect(reconcileNodeRoutes(h, desiredNodeRoutes(moved, 'self'))).toMatchObject({ replaced: ['10.244.1.0/24'], removed: ['10.244.2.0/24', 'fd00:244:2::/64'].sort() });
+    expect(reconcileNodeRoutes(h, desiredNodeRoutes(moved, 'self'))).toMatchObject({
+      replaced: ['10.244.1.0/24'],
+      removed: ['10.244.2.0/24', 'fd00:244:2::/64'].sort(),
+    });
     expect(table(h)).toEqual([`10.244.1.0/24 via 10.98.0.9 proto ${RTPROT_WEIR_NODE}`]);
   });
 

@@ -5,14 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Registry } from '../../../src/agent/metrics.ts';
-import {
-  type ApiRequest,
-  MAX_BODY_BYTES,
-  type Routes,
-  type RunningServers,
-  metricsHandler,
-  startServers,
-} from '../../../src/agent/server.ts';
+import { type ApiRequest, MAX_BODY_BYTES, metricsHandler, type Routes, type RunningServers, startServers } from '../../../src/agent/server.ts';
 import { InvalidEnvironmentError, RangeExhaustedError } from '../../../src/errors.ts';
 
 interface Reply {
@@ -172,7 +165,7 @@ describe('unix socket listener', () => {
     expect((await request(t, 'GET', '/endpoints')).json()).toEqual([]);
     expect((await request(t, 'GET', '/policies')).json()).toEqual([]);
 
-    const body = { containerId: 'abc', ifName: 'eth0', args: { 'K8S_POD_NAME': 'p "q"\n' } };
+    const body = { containerId: 'abc', ifName: 'eth0', args: { K8S_POD_NAME: 'p "q"\n' } };
     const add = await request(t, 'POST', '/cni/add', JSON.stringify(body), { headers: { 'content-type': 'application/json' } });
     expect(add.status).toBe(200);
     expect(add.json()).toEqual({ echo: body });
@@ -328,11 +321,14 @@ describe('both listeners', () => {
     });
     const s = await start({
       socketPath,
-      routes: { ...routes, 'GET /slow': async () => {
-        entered();
-        await gate;
-        return { json: { done: true } };
-      } },
+      routes: {
+        ...routes,
+        'GET /slow': async () => {
+          entered();
+          await gate;
+          return { json: { done: true } };
+        },
+      },
     });
     const pending = request({ socketPath }, 'GET', '/slow');
     // The request is in flight once its handler runs.

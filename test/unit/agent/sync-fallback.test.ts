@@ -54,17 +54,35 @@ describe('incremental sync fallback', () => {
     const engine = new PolicyEngine(nft, { nodeName: 'n1' });
     const cache = new ClusterCache();
     const s = state(['10.1.0.5']);
-    cache.replace('pods', s.pods.map((p) => ({ ...p, metadata: { ...p.metadata, uid: 'u', resourceVersion: '1' } })), '1');
+    cache.replace(
+      'pods',
+      s.pods.map((p) => ({ ...p, metadata: { ...p.metadata, uid: 'u', resourceVersion: '1' } })),
+      '1',
+    );
     cache.replace('namespaces', [...s.namespaces], '1');
     cache.replace('policies', [...s.policies], '1');
     cache.replace('nodes', [{ metadata: { name: 'n1' } }], '1');
     cache.replace('clusterpolicies', [], '1');
     const metrics = new AgentMetrics();
     const net = { writeCniConfig: () => false, reconcileRoutes: () => ({ changed: 0, errors: [] }) };
-    const r = new Reconciler(cache, engine, net, { nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [], onSync: (x) => metrics.observeSync(x, engine.applied) });
+    const r = new Reconciler(cache, engine, net, {
+      nodeName: 'n1',
+      debounceMs: 1,
+      masquerade: false,
+      nonMasqueradeCIDRs: [],
+      onSync: (x) => metrics.observeSync(x, engine.applied),
+    });
     r.syncNow();
     tamper(nft);
-    cache.apply('pods', 'ADDED', { ...pod('x/p9', { ips: ['10.1.0.9'], node: 'n1', labels: { app: 'a' } }), metadata: { namespace: 'x', name: 'p9', uid: 'u9', resourceVersion: '2', labels: { app: 'a' } } }, '2');
+    cache.apply(
+      'pods',
+      'ADDED',
+      {
+        ...pod('x/p9', { ips: ['10.1.0.9'], node: 'n1', labels: { app: 'a' } }),
+        metadata: { namespace: 'x', name: 'p9', uid: 'u9', resourceVersion: '2', labels: { app: 'a' } },
+      },
+      '2',
+    );
     expect(r.syncNow()?.report.fallback).toBeDefined();
     expect(metrics.registry.render()).toContain('weir_sync_fallbacks_total{reason="ENOENT"} 1');
   });

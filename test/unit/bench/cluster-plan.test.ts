@@ -3,8 +3,8 @@
 // the default 100-node plan as it always was, and the ClusterNetworkPolicies
 // deterministic and leaving the pods and NetworkPolicies unchanged.
 import { describe, expect, it } from 'vitest';
-import { makeClusterPolicies } from '../../../scripts/bench/policy/cluster-policies.ts';
 import { BENCH_NODE, BENCH_POD_CIDR, MAX_NODES, makeCluster, nodeIP, podCIDR } from '../../../scripts/bench/policy/cluster.ts';
+import { makeClusterPolicies } from '../../../scripts/bench/policy/cluster-policies.ts';
 import { cidrContains, parseCidr, parseIp } from '../../../src/cni/ip.ts';
 
 describe('synthetic cluster address plan', () => {
@@ -40,7 +40,7 @@ describe('synthetic cluster address plan', () => {
     }
   });
 
-  it('spreads 150k pods over 5k nodes, 30 each, every address inside its node\'s range and none twice', () => {
+  it("spreads 150k pods over 5k nodes, 30 each, every address inside its node's range and none twice", () => {
     const c = makeCluster({ pods: 150_000, policies: 1, nodes: 5000, seed: 1 });
     expect(c.state.nodes).toHaveLength(5000);
     expect(c.localPods).toBe(30);

@@ -67,7 +67,12 @@ describe('good configs', () => {
         prevResult: { interfaces: [{ name: 'eth0', sandbox: '/var/run/netns/x' }], ips: [{ version: '4', address: '10.244.1.5/24', interface: 0 }] },
       }),
     );
-    expect(c.prevResult).toEqual({ interfaces: [{ name: 'eth0', sandbox: '/var/run/netns/x' }], ips: [{ address: '10.244.1.5/24', interface: 0 }], routes: [], dns: {} });
+    expect(c.prevResult).toEqual({
+      interfaces: [{ name: 'eth0', sandbox: '/var/run/netns/x' }],
+      ips: [{ address: '10.244.1.5/24', interface: 0 }],
+      routes: [],
+      dns: {},
+    });
   });
 
   it('reads GC attachments under both keys and merges them', () => {

@@ -174,11 +174,14 @@ describe('CNI_ARGS', () => {
     expect(parseCniArgs('FOO=bar;IgnoreUnknown=TRUE').pairs.get('FOO')).toBe('bar');
   });
 
-  it.each(['IgnoreUnknown=yes', 'IgnoreUnknown=', 'FOO', 'A=B=C', 'IgnoreUnknown=1;', ';IgnoreUnknown=1', '=x', 'IgnoreUnknown=1;;K8S_POD_NAME=a'])('refuses malformed %j', (raw) => {
-    const f = failure(() => parseCniArgs(raw));
-    expect(f.code).toBe(4);
-    expect(f.msg).toContain('CNI_ARGS');
-  });
+  it.each(['IgnoreUnknown=yes', 'IgnoreUnknown=', 'FOO', 'A=B=C', 'IgnoreUnknown=1;', ';IgnoreUnknown=1', '=x', 'IgnoreUnknown=1;;K8S_POD_NAME=a'])(
+    'refuses malformed %j',
+    (raw) => {
+      const f = failure(() => parseCniArgs(raw));
+      expect(f.code).toBe(4);
+      expect(f.msg).toContain('CNI_ARGS');
+    },
+  );
 
   it.each([
     ['K8S_POD_NAMESPACE', '../etc'],

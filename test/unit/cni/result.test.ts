@@ -102,13 +102,21 @@ describe('formatResult', () => {
   });
 
   it('omits zero mtu/advmss/priority but keeps table and scope 0', () => {
-    const r: WeirResult = { ...emptyResult(), interfaces: [{ name: 'eth0', mtu: 0 }], routes: [{ dst: '10.0.0.0/8', mtu: 0, advmss: 0, priority: 0, table: 0, scope: 0 }] };
+    const r: WeirResult = {
+      ...emptyResult(),
+      interfaces: [{ name: 'eth0', mtu: 0 }],
+      routes: [{ dst: '10.0.0.0/8', mtu: 0, advmss: 0, priority: 0, table: 0, scope: 0 }],
+    };
     expect(formatResult(r, '1.1.0')).toEqual({ cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }], routes: [{ dst: '10.0.0.0/8', table: 0, scope: 0 }] });
   });
 
   it('canonicalises addresses', () => {
     const r: WeirResult = { ...emptyResult(), ips: [{ address: 'FD00:0:0:0::05/64', gateway: 'FE80:0::1' }], routes: [{ dst: '0:0::/0', gw: 'FE80::0001' }] };
-    expect(formatResult(r, '1.0.0')).toEqual({ cniVersion: '1.0.0', ips: [{ address: 'fd00::5/64', gateway: 'fe80::1' }], routes: [{ dst: '::/0', gw: 'fe80::1' }] });
+    expect(formatResult(r, '1.0.0')).toEqual({
+      cniVersion: '1.0.0',
+      ips: [{ address: 'fd00::5/64', gateway: 'fe80::1' }],
+      routes: [{ dst: '::/0', gw: 'fe80::1' }],
+    });
   });
 
   it('refuses unsupported versions with code 1 and broken results with 199', () => {

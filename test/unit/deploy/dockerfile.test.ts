@@ -90,7 +90,13 @@ function copyOf(ins: Instruction): Copy {
 
 /** Values of ARG NAME=default in a stage (or before the first FROM). */
 const argDefaults = (ins: Instruction[]): Map<string, string> =>
-  new Map(ins.filter((i) => i.op === 'ARG').map((i) => i.args.split('=')).filter((kv) => kv.length === 2).map(([k, v]) => [k as string, (v as string).replace(/^"|"$/g, '')]));
+  new Map(
+    ins
+      .filter((i) => i.op === 'ARG')
+      .map((i) => i.args.split('='))
+      .filter((kv) => kv.length === 2)
+      .map(([k, v]) => [k as string, (v as string).replace(/^"|"$/g, '')]),
+  );
 
 /** LABEL k="v" k2="v2" ... */
 function labels(ins: Instruction[]): Map<string, string> {
@@ -103,9 +109,17 @@ function labels(ins: Instruction[]): Map<string, string> {
 
 /** .dockerignore semantics (moby/patternmatcher): the last matching pattern wins; a pattern matching a parent directory matches its contents. */
 function dockerignored(patterns: string[], rel: string): boolean {
+  // NUL marks `**` while `*` is rewritten; no path contains it.
+  const DOUBLE_STAR = '\u0000';
   const toRe = (p: string): RegExp =>
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL marks `**` while `*` is rewritten; no path contains it.
-    new RegExp(`^${p.replace(/[.+^${}()|[\]]/g, '\\$&').replace(/\*\*/g, '\u0000').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\u0000/g, '.*')}$`);
+    new RegExp(
+      `^${p
+        .replace(/[.+^${}()|[\]]/g, '\\$&')
+        .replace(/\*\*/g, DOUBLE_STAR)
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')
+        .replaceAll(DOUBLE_STAR, '.*')}$`,
+    );
   const prefixes = rel.split('/').map((_, i, a) => a.slice(0, i + 1).join('/'));
   let ignored = false;
   for (const raw of patterns) {
@@ -118,8 +132,7 @@ function dockerignored(patterns: string[], rel: string): boolean {
   return ignored;
 }
 
-const walk = (abs: string): string[] =>
-  fs.statSync(abs).isDirectory() ? fs.readdirSync(abs).flatMap((n) => walk(path.join(abs, n))) : [abs];
+const walk = (abs: string): string[] => (fs.statSync(abs).isDirectory() ? fs.readdirSync(abs).flatMap((n) => walk(path.join(abs, n))) : [abs]);
 
 // ---- the file ----
 
@@ -127,7 +140,12 @@ const dockerfile = fs.readFileSync(path.join(REPO, 'Dockerfile'), 'utf8');
 const all = parseDockerfile(dockerfile);
 // Base images are ARGs declared before the first FROM (so that a machine that
 // cannot pull them can pass stand-ins); what is pinned is their default.
-const globalArgs = argDefaults(all.slice(0, all.findIndex((i) => i.op === 'FROM')));
+const globalArgs = argDefaults(
+  all.slice(
+    0,
+    all.findIndex((i) => i.op === 'FROM'),
+  ),
+);
 const st = stages(all).map((s) => ({ ...s, image: s.image.replace(/^\$\{(\w+)\}$/, (m, name: string) => globalArgs.get(name) ?? m) }));
 const build = st[0] as Stage;
 const final = st[st.length - 1] as Stage;
@@ -139,11 +157,16 @@ const ignorePatterns = fs
 
 describe('the parser', () => {
   it('joins continuations, drops comments, splits stages and COPY', () => {
-    const ins = parseDockerfile('# syntax=docker/dockerfile:1\nFROM a:1@sha256:x AS b\n# c\nRUN x \\\n  # inner comment\n  && y\nFROM d:2\nCOPY --from=b /s/1 /s/2 /d/\n');
+    const ins = parseDockerfile(
+      '# syntax=docker/dockerfile:1\nFROM a:1@sha256:x AS b\n# c\nRUN x \\\n  # inner comment\n  && y\nFROM d:2\nCOPY --from=b /s/1 /s/2 /d/\n',
+    );
     expect(ins.map((i) => i.op)).toEqual(['FROM', 'RUN', 'FROM', 'COPY']);
     expect(ins[1]?.args).toBe('x && y');
     const s = stages(ins);
-    expect(s.map((x) => [x.image, x.name])).toEqual([['a:1@sha256:x', 'b'], ['d:2', undefined]]);
+    expect(s.map((x) => [x.image, x.name])).toEqual([
+      ['a:1@sha256:x', 'b'],
+      ['d:2', undefined],
+    ]);
     expect(copyOf(s[1]?.instructions[0] as Instruction)).toMatchObject({ from: 'b', sources: ['/s/1', '/s/2'], dest: '/d/' });
   });
 
@@ -207,7 +230,10 @@ describe('Dockerfile: lint rules', () => {
       expect(pkgs.length).toBeGreaterThan(0);
       for (const p of pkgs) expect(p, `line ${i.line}: pin ${p} to a version`).toMatch(/^[a-z0-9.+-]+=[\w.:+~-]+$/);
     }
-    expect(all.some((i) => i.op === 'RUN' && /\bapt\s+(install|update)/.test(i.args)), 'apt-get, not apt, in scripts').toBe(false);
+    expect(
+      all.some((i) => i.op === 'RUN' && /\bapt\s+(install|update)/.test(i.args)),
+      'apt-get, not apt, in scripts',
+    ).toBe(false);
   });
 
   it('installs libnftables1, the library the agent loads', () => {
@@ -259,7 +285,8 @@ describe('Dockerfile: every path it copies exists', () => {
   });
 
   it('.dockerignore keeps node_modules, dist, .git and the tests out of the context', () => {
-    for (const p of ['node_modules/koffi/package.json', 'dist/bin/weir', '.git/HEAD', 'test/unit/deploy/dockerfile.test.ts', 'lab/cli.ts']) expect(dockerignored(ignorePatterns, p), p).toBe(true);
+    for (const p of ['node_modules/koffi/package.json', 'dist/bin/weir', '.git/HEAD', 'test/unit/deploy/dockerfile.test.ts', 'lab/cli.ts'])
+      expect(dockerignored(ignorePatterns, p), p).toBe(true);
   });
 
   it('the build stage copies what scripts/build.mjs bundles (esbuild entries and their imports)', () => {
@@ -272,7 +299,7 @@ describe('Dockerfile: every path it copies exists', () => {
     }
   });
 
-  it('final stage: every source comes from the build stage\'s dist/bin, which `npm run build` makes', () => {
+  it("final stage: every source comes from the build stage's dist/bin, which `npm run build` makes", () => {
     expect(stageCopies.length).toBeGreaterThan(0);
     const workdir = build.instructions.filter((i) => i.op === 'WORKDIR').pop()?.args;
     expect(workdir).toBeTruthy();
@@ -308,7 +335,9 @@ describe('Dockerfile: every path it copies exists', () => {
 });
 
 describe('Dockerfile: the Debian packages it pins exist in Debian 12', () => {
-  const pins = [...(final.instructions.find((i) => i.op === 'RUN' && /apt-get install/.test(i.args))?.args.matchAll(/([a-z0-9.+-]+)=([\w.:+~-]+)/g) ?? [])].map((m) => [m[1] as string, m[2] as string] as const);
+  const pins = [...(final.instructions.find((i) => i.op === 'RUN' && /apt-get install/.test(i.args))?.args.matchAll(/([a-z0-9.+-]+)=([\w.:+~-]+)/g) ?? [])].map(
+    (m) => [m[1] as string, m[2] as string] as const,
+  );
   const osRelease = fs.existsSync('/etc/os-release') ? fs.readFileSync('/etc/os-release', 'utf8') : '';
   const bookworm = /^VERSION_CODENAME=bookworm$/m.test(osRelease);
   const policy = (p: string): string => spawnSync('apt-cache', ['policy', p], { encoding: 'utf8' }).stdout ?? '';

@@ -27,7 +27,19 @@ const load = (file: string): KindCluster => {
 // The fields of kind's v1alpha4 Cluster that these files may use (kind decodes strictly: a typo fails `kind create`).
 const NETWORKING_FIELDS = ['ipFamily', 'apiServerPort', 'apiServerAddress', 'podSubnet', 'serviceSubnet', 'disableDefaultCNI', 'kubeProxyMode', 'dnsSearch'];
 const NODE_FIELDS = ['role', 'image', 'labels', 'extraMounts', 'extraPortMappings', 'kubeadmConfigPatches', 'kubeadmConfigPatchesJSON6902'];
-const CLUSTER_FIELDS = ['kind', 'apiVersion', 'name', 'nodes', 'networking', 'featureGates', 'runtimeConfig', 'kubeadmConfigPatches', 'kubeadmConfigPatchesJSON6902', 'containerdConfigPatches', 'containerdConfigPatchesJSON6902'];
+const CLUSTER_FIELDS = [
+  'kind',
+  'apiVersion',
+  'name',
+  'nodes',
+  'networking',
+  'featureGates',
+  'runtimeConfig',
+  'kubeadmConfigPatches',
+  'kubeadmConfigPatchesJSON6902',
+  'containerdConfigPatches',
+  'containerdConfigPatchesJSON6902',
+];
 
 const cidr = (s: string): { family: 4 | 6; prefix: number } => {
   const [addr, len] = s.split('/');
@@ -57,7 +69,7 @@ describe('kind-config.yaml', () => {
 
   it('no default CNI, kube-proxy in nftables mode, one control plane and two workers, pinned node image', () => commonShape(c));
 
-  it('states the pod and Service subnets (IPv4, the lab\'s too)', () => {
+  it("states the pod and Service subnets (IPv4, the lab's too)", () => {
     expect(c.networking.ipFamily ?? 'ipv4').toBe('ipv4');
     expect(c.networking.podSubnet).toBe('10.244.0.0/16');
     expect(c.networking.serviceSubnet).toBe('10.96.0.0/16');
@@ -83,7 +95,10 @@ describe('kind-config-dualstack.yaml', () => {
     expect(c.networking.ipFamily).toBe('dual');
     for (const key of ['podSubnet', 'serviceSubnet'] as const) {
       const parts = (c.networking[key] ?? '').split(',');
-      expect(parts.map((p) => cidr(p).family), key).toEqual([4, 6]);
+      expect(
+        parts.map((p) => cidr(p).family),
+        key,
+      ).toEqual([4, 6]);
       expect(parts[0], key).toBe(single.networking[key]);
     }
     // kube-controller-manager gives each node a /64 of it: room for the nodes.

@@ -7,10 +7,18 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { V1ClusterRole, V1ClusterRoleBinding, V1Container, V1CustomResourceDefinition, V1DaemonSet, V1ServiceAccount, V1Volume } from '@kubernetes/client-node';
+import type {
+  V1ClusterRole,
+  V1ClusterRoleBinding,
+  V1Container,
+  V1CustomResourceDefinition,
+  V1DaemonSet,
+  V1ServiceAccount,
+  V1Volume,
+} from '@kubernetes/client-node';
 import { loadAllYaml } from '@kubernetes/client-node';
-import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
+import yargs from 'yargs';
 import { weirManifests } from '../../../lab/manifests.ts';
 import { agentOptions, toConfig } from '../../../src/agent/config.ts';
 
@@ -32,14 +40,18 @@ function splitDocuments(text: string): string[] {
     .filter((d) => d.split('\n').some((l) => l.trim() !== '' && !l.trimStart().startsWith('#')));
 }
 
-const docs = (): KubeObject[] => splitDocuments(fs.readFileSync(MANIFEST, 'utf8')).map((d) => {
-  const parsed = loadAllYaml(d) as KubeObject[];
-  expect(parsed).toHaveLength(1);
-  return parsed[0] as KubeObject;
-});
+const docs = (): KubeObject[] =>
+  splitDocuments(fs.readFileSync(MANIFEST, 'utf8')).map((d) => {
+    const parsed = loadAllYaml(d) as KubeObject[];
+    expect(parsed).toHaveLength(1);
+    return parsed[0] as KubeObject;
+  });
 const one = <T>(kind: string): T => {
   const found = docs().filter((d) => d.kind === kind);
-  expect(found.map((d) => d.metadata.name), `exactly one ${kind}`).toHaveLength(1);
+  expect(
+    found.map((d) => d.metadata.name),
+    `exactly one ${kind}`,
+  ).toHaveLength(1);
   return found[0] as T;
 };
 const daemonSet = (): V1DaemonSet => one<V1DaemonSet>('DaemonSet');
@@ -81,12 +93,15 @@ describe('deploy/weir.yaml is generated', () => {
   });
 
   it('holds every part, in lexical order of file name, each once', () => {
-    const parts = fs.readdirSync(path.join(REPO, 'deploy/parts')).filter((n) => /\.ya?ml$/.test(n)).sort();
+    const parts = fs
+      .readdirSync(path.join(REPO, 'deploy/parts'))
+      .filter((n) => /\.ya?ml$/.test(n))
+      .sort();
     const sources = [...fs.readFileSync(MANIFEST, 'utf8').matchAll(/^# Source: deploy\/parts\/(.+)$/gm)].map((m) => m[1]);
     expect(sources).toEqual(parts);
   });
 
-  it('--check notices a stale or missing file, and the generator restores it (in a copy of the repo\'s deploy/)', () => {
+  it("--check notices a stale or missing file, and the generator restores it (in a copy of the repo's deploy/)", () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-gen-manifests-'));
     try {
       fs.mkdirSync(path.join(tmp, 'scripts'));
@@ -176,14 +191,26 @@ describe('the DaemonSet', () => {
     const cr = one<V1ClusterRole>('ClusterRole');
     expect(cr.rules?.length).toBeGreaterThan(0);
     for (const r of cr.rules ?? []) {
-      expect(r.verbs.every((v) => ['get', 'list', 'watch'].includes(v)), JSON.stringify(r)).toBe(true);
+      expect(
+        r.verbs.every((v) => ['get', 'list', 'watch'].includes(v)),
+        JSON.stringify(r),
+      ).toBe(true);
       expect(r.resources ?? [], JSON.stringify(r)).not.toContain('*');
       expect(r.apiGroups ?? [], JSON.stringify(r)).not.toContain('*');
     }
     const can = (group: string, resource: string): boolean =>
-      (cr.rules ?? []).some((r) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && ['get', 'list', 'watch'].every((v) => r.verbs.includes(v)));
+      (cr.rules ?? []).some(
+        (r) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && ['get', 'list', 'watch'].every((v) => r.verbs.includes(v)),
+      );
     // What the agent watches (src/agent/run.ts).
-    for (const [g, res] of [['', 'pods'], ['', 'namespaces'], ['', 'nodes'], ['networking.k8s.io', 'networkpolicies'], ['policy.networking.k8s.io', 'clusternetworkpolicies']] as const) expect(can(g, res), `${g}/${res}`).toBe(true);
+    for (const [g, res] of [
+      ['', 'pods'],
+      ['', 'namespaces'],
+      ['', 'nodes'],
+      ['networking.k8s.io', 'networkpolicies'],
+      ['policy.networking.k8s.io', 'clusternetworkpolicies'],
+    ] as const)
+      expect(can(g, res), `${g}/${res}`).toBe(true);
     // ClusterNetworkPolicies: read only, and nothing else of their group (not their status, which implementations may write).
     const cnpRules = (cr.rules ?? []).filter((r) => (r.apiGroups ?? []).includes('policy.networking.k8s.io'));
     expect(cnpRules).toEqual([{ apiGroups: ['policy.networking.k8s.io'], resources: ['clusternetworkpolicies'], verbs: ['get', 'list', 'watch'] }]);
@@ -214,14 +241,14 @@ describe('the DaemonSet', () => {
     expect(agentContainer().securityContext?.capabilities?.add).toEqual(['NET_ADMIN']);
   });
 
-  it('the init step installs the plugin into the node\'s /opt/cni/bin from the image\'s /usr/local/lib/weir', () => {
+  it("the init step installs the plugin into the node's /opt/cni/bin from the image's /usr/local/lib/weir", () => {
     const c = initContainer();
     expect(c.command?.slice(0, 2)).toEqual(['/usr/local/bin/weir-agent', 'install-cni']);
     expect(flag(c, 'install-cni-from')).toBe('/usr/local/lib/weir');
     expect(hostPathAt(c, flag(c, 'cni-bin-dir'))).toBe('/opt/cni/bin');
   });
 
-  it('the agent writes the conflist into the node\'s /etc/cni/net.d, and keeps its socket and IPAM records on the node', () => {
+  it("the agent writes the conflist into the node's /etc/cni/net.d, and keeps its socket and IPAM records on the node", () => {
     const c = agentContainer();
     expect(c.command?.[0]).toBe('/usr/local/bin/weir-agent');
     expect(hostPathAt(c, flag(c, 'cni-conf-dir'))).toBe('/etc/cni/net.d');
@@ -239,7 +266,7 @@ describe('the DaemonSet', () => {
       }),
     );
 
-  it('each container\'s command line and WEIR_* environment are ones weir-agent accepts (its own flag parser, strict)', async () => {
+  it("each container's command line and WEIR_* environment are ones weir-agent accepts (its own flag parser, strict)", async () => {
     // yargs' getOptions() is real but untyped.
     const known = new Set(Object.keys((agentOptions(yargs([])) as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key));
     for (const c of [initContainer(), agentContainer()]) {
@@ -281,7 +308,7 @@ describe('the DaemonSet', () => {
     }
   });
 
-  it('its probes ask the agent\'s health address', () => {
+  it("its probes ask the agent's health address", () => {
     const c = agentContainer();
     const port = Number(flag(c, 'health-address')?.split(':').pop());
     const named = (c.ports ?? []).find((p) => p.name === 'health');
@@ -299,7 +326,7 @@ describe('deploy/crds: the upstream ClusterNetworkPolicy CRDs, generated from th
     return parsed[0] as V1CustomResourceDefinition;
   };
 
-  it('each file is upstream\'s text unchanged after the header, whose sha256 and module sum it names', () => {
+  it("each file is upstream's text unchanged after the header, whose sha256 and module sum it names", () => {
     for (const channel of ['standard', 'experimental']) {
       const text = fs.readFileSync(path.join(REPO, `deploy/crds/clusternetworkpolicies.${channel}.yaml`), 'utf8');
       const header = /^(?:#.*\n)+/.exec(text)?.[0] ?? '';
@@ -320,14 +347,24 @@ describe('deploy/crds: the upstream ClusterNetworkPolicy CRDs, generated from th
       expect(c.metadata?.annotations?.['policy.networking.k8s.io/channel']).toBe(channel);
       expect(c.metadata?.annotations?.['policy.networking.k8s.io/bundle-version']).toBe('v0.3.0');
       expect(c.spec.scope).toBe('Cluster');
-      expect(c.spec.versions.map((v) => [v.name, v.served, v.storage])).toEqual([['v1alpha2', true, false], ['v1beta1', true, true]]);
-      const egressPeer = JSON.stringify(c.spec.versions.find((v) => v.name === 'v1beta1')?.schema?.openAPIV3Schema?.properties?.['spec']?.properties?.['egress']);
-      for (const field of ['domainNames', 'nodes', 'destinationNamedPort']) expect(egressPeer.includes(`"${field}"`), `${channel} ${field}`).toBe(channel === 'experimental');
+      expect(c.spec.versions.map((v) => [v.name, v.served, v.storage])).toEqual([
+        ['v1alpha2', true, false],
+        ['v1beta1', true, true],
+      ]);
+      const egressPeer = JSON.stringify(
+        c.spec.versions.find((v) => v.name === 'v1beta1')?.schema?.openAPIV3Schema?.properties?.['spec']?.properties?.['egress'],
+      );
+      for (const field of ['domainNames', 'nodes', 'destinationNamedPort'])
+        expect(egressPeer.includes(`"${field}"`), `${channel} ${field}`).toBe(channel === 'experimental');
     }
   });
 
   it('deploy/weir.yaml does not install them, and says how to', () => {
-    expect(docs().filter((d) => d.kind === 'CustomResourceDefinition').map((d) => d.metadata.name)).not.toContain('clusternetworkpolicies.policy.networking.k8s.io');
+    expect(
+      docs()
+        .filter((d) => d.kind === 'CustomResourceDefinition')
+        .map((d) => d.metadata.name),
+    ).not.toContain('clusternetworkpolicies.policy.networking.k8s.io');
     expect(fs.readFileSync(MANIFEST, 'utf8')).toContain('kubectl apply --server-side -f deploy/crds/clusternetworkpolicies.experimental.yaml');
     expect(fs.readFileSync(path.join(REPO, 'deploy/crds/README.md'), 'utf8')).toMatch(/does not install/);
   });

@@ -42,13 +42,27 @@ describe('shellcheck', () => {
 
   it('finds the scripts the kind workflow and the project run', () => {
     const found = shellScripts();
-    for (const s of ['scripts/kind-up.sh', 'scripts/e2e-kind.sh', 'scripts/kind-down.sh', 'scripts/gen-manifests', 'scripts/setup', 'scripts/test', 'scripts/demo', 'scripts/lab']) expect(found, s).toContain(s);
+    for (const s of [
+      'scripts/kind-up.sh',
+      'scripts/e2e-kind.sh',
+      'scripts/kind-down.sh',
+      'scripts/gen-manifests',
+      'scripts/setup',
+      'scripts/test',
+      'scripts/demo',
+      'scripts/lab',
+    ])
+      expect(found, s).toContain(s);
   });
 
   for (const script of shellScripts()) {
     it.runIf(haveShellcheck)(`${script} passes`, () => {
       const exclude = KNOWN[script] ?? [];
-      const r = spawnSync('shellcheck', ['--shell=bash', '--severity=style', '--external-sources', ...(exclude.length ? [`--exclude=${exclude.join(',')}`] : []), script], { cwd: REPO, encoding: 'utf8' });
+      const r = spawnSync(
+        'shellcheck',
+        ['--shell=bash', '--severity=style', '--external-sources', ...(exclude.length ? [`--exclude=${exclude.join(',')}`] : []), script],
+        { cwd: REPO, encoding: 'utf8' },
+      );
       expect(`${r.stdout}${r.stderr}`.trim(), script).toBe('');
       expect(r.status).toBe(0);
     });

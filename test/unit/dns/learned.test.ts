@@ -3,7 +3,7 @@
 // and counted, learned ones never evicted early); and the DNS packet reader.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LearnedDomains, clampTtl } from '../../../src/dns/learned.ts';
+import { clampTtl, LearnedDomains } from '../../../src/dns/learned.ts';
 import { dnsOfPacket } from '../../../src/dns/packet.ts';
 
 const limits = { minTtlS: 5, maxTtlS: 3600, perName: 3, perNode: 5 };
@@ -43,7 +43,15 @@ describe('LearnedDomains', () => {
   });
 
   it('property: size never passes the caps, and what is kept is what was learned and not yet expired', () => {
-    const op = fc.record({ name: fc.constantFrom('a', 'b', 'c'), addrs: fc.array(fc.nat(9).map((n) => `192.0.2.${n}`), { maxLength: 4 }), ttl: fc.nat(100), dt: fc.nat(20_000) });
+    const op = fc.record({
+      name: fc.constantFrom('a', 'b', 'c'),
+      addrs: fc.array(
+        fc.nat(9).map((n) => `192.0.2.${n}`),
+        { maxLength: 4 },
+      ),
+      ttl: fc.nat(100),
+      dt: fc.nat(20_000),
+    });
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
         const s = new LearnedDomains(limits);
@@ -115,6 +123,9 @@ describe('dnsOfPacket', () => {
     u.writeUInt16BE(53, 0);
     u.writeUInt16BE(8 + msg.length, 4);
     expect(dnsOfPacket(Buffer.concat([ip, u, msg]))).toMatchObject({ family: 6, dst: '0:0:0:0:0:0:0:5', protocol: 'udp' });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 120 }), (b) => void dnsOfPacket(b)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 120 }), (b) => void dnsOfPacket(b)),
+      { numRuns: 2000 },
+    );
   });
 });

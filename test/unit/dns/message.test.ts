@@ -10,12 +10,16 @@ import { encodeResponse, type Rec } from './encode.ts';
 
 describe('parseResponse', () => {
   it('reads questions and A, AAAA and CNAME answers, skipping other types; names in lower case', () => {
-    const msg = encodeResponse(['WWW.Example.COM'], [
-      { name: 'www.example.com', type: 'CNAME', ttl: 300, data: 'edge.CDN.net' },
-      { name: 'edge.cdn.net', type: 'A', ttl: 60, data: '203.0.113.7' },
-      { name: 'edge.cdn.net', type: 'AAAA', ttl: 30, data: '2001:db8::7' },
-      { name: 'edge.cdn.net', type: 'TXT', ttl: 30, data: 'hello' },
-    ], { compress: true });
+    const msg = encodeResponse(
+      ['WWW.Example.COM'],
+      [
+        { name: 'www.example.com', type: 'CNAME', ttl: 300, data: 'edge.CDN.net' },
+        { name: 'edge.cdn.net', type: 'A', ttl: 60, data: '203.0.113.7' },
+        { name: 'edge.cdn.net', type: 'AAAA', ttl: 30, data: '2001:db8::7' },
+        { name: 'edge.cdn.net', type: 'TXT', ttl: 30, data: 'hello' },
+      ],
+      { compress: true },
+    );
     const r = parseResponse(msg);
     expect(r).toMatchObject({ id: 0x1234, rcode: 0, truncated: false, questions: ['www.example.com'] });
     expect(r.answers).toEqual([
@@ -69,13 +73,21 @@ describe('parseResponse', () => {
 
 describe('resolutions', () => {
   it('a CNAME chain gives its end addresses to every name on it, with the smallest TTL', () => {
-    const r = resolutions(parseResponse(encodeResponse(['www.shop.test'], [
-      { name: 'www.shop.test', type: 'CNAME', ttl: 300, data: 'shop.cdn.test' },
-      { name: 'shop.cdn.test', type: 'CNAME', ttl: 20, data: 'edge1.cdn.test' },
-      { name: 'edge1.cdn.test', type: 'A', ttl: 60, data: '203.0.113.2' },
-      { name: 'edge1.cdn.test', type: 'A', ttl: 40, data: '203.0.113.1' },
-      { name: 'unrelated.test', type: 'A', ttl: 60, data: '198.51.100.1' },
-    ], { compress: true })));
+    const r = resolutions(
+      parseResponse(
+        encodeResponse(
+          ['www.shop.test'],
+          [
+            { name: 'www.shop.test', type: 'CNAME', ttl: 300, data: 'shop.cdn.test' },
+            { name: 'shop.cdn.test', type: 'CNAME', ttl: 20, data: 'edge1.cdn.test' },
+            { name: 'edge1.cdn.test', type: 'A', ttl: 60, data: '203.0.113.2' },
+            { name: 'edge1.cdn.test', type: 'A', ttl: 40, data: '203.0.113.1' },
+            { name: 'unrelated.test', type: 'A', ttl: 60, data: '198.51.100.1' },
+          ],
+          { compress: true },
+        ),
+      ),
+    );
     const addrs = ['203.0.113.1', '203.0.113.2'];
     expect(r).toEqual([
       { name: 'www.shop.test', addresses: addrs, ttl: 20 },
@@ -85,10 +97,13 @@ describe('resolutions', () => {
   });
 
   it('a CNAME loop, NXDOMAIN and a chain without addresses teach nothing', () => {
-    const loop = encodeResponse(['a.test'], [
-      { name: 'a.test', type: 'CNAME', ttl: 5, data: 'b.test' },
-      { name: 'b.test', type: 'CNAME', ttl: 5, data: 'a.test' },
-    ]);
+    const loop = encodeResponse(
+      ['a.test'],
+      [
+        { name: 'a.test', type: 'CNAME', ttl: 5, data: 'b.test' },
+        { name: 'b.test', type: 'CNAME', ttl: 5, data: 'a.test' },
+      ],
+    );
     expect(resolutions(parseResponse(loop))).toEqual([]);
     expect(resolutions(parseResponse(encodeResponse(['a.test'], [{ name: 'a.test', type: 'A', ttl: 5, data: '192.0.2.1' }], { rcode: 3 })))).toEqual([]);
   });
@@ -126,11 +141,18 @@ describe('resolutions', () => {
         expect(e).toBeInstanceOf(DnsParseError);
       }
     };
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(b)), { numRuns: 2000 });
-    const base = encodeResponse(['www.shop.test'], [
-      { name: 'www.shop.test', type: 'CNAME', ttl: 300, data: 'shop.cdn.test' },
-      { name: 'shop.cdn.test', type: 'A', ttl: 60, data: '203.0.113.2' },
-    ], { compress: true });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => check(b)),
+      { numRuns: 2000 },
+    );
+    const base = encodeResponse(
+      ['www.shop.test'],
+      [
+        { name: 'www.shop.test', type: 'CNAME', ttl: 300, data: 'shop.cdn.test' },
+        { name: 'shop.cdn.test', type: 'A', ttl: 60, data: '203.0.113.2' },
+      ],
+      { compress: true },
+    );
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.nat(base.length - 1), fc.nat(255)), { minLength: 1, maxLength: 6 }), (edits) => {
         const b = Buffer.from(base);

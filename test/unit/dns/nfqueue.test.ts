@@ -8,10 +8,17 @@
 //   packet: NFQA_PACKET_HDR=1 {be32 id; be16 hw_protocol; u8 hook}, PAYLOAD=10
 //   verdict: NFQA_VERDICT_HDR=2 {be32 verdict; be32 id}
 import { describe, expect, it } from 'vitest';
-import { attr, nlmsg, parseAttrs, parseMessages } from '../../../src/netlink/message.ts';
-import { NFQUEUE_CONFIG, NFQUEUE_PACKET, NFQUEUE_VERDICT, decodeQueueDatagram, encodeNfqueueConfig, nfqueueVerdictMessage } from '../../../src/netlink/nfqueue.ts';
-import { encodeQueueRule, nfqueueTargetInfo } from '../../../src/netlink/nfqueue-rule.ts';
 import { timedElement } from '../../../src/agent/dns-kernel.ts';
+import { attr, nlmsg, parseAttrs, parseMessages } from '../../../src/netlink/message.ts';
+import {
+  decodeQueueDatagram,
+  encodeNfqueueConfig,
+  NFQUEUE_CONFIG,
+  NFQUEUE_PACKET,
+  NFQUEUE_VERDICT,
+  nfqueueVerdictMessage,
+} from '../../../src/netlink/nfqueue.ts';
+import { encodeQueueRule, nfqueueTargetInfo } from '../../../src/netlink/nfqueue-rule.ts';
 
 describe('nfqueue messages', () => {
   it('types', () => {
@@ -53,7 +60,17 @@ describe('the queue rule and timed elements', () => {
   });
 
   it('NEWRULE appended and acked, with the expressions in order', () => {
-    const r = encodeQueueRule({ family: 'ip', table: 'weir_dns', chain: 'answers', ipFamily: 4, protocol: 'udp', set: 'subjects', queue: 1053, bypass: true, comment: 'c' });
+    const r = encodeQueueRule({
+      family: 'ip',
+      table: 'weir_dns',
+      chain: 'answers',
+      ipFamily: 4,
+      protocol: 'udp',
+      set: 'subjects',
+      queue: 1053,
+      bypass: true,
+      comment: 'c',
+    });
     expect(r.type).toBe((10 << 8) | 6);
     expect(r.flags).toBe(0x4 | 0x400 | 0x800);
     expect(r.body[0]).toBe(2);
@@ -65,7 +82,9 @@ describe('the queue rule and timed elements', () => {
     expect(names).toEqual(['meta', 'cmp', 'payload', 'cmp', 'ct', 'cmp', 'payload', 'lookup', 'target']);
     const inet = encodeQueueRule({ family: 'inet', table: 't', chain: 'c', ipFamily: 6, protocol: 'tcp', set: 's', queue: 1, bypass: false });
     expect(inet.body[0]).toBe(1);
-    expect(() => encodeQueueRule({ family: 'ip', table: 't', chain: 'c', ipFamily: 4, protocol: 'tcp', set: 's', queue: 70000, bypass: false })).toThrow(/queue/);
+    expect(() => encodeQueueRule({ family: 'ip', table: 't', chain: 'c', ipFamily: 4, protocol: 'tcp', set: 's', queue: 70000, bypass: false })).toThrow(
+      /queue/,
+    );
   });
 
   it('a timed element carries its key and its timeout in ms (be64)', () => {

@@ -4,8 +4,8 @@
 // a failed write retried, caps counted, and every answer accepted.
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { type DnsKernelOps, type TimedAddress, learnedFromListing } from '../../../src/agent/dns-kernel.ts';
 import { DnsPath } from '../../../src/agent/dns.ts';
+import { type DnsKernelOps, learnedFromListing, type TimedAddress } from '../../../src/agent/dns-kernel.ts';
 import { Registry } from '../../../src/agent/metrics.ts';
 import { NF_ACCEPT } from '../../../src/netlink/nfqueue.ts';
 import type { DnsPlan } from '../../../src/policy/cnp-dns.ts';
@@ -52,10 +52,18 @@ function udp4(payload: Buffer): Buffer {
   return Buffer.concat([ip, u, payload]);
 }
 const answer = (name: string, ttl: number, ...addrs: string[]): Buffer =>
-  udp4(encodeResponse([name], addrs.map((data) => ({ name, type: data.includes(':') ? ('AAAA' as const) : ('A' as const), ttl, data }))));
+  udp4(
+    encodeResponse(
+      [name],
+      addrs.map((data) => ({ name, type: data.includes(':') ? ('AAAA' as const) : ('A' as const), ttl, data })),
+    ),
+  );
 
 const plan: DnsPlan = {
-  subjects: new Map([[4, new Set(['10.244.1.5'])], [6, new Set()]]),
+  subjects: new Map([
+    [4, new Set(['10.244.1.5'])],
+    [6, new Set()],
+  ]),
   sets: [
     { name: 's1_dns4', family: 4, patterns: ['*.allowed.test'] },
     { name: 's1_dns6', family: 6, patterns: ['*.allowed.test'] },
@@ -68,7 +76,10 @@ function setup(limits = { minTtlS: 5, maxTtlS: 3600, perName: 64, perNode: 16384
   const registry = new Registry();
   const path = new DnsPath(kernel, registry, pino({ level: 'silent' }), { limits });
   const metric = (name: string): number => {
-    const line = registry.render().split('\n').find((l) => l.startsWith(name));
+    const line = registry
+      .render()
+      .split('\n')
+      .find((l) => l.startsWith(name));
     return Number(line?.split(' ').at(-1) ?? Number.NaN);
   };
   return { kernel, path, metric };
@@ -98,7 +109,11 @@ describe('DnsPath', () => {
     const now = Date.now();
     expect(path.onAnswer(answer('a.allowed.test', 30, '203.0.113.1', '2001:db8::1'), performance.timeOrigin + performance.now())).toBe(NF_ACCEPT);
     const w = kernel.writes.flat();
-    expect(w.map((x) => [x.set, x.address]).sort()).toEqual([['s1_dns4', '203.0.113.1'], ['s1_dns6', '2001:db8::1'], ['s2_dns4', '203.0.113.1']]);
+    expect(w.map((x) => [x.set, x.address]).sort()).toEqual([
+      ['s1_dns4', '203.0.113.1'],
+      ['s1_dns6', '2001:db8::1'],
+      ['s2_dns4', '203.0.113.1'],
+    ]);
     for (const x of w) expect(Math.abs(x.timeoutMs - 30_000)).toBeLessThan(1000 + (Date.now() - now));
     kernel.writes = [];
     expect(path.onAnswer(answer('www.other.test', 30, '198.51.100.1'), 0)).toBe(NF_ACCEPT);
@@ -142,8 +157,26 @@ describe('DnsPath', () => {
     const listing = {
       nftables: [
         { metainfo: { version: '1.0.6' } },
-        { set: { family: 'inet', name: 's1_dns4', table: 'weir', type: 'ipv4_addr', flags: ['timeout'], elem: [{ elem: { val: '203.0.113.8', timeout: 100, expires: 99 } }, '203.0.113.9'] } },
-        { set: { family: 'inet', name: 's9_dns4', table: 'weir', type: 'ipv4_addr', flags: ['timeout'], elem: [{ elem: { val: '203.0.113.10', timeout: 100, expires: 50 } }] } },
+        {
+          set: {
+            family: 'inet',
+            name: 's1_dns4',
+            table: 'weir',
+            type: 'ipv4_addr',
+            flags: ['timeout'],
+            elem: [{ elem: { val: '203.0.113.8', timeout: 100, expires: 99 } }, '203.0.113.9'],
+          },
+        },
+        {
+          set: {
+            family: 'inet',
+            name: 's9_dns4',
+            table: 'weir',
+            type: 'ipv4_addr',
+            flags: ['timeout'],
+            elem: [{ elem: { val: '203.0.113.10', timeout: 100, expires: 50 } }],
+          },
+        },
         { set: { family: 'inet', name: 'spods4', table: 'weir', type: 'ipv4_addr', elem: [{ elem: { val: '10.244.1.5', timeout: 1, expires: 1 } }] } },
       ],
     };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CniCode, InternalError, InvalidConfigError, RangeExhaustedError } from '../../../src/errors.ts';
-import { allocate, assignedAddresses, gc, release, usage, type Attachment } from '../../../src/ipam/allocator.ts';
+import { type Attachment, allocate, assignedAddresses, gc, release, usage } from '../../../src/ipam/allocator.ts';
 import { MemoryStore } from '../../../src/ipam/memory-store.ts';
 import { PodRange } from '../../../src/ipam/range.ts';
 import type { AllocationRecord } from '../../../src/ipam/store.ts';
@@ -96,7 +96,12 @@ describe('allocate', () => {
     allocate(store, ranges, pod('c'));
     expect(() => allocate(store, ranges, pod('d'))).toThrow(/fd00::\/126/);
     // Nothing half-reserved by the failed attempt.
-    expect(store.withLock(() => store.list()).map((r) => r.containerID).sort()).toEqual(['a', 'b', 'c']);
+    expect(
+      store
+        .withLock(() => store.list())
+        .map((r) => r.containerID)
+        .sort(),
+    ).toEqual(['a', 'b', 'c']);
     expect(usage(store, ranges)).toEqual([
       { range: '10.1.0.0/29', size: 6n, used: 3, free: 3n },
       { range: 'fd00::/126', size: 3n, used: 3, free: 0n },
@@ -184,18 +189,14 @@ describe('MemoryStore contract', () => {
   it('refuses use without the lock', () => {
     const store = new MemoryStore();
     expect(() => store.list()).toThrow(InternalError);
-    expect(() => store.reserve({ containerID: 'a', ifname: 'eth0', addresses: ['10.0.0.1'], created: '' })).toThrow(
-      InternalError,
-    );
+    expect(() => store.reserve({ containerID: 'a', ifname: 'eth0', addresses: ['10.0.0.1'], created: '' })).toThrow(InternalError);
   });
 
   it('reserve is all or none', () => {
     const store = new MemoryStore();
     store.withLock(() => {
       expect(store.reserve({ containerID: 'a', ifname: 'eth0', addresses: ['10.0.0.1'], created: '' })).toBe(true);
-      expect(store.reserve({ containerID: 'b', ifname: 'eth0', addresses: ['10.0.0.2', '10.0.0.1'], created: '' })).toBe(
-        false,
-      );
+      expect(store.reserve({ containerID: 'b', ifname: 'eth0', addresses: ['10.0.0.2', '10.0.0.1'], created: '' })).toBe(false);
       expect(store.findByAttachment('b', 'eth0')).toBeUndefined();
       expect(store.list()).toHaveLength(1);
     });

@@ -86,7 +86,12 @@ describe('DiskStore layout', () => {
   it('list gives one entry per reservation', () => {
     allocate(store, ranges, pod('a'));
     allocate(store, ranges, pod('b'));
-    expect(store.withLock(() => store.list()).map((r) => r.containerID).sort()).toEqual(['a', 'b']);
+    expect(
+      store
+        .withLock(() => store.list())
+        .map((r) => r.containerID)
+        .sort(),
+    ).toEqual(['a', 'b']);
   });
 });
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { canonicalIp } from '../../../src/ipam/range.ts';
-import { toRecord, type AllocationRecord } from '../../../src/ipam/store.ts';
+import { type AllocationRecord, toRecord } from '../../../src/ipam/store.ts';
 import type { Job } from './worker.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -18,7 +18,10 @@ const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 export const makeTempDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'weir-ipam-'));
 
 export const addressFiles = (dir: string): string[] =>
-  fs.readdirSync(dir).filter((n) => canonicalIp(n) === n).sort();
+  fs
+    .readdirSync(dir)
+    .filter((n) => canonicalIp(n) === n)
+    .sort();
 
 export const tempFiles = (dir: string): string[] => fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'));
 
@@ -79,13 +82,11 @@ export function startWorker(job: Job): Child {
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     err += d;
   });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>(
-    (resolve) => {
-      child.on('close', (code, signal) => {
-        onEarlyExit(new Error(`worker exited (${code ?? signal}) before ready: ${err}`));
-        resolve({ code, signal, lines: out.split('\n').filter((l) => l !== ''), stderr: err });
-      });
-    },
-  );
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>((resolve) => {
+    child.on('close', (code, signal) => {
+      onEarlyExit(new Error(`worker exited (${code ?? signal}) before ready: ${err}`));
+      resolve({ code, signal, lines: out.split('\n').filter((l) => l !== ''), stderr: err });
+    });
+  });
   return { ready, exit, kill: (signal) => child.kill(signal) };
 }

@@ -60,7 +60,11 @@ function run(job: Job): void {
       allocate(store, ranges, pod(`${job.prefix}-${i}`));
       if (i === 0) say('ready');
       if (i >= 3) release(store, `${job.prefix}-${i - 3}`, 'eth0');
-      if (i % 10 === 9) gc(store, [0, 1, 2].map((k) => ({ containerID: `${job.prefix}-${i - k}`, ifname: 'eth0' })));
+      if (i % 10 === 9)
+        gc(
+          store,
+          [0, 1, 2].map((k) => ({ containerID: `${job.prefix}-${i - k}`, ifname: 'eth0' })),
+        );
     }
   }
 

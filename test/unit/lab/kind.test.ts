@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { REPO, SHARED_NODE_PATHS, kindPaths, labKindConfig, nodeRootDir } from '../../../lab/kind.ts';
+import { kindPaths, labKindConfig, nodeRootDir, REPO, SHARED_NODE_PATHS } from '../../../lab/kind.ts';
 
 const paths = kindPaths({ KIND_RUN: '/run/test-kind', KIND_CLUSTER: 'weir', HOME: '/root' });
 
@@ -14,14 +14,20 @@ describe('labKindConfig', () => {
       const base = fs.readFileSync(path.join(REPO, file), 'utf8');
       const { yaml, names } = labKindConfig(base, paths, 4);
       expect(names).toEqual(['weir-control-plane', 'weir-worker', 'weir-worker2', 'weir-worker3']);
-      const [doc] = loadAllYaml(yaml) as { networking: unknown; kubeadmConfigPatches: unknown; nodes: { role: string; image?: string; extraMounts: { hostPath: string; containerPath: string }[] }[] }[];
+      const [doc] = loadAllYaml(yaml) as {
+        networking: unknown;
+        kubeadmConfigPatches: unknown;
+        nodes: { role: string; image?: string; extraMounts: { hostPath: string; containerPath: string }[] }[];
+      }[];
       const [orig] = loadAllYaml(base) as { networking: unknown; kubeadmConfigPatches: unknown }[];
       expect(doc?.networking).toEqual(orig?.networking);
       expect(doc?.kubeadmConfigPatches).toEqual(orig?.kubeadmConfigPatches);
       expect(doc?.nodes.map((n) => n.role)).toEqual(['control-plane', 'worker', 'worker', 'worker']);
       doc?.nodes.forEach((n, i) => {
         expect(n.image).toBeUndefined();
-        expect(n.extraMounts).toEqual(SHARED_NODE_PATHS.map((rel) => ({ hostPath: path.join(nodeRootDir(paths, names[i] as string), rel), containerPath: `/${rel}` })));
+        expect(n.extraMounts).toEqual(
+          SHARED_NODE_PATHS.map((rel) => ({ hostPath: path.join(nodeRootDir(paths, names[i] as string), rel), containerPath: `/${rel}` })),
+        );
       });
     });
   }

@@ -9,7 +9,11 @@ export function hex(s: string): Buffer {
 
 /** Hex dump grouped in 4-byte words, so a failing toEqual shows where layouts part. */
 export const words = (b: Uint8Array): string =>
-  (Buffer.from(b).toString('hex').match(/.{1,8}/g) ?? []).join(' ');
+  (
+    Buffer.from(b)
+      .toString('hex')
+      .match(/.{1,8}/g) ?? []
+  ).join(' ');
 
 /** Hex of a NUL-terminated ASCII string, e.g. `str0('lo')` = `6c6f00`. */
 export const str0 = (s: string): string => `${Buffer.from(s, 'ascii').toString('hex')}00`;

@@ -18,17 +18,17 @@ import {
   CTA_TUPLE_ORIG,
   type CtEntry,
   type CtTuple,
-  IPS_ASSURED,
-  IPS_CONFIRMED,
-  IPS_SEEN_REPLY,
-  TCP_CONNTRACK_STATES,
   decodeCtEntry,
   decodeTuple,
   encodeCtDelete,
   encodeCtDump,
   encodeTuple,
   formatTuple,
+  IPS_ASSURED,
+  IPS_CONFIRMED,
+  IPS_SEEN_REPLY,
   nfgenmsg,
+  TCP_CONNTRACK_STATES,
 } from '../../../src/netlink/conntrack.ts';
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from '../../../src/netlink/constants.ts';
 import { nlmsg, parseAttrs, parseMessages } from '../../../src/netlink/message.ts';
@@ -244,9 +244,9 @@ describe('decodeCtEntry', () => {
 describe('round trip', () => {
   const port = fc.integer({ min: 0, max: 0xffff });
   const v4 = fc.ipV4();
-  const v6 = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) =>
-    Array.from({ length: 8 }, (_, i) => (((b[2 * i] ?? 0) << 8) | (b[2 * i + 1] ?? 0)).toString(16)).join(':'),
-  );
+  const v6 = fc
+    .uint8Array({ minLength: 16, maxLength: 16 })
+    .map((b) => Array.from({ length: 8 }, (_, i) => (((b[2 * i] ?? 0) << 8) | (b[2 * i + 1] ?? 0)).toString(16)).join(':'));
   const tuple: fc.Arbitrary<CtTuple> = fc.oneof(
     fc.record({ family: fc.constant(4 as const), src: v4, dst: v4, proto: fc.constantFrom(6, 17, 132), sport: port, dport: port }),
     fc.record({ family: fc.constant(6 as const), src: v6, dst: v6, proto: fc.constantFrom(6, 17, 132), sport: port, dport: port }),

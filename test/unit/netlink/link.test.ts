@@ -11,9 +11,7 @@ const IFINFOMSG_ZERO = '00 00 0000 00000000 00000000 00000000';
 describe('ifinfomsg', () => {
   it('is 16 bytes: family, pad, type, index (s32), flags, change', () => {
     expect(words(ifinfomsg())).toBe(words(hex(IFINFOMSG_ZERO)));
-    expect(words(ifinfomsg({ family: 7, index: 0x01020304, flags: 0x11043, change: 0xffffffff }))).toBe(
-      words(hex('07 00 0000 04030201 43100100 ffffffff')),
-    );
+    expect(words(ifinfomsg({ family: 7, index: 0x01020304, flags: 0x11043, change: 0xffffffff }))).toBe(words(hex('07 00 0000 04030201 43100100 ffffffff')));
   });
 });
 

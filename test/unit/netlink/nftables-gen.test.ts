@@ -4,7 +4,18 @@
 // attributes in network order).
 import { describe, expect, it } from 'vitest';
 import { attr, attrString } from '../../../src/netlink/message.ts';
-import { NFTA_GEN_ID, NFTA_TABLE_HANDLE, NFTA_TABLE_USE, NFT_MSG_NEWGEN, NFT_MSG_NEWTABLE, encodeGetGen, encodeGetTable, nftMsgType, parseGenId, parseTableInfo } from '../../../src/netlink/nftables.ts';
+import {
+  encodeGetGen,
+  encodeGetTable,
+  NFT_MSG_NEWGEN,
+  NFT_MSG_NEWTABLE,
+  NFTA_GEN_ID,
+  NFTA_TABLE_HANDLE,
+  NFTA_TABLE_USE,
+  nftMsgType,
+  parseGenId,
+  parseTableInfo,
+} from '../../../src/netlink/nftables.ts';
 
 const u32be = (v: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -39,7 +50,13 @@ describe('nf_tables generation and table identity', () => {
   });
 
   it('NEWTABLE: handle and use count', () => {
-    const payload = Buffer.concat([nfgen(1), attrString(1, 'weir'), attr(2, u32be(0)), attr(NFTA_TABLE_USE, u32be(1311 + 471)), attr(NFTA_TABLE_HANDLE, u64be(42n))]);
+    const payload = Buffer.concat([
+      nfgen(1),
+      attrString(1, 'weir'),
+      attr(2, u32be(0)),
+      attr(NFTA_TABLE_USE, u32be(1311 + 471)),
+      attr(NFTA_TABLE_HANDLE, u64be(42n)),
+    ]);
     expect(parseTableInfo({ type: nftMsgType(NFT_MSG_NEWTABLE), flags: 0, seq: 1, pid: 0, payload })).toEqual({ handle: 42n, use: 1782 });
   });
 });

@@ -14,13 +14,9 @@
 // Sequence numbers: nft's begin at 0, so encodeBatch(..., 0) matches.
 import { describe, expect, it } from 'vitest';
 import { Errno } from '../../../src/errors.ts';
-import { NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REQUEST } from '../../../src/netlink/constants.ts';
+import { NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR } from '../../../src/netlink/constants.ts';
 import { NLA_F_NESTED, nlmsg, parseMessages } from '../../../src/netlink/message.ts';
 import {
-  MAX_ELEMENTS_BYTES,
-  NFNL_MSG_BATCH_BEGIN,
-  NFNL_MSG_BATCH_END,
-  type SetElemMessage,
   elementAtOffset,
   elementLayout,
   encodeBatch,
@@ -28,8 +24,12 @@ import {
   encodeKey,
   encodeSetElem,
   errorOffset,
+  MAX_ELEMENTS_BYTES,
+  NFNL_MSG_BATCH_BEGIN,
+  NFNL_MSG_BATCH_END,
   nftMsgType,
   parseVerdict,
+  type SetElemMessage,
 } from '../../../src/netlink/nftables.ts';
 import type { ElementChange } from '../../../src/nft/element-writer.ts';
 import { NftError } from '../../../src/nft/errors.ts';
@@ -80,48 +80,84 @@ function ours(verb: 'add' | 'delete', set: SetName, elements: [string[], string?
 // prettier-ignore
 const CAPTURES: { cmd: string; verb: 'add' | 'delete'; set: SetName; elements: [string[], string?][]; nft: string }[] = [
   {
-    cmd: 'add element inet weirt s4 { 10.244.1.5 }', verb: 'add', set: 's4', elements: [[['10.244.1.5']]],
+    cmd: 'add element inet weirt s4 { 10.244.1.5 }',
+    verb: 'add',
+    set: 's4',
+    elements: [[['10.244.1.5']]],
     nft: '140000001000010000000000000000000000000a440000000c0a01040100000000000000010000000a00010077656972740000000700020073340000080004000000000114000380100001800c000180080001000af40105140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'delete element inet weirt c6 { 2001:db8::5 . udp . 53 }', verb: 'delete', set: 'c6', elements: [[['2001:db8::5', 'udp', '53']]],
+    cmd: 'delete element inet weirt c6 { 2001:db8::5 . udp . 53 }',
+    verb: 'delete',
+    set: 'c6',
+    elements: [[['2001:db8::5', 'udp', '53']]],
     nft: '140000001000010000000000000000000000000a500000000e0a01000100000000000000010000000a000100776569727400000007000200633600002800038024000180200001801c00010020010db80000000000000000000000051100000000350000140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element inet weirt c4 { 10.244.1.5 . tcp . 8080 }', verb: 'add', set: 'c4', elements: [[['10.244.1.5', 'tcp', '8080']]],
+    cmd: 'add element inet weirt c4 { 10.244.1.5 . tcp . 8080 }',
+    verb: 'add',
+    set: 'c4',
+    elements: [[['10.244.1.5', 'tcp', '8080']]],
     nft: '140000001000010000000000000000000000000a4c0000000c0a01040100000000000000010000000a0001007765697274000000070002006334000008000400000000031c0003801800018014000180100001000af40105060000001f900000140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element inet weirt m4 { 10.244.1.5 : goto prof_a }', verb: 'add', set: 'm4', elements: [[['10.244.1.5'], 'goto prof_a']],
+    cmd: 'add element inet weirt m4 { 10.244.1.5 : goto prof_a }',
+    verb: 'add',
+    set: 'm4',
+    elements: [[['10.244.1.5'], 'goto prof_a']],
     nft: '140000001000010000000000000000000000000a600000000c0a01040100000000000000010000000a0001007765697274000000070002006d3400000800040000000008300003802c0001800c000180080001000af401051c0002801800028008000100fffffffc0b00020070726f665f610000140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element inet weirt m6 { 2001:db8::1 : accept, 2001:db8::2 : drop, 2001:db8::3 : jump prof_a }', verb: 'add', set: 'm6',
-    elements: [[['2001:db8::1'], 'accept'], [['2001:db8::2'], 'drop'], [['2001:db8::3'], 'jump prof_a']],
+    cmd: 'add element inet weirt m6 { 2001:db8::1 : accept, 2001:db8::2 : drop, 2001:db8::3 : jump prof_a }',
+    verb: 'add',
+    set: 'm6',
+    elements: [
+      [['2001:db8::1'], 'accept'],
+      [['2001:db8::2'], 'drop'],
+      [['2001:db8::3'], 'jump prof_a'],
+    ],
     nft: '140000001000010000000000000000000000000ac40000000c0a01040100000000000000010000000a0001007765697274000000070002006d3600000800040000000009940003802c000180180001801400010020010db8000000000000000000000001100002800c00028008000100000000012c000280180001801400010020010db8000000000000000000000002100002800c000280080001000000000038000380180001801400010020010db80000000000000000000000031c0002801800028008000100fffffffd0b00020070726f665f610000140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element inet weirt s6 { fe80::1, ::ffff:10.0.0.1 }', verb: 'add', set: 's6', elements: [[['fe80::1']], [['::ffff:10.0.0.1']]],
+    cmd: 'add element inet weirt s6 { fe80::1, ::ffff:10.0.0.1 }',
+    verb: 'add',
+    set: 's6',
+    elements: [[['fe80::1']], [['::ffff:10.0.0.1']]],
     nft: '140000001000010000000000000000000000000a6c0000000c0a01040100000000000000010000000a0001007765697274000000070002007336000008000400000000023c0003801c0001801800018014000100fe8000000000000000000000000000011c000280180001801400010000000000000000000000ffff0a000001140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element inet weirt pp { tcp . 443, sctp . 9, icmpv6 . 0 }', verb: 'add', set: 'pp', elements: [[['tcp', '443']], [['sctp', '9']], [['icmpv6', '0']]],
+    cmd: 'add element inet weirt pp { tcp . 443, sctp . 9, icmpv6 . 0 }',
+    verb: 'add',
+    set: 'pp',
+    elements: [[['tcp', '443']], [['sctp', '9']], [['icmpv6', '0']]],
     nft: '140000001000010000000000000000000000000a700000000c0a01040100000000000000010000000a0001007765697274000000070002007070000008000400000000054000038014000180100001800c0001000600000001bb000014000280100001800c000100840000000009000014000380100001800c0001003a00000000000000140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element inet weirt p { icmpv6, 255 }', verb: 'add', set: 'p', elements: [[['icmpv6']], [['255']]],
+    cmd: 'add element inet weirt p { icmpv6, 255 }',
+    verb: 'add',
+    set: 'p',
+    elements: [[['icmpv6']], [['255']]],
     nft: '140000001000010000000000000000000000000a540000000c0a01040100000000000000010000000a00010077656972740000000600020070000000080004000000000624000380100001800c000180050001003a000000100002800c00018005000100ff000000140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element inet weirt sv { 8080 }', verb: 'add', set: 'sv', elements: [[['8080']]],
+    cmd: 'add element inet weirt sv { 8080 }',
+    verb: 'add',
+    set: 'sv',
+    elements: [[['8080']]],
     nft: '140000001000010000000000000000000000000a440000000c0a01040100000000000000010000000a00010077656972740000000700020073760000080004000000000714000380100001800c000180060001001f900000140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'delete element inet weirt m4 { 10.244.1.5 }', verb: 'delete', set: 'm4', elements: [[['10.244.1.5']]],
+    cmd: 'delete element inet weirt m4 { 10.244.1.5 }',
+    verb: 'delete',
+    set: 'm4',
+    elements: [[['10.244.1.5']]],
     nft: '140000001000010000000000000000000000000a3c0000000e0a01000100000000000000010000000a0001007765697274000000070002006d34000014000380100001800c000180080001000af40105140000001100010002000000000000000000000a',
   },
   {
-    cmd: 'add element ip weirt4 s { 192.168.0.1 }', verb: 'add', set: 'ip4', elements: [[['192.168.0.1']]],
+    cmd: 'add element ip weirt4 s { 192.168.0.1 }',
+    verb: 'add',
+    set: 'ip4',
+    elements: [[['192.168.0.1']]],
     nft: '140000001000010000000000000000000000000a440000000c0a01040100000000000000020000000b00010077656972743400000600020073000000080004000000000a14000380100001800c00018008000100c0a80001140000001100010002000000000000000000000a',
   },
 ];
@@ -164,7 +200,7 @@ describe('element keys', () => {
     expect(words(encodeElement(encodeKey(elementLayout('inet_proto', false)!, ['icmp'])))).toBe('10000180 0c000180 05000100 01000000');
   });
 
-  it('knows the protocol names weir writes, and nft\'s listing name of 58', () => {
+  it("knows the protocol names weir writes, and nft's listing name of 58", () => {
     const protos = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6', 'ipv6-icmp'].map((p) => key('inet_proto', [p]));
     expect(protos).toEqual(['06', '11', '84', '01', '3a', '3a']);
   });
@@ -263,7 +299,13 @@ describe('encodeChanges', () => {
   const del = (set: SetName, ...key: string[]): ElementChange => ({ verb: 'delete', set: sets[set], key });
 
   it('groups consecutive changes of the same set and verb into one message', () => {
-    const { messages, origins } = encodeChanges([add('s4', '10.0.0.1'), add('s4', '10.0.0.2'), del('s4', '10.0.0.3'), add('c4', '10.0.0.1', 'tcp', '80'), add('s4', '10.0.0.4')]);
+    const { messages, origins } = encodeChanges([
+      add('s4', '10.0.0.1'),
+      add('s4', '10.0.0.2'),
+      del('s4', '10.0.0.3'),
+      add('c4', '10.0.0.1', 'tcp', '80'),
+      add('s4', '10.0.0.4'),
+    ]);
     expect(messages.map((x) => `${x.verb} ${x.set} ${x.elements.length}`)).toEqual(['add s4 2', 'delete s4 1', 'add c4 1', 'add s4 1']);
     expect(origins).toEqual([[0, 1], [2], [3], [4]]);
     // The same set given as another (equal) object still groups.

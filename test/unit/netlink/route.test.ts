@@ -4,7 +4,7 @@
 // RTA_DST=1 RTA_OIF=4 RTA_GATEWAY=5 RTA_PRIORITY=6 RTA_PREFSRC=7 RTA_METRICS=8 RTA_TABLE=15; RTAX_MTU=2 RTAX_ADVMSS=8.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RTM_NEWROUTE, RTNH_F_ONLINK, RTN_BLACKHOLE, RT_SCOPE_LINK } from '../../../src/netlink/constants.ts';
+import { RT_SCOPE_LINK, RTM_NEWROUTE, RTN_BLACKHOLE, RTNH_F_ONLINK } from '../../../src/netlink/constants.ts';
 import { nlmsg, parseMessages } from '../../../src/netlink/message.ts';
 import { decodeRoute, encodeGetRoute, encodeRoute, type Route } from '../../../src/netlink/route.ts';
 import { hex, words } from './bytes.ts';
@@ -30,9 +30,7 @@ describe('encodeRoute', () => {
       0800 0500 a9fe0101
       0800 0400 02000000`);
     expect(words(encodeRoute({ family: 4, dstLen: 0, gateway: v4(169, 254, 1, 1), oif: 2 }))).toBe(words(expected));
-    expect(words(encodeRoute({ family: 4, dst: v4(0, 0, 0, 0), dstLen: 0, gateway: v4(169, 254, 1, 1), oif: 2 }))).toBe(
-      words(expected),
-    );
+    expect(words(encodeRoute({ family: 4, dst: v4(0, 0, 0, 0), dstLen: 0, gateway: v4(169, 254, 1, 1), oif: 2 }))).toBe(words(expected));
   });
 
   it('an onlink route carries RTNH_F_ONLINK in rtm_flags', () => {
@@ -203,7 +201,15 @@ describe('decodeRoute(encodeRoute(x))', () => {
     });
     fc.assert(
       fc.property(route, (rec) => {
-        const r: Route = { family: rec.family, dstLen: rec.dstLen, table: rec.table, protocol: rec.protocol, scope: rec.scope, type: rec.type, flags: rec.flags };
+        const r: Route = {
+          family: rec.family,
+          dstLen: rec.dstLen,
+          table: rec.table,
+          protocol: rec.protocol,
+          scope: rec.scope,
+          type: rec.type,
+          flags: rec.flags,
+        };
         if (rec.dstLen > 0) r.dst = rec.dst;
         for (const k of ['gateway', 'oif', 'prefsrc', 'priority', 'mtu', 'advmss'] as const) {
           if (rec[k] !== undefined) (r as unknown as Record<string, unknown>)[k] = rec[k];

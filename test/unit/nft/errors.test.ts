@@ -1,13 +1,22 @@
 // NftError and the errno that libnftables' error text maps to.
 import { describe, expect, it } from 'vitest';
 import { Errno, WeirError } from '../../../src/errors.ts';
-import { FakeNft, NFT_KEYWORDS, NftError, errnoFromNftMessage, isNftBusy, isNftExists, isNftInvalid, isNftNotFound } from '../../../src/nft/index.ts';
+import { errnoFromNftMessage, FakeNft, isNftBusy, isNftExists, isNftInvalid, isNftNotFound, NFT_KEYWORDS, NftError } from '../../../src/nft/index.ts';
 
 describe('NftError', () => {
   it('is a WeirError with code WEIR_NFT and the internal CNI code', () => {
     const e = new NftError('boom', { errno: Errno.ENOENT, line: 3, command: 'add chain inet t c', op: 2, details: 'Error: ...' });
     expect(e).toBeInstanceOf(WeirError);
-    expect(e).toMatchObject({ name: 'NftError', code: 'WEIR_NFT', cniCode: 199, errno: 2, line: 3, command: 'add chain inet t c', op: 2, details: 'Error: ...' });
+    expect(e).toMatchObject({
+      name: 'NftError',
+      code: 'WEIR_NFT',
+      cniCode: 199,
+      errno: 2,
+      line: 3,
+      command: 'add chain inet t c',
+      op: 2,
+      details: 'Error: ...',
+    });
     expect([isNftNotFound(e), isNftExists(e), isNftBusy(e), isNftInvalid(e)]).toEqual([true, false, false, false]);
     expect(isNftNotFound(new Error('No such file or directory'))).toBe(false);
   });
@@ -29,7 +38,8 @@ describe('errnoFromNftMessage', () => {
 
 describe('NFT_KEYWORDS', () => {
   it('holds the global keywords of nft 1.0.6 and later, not the scoped ones', () => {
-    for (const k of ['fwd', 'ct', 'ip', 'ip6', 'tcp', 'udp', 'meta', 'counter', 'accept', 'drop', 'jump', 'goto', 'table', 'destroy', 'vxlan']) expect(NFT_KEYWORDS.has(k), k).toBe(true);
+    for (const k of ['fwd', 'ct', 'ip', 'ip6', 'tcp', 'udp', 'meta', 'counter', 'accept', 'drop', 'jump', 'goto', 'table', 'destroy', 'vxlan'])
+      expect(NFT_KEYWORDS.has(k), k).toBe(true);
     for (const k of ['state', 'saddr', 'daddr', 'dport', 'name', 'weir', 'pods']) expect(NFT_KEYWORDS.has(k), k).toBe(false);
   });
 });

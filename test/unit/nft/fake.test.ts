@@ -3,8 +3,8 @@
 // (test/kernel/nft.test.ts) checks the same cases against the real thing.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { Errno } from '../../../src/errors.ts';
-import { FakeNft, LibNftables, NftError, Transaction, isNftBusy, isNftExists, isNftNotFound, nft } from '../../../src/nft/index.ts';
 import type { Nft } from '../../../src/nft/index.ts';
+import { FakeNft, isNftBusy, isNftExists, isNftNotFound, LibNftables, NftError, nft, Transaction } from '../../../src/nft/index.ts';
 
 // Compile-time: both backends are interchangeable behind Nft.
 const backends = [FakeNft, LibNftables] satisfies (new () => Nft)[];
@@ -77,8 +77,21 @@ describe('applying and dumping', () => {
 
   it('dumps the same text whatever the order things were added in', () => {
     const g = new FakeNft();
-    f.run(tx().add(t).add(peers).add(nft.setElement(t, 'peers', ['1.1.1.1'])).add(nft.setElement(t, 'peers', ['2.2.2.2'])).add(polA));
-    g.run(tx().add(t).add(polA).add(peers).add(nft.setElement(t, 'peers', ['2.2.2.2'])));
+    f.run(
+      tx()
+        .add(t)
+        .add(peers)
+        .add(nft.setElement(t, 'peers', ['1.1.1.1']))
+        .add(nft.setElement(t, 'peers', ['2.2.2.2']))
+        .add(polA),
+    );
+    g.run(
+      tx()
+        .add(t)
+        .add(polA)
+        .add(peers)
+        .add(nft.setElement(t, 'peers', ['2.2.2.2'])),
+    );
     g.run(tx().add(nft.setElement(t, 'peers', ['1.1.1.1'])));
     expect(g.dump()).toBe(f.dump());
   });
@@ -99,7 +112,11 @@ describe('applying and dumping', () => {
 describe('all or nothing', () => {
   it('a failing operation in the middle leaves the ruleset exactly as it was', () => {
     base();
-    f.run(tx().add(nft.setElement(t, 'peers', ['10.0.0.0/8'])).add(nft.rule(t, 'fwd_in', 'counter')));
+    f.run(
+      tx()
+        .add(nft.setElement(t, 'peers', ['10.0.0.0/8']))
+        .add(nft.rule(t, 'fwd_in', 'counter')),
+    );
     const before = f.dump();
     const e = failure(
       tx()
@@ -120,21 +137,37 @@ describe('all or nothing', () => {
   it('a transaction refused by validation applies nothing', () => {
     base();
     const before = f.dump();
-    expect(() => f.run(tx().add(nft.chain(t, 'ok')).add(nft.rule(t, 'ok', 'accept; flush ruleset')))).toThrow(expect.objectContaining({ errno: Errno.EINVAL, op: 1 }));
+    expect(() =>
+      f.run(
+        tx()
+          .add(nft.chain(t, 'ok'))
+          .add(nft.rule(t, 'ok', 'accept; flush ruleset')),
+      ),
+    ).toThrow(expect.objectContaining({ errno: Errno.EINVAL, op: 1 }));
     expect(f.dump()).toBe(before);
   });
 
   it('check() finds the same errors and never changes anything', () => {
     base();
     const before = f.dump();
-    expect(() => f.check(tx().add(nft.chain(t, 'pol_b')).add(nft.rule(t, 'pol_b', 'counter')))).not.toThrow();
+    expect(() =>
+      f.check(
+        tx()
+          .add(nft.chain(t, 'pol_b'))
+          .add(nft.rule(t, 'pol_b', 'counter')),
+      ),
+    ).not.toThrow();
     expect(f.dump()).toBe(before);
     expect(() => f.check(tx().create(polA))).toThrow(/^nft check failed: .*File exists/);
   });
 
   it('replaces a whole table in one transaction (add, delete, add)', () => {
     base();
-    f.run(tx().add(nft.rule(t, 'fwd_in', 'counter')).add(nft.setElement(t, 'peers', ['10.0.0.0/8'])));
+    f.run(
+      tx()
+        .add(nft.rule(t, 'fwd_in', 'counter'))
+        .add(nft.setElement(t, 'peers', ['10.0.0.0/8'])),
+    );
     f.run(tx().add(t).delete(t).add(t).add(nft.chain(t, 'fresh')));
     expect(f.dump()).toBe('add table inet weir\nadd chain inet weir fresh\n');
   });
@@ -168,7 +201,11 @@ describe('kernel errors for the common cases', () => {
 
   it('EEXIST: create of what exists, conflicting set/map definitions, a map element with another value', () => {
     base();
-    f.run(tx().add(nft.setElement(t, 'peers', ['10.0.0.0/8'])).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'accept')));
+    f.run(
+      tx()
+        .add(nft.setElement(t, 'peers', ['10.0.0.0/8']))
+        .add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'accept')),
+    );
     const exists = [
       tx().create(t),
       tx().create(polA),
@@ -186,7 +223,15 @@ describe('kernel errors for the common cases', () => {
     }
     // ...but add of the same thing again is a no-op
     const before = f.dump();
-    f.run(tx().add(t).add(polA).add(fwd).add(peers).add(nft.setElement(t, 'peers', ['10.0.0.0/8'])).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'accept')));
+    f.run(
+      tx()
+        .add(t)
+        .add(polA)
+        .add(fwd)
+        .add(peers)
+        .add(nft.setElement(t, 'peers', ['10.0.0.0/8']))
+        .add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'accept')),
+    );
     expect(f.dump()).toBe(before);
   });
 
@@ -195,10 +240,19 @@ describe('kernel errors for the common cases', () => {
     f.run(tx().add(nft.rule(t, 'fwd_in', 'ip saddr @peers jump pol_a')));
     expect(isNftBusy(failure(tx().delete(polA)))).toBe(true);
     expect(isNftBusy(failure(tx().delete(peers)))).toBe(true);
-    f.run(tx().flush(fwd).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto pol_a')));
+    f.run(
+      tx()
+        .flush(fwd)
+        .add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto pol_a')),
+    );
     expect(failure(tx().delete(polA)).message).toMatch(/Device or resource busy: chain pol_a is still the target of element 1\.1\.1\.1 of map vm/);
     // rules of the chain itself go with it
-    f.run(tx().flush(vm).add(nft.rule(t, 'pol_a', 'counter')).delete(polA));
+    f.run(
+      tx()
+        .flush(vm)
+        .add(nft.rule(t, 'pol_a', 'counter'))
+        .delete(polA),
+    );
     expect(f.rules(t, 'pol_a')).toBeUndefined();
   });
 
@@ -222,7 +276,11 @@ describe('kernel errors for the common cases', () => {
   it('EBUSY: the elements of a constant set are frozen once a rule uses it', () => {
     base();
     const c = nft.set(t, 'c', 'ipv4_addr', { flags: ['constant'] });
-    f.run(tx().add(c).add(nft.setElement(t, 'c', ['1.1.1.1'])));
+    f.run(
+      tx()
+        .add(c)
+        .add(nft.setElement(t, 'c', ['1.1.1.1'])),
+    );
     f.run(tx().add(nft.setElement(t, 'c', ['2.2.2.2']))); // not used yet: still open
     f.run(tx().add(nft.rule(t, 'pol_a', 'ip saddr @c accept')));
     expect(failure(tx().add(nft.setElement(t, 'c', ['3.3.3.3']))).errno).toBe(Errno.EBUSY);
@@ -258,7 +316,12 @@ describe('rules and handles', () => {
 
   it('flush table empties every chain but keeps set elements; flush set empties the set', () => {
     base();
-    f.run(tx().add(nft.rule(t, 'fwd_in', 'counter')).add(nft.rule(t, 'pol_a', 'counter')).add(nft.setElement(t, 'peers', ['10.0.0.0/8'])));
+    f.run(
+      tx()
+        .add(nft.rule(t, 'fwd_in', 'counter'))
+        .add(nft.rule(t, 'pol_a', 'counter'))
+        .add(nft.setElement(t, 'peers', ['10.0.0.0/8'])),
+    );
     f.run(tx().flush(t));
     expect(f.rules(t, 'fwd_in')).toEqual([]);
     expect(f.rules(t, 'pol_a')).toEqual([]);
@@ -280,8 +343,15 @@ describe('elements', () => {
 
   it('destroy is idempotent: removes what exists, and a missing element is no error', () => {
     base();
-    f.run(tx().add(nft.setElement(t, 'peers', ['10.0.0.0/8'])).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto pol_a')));
-    const d = tx().destroy(nft.setElement(t, 'peers', ['10.0.0.0/8'])).destroy(nft.setElement(t, 'peers', ['11.0.0.0/8'])).destroy(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto pol_a'));
+    f.run(
+      tx()
+        .add(nft.setElement(t, 'peers', ['10.0.0.0/8']))
+        .add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto pol_a')),
+    );
+    const d = tx()
+      .destroy(nft.setElement(t, 'peers', ['10.0.0.0/8']))
+      .destroy(nft.setElement(t, 'peers', ['11.0.0.0/8']))
+      .destroy(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto pol_a'));
     f.run(d);
     f.run(d);
     expect(f.elements(t, 'peers')).toEqual([]);
@@ -302,7 +372,11 @@ describe('destroy of tables, chains and sets', () => {
     f.run(d);
     expect(f.dump()).toBe('');
     base();
-    const d2 = tx().destroy(polA).destroy(peers).destroy(nft.chain(t, 'never')).destroy(nft.set(t, 'never', 'ipv4_addr'));
+    const d2 = tx()
+      .destroy(polA)
+      .destroy(peers)
+      .destroy(nft.chain(t, 'never'))
+      .destroy(nft.set(t, 'never', 'ipv4_addr'));
     f.run(d2);
     f.run(d2);
     expect(f.dump()).not.toMatch(/pol_a|peers|never/);

@@ -3,8 +3,8 @@
 // validation errors that surface at render()/compile(), never at add().
 import { describe, expect, it } from 'vitest';
 import { Errno } from '../../../src/errors.ts';
-import { NftError, Transaction, isNftInvalid, nft } from '../../../src/nft/index.ts';
 import type { Chain, Element, NftObject, Rule, Table } from '../../../src/nft/index.ts';
+import { isNftInvalid, NftError, nft, Transaction } from '../../../src/nft/index.ts';
 
 const t = nft.table('inet', 'weir');
 const render = (...build: ((tx: Transaction) => unknown)[]): string => {
@@ -32,9 +32,7 @@ describe('tables', () => {
     );
   });
   it('puts a comment in a body with the ; nft needs before }', () => {
-    expect(render((tx) => tx.add(nft.table('ip6', 'x', { comment: "pods' rules; {all} #1" })))).toBe(
-      `add table ip6 x { comment "pods' rules; {all} #1" ; }\n`,
-    );
+    expect(render((tx) => tx.add(nft.table('ip6', 'x', { comment: "pods' rules; {all} #1" })))).toBe(`add table ip6 x { comment "pods' rules; {all} #1" ; }\n`);
   });
   it('renders every family', () => {
     for (const f of ['inet', 'ip', 'ip6', 'netdev', 'bridge'] as const) expect(render((tx) => tx.add(nft.table(f, 'x')))).toBe(`add table ${f} x\n`);
@@ -67,7 +65,9 @@ describe('chains', () => {
     expect(prio('bridge', 'filter')).toMatch(/priority -200 ;/);
     expect(prio('inet', '-5')).toMatch(/priority -5 ;/);
     expect(prio('inet', -150)).toMatch(/priority -150 ;/);
-    expect(render((tx) => tx.add(nft.chain(t, 'n', { type: 'nat', hook: 'prerouting', priority: 'dstnat' })))).toMatch(/type nat hook prerouting priority -100 ;/);
+    expect(render((tx) => tx.add(nft.chain(t, 'n', { type: 'nat', hook: 'prerouting', priority: 'dstnat' })))).toMatch(
+      /type nat hook prerouting priority -100 ;/,
+    );
     expect(render((tx) => tx.add(nft.chain(t, 'n', { type: 'nat', hook: 'postrouting', priority: 'srcnat' })))).toMatch(/priority 100 ;/);
   });
   it('renders a netdev ingress chain with its device quoted', () => {
@@ -84,11 +84,15 @@ describe('chains', () => {
     expect(invalid('add', nft.chain(t, 'c', { policy: 'drop' })).message).toMatch(/cannot have a policy/);
     expect(invalid('add', nft.chain(t, 'c', { type: 'nat', hook: 'forward', priority: 0 })).message).toMatch(/nat chain cannot use hook forward/);
     expect(invalid('add', nft.chain(t, 'c', { type: 'route', hook: 'input', priority: 0 })).message).toMatch(/route chain cannot use hook input/);
-    expect(invalid('add', nft.chain(nft.table('netdev', 'n'), 'c', { type: 'filter', hook: 'forward', priority: 0 })).message).toMatch(/does not exist in family netdev/);
+    expect(invalid('add', nft.chain(nft.table('netdev', 'n'), 'c', { type: 'filter', hook: 'forward', priority: 0 })).message).toMatch(
+      /does not exist in family netdev/,
+    );
     expect(invalid('add', nft.chain(nft.table('netdev', 'n'), 'c', { type: 'filter', hook: 'ingress', priority: 0 })).message).toMatch(/needs a device/);
     expect(invalid('add', nft.chain(t, 'c', { type: 'filter', hook: 'forward', priority: 'nosuch' })).message).toMatch(/priority "nosuch"/);
     expect(invalid('add', nft.chain(t, 'c', { type: 'filter', hook: 'forward', priority: 1.5 })).message).toMatch(/not a 32-bit integer/);
-    expect(invalid('add', nft.chain(nft.table('bridge', 'b'), 'c', { type: 'filter', hook: 'forward', priority: 'raw' })).message).toMatch(/bridge priority name/);
+    expect(invalid('add', nft.chain(nft.table('bridge', 'b'), 'c', { type: 'filter', hook: 'forward', priority: 'raw' })).message).toMatch(
+      /bridge priority name/,
+    );
   });
 });
 
@@ -159,9 +163,15 @@ describe('sets and maps', () => {
     );
   });
   it('renders delete and flush by name', () => {
-    expect(render((tx) => tx.delete(nft.set(t, 's', 'ipv4_addr')).flush(nft.set(t, 's', '')).flush(nft.map(t, 'm', '')).delete(nft.map(t, 'm', '')))).toBe(
-      'delete set inet weir s\nflush set inet weir s\nflush map inet weir m\ndelete map inet weir m\n',
-    );
+    expect(
+      render((tx) =>
+        tx
+          .delete(nft.set(t, 's', 'ipv4_addr'))
+          .flush(nft.set(t, 's', ''))
+          .flush(nft.map(t, 'm', ''))
+          .delete(nft.map(t, 'm', '')),
+      ),
+    ).toBe('delete set inet weir s\nflush set inet weir s\nflush map inet weir m\ndelete map inet weir m\n');
   });
   it('refuses bad types and flags', () => {
     expect(invalid('add', nft.set(t, 's', 'ipv4_addr : verdict')).message).toMatch(/that is a map/);
@@ -225,10 +235,14 @@ describe('elements', () => {
   });
   it('checks key arity and map values against a set or map declared earlier in the transaction', () => {
     const tx = new Transaction().add(svc).add(nft.setElement(t, 'svc', ['10.0.0.1', 'tcp']));
-    expect(tx.error?.message).toMatch(/operation #1 \(add element\): element key has 2 part\(s\) but svc is of type ipv4_addr \. inet_proto \. inet_service \(3 part\(s\)\)/);
+    expect(tx.error?.message).toMatch(
+      /operation #1 \(add element\): element key has 2 part\(s\) but svc is of type ipv4_addr \. inet_proto \. inet_service \(3 part\(s\)\)/,
+    );
     expect(tx.error?.op).toBe(1);
     expect(new Transaction().add(vm).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto 1bad')).error?.message).toMatch(/verdict "goto 1bad"/);
-    expect(new Transaction().add(vm).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto ct')).error?.message).toMatch(/verdict target chain name "ct" is an nft keyword/);
+    expect(new Transaction().add(vm).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'goto ct')).error?.message).toMatch(
+      /verdict target chain name "ct" is an nft keyword/,
+    );
     expect(new Transaction().add(vm).add(nft.mapElement(t, 'vm', ['1.1.1.1'], 'jump pol_a')).error).toBeUndefined();
     expect(new Transaction().add(vm).add(nft.setElement(t, 'vm', ['1.1.1.1'])).error?.message).toMatch(/vm is a map, not a set/);
     expect(new Transaction().add(svc).add(nft.mapElement(t, 'svc', ['1.1.1.1', 'tcp', '80'], 'accept')).error?.message).toMatch(/svc is a set, not a map/);
@@ -244,7 +258,9 @@ describe('elements', () => {
     expect(invalid('add', nft.mapElement(t, 'm', ['1.1.1.1'], 'accept }; flush ruleset')).message).toMatch(/not a single nft value/);
     expect(invalid('add', { kind: 'element', table: t, key: ['1.1.1.1'] }).message).toMatch(/exactly one of set or map/);
     expect(invalid('add', { kind: 'element', table: t, set: 's', map: 'm', key: ['1.1.1.1'] }).message).toMatch(/exactly one of set or map/);
-    expect(invalid('add', nft.setElement(t, 's', ['1.1.1.1']) && { ...nft.setElement(t, 's', ['1.1.1.1']), value: 'accept' }).message).toMatch(/a set element has no value/);
+    expect(invalid('add', nft.setElement(t, 's', ['1.1.1.1']) && { ...nft.setElement(t, 's', ['1.1.1.1']), value: 'accept' }).message).toMatch(
+      /a set element has no value/,
+    );
     expect(invalid('add', { kind: 'element', table: t, map: 'm', key: ['1.1.1.1'] }).message).toMatch(/map element needs a value/);
     expect(invalid('flush', nft.setElement(t, 's', ['1.1.1.1'])).message).toMatch(/flush is not an operation on a element/);
   });
@@ -287,7 +303,14 @@ describe('destroy (emulated as add + delete: nft 1.0.6 has no destroy)', () => {
         '',
       ].join('\n'),
     );
-    expect(c.steps.map((s) => `${s.verb}:${s.op}:${s.minimal}`)).toEqual(['add:0:true', 'add:1:true', 'delete:0:false', 'delete:1:false', 'add:2:true', 'delete:2:false']);
+    expect(c.steps.map((s) => `${s.verb}:${s.op}:${s.minimal}`)).toEqual([
+      'add:0:true',
+      'add:1:true',
+      'delete:0:false',
+      'delete:1:false',
+      'add:2:true',
+      'delete:2:false',
+    ]);
   });
   it('needs the value of a map element and the type of a set', () => {
     expect(invalid('destroy', { kind: 'element', table: t, map: 'vm', key: ['1.1.1.1'] }).message).toMatch(/map element needs a value/);
@@ -330,7 +353,11 @@ describe('names and comments', () => {
 
 describe('validation errors surface at render/run, not at queue time', () => {
   it('keeps the first error, with the index of its operation, and keeps queuing', () => {
-    const tx = new Transaction().add(t).add(nft.chain(t, 'ok')).add(nft.chain(t, 'ct')).add(nft.rule(t, 'ok', ''));
+    const tx = new Transaction()
+      .add(t)
+      .add(nft.chain(t, 'ok'))
+      .add(nft.chain(t, 'ct'))
+      .add(nft.rule(t, 'ok', ''));
     expect(tx.size).toBe(4);
     expect(tx.error?.op).toBe(2);
     expect(tx.error?.message).toBe('invalid nft transaction: operation #2 (add chain): chain name "ct" is an nft keyword');

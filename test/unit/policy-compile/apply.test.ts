@@ -12,7 +12,7 @@ import { PolicyEngine } from '../../../src/policy/engine.ts';
 import type { ClusterState, NetworkPolicy } from '../../../src/policy/index.ts';
 import { diffTransaction, fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { ns, pod, policy } from '../policy/helpers.ts';
-import { NODES, buildState, changeArb, clusterArb, statesOf } from './cluster.ts';
+import { buildState, changeArb, clusterArb, NODES, statesOf } from './cluster.ts';
 
 const compile = (s: ClusterState, node = 'n1'): Ruleset => compilePolicies(s, { nodeName: node }).ruleset;
 const dumpAfter = (tx: Transaction): string => {
@@ -46,7 +46,10 @@ const basePods = [
   pod('y/cli', { labels: { app: 'cli' }, ips: ['10.2.0.1', 'fd00:2::1'], ...n2 }),
 ];
 const basePolicies: NetworkPolicy[] = [
-  policy('x/web', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 'http' }, { port: 80 }] }] }),
+  policy('x/web', {
+    podSelector: { matchLabels: { app: 'web' } },
+    ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 'http' }, { port: 80 }] }],
+  }),
   policy('x/deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.3.0.0/16'] } }] }] }),
 ];
 const cluster = (over: Partial<ClusterState> = {}): ClusterState => ({ namespaces: [ns('x'), ns('y')], pods: basePods, policies: basePolicies, ...over });
@@ -127,7 +130,11 @@ describe('diffs', () => {
     fc.assert(
       fc.property(clusterArb, fc.func(fc.integer()), (m, rank) => {
         const s = buildState(m);
-        const shuffle = <T>(xs: readonly T[]): T[] => xs.map((x, i) => ({ x, k: rank(i) })).sort((a, b) => a.k - b.k).map((e) => e.x);
+        const shuffle = <T>(xs: readonly T[]): T[] =>
+          xs
+            .map((x, i) => ({ x, k: rank(i) }))
+            .sort((a, b) => a.k - b.k)
+            .map((e) => e.x);
         const t: ClusterState = { ...s, pods: shuffle(s.pods), policies: shuffle(s.policies), namespaces: shuffle(s.namespaces) };
         for (const n of NODES) expect(diffTransaction(compile(s, n), compile(t, n)).tx.size).toBe(0);
       }),
@@ -142,7 +149,10 @@ describe('diffs', () => {
     const { tx, stats } = diffTransaction(before, after);
     expect(stats).toEqual({ setsAdded: 0, setsRemoved: 0, chainsAdded: 0, chainsRewritten: 0, chainsRemoved: 0, elementsAdded: 2, elementsRemoved: 0 });
     expect(tx.operations.map((o) => `${o.verb} ${o.obj.kind}`)).toEqual(['add element', 'add element']);
-    expect(tx.operations.map((o) => (o.obj.kind === 'element' ? `${o.obj.set} ${o.obj.key.join(' . ')}` : ''))).toEqual([expect.stringMatching(/^s[0-9a-f]{12}_pods4 10\.2\.0\.9$/), expect.stringMatching(/^s[0-9a-f]{12}_pods6 fd00:2::9$/)]);
+    expect(tx.operations.map((o) => (o.obj.kind === 'element' ? `${o.obj.set} ${o.obj.key.join(' . ')}` : ''))).toEqual([
+      expect.stringMatching(/^s[0-9a-f]{12}_pods4 10\.2\.0\.9$/),
+      expect.stringMatching(/^s[0-9a-f]{12}_pods6 fd00:2::9$/),
+    ]);
   });
 
   it('a new local pod with existing profiles is map (and named-port) elements only', () => {
@@ -158,7 +168,10 @@ describe('diffs', () => {
 
   it('a changed policy rewrites its own chain and nothing else', () => {
     const before = compile(cluster());
-    const changed = policy('x/web', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 'http' }] }] });
+    const changed = policy('x/web', {
+      podSelector: { matchLabels: { app: 'web' } },
+      ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 'http' }] }],
+    });
     const { stats } = diffTransaction(before, compile(cluster({ policies: [changed, basePolicies[1] as NetworkPolicy] })));
     expect(stats).toEqual({ setsAdded: 0, setsRemoved: 1, chainsAdded: 0, chainsRewritten: 1, chainsRemoved: 0, elementsAdded: 0, elementsRemoved: 0 });
   });
@@ -170,7 +183,6 @@ const seqArb = fc.record({
   start: clusterArb,
   steps: fc.array(fc.array(changeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }),
 });
-
 
 describe('PolicyEngine over FakeNft: diffs reach the same table as a fresh full replacement', () => {
   // As the brief states it: the engine starts on the first state (a full

@@ -4,7 +4,16 @@
 // from a small vocabulary so that selectors, ports and ipBlocks often hit.
 import fc from 'fast-check';
 import type { ClusterNetworkPolicy } from '../../../src/policy/cnp-types.ts';
-import type { ClusterState, ContainerPort, LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, Pod } from '../../../src/policy/types.ts';
+import type {
+  ClusterState,
+  ContainerPort,
+  LabelSelector,
+  NetworkPolicy,
+  NetworkPolicyPeer,
+  NetworkPolicyPort,
+  NetworkPolicySpec,
+  Pod,
+} from '../../../src/policy/types.ts';
 
 export const NODES = ['n1', 'n2'] as const;
 export const NAMESPACES = ['x', 'y', 'z'] as const;
@@ -56,11 +65,14 @@ export const PORT_VOCAB: ContainerPort[] = [
 ];
 
 /** Slot `i` of node `n` (0-based): its addresses. */
-export const podIps = (node: number, slot: number): [string, string] => [`10.${node + 1}.0.${HOST[slot]}`, `fd00:${node + 1}::${(HOST[slot] as number).toString(16)}`];
+export const podIps = (node: number, slot: number): [string, string] => [
+  `10.${node + 1}.0.${HOST[slot]}`,
+  `fd00:${node + 1}::${(HOST[slot] as number).toString(16)}`,
+];
 
 export function buildPod(slot: number, m: PodModel): Pod {
   const node = NODES[m.node] as string;
-  const [v4, v6] = m.kind === 'hostNetwork' ? NODE_IPS[node] as [string, string] : podIps(m.node, slot);
+  const [v4, v6] = m.kind === 'hostNetwork' ? (NODE_IPS[node] as [string, string]) : podIps(m.node, slot);
   const ips = m.kind === 'noIp' ? [] : m.kind === 'v4only' ? [v4] : [v4, v6];
   const labels: Record<string, string> = { pod: `p${slot}` };
   if (m.app) labels.app = m.app;
@@ -68,7 +80,11 @@ export function buildPod(slot: number, m: PodModel): Pod {
   const phase = m.kind === 'Failed' || m.kind === 'Succeeded' || m.kind === 'Pending' ? m.kind : 'Running';
   return {
     metadata: { namespace: NAMESPACES[m.ns], name: `p${slot}`, labels },
-    spec: { nodeName: node, ...(m.kind === 'hostNetwork' ? { hostNetwork: true } : {}), containers: [{ ports: m.ports.map((i) => PORT_VOCAB[i] as ContainerPort) }] },
+    spec: {
+      nodeName: node,
+      ...(m.kind === 'hostNetwork' ? { hostNetwork: true } : {}),
+      containers: [{ ports: m.ports.map((i) => PORT_VOCAB[i] as ContainerPort) }],
+    },
     status: {
       phase,
       ...(ips.length > 0 ? { podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) } : {}),
@@ -96,7 +112,19 @@ export function buildState(m: ClusterModel): ClusterState {
 
 // ---- arbitraries ----
 
-const podKindArb = fc.constantFrom<PodKind>('normal', 'normal', 'normal', 'normal', 'normal', 'v4only', 'hostNetwork', 'noIp', 'Failed', 'Succeeded', 'Pending');
+const podKindArb = fc.constantFrom<PodKind>(
+  'normal',
+  'normal',
+  'normal',
+  'normal',
+  'normal',
+  'v4only',
+  'hostNetwork',
+  'noIp',
+  'Failed',
+  'Succeeded',
+  'Pending',
+);
 export const podArb: fc.Arbitrary<PodModel> = fc.record({
   ns: fc.integer({ min: 0, max: 2 }),
   node: fc.integer({ min: 0, max: 1 }),
@@ -156,7 +184,12 @@ export const POLICY_PORTS: NetworkPolicyPort[] = [
   { port: 'metrics' },
   { protocol: 'SCTP', port: 'sctp-x' },
 ];
-const portsArb = fc.option(fc.uniqueArray(fc.integer({ min: 0, max: POLICY_PORTS.length - 1 }), { minLength: 1, maxLength: 3 }).map((is) => is.map((i) => POLICY_PORTS[i] as NetworkPolicyPort)), { nil: undefined });
+const portsArb = fc.option(
+  fc
+    .uniqueArray(fc.integer({ min: 0, max: POLICY_PORTS.length - 1 }), { minLength: 1, maxLength: 3 })
+    .map((is) => is.map((i) => POLICY_PORTS[i] as NetworkPolicyPort)),
+  { nil: undefined },
+);
 const peersArb = fc.option(fc.array(peerArb, { minLength: 0, maxLength: 2 }), { nil: undefined });
 const ruleArb = fc.record({ peers: peersArb, ports: portsArb });
 
@@ -195,13 +228,26 @@ export type Change =
 
 export const changeArb: fc.Arbitrary<Change> = fc.oneof(
   fc.record({ kind: fc.constant('pod' as const), slot: fc.integer({ min: 0, max: POD_SLOTS - 1 }), pod: fc.option(podArb, { nil: null }) }),
-  fc.record({ kind: fc.constant('relabel' as const), slot: fc.integer({ min: 0, max: POD_SLOTS - 1 }), app: fc.constantFrom('web', 'db', undefined), tier: fc.constantFrom('fe', 'be', undefined) }),
-  fc.integer({ min: 0, max: POLICY_SLOTS - 1 }).chain((slot) => fc.record({ kind: fc.constant('policy' as const), slot: fc.constant(slot), policy: fc.option(policyArb(slot), { nil: null }) })),
+  fc.record({
+    kind: fc.constant('relabel' as const),
+    slot: fc.integer({ min: 0, max: POD_SLOTS - 1 }),
+    app: fc.constantFrom('web', 'db', undefined),
+    tier: fc.constantFrom('fe', 'be', undefined),
+  }),
+  fc
+    .integer({ min: 0, max: POLICY_SLOTS - 1 })
+    .chain((slot) => fc.record({ kind: fc.constant('policy' as const), slot: fc.constant(slot), policy: fc.option(policyArb(slot), { nil: null }) })),
   fc.record({ kind: fc.constant('team' as const), ns: fc.integer({ min: 0, max: 2 }), team: fc.constantFrom('red', 'blue', undefined) }),
 );
 
 export function applyChange(m: ClusterModel, c: Change): ClusterModel {
-  const next: ClusterModel = { ...m, teams: [...m.teams], pods: [...m.pods], policies: [...m.policies], ...(m.clusterPolicies ? { clusterPolicies: [...m.clusterPolicies] } : {}) };
+  const next: ClusterModel = {
+    ...m,
+    teams: [...m.teams],
+    pods: [...m.pods],
+    policies: [...m.policies],
+    ...(m.clusterPolicies ? { clusterPolicies: [...m.clusterPolicies] } : {}),
+  };
   switch (c.kind) {
     case 'pod':
       next.pods[c.slot] = c.pod;
@@ -233,7 +279,11 @@ export function applyChange(m: ClusterModel, c: Change): ClusterModel {
  * changes. `next` builds each state from the previous one (e.g. keeping
  * unchanged objects by identity, as the agent's cache does).
  */
-export function statesOf(start: ClusterModel, steps: readonly (readonly Change[])[], next: (prev: ClusterState, built: ClusterState) => ClusterState = (_, b) => b): ClusterState[] {
+export function statesOf(
+  start: ClusterModel,
+  steps: readonly (readonly Change[])[],
+  next: (prev: ClusterState, built: ClusterState) => ClusterState = (_, b) => b,
+): ClusterState[] {
   const out = [buildState(start)];
   let m = start;
   for (const batch of steps) {

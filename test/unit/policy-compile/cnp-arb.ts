@@ -4,8 +4,15 @@
 // peer kind (pods, namespaces, nodes by label, networks around the pod and
 // node addresses, learned domain names) and every kind of protocol entry.
 import fc from 'fast-check';
-import type { ClusterNetworkPolicy, ClusterNetworkPolicyEgressPeer, ClusterNetworkPolicyEgressRule, ClusterNetworkPolicyIngressRule, ClusterNetworkPolicyProtocol, ClusterNetworkPolicySubject } from '../../../src/policy/cnp-types.ts';
-import { LEARNED, changeArb, clusterArb, nsSelectorArb, podSelectorArb, type Change, type ClusterModel } from './cluster.ts';
+import type {
+  ClusterNetworkPolicy,
+  ClusterNetworkPolicyEgressPeer,
+  ClusterNetworkPolicyEgressRule,
+  ClusterNetworkPolicyIngressRule,
+  ClusterNetworkPolicyProtocol,
+  ClusterNetworkPolicySubject,
+} from '../../../src/policy/cnp-types.ts';
+import { type Change, type ClusterModel, changeArb, clusterArb, LEARNED, nsSelectorArb, podSelectorArb } from './cluster.ts';
 
 export const CNP_SLOTS = 4;
 
@@ -23,7 +30,9 @@ const NAMED: ClusterNetworkPolicyProtocol[] = [{ destinationNamedPort: 'http' },
 
 const podsPeerArb = fc.oneof(
   nsSelectorArb.map((namespaces) => ({ namespaces })),
-  fc.tuple(fc.option(nsSelectorArb, { nil: undefined }), podSelectorArb).map(([namespaceSelector, podSelector]) => ({ pods: { ...(namespaceSelector ? { namespaceSelector } : {}), podSelector } })),
+  fc
+    .tuple(fc.option(nsSelectorArb, { nil: undefined }), podSelectorArb)
+    .map(([namespaceSelector, podSelector]) => ({ pods: { ...(namespaceSelector ? { namespaceSelector } : {}), podSelector } })),
 );
 const otherPeerArb: fc.Arbitrary<ClusterNetworkPolicyEgressPeer> = fc.oneof(
   fc.constantFrom(...NODE_SELECTORS).map((nodes) => ({ nodes })),
@@ -83,7 +92,11 @@ export const tieredClusterArb: fc.Arbitrary<ClusterModel> = fc
 /** cluster.ts's changes, plus ClusterNetworkPolicies coming, going or changing, and learned names changing. */
 export const tieredChangeArb: fc.Arbitrary<Change> = fc.oneof(
   { weight: 4, arbitrary: changeArb },
-  { weight: 2, arbitrary: fc.integer({ min: 0, max: CNP_SLOTS - 1 }).chain((slot) => fc.record({ kind: fc.constant('cnp' as const), slot: fc.constant(slot), policy: fc.option(cnpArb(slot), { nil: null }) })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .integer({ min: 0, max: CNP_SLOTS - 1 })
+      .chain((slot) => fc.record({ kind: fc.constant('cnp' as const), slot: fc.constant(slot), policy: fc.option(cnpArb(slot), { nil: null }) })),
+  },
   { weight: 1, arbitrary: learnedArb.map((learned) => ({ kind: 'dns' as const, learned })) },
 );
-

@@ -12,9 +12,18 @@
 // alone (host firewall off), so the evaluator must allow it. A pod to
 // itself is never routed; skipped.
 import type { IpFamily } from '../../../src/cni/ip.ts';
-import { compilePolicies, type CompileOptions } from '../../../src/policy/compile.ts';
-import { PolicyEvaluator, ipEndpoint, podEndpoint, type ClusterState, type Connection, type Endpoint, type Protocol, type Verdict } from '../../../src/policy/index.ts';
-import { EXTERNAL_IPS, NODES, NODE_IPS } from './cluster.ts';
+import { type CompileOptions, compilePolicies } from '../../../src/policy/compile.ts';
+import {
+  type ClusterState,
+  type Connection,
+  type Endpoint,
+  ipEndpoint,
+  PolicyEvaluator,
+  type Protocol,
+  podEndpoint,
+  type Verdict,
+} from '../../../src/policy/index.ts';
+import { EXTERNAL_IPS, NODE_IPS, NODES } from './cluster.ts';
 import { Datapath, type L4, type Packet } from './interp.ts';
 
 export const PORTS: Array<[Protocol, number]> = [
@@ -48,10 +57,12 @@ export function ends(state: ClusterState): End[] {
     if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded') {
       // A terminated pod's old address is a plain address (evaluator: "their old IPs are plain addresses").
       for (const ip of ips) out.push({ kind: 'ext', ep: ipEndpoint(ip), ips: fams([ip]), label: `${label}(dead) ${ip}` });
-    } else if (p.spec?.hostNetwork) out.push({ kind: 'node', ep: podEndpoint(ns, name), node, ips: fams(NODE_IPS[node] as string[]), label: `${label}(hostNetwork)` });
+    } else if (p.spec?.hostNetwork)
+      out.push({ kind: 'node', ep: podEndpoint(ns, name), node, ips: fams(NODE_IPS[node] as string[]), label: `${label}(hostNetwork)` });
     else out.push({ kind: 'pod', ep: podEndpoint(ns, name), node, ips: fams(ips), label });
   }
-  for (const n of NODES) for (const ip of NODE_IPS[n] as string[]) out.push({ kind: 'node', ep: ipEndpoint(ip), node: n, ips: fams([ip]), label: `node ${n} ${ip}` });
+  for (const n of NODES)
+    for (const ip of NODE_IPS[n] as string[]) out.push({ kind: 'node', ep: ipEndpoint(ip), node: n, ips: fams([ip]), label: `node ${n} ${ip}` });
   for (const ip of EXTERNAL_IPS) out.push({ kind: 'ext', ep: ipEndpoint(ip), ips: fams([ip]), label: ip });
   return out;
 }
@@ -64,7 +75,12 @@ export interface Mismatch {
 }
 
 /** Every connection between the ends of `state`, judged both ways; returns the disagreements. */
-export function compare(state: ClusterState, limit = 5, opts: Omit<CompileOptions, 'nodeName'> = {}, seen?: (v: Verdict) => void): { mismatches: Mismatch[]; judged: number } {
+export function compare(
+  state: ClusterState,
+  limit = 5,
+  opts: Omit<CompileOptions, 'nodeName'> = {},
+  seen?: (v: Verdict) => void,
+): { mismatches: Mismatch[]; judged: number } {
   const evaluator = new PolicyEvaluator(state);
   const dp = new Map<string, Datapath>(NODES.map((n) => [n, new Datapath(compilePolicies(state, { ...opts, nodeName: n }).ruleset)]));
   const all = ends(state);
@@ -98,7 +114,12 @@ export function compare(state: ClusterState, limit = 5, opts: Omit<CompileOption
           const want = v.allowed;
           if ((got === 'not routed' && !want) || (got !== 'not routed' && got !== want)) {
             const why = `egress ${v.egress.allowed} ${JSON.stringify(v.egress.reasons)}, ingress ${v.ingress.allowed} ${JSON.stringify(v.ingress.reasons)}`;
-            mismatches.push({ conn: `${a.label} -> ${b.label} ${protocol}/${port} (IPv${f} ${saddr} -> ${daddr})`, evaluator: want, datapath: got, detail: `${detail}; evaluator: ${why}` });
+            mismatches.push({
+              conn: `${a.label} -> ${b.label} ${protocol}/${port} (IPv${f} ${saddr} -> ${daddr})`,
+              evaluator: want,
+              datapath: got,
+              detail: `${detail}; evaluator: ${why}`,
+            });
             if (mismatches.length >= limit) return { mismatches, judged };
           }
         }

@@ -10,9 +10,9 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterState } from '../../../src/policy/index.ts';
 import { emptyRuleset, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { ns, pod, policy } from '../policy/helpers.ts';
-import { NODES, NODE_IPS, buildState, clusterArb, podIps, type ClusterModel } from './cluster.ts';
+import { buildState, type ClusterModel, clusterArb, NODE_IPS, NODES, podIps } from './cluster.ts';
 import { compare } from './compare.ts';
-import { Datapath, parseRule, type L4, type Packet } from './interp.ts';
+import { Datapath, type L4, type Packet, parseRule } from './interp.ts';
 
 // ---- the interpreter itself ----
 
@@ -21,7 +21,12 @@ describe('interpreter', () => {
   const rs = (chains: Record<string, string[]>, base: Record<string, number>): Ruleset => {
     const r = emptyRuleset(table);
     for (const [name, rules] of Object.entries(chains)) {
-      const def = { kind: 'chain' as const, table, name, ...(name in base ? { type: 'filter' as const, hook: 'forward' as const, priority: base[name] as number, policy: 'accept' as const } : {}) };
+      const def = {
+        kind: 'chain' as const,
+        table,
+        name,
+        ...(name in base ? { type: 'filter' as const, hook: 'forward' as const, priority: base[name] as number, policy: 'accept' as const } : {}),
+      };
       r.chains.set(name, { def, rules: rules.map((rule) => ({ kind: 'rule' as const, table, chain: name, rule })) });
     }
     return r;
@@ -45,9 +50,18 @@ describe('interpreter', () => {
 
   it('ip matches only IPv4 packets and ip6 only IPv6; sets are looked up by their declared type', () => {
     const r = rs({ a: ['ip saddr @s4 counter drop', 'ip6 saddr @s6 counter drop', 'meta l4proto . th dport @p counter drop'] }, { a: 0 });
-    r.sets.set('s4', { def: { kind: 'set', table, name: 's4', type: 'ipv4_addr', flags: ['interval'] }, elements: new Map([['x', { kind: 'element', table, set: 's4', key: ['10.0.0.0-10.0.0.9'] }]]) });
-    r.sets.set('s6', { def: { kind: 'set', table, name: 's6', type: 'ipv6_addr' }, elements: new Map([['x', { kind: 'element', table, set: 's6', key: ['fd00::1'] }]]) });
-    r.sets.set('p', { def: { kind: 'set', table, name: 'p', type: 'inet_proto . inet_service', flags: ['interval'] }, elements: new Map([['x', { kind: 'element', table, set: 'p', key: ['udp', '50-60'] }]]) });
+    r.sets.set('s4', {
+      def: { kind: 'set', table, name: 's4', type: 'ipv4_addr', flags: ['interval'] },
+      elements: new Map([['x', { kind: 'element', table, set: 's4', key: ['10.0.0.0-10.0.0.9'] }]]),
+    });
+    r.sets.set('s6', {
+      def: { kind: 'set', table, name: 's6', type: 'ipv6_addr' },
+      elements: new Map([['x', { kind: 'element', table, set: 's6', key: ['fd00::1'] }]]),
+    });
+    r.sets.set('p', {
+      def: { kind: 'set', table, name: 'p', type: 'inet_proto . inet_service', flags: ['interval'] },
+      elements: new Map([['x', { kind: 'element', table, set: 'p', key: ['udp', '50-60'] }]]),
+    });
     const dp = new Datapath(r);
     expect(dp.hook('forward', pkt('10.0.0.9', '1.1.1.1')).verdict).toBe('drop');
     expect(dp.hook('forward', pkt('10.0.0.10', '1.1.1.1')).verdict).toBe('accept');
@@ -78,11 +92,42 @@ describe('compiled datapath agrees with the evaluator', () => {
 
   it.each([
     ['no policy', []],
-    ['web ingress from team red on http', [policy('x/a', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 'red' } } }], ports: [{ port: 'http' }] }] })]],
+    [
+      'web ingress from team red on http',
+      [
+        policy('x/a', {
+          podSelector: { matchLabels: { app: 'web' } },
+          ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 'red' } } }], ports: [{ port: 'http' }] }],
+        }),
+      ],
+    ],
     ['default deny both ways in x', [policy('x/deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })]],
-    ['egress to named http of db pods, plus the nodes by ipBlock', [policy('x/e', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 'http' }] }, { to: [{ ipBlock: { cidr: '192.168.0.0/24' } }] }] })]],
-    ['ipBlock with except, both families', [policy('x/b', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.2.0.0/16'] } }, { ipBlock: { cidr: 'fd00::/16', except: ['fd00:1::/32'] } }] }] })]],
-    ['two policies on one pod, port ranges and protocol-only', [policy('x/p', { podSelector: {}, ingress: [{ ports: [{ port: 8000, endPort: 9000 }] }] }), policy('x/q', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ protocol: 'UDP' }] }] })]],
+    [
+      'egress to named http of db pods, plus the nodes by ipBlock',
+      [
+        policy('x/e', {
+          podSelector: {},
+          policyTypes: ['Egress'],
+          egress: [{ to: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 'http' }] }, { to: [{ ipBlock: { cidr: '192.168.0.0/24' } }] }],
+        }),
+      ],
+    ],
+    [
+      'ipBlock with except, both families',
+      [
+        policy('x/b', {
+          podSelector: {},
+          ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.2.0.0/16'] } }, { ipBlock: { cidr: 'fd00::/16', except: ['fd00:1::/32'] } }] }],
+        }),
+      ],
+    ],
+    [
+      'two policies on one pod, port ranges and protocol-only',
+      [
+        policy('x/p', { podSelector: {}, ingress: [{ ports: [{ port: 8000, endPort: 9000 }] }] }),
+        policy('x/q', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ protocol: 'UDP' }] }] }),
+      ],
+    ],
   ] as const)('%s', (_name, policies) => {
     const { mismatches, judged } = compare(at([...policies]));
     expect(judged).toBeGreaterThan(100);

@@ -13,7 +13,7 @@ import { IncrementalSyncError, PolicyEngine } from '../../../src/policy/engine.t
 import type { ClusterState } from '../../../src/policy/index.ts';
 import { fullTransaction } from '../../../src/policy/ruleset.ts';
 import { ns, pod, policy } from '../policy/helpers.ts';
-import { NODES, changeArb, clusterArb, statesOf } from './cluster.ts';
+import { changeArb, clusterArb, NODES, statesOf } from './cluster.ts';
 
 const freshDump = (s: ClusterState, node: string): string => {
   const f = new FakeNft();
@@ -26,7 +26,9 @@ const cli = (name: string, ip: string) => pod(`x/${name}`, { labels: { app: 'cli
 const state = (pods = [web, cli('cli', '10.1.0.11')]): ClusterState => ({
   namespaces: [ns('x')],
   pods,
-  policies: [policy('x/web-from-cli', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'cli' } } }] }] })],
+  policies: [
+    policy('x/web-from-cli', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'cli' } } }] }] }),
+  ],
 });
 
 function engine(opts: { strict?: boolean } = {}) {
@@ -62,7 +64,15 @@ describe('the element path, with a recording writer', () => {
   it('a changed policy (new rules) goes through the backend, not the writer', () => {
     const { f, w, e } = engine();
     e.sync(state());
-    const changed: ClusterState = { ...state(), policies: [policy('x/web-from-cli', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 80 }] }] })] };
+    const changed: ClusterState = {
+      ...state(),
+      policies: [
+        policy('x/web-from-cli', {
+          podSelector: { matchLabels: { app: 'web' } },
+          ingress: [{ from: [{ podSelector: { matchLabels: { app: 'cli' } } }], ports: [{ port: 80 }] }],
+        }),
+      ],
+    };
     const r = e.sync(changed);
     expect(r).toMatchObject({ full: false, elementsOnly: false });
     expect(w.batches).toHaveLength(0);

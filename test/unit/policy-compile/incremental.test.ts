@@ -9,11 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { FakeNft } from '../../../src/nft/fake.ts';
 import type { Element, NftSet } from '../../../src/nft/types.ts';
 import type { PodFacts } from '../../../src/policy/cluster-index.ts';
-import { compilePolicies, indexerFor, type CompileOptions } from '../../../src/policy/compile.ts';
+import { type CompileOptions, compilePolicies, indexerFor } from '../../../src/policy/compile.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
-import { PodSets } from '../../../src/policy/pod-sets.ts';
 import type { ClusterState, Labels } from '../../../src/policy/index.ts';
-import { NODES, changeArb, clusterArb, statesOf } from './cluster.ts';
+import { PodSets } from '../../../src/policy/pod-sets.ts';
+import { changeArb, clusterArb, NODES, statesOf } from './cluster.ts';
 import { tieredChangeArb, tieredClusterArb } from './cnp-arb.ts';
 
 /** `next` with every object equal (as JSON) to the previous state's object of the same key replaced by that object. */
@@ -25,14 +25,17 @@ function keepIdentity(prev: ClusterState, next: ClusterState): ClusterState {
       return was && JSON.stringify(was) === JSON.stringify(o) ? was : o;
     });
   };
-  const sameMap = (a: ClusterState['domainAddresses'], b: ClusterState['domainAddresses']): boolean => JSON.stringify([...(a ?? [])]) === JSON.stringify([...(b ?? [])]);
+  const sameMap = (a: ClusterState['domainAddresses'], b: ClusterState['domainAddresses']): boolean =>
+    JSON.stringify([...(a ?? [])]) === JSON.stringify([...(b ?? [])]);
   return {
     ...next,
     pods: reuse(prev.pods, next.pods),
     namespaces: reuse(prev.namespaces, next.namespaces),
     policies: reuse(prev.policies, next.policies),
     ...(next.clusterPolicies ? { clusterPolicies: reuse(prev.clusterPolicies ?? [], next.clusterPolicies) } : {}),
-    ...(next.domainAddresses ? { domainAddresses: prev.domainAddresses && sameMap(prev.domainAddresses, next.domainAddresses) ? prev.domainAddresses : next.domainAddresses } : {}),
+    ...(next.domainAddresses
+      ? { domainAddresses: prev.domainAddresses && sameMap(prev.domainAddresses, next.domainAddresses) ? prev.domainAddresses : next.domainAddresses }
+      : {}),
   };
 }
 
@@ -46,12 +49,19 @@ const tieredSeqArb = fc.record({
   steps: fc.array(fc.array(tieredChangeArb, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 8 }),
 });
 
-
 const setContents = (s: ClusterState, opts: CompileOptions): string =>
-  [...compilePolicies(s, opts).ruleset.sets.values()].map((x) => `${x.def.name}: ${[...x.elements.keys()].sort().join(', ')}`).sort().join('\n');
+  [...compilePolicies(s, opts).ruleset.sets.values()]
+    .map((x) => `${x.def.name}: ${[...x.elements.keys()].sort().join(', ')}`)
+    .sort()
+    .join('\n');
 
 describe('incremental compile (ClusterIndexer kept across syncs) equals a compile from scratch', () => {
-  for (const [hostFirewall, tiers] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+  for (const [hostFirewall, tiers] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const) {
     it(`every diff lands the table a fresh engine makes${hostFirewall ? ' (host firewall on)' : ''}${tiers ? ' (ClusterNetworkPolicy events)' : ''}`, () => {
       fc.assert(
         fc.property(tiers ? tieredSeqArb : seqArb, ({ start, steps }) => {
@@ -81,7 +91,12 @@ describe('incremental compile (ClusterIndexer kept across syncs) equals a compil
         for (const s of states) {
           const r = compilePolicies(s, opts, indexer);
           indexer.sets.commit();
-          expect([...r.ruleset.sets.values()].map((x) => `${x.def.name}: ${[...x.elements.keys()].sort().join(', ')}`).sort().join('\n')).toBe(setContents(s, opts));
+          expect(
+            [...r.ruleset.sets.values()]
+              .map((x) => `${x.def.name}: ${[...x.elements.keys()].sort().join(', ')}`)
+              .sort()
+              .join('\n'),
+          ).toBe(setContents(s, opts));
         }
       }),
       { numRuns: 100 },
@@ -92,7 +107,14 @@ describe('incremental compile (ClusterIndexer kept across syncs) equals a compil
 // ---- PodSets on its own ----
 
 const table = { family: 'inet', name: 't' } as const;
-const facts = (namespace: string, name: string, ip: string, labels: Labels = {}): PodFacts => ({ namespace, name, labels, nodeName: 'n1', ips: new Map([[4, ip]]), named: new Map() });
+const facts = (namespace: string, name: string, ip: string, labels: Labels = {}): PodFacts => ({
+  namespace,
+  name,
+  labels,
+  nodeName: 'n1',
+  ips: new Map([[4, ip]]),
+  named: new Map(),
+});
 const def = (name: string): NftSet => ({ kind: 'set', table, name, type: 'ipv4_addr' });
 
 function universe(pods: PodFacts[], ns: Map<string, Labels>) {
@@ -105,7 +127,10 @@ function universe(pods: PodFacts[], ns: Map<string, Labels>) {
 const keys = (m: Map<string, Element | undefined>): string[] => [...m.keys()].sort();
 
 describe('PodSets', () => {
-  const webByTeam = { member: (p: PodFacts, nsl: Labels) => (p.labels.app === 'web' && nsl.team === 'red' ? [[p.ips.get(4) as string]] : []), nsDependent: true };
+  const webByTeam = {
+    member: (p: PodFacts, nsl: Labels) => (p.labels.app === 'web' && nsl.team === 'red' ? [[p.ips.get(4) as string]] : []),
+    nsDependent: true,
+  };
 
   it('fills a new set from every pod, and journals nothing for it', () => {
     const pods = [facts('a', 'w1', '10.0.0.1', { app: 'web' }), facts('b', 'w2', '10.0.0.2', { app: 'web' }), facts('a', 'd', '10.0.0.3', { app: 'db' })];

@@ -22,7 +22,7 @@
 // falls through returns to the rule after the jump, a goto'ed one to the
 // caller of the chain that did the goto; a base chain that falls through
 // applies its policy.
-import { bytesToBigint, tryParseIp, type IpFamily } from '../../../src/cni/ip.ts';
+import { bytesToBigint, type IpFamily, tryParseIp } from '../../../src/cni/ip.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
 
 export type L4 = 'tcp' | 'udp' | 'sctp';
@@ -122,7 +122,8 @@ function parsePart(type: PartType, key: string, interval: boolean): Bound {
     case 'ipv6_addr': {
       const a = addrOf(lo);
       const b = addrOf(hi);
-      if (a.family !== (type === 'ipv4_addr' ? 4 : 6) || b.family !== a.family || a.value > b.value) throw new Error(`interpreter: ${key} is not of type ${type}`);
+      if (a.family !== (type === 'ipv4_addr' ? 4 : 6) || b.family !== a.family || a.value > b.value)
+        throw new Error(`interpreter: ${key} is not of type ${type}`);
       return [a.value, b.value];
     }
     case 'inet_proto':
@@ -178,7 +179,8 @@ export class SetLookup {
   /** The first element of a set or map matching `values`; the rule's use must agree with the declared key type. */
   lookup(name: string, types: readonly string[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
     const s = this.#load(name);
-    if (s.types.join(' . ') !== types.join(' . ')) throw new Error(`interpreter: @${name} is of type ${s.types.join(' . ')}, the rule uses it as ${types.join(' . ')}`);
+    if (s.types.join(' . ') !== types.join(' . '))
+      throw new Error(`interpreter: @${name} is of type ${s.types.join(' . ')}, the rule uses it as ${types.join(' . ')}`);
     return s.elements.find((e) => e.parts.every(([lo, hi], i) => (values[i] as bigint) >= (lo as bigint) && (values[i] as bigint) <= (hi as bigint)));
   }
 }
@@ -248,7 +250,9 @@ export class Datapath extends RulesetInterpreter {
             matched = this.lookup(s.set, ['inet_proto', 'inet_service'], [pkt.proto, pkt.dport]) !== undefined;
             break;
           case 'addrProtoPort':
-            matched = dst.family === s.family && this.lookup(s.set, [s.family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'], [dst.value, pkt.proto, pkt.dport]) !== undefined;
+            matched =
+              dst.family === s.family &&
+              this.lookup(s.set, [s.family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'], [dst.value, pkt.proto, pkt.dport]) !== undefined;
             break;
           case 'ct':
             matched = s.states.includes(pkt.ctState);

@@ -4,7 +4,7 @@
 // against address-by-address membership on small IPv4 blocks.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bytesToBigint, parseCidr, parseIp, type IpFamily } from '../../../src/cni/ip.ts';
+import { bytesToBigint, type IpFamily, parseCidr, parseIp } from '../../../src/cni/ip.ts';
 import { mergeRanges, rangeText, subtractCidrs } from '../../../src/policy/intervals.ts';
 
 const ip = (s: string): bigint => bytesToBigint(parseIp(s).bytes);
@@ -80,7 +80,10 @@ describe('subtractCidrs (IPv6)', () => {
   });
 
   it('nested excepts, and an except equal to the cidr', () => {
-    expect(minus('fd00::/16', ['fd00:1::/32', 'fd00:1:2::/48'])).toEqual(['fd00::-fd00:0:ffff:ffff:ffff:ffff:ffff:ffff', 'fd00:2::-fd00:ffff:ffff:ffff:ffff:ffff:ffff:ffff']);
+    expect(minus('fd00::/16', ['fd00:1::/32', 'fd00:1:2::/48'])).toEqual([
+      'fd00::-fd00:0:ffff:ffff:ffff:ffff:ffff:ffff',
+      'fd00:2::-fd00:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+    ]);
     expect(minus('fd00:1::/32', ['fd00:1::/32'])).toEqual([]);
   });
 
@@ -98,7 +101,9 @@ describe('mergeRanges', () => {
   });
 
   it('merges a chain of adjacent ranges given out of order, and duplicates', () => {
-    expect(mergeRanges([r('10.0.0.2', '10.0.0.2'), r('10.0.0.0', '10.0.0.0'), r('10.0.0.1', '10.0.0.1'), r('10.0.0.1', '10.0.0.1')])).toEqual([r('10.0.0.0', '10.0.0.2')]);
+    expect(mergeRanges([r('10.0.0.2', '10.0.0.2'), r('10.0.0.0', '10.0.0.0'), r('10.0.0.1', '10.0.0.1'), r('10.0.0.1', '10.0.0.1')])).toEqual([
+      r('10.0.0.0', '10.0.0.2'),
+    ]);
   });
 
   it('two blocks whose excepts complement each other merge back into one range', () => {
@@ -109,7 +114,12 @@ describe('mergeRanges', () => {
 
   it('works at the top of the IPv6 space and on empty input', () => {
     const top = 2n ** 128n - 1n;
-    expect(mergeRanges([[top - 1n, top], [top - 5n, top - 2n]])).toEqual([[top - 5n, top]]);
+    expect(
+      mergeRanges([
+        [top - 1n, top],
+        [top - 5n, top - 2n],
+      ]),
+    ).toEqual([[top - 5n, top]]);
     expect(mergeRanges([])).toEqual([]);
   });
 

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bytesToBigint, parseIp } from '../../../src/cni/ip.ts';
-import { compilePolicies, type CompileResult } from '../../../src/policy/compile.ts';
+import { type CompileResult, compilePolicies } from '../../../src/policy/compile.ts';
 import type { ClusterState, NetworkPolicy, NetworkPolicySpec } from '../../../src/policy/index.ts';
 import { fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { ns, pod, policy } from '../policy/helpers.ts';
@@ -14,7 +14,15 @@ import { buildState, clusterArb } from './cluster.ts';
 const n1 = { node: 'n1', hostIPs: ['192.168.0.1', 'fd01::1'] };
 const n2 = { node: 'n2', hostIPs: ['192.168.0.2', 'fd01::2'] };
 const PODS = [
-  pod('x/web', { labels: { app: 'web' }, ips: ['10.1.0.1', 'fd00:1::1'], ...n1, ports: [{ name: 'http', containerPort: 8080 }, { name: 'dns', containerPort: 53, protocol: 'UDP' }] }),
+  pod('x/web', {
+    labels: { app: 'web' },
+    ips: ['10.1.0.1', 'fd00:1::1'],
+    ...n1,
+    ports: [
+      { name: 'http', containerPort: 8080 },
+      { name: 'dns', containerPort: 53, protocol: 'UDP' },
+    ],
+  }),
   pod('x/web2', { labels: { app: 'web' }, ips: ['10.1.0.2', 'fd00:1::2'], ...n1, ports: [{ name: 'http', containerPort: 80 }] }),
   pod('x/db', { labels: { app: 'db' }, ips: ['10.1.0.3', 'fd00:1::3'], ...n1 }),
   pod('y/cli', { labels: { app: 'cli' }, ips: ['10.1.0.4'], ...n1 }),
@@ -51,7 +59,16 @@ const rules = (rs: Ruleset, chain: string): string[] => {
  * through the rules that refer to them.
  */
 const setOf = (rs: Ruleset, chain: string, comment: string, what: string): string => {
-  const names = new Set((rs.chains.get(chain)?.rules ?? []).filter((x) => x.comment === comment).flatMap((x) => x.rule.split(/\s+/).filter((t) => t.startsWith('@') && t.endsWith(`_${what}`)).map((t) => t.slice(1))));
+  const names = new Set(
+    (rs.chains.get(chain)?.rules ?? [])
+      .filter((x) => x.comment === comment)
+      .flatMap((x) =>
+        x.rule
+          .split(/\s+/)
+          .filter((t) => t.startsWith('@') && t.endsWith(`_${what}`))
+          .map((t) => t.slice(1)),
+      ),
+  );
   if (names.size !== 1) throw new Error(`${chain} ${comment}: ${names.size} sets of kind ${what}: ${[...names].join(', ')}`);
   return [...names][0] as string;
 };
@@ -61,8 +78,10 @@ const idOf = (r: CompileResult, ref = 'x/p'): string => {
   if (!id) throw new Error(`no chains for ${ref}`);
   return id;
 };
-const mapOf = (r: CompileResult, map: string): Record<string, string> => Object.fromEntries([...(r.ruleset.sets.get(map)?.elements.values() ?? [])].map((e) => [e.key[0], e.value as string]));
-const profileOf = (r: CompileResult, dir: 'ingress' | 'egress', ip: string): string | undefined => mapOf(r, `${dir}${ip.includes(':') ? 6 : 4}`)[ip]?.replace(/^goto /, '');
+const mapOf = (r: CompileResult, map: string): Record<string, string> =>
+  Object.fromEntries([...(r.ruleset.sets.get(map)?.elements.values() ?? [])].map((e) => [e.key[0], e.value as string]));
+const profileOf = (r: CompileResult, dir: 'ingress' | 'egress', ip: string): string | undefined =>
+  mapOf(r, `${dir}${ip.includes(':') ? 6 : 4}`)[ip]?.replace(/^goto /, '');
 
 describe('which policies get chains', () => {
   it('only policies selecting a pod on this node, and only the directions they govern', () => {
@@ -81,7 +100,9 @@ describe('which policies get chains', () => {
   });
 
   it('a policy selecting only hostNetwork, terminated or unaddressed pods gets none', () => {
-    const r = compile([pol({ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['host', 'done', 'failed', 'pending'] }] }, ingress: [] })]);
+    const r = compile([
+      pol({ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['host', 'done', 'failed', 'pending'] }] }, ingress: [] }),
+    ]);
     expect(r.policyChains.size).toBe(0);
     expect([...r.ruleset.chains.keys()].sort()).toEqual(['pod_egress', 'pod_ingress']);
   });
@@ -119,20 +140,36 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
     // peers {pods, ipBlock v4} x ports {numeric, named} x families, and an empty rule: one `counter accept`
     expect(inRules.filter((x) => x.comment === 'x/p ingress[0]')).toHaveLength(6);
     expect(inRules.filter((x) => x.comment === 'x/p ingress[1]').map((x) => x.rule)).toEqual(['counter accept']);
-    expect(egRules.map((x) => x.rule)).toEqual([`ip daddr @${setOf(r.ruleset, `${id}_eg`, 'x/p egress[0]', 'pods4')} counter accept`, `ip6 daddr @${setOf(r.ruleset, `${id}_eg`, 'x/p egress[0]', 'pods6')} counter accept`]);
+    expect(egRules.map((x) => x.rule)).toEqual([
+      `ip daddr @${setOf(r.ruleset, `${id}_eg`, 'x/p egress[0]', 'pods4')} counter accept`,
+      `ip6 daddr @${setOf(r.ruleset, `${id}_eg`, 'x/p egress[0]', 'pods6')} counter accept`,
+    ]);
     expect(r.ruleset.chains.get(`${id}_in`)?.def.comment).toBe('x/p ingress');
   });
 
   it('peer pods of every node land in the set of their family', () => {
-    const r = compile([pol({ podSelector: web, ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['db', 'cli'] }] }, namespaceSelector: {} }] }] })]);
+    const r = compile([
+      pol({
+        podSelector: web,
+        ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['db', 'cli'] }] }, namespaceSelector: {} }] }],
+      }),
+    ]);
     const id = idOf(r);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods4'))).toEqual(['10.1.0.3', '10.1.0.4', '10.2.0.1', '10.2.0.2']);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods6'))).toEqual(['fd00:1::3', 'fd00:2::1', 'fd00:2::2']);
-    expect(rules(r.ruleset, `${id}_in`)).toEqual([`ip saddr @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods4')} counter accept`, `ip6 saddr @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods6')} counter accept`]);
+    expect(rules(r.ruleset, `${id}_in`)).toEqual([
+      `ip saddr @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods4')} counter accept`,
+      `ip6 saddr @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods6')} counter accept`,
+    ]);
   });
 
   it('a podSelector peer alone means the policy namespace; a namespaceSelector picks namespaces by label', () => {
-    const r = compile([pol({ podSelector: web, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'cli' } } }] }, { from: [{ namespaceSelector: { matchLabels: { team: 'red' } } }] }] })]);
+    const r = compile([
+      pol({
+        podSelector: web,
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'cli' } } }] }, { from: [{ namespaceSelector: { matchLabels: { team: 'red' } } }] }],
+      }),
+    ]);
     const id = idOf(r);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'pods4'))).toEqual([]);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[1]', 'pods4'))).toEqual(['10.1.0.4', '10.2.0.2']);
@@ -140,7 +177,12 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
 
   it('hostNetwork, terminated and unaddressed pods are in no set and no map', () => {
     const r = compile([
-      pol({ podSelector: {}, policyTypes: ['Ingress', 'Egress'], ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 'http' }] }], egress: [{ to: [{ podSelector: {} }], ports: [{ port: 'http' }] }, { ports: [{ port: 'http' }] }] }),
+      pol({
+        podSelector: {},
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 'http' }] }],
+        egress: [{ to: [{ podSelector: {} }], ports: [{ port: 'http' }] }, { ports: [{ port: 'http' }] }],
+      }),
     ]);
     const all = [...r.ruleset.sets.values()].flatMap((s) => [...s.elements.values()].flatMap((e) => e.key));
     expect(all.length).toBeGreaterThan(10);
@@ -153,7 +195,13 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
       pol({
         podSelector: web,
         ingress: [
-          { from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16', '10.1.2.0/24'] } }, { ipBlock: { cidr: '10.1.0.0/24' } }, { ipBlock: { cidr: 'fd00::/16', except: ['fd00::/32'] } }] },
+          {
+            from: [
+              { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16', '10.1.2.0/24'] } },
+              { ipBlock: { cidr: '10.1.0.0/24' } },
+              { ipBlock: { cidr: 'fd00::/16', except: ['fd00::/32'] } },
+            ],
+          },
           { from: [{ ipBlock: { cidr: '192.168.7.7/24', except: ['192.168.7.0/25'] } }] },
         ],
       }),
@@ -165,14 +213,36 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
     expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr6'))).toEqual(['fd00:1::-fd00:ffff:ffff:ffff:ffff:ffff:ffff:ffff']);
     expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[1]', 'cidr4'))).toEqual(['192.168.7.128-192.168.7.255']);
     expect([...rs.sets.keys()].filter((n) => n.endsWith('_cidr6'))).toEqual([setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr6')]);
-    expect(rules(rs, `${id}_in`)).toEqual([`ip saddr @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr4')} counter accept`, `ip6 saddr @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr6')} counter accept`, `ip saddr @${setOf(rs, `${id}_in`, 'x/p ingress[1]', 'cidr4')} counter accept`]);
+    expect(rules(rs, `${id}_in`)).toEqual([
+      `ip saddr @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr4')} counter accept`,
+      `ip6 saddr @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'cidr6')} counter accept`,
+      `ip saddr @${setOf(rs, `${id}_in`, 'x/p ingress[1]', 'cidr4')} counter accept`,
+    ]);
   });
 
   it('ports: proto . port[-end], protocol-only as proto . 0-65535, TCP by default', () => {
-    const r = compile([pol({ podSelector: web, ingress: [{ ports: [{ port: 80 }, { protocol: 'UDP', port: 53 }, { port: 8000, endPort: 8100 }, { protocol: 'SCTP' }, { protocol: 'UDP', port: 9, endPort: 9 }] }] })]);
+    const r = compile([
+      pol({
+        podSelector: web,
+        ingress: [
+          {
+            ports: [{ port: 80 }, { protocol: 'UDP', port: 53 }, { port: 8000, endPort: 8100 }, { protocol: 'SCTP' }, { protocol: 'UDP', port: 9, endPort: 9 }],
+          },
+        ],
+      }),
+    ]);
     const id = idOf(r);
-    expect(r.ruleset.sets.get(setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports'))?.def).toMatchObject({ type: 'inet_proto . inet_service', flags: ['interval'] });
-    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports'))).toEqual(['sctp . 0-65535', 'tcp . 80', 'tcp . 8000-8100', 'udp . 53', 'udp . 9']);
+    expect(r.ruleset.sets.get(setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports'))?.def).toMatchObject({
+      type: 'inet_proto . inet_service',
+      flags: ['interval'],
+    });
+    expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports'))).toEqual([
+      'sctp . 0-65535',
+      'tcp . 80',
+      'tcp . 8000-8100',
+      'udp . 53',
+      'udp . 9',
+    ]);
     // free of family-specific parts: emitted once, not per family
     expect(rules(r.ruleset, `${id}_in`)).toEqual([`meta l4proto . th dport @${setOf(r.ruleset, `${id}_in`, 'x/p ingress[0]', 'ports')} counter accept`]);
   });
@@ -191,7 +261,10 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
     // ingress: the local subjects' own ports (x/remote is a subject of n2, not of n1); UDP dns only where declared UDP
     expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named4'))).toEqual(['10.1.0.1 . tcp . 8080', '10.1.0.1 . udp . 53', '10.1.0.2 . tcp . 80']);
     expect(elems(rs, setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named6'))).toEqual(['fd00:1::1 . tcp . 8080', 'fd00:1::1 . udp . 53', 'fd00:1::2 . tcp . 80']);
-    expect(rules(rs, `${id}_in`)).toEqual([`ip daddr . meta l4proto . th dport @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named4')} counter accept`, `ip6 daddr . meta l4proto . th dport @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named6')} counter accept`]);
+    expect(rules(rs, `${id}_in`)).toEqual([
+      `ip daddr . meta l4proto . th dport @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named4')} counter accept`,
+      `ip6 daddr . meta l4proto . th dport @${setOf(rs, `${id}_in`, 'x/p ingress[0]', 'named6')} counter accept`,
+    ]);
     // egress: the peers' ports (y/far and x/remote on n2), not the subjects'. One
     // rule per peer (its own address set, shared by any rule with the same
     // peer), each with the named ports of that peer's pods.
@@ -210,14 +283,23 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
 
   it('an egress named port with an ipBlock or any peer resolves on every addressed pod', () => {
     const r = compile([pol({ podSelector: { matchLabels: { app: 'cli' } }, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'http' }] }] }, 'y/p')]);
-    expect(elems(r.ruleset, setOf(r.ruleset, `${idOf(r, 'y/p')}_eg`, 'y/p egress[0]', 'named4'))).toEqual(['10.1.0.1 . tcp . 8080', '10.1.0.2 . tcp . 80', '10.2.0.1 . tcp . 8443', '10.2.0.2 . tcp . 8081']);
+    expect(elems(r.ruleset, setOf(r.ruleset, `${idOf(r, 'y/p')}_eg`, 'y/p egress[0]', 'named4'))).toEqual([
+      '10.1.0.1 . tcp . 8080',
+      '10.1.0.2 . tcp . 80',
+      '10.2.0.1 . tcp . 8443',
+      '10.2.0.2 . tcp . 8081',
+    ]);
   });
   it('sets are shared: the same peers or ports in rules of different policies are one set, with a neutral comment', () => {
     const same = { from: [{ podSelector: { matchLabels: { app: 'db' } } }, { ipBlock: { cidr: '10.9.0.0/16' } }], ports: [{ port: 80 }, { port: 'http' }] };
-    const r = compile([pol({ podSelector: web, ingress: [same, { from: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 80 }] }] }, 'x/a'), pol({ podSelector: web, ingress: [same] }, 'x/b')]);
+    const r = compile([
+      pol({ podSelector: web, ingress: [same, { from: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 80 }] }] }, 'x/a'),
+      pol({ podSelector: web, ingress: [same] }, 'x/b'),
+    ]);
     const rs = r.ruleset;
     const [a, b] = [idOf(r, 'x/a'), idOf(r, 'x/b')];
-    for (const what of ['pods4', 'pods6', 'cidr4', 'ports', 'named4', 'named6']) expect(setOf(rs, `${a}_in`, 'x/a ingress[0]', what)).toBe(setOf(rs, `${b}_in`, 'x/b ingress[0]', what));
+    for (const what of ['pods4', 'pods6', 'cidr4', 'ports', 'named4', 'named6'])
+      expect(setOf(rs, `${a}_in`, 'x/a ingress[0]', what)).toBe(setOf(rs, `${b}_in`, 'x/b ingress[0]', what));
     expect(setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods4')).toBe(setOf(rs, `${a}_in`, 'x/a ingress[0]', 'pods4'));
     // numeric ports `tcp . 80` in both rules: one set (the named ports are a set of their own)
     expect(setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')).toBe(setOf(rs, `${a}_in`, 'x/a ingress[0]', 'ports'));
@@ -226,7 +308,12 @@ describe('policy chains: one or more rules per NetworkPolicy rule', () => {
     expect([...rs.sets.keys()].filter((n) => /^s[0-9a-f]{12}_/.test(n))).toHaveLength(2 + 1 + 1 + 2);
     expect(rs.sets.get(setOf(rs, `${a}_in`, 'x/a ingress[0]', 'pods4'))?.def.comment).toBe('peer pods');
     // the rules keep their own comments (and counters)
-    expect(rules(rs, `${a}_in`)).toEqual(rules(rs, `${b}_in`).concat([`ip saddr @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods4')} meta l4proto . th dport @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')} counter accept`, `ip6 saddr @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods6')} meta l4proto . th dport @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')} counter accept`]));
+    expect(rules(rs, `${a}_in`)).toEqual(
+      rules(rs, `${b}_in`).concat([
+        `ip saddr @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods4')} meta l4proto . th dport @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')} counter accept`,
+        `ip6 saddr @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'pods6')} meta l4proto . th dport @${setOf(rs, `${a}_in`, 'x/a ingress[1]', 'ports')} counter accept`,
+      ]),
+    );
     expect([...new Set(rs.chains.get(`${b}_in`)?.rules.map((x) => x.comment))]).toEqual(['x/b ingress[0]']);
   });
 });
@@ -248,7 +335,10 @@ describe('profiles and dispatch', () => {
   });
 
   it('a pod selected by two policies has one profile jumping to both; pods with the same policies share it', () => {
-    const r = compile([pol({ podSelector: web, ingress: [{ ports: [{ port: 80 }] }] }, 'x/a'), pol({ podSelector: {}, ingress: [{ ports: [{ port: 443 }] }] }, 'x/b')]);
+    const r = compile([
+      pol({ podSelector: web, ingress: [{ ports: [{ port: 80 }] }] }, 'x/a'),
+      pol({ podSelector: {}, ingress: [{ ports: [{ port: 443 }] }] }, 'x/b'),
+    ]);
     const [a, b] = [idOf(r, 'x/a'), idOf(r, 'x/b')];
     const webProf = profileOf(r, 'ingress', '10.1.0.1') as string;
     expect(profileOf(r, 'ingress', 'fd00:1::1')).toBe(webProf);
@@ -285,8 +375,18 @@ describe('profiles and dispatch', () => {
 describe('invalid policies fail closed', () => {
   it.each([
     ['endPort below port', { podSelector: web, ingress: [{ ports: [{ port: 90, endPort: 80 }] }] }, 'spec.ingress[0].ports[0].endPort', ['ingress']],
-    ['except outside its cidr', { podSelector: web, policyTypes: ['Ingress', 'Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/16', except: ['10.9.0.0/24'] } }] }] }, 'spec.egress[0].to[0].ipBlock.except[0]', ['ingress', 'egress']],
-    ['unknown protocol', { podSelector: web, policyTypes: ['Egress'], egress: [{ ports: [{ protocol: 'ICMP' }] }] }, 'spec.egress[0].ports[0].protocol', ['egress']],
+    [
+      'except outside its cidr',
+      { podSelector: web, policyTypes: ['Ingress', 'Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/16', except: ['10.9.0.0/24'] } }] }] },
+      'spec.egress[0].to[0].ipBlock.except[0]',
+      ['ingress', 'egress'],
+    ],
+    [
+      'unknown protocol',
+      { podSelector: web, policyTypes: ['Egress'], egress: [{ ports: [{ protocol: 'ICMP' }] }] },
+      'spec.egress[0].ports[0].protocol',
+      ['egress'],
+    ],
   ] as const)('%s: reported, and the pods it selects are isolated with no allow rule', (_n, spec, field, dirs) => {
     const r = compile([pol(spec as unknown as NetworkPolicySpec, 'x/bad'), pol({ podSelector: { matchLabels: { app: 'db' } }, ingress: [{}] }, 'x/ok')]);
     expect(r.errors).toHaveLength(1);
@@ -319,7 +419,8 @@ function overlaps(rs: Ruleset, only?: RegExp): string[] {
   const out: string[] = [];
   const bound = (part: string): [bigint, bigint] => {
     const [a, b] = part.includes('-') ? part.split('-') : [part, part];
-    const v = (x: string): bigint => (/^\d+$/.test(x) ? BigInt(x) : x.includes('.') || x.includes(':') ? bytesToBigint(parseIp(x).bytes) : BigInt(['tcp', 'udp', 'sctp'].indexOf(x) + 1000));
+    const v = (x: string): bigint =>
+      /^\d+$/.test(x) ? BigInt(x) : x.includes('.') || x.includes(':') ? bytesToBigint(parseIp(x).bytes) : BigInt(['tcp', 'udp', 'sctp'].indexOf(x) + 1000);
     return [v(a as string), v(b as string)];
   };
   for (const [name, s] of rs.sets) {
@@ -328,7 +429,8 @@ function overlaps(rs: Ruleset, only?: RegExp): string[] {
     for (let i = 0; i < es.length; i++) {
       for (let j = i + 1; j < es.length; j++) {
         const [x, y] = [es[i], es[j]] as [(typeof es)[number], (typeof es)[number]];
-        if (x.parts.every(([a, b], k) => a <= (y.parts[k] as [bigint, bigint])[1] && (y.parts[k] as [bigint, bigint])[0] <= b)) out.push(`${name}: ${x.text} overlaps ${y.text}`);
+        if (x.parts.every(([a, b], k) => a <= (y.parts[k] as [bigint, bigint])[1] && (y.parts[k] as [bigint, bigint])[0] <= b))
+          out.push(`${name}: ${x.text} overlaps ${y.text}`);
       }
     }
   }
@@ -344,7 +446,9 @@ describe('what the kernel would refuse', () => {
   // "Could not process rule: File exists"), so the whole transaction fails,
   // and with it every policy on the node. They are merged per protocol.
   it('port entries that overlap are merged into disjoint elements', () => {
-    const r = compile([pol({ podSelector: web, ingress: [{ ports: [{ port: 80 }, { port: 80, endPort: 90 }, { protocol: 'UDP' }, { protocol: 'UDP', port: 53 }] }] })]);
+    const r = compile([
+      pol({ podSelector: web, ingress: [{ ports: [{ port: 80 }, { port: 80, endPort: 90 }, { protocol: 'UDP' }, { protocol: 'UDP', port: 53 }] }] }),
+    ]);
     expect(overlaps(r.ruleset)).toEqual([]);
   });
 
@@ -369,7 +473,12 @@ describe('what the kernel would refuse', () => {
     const st: ClusterState = {
       namespaces: [ns(long)],
       pods: [pod(`${long}/w`, { labels: { app: 'web' }, ips: ['10.1.0.7'], ...n1 })],
-      policies: [policy(`${long}/${name}`, { podSelector: {}, ingress: [{ from: [{ podSelector: {} }, { ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: 80 }, { port: 'http' }] }] })],
+      policies: [
+        policy(`${long}/${name}`, {
+          podSelector: {},
+          ingress: [{ from: [{ podSelector: {} }, { ipBlock: { cidr: '10.0.0.0/8' } }], ports: [{ port: 80 }, { port: 'http' }] }],
+        }),
+      ],
     };
     const rs = compilePolicies(st, { nodeName: 'n1' }).ruleset;
     expect(fullTransaction(rs).error).toBeUndefined();

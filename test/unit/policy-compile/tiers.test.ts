@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { parseDrop } from '../../../src/agent/drops.ts';
 import type { NflogPacket } from '../../../src/netlink/nflog.ts';
 import { FakeNft } from '../../../src/nft/fake.ts';
-import { compilePolicies, type CompileResult } from '../../../src/policy/compile.ts';
-import { PolicyEngine } from '../../../src/policy/engine.ts';
 import type { ClusterNetworkPolicy } from '../../../src/policy/cnp-types.ts';
+import { type CompileResult, compilePolicies } from '../../../src/policy/compile.ts';
+import { PolicyEngine } from '../../../src/policy/engine.ts';
 import type { ClusterState, NetworkPolicy, Pod } from '../../../src/policy/index.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
 import { cnp } from '../policy/cnp-fixtures.ts';
@@ -23,11 +23,23 @@ const p = (ns: number, node: number, app: string | undefined, ports: number[] = 
 const MODEL: ClusterModel = {
   teams: ['red', undefined, 'blue'],
   zObject: true,
-  pods: [p(0, 0, 'web', [0, 2]), p(0, 0, 'db'), p(1, 1, 'web', [0, 2]), p(2, 0, undefined), { ...p(1, 0, 'web'), kind: 'hostNetwork' }, p(0, 1, 'db'), null, null],
+  pods: [
+    p(0, 0, 'web', [0, 2]),
+    p(0, 0, 'db'),
+    p(1, 1, 'web', [0, 2]),
+    p(2, 0, undefined),
+    { ...p(1, 0, 'web'), kind: 'hostNetwork' },
+    p(0, 1, 'db'),
+    null,
+    null,
+  ],
   policies: [],
   learned: ['www.example.com'],
 };
-const at = (clusterPolicies: ClusterNetworkPolicy[], policies: NetworkPolicy[] = []): ClusterState => ({ ...buildState({ ...MODEL, policies }), clusterPolicies });
+const at = (clusterPolicies: ClusterNetworkPolicy[], policies: NetworkPolicy[] = []): ClusterState => ({
+  ...buildState({ ...MODEL, policies }),
+  clusterPolicies,
+});
 const everyone = { namespaces: {} };
 const inX = { namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'x' } } };
 
@@ -52,7 +64,10 @@ describe('the table', () => {
   });
 
   it('base chains: the Admin map before the NetworkPolicy map, the Baseline map after; pod_local on the input hook', () => {
-    const rs = compilePolicies(at([cnp('a', 'Admin', 1, everyone, { egress: [{ action: 'Deny', to: [{ nodes: {} }] }] })]), { nodeName: 'n1', guardCIDRs: ['10.1.0.0/24'] }).ruleset;
+    const rs = compilePolicies(at([cnp('a', 'Admin', 1, everyone, { egress: [{ action: 'Deny', to: [{ nodes: {} }] }] })]), {
+      nodeName: 'n1',
+      guardCIDRs: ['10.1.0.0/24'],
+    }).ruleset;
     const guard = 'ip saddr 10.1.0.0/24 ip saddr != @known4 counter drop';
     expect(chain(rs, 'pod_egress').map((r) => r.rule)).toEqual([
       'ct state established,related accept',
@@ -65,10 +80,25 @@ describe('the table', () => {
       'ip saddr vmap @baseline_egress4',
       'ip6 saddr vmap @baseline_egress6',
     ]);
-    expect(chain(rs, 'pod_ingress').map((r) => r.rule)).toEqual(['ct state established,related accept', 'ip daddr 10.1.0.0/24 ip daddr != @known4 counter drop', 'ip daddr vmap @admin_ingress4', 'ip6 daddr vmap @admin_ingress6', 'ip daddr vmap @ingress4', 'ip6 daddr vmap @ingress6', 'ip daddr vmap @baseline_ingress4', 'ip6 daddr vmap @baseline_ingress6']);
+    expect(chain(rs, 'pod_ingress').map((r) => r.rule)).toEqual([
+      'ct state established,related accept',
+      'ip daddr 10.1.0.0/24 ip daddr != @known4 counter drop',
+      'ip daddr vmap @admin_ingress4',
+      'ip6 daddr vmap @admin_ingress6',
+      'ip daddr vmap @ingress4',
+      'ip6 daddr vmap @ingress6',
+      'ip daddr vmap @baseline_ingress4',
+      'ip6 daddr vmap @baseline_ingress6',
+    ]);
     expect(rs.chains.get('pod_local')?.def).toMatchObject({ hook: 'input', priority: 0, policy: 'accept' });
     // no window at pod start on this path either: an address of the node's range weir does not know yet is dropped
-    expect(chain(rs, 'pod_local').map((r) => r.rule)).toEqual(['ct state established,related accept', guard, 'ip saddr vmap @admin_egress4', 'ip6 saddr vmap @admin_egress6', 'goto egress_local']);
+    expect(chain(rs, 'pod_local').map((r) => r.rule)).toEqual([
+      'ct state established,related accept',
+      guard,
+      'ip saddr vmap @admin_egress4',
+      'ip6 saddr vmap @admin_egress6',
+      'goto egress_local',
+    ]);
     expect(chain(rs, 'egress_pass').map((r) => r.rule)).toEqual([
       'fib daddr type local goto egress_local',
       'ip saddr vmap @egress4',
@@ -82,7 +112,12 @@ describe('the table', () => {
   it('one chain per policy and direction, a rule per peer kind and family, each action as its verdict, named in comments and the drop log', () => {
     const c = cnp('gress', 'Admin', 15, inX, {
       egress: [
-        { name: 'no "db"', action: 'Deny', to: [{ pods: { podSelector: { matchLabels: { app: 'db' } } } }], protocols: [{ tcp: { destinationPort: { number: 80 } } }] },
+        {
+          name: 'no "db"',
+          action: 'Deny',
+          to: [{ pods: { podSelector: { matchLabels: { app: 'db' } } } }],
+          protocols: [{ tcp: { destinationPort: { number: 80 } } }],
+        },
         { action: 'Pass', to: [{ networks: ['10.0.0.0/8', 'fd00::/16'] }] },
         { action: 'Accept', to: [{ domainNames: ['www.example.com'] }] },
       ],
@@ -120,7 +155,12 @@ describe('the table', () => {
     expect(byName.get('x/p1')?.tiers?.admin?.egress?.policies).toEqual(['zero', 'a-first', 'b-second']);
     expect(byName.get('z/p3')?.tiers?.admin?.egress?.policies).toEqual(['b-second']);
     const prof = byName.get('x/p1')?.tiers?.admin?.egress?.chain as string;
-    expect(chain(r.ruleset, prof).map((x) => x.rule)).toEqual(['ct state invalid counter drop', `jump ${idOf(r, 'zero')}_eg`, `jump ${idOf(r, 'a-first')}_eg`, `jump ${idOf(r, 'b-second')}_eg`]);
+    expect(chain(r.ruleset, prof).map((x) => x.rule)).toEqual([
+      'ct state invalid counter drop',
+      `jump ${idOf(r, 'zero')}_eg`,
+      `jump ${idOf(r, 'a-first')}_eg`,
+      `jump ${idOf(r, 'b-second')}_eg`,
+    ]);
     expect(chain(r.ruleset, prof).map((x) => x.comment)).toEqual([
       'conntrack-invalid packets of a policed pod',
       'ClusterNetworkPolicy zero (Admin tier, priority 0)',
@@ -138,7 +178,10 @@ describe('the table', () => {
     const bad = cnp('bad', 'Admin', 9, inX, { ingress: [{ action: 'Deny', from: [] }] });
     const r = compilePolicies(at([bad]), { nodeName: 'n1' });
     expect(r.errors.map((e) => `${e.policy?.kind} ${e.policy?.name}: ${e.field}`)).toEqual(['ClusterNetworkPolicy bad: spec.ingress[0].from']);
-    expect(chain(r.ruleset, `${idOf(r, 'bad')}_in`).map((x) => x.rule)).toEqual(['limit rate 10/second burst 20 packets log prefix "weir deny in cnp:bad[0]: " group 100', 'counter drop']);
+    expect(chain(r.ruleset, `${idOf(r, 'bad')}_in`).map((x) => x.rule)).toEqual([
+      'limit rate 10/second burst 20 packets log prefix "weir deny in cnp:bad[0]: " group 100',
+      'counter drop',
+    ]);
   });
 });
 
@@ -165,7 +208,21 @@ describe('names at their longest, and the drop log', () => {
 
 describe('incremental: events that only move set elements', () => {
   const cnps = [
-    cnp('web-in', 'Admin', 1, { pods: { podSelector: { matchLabels: { app: 'web' } } } }, { ingress: [{ action: 'Deny', from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'db' } } } }], protocols: [{ destinationNamedPort: 'http' }] }] }),
+    cnp(
+      'web-in',
+      'Admin',
+      1,
+      { pods: { podSelector: { matchLabels: { app: 'web' } } } },
+      {
+        ingress: [
+          {
+            action: 'Deny',
+            from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'db' } } } }],
+            protocols: [{ destinationNamedPort: 'http' }],
+          },
+        ],
+      },
+    ),
     cnp('fqdn', 'Admin', 2, everyone, { egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com'] }] }] }),
     cnp('default', 'Baseline', 1, everyone, { egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0'] }] }] }),
   ];
@@ -196,11 +253,50 @@ describe('incremental: events that only move set elements', () => {
 
 describe('compiled tiers agree with the evaluator', () => {
   it.each<[string, ClusterNetworkPolicy[], NetworkPolicy[]]>([
-    ['admin deny to db pods, except what passes', [cnp('pass', 'Admin', 1, everyone, { egress: [{ action: 'Pass', to: [{ pods: { podSelector: {} } }], protocols: [{ destinationNamedPort: 'http' }] }] }), cnp('deny', 'Admin', 2, everyone, { egress: [{ action: 'Deny', to: [{ namespaces: {} }] }] })], []],
-    ['admin pass to a NetworkPolicy that isolates', [cnp('pass', 'Admin', 1, inX, { ingress: [{ action: 'Pass', from: [{ namespaces: {} }] }] })], [policy('x/only-web', { ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }] }] })]],
-    ['baseline deny-all under a NetworkPolicy', [cnp('default', 'Baseline', 10, everyone, { ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }], egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0', '::/0'] }] }] })], [policy('x/open', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{}] })]],
-    ['deny the nodes, pass their dns, to the own node too', [cnp('nodes', 'Admin', 3, everyone, { egress: [{ action: 'Pass', to: [{ nodes: { matchLabels: { zone: 'a' } } }], protocols: [{ udp: { destinationPort: { number: 53 } } }] }, { action: 'Deny', to: [{ nodes: {} }] }] }), cnp('bl', 'Baseline', 0, everyone, { egress: [{ action: 'Deny', to: [{ nodes: {} }], protocols: [{ udp: {} }] }] })], [policy('x/e', { podSelector: {}, policyTypes: ['Egress'] })]],
-    ['domain names allowed over a baseline deny', [cnp('fqdn', 'Admin', 0, everyone, { egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com'] }] }] }), cnp('out', 'Baseline', 0, everyone, { egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0', '::/0'] }] }] })], []],
+    [
+      'admin deny to db pods, except what passes',
+      [
+        cnp('pass', 'Admin', 1, everyone, { egress: [{ action: 'Pass', to: [{ pods: { podSelector: {} } }], protocols: [{ destinationNamedPort: 'http' }] }] }),
+        cnp('deny', 'Admin', 2, everyone, { egress: [{ action: 'Deny', to: [{ namespaces: {} }] }] }),
+      ],
+      [],
+    ],
+    [
+      'admin pass to a NetworkPolicy that isolates',
+      [cnp('pass', 'Admin', 1, inX, { ingress: [{ action: 'Pass', from: [{ namespaces: {} }] }] })],
+      [policy('x/only-web', { ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }] }] })],
+    ],
+    [
+      'baseline deny-all under a NetworkPolicy',
+      [
+        cnp('default', 'Baseline', 10, everyone, {
+          ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }],
+          egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0', '::/0'] }] }],
+        }),
+      ],
+      [policy('x/open', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{}] })],
+    ],
+    [
+      'deny the nodes, pass their dns, to the own node too',
+      [
+        cnp('nodes', 'Admin', 3, everyone, {
+          egress: [
+            { action: 'Pass', to: [{ nodes: { matchLabels: { zone: 'a' } } }], protocols: [{ udp: { destinationPort: { number: 53 } } }] },
+            { action: 'Deny', to: [{ nodes: {} }] },
+          ],
+        }),
+        cnp('bl', 'Baseline', 0, everyone, { egress: [{ action: 'Deny', to: [{ nodes: {} }], protocols: [{ udp: {} }] }] }),
+      ],
+      [policy('x/e', { podSelector: {}, policyTypes: ['Egress'] })],
+    ],
+    [
+      'domain names allowed over a baseline deny',
+      [
+        cnp('fqdn', 'Admin', 0, everyone, { egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com'] }] }] }),
+        cnp('out', 'Baseline', 0, everyone, { egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0', '::/0'] }] }] }),
+      ],
+      [],
+    ],
   ])('%s', (_name, cnps, nps) => {
     const { mismatches, judged } = compare(at(cnps, nps));
     expect(judged).toBeGreaterThan(100);

@@ -9,17 +9,27 @@ import { compilePolicies } from '../../../src/policy/compile.ts';
 import { parsePortRanges } from '../../../src/policy/host-policy.ts';
 import { diffTransaction, fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { policy } from '../policy/helpers.ts';
-import { N1, compileHostOn, elems, hfp, rules, state } from './fixtures.ts';
+import { compileHostOn, elems, hfp, N1, rules, state } from './fixtures.ts';
 
 /** The one set of kind `what` (`pods4`, `named6`, ...) the rules of `chain` use: sets are shared, named by a hash of their definition. */
 const setOf = (rs: Ruleset, chain: string, what: string): string => {
-  const names = new Set((rs.chains.get(chain)?.rules ?? []).flatMap((x) => x.rule.split(/\s+/).filter((t) => t.startsWith('@') && t.endsWith(`_${what}`)).map((t) => t.slice(1))));
+  const names = new Set(
+    (rs.chains.get(chain)?.rules ?? []).flatMap((x) =>
+      x.rule
+        .split(/\s+/)
+        .filter((t) => t.startsWith('@') && t.endsWith(`_${what}`))
+        .map((t) => t.slice(1)),
+    ),
+  );
   if (names.size !== 1) throw new Error(`${chain}: ${names.size} sets of kind ${what}: ${[...names].join(', ')}`);
   return [...names][0] as string;
 };
 
 const HOST_CHAIN = /^(host_|hprof_|h[0-9a-f]{12}_)/;
-const hnIngress = policy('x/hn-in', { podSelector: { matchLabels: { app: 'hn' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } }, namespaceSelector: {} }], ports: [{ port: 'http' }] }] });
+const hnIngress = policy('x/hn-in', {
+  podSelector: { matchLabels: { app: 'hn' } },
+  ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } }, namespaceSelector: {} }], ports: [{ port: 'http' }] }],
+});
 const denyAll = hfp('deny-all', { nodeSelector: {}, policyTypes: ['Ingress', 'Egress'] });
 /** Index of the first rule that can drop, dispatch or jump (anything but a plain accept). */
 const firstDecision = (list: string[]): number => list.findIndex((r) => !/ accept$/.test(r) || / vmap /.test(r));
@@ -41,7 +51,10 @@ describe('mode off', () => {
     const { tx, stats } = diffTransaction(on.ruleset, off.ruleset);
     const removed = [...on.ruleset.chains.keys()].filter((c) => !off.ruleset.chains.has(c));
     expect(removed.length).toBeGreaterThan(0);
-    expect(removed.every((c) => HOST_CHAIN.test(c) || c.startsWith('p')), removed.join(' ')).toBe(true);
+    expect(
+      removed.every((c) => HOST_CHAIN.test(c) || c.startsWith('p')),
+      removed.join(' '),
+    ).toBe(true);
     expect(removed).toEqual(expect.arrayContaining(['host_input', 'host_output']));
     expect(stats.chainsRemoved).toBe(removed.length);
     expect(tx.compile().script).toMatch(/delete chain inet weir host_input/);
@@ -89,8 +102,13 @@ describe('base chains', () => {
     expect(c.host).toMatchObject({ ingress: 'open', egress: 'open', policies: [] });
   });
 
-  it('the agent\'s API server is reachable whatever the policies say, matched before DNAT', () => {
-    const r = compileHostOn(state([], [denyAll]), { apiServers: [{ ip: '10.96.0.1', port: 443 }, { ip: 'fd00::1', port: 6443 }] });
+  it("the agent's API server is reachable whatever the policies say, matched before DNAT", () => {
+    const r = compileHostOn(state([], [denyAll]), {
+      apiServers: [
+        { ip: '10.96.0.1', port: 443 },
+        { ip: 'fd00::1', port: 6443 },
+      ],
+    });
     const out = rules(r.ruleset, 'host_output');
     expect(out).toContain('meta l4proto tcp ct original ip daddr 10.96.0.1 ct original proto-dst 443 accept');
     expect(out).toContain('meta l4proto tcp ct original ip6 daddr fd00::1 ct original proto-dst 6443 accept');
@@ -99,7 +117,7 @@ describe('base chains', () => {
 });
 
 describe('hostNetwork pods under NetworkPolicy', () => {
-  it('each declared port (containerPort, hostPort; TCP, UDP) goes to a host profile that jumps to the policy\'s own chain', () => {
+  it("each declared port (containerPort, hostPort; TCP, UDP) goes to a host profile that jumps to the policy's own chain", () => {
     const r = compileHostOn(state([hnIngress]));
     const id = r.policyChains.get('x/hn-in');
     expect(id).toBeDefined();
@@ -118,14 +136,22 @@ describe('hostNetwork pods under NetworkPolicy', () => {
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'named4'))).toEqual([`${N1} . tcp . 8080`]);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'named6'))).toEqual(['fd01::1 . tcp . 8080']);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'pods4'))).toEqual(['10.1.0.5', '10.2.0.5']);
-    expect(r.host?.hostNetworkPods.find((p) => p.name === 'hn')).toEqual({ namespace: 'x', name: 'hn', ports: ['tcp:8080', 'udp:5353'], ingress: { chain: prof, policies: ['x/hn-in'] } });
+    expect(r.host?.hostNetworkPods.find((p) => p.name === 'hn')).toEqual({
+      namespace: 'x',
+      name: 'hn',
+      ports: ['tcp:8080', 'udp:5353'],
+      ingress: { chain: prof, policies: ['x/hn-in'] },
+    });
     // Not a pod endpoint: the pod chains' maps know nothing of it.
     expect(r.endpoints.some((e) => e.name === 'hn')).toBe(false);
     expect(elems(r.ruleset, 'ingress4')).toEqual([]);
   });
 
   it('one policy selecting an ordinary pod and a hostNetwork pod is one chain, jumped to by both profiles', () => {
-    const both = policy('x/both', { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['hn', 'other'] }] }, ingress: [{ ports: [{ port: 'http' }] }] });
+    const both = policy('x/both', {
+      podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['hn', 'other'] }] },
+      ingress: [{ ports: [{ port: 'http' }] }],
+    });
     const r = compileHostOn(state([both]));
     const id = r.policyChains.get('x/both') as string;
     const podProf = r.endpoints.find((e) => e.name === 'other')?.ingress?.chain as string;
@@ -135,21 +161,36 @@ describe('hostNetwork pods under NetworkPolicy', () => {
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'named4'))).toEqual(['10.1.0.6 . tcp . 80', `${N1} . tcp . 8080`]);
   });
 
-  it('a port declared by two isolated hostNetwork pods is judged by both pods\' policies', () => {
+  it("a port declared by two isolated hostNetwork pods is judged by both pods' policies", () => {
     const a = policy('x/a', { podSelector: { matchLabels: { app: 'hn' } }, ingress: [{}] });
     const b = policy('x/b', { podSelector: { matchLabels: { app: 'hn2' } }, ingress: [{}] });
     const s = state([a, b]);
-    const pods = s.pods.map((p) => (p.metadata?.name === 'hn2' ? { ...p, spec: { ...p.spec, containers: [{ ports: [{ containerPort: 8080 }, { containerPort: 9100 }] }] } } : p));
+    const pods = s.pods.map((p) =>
+      p.metadata?.name === 'hn2' ? { ...p, spec: { ...p.spec, containers: [{ ports: [{ containerPort: 8080 }, { containerPort: 9100 }] }] } } : p,
+    );
     const r = compileHostOn({ ...s, pods });
-    const prof = elems(r.ruleset, 'host_ports').find((e) => e.startsWith('tcp . 8080'))?.split('goto ')[1] as string;
-    expect(rules(r.ruleset, prof).filter((x) => x.startsWith('jump'))).toEqual([`jump ${r.policyChains.get('x/a')}_in`, `jump ${r.policyChains.get('x/b')}_in`].sort());
+    const prof = elems(r.ruleset, 'host_ports')
+      .find((e) => e.startsWith('tcp . 8080'))
+      ?.split('goto ')[1] as string;
+    expect(rules(r.ruleset, prof).filter((x) => x.startsWith('jump'))).toEqual(
+      [`jump ${r.policyChains.get('x/a')}_in`, `jump ${r.policyChains.get('x/b')}_in`].sort(),
+    );
   });
 
-  it('egress: enforced through the pod\'s cgroup when known (socket cgroupv2), else reported as not enforced', () => {
-    const eg = policy('x/hn-eg', { podSelector: { matchLabels: { app: 'hn' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8' } }] }] });
+  it("egress: enforced through the pod's cgroup when known (socket cgroupv2), else reported as not enforced", () => {
+    const eg = policy('x/hn-eg', {
+      podSelector: { matchLabels: { app: 'hn' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8' } }] }],
+    });
     const without = compileHostOn(state([eg]), { egressUnsupported: 'no --host-network-cgroup-template' });
     expect(rules(without.ruleset, 'host_output').some((x) => x.includes('cgroupv2'))).toBe(false);
-    expect(without.host?.hostNetworkPods.find((p) => p.name === 'hn')?.egress).toEqual({ chain: undefined, policies: ['x/hn-eg'], enforced: false, reason: 'no --host-network-cgroup-template' });
+    expect(without.host?.hostNetworkPods.find((p) => p.name === 'hn')?.egress).toEqual({
+      chain: undefined,
+      policies: ['x/hn-eg'],
+      enforced: false,
+      reason: 'no --host-network-cgroup-template',
+    });
     const cg = 'kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podabc.slice';
     const withCg = compileHostOn(state([eg]), { cgroups: new Map([['x/hn', { path: cg, level: 3 }]]) });
     const out = rules(withCg.ruleset, 'host_output');
@@ -165,16 +206,29 @@ describe('hostNetwork pods under NetworkPolicy', () => {
 });
 
 describe('HostFirewallPolicy', () => {
-  it('Enforce: the node jumps to its chain and then logs and drops; the policy\'s peers are sets as for pods, plus node addresses', () => {
+  it("Enforce: the node jumps to its chain and then logs and drops; the policy's peers are sets as for pods, plus node addresses", () => {
     const p = hfp('from-cp', {
       nodeSelector: { matchLabels: { role: 'worker' } },
-      ingress: [{ from: [{ nodeSelector: { matchLabels: { role: 'cp' } } }, { podSelector: { matchLabels: { app: 'client' } } }, { ipBlock: { cidr: '203.0.113.0/24' } }], ports: [{ port: 9100 }, { port: 'metrics' }] }],
+      ingress: [
+        {
+          from: [
+            { nodeSelector: { matchLabels: { role: 'cp' } } },
+            { podSelector: { matchLabels: { app: 'client' } } },
+            { ipBlock: { cidr: '203.0.113.0/24' } },
+          ],
+          ports: [{ port: 9100 }, { port: 'metrics' }],
+        },
+      ],
     });
     const r = compileHostOn(state([], [p]));
     expect(r.host?.policies).toEqual([{ name: 'from-cp', mode: 'Enforce', chain: expect.stringMatching(/^h[0-9a-f]{12}$/), ingress: true, egress: false }]);
     const id = r.host?.policies[0]?.chain as string;
     const inRules = rules(r.ruleset, 'host_input');
-    expect(inRules.slice(-3)).toEqual([`jump ${id}_in`, 'limit rate 10/second burst 20 packets log prefix "weir deny host host_input: " group 100', 'counter drop']);
+    expect(inRules.slice(-3)).toEqual([
+      `jump ${id}_in`,
+      'limit rate 10/second burst 20 packets log prefix "weir deny host host_input: " group 100',
+      'counter drop',
+    ]);
     expect(rules(r.ruleset, 'host_output').some((x) => x.startsWith('jump') || x.includes('drop'))).toBe(false);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'nodes4'))).toEqual(['192.168.0.2']);
     expect(elems(r.ruleset, setOf(r.ruleset, `${id}_in`, 'pods4'))).toEqual(['10.1.0.5', '10.2.0.5']);
@@ -195,7 +249,11 @@ describe('HostFirewallPolicy', () => {
     const audit = hfp('watch', { nodeSelector: {}, mode: 'Audit', ingress: [{ ports: [{ port: 80 }] }] });
     const a = compileHostOn(state([], [audit]));
     const aid = a.host?.policies[0]?.chain as string;
-    expect(rules(a.ruleset, 'host_input').slice(-3)).toEqual([`jump ${aid}_in`, 'limit rate 10/second burst 20 packets log prefix "weir audit host host_input: " group 100', 'counter accept']);
+    expect(rules(a.ruleset, 'host_input').slice(-3)).toEqual([
+      `jump ${aid}_in`,
+      'limit rate 10/second burst 20 packets log prefix "weir audit host host_input: " group 100',
+      'counter accept',
+    ]);
     expect(a.host?.ingress).toBe('audit');
     const mixed = compileHostOn(state([], [audit, denyAll]));
     const ids = new Map(mixed.host?.policies.map((p) => [p.name, p.chain]));
@@ -219,9 +277,11 @@ describe('HostFirewallPolicy', () => {
     expect(rules(pods.ruleset, prof).at(-1)).toBe('counter drop');
   });
 
-  it('log prefixes are the ones the agent\'s drop log parses', () => {
+  it("log prefixes are the ones the agent's drop log parses", () => {
     const r = compileHostOn(state([hnIngress], [denyAll]));
-    const prefixes = [...r.ruleset.chains.values()].flatMap((c) => c.rules.map((x) => /log prefix "([^"]*)"/.exec(x.rule)?.[1])).filter((x): x is string => x !== undefined);
+    const prefixes = [...r.ruleset.chains.values()]
+      .flatMap((c) => c.rules.map((x) => /log prefix "([^"]*)"/.exec(x.rule)?.[1]))
+      .filter((x): x is string => x !== undefined);
     const host = prefixes.filter((p) => p.includes(' host '));
     expect(host.length).toBeGreaterThanOrEqual(3);
     for (const prefix of host) {
@@ -241,9 +301,12 @@ describe('HostFirewallPolicy', () => {
   });
 
   it('the whole table is one nft script nft can read: every host rule renders', () => {
-    const r = compileHostOn(state([hnIngress], [denyAll, hfp('w', { nodeSelector: {}, egress: [{ to: [{ nodeSelector: {} }], ports: [{ port: 'http' }] }] })]), {
-      cgroups: new Map([['x/hn', { path: 'kubepods/pod1', level: 2 }]]),
-    });
+    const r = compileHostOn(
+      state([hnIngress], [denyAll, hfp('w', { nodeSelector: {}, egress: [{ to: [{ nodeSelector: {} }], ports: [{ port: 'http' }] }] })]),
+      {
+        cgroups: new Map([['x/hn', { path: 'kubepods/pod1', level: 2 }]]),
+      },
+    );
     const script = fullTransaction(r.ruleset).compile().script;
     expect(script).toContain('add chain inet weir host_input { type filter hook input priority 0 ; policy accept ;');
     expect(script).toContain('add map inet weir host_ports { type inet_proto . inet_service : verdict ;');

@@ -11,10 +11,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compilePolicies } from '../../../src/policy/compile.ts';
-import { PolicyEvaluator, ipEndpoint, podEndpoint, type Endpoint, type Protocol } from '../../../src/policy/index.ts';
+import { type Endpoint, ipEndpoint, PolicyEvaluator, type Protocol, podEndpoint } from '../../../src/policy/index.ts';
 import { emptyRuleset } from '../../../src/policy/ruleset.ts';
-import type { ClusterState, ContainerPort, HostFirewallPeer, HostFirewallPolicy, LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, Pod } from '../../../src/policy/types.ts';
-import { HostDatapath, parseRule, type HostPacket, type L4 } from './host-interp.ts';
+import type {
+  ClusterState,
+  ContainerPort,
+  HostFirewallPeer,
+  HostFirewallPolicy,
+  LabelSelector,
+  NetworkPolicy,
+  NetworkPolicyPeer,
+  NetworkPolicyPort,
+  Pod,
+} from '../../../src/policy/types.ts';
+import { HostDatapath, type HostPacket, type L4, parseRule } from './host-interp.ts';
 
 // ---- the interpreter itself ----
 
@@ -29,9 +39,15 @@ describe('host interpreter', () => {
     const table = { kind: 'table' as const, family: 'inet' as const, name: 'weir' };
     const rs = emptyRuleset(table);
     const chain = (name: string, rules: string[], hook?: 'input' | 'output'): void => {
-      rs.chains.set(name, { def: { kind: 'chain', table, name, ...(hook ? { type: 'filter' as const, hook, priority: 0, policy: 'accept' as const } : {}) }, rules: rules.map((rule) => ({ kind: 'rule' as const, table, chain: name, rule })) });
+      rs.chains.set(name, {
+        def: { kind: 'chain', table, name, ...(hook ? { type: 'filter' as const, hook, priority: 0, policy: 'accept' as const } : {}) },
+        rules: rules.map((rule) => ({ kind: 'rule' as const, table, chain: name, rule })),
+      });
     };
-    rs.sets.set('m', { def: { kind: 'map', table, name: 'm', type: 'inet_proto . inet_service : verdict' }, elements: new Map([['tcp . 80', { kind: 'element', table, map: 'm', key: ['tcp', '80'], value: 'goto d' }]]) });
+    rs.sets.set('m', {
+      def: { kind: 'map', table, name: 'm', type: 'inet_proto . inet_service : verdict' },
+      elements: new Map([['tcp . 80', { kind: 'element', table, map: 'm', key: ['tcp', '80'], value: 'goto d' }]]),
+    });
     chain('in', ['iif "lo" accept', 'meta l4proto . th dport vmap @m', 'iifname "weir*" accept', 'counter drop'], 'input');
     chain('out', ['socket cgroupv2 level 1 "a" goto d', 'oifname "weir*" accept'], 'output');
     chain('d', ['counter drop']);
@@ -60,26 +76,75 @@ const HN_PORTS: ContainerPort[] = [
   { name: 'ssh', containerPort: 22 },
   { name: 'sctp-x', containerPort: 9999, protocol: 'SCTP' },
 ];
-const POD_PORTS: ContainerPort[] = [{ name: 'http', containerPort: 80 }, { name: 'metrics', containerPort: 9100 }, { name: 'dns', containerPort: 53, protocol: 'UDP' }];
-const PROBES: Array<[Protocol, number]> = [['TCP', 22], ['TCP', 80], ['TCP', 8080], ['TCP', 8081], ['UDP', 53], ['TCP', 9100], ['SCTP', 9999], ['TCP', 6443], ['UDP', 5353]];
+const POD_PORTS: ContainerPort[] = [
+  { name: 'http', containerPort: 80 },
+  { name: 'metrics', containerPort: 9100 },
+  { name: 'dns', containerPort: 53, protocol: 'UDP' },
+];
+const PROBES: Array<[Protocol, number]> = [
+  ['TCP', 22],
+  ['TCP', 80],
+  ['TCP', 8080],
+  ['TCP', 8081],
+  ['UDP', 53],
+  ['TCP', 9100],
+  ['SCTP', 9999],
+  ['TCP', 6443],
+  ['UDP', 5353],
+];
 const NS = ['x', 'y'] as const;
 const APPS = ['web', 'agent', undefined] as const;
 
-const selectorArb = fc.constantFrom<LabelSelector>({}, { matchLabels: { app: 'web' } }, { matchLabels: { app: 'agent' } }, { matchExpressions: [{ key: 'app', operator: 'Exists' }] });
+const selectorArb = fc.constantFrom<LabelSelector>(
+  {},
+  { matchLabels: { app: 'web' } },
+  { matchLabels: { app: 'agent' } },
+  { matchExpressions: [{ key: 'app', operator: 'Exists' }] },
+);
 const nsSelectorArb = fc.constantFrom<LabelSelector>({}, { matchLabels: { team: 'ops' } }, { matchLabels: { 'kubernetes.io/metadata.name': 'x' } });
-const nodeSelectorArb = fc.constantFrom<LabelSelector>({}, { matchLabels: { role: 'worker' } }, { matchLabels: { role: 'cp' } }, { matchExpressions: [{ key: 'role', operator: 'NotIn', values: ['cp'] }] });
-const IPBLOCKS = [{ cidr: '10.0.0.0/8', except: ['10.2.0.0/16'] }, { cidr: '10.1.0.0/24' }, { cidr: '192.168.0.0/24', except: ['192.168.0.1/32'] }, { cidr: '203.0.113.0/24' }, { cidr: '0.0.0.0/0' }];
-const PORTS: NetworkPolicyPort[] = [{ port: 8080 }, { port: 'http' }, { protocol: 'UDP', port: 'dns' }, { protocol: 'UDP' }, { port: 9000, endPort: 9200 }, { port: 'metrics' }, { protocol: 'SCTP' }, { port: 80 }];
+const nodeSelectorArb = fc.constantFrom<LabelSelector>(
+  {},
+  { matchLabels: { role: 'worker' } },
+  { matchLabels: { role: 'cp' } },
+  { matchExpressions: [{ key: 'role', operator: 'NotIn', values: ['cp'] }] },
+);
+const IPBLOCKS = [
+  { cidr: '10.0.0.0/8', except: ['10.2.0.0/16'] },
+  { cidr: '10.1.0.0/24' },
+  { cidr: '192.168.0.0/24', except: ['192.168.0.1/32'] },
+  { cidr: '203.0.113.0/24' },
+  { cidr: '0.0.0.0/0' },
+];
+const PORTS: NetworkPolicyPort[] = [
+  { port: 8080 },
+  { port: 'http' },
+  { protocol: 'UDP', port: 'dns' },
+  { protocol: 'UDP' },
+  { port: 9000, endPort: 9200 },
+  { port: 'metrics' },
+  { protocol: 'SCTP' },
+  { port: 80 },
+];
 const npPeerArb: fc.Arbitrary<NetworkPolicyPeer> = fc.oneof(
   selectorArb.map((podSelector) => ({ podSelector })),
   nsSelectorArb.map((namespaceSelector) => ({ namespaceSelector })),
   fc.constantFrom(...IPBLOCKS).map((ipBlock) => ({ ipBlock })),
 );
-const hostPeerArb: fc.Arbitrary<HostFirewallPeer> = fc.oneof(npPeerArb, nodeSelectorArb.map((nodeSelector) => ({ nodeSelector })));
+const hostPeerArb: fc.Arbitrary<HostFirewallPeer> = fc.oneof(
+  npPeerArb,
+  nodeSelectorArb.map((nodeSelector) => ({ nodeSelector })),
+);
 const portsArb = fc.option(fc.uniqueArray(fc.constantFrom(...PORTS), { minLength: 1, maxLength: 2 }), { nil: undefined });
-const rulesArb = <P>(peer: fc.Arbitrary<P>) => fc.option(fc.array(fc.record({ peers: fc.option(fc.array(peer, { maxLength: 2 }), { nil: undefined }), ports: portsArb }), { maxLength: 2 }), { nil: undefined });
+const rulesArb = <P>(peer: fc.Arbitrary<P>) =>
+  fc.option(fc.array(fc.record({ peers: fc.option(fc.array(peer, { maxLength: 2 }), { nil: undefined }), ports: portsArb }), { maxLength: 2 }), {
+    nil: undefined,
+  });
 const typesArb = fc.constantFrom<('Ingress' | 'Egress')[] | undefined>(undefined, ['Ingress'], ['Egress'], ['Ingress', 'Egress']);
-const spec = <P>(types: ('Ingress' | 'Egress')[] | undefined, ingress: { peers?: P[] | undefined; ports?: NetworkPolicyPort[] | undefined }[] | undefined, egress: typeof ingress) => ({
+const spec = <P>(
+  types: ('Ingress' | 'Egress')[] | undefined,
+  ingress: { peers?: P[] | undefined; ports?: NetworkPolicyPort[] | undefined }[] | undefined,
+  egress: typeof ingress,
+) => ({
   ...(types ? { policyTypes: types } : {}),
   ...(ingress ? { ingress: ingress.map((r) => ({ ...(r.peers ? { from: r.peers } : {}), ...(r.ports ? { ports: r.ports } : {}) })) } : {}),
   ...(egress ? { egress: egress.map((r) => ({ ...(r.peers ? { to: r.peers } : {}), ...(r.ports ? { ports: r.ports } : {}) })) } : {}),
@@ -102,20 +167,49 @@ const modelArb: fc.Arbitrary<Model> = fc.record({
   n1Role: fc.constantFrom('worker', 'cp'),
   n2Role: fc.constantFrom('worker', 'cp'),
   opsTeam: fc.boolean(),
-  hn: fc.array(fc.record({ ns: fc.integer({ min: 0, max: 1 }), app: fc.constantFrom(...APPS), ports: fc.uniqueArray(fc.integer({ min: 0, max: HN_PORTS.length - 1 }), { maxLength: 3 }), cgroup: fc.boolean(), phase: fc.constantFrom('Running', 'Running', 'Pending', 'Succeeded') }), { maxLength: 3 }),
-  pods: fc.array(fc.record({ ns: fc.integer({ min: 0, max: 1 }), app: fc.constantFrom(...APPS), ports: fc.uniqueArray(fc.integer({ min: 0, max: POD_PORTS.length - 1 }), { maxLength: 2 }) }), { minLength: 4, maxLength: 4 }),
-  nps: fc.array(
-    fc.record({ ns: fc.integer({ min: 0, max: 1 }), sel: selectorArb, types: typesArb, ingress: rulesArb(npPeerArb), egress: rulesArb(npPeerArb) }).map(
-      (r): NetworkPolicy => ({ metadata: { namespace: NS[r.ns] as string, name: 'np' }, spec: { podSelector: r.sel, ...spec(r.types, r.ingress, r.egress) } }),
-    ),
+  hn: fc.array(
+    fc.record({
+      ns: fc.integer({ min: 0, max: 1 }),
+      app: fc.constantFrom(...APPS),
+      ports: fc.uniqueArray(fc.integer({ min: 0, max: HN_PORTS.length - 1 }), { maxLength: 3 }),
+      cgroup: fc.boolean(),
+      phase: fc.constantFrom('Running', 'Running', 'Pending', 'Succeeded'),
+    }),
     { maxLength: 3 },
-  ).map((l) => l.map((p, i): NetworkPolicy => ({ ...p, metadata: { ...p.metadata, name: `np${i}` } }))),
-  hfps: fc.array(
-    fc.record({ sel: nodeSelectorArb, mode: fc.constantFrom('Enforce', 'Enforce', 'Audit'), types: typesArb, ingress: rulesArb(hostPeerArb), egress: rulesArb(hostPeerArb) }).map(
-      (r): HostFirewallPolicy => ({ metadata: { name: 'h' }, spec: { nodeSelector: r.sel, mode: r.mode, ...spec(r.types, r.ingress, r.egress) } }),
-    ),
-    { maxLength: 2 },
-  ).map((l) => l.map((p, i): HostFirewallPolicy => ({ ...p, metadata: { name: `hfp${i}` } }))),
+  ),
+  pods: fc.array(
+    fc.record({
+      ns: fc.integer({ min: 0, max: 1 }),
+      app: fc.constantFrom(...APPS),
+      ports: fc.uniqueArray(fc.integer({ min: 0, max: POD_PORTS.length - 1 }), { maxLength: 2 }),
+    }),
+    { minLength: 4, maxLength: 4 },
+  ),
+  nps: fc
+    .array(
+      fc.record({ ns: fc.integer({ min: 0, max: 1 }), sel: selectorArb, types: typesArb, ingress: rulesArb(npPeerArb), egress: rulesArb(npPeerArb) }).map(
+        (r): NetworkPolicy => ({
+          metadata: { namespace: NS[r.ns] as string, name: 'np' },
+          spec: { podSelector: r.sel, ...spec(r.types, r.ingress, r.egress) },
+        }),
+      ),
+      { maxLength: 3 },
+    )
+    .map((l) => l.map((p, i): NetworkPolicy => ({ ...p, metadata: { ...p.metadata, name: `np${i}` } }))),
+  hfps: fc
+    .array(
+      fc
+        .record({
+          sel: nodeSelectorArb,
+          mode: fc.constantFrom('Enforce', 'Enforce', 'Audit'),
+          types: typesArb,
+          ingress: rulesArb(hostPeerArb),
+          egress: rulesArb(hostPeerArb),
+        })
+        .map((r): HostFirewallPolicy => ({ metadata: { name: 'h' }, spec: { nodeSelector: r.sel, mode: r.mode, ...spec(r.types, r.ingress, r.egress) } })),
+      { maxLength: 2 },
+    )
+    .map((l) => l.map((p, i): HostFirewallPolicy => ({ ...p, metadata: { name: `hfp${i}` } }))),
   audit: fc.boolean(),
 });
 
@@ -134,7 +228,11 @@ function build(m: Model): { state: ClusterState; cgroups: Map<string, { path: st
     if (h.cgroup) cgroups.set(`${NS[h.ns]}/hn${i}`, { path: cgroupPath(i), level: 2 });
   });
   // A hostNetwork pod on n2: node traffic as a peer.
-  pods.push({ metadata: { namespace: 'x', name: 'hn-n2', labels: { app: 'web' } }, spec: { nodeName: 'n2', hostNetwork: true, containers: [{ ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { phase: 'Running', podIPs: [{ ip: N2 }], hostIPs: [{ ip: N2 }] } });
+  pods.push({
+    metadata: { namespace: 'x', name: 'hn-n2', labels: { app: 'web' } },
+    spec: { nodeName: 'n2', hostNetwork: true, containers: [{ ports: [{ name: 'http', containerPort: 8080 }] }] },
+    status: { phase: 'Running', podIPs: [{ ip: N2 }], hostIPs: [{ ip: N2 }] },
+  });
   m.pods.forEach((p, i) => {
     pods.push({
       metadata: { namespace: NS[p.ns] as string, name: `p${i}`, labels: { ...(p.app ? { app: p.app } : {}) } },
@@ -185,7 +283,8 @@ function cases(m: Model): Case[] {
   // From n1: as each of its live hostNetwork pods (cgroup known or not) and as the node, to pods, nodes, outside, itself.
   const senders: Array<[Endpoint, string | undefined, string]> = [[n1, undefined, 'n1']];
   m.hn.forEach((h, i) => {
-    if (h.phase !== 'Succeeded' && h.phase !== 'Pending') senders.push([podEndpoint(NS[h.ns] as string, `hn${i}`), h.cgroup ? cgroupPath(i) : undefined, `hn${i}${h.cgroup ? ' (cgroup)' : ''}`]);
+    if (h.phase !== 'Succeeded' && h.phase !== 'Pending')
+      senders.push([podEndpoint(NS[h.ns] as string, `hn${i}`), h.cgroup ? cgroupPath(i) : undefined, `hn${i}${h.cgroup ? ' (cgroup)' : ''}`]);
   });
   const dests: Array<[Endpoint, string, string, string]> = [
     [podAt(m, 0), podIp(0), 'weir0a', 'local pod p0'],
@@ -195,7 +294,8 @@ function cases(m: Model): Case[] {
     [n1, N1, 'lo', 'n1 itself'],
   ];
   for (const [src, cgroup, who] of senders) {
-    for (const [dst, daddr, oif, what] of dests) out.push({ hook: 'output', src, dst, pkt: { saddr: N1, daddr, oif, ...(cgroup ? { cgroup } : {}) }, what: `${who} -> ${what}` });
+    for (const [dst, daddr, oif, what] of dests)
+      out.push({ hook: 'output', src, dst, pkt: { saddr: N1, daddr, oif, ...(cgroup ? { cgroup } : {}) }, what: `${who} -> ${what}` });
   }
   return out;
 }
@@ -225,7 +325,10 @@ function check(m: Model): void {
 
 describe('host chains against the evaluator', () => {
   it('agree on every connection to and from node n1, for random clusters', () => {
-    fc.assert(fc.property(modelArb, (m) => check(m)), { numRuns: 300 });
+    fc.assert(
+      fc.property(modelArb, (m) => check(m)),
+      { numRuns: 300 },
+    );
   });
 
   it('agree on a hand-made cluster (deny-all host policy, protected hostNetwork server)', () => {
@@ -234,8 +337,23 @@ describe('host chains against the evaluator', () => {
       n2Role: 'cp',
       opsTeam: true,
       hn: [{ ns: 0, app: 'web', ports: [0, 2], cgroup: true, phase: 'Running' }],
-      pods: [{ ns: 0, app: 'agent', ports: [] }, { ns: 1, app: 'web', ports: [0] }, { ns: 0, app: 'agent', ports: [] }, { ns: 1, app: undefined, ports: [] }],
-      nps: [{ metadata: { namespace: 'x', name: 'np0' }, spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress', 'Egress'], ingress: [{ from: [{ podSelector: { matchLabels: { app: 'agent' } } }], ports: [{ port: 'http' }] }], egress: [{ to: [{ ipBlock: { cidr: '10.2.0.0/16' } }] }] } }],
+      pods: [
+        { ns: 0, app: 'agent', ports: [] },
+        { ns: 1, app: 'web', ports: [0] },
+        { ns: 0, app: 'agent', ports: [] },
+        { ns: 1, app: undefined, ports: [] },
+      ],
+      nps: [
+        {
+          metadata: { namespace: 'x', name: 'np0' },
+          spec: {
+            podSelector: { matchLabels: { app: 'web' } },
+            policyTypes: ['Ingress', 'Egress'],
+            ingress: [{ from: [{ podSelector: { matchLabels: { app: 'agent' } } }], ports: [{ port: 'http' }] }],
+            egress: [{ to: [{ ipBlock: { cidr: '10.2.0.0/16' } }] }],
+          },
+        },
+      ],
       hfps: [{ metadata: { name: 'hfp0' }, spec: { nodeSelector: {}, policyTypes: ['Ingress', 'Egress'] } }],
       audit: false,
     };
@@ -246,7 +364,12 @@ describe('host chains against the evaluator', () => {
     const { state, cgroups } = build(base);
     const ev = new PolicyEvaluator(state, { hostFirewall: { hostNetworkEgress: (p) => cgroups.has(`${p.namespace}/${p.name}`) } });
     const to = (src: Endpoint, port: number, protocol: Protocol = 'TCP') => ev.evaluate({ src, dst: ipEndpoint(N1), protocol, port }).ingress;
-    expect(to(podEndpoint('x', 'p0'), 8080)).toMatchObject({ allowed: true, subject: { namespace: 'x', name: 'hn0' }, host: 'n1', reasons: [{ kind: 'rule', policy: { namespace: 'x', name: 'np0' }, rule: 0 }] });
+    expect(to(podEndpoint('x', 'p0'), 8080)).toMatchObject({
+      allowed: true,
+      subject: { namespace: 'x', name: 'hn0' },
+      host: 'n1',
+      reasons: [{ kind: 'rule', policy: { namespace: 'x', name: 'np0' }, rule: 0 }],
+    });
     expect(to(podEndpoint('x', 'p2'), 8080)).toMatchObject({ allowed: true });
     expect(to(podEndpoint('y', 'p1'), 8080)).toMatchObject({ allowed: false, reasons: [{ kind: 'no-rule-matched' }] });
     expect(to(ipEndpoint(EXTERNAL), 22)).toMatchObject({ allowed: true, reasons: [{ kind: 'failsafe' }] });
@@ -255,6 +378,9 @@ describe('host chains against the evaluator', () => {
     const from = ev.evaluate({ src: podEndpoint('x', 'hn0'), dst: ipEndpoint(EXTERNAL), protocol: 'TCP', port: 443 }).egress;
     expect(from).toMatchObject({ allowed: false, subject: { namespace: 'x', name: 'hn0' }, policies: [{ namespace: 'x', name: 'np0' }] });
     // Without the option, nothing changes for node traffic.
-    expect(new PolicyEvaluator(state).evaluate({ src: ipEndpoint(EXTERNAL), dst: ipEndpoint(N1), protocol: 'TCP', port: 80 }).ingress).toMatchObject({ allowed: true, reasons: [{ kind: 'not-a-pod' }] });
+    expect(new PolicyEvaluator(state).evaluate({ src: ipEndpoint(EXTERNAL), dst: ipEndpoint(N1), protocol: 'TCP', port: 80 }).ingress).toMatchObject({
+      allowed: true,
+      reasons: [{ kind: 'not-a-pod' }],
+    });
   });
 });

@@ -4,8 +4,8 @@
 import type { CompileOptions, CompileResult } from '../../../src/policy/compile.ts';
 import { compilePolicies } from '../../../src/policy/compile.ts';
 import type { HostFirewallOptions } from '../../../src/policy/host.ts';
-import type { ClusterState, HostFirewallPolicy, HostFirewallPolicySpec, NetworkPolicy, NodeInfo } from '../../../src/policy/types.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
+import type { ClusterState, HostFirewallPolicy, HostFirewallPolicySpec, NetworkPolicy, NodeInfo } from '../../../src/policy/types.ts';
 import { ns, pod } from '../policy/helpers.ts';
 
 export const N1 = '192.168.0.1';
@@ -20,7 +20,16 @@ const n2 = { node: 'n2', hostIPs: [N2] };
 
 export const PODS = [
   // hostNetwork: the node's addresses; declared ports are the node's
-  pod('x/hn', { labels: { app: 'hn' }, ips: [N1, N1_6], hostNetwork: true, ...n1, ports: [{ name: 'http', containerPort: 8080, hostPort: 8080 }, { name: 'dns', containerPort: 5353, protocol: 'UDP' }] }),
+  pod('x/hn', {
+    labels: { app: 'hn' },
+    ips: [N1, N1_6],
+    hostNetwork: true,
+    ...n1,
+    ports: [
+      { name: 'http', containerPort: 8080, hostPort: 8080 },
+      { name: 'dns', containerPort: 5353, protocol: 'UDP' },
+    ],
+  }),
   pod('x/hn2', { labels: { app: 'hn2' }, ips: [N1, N1_6], hostNetwork: true, ...n1, ports: [{ name: 'metrics', containerPort: 9100 }] }),
   pod('y/remote-hn', { labels: { app: 'hn' }, ips: [N2], hostNetwork: true, ...n2, ports: [{ name: 'http', containerPort: 8080 }] }),
   pod('x/client', { labels: { app: 'client' }, ips: ['10.1.0.5', 'fd00:1::5'], ...n1 }),
@@ -29,7 +38,12 @@ export const PODS = [
   pod('y/far-other', { labels: { app: 'other' }, ips: ['10.2.0.6'], ...n2 }),
 ];
 
-export const hfp = (name: string, spec: HostFirewallPolicySpec): HostFirewallPolicy => ({ apiVersion: 'weir.dev/v1alpha1', kind: 'HostFirewallPolicy', metadata: { name }, spec });
+export const hfp = (name: string, spec: HostFirewallPolicySpec): HostFirewallPolicy => ({
+  apiVersion: 'weir.dev/v1alpha1',
+  kind: 'HostFirewallPolicy',
+  metadata: { name },
+  spec,
+});
 
 export const state = (policies: NetworkPolicy[] = [], hostPolicies: HostFirewallPolicy[] = []): ClusterState => ({
   namespaces: [ns('x'), ns('y', { team: 'ops' })],

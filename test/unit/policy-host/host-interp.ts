@@ -8,7 +8,7 @@
 // interfaces, `socket cgroupv2`, `ct original`, protocol.port verdict maps.
 import type { IpFamily } from '../../../src/cni/ip.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
-import { RulesetInterpreter, addrOf, parseStatements } from '../policy-compile/interp.ts';
+import { addrOf, parseStatements, RulesetInterpreter } from '../policy-compile/interp.ts';
 
 export type L4 = 'tcp' | 'udp' | 'sctp';
 
@@ -49,7 +49,10 @@ const FORMS: Array<[RegExp, (m: RegExpMatchArray) => Stmt]> = [
   [/^(ip6?) (saddr|daddr) @(\w+)/, (m) => ({ kind: 'addr', family: fam(m[1] as string), field: m[2] as 'saddr', set: m[3] as string })],
   [/^meta l4proto \. th dport vmap @(\w+)/, (m) => ({ kind: 'vmapProtoPort', map: m[1] as string })],
   [/^meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'protoPort', set: m[1] as string })],
-  [/^meta l4proto tcp ct original (ip6?) daddr (\S+) ct original proto-dst (\d+)/, (m) => ({ kind: 'ctOriginal', family: fam(m[1] as string), addr: m[2] as string, port: Number(m[3]) })],
+  [
+    /^meta l4proto tcp ct original (ip6?) daddr (\S+) ct original proto-dst (\d+)/,
+    (m) => ({ kind: 'ctOriginal', family: fam(m[1] as string), addr: m[2] as string, port: Number(m[3]) }),
+  ],
   [/^ct state ((?:new|established|related|invalid)(?:,(?:new|established|related|invalid))*)/, (m) => ({ kind: 'ct', states: (m[1] as string).split(',') })],
   [/^tcp flags & \(syn \| ack\) != syn/, () => ({ kind: 'tcpNotSyn' })],
   [/^(iif|oif) "lo"/, (m) => ({ kind: 'ifname', dir: m[1] as 'iif', exact: true, name: 'lo' })],
@@ -113,7 +116,9 @@ export class HostDatapath extends RulesetInterpreter {
             break;
           }
           case 'addrProtoPort':
-            matched = dst.family === s.family && this.lookup(s.set, [s.family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'], [dst.value, pkt.proto, pkt.dport]) !== undefined;
+            matched =
+              dst.family === s.family &&
+              this.lookup(s.set, [s.family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'], [dst.value, pkt.proto, pkt.dport]) !== undefined;
             break;
           case 'protoPort':
             matched = this.lookup(s.set, ['inet_proto', 'inet_service'], [pkt.proto, pkt.dport]) !== undefined;

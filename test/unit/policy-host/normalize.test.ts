@@ -18,7 +18,10 @@ import { formatSelector } from '../../../src/policy/selector.ts';
 import type { HostFirewallPolicy, HostFirewallPolicySpec } from '../../../src/policy/types.ts';
 import { pod, thrown } from '../policy/helpers.ts';
 
-const hfp = (name: string, spec: HostFirewallPolicySpec | unknown): HostFirewallPolicy => ({ metadata: { name, uid: 'u', resourceVersion: '7' }, spec: spec as HostFirewallPolicySpec });
+const hfp = (name: string, spec: HostFirewallPolicySpec | unknown): HostFirewallPolicy => ({
+  metadata: { name, uid: 'u', resourceVersion: '7' },
+  spec: spec as HostFirewallPolicySpec,
+});
 
 describe('normalizeHostPolicy', () => {
   it('defaults: mode Enforce, policyTypes as NetworkPolicy (Ingress, plus Egress when egress has rules)', () => {
@@ -110,13 +113,30 @@ describe('normalizeHostPolicy', () => {
 describe('failsafe port lists', () => {
   it('the defaults hold SSH, the API server, kubelet, etcd and DHCP inbound; DNS, the API server, etcd and DHCP outbound', () => {
     const inbound = parsePortRanges(DEFAULT_FAILSAFE_INBOUND);
-    for (const [proto, port] of [['tcp', 22], ['tcp', 6443], ['tcp', 10250], ['tcp', 2379], ['tcp', 2380], ['udp', 67], ['udp', 68], ['udp', 546], ['udp', 547]] as const) {
+    for (const [proto, port] of [
+      ['tcp', 22],
+      ['tcp', 6443],
+      ['tcp', 10250],
+      ['tcp', 2379],
+      ['tcp', 2380],
+      ['udp', 67],
+      ['udp', 68],
+      ['udp', 546],
+      ['udp', 547],
+    ] as const) {
       expect(portRangesContain(inbound, proto, port), `${proto}/${port}`).toBe(true);
     }
     expect(portRangesContain(inbound, 'TCP', 80)).toBe(false);
     expect(portRangesContain(inbound, 'udp', 22)).toBe(false);
     const outbound = parsePortRanges(DEFAULT_FAILSAFE_OUTBOUND);
-    for (const [proto, port] of [['tcp', 53], ['udp', 53], ['tcp', 6443], ['tcp', 2379], ['udp', 67], ['udp', 547]] as const) {
+    for (const [proto, port] of [
+      ['tcp', 53],
+      ['udp', 53],
+      ['tcp', 6443],
+      ['tcp', 2379],
+      ['udp', 67],
+      ['udp', 547],
+    ] as const) {
       expect(portRangesContain(outbound, proto, port), `${proto}/${port}`).toBe(true);
     }
   });
@@ -136,7 +156,11 @@ describe('failsafe port lists', () => {
 
 describe('declaredPorts', () => {
   it('containerPort and hostPort of containers and sidecars, per protocol, deduplicated and sorted; not plain init containers', () => {
-    const p = pod('x/h', { hostNetwork: true, ports: [{ containerPort: 8080 }, { containerPort: 8080, hostPort: 8080 }, { containerPort: 53, protocol: 'UDP' }, { containerPort: 9, protocol: 'SCTP' }], sidecarPorts: [{ containerPort: 9100, name: 'metrics' }] });
+    const p = pod('x/h', {
+      hostNetwork: true,
+      ports: [{ containerPort: 8080 }, { containerPort: 8080, hostPort: 8080 }, { containerPort: 53, protocol: 'UDP' }, { containerPort: 9, protocol: 'SCTP' }],
+      sidecarPorts: [{ containerPort: 9100, name: 'metrics' }],
+    });
     (p.spec?.containers[0]?.ports ?? []).push({ containerPort: 7000, hostPort: 7001 });
     p.spec?.initContainers?.push({ ports: [{ containerPort: 1234 }] });
     expect(declaredPorts(p)).toEqual([

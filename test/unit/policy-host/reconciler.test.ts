@@ -5,18 +5,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import yargs from 'yargs';
 import { afterEach, describe, expect, it } from 'vitest';
+import yargs from 'yargs';
 import { AgentMetrics } from '../../../src/agent/agent-metrics.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
 import { agentOptions, toConfig } from '../../../src/agent/config.ts';
-import { apiServerEndpoints, cgroupResolver, hostPolicyLister, type HostPolicyAvailability } from '../../../src/agent/hostfw.ts';
-import { Reconciler, type NodeNetworking } from '../../../src/agent/reconciler.ts';
+import { apiServerEndpoints, cgroupResolver, type HostPolicyAvailability, hostPolicyLister } from '../../../src/agent/hostfw.ts';
+import { type NodeNetworking, Reconciler } from '../../../src/agent/reconciler.ts';
 import { statusRoutes } from '../../../src/agent/status-api.ts';
 import { FakeNft } from '../../../src/nft/fake.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
 import { policy } from '../policy/helpers.ts';
-import { PODS, hfp } from './fixtures.ts';
+import { hfp, PODS } from './fixtures.ts';
 
 const tmpDirs: string[] = [];
 afterEach(() => {
@@ -28,17 +28,37 @@ const tmp = (): string => {
   return d;
 };
 
-const parse = async (argv: string[]) => toConfig((await agentOptions(yargs(['--node-name=n1', ...argv])).exitProcess(false).fail((m, e) => { throw e ?? new Error(m); }).parseAsync()) as Record<string, unknown>);
+const parse = async (argv: string[]) =>
+  toConfig(
+    (await agentOptions(yargs(['--node-name=n1', ...argv]))
+      .exitProcess(false)
+      .fail((m, e) => {
+        throw e ?? new Error(m);
+      })
+      .parseAsync()) as Record<string, unknown>,
+  );
 
 const net: NodeNetworking = { writeCniConfig: () => false, reconcileRoutes: () => ({ changed: 0, errors: [] }) };
 const NODES = [
-  { metadata: { name: 'n1', labels: { role: 'worker' } }, spec: { podCIDRs: ['10.1.0.0/24'] }, status: { addresses: [{ type: 'InternalIP', address: '192.168.0.1' }] } },
-  { metadata: { name: 'n2', labels: { role: 'cp' } }, spec: { podCIDRs: ['10.2.0.0/24'] }, status: { addresses: [{ type: 'InternalIP', address: '192.168.0.2' }] } },
+  {
+    metadata: { name: 'n1', labels: { role: 'worker' } },
+    spec: { podCIDRs: ['10.1.0.0/24'] },
+    status: { addresses: [{ type: 'InternalIP', address: '192.168.0.1' }] },
+  },
+  {
+    metadata: { name: 'n2', labels: { role: 'cp' } },
+    spec: { podCIDRs: ['10.2.0.0/24'] },
+    status: { addresses: [{ type: 'InternalIP', address: '192.168.0.2' }] },
+  },
 ];
 
 function cluster(hostFirewall: boolean): ClusterCache {
   const c = new ClusterCache({ hostFirewall });
-  c.replace('pods', PODS.map((p) => ({ ...p, metadata: { ...p.metadata, uid: `uid-${p.metadata?.name}` } })), '1');
+  c.replace(
+    'pods',
+    PODS.map((p) => ({ ...p, metadata: { ...p.metadata, uid: `uid-${p.metadata?.name}` } })),
+    '1',
+  );
   c.replace('namespaces', [{ metadata: { name: 'x' } }, { metadata: { name: 'y' } }], '1');
   c.replace('nodes', NODES, '1');
   c.replace('clusterpolicies', [], '1');
@@ -59,7 +79,12 @@ describe('cache', () => {
     const snap = on.snapshot();
     expect(snap.hostPolicies).toEqual([{ metadata: { name: 'a' }, spec: { nodeSelector: {} } }]);
     expect(snap.nodes?.find((n) => n.name === 'n1')?.labels).toEqual({ role: 'worker' });
-    expect(snap.pods.find((p) => p.metadata?.name === 'hn')?.spec?.containers[0]?.ports?.[0]).toEqual({ name: 'http', containerPort: 8080, protocol: undefined, hostPort: 8080 });
+    expect(snap.pods.find((p) => p.metadata?.name === 'hn')?.spec?.containers[0]?.ports?.[0]).toEqual({
+      name: 'http',
+      containerPort: 8080,
+      protocol: undefined,
+      hostPort: 8080,
+    });
     on.apply('hostpolicies', 'DELETED', { metadata: { name: 'a' } }, '6');
     expect(on.snapshot().hostPolicies).toEqual([]);
   });
@@ -71,7 +96,13 @@ describe('engine and reconciler', () => {
     const engine = new PolicyEngine(nft, { nodeName: 'n1' });
     const cache = cluster(true);
     cache.replace('hostpolicies', [hfp('deny', { nodeSelector: {}, policyTypes: ['Ingress', 'Egress'] })], '2');
-    const s = { pods: [...cache.pods.values()], namespaces: [...cache.namespaces.values()], policies: [policy('x/hn-in', { podSelector: { matchLabels: { app: 'hn' } }, ingress: [] })], nodes: cache.snapshot().nodes, hostPolicies: [...cache.hostpolicies.values()] };
+    const s = {
+      pods: [...cache.pods.values()],
+      namespaces: [...cache.namespaces.values()],
+      policies: [policy('x/hn-in', { podSelector: { matchLabels: { app: 'hn' } }, ingress: [] })],
+      nodes: cache.snapshot().nodes,
+      hostPolicies: [...cache.hostpolicies.values()],
+    };
     expect(engine.sync(s).full).toBe(true);
     const on = engine.sync(s, { options: { hostFirewall: {} } });
     expect(on.full).toBe(false);
@@ -92,10 +123,13 @@ describe('engine and reconciler', () => {
       debounceMs: 1,
       masquerade: true,
       nonMasqueradeCIDRs: [],
-      hostFirewall: { options: { audit: false }, cgroupOf: (uid) => {
-        asked.push(uid);
-        return uid === 'uid-hn' ? { path: 'kubepods/podhn', level: 2 } : undefined;
-      } },
+      hostFirewall: {
+        options: { audit: false },
+        cgroupOf: (uid) => {
+          asked.push(uid);
+          return uid === 'uid-hn' ? { path: 'kubepods/podhn', level: 2 } : undefined;
+        },
+      },
     });
     const s = r.syncNow();
     expect(s?.report.result.host?.hostNetworkPods.find((p) => p.name === 'hn')?.egress).toMatchObject({ enforced: true });
@@ -103,21 +137,31 @@ describe('engine and reconciler', () => {
     expect(nft.dump()).toContain('socket cgroupv2 level 2 "kubepods/podhn" goto hprof_');
     // Pods reach other nodes with their own address: HostFirewallPolicies there can tell them apart.
     expect(nft.dump()).toMatch(/add element inet weir nomasq4 \{[^}]*192\.168\.0\.2\/32/);
-    const plain = new Reconciler(cluster(false), new PolicyEngine(new FakeNft(), { nodeName: 'n1' }), net, { nodeName: 'n1', debounceMs: 1, masquerade: true, nonMasqueradeCIDRs: [] });
+    const plain = new Reconciler(cluster(false), new PolicyEngine(new FakeNft(), { nodeName: 'n1' }), net, {
+      nodeName: 'n1',
+      debounceMs: 1,
+      masquerade: true,
+      nonMasqueradeCIDRs: [],
+    });
     expect(plain.syncNow()?.report.result.host).toBeUndefined();
   });
 });
 
-describe('hostNetwork pods\' cgroups', () => {
+describe("hostNetwork pods' cgroups", () => {
   it('templates resolve {uid} and {uid_} below the cgroup v2 root (also the hybrid `unified` one), first existing wins; paths as nft resolves them', () => {
     const root = tmp();
     fs.mkdirSync(path.join(root, 'unified/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-poda_b.slice'), { recursive: true });
     fs.writeFileSync(path.join(root, 'unified/cgroup.controllers'), '');
-    const r = cgroupResolver(root, ['kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice', 'kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice']);
+    const r = cgroupResolver(root, [
+      'kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice',
+      'kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice',
+    ]);
     expect(r.unsupported).toBeUndefined();
     const cg = r.of('a-b');
     expect(cg?.level).toBe(3);
-    expect(path.resolve('/sys/fs/cgroup', cg?.path ?? '')).toBe(path.join(root, 'unified/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-poda_b.slice'));
+    expect(path.resolve('/sys/fs/cgroup', cg?.path ?? '')).toBe(
+      path.join(root, 'unified/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-poda_b.slice'),
+    );
     expect(r.of('c-d')).toBeUndefined();
     expect(r.of('../../etc')).toBeUndefined();
   });
@@ -154,9 +198,28 @@ describe('flags and status', () => {
   it('--host-firewall-audit, failsafe lists (validated), cgroup templates; defaults', async () => {
     const d = await parse([]);
     expect(d).toMatchObject({ hostFirewall: false, hostFirewallAudit: false, hostNetworkCgroupTemplates: [], cgroupRoot: '/sys/fs/cgroup' });
-    expect(d.failsafeInbound.map((p) => `${p.protocol}:${p.from}-${p.to}`)).toEqual(['tcp:22-22', 'tcp:6443-6443', 'tcp:10250-10250', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547']);
-    const c = await parse(['--host-firewall', '--host-firewall-audit', '--failsafe-inbound=tcp:22', '--failsafe-outbound=none', '--host-network-cgroup-template=a/{uid},b/{uid_}']);
-    expect(c).toMatchObject({ hostFirewall: true, hostFirewallAudit: true, failsafeInbound: [{ protocol: 'tcp', from: 22, to: 22 }], failsafeOutbound: [], hostNetworkCgroupTemplates: ['a/{uid}', 'b/{uid_}'] });
+    expect(d.failsafeInbound.map((p) => `${p.protocol}:${p.from}-${p.to}`)).toEqual([
+      'tcp:22-22',
+      'tcp:6443-6443',
+      'tcp:10250-10250',
+      'tcp:2379-2380',
+      'udp:67-68',
+      'udp:546-547',
+    ]);
+    const c = await parse([
+      '--host-firewall',
+      '--host-firewall-audit',
+      '--failsafe-inbound=tcp:22',
+      '--failsafe-outbound=none',
+      '--host-network-cgroup-template=a/{uid},b/{uid_}',
+    ]);
+    expect(c).toMatchObject({
+      hostFirewall: true,
+      hostFirewallAudit: true,
+      failsafeInbound: [{ protocol: 'tcp', from: 22, to: 22 }],
+      failsafeOutbound: [],
+      hostNetworkCgroupTemplates: ['a/{uid}', 'b/{uid_}'],
+    });
     await expect(parse(['--failsafe-inbound=ssh'])).rejects.toThrow(/bad port/);
   });
 
@@ -166,19 +229,58 @@ describe('flags and status', () => {
       const cache = cluster(on);
       if (on) cache.replace('hostpolicies', [hfp('deny', { nodeSelector: {} })], '1');
       const engine = new PolicyEngine(new FakeNft(), { nodeName: 'n1' });
-      const reconciler = new Reconciler(cache, engine, net, { nodeName: 'n1', debounceMs: 1, masquerade: false, nonMasqueradeCIDRs: [], ...(on ? { hostFirewall: { options: {} } } : {}) });
+      const reconciler = new Reconciler(cache, engine, net, {
+        nodeName: 'n1',
+        debounceMs: 1,
+        masquerade: false,
+        nonMasqueradeCIDRs: [],
+        ...(on ? { hostFirewall: { options: {} } } : {}),
+      });
       reconciler.syncNow();
-      const routes = statusRoutes({ cache, reconciler, engine, metrics: new AgentMetrics(), config: cfg, hostPolicies: { available: true, reason: undefined }, egressUnsupported: 'no template' });
-      const res = await routes['GET /status']?.({ method: 'GET', path: '/status', query: new URLSearchParams(), body: undefined, headers: {}, listener: 'local' });
+      const routes = statusRoutes({
+        cache,
+        reconciler,
+        engine,
+        metrics: new AgentMetrics(),
+        config: cfg,
+        hostPolicies: { available: true, reason: undefined },
+        egressUnsupported: 'no template',
+      });
+      const res = await routes['GET /status']?.({
+        method: 'GET',
+        path: '/status',
+        query: new URLSearchParams(),
+        body: undefined,
+        headers: {},
+        listener: 'local',
+      });
       const hf = (res!.json as { hostFirewall: Record<string, unknown> }).hostFirewall;
-      expect(hf['failsafe']).toEqual({ inbound: ['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'], outbound: ['tcp:53', 'udp:53', 'tcp:6443', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'] });
+      expect(hf['failsafe']).toEqual({
+        inbound: ['tcp:22', 'tcp:6443', 'tcp:10250', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'],
+        outbound: ['tcp:53', 'udp:53', 'tcp:6443', 'tcp:2379-2380', 'udp:67-68', 'udp:546-547'],
+      });
       if (!on) {
         expect(hf).toMatchObject({ enabled: false, policies: [] });
         continue;
       }
-      expect(hf).toMatchObject({ enabled: true, audit: false, ingress: 'enforce', egress: 'open', policies: [{ name: 'deny', mode: 'Enforce' }], hostNetworkEgress: { enforced: false, reason: 'no template' }, hostPolicyApi: { available: true } });
+      expect(hf).toMatchObject({
+        enabled: true,
+        audit: false,
+        ingress: 'enforce',
+        egress: 'open',
+        policies: [{ name: 'deny', mode: 'Enforce' }],
+        hostNetworkEgress: { enforced: false, reason: 'no template' },
+        hostPolicyApi: { available: true },
+      });
       expect((hf['hostNetworkPods'] as Array<{ name: string }>).map((p) => p.name)).toEqual(['hn', 'hn2']);
-      const hp = await routes['GET /hostpolicies']?.({ method: 'GET', path: '/hostpolicies', query: new URLSearchParams(), body: undefined, headers: {}, listener: 'local' });
+      const hp = await routes['GET /hostpolicies']?.({
+        method: 'GET',
+        path: '/hostpolicies',
+        query: new URLSearchParams(),
+        body: undefined,
+        headers: {},
+        listener: 'local',
+      });
       expect(hp?.json).toMatchObject({ enabled: true, policies: [{ name: 'deny', selectsThisNode: true, mode: 'Enforce' }] });
     }
   });

@@ -3,9 +3,14 @@
 // poke (network-policy-api v0.3.0, conformance/tests and base/), and the
 // user-story examples of its documentation (site-src/user-story-examples).
 import { describe, expect, it } from 'vitest';
-import type { ClusterNetworkPolicy, ClusterNetworkPolicyEgressRule, ClusterNetworkPolicyIngressRule, ClusterNetworkPolicyProtocol } from '../../../src/policy/cnp-types.ts';
-import { PolicyEvaluator, formatVerdict, type ClusterState, type NetworkPolicy, type Protocol } from '../../../src/policy/index.ts';
-import { CENTAUR, HOST_PORTS, NODE_IPS, NS, P, cnp, conformanceWorld, house, nsName, withPolicies, type House } from './cnp-fixtures.ts';
+import type {
+  ClusterNetworkPolicy,
+  ClusterNetworkPolicyEgressRule,
+  ClusterNetworkPolicyIngressRule,
+  ClusterNetworkPolicyProtocol,
+} from '../../../src/policy/cnp-types.ts';
+import { type ClusterState, formatVerdict, type NetworkPolicy, PolicyEvaluator, type Protocol } from '../../../src/policy/index.ts';
+import { CENTAUR, cnp, conformanceWorld, HOST_PORTS, type House, house, NODE_IPS, NS, nsName, P, withPolicies } from './cnp-fixtures.ts';
 import { conn, policy } from './helpers.ts';
 
 const world = conformanceWorld();
@@ -64,10 +69,18 @@ const gress = (tier: 'Admin' | 'Baseline', egress = gressEgress, ingress = gress
 describe('conformance: CNPAdminTierGress (standard-gress-rules-combined)', () => {
   it('allow-gress across protocols, and at the specified ports', () => {
     const ok = allowed(withPolicies(world, [gress('Admin')]));
-    for (const [src, proto, port] of [[P('gryffindor', 0), 'TCP', 80], [P('gryffindor', 1), 'UDP', 53], [P('gryffindor', 0), 'SCTP', 9003]] as const) {
+    for (const [src, proto, port] of [
+      [P('gryffindor', 0), 'TCP', 80],
+      [P('gryffindor', 1), 'UDP', 53],
+      [P('gryffindor', 0), 'SCTP', 9003],
+    ] as const) {
       expect(ok(src, P('ravenclaw', 0), proto, port)).toBe(true);
     }
-    for (const [src, proto, port] of [[P('ravenclaw', 0), 'TCP', 80], [P('ravenclaw', 1), 'UDP', 53], [P('ravenclaw', 1), 'SCTP', 9003]] as const) {
+    for (const [src, proto, port] of [
+      [P('ravenclaw', 0), 'TCP', 80],
+      [P('ravenclaw', 1), 'UDP', 53],
+      [P('ravenclaw', 1), 'SCTP', 9003],
+    ] as const) {
       expect(ok(src, P('gryffindor', 0), proto, port)).toBe(true);
     }
     const cedric = P('hufflepuff', 1);
@@ -82,7 +95,11 @@ describe('conformance: CNPAdminTierGress (standard-gress-rules-combined)', () =>
 
   it('deny-gress: the Deny rule moved first wins, in both directions', () => {
     const ok = allowed(withPolicies(world, [gress('Admin', swap(gressEgress, 0, 1), swap(gressIngress, 0, 1))]));
-    for (const [proto, port] of [['TCP', 80], ['UDP', 53], ['SCTP', 9003]] as const) {
+    for (const [proto, port] of [
+      ['TCP', 80],
+      ['UDP', 53],
+      ['SCTP', 9003],
+    ] as const) {
       expect(ok(P('gryffindor', 0), P('ravenclaw', 1), proto, port)).toBe(false);
       expect(ok(P('ravenclaw', 0), P('gryffindor', 1), proto, port)).toBe(false);
     }
@@ -103,12 +120,25 @@ describe('conformance: CNPAdminTierGress (standard-gress-rules-combined)', () =>
     const v = j(P('gryffindor', 0), P('ravenclaw', 0), 'UDP', 5353);
     expect(v.allowed).toBe(true);
     expect(v.egress.reasons).toEqual([
-      { kind: 'cluster-rule', policy: { namespace: '', name: 'gress-rules', kind: 'ClusterNetworkPolicy' }, tier: 'Admin', priority: 15, rule: 0, name: 'pass-to-ravenclaw-everything', action: 'Pass' },
+      {
+        kind: 'cluster-rule',
+        policy: { namespace: '', name: 'gress-rules', kind: 'ClusterNetworkPolicy' },
+        tier: 'Admin',
+        priority: 15,
+        rule: 0,
+        name: 'pass-to-ravenclaw-everything',
+        action: 'Pass',
+      },
       { kind: 'not-isolated' },
     ]);
     expect(v.egress.tier).toBeUndefined();
     const ok = allowed(withPolicies(world, [gress('Admin', swap(gressEgress, 3, 4), swap(gressIngress, 3, 4))]));
-    for (const [proto, port] of [['TCP', 80], ['TCP', 8080], ['UDP', 53], ['SCTP', 9003]] as const) {
+    for (const [proto, port] of [
+      ['TCP', 80],
+      ['TCP', 8080],
+      ['UDP', 53],
+      ['SCTP', 9003],
+    ] as const) {
       expect(ok(P('gryffindor', 0), P('slytherin', 0), proto, port)).toBe(true);
       expect(ok(P('slytherin', 0), P('gryffindor', 0), proto, port)).toBe(true);
     }
@@ -118,7 +148,14 @@ describe('conformance: CNPAdminTierGress (standard-gress-rules-combined)', () =>
     const a = allowed(withPolicies(world, [gress('Admin')]));
     const b = allowed(withPolicies(world, [gress('Baseline')]));
     for (const dst of [P('ravenclaw', 0), P('slytherin', 0), P('hufflepuff', 1)]) {
-      for (const [proto, port] of [['TCP', 80], ['TCP', 8080], ['UDP', 53], ['UDP', 5353], ['SCTP', 9003], ['SCTP', 9005]] as const) {
+      for (const [proto, port] of [
+        ['TCP', 80],
+        ['TCP', 8080],
+        ['UDP', 53],
+        ['UDP', 5353],
+        ['SCTP', 9003],
+        ['SCTP', 9005],
+      ] as const) {
         expect(b(P('gryffindor', 0), dst, proto, port)).toBe(a(P('gryffindor', 0), dst, proto, port));
         expect(b(dst, P('gryffindor', 1), proto, port)).toBe(a(dst, P('gryffindor', 1), proto, port));
       }
@@ -130,9 +167,18 @@ describe('conformance: CNPAdminTierGress (standard-gress-rules-combined)', () =>
 const gryffindorPods = { pods: { namespaceSelector: house('gryffindor'), podSelector: house('gryffindor') } };
 const slytherinPods = { pods: { namespaceSelector: house('slytherin'), podSelector: house('slytherin') } };
 const priorityCase = (passPriority: number): ClusterNetworkPolicy[] => [
-  cnp('priority-50-example', 'Admin', 50, gryffindorPods, { ingress: [{ name: 'deny-all-ingress-from-slytherin', action: 'Deny', from: [slytherinPods] }], egress: [{ name: 'deny-all-egress-to-slytherin', action: 'Deny', to: [slytherinPods] }] }),
-  cnp('old-priority-60-new-priority-40-example', 'Admin', passPriority, gryffindorPods, { ingress: [{ name: 'pass-all-ingress-from-slytherin', action: 'Pass', from: [slytherinPods] }], egress: [{ name: 'pass-all-egress-to-slytherin', action: 'Pass', to: [slytherinPods] }] }),
-  cnp('default', 'Baseline', 10, gryffindorPods, { ingress: [{ name: 'allow-all-ingress-from-slytherin', action: 'Accept', from: [slytherinPods] }], egress: [{ name: 'allow-all-egress-to-slytherin', action: 'Accept', to: [slytherinPods] }] }),
+  cnp('priority-50-example', 'Admin', 50, gryffindorPods, {
+    ingress: [{ name: 'deny-all-ingress-from-slytherin', action: 'Deny', from: [slytherinPods] }],
+    egress: [{ name: 'deny-all-egress-to-slytherin', action: 'Deny', to: [slytherinPods] }],
+  }),
+  cnp('old-priority-60-new-priority-40-example', 'Admin', passPriority, gryffindorPods, {
+    ingress: [{ name: 'pass-all-ingress-from-slytherin', action: 'Pass', from: [slytherinPods] }],
+    egress: [{ name: 'pass-all-egress-to-slytherin', action: 'Pass', to: [slytherinPods] }],
+  }),
+  cnp('default', 'Baseline', 10, gryffindorPods, {
+    ingress: [{ name: 'allow-all-ingress-from-slytherin', action: 'Accept', from: [slytherinPods] }],
+    egress: [{ name: 'allow-all-egress-to-slytherin', action: 'Accept', to: [slytherinPods] }],
+  }),
 ];
 
 describe('conformance: CNPAdminTierPriorityField', () => {
@@ -148,16 +194,29 @@ describe('conformance: CNPAdminTierPriorityField', () => {
     expect(v.allowed).toBe(true);
     expect(v.ingress.tier).toBe('Baseline');
     expect(v.ingress.clusterPolicies?.map((p) => p.name)).toEqual(['old-priority-60-new-priority-40-example', 'priority-50-example', 'default']);
-    expect(v.ingress.reasons.map((r) => (r.kind === 'cluster-rule' ? `${r.tier}:${r.action}:${r.name}` : r.kind))).toEqual(['Admin:Pass:pass-all-ingress-from-slytherin', 'Baseline:Accept:allow-all-ingress-from-slytherin']);
+    expect(v.ingress.reasons.map((r) => (r.kind === 'cluster-rule' ? `${r.tier}:${r.action}:${r.name}` : r.kind))).toEqual([
+      'Admin:Pass:pass-all-ingress-from-slytherin',
+      'Baseline:Accept:allow-all-ingress-from-slytherin',
+    ]);
     expect(j(P('gryffindor', 1), P('slytherin', 0), 'TCP', 8080).allowed).toBe(true);
   });
 });
 
 describe('conformance: CNPAdminTierSamePriority (standard-same-priority)', () => {
   const deny80 = (name: string, subject: House, peer: House, port: number): ClusterNetworkPolicy =>
-    cnp(name, 'Admin', 15, { namespaces: nsName(subject) }, { ingress: [fromNs(peer, 'Deny', `deny-from-${peer}`, [tcp(port)])], egress: [toNs(peer, 'Deny', `deny-to-${peer}`, [tcp(port)])] });
+    cnp(
+      name,
+      'Admin',
+      15,
+      { namespaces: nsName(subject) },
+      { ingress: [fromNs(peer, 'Deny', `deny-from-${peer}`, [tcp(port)])], egress: [toNs(peer, 'Deny', `deny-to-${peer}`, [tcp(port)])] },
+    );
   const ok = allowed(
-    withPolicies(world, [deny80('same-priority-gryffindor-slytherin', 'gryffindor', 'slytherin', 80), deny80('same-priority-gryffindor-hufflepuff', 'gryffindor', 'hufflepuff', 80), deny80('same-priority-hufflepuff-slytherin', 'hufflepuff', 'slytherin', 8080)]),
+    withPolicies(world, [
+      deny80('same-priority-gryffindor-slytherin', 'gryffindor', 'slytherin', 80),
+      deny80('same-priority-gryffindor-hufflepuff', 'gryffindor', 'hufflepuff', 80),
+      deny80('same-priority-hufflepuff-slytherin', 'hufflepuff', 'slytherin', 8080),
+    ]),
   );
   it('denies in both directions for each same-priority policy', () => {
     expect(ok(P('slytherin', 0), P('gryffindor', 0))).toBe(false);
@@ -186,13 +245,31 @@ describe('conformance: CNPAdminTierSamePriority (standard-same-priority)', () =>
 
 describe('conformance: CNPAdminTierIntegration (standard-anp-np-banp): Admin, then NetworkPolicy, then Baseline', () => {
   const passExample = (ingress: 'Deny' | 'Pass', egress: 'Deny' | 'Pass'): ClusterNetworkPolicy =>
-    cnp('pass-example', 'Admin', 10, { namespaces: house('gryffindor') }, { ingress: [{ name: 'deny-all-ingress-from-slytherin', action: ingress, from: [{ namespaces: house('slytherin') }] }], egress: [{ name: 'deny-all-egress-to-slytherin', action: egress, to: [{ namespaces: house('slytherin') }] }] });
+    cnp(
+      'pass-example',
+      'Admin',
+      10,
+      { namespaces: house('gryffindor') },
+      {
+        ingress: [{ name: 'deny-all-ingress-from-slytherin', action: ingress, from: [{ namespaces: house('slytherin') }] }],
+        egress: [{ name: 'deny-all-egress-to-slytherin', action: egress, to: [{ namespaces: house('slytherin') }] }],
+      },
+    );
   const np: NetworkPolicy = policy(`${NS('gryffindor')}/allow-gress-from-to-slytherin-to-gryffindor`, {
     policyTypes: ['Ingress', 'Egress'],
     ingress: [{ from: [{ namespaceSelector: house('slytherin') }] }],
     egress: [{ to: [{ namespaceSelector: house('slytherin') }] }],
   });
-  const baseline = cnp('default', 'Baseline', 10, { namespaces: house('gryffindor') }, { ingress: [{ name: 'deny-all-ingress-from-slytherin', action: 'Deny', from: [{ namespaces: house('slytherin') }] }], egress: [{ name: 'deny-all-egress-to-slytherin', action: 'Deny', to: [{ namespaces: house('slytherin') }] }] });
+  const baseline = cnp(
+    'default',
+    'Baseline',
+    10,
+    { namespaces: house('gryffindor') },
+    {
+      ingress: [{ name: 'deny-all-ingress-from-slytherin', action: 'Deny', from: [{ namespaces: house('slytherin') }] }],
+      egress: [{ name: 'deny-all-egress-to-slytherin', action: 'Deny', to: [{ namespaces: house('slytherin') }] }],
+    },
+  );
 
   it('the Admin Deny overrides the NetworkPolicy that allows', () => {
     const j = judge(withPolicies(world, [passExample('Deny', 'Deny'), baseline], [np]));
@@ -254,7 +331,11 @@ describe('conformance: CNPAdminTierEgressNodePeers (experimental-egress-selector
     const denyEgress = policy(`${NS('gryffindor')}/deny-egress`, { policyTypes: ['Egress'] });
     const j = judge(withPolicies(world, [policyOf('Admin')], [denyEgress]));
     // gryffindor-0 runs on n1: its own node is allowed by the NetworkPolicy tier after the Pass ...
-    expect(j(P('gryffindor', 0), CENTAUR(0), 'UDP', HOST_PORTS[2]).egress).toMatchObject({ allowed: true, tier: 'NetworkPolicy', reasons: [{ kind: 'cluster-rule', action: 'Pass' }, { kind: 'own-node' }] });
+    expect(j(P('gryffindor', 0), CENTAUR(0), 'UDP', HOST_PORTS[2]).egress).toMatchObject({
+      allowed: true,
+      tier: 'NetworkPolicy',
+      reasons: [{ kind: 'cluster-rule', action: 'Pass' }, { kind: 'own-node' }],
+    });
     // ... the other node is not
     expect(j(P('gryffindor', 0), CENTAUR(1), 'UDP', HOST_PORTS[2]).egress).toMatchObject({ allowed: false, tier: 'NetworkPolicy' });
     // and the Admin Deny is not overridden by it
@@ -264,7 +345,13 @@ describe('conformance: CNPAdminTierEgressNodePeers (experimental-egress-selector
 
 describe('the documentation examples (site-src/user-story-examples)', () => {
   it('story 1: deny traffic at a cluster level', () => {
-    const c = cnp('cluster-wide-deny-example', 'Admin', 10, { namespaces: nsName('gryffindor') }, { ingress: [{ action: 'Deny', from: [{ namespaces: { matchLabels: {} } }], name: 'select-all-deny-all' }] });
+    const c = cnp(
+      'cluster-wide-deny-example',
+      'Admin',
+      10,
+      { namespaces: nsName('gryffindor') },
+      { ingress: [{ action: 'Deny', from: [{ namespaces: { matchLabels: {} } }], name: 'select-all-deny-all' }] },
+    );
     const ok = allowed(withPolicies(world, [c]));
     expect(ok(P('slytherin', 0), P('gryffindor', 0))).toBe(false);
     expect(ok(P('gryffindor', 1), P('gryffindor', 0))).toBe(false);
@@ -275,10 +362,18 @@ describe('the documentation examples (site-src/user-story-examples)', () => {
   });
 
   it('story 2: allow traffic at a cluster level, over any NetworkPolicy', () => {
-    const c = cnp('cluster-wide-allow-example', 'Admin', 30, { namespaces: {} }, {
-      ingress: [{ action: 'Accept', name: 'allow-monitoring-ns-ingress', from: [{ namespaces: nsName('ravenclaw') }] }],
-      egress: [{ action: 'Accept', name: 'allow-kube-dns-egress', to: [{ pods: { namespaceSelector: nsName('hufflepuff'), podSelector: house('hufflepuff') } }] }],
-    });
+    const c = cnp(
+      'cluster-wide-allow-example',
+      'Admin',
+      30,
+      { namespaces: {} },
+      {
+        ingress: [{ action: 'Accept', name: 'allow-monitoring-ns-ingress', from: [{ namespaces: nsName('ravenclaw') }] }],
+        egress: [
+          { action: 'Accept', name: 'allow-kube-dns-egress', to: [{ pods: { namespaceSelector: nsName('hufflepuff'), podSelector: house('hufflepuff') } }] },
+        ],
+      },
+    );
     const denyAll = policy(`${NS('gryffindor')}/deny-all`, { policyTypes: ['Ingress', 'Egress'] });
     const ok = allowed(withPolicies(world, [c], [denyAll]));
     expect(ok(P('ravenclaw', 0), P('gryffindor', 0))).toBe(true);
@@ -288,12 +383,27 @@ describe('the documentation examples (site-src/user-story-examples)', () => {
   });
 
   it('story 3: delegate to NetworkPolicy with Pass, named ports included', () => {
-    const c = cnp('pub-svc-delegate-example', 'Admin', 20, { namespaces: {} }, {
-      egress: [{ action: 'Pass', to: [{ pods: { namespaceSelector: nsName('slytherin'), podSelector: house('slytherin') } }], protocols: [tcp(8080), { destinationNamedPort: 'web' }, udp(53)] }],
-    });
+    const c = cnp(
+      'pub-svc-delegate-example',
+      'Admin',
+      20,
+      { namespaces: {} },
+      {
+        egress: [
+          {
+            action: 'Pass',
+            to: [{ pods: { namespaceSelector: nsName('slytherin'), podSelector: house('slytherin') } }],
+            protocols: [tcp(8080), { destinationNamedPort: 'web' }, udp(53)],
+          },
+        ],
+      },
+    );
     const deny = cnp('deny-rest', 'Admin', 100, { namespaces: {} }, { egress: [{ action: 'Deny', to: [{ namespaces: nsName('slytherin') }] }] });
     const j = judge(withPolicies(world, [c, deny]));
-    expect(j(P('gryffindor', 0), P('slytherin', 0), 'TCP', 80).egress).toMatchObject({ allowed: true, reasons: [{ kind: 'cluster-rule', action: 'Pass' }, { kind: 'not-isolated' }] });
+    expect(j(P('gryffindor', 0), P('slytherin', 0), 'TCP', 80).egress).toMatchObject({
+      allowed: true,
+      reasons: [{ kind: 'cluster-rule', action: 'Pass' }, { kind: 'not-isolated' }],
+    });
     expect(j(P('gryffindor', 0), P('slytherin', 0), 'TCP', 8080).allowed).toBe(true);
     expect(j(P('gryffindor', 0), P('slytherin', 0), 'UDP', 53).allowed).toBe(true);
     // `web` is TCP 80: UDP 80 is not it, and neither is TCP 81
@@ -302,13 +412,24 @@ describe('the documentation examples (site-src/user-story-examples)', () => {
   });
 
   it('story 4 (v2): pass within a tenant, deny between tenants', () => {
-    const tenants = { ...world, namespaces: world.namespaces.map((n) => ({ metadata: { ...n.metadata, labels: { ...n.metadata?.labels, tenant: n.metadata?.name === NS('ravenclaw') ? 'b' : 'a' } } })) };
-    const c = cnp('tenant-creation-example', 'Admin', 50, { namespaces: { matchExpressions: [{ key: 'tenant', operator: 'Exists' }] } }, {
-      ingress: [
-        { action: 'Pass', from: [{ namespaces: { matchLabels: { tenant: 'a' } } }] },
-        { action: 'Deny', from: [{ namespaces: {} }] },
-      ],
-    });
+    const tenants = {
+      ...world,
+      namespaces: world.namespaces.map((n) => ({
+        metadata: { ...n.metadata, labels: { ...n.metadata?.labels, tenant: n.metadata?.name === NS('ravenclaw') ? 'b' : 'a' } },
+      })),
+    };
+    const c = cnp(
+      'tenant-creation-example',
+      'Admin',
+      50,
+      { namespaces: { matchExpressions: [{ key: 'tenant', operator: 'Exists' }] } },
+      {
+        ingress: [
+          { action: 'Pass', from: [{ namespaces: { matchLabels: { tenant: 'a' } } }] },
+          { action: 'Deny', from: [{ namespaces: {} }] },
+        ],
+      },
+    );
     const ok = allowed(withPolicies(tenants, [c]));
     expect(ok(P('slytherin', 0), P('gryffindor', 0))).toBe(true);
     expect(ok(P('ravenclaw', 0), P('gryffindor', 0))).toBe(false);
@@ -325,7 +446,13 @@ describe('the documentation examples (site-src/user-story-examples)', () => {
 });
 
 describe('subjects, peers and special cases', () => {
-  const denyAllAdmin = cnp('deny-all', 'Admin', 0, { namespaces: {} }, { ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }], egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0', '::/0'] }] }] });
+  const denyAllAdmin = cnp(
+    'deny-all',
+    'Admin',
+    0,
+    { namespaces: {} },
+    { ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }], egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0', '::/0'] }] }] },
+  );
 
   it('a pod reaching itself is never subject to ClusterNetworkPolicy', () => {
     const v = judge(withPolicies(world, [denyAllAdmin]))(P('gryffindor', 0), P('gryffindor', 0));
@@ -348,7 +475,13 @@ describe('subjects, peers and special cases', () => {
       ['example.com', ['198.51.100.20']],
       ['Other.Example.org.', ['198.51.100.30']],
     ]);
-    const allow = cnp('fqdn', 'Admin', 1, { namespaces: {} }, { egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com', 'other.example.org'] }] }] });
+    const allow = cnp(
+      'fqdn',
+      'Admin',
+      1,
+      { namespaces: {} },
+      { egress: [{ action: 'Accept', to: [{ domainNames: ['*.example.com', 'other.example.org'] }] }] },
+    );
     const deny = cnp('deny-out', 'Baseline', 1, { namespaces: {} }, { egress: [{ action: 'Deny', to: [{ networks: ['0.0.0.0/0', '::/0'] }] }] });
     const ok = allowed(withPolicies(world, [allow, deny], [], { domainAddresses: learned }));
     expect(ok(P('gryffindor', 0), '198.51.100.10', 'TCP', 443)).toBe(true);
@@ -371,15 +504,24 @@ describe('subjects, peers and special cases', () => {
 
   it('subjectsOf and clusterPoliciesFor name the CNP subjects', () => {
     const e = new PolicyEvaluator(withPolicies(world, [gress('Admin'), denyAllAdmin]));
-    expect(e.subjectsOf({ namespace: '', name: 'gress-rules', kind: 'ClusterNetworkPolicy' }).map((p) => p.name).sort()).toEqual(['harry-potter-0', 'harry-potter-1']);
+    expect(
+      e
+        .subjectsOf({ namespace: '', name: 'gress-rules', kind: 'ClusterNetworkPolicy' })
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['harry-potter-0', 'harry-potter-1']);
     expect(e.clusterPoliciesFor({ namespace: NS('gryffindor'), name: 'harry-potter-0' }, 'egress').map((p) => p.name)).toEqual(['deny-all', 'gress-rules']);
     expect(e.clusterPoliciesFor({ namespace: NS('forbidden-forrest'), name: 'centaur-0' }, 'egress')).toEqual([]);
   });
 
   it('the explanation names the tier, the policy and the rule', () => {
     const text = formatVerdict(judge(withPolicies(world, [gress('Admin')]))(P('gryffindor', 0), P('slytherin', 0)), 'TCP', 80);
-    expect(text).toContain('egress at network-policy-conformance-gryffindor/harry-potter-0: DENIED [Admin tier]: denied by ClusterNetworkPolicy gress-rules (Admin tier, priority 15) spec.egress[3] "deny-to-slytherin-at-ports-80-53-9003"');
+    expect(text).toContain(
+      'egress at network-policy-conformance-gryffindor/harry-potter-0: DENIED [Admin tier]: denied by ClusterNetworkPolicy gress-rules (Admin tier, priority 15) spec.egress[3] "deny-to-slytherin-at-ports-80-53-9003"',
+    );
     const pass = formatVerdict(judge(withPolicies(world, [gress('Admin', swap(gressEgress, 3, 4))]))(P('gryffindor', 0), P('slytherin', 0)), 'TCP', 80);
-    expect(pass).toContain('allowed [default]: passed on from the Admin tier by ClusterNetworkPolicy gress-rules (Admin tier, priority 15) spec.egress[3] "pass-to-slytherin-at-port-80-53-9003"; no NetworkPolicy selects it for egress and no ClusterNetworkPolicy rule decided: allowed by default');
+    expect(pass).toContain(
+      'allowed [default]: passed on from the Admin tier by ClusterNetworkPolicy gress-rules (Admin tier, priority 15) spec.egress[3] "pass-to-slytherin-at-port-80-53-9003"; no NetworkPolicy selects it for egress and no ClusterNetworkPolicy rule decided: allowed by default',
+    );
   });
 });

@@ -3,7 +3,13 @@
 // pods each, every pod declaring `web` (TCP 80) and `dns` (UDP 53), and the
 // hostNetwork `centaur` pods of forbidden-forrest, one per node. Plus
 // builders for ClusterNetworkPolicy objects, shaped as the API serves them.
-import type { ClusterNetworkPolicy, ClusterNetworkPolicyEgressRule, ClusterNetworkPolicyIngressRule, ClusterNetworkPolicySubject, CnpTier } from '../../../src/policy/cnp-types.ts';
+import type {
+  ClusterNetworkPolicy,
+  ClusterNetworkPolicyEgressRule,
+  ClusterNetworkPolicyIngressRule,
+  ClusterNetworkPolicySubject,
+  CnpTier,
+} from '../../../src/policy/cnp-types.ts';
 import type { ClusterState, LabelSelector, NetworkPolicy } from '../../../src/policy/types.ts';
 import { ns, pod } from './helpers.ts';
 
@@ -28,7 +34,13 @@ export function conformanceWorld(): ClusterState {
   const pods = HOUSES.flatMap((h, hi) =>
     ([0, 1] as const).map((i) => {
       const node = i === 0 ? 'n1' : 'n2';
-      return pod(P(h, i), { labels: { 'conformance-house': h }, ips: [`10.244.${i + 1}.${10 + hi}`, `fd00:10:244:${i + 1}::${10 + hi}`], node, hostIPs: [...NODE_IPS[node]], ports: webDns });
+      return pod(P(h, i), {
+        labels: { 'conformance-house': h },
+        ips: [`10.244.${i + 1}.${10 + hi}`, `fd00:10:244:${i + 1}::${10 + hi}`],
+        node,
+        hostIPs: [...NODE_IPS[node]],
+        ports: webDns,
+      });
     }),
   );
   const centaurs = ([0, 1] as const).map((i) => {
@@ -38,9 +50,20 @@ export function conformanceWorld(): ClusterState {
       { name: `web-${HOST_PORTS[1]}`, containerPort: HOST_PORTS[1] as number, protocol: 'TCP' },
       { name: `dns-${HOST_PORTS[2]}`, containerPort: HOST_PORTS[2] as number, protocol: 'UDP' },
     ];
-    return pod(CENTAUR(i), { labels: { 'conformance-house': 'forbidden-forrest' }, ips: [...NODE_IPS[node]], node, hostIPs: [...NODE_IPS[node]], hostNetwork: true, ports });
+    return pod(CENTAUR(i), {
+      labels: { 'conformance-house': 'forbidden-forrest' },
+      ips: [...NODE_IPS[node]],
+      node,
+      hostIPs: [...NODE_IPS[node]],
+      hostNetwork: true,
+      ports,
+    });
   });
-  const nodes = (['n1', 'n2'] as const).map((n) => ({ name: n, internalIPs: [...NODE_IPS[n]], labels: { 'kubernetes.io/os': 'linux', 'kubernetes.io/hostname': n } }));
+  const nodes = (['n1', 'n2'] as const).map((n) => ({
+    name: n,
+    internalIPs: [...NODE_IPS[n]],
+    labels: { 'kubernetes.io/os': 'linux', 'kubernetes.io/hostname': n },
+  }));
   return { namespaces, pods: [...pods, ...centaurs], nodes, policies: [] };
 }
 
@@ -57,7 +80,12 @@ export function cnp(name: string, tier: CnpTier, priority: number, subject: Clus
 }
 
 /** The same world with these policies. */
-export const withPolicies = (world: ClusterState, clusterPolicies: ClusterNetworkPolicy[], policies: NetworkPolicy[] = [], extra: Partial<ClusterState> = {}): ClusterState => ({
+export const withPolicies = (
+  world: ClusterState,
+  clusterPolicies: ClusterNetworkPolicy[],
+  policies: NetworkPolicy[] = [],
+  extra: Partial<ClusterState> = {},
+): ClusterState => ({
   ...world,
   policies,
   clusterPolicies,

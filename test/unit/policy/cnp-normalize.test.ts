@@ -4,17 +4,17 @@
 import { describe, expect, it } from 'vitest';
 import { parseIp } from '../../../src/cni/ip.ts';
 import {
-  EVERYTHING,
-  PolicyError,
-  domainMatches,
-  failClosedClusterPolicy,
-  ipBlockContains,
-  normalizeClusterPolicies,
-  normalizeClusterPolicy,
   type ClusterNetworkPolicy,
   type ClusterNetworkPolicyEgressRule,
   type ClusterNetworkPolicySpec,
   type CnpRule,
+  domainMatches,
+  EVERYTHING,
+  failClosedClusterPolicy,
+  ipBlockContains,
+  normalizeClusterPolicies,
+  normalizeClusterPolicy,
+  PolicyError,
 } from '../../../src/policy/index.ts';
 import { cnp } from './cnp-fixtures.ts';
 import { thrown } from './helpers.ts';
@@ -33,16 +33,28 @@ const base: ClusterNetworkPolicySpec = { tier: 'Admin', priority: 5, subject: al
 describe('the object', () => {
   it('tier, priority and subject as given; rules in order with their names', () => {
     const n = normalizeClusterPolicy(
-      cnp('gress', 'Baseline', 15, { namespaces: { matchLabels: { team: 'a' } } }, {
-        ingress: [{ name: 'in', action: 'Pass', from: [{ namespaces: {} }] }],
-        egress: [{ action: 'Deny', to: [{ namespaces: {} }] }, { name: 'second', action: 'Accept', to: [{ namespaces: {} }] }],
-      }),
+      cnp(
+        'gress',
+        'Baseline',
+        15,
+        { namespaces: { matchLabels: { team: 'a' } } },
+        {
+          ingress: [{ name: 'in', action: 'Pass', from: [{ namespaces: {} }] }],
+          egress: [
+            { action: 'Deny', to: [{ namespaces: {} }] },
+            { name: 'second', action: 'Accept', to: [{ namespaces: {} }] },
+          ],
+        },
+      ),
     );
     expect(n).toMatchObject({ name: 'gress', tier: 'Baseline', priority: 15, warnings: [] });
     expect(n.subject.namespaces.requirements).toEqual([{ key: 'team', operator: 'In', values: ['a'] }]);
     expect(n.subject.pods).toBe(EVERYTHING);
     expect(n.ingress.map((r) => [r.index, r.name, r.action])).toEqual([[0, 'in', 'Pass']]);
-    expect(n.egress.map((r) => [r.index, r.name, r.action])).toEqual([[0, undefined, 'Deny'], [1, 'second', 'Accept']]);
+    expect(n.egress.map((r) => [r.index, r.name, r.action])).toEqual([
+      [0, undefined, 'Deny'],
+      [1, 'second', 'Accept'],
+    ]);
   });
 
   it('no rules in a direction: the policy does not affect it', () => {
@@ -66,7 +78,11 @@ describe('the object', () => {
     ['no subject', { ...base, subject: undefined }, 'spec.subject'],
     ['an empty subject', { ...base, subject: {} }, 'spec.subject'],
     ['a subject with both fields', { ...base, subject: { namespaces: {}, pods: { podSelector: {} } } }, 'spec.subject'],
-    ['an invalid subject selector', { ...base, subject: { namespaces: { matchExpressions: [{ key: 'a', operator: 'Is' }] } } }, 'spec.subject.namespaces.matchExpressions[0].operator'],
+    [
+      'an invalid subject selector',
+      { ...base, subject: { namespaces: { matchExpressions: [{ key: 'a', operator: 'Is' }] } } },
+      'spec.subject.namespaces.matchExpressions[0].operator',
+    ],
     ['rules that are not a list', { ...base, egress: {} }, 'spec.egress'],
     ['an unknown action', { ...base, egress: [{ action: 'Allow', to: [all] }] }, 'spec.egress[0].action'],
     ['no peers', { ...base, ingress: [{ action: 'Deny' }] }, 'spec.ingress[0].from'],
@@ -77,14 +93,42 @@ describe('the object', () => {
     ['a bad domain name', { ...base, egress: [{ action: 'Accept', to: [{ domainNames: ['ex*ample.com'] }] }] }, 'spec.egress[0].to[0].domainNames[0]'],
     ['a wildcard not in front', { ...base, egress: [{ action: 'Accept', to: [{ domainNames: ['www.*.com'] }] }] }, 'spec.egress[0].to[0].domainNames[0]'],
     ['domainNames in a Deny rule', { ...base, egress: [{ action: 'Deny', to: [{ domainNames: ['example.com'] }] }] }, 'spec.egress[0].to'],
-    ['a named port with a networks peer', { ...base, egress: [{ action: 'Accept', to: [{ networks: ['10.0.0.0/8'] }], protocols: [{ destinationNamedPort: 'web' }] }] }, 'spec.egress[0].protocols'],
-    ['a named port with a nodes peer', { ...base, egress: [{ action: 'Deny', to: [{ pods: { podSelector: {} } }, { nodes: {} }], protocols: [{ destinationNamedPort: 'web' }] }] }, 'spec.egress[0].protocols'],
+    [
+      'a named port with a networks peer',
+      { ...base, egress: [{ action: 'Accept', to: [{ networks: ['10.0.0.0/8'] }], protocols: [{ destinationNamedPort: 'web' }] }] },
+      'spec.egress[0].protocols',
+    ],
+    [
+      'a named port with a nodes peer',
+      { ...base, egress: [{ action: 'Deny', to: [{ pods: { podSelector: {} } }, { nodes: {} }], protocols: [{ destinationNamedPort: 'web' }] }] },
+      'spec.egress[0].protocols',
+    ],
     ['an empty protocols list', { ...base, egress: [{ action: 'Deny', to: [all], protocols: [] }] }, 'spec.egress[0].protocols'],
-    ['a protocol entry with two fields', { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ tcp: {}, udp: {} }] }] }, 'spec.egress[0].protocols[0]'],
-    ['a port with number and range', { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ tcp: { destinationPort: { number: 1, range: { start: 1, end: 2 } } } }] }] }, 'spec.egress[0].protocols[0].tcp.destinationPort'],
-    ['port 0', { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ udp: { destinationPort: { number: 0 } } }] }] }, 'spec.egress[0].protocols[0].udp.destinationPort.number'],
-    ['a reversed range', { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ sctp: { destinationPort: { range: { start: 9, end: 8 } } } }] }] }, 'spec.egress[0].protocols[0].sctp.destinationPort.range.end'],
-    ['a bad port name', { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ destinationNamedPort: 'Web' }] }] }, 'spec.egress[0].protocols[0].destinationNamedPort'],
+    [
+      'a protocol entry with two fields',
+      { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ tcp: {}, udp: {} }] }] },
+      'spec.egress[0].protocols[0]',
+    ],
+    [
+      'a port with number and range',
+      { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ tcp: { destinationPort: { number: 1, range: { start: 1, end: 2 } } } }] }] },
+      'spec.egress[0].protocols[0].tcp.destinationPort',
+    ],
+    [
+      'port 0',
+      { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ udp: { destinationPort: { number: 0 } } }] }] },
+      'spec.egress[0].protocols[0].udp.destinationPort.number',
+    ],
+    [
+      'a reversed range',
+      { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ sctp: { destinationPort: { range: { start: 9, end: 8 } } } }] }] },
+      'spec.egress[0].protocols[0].sctp.destinationPort.range.end',
+    ],
+    [
+      'a bad port name',
+      { ...base, egress: [{ action: 'Deny', to: [all], protocols: [{ destinationNamedPort: 'Web' }] }] },
+      'spec.egress[0].protocols[0].destinationNamedPort',
+    ],
   ])('refuses %s', (_n, spec, field) => {
     const e = refused(spec, field);
     expect(e.message).toMatch(/^ClusterNetworkPolicy p: /);
@@ -97,7 +141,10 @@ describe('the object', () => {
 
 describe('peers', () => {
   it('namespaces: every pod of the selected namespaces; pods: namespace AND pod selector', () => {
-    const r = rule({ action: 'Deny', to: [{ namespaces: { matchLabels: { a: 'b' } } }, { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'x' } } } }] });
+    const r = rule({
+      action: 'Deny',
+      to: [{ namespaces: { matchLabels: { a: 'b' } } }, { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'x' } } } }],
+    });
     expect(r.peers).toMatchObject([
       { kind: 'pods', namespaces: { requirements: [{ key: 'a', values: ['b'] }] }, pods: EVERYTHING },
       { kind: 'pods', namespaces: EVERYTHING, pods: { requirements: [{ key: 'app', values: ['x'] }] } },
@@ -106,7 +153,11 @@ describe('peers', () => {
 
   it('nodes: a node selector; networks: one ipBlock per CIDR, masked, either family', () => {
     const r = rule({ action: 'Deny', to: [{ nodes: {} }, { networks: ['10.1.2.3/16', 'fd00::/8'] }] });
-    expect(r.peers).toMatchObject([{ kind: 'nodes', nodes: EVERYTHING }, { kind: 'ipBlock', except: [] }, { kind: 'ipBlock', except: [] }]);
+    expect(r.peers).toMatchObject([
+      { kind: 'nodes', nodes: EVERYTHING },
+      { kind: 'ipBlock', except: [] },
+      { kind: 'ipBlock', except: [] },
+    ]);
     const block = r.peers !== 'any' ? r.peers[1] : undefined;
     if (block?.kind !== 'ipBlock') throw new Error('no ipBlock');
     expect(ipBlockContains(block, parseIp('10.1.200.1'))).toBe(true);
@@ -114,7 +165,9 @@ describe('peers', () => {
   });
 
   it('domainNames: lower case, no trailing dot, sorted and unique', () => {
-    expect(rule({ action: 'Accept', to: [{ domainNames: ['WWW.Example.com.', '*.kubernetes.io', 'www.example.com'] }] }).peers).toEqual([{ kind: 'domains', names: ['*.kubernetes.io', 'www.example.com'] }]);
+    expect(rule({ action: 'Accept', to: [{ domainNames: ['WWW.Example.com.', '*.kubernetes.io', 'www.example.com'] }] }).peers).toEqual([
+      { kind: 'domains', names: ['*.kubernetes.io', 'www.example.com'] },
+    ]);
   });
 
   it('a peer with no field weir knows: an Accept rule does not match through it; a Deny or Pass rule becomes "Deny all"', () => {
@@ -143,7 +196,13 @@ describe('peers', () => {
 describe('protocols', () => {
   it('absent: every packet; a number; a range; a protocol with no port: all of its ports', () => {
     expect(rule({ action: 'Deny', to: [all] }).ports).toBe('any');
-    expect(rule({ action: 'Deny', to: [all], protocols: [{ tcp: { destinationPort: { number: 80 } } }, { udp: { destinationPort: { range: { start: 5000, end: 5010 } } } }, { sctp: {} }] }).ports).toEqual([
+    expect(
+      rule({
+        action: 'Deny',
+        to: [all],
+        protocols: [{ tcp: { destinationPort: { number: 80 } } }, { udp: { destinationPort: { range: { start: 5000, end: 5010 } } } }, { sctp: {} }],
+      }).ports,
+    ).toEqual([
       { protocol: 'TCP', kind: 'range', from: 80, to: 80 },
       { protocol: 'UDP', kind: 'range', from: 5000, to: 5010 },
       { protocol: 'SCTP', kind: 'all' },
@@ -175,7 +234,12 @@ describe('fail closed', () => {
   });
 
   it('normalizeClusterPolicies: every policy (fail-closed ones too), by priority then name; the errors apart', () => {
-    const r = normalizeClusterPolicies([cnp('c', 'Admin', 5, all, {}), cnp('b', 'Baseline', 1, all, {}), cnp('a', 'Admin', 5, all, {}), cnp('z', 'Admin', 300, all, { ingress: [{ action: 'Deny', from: [] }] })]);
+    const r = normalizeClusterPolicies([
+      cnp('c', 'Admin', 5, all, {}),
+      cnp('b', 'Baseline', 1, all, {}),
+      cnp('a', 'Admin', 5, all, {}),
+      cnp('z', 'Admin', 300, all, { ingress: [{ action: 'Deny', from: [] }] }),
+    ]);
     expect(r.policies.map((p) => `${p.tier}/${p.priority}/${p.name}`)).toEqual(['Baseline/1/b', 'Admin/5/a', 'Admin/5/c', 'Admin/300/z']);
     expect(r.errors.map((e) => [e.policy?.name, e.field])).toEqual([['z', 'spec.ingress[0].from']]);
     expect(r.policies[3]?.ingress).toMatchObject([{ action: 'Deny', peers: 'any' }]);

@@ -1,7 +1,7 @@
 // One case per semantic rule of NetworkPolicy, with expectations written from
 // the Kubernetes documentation (concept page and API reference).
 import { describe, expect, it } from 'vitest';
-import { PolicyError, PolicyEvaluator, PolicyQueryError, evaluate, type ClusterState, type NetworkPolicy, type Protocol } from '../../../src/policy/index.ts';
+import { type ClusterState, evaluate, type NetworkPolicy, PolicyError, PolicyEvaluator, PolicyQueryError, type Protocol } from '../../../src/policy/index.ts';
 import { conn, ns, pod, policy, thrown } from './helpers.ts';
 
 const namespaces = [ns('x', { env: 'prod' }), ns('y', { env: 'dev' }), ns('z')];
@@ -63,7 +63,12 @@ describe('isolation', () => {
     const j = judge([denyIngress('x')]);
     const v = j('y/a', 'x/a');
     expect(v.allowed).toBe(false);
-    expect(v.ingress).toMatchObject({ isolated: true, allowed: false, policies: [{ namespace: 'x', name: 'deny-ingress' }], reasons: [{ kind: 'no-rule-matched' }] });
+    expect(v.ingress).toMatchObject({
+      isolated: true,
+      allowed: false,
+      policies: [{ namespace: 'x', name: 'deny-ingress' }],
+      reasons: [{ kind: 'no-rule-matched' }],
+    });
     expect(v.egress.isolated).toBe(false);
     expect(j('x/b', 'x/a').allowed).toBe(false);
     expect(j('1.2.3.4', 'x/a').allowed).toBe(false);
@@ -166,9 +171,12 @@ describe('peers', () => {
   });
 
   it('namespaces are selectable by kubernetes.io/metadata.name even when the object is missing', () => {
-    const j = judge([policy('x/p', { podSelector: selectA, ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }] }] })], {
-      namespaces: [],
-    });
+    const j = judge(
+      [policy('x/p', { podSelector: selectA, ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }] }] })],
+      {
+        namespaces: [],
+      },
+    );
     expect(j('z/a', 'x/a').allowed).toBe(true);
     expect(j('y/a', 'x/a').allowed).toBe(false);
   });
@@ -212,7 +220,10 @@ describe('peers', () => {
   it('NotIn matches namespaces that lack the key', () => {
     // none of the namespaces carries an `ns` label, so `ns NotIn (x)` selects them all, x included
     const j = ok([
-      policy('x/p', { podSelector: selectA, ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } }] }] }),
+      policy('x/p', {
+        podSelector: selectA,
+        ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } }] }],
+      }),
     ]);
     expect(j('x/b', 'x/a')).toBe(true);
     expect(j('z/a', 'x/a')).toBe(true);
@@ -231,7 +242,13 @@ describe('peers', () => {
   });
 
   it('egress peers use the same selectors', () => {
-    const j = ok([policy('x/p', { podSelector: selectA, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: { matchLabels: { env: 'dev' } }, podSelector: selectA }] }] })]);
+    const j = ok([
+      policy('x/p', {
+        podSelector: selectA,
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ namespaceSelector: { matchLabels: { env: 'dev' } }, podSelector: selectA }] }],
+      }),
+    ]);
     expect(j('x/a', 'y/a')).toBe(true);
     expect(j('x/a', 'y/b')).toBe(false);
     expect(j('x/a', 'z/a')).toBe(false);
@@ -268,7 +285,10 @@ describe('ports', () => {
   });
 
   it('an SCTP or UDP rule does not open TCP', () => {
-    const j = onlyPorts([{ protocol: 'SCTP', port: 80 }, { protocol: 'UDP', port: 81 }]);
+    const j = onlyPorts([
+      { protocol: 'SCTP', port: 80 },
+      { protocol: 'UDP', port: 81 },
+    ]);
     expect(j('y/a', 'x/a', 'SCTP', 80)).toBe(true);
     expect(j('y/a', 'x/a', 'TCP', 80)).toBe(false);
     expect(j('y/a', 'x/a', 'UDP', 80)).toBe(false);
@@ -338,7 +358,13 @@ describe('ipBlock', () => {
   });
 
   it('egress ipBlock', () => {
-    const j = ok([policy('x/p', { podSelector: selectA, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '8.8.8.0/24' } }], ports: [{ protocol: 'UDP', port: 53 }] }] })]);
+    const j = ok([
+      policy('x/p', {
+        podSelector: selectA,
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ ipBlock: { cidr: '8.8.8.0/24' } }], ports: [{ protocol: 'UDP', port: 53 }] }],
+      }),
+    ]);
     expect(j('x/a', '8.8.8.8', 'UDP', 53)).toBe(true);
     expect(j('x/a', '8.8.8.8', 'TCP', 53)).toBe(false);
     expect(j('x/a', '8.8.4.4', 'UDP', 53)).toBe(false);
@@ -349,7 +375,10 @@ describe('ipBlock', () => {
 describe('several policies', () => {
   it('are additive and every allowing rule is reported', () => {
     const p1 = policy('x/p1', { podSelector: selectA, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ port: 80 }] }] });
-    const p2 = policy('x/p2', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 9 }] }, { from: [{ namespaceSelector: {} }], ports: [{ port: 81 }] }] });
+    const p2 = policy('x/p2', {
+      podSelector: { matchLabels: { app: 'web' } },
+      ingress: [{ ports: [{ port: 9 }] }, { from: [{ namespaceSelector: {} }], ports: [{ port: 81 }] }],
+    });
     const j = judge([p1, p2]);
     expect(j('x/b', 'x/a', 'TCP', 80).ingress.reasons).toEqual([{ kind: 'rule', policy: { namespace: 'x', name: 'p1' }, rule: 0 }]);
     expect(j('y/a', 'x/a', 'TCP', 81).ingress.reasons).toEqual([{ kind: 'rule', policy: { namespace: 'x', name: 'p2' }, rule: 1 }]);
@@ -496,12 +525,18 @@ describe('bad questions and bad state', () => {
   });
 
   it('duplicate pods and unparseable pod IPs are refused', () => {
-    expect(thrown(() => new PolicyEvaluator({ pods: [pod('x/a', { ips: ['10.0.0.1'] }), pod('x/a', { ips: ['10.0.0.2'] })], namespaces, policies: [] }))).toBeInstanceOf(PolicyQueryError);
+    expect(
+      thrown(() => new PolicyEvaluator({ pods: [pod('x/a', { ips: ['10.0.0.1'] }), pod('x/a', { ips: ['10.0.0.2'] })], namespaces, policies: [] })),
+    ).toBeInstanceOf(PolicyQueryError);
     expect(thrown(() => new PolicyEvaluator({ pods: [pod('x/a', { ips: ['10.0.0.999'] })], namespaces, policies: [] }))).toBeInstanceOf(PolicyQueryError);
   });
 
   it('an IP owned by two live pods is ambiguous', () => {
-    const e2 = new PolicyEvaluator({ pods: [pod('x/a', { ips: ['10.0.0.1'] }), pod('x/b', { ips: ['10.0.0.1'] }), pod('x/c', { ips: ['10.0.0.3'] })], namespaces, policies: [] });
+    const e2 = new PolicyEvaluator({
+      pods: [pod('x/a', { ips: ['10.0.0.1'] }), pod('x/b', { ips: ['10.0.0.1'] }), pod('x/c', { ips: ['10.0.0.3'] })],
+      namespaces,
+      policies: [],
+    });
     expect(thrown(() => e2.evaluate(conn('10.0.0.1', 'x/c')))).toBeInstanceOf(PolicyQueryError);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PolicyEvaluator, formatVerdict } from '../../../src/policy/index.ts';
+import { formatVerdict, PolicyEvaluator } from '../../../src/policy/index.ts';
 import { conn, ns, pod, policy } from './helpers.ts';
 
 describe('verdict explanation', () => {
@@ -13,7 +13,10 @@ describe('verdict explanation', () => {
     ],
     policies: [
       policy('x/deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
-      policy('x/web', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ port: 9 }] }, { from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }] }),
+      policy('x/web', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        ingress: [{ ports: [{ port: 9 }] }, { from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }],
+      }),
     ],
   });
 

@@ -27,8 +27,18 @@ function pairwise(cidrs: string[], family: 4 | 6): string[] {
   return out.filter((c) => c.family === family).map((c) => `${c.address}/${c.prefix}`);
 }
 
-const v4 = fc.tuple(fc.constantFrom(10, 192), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 255 }), fc.constantFrom(8, 12, 16, 22, 24, 24, 28, 32)).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`);
-const v6 = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.constantFrom(32, 48, 56, 64, 64, 128)).map(([a, b, p]) => `fd00:${a}:${b}::${p === 128 ? '1' : ''}/${p}`);
+const v4 = fc
+  .tuple(
+    fc.constantFrom(10, 192),
+    fc.integer({ min: 0, max: 3 }),
+    fc.integer({ min: 0, max: 3 }),
+    fc.integer({ min: 0, max: 255 }),
+    fc.constantFrom(8, 12, 16, 22, 24, 24, 28, 32),
+  )
+  .map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`);
+const v6 = fc
+  .tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.constantFrom(32, 48, 56, 64, 64, 128))
+  .map(([a, b, p]) => `fd00:${a}:${b}::${p === 128 ? '1' : ''}/${p}`);
 
 describe('masquerade exceptions', () => {
   it('are the CIDRs no other one holds, as the pairwise definition gives them, in the same order', () => {
@@ -43,7 +53,7 @@ describe('masquerade exceptions', () => {
   });
 
   it('keep one element per node at 5k nodes, and a cluster CIDR swallows them all', () => {
-    const nodes = Array.from({ length: 5000 }, (_, k) => `10.${(244 * 256 + k) >> 8 & 255}.${k & 255}.0/24`);
+    const nodes = Array.from({ length: 5000 }, (_, k) => `10.${((244 * 256 + k) >> 8) & 255}.${k & 255}.0/24`);
     expect(exceptionsOf(nodes)['4']).toHaveLength(5000);
     expect(exceptionsOf([...nodes, '10.0.0.0/8', '10.96.0.0/12'])['4']).toEqual(['10.0.0.0/8']);
   });

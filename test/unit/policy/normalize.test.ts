@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { parseIp } from '../../../src/cni/ip.ts';
 import {
-  PolicyError,
   effectivePolicyTypes,
+  type IpBlockPeer,
   ipBlockContains,
   isValidPortName,
-  normalizePolicies,
-  normalizePolicy,
-  type IpBlockPeer,
-  type NormalizedPeer,
-  type PodPeer,
   type NetworkPolicy,
   type NetworkPolicySpec,
+  type NormalizedPeer,
+  normalizePolicies,
+  normalizePolicy,
+  type PodPeer,
+  PolicyError,
 } from '../../../src/policy/index.ts';
 import { policy, thrown } from './helpers.ts';
 
@@ -84,7 +84,9 @@ describe('normalized form', () => {
 
   it('ports: default TCP, single port, range, named, protocol only', () => {
     const n = norm({
-      ingress: [{ ports: [{ port: 80 }, { protocol: 'UDP', port: 53 }, { protocol: 'SCTP', port: 1000, endPort: 2000 }, { port: 'http' }, { protocol: 'UDP' }, {}] }],
+      ingress: [
+        { ports: [{ port: 80 }, { protocol: 'UDP', port: 53 }, { protocol: 'SCTP', port: 1000, endPort: 2000 }, { port: 'http' }, { protocol: 'UDP' }, {}] },
+      ],
     });
     expect(n.ingress?.[0]?.ports).toEqual([
       { protocol: 'TCP', kind: 'range', from: 80, to: 80 },
@@ -172,15 +174,43 @@ describe('policies that cannot be expressed are refused, naming policy and field
     ['ipBlock bare address', { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.1' } }] }] }, 'spec.ingress[0].from[0].ipBlock.cidr'],
     ['ipBlock octal-looking cidr', { ingress: [{ from: [{ ipBlock: { cidr: '010.0.0.0/8' } }] }] }, 'spec.ingress[0].from[0].ipBlock.cidr'],
     ['except bad cidr', { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['nope'] } }] }] }, 'spec.ingress[0].from[0].ipBlock.except[0]'],
-    ['except outside cidr', { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] } }] }] }, 'spec.ingress[0].from[0].ipBlock.except[0]'],
-    ['except equal to cidr', { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.0.0.0/8'] } }] }] }, 'spec.ingress[0].from[0].ipBlock.except[0]'],
-    ['except wider than cidr', { ingress: [{ from: [{ ipBlock: { cidr: '10.1.0.0/16', except: ['10.0.0.0/8'] } }] }] }, 'spec.ingress[0].from[0].ipBlock.except[0]'],
-    ['except of the other family', { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['fd00::/64'] } }] }] }, 'spec.ingress[0].from[0].ipBlock.except[0]'],
+    [
+      'except outside cidr',
+      { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] } }] }] },
+      'spec.ingress[0].from[0].ipBlock.except[0]',
+    ],
+    [
+      'except equal to cidr',
+      { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.0.0.0/8'] } }] }] },
+      'spec.ingress[0].from[0].ipBlock.except[0]',
+    ],
+    [
+      'except wider than cidr',
+      { ingress: [{ from: [{ ipBlock: { cidr: '10.1.0.0/16', except: ['10.0.0.0/8'] } }] }] },
+      'spec.ingress[0].from[0].ipBlock.except[0]',
+    ],
+    [
+      'except of the other family',
+      { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['fd00::/64'] } }] }] },
+      'spec.ingress[0].from[0].ipBlock.except[0]',
+    ],
     ['IPv6 except outside', { egress: [{ to: [{ ipBlock: { cidr: 'fd00::/64', except: ['fd01::/80'] } }] }] }, 'spec.egress[0].to[0].ipBlock.except[0]'],
-    ['second except bad', { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16', '12.0.0.0/16'] } }] }] }, 'spec.ingress[0].from[0].ipBlock.except[1]'],
+    [
+      'second except bad',
+      { ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16', '12.0.0.0/16'] } }] }] },
+      'spec.ingress[0].from[0].ipBlock.except[1]',
+    ],
     ['bad podSelector', { podSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } }, 'spec.podSelector.matchExpressions[0].values'],
-    ['bad peer podSelector', { ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'a', operator: 'Foo' }] } }] }] }, 'spec.ingress[0].from[0].podSelector.matchExpressions[0].operator'],
-    ['bad peer namespaceSelector', { egress: [{ to: [{ namespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['v'] }] } }] }] }, 'spec.egress[0].to[0].namespaceSelector.matchExpressions[0].values'],
+    [
+      'bad peer podSelector',
+      { ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'a', operator: 'Foo' }] } }] }] },
+      'spec.ingress[0].from[0].podSelector.matchExpressions[0].operator',
+    ],
+    [
+      'bad peer namespaceSelector',
+      { egress: [{ to: [{ namespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['v'] }] } }] }] },
+      'spec.egress[0].to[0].namespaceSelector.matchExpressions[0].values',
+    ],
     ['unknown policy type', { policyTypes: ['Both'] }, 'spec.policyTypes[0]'],
     ['three policy types', { policyTypes: ['Ingress', 'Egress', 'Ingress'] }, 'spec.policyTypes'],
     ['rules not a list', { ingress: {} as never }, 'spec.ingress'],

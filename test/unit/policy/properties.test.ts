@@ -8,18 +8,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  PolicyEvaluator,
-  effectivePolicyTypes,
-  ipEndpoint,
-  podEndpoint,
   type ClusterState,
   type Connection,
+  effectivePolicyTypes,
+  ipEndpoint,
   type LabelSelector,
   type NetworkPolicy,
   type NetworkPolicyPeer,
   type NetworkPolicyPort,
   type NetworkPolicySpec,
+  PolicyEvaluator,
   type Protocol,
+  podEndpoint,
   type Verdict,
 } from '../../../src/policy/index.ts';
 import { ns, pod } from './helpers.ts';
@@ -96,7 +96,10 @@ const portArb: fc.Arbitrary<NetworkPolicyPort> = fc.constantFrom<NetworkPolicyPo
   { port: 80, endPort: 81 },
   { protocol: 'SCTP' },
 );
-const ruleArb = fc.record({ peers: fc.option(fc.array(peerArb, { maxLength: 3 }), { nil: undefined }), ports: fc.option(fc.array(portArb, { maxLength: 2 }), { nil: undefined }) });
+const ruleArb = fc.record({
+  peers: fc.option(fc.array(peerArb, { maxLength: 3 }), { nil: undefined }),
+  ports: fc.option(fc.array(portArb, { maxLength: 2 }), { nil: undefined }),
+});
 const rulesArb = fc.option(fc.array(ruleArb, { maxLength: 3 }), { nil: undefined });
 
 const policyArb = (name: string): fc.Arbitrary<NetworkPolicy> =>
@@ -236,7 +239,17 @@ describe('NetworkPolicy invariants', () => {
     fc.assert(
       fc.property(clusterArb, policiesArb, (cluster, policies) => {
         const full = verdicts(cluster, policies);
-        const byNs = new Map(NS.map((n) => [n, new PolicyEvaluator(buildState(cluster, policies.filter((p) => p.metadata?.namespace === n)))]));
+        const byNs = new Map(
+          NS.map((n) => [
+            n,
+            new PolicyEvaluator(
+              buildState(
+                cluster,
+                policies.filter((p) => p.metadata?.namespace === n),
+              ),
+            ),
+          ]),
+        );
         const none = new PolicyEvaluator(buildState(cluster, []));
         CONNECTIONS.forEach((c, i) => {
           const v = full[i] as Verdict;

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  EVERYTHING,
-  NOTHING,
-  PolicyError,
   compileOptionalSelector,
   compileSelector,
+  EVERYTHING,
   formatSelector,
-  matchesLabelSelector,
-  selectorMatches,
   type LabelSelector,
+  matchesLabelSelector,
+  NOTHING,
+  PolicyError,
+  selectorMatches,
 } from '../../../src/policy/index.ts';
 import { thrown } from './helpers.ts';
 
@@ -45,15 +45,15 @@ const table: [string, LabelSelector, Record<string, string> | undefined, boolean
     web,
     true,
   ],
-  [
-    'matchLabels AND matchExpressions, one fails',
-    { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] },
-    web,
-    false,
-  ],
+  ['matchLabels AND matchExpressions, one fails', { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] }, web, false],
   [
     'expressions are ANDed',
-    { matchExpressions: [{ key: 'app', operator: 'Exists' }, { key: 'app', operator: 'NotIn', values: ['web'] }] },
+    {
+      matchExpressions: [
+        { key: 'app', operator: 'Exists' },
+        { key: 'app', operator: 'NotIn', values: ['web'] },
+      ],
+    },
     db,
     true,
   ],
@@ -128,7 +128,16 @@ describe('invalid selectors are refused, never ignored', () => {
     ['missing key', { matchExpressions: [{ operator: 'Exists' }] }, 'sel.matchExpressions[0].key'],
     ['empty key', { matchExpressions: [{ key: '', operator: 'Exists' }] }, 'sel.matchExpressions[0].key'],
     ['non-string value', { matchExpressions: [{ key: 'a', operator: 'In', values: [1] }] }, 'sel.matchExpressions[0].values'],
-    ['second expression bad', { matchExpressions: [{ key: 'a', operator: 'Exists' }, { key: 'b', operator: 'In' }] }, 'sel.matchExpressions[1].values'],
+    [
+      'second expression bad',
+      {
+        matchExpressions: [
+          { key: 'a', operator: 'Exists' },
+          { key: 'b', operator: 'In' },
+        ],
+      },
+      'sel.matchExpressions[1].values',
+    ],
     ['matchExpressions not a list', { matchExpressions: { key: 'a' } }, 'sel.matchExpressions'],
     ['matchLabels not a map', { matchLabels: ['a'] }, 'sel.matchLabels'],
     ['matchLabels value not a string', { matchLabels: { a: 1 } }, 'sel.matchLabels["a"]'],

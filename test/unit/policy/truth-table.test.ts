@@ -9,7 +9,7 @@
 // pod cannot block. Every matrix is checked over IPv4 and over IPv6.
 import { describe, expect, it } from 'vitest';
 import type { IpFamily } from '../../../src/cni/ip.ts';
-import { PolicyEvaluator, podEndpoint, type NetworkPolicy, type Pod, type Protocol } from '../../../src/policy/index.ts';
+import { type NetworkPolicy, type Pod, PolicyEvaluator, type Protocol, podEndpoint } from '../../../src/policy/index.ts';
 import { ns, pod, policy } from './helpers.ts';
 
 const NS = ['x', 'y', 'z'];
@@ -33,7 +33,9 @@ const ALL = NS.flatMap((n) => PODS.map((p) => [n, p] as const));
 function matrix(policies: NetworkPolicy[], protocol: Protocol, port: number, family: IpFamily): string[] {
   const e = new PolicyEvaluator({ pods: modelPods, namespaces: modelNamespaces, policies });
   return ALL.map(([sn, sp]) => {
-    const row = ALL.map(([dn, dp]) => (e.evaluate({ src: podEndpoint(sn, sp), dst: podEndpoint(dn, dp), protocol, port, family }).allowed ? 'X' : '.')).join('');
+    const row = ALL.map(([dn, dp]) => (e.evaluate({ src: podEndpoint(sn, sp), dst: podEndpoint(dn, dp), protocol, port, family }).allowed ? 'X' : '.')).join(
+      '',
+    );
     return `${sn}/${sp} ${row.slice(0, 3)} ${row.slice(3, 6)} ${row.slice(6)}`;
   });
 }
@@ -96,7 +98,12 @@ const cases: Case[] = [
   },
   {
     name: 'x/a allows ingress from namespaces matching ns In (y)',
-    policies: [policy('x/allow-y', { podSelector: podA, ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y'] }] } }] }] })],
+    policies: [
+      policy('x/allow-y', {
+        podSelector: podA,
+        ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y'] }] } }] }],
+      }),
+    ],
     expect: [
       [
         'UDP',
@@ -120,7 +127,11 @@ const cases: Case[] = [
     policies: [
       policy('x/and', {
         podSelector: podA,
-        ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] }, podSelector: { matchLabels: { pod: 'b' } } }] }],
+        ingress: [
+          {
+            from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] }, podSelector: { matchLabels: { pod: 'b' } } }],
+          },
+        ],
       }),
     ],
     expect: [
@@ -146,7 +157,14 @@ const cases: Case[] = [
     policies: [
       policy('x/or', {
         podSelector: podA,
-        ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } }, { podSelector: { matchLabels: { pod: 'b' } } }] }],
+        ingress: [
+          {
+            from: [
+              { namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } },
+              { podSelector: { matchLabels: { pod: 'b' } } },
+            ],
+          },
+        ],
       }),
     ],
     expect: [

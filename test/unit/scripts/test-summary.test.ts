@@ -41,7 +41,15 @@ function report(files: File[], extra: Record<string, unknown> = {}): unknown {
       message: f.message ?? '',
       startTime: 1796618364300,
       endTime: 1796618364400,
-      assertionResults: f.tests.map((status, i) => ({ ancestorTitles: [], fullName: `t${i}`, title: `t${i}`, status, duration: 1, failureMessages: status === 'failed' ? ['AssertionError'] : [], meta: {} })),
+      assertionResults: f.tests.map((status, i) => ({
+        ancestorTitles: [],
+        fullName: `t${i}`,
+        title: `t${i}`,
+        status,
+        duration: 1,
+        failureMessages: status === 'failed' ? ['AssertionError'] : [],
+        meta: {},
+      })),
     })),
     ...extra,
   };
@@ -74,7 +82,10 @@ describe('scripts/test-summary.mjs', () => {
 
   it('a file that failed in its setup (no test ran) counts as failed and is named with its error', () => {
     // The run that printed "1427 passed, 0 failed" and exited 1.
-    const r = summary(report([ok('test/unit/a.test.ts'), { name: 'test/e2e/lab.test.ts', status: 'failed', message: 'Error: scripts/lab up failed\n    at setup', tests: [] }]), 1);
+    const r = summary(
+      report([ok('test/unit/a.test.ts'), { name: 'test/e2e/lab.test.ts', status: 'failed', message: 'Error: scripts/lab up failed\n    at setup', tests: [] }]),
+      1,
+    );
     expect(r.line).toBe('2 passed, 1 failed');
     expect(r.stderr).toBe('test: test/e2e/lab.test.ts failed outside any test: Error: scripts/lab up failed\n');
   });
@@ -118,7 +129,7 @@ describe('scripts/test-summary.mjs', () => {
     expect(summary(undefined, 0).line).toBe('0 passed, 1 failed');
   });
 
-  it('scripts/test calls it with the report and vitest\'s status, and nothing else prints its line', () => {
+  it("scripts/test calls it with the report and vitest's status, and nothing else prints its line", () => {
     const text = fs.readFileSync(path.join(REPO, 'scripts/test'), 'utf8');
     expect(text).toContain('node scripts/test-summary.mjs "$report" $rc');
     expect(text).not.toContain('numPassedTests');

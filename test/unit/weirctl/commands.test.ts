@@ -1,9 +1,9 @@
 // The pure parts of every command: building reports from what the agent,
 // the store and the kernel say, and printing them.
 import { describe, expect, it } from 'vitest';
+import { hostVethName } from '../../../src/plugin/names.ts';
 import { PolicyEvaluator, podEndpoint } from '../../../src/policy/evaluator.ts';
 import type { ClusterState, Pod } from '../../../src/policy/types.ts';
-import { hostVethName } from '../../../src/plugin/names.ts';
 import { formatDoctor } from '../../../src/weirctl/commands/doctor.ts';
 import { formatDrops, resolveDrop } from '../../../src/weirctl/commands/drops.ts';
 import { formatEndpoints, joinEndpoints } from '../../../src/weirctl/commands/endpoints.ts';
@@ -22,14 +22,25 @@ const pod = (namespace: string, name: string, labels: Record<string, string>, ip
 });
 
 const state: ClusterState = {
-  pods: [pod('shop', 'web', { app: 'web' }, '10.244.1.10'), pod('shop', 'client', { app: 'client' }, '10.244.1.11'), pod('other', 'far', { app: 'x' }, '10.244.2.5', 'n2'), pod('shop', 'locked', { app: 'locked' }, '10.244.1.12')],
+  pods: [
+    pod('shop', 'web', { app: 'web' }, '10.244.1.10'),
+    pod('shop', 'client', { app: 'client' }, '10.244.1.11'),
+    pod('other', 'far', { app: 'x' }, '10.244.2.5', 'n2'),
+    pod('shop', 'locked', { app: 'locked' }, '10.244.1.12'),
+  ],
   namespaces: [{ metadata: { name: 'shop', labels: { team: 'a' } } }, { metadata: { name: 'other' } }],
   policies: [
     {
       metadata: { namespace: 'shop', name: 'web-in' },
       spec: {
         podSelector: { matchLabels: { app: 'web' } },
-        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }, { namespaceSelector: { matchLabels: { team: 'b' } } }], ports: [{ port: 80 }, { port: 'http' }] }, { from: [{ ipBlock: { cidr: '172.16.0.0/12', except: ['172.17.0.0/16'] } }] }],
+        ingress: [
+          {
+            from: [{ podSelector: { matchLabels: { app: 'client' } } }, { namespaceSelector: { matchLabels: { team: 'b' } } }],
+            ports: [{ port: 80 }, { port: 'http' }],
+          },
+          { from: [{ ipBlock: { cidr: '172.16.0.0/12', except: ['172.17.0.0/16'] } }] },
+        ],
       },
     },
     { metadata: { namespace: 'shop', name: 'lockdown' }, spec: { podSelector: { matchLabels: { app: 'locked' } }, policyTypes: ['Egress'] } },
@@ -37,13 +48,18 @@ const state: ClusterState = {
   nodes: [{ name: 'n1', internalIPs: ['192.0.2.1'] }],
 };
 
-describe('policy: a pod\'s allowances', () => {
+describe("policy: a pod's allowances", () => {
   it('lists ingress rule by rule with peers and ports in words', () => {
     const r = explainPod(state, 'shop', 'web');
     expect(r.ingress.isolated).toBe(true);
     expect(r.ingress.policies).toEqual(['shop/web-in']);
     expect(r.ingress.allowances).toEqual([
-      { policy: 'shop/web-in', rule: 0, peers: ['pods app=client in namespace shop', 'namespaces team=b'], ports: ['TCP 80', 'named http (TCP 8080 on this pod)'] },
+      {
+        policy: 'shop/web-in',
+        rule: 0,
+        peers: ['pods app=client in namespace shop', 'namespaces team=b'],
+        ports: ['TCP 80', 'named http (TCP 8080 on this pod)'],
+      },
       { policy: 'shop/web-in', rule: 1, peers: ['172.16.0.0/12 except 172.17.0.0/16'], ports: ['all ports'] },
     ]);
     expect(r.egress).toEqual({ isolated: false, policies: [], allowances: [], summary: 'not isolated: all allowed', clusterPolicies: [] });
@@ -61,7 +77,10 @@ describe('policy: a pod\'s allowances', () => {
 
   it('refuses an unknown pod, and warns about policies weir cannot express', () => {
     expect(() => explainPod(state, 'shop', 'nope')).toThrow(/not in the cluster state/);
-    const bad = { ...state, policies: [...state.policies, { metadata: { namespace: 'shop', name: 'broken' }, spec: { podSelector: {}, ingress: [{ ports: [{ port: 0 }] }] } }] };
+    const bad = {
+      ...state,
+      policies: [...state.policies, { metadata: { namespace: 'shop', name: 'broken' }, spec: { podSelector: {}, ingress: [{ ports: [{ port: 0 }] }] } }],
+    };
     const r = explainPod(bad, 'shop', 'web');
     expect(r.warnings.join()).toMatch(/shop\/broken.*deny-all/);
   });
@@ -77,7 +96,9 @@ describe('policy and trace with ClusterNetworkPolicy tiers', () => {
   const tiered: ClusterState = {
     ...state,
     clusterPolicies: [
-      cnp('pass-clients', 'Admin', 20, [{ name: 'to-np', action: 'Pass', from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } }] }]),
+      cnp('pass-clients', 'Admin', 20, [
+        { name: 'to-np', action: 'Pass', from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } } }] },
+      ]),
       cnp('deny-81', 'Admin', 10, [{ name: 'no 81', action: 'Deny', from: [{ namespaces: {} }], protocols: [{ tcp: { destinationPort: { number: 81 } } }] }]),
       cnp('baseline-deny', 'Baseline', 5, [{ action: 'Deny', from: [{ namespaces: { matchLabels: { team: 'a' } } }] }]),
       // Not expressible (a Pass in the Baseline tier is fine; an unknown action is not): "Deny all" for its subjects, and said so.
@@ -95,7 +116,9 @@ describe('policy and trace with ClusterNetworkPolicy tiers', () => {
     ]);
     expect(r.ingress.clusterPolicies[0]?.rules).toEqual([{ rule: 0, name: 'no 81', action: 'Deny', peers: ['all pods in all namespaces'], ports: ['TCP 81'] }]);
     expect(r.ingress.clusterPolicies[2]?.rules).toEqual([{ rule: 0, action: 'Deny', peers: ['namespaces team=a'], ports: ['all ports'] }]);
-    expect(r.ingress.order).toBe('Admin tier: deny-81 (10), pass-clients (20) -> NetworkPolicy: shop/web-in -> Baseline tier: baseline-deny (5), broken (7) -> default');
+    expect(r.ingress.order).toBe(
+      'Admin tier: deny-81 (10), pass-clients (20) -> NetworkPolicy: shop/web-in -> Baseline tier: baseline-deny (5), broken (7) -> default',
+    );
     expect(r.egress.clusterPolicies).toEqual([]);
     expect(r.egress.order).toBeUndefined();
     expect(r.warnings.join('\n')).toMatch(/ClusterNetworkPolicy broken.*"Deny all"/);
@@ -112,13 +135,21 @@ describe('policy and trace with ClusterNetworkPolicy tiers', () => {
     const none = { method: 'unavailable' as const, detail: '' };
     const at81 = buildTrace(judge(81), { from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 81 }, none);
     expect(at81.verdict).toBe('deny');
-    expect(at81.ingress).toMatchObject({ tier: 'Admin', decidedBy: { kind: 'ClusterNetworkPolicy', policy: 'deny-81', rule: 'ingress[0]', name: 'no 81', action: 'Deny', tier: 'Admin', priority: 10 } });
+    expect(at81.ingress).toMatchObject({
+      tier: 'Admin',
+      decidedBy: { kind: 'ClusterNetworkPolicy', policy: 'deny-81', rule: 'ingress[0]', name: 'no 81', action: 'Deny', tier: 'Admin', priority: 10 },
+    });
     expect(at81.ingress.clusterPolicies).toEqual(['deny-81', 'pass-clients', 'baseline-deny', 'broken']);
-    expect(at81.reasons[1]).toMatch(/^ingress at shop\/web: denied \(isolated\) \[Admin tier\]: denied by ClusterNetworkPolicy deny-81 \(Admin tier, priority 10\) spec\.ingress\[0\] "no 81"/);
+    expect(at81.reasons[1]).toMatch(
+      /^ingress at shop\/web: denied \(isolated\) \[Admin tier\]: denied by ClusterNetworkPolicy deny-81 \(Admin tier, priority 10\) spec\.ingress\[0\] "no 81"/,
+    );
     // Port 80: the Admin Pass hands it to NetworkPolicy, whose rule allows it (the Baseline Deny is never reached).
     const at80 = buildTrace(judge(80), { from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 80 }, none);
     expect(at80.verdict).toBe('allow');
-    expect(at80.ingress).toMatchObject({ tier: 'NetworkPolicy', decidedBy: { kind: 'NetworkPolicy', policy: 'shop/web-in', rule: 'ingress[0]', action: 'Allow' } });
+    expect(at80.ingress).toMatchObject({
+      tier: 'NetworkPolicy',
+      decidedBy: { kind: 'NetworkPolicy', policy: 'shop/web-in', rule: 'ingress[0]', action: 'Allow' },
+    });
     // Egress of the client: no ClusterNetworkPolicy selects it; no tier is reported.
     expect(at80.egress.tier).toBeUndefined();
     expect(at80.egress.decidedBy).toBeUndefined();
@@ -145,13 +176,26 @@ describe('trace: the report', () => {
   });
 
   it('has the JSON contract: verdict allow|deny, reasons, kernel, agree', () => {
-    const k = { method: 'nftrace' as const, detail: 'dropped in inet weir chain prof_x_eg: counter drop', verdict: 'deny' as const, scope: 'both' as const, how: 'probe' };
+    const k = {
+      method: 'nftrace' as const,
+      detail: 'dropped in inet weir chain prof_x_eg: counter drop',
+      verdict: 'deny' as const,
+      scope: 'both' as const,
+      how: 'probe',
+    };
     const r = buildTrace(denied, { from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 81 }, k);
     expect(r.verdict).toBe('deny');
     expect(r.agree).toBe(true);
-    expect(r.reasons).toEqual(['egress at shop/client: allowed: no NetworkPolicy selects it for egress', 'ingress at shop/web: denied (isolated): no rule allows it in shop/web-in']);
+    expect(r.reasons).toEqual([
+      'egress at shop/client: allowed: no NetworkPolicy selects it for egress',
+      'ingress at shop/web: denied (isolated): no rule allows it in shop/web-in',
+    ]);
     expect(r.connection).toEqual({ from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 81, family: 4 });
-    const ok = buildTrace(allowed, { from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 80 }, { method: 'unavailable', detail: 'run weirctl trace on node n2' });
+    const ok = buildTrace(
+      allowed,
+      { from: 'shop/client', to: 'shop/web', protocol: 'TCP', port: 80 },
+      { method: 'unavailable', detail: 'run weirctl trace on node n2' },
+    );
     expect(ok.verdict).toBe('allow');
     expect(ok.agree).toBeNull();
     expect(ok.ingress.reasons).toEqual(['allowed by NetworkPolicy shop/web-in spec.ingress[0]']);
@@ -166,7 +210,20 @@ describe('trace: the report', () => {
 describe('drops: resolved to pods and policies', () => {
   const eps = [{ namespace: 'shop', name: 'web', ips: ['10.244.1.10'], ingress: { chain: 'prof_abc_in', policies: ['shop/web-in'] } }];
   const ix = { pods: podByIp(state), nodes: nodeByIp(state), chains: chainIndex(eps) };
-  const drop: DropRecord = { seq: 7, time: '2025-01-01T10:00:00.123Z', direction: 'ingress', chain: 'prof_abc_in', audit: false, family: 4, src: '10.244.1.11', dst: '10.244.1.10', protocol: 'TCP', sport: 40000, dport: 81, flags: ['SYN'] };
+  const drop: DropRecord = {
+    seq: 7,
+    time: '2025-01-01T10:00:00.123Z',
+    direction: 'ingress',
+    chain: 'prof_abc_in',
+    audit: false,
+    family: 4,
+    src: '10.244.1.11',
+    dst: '10.244.1.10',
+    protocol: 'TCP',
+    sport: 40000,
+    dport: 81,
+    flags: ['SYN'],
+  };
 
   it('names the pods, the denying pod and its policies', () => {
     const r = resolveDrop(drop, ix);
@@ -187,8 +244,20 @@ describe('drops: resolved to pods and policies', () => {
 });
 
 describe('ipam: allocations and leaks', () => {
-  const rec = (cid: string, ns: string, name: string, ip: string) => ({ containerID: cid, ifname: 'eth0', podNamespace: ns, podName: name, addresses: [ip], created: '2025-01-01T00:00:00.000Z' });
-  const records = [rec('c-web', 'shop', 'web', '10.244.1.10'), rec('c-gone', 'shop', 'gone', '10.244.1.12'), rec('c-wired', 'shop', 'deleted', '10.244.1.13'), rec('c-recreated', 'shop', 'client', '10.244.1.14')];
+  const rec = (cid: string, ns: string, name: string, ip: string) => ({
+    containerID: cid,
+    ifname: 'eth0',
+    podNamespace: ns,
+    podName: name,
+    addresses: [ip],
+    created: '2025-01-01T00:00:00.000Z',
+  });
+  const records = [
+    rec('c-web', 'shop', 'web', '10.244.1.10'),
+    rec('c-gone', 'shop', 'gone', '10.244.1.12'),
+    rec('c-wired', 'shop', 'deleted', '10.244.1.13'),
+    rec('c-recreated', 'shop', 'client', '10.244.1.14'),
+  ];
   const pods = new Set(['shop/web', 'shop/client']);
   const links = [hostVethName('c-web', 'eth0'), hostVethName('c-wired', 'eth0')];
   const now = Date.parse('2025-01-01T01:00:00Z');
@@ -206,7 +275,15 @@ describe('ipam: allocations and leaks', () => {
 
   it('prints ranges, allocations and leaks', () => {
     const a = allocations(records, pods, new Set(links), now);
-    const report: IpamReport = { network: 'weir', dataDir: '/var/lib/cni/weir', conflist: '/etc/cni/net.d/10-weir.conflist', ranges: [{ range: '10.244.1.0/24', size: 254, used: 4, free: 250 }], allocations: a, warnings: [], leaks: findLeaks(a, [], 'weir') };
+    const report: IpamReport = {
+      network: 'weir',
+      dataDir: '/var/lib/cni/weir',
+      conflist: '/etc/cni/net.d/10-weir.conflist',
+      ranges: [{ range: '10.244.1.0/24', size: 254, used: 4, free: 250 }],
+      allocations: a,
+      warnings: [],
+      leaks: findLeaks(a, [], 'weir'),
+    };
     const t = formatIpam(report, false);
     expect(t).toContain('10.244.1.0/24  254   4     250');
     expect(t).toMatch(/10\.244\.1\.12\s+shop\/gone \(not in API\)\s+c-gone\s+weir[0-9a-f]{11} \(gone\)\s+1h/);
@@ -219,7 +296,13 @@ describe('ipam: allocations and leaks', () => {
     expect(formatGc({ network: 'weir', actions: [] }, false)).toMatch(/Nothing to repair/);
     expect(
       formatGc(
-        { network: 'weir', actions: [{ action: 'released', what: '10.244.1.12', pod: 'shop/gone', containerID: 'c-gone', reason: 'the pod is not in the API' }, { action: 'deleted-veth', what: 'weir0123456789a', reason: 'no IPAM record owns it' }] },
+        {
+          network: 'weir',
+          actions: [
+            { action: 'released', what: '10.244.1.12', pod: 'shop/gone', containerID: 'c-gone', reason: 'the pod is not in the API' },
+            { action: 'deleted-veth', what: 'weir0123456789a', reason: 'no IPAM record owns it' },
+          ],
+        },
         false,
       ),
     ).toBe('released record 10.244.1.12 of shop/gone: the pod is not in the API\ndeleted host veth weir0123456789a: no IPAM record owns it');
@@ -227,11 +310,25 @@ describe('ipam: allocations and leaks', () => {
 });
 
 describe('endpoints, status, doctor', () => {
-  it('joins the agent\'s endpoints with IPAM records and links', () => {
+  it("joins the agent's endpoints with IPAM records and links", () => {
     const veth = hostVethName('c-web', 'eth0');
-    const r = joinEndpoints('n1', [{ namespace: 'shop', name: 'web', ips: ['10.244.1.10'], ingress: { chain: 'prof_a_in', policies: ['shop/web-in'] } }, { namespace: 'shop', name: 'client', ips: ['10.244.1.11'] }], [{ containerID: 'c-web', ifname: 'eth0', podNamespace: 'shop', podName: 'web', addresses: ['10.244.1.10'], created: '' }], new Set([veth]));
+    const r = joinEndpoints(
+      'n1',
+      [
+        { namespace: 'shop', name: 'web', ips: ['10.244.1.10'], ingress: { chain: 'prof_a_in', policies: ['shop/web-in'] } },
+        { namespace: 'shop', name: 'client', ips: ['10.244.1.11'] },
+      ],
+      [{ containerID: 'c-web', ifname: 'eth0', podNamespace: 'shop', podName: 'web', addresses: ['10.244.1.10'], created: '' }],
+      new Set([veth]),
+    );
     expect(r.endpoints.map((e) => e.name)).toEqual(['client', 'web']);
-    expect(r.endpoints[1]).toMatchObject({ hostVeth: veth, hostVethPresent: true, containerID: 'c-web', ingress: { isolated: true, chain: 'prof_a_in', policies: ['shop/web-in'] }, egress: { isolated: false } });
+    expect(r.endpoints[1]).toMatchObject({
+      hostVeth: veth,
+      hostVethPresent: true,
+      containerID: 'c-web',
+      ingress: { isolated: true, chain: 'prof_a_in', policies: ['shop/web-in'] },
+      egress: { isolated: false },
+    });
     expect(r.endpoints[0]?.hostVeth).toBeUndefined();
     const t = formatEndpoints(r, false);
     expect(t).toMatch(new RegExp(`shop/web\\s+10\\.244\\.1\\.10\\s+${veth}\\s+isolated\\s+open\\s+shop/web-in`));
@@ -239,7 +336,9 @@ describe('endpoints, status, doctor', () => {
 
   it('status: API per kind from /status and /metrics', () => {
     const s: AgentStatus = {
-      version: '0.1.0', node: 'n1', ready: true,
+      version: '0.1.0',
+      node: 'n1',
+      ready: true,
       api: { synced: ['pods', 'namespaces', 'policies', 'nodes'], versions: { pods: '10', namespaces: '3', policies: '7', nodes: '2' } },
       applied: { generation: 4, at: '2025-01-01T00:00:00.000Z', durationMs: 3.2, full: false, operations: 5, versions: { pods: '10' } },
       counts: { localPods: 2, pods: 3, namespaces: 2, policies: 1, nodes: 1, sets: 9, chains: 6, rules: 20, elements: 4 },
@@ -261,15 +360,35 @@ describe('endpoints, status, doctor', () => {
     expect(more.api.map((k) => k.kind)).toEqual(['pods', 'namespaces', 'policies', 'nodes', 'hostpolicies']);
     // ClusterNetworkPolicies: a kind of its own, and a line saying whether the agent can read them.
     expect(t).not.toContain('CNP:');
-    const missing = buildStatus('s', { ...s, api: { synced: [...s.api.synced, 'clusterpolicies'], versions: { ...s.api.versions, clusterpolicies: '' } }, clusterPolicyApi: { available: false, reason: 'the ClusterNetworkPolicy CRD (clusternetworkpolicies.policy.networking.k8s.io) is not installed' } }, true, '');
+    const missing = buildStatus(
+      's',
+      {
+        ...s,
+        api: { synced: [...s.api.synced, 'clusterpolicies'], versions: { ...s.api.versions, clusterpolicies: '' } },
+        clusterPolicyApi: { available: false, reason: 'the ClusterNetworkPolicy CRD (clusternetworkpolicies.policy.networking.k8s.io) is not installed' },
+      },
+      true,
+      '',
+    );
     expect(missing.api.map((k) => k.kind)).toContain('clusterpolicies');
-    expect(formatStatus(missing, false)).toContain('CNP:       not available: the ClusterNetworkPolicy CRD (clusternetworkpolicies.policy.networking.k8s.io) is not installed');
+    expect(formatStatus(missing, false)).toContain(
+      'CNP:       not available: the ClusterNetworkPolicy CRD (clusternetworkpolicies.policy.networking.k8s.io) is not installed',
+    );
     const there = buildStatus('s', { ...s, counts: { ...s.counts, clusterPolicies: 3 }, clusterPolicyApi: { available: true } }, true, '');
     expect(formatStatus(there, false)).toContain('CNP:       3 ClusterNetworkPolicies');
   });
 
   it('doctor prints OK/FAIL with the fix of each failure', () => {
-    const t = formatDoctor({ ok: false, checks: [{ name: 'net.ipv4.ip_forward', ok: false, detail: 'net.ipv4.ip_forward = 0', fix: 'sysctl -w net.ipv4.ip_forward=1' }, { name: 'CNI config', ok: true, detail: 'fine' }] }, false);
+    const t = formatDoctor(
+      {
+        ok: false,
+        checks: [
+          { name: 'net.ipv4.ip_forward', ok: false, detail: 'net.ipv4.ip_forward = 0', fix: 'sysctl -w net.ipv4.ip_forward=1' },
+          { name: 'CNI config', ok: true, detail: 'fine' },
+        ],
+      },
+      false,
+    );
     expect(t).toMatch(/FAIL\s+net\.ipv4\.ip_forward\s+net\.ipv4\.ip_forward = 0/);
     expect(t).toMatch(/\n\s+fix: sysctl -w net\.ipv4\.ip_forward=1/);
     expect(t).toMatch(/OK\s+CNI config\s+fine/);

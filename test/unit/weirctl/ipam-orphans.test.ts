@@ -16,11 +16,27 @@ const rec = (id: string, ip: string, pod?: [string, string, string?]): Allocatio
 
 describe('weirctl ipam: records without a pod', () => {
   it('are flagged with why, uid-aware', () => {
-    const records = [rec('c1', '10.1.0.2', ['x', 'a', 'u1']), rec('c2', '10.1.0.3', ['x', 'b', 'old']), rec('c3', '10.1.0.4', ['x', 'gone']), rec('c4', '10.1.0.5')];
-    const pods = new Map<string, string | undefined>([['x/a', 'u1'], ['x/b', 'new']]);
+    const records = [
+      rec('c1', '10.1.0.2', ['x', 'a', 'u1']),
+      rec('c2', '10.1.0.3', ['x', 'b', 'old']),
+      rec('c3', '10.1.0.4', ['x', 'gone']),
+      rec('c4', '10.1.0.5'),
+    ];
+    const pods = new Map<string, string | undefined>([
+      ['x/a', 'u1'],
+      ['x/b', 'new'],
+    ]);
     const a = allocations(records, pods, new Set([hostVethName('c3', 'eth0')]), Date.parse('2026-01-01T01:00:00Z'));
     expect(a.map((x) => x.podStatus)).toEqual(['present', 'replaced', 'absent', 'unnamed']);
-    const report: IpamReport = { network: 'weir', dataDir: '/d', conflist: undefined, ranges: [], allocations: a, warnings: [], leaks: findLeaks(a, [], 'weir') };
+    const report: IpamReport = {
+      network: 'weir',
+      dataDir: '/d',
+      conflist: undefined,
+      ranges: [],
+      allocations: a,
+      warnings: [],
+      leaks: findLeaks(a, [], 'weir'),
+    };
     expect(report.leaks.records.map((x) => x.containerID)).toEqual(['c2', 'c4']);
     const text = formatIpam(report, false);
     expect(text).toContain('Records without a pod: 3');

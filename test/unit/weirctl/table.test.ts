@@ -3,7 +3,13 @@ import { bigToJson, colorEnabled, fixedRow, formatAge, formatMs, okFail, paint, 
 
 describe('renderTable', () => {
   it('aligns columns to the widest cell and leaves no trailing spaces', () => {
-    const t = renderTable(['POD', 'IP', 'NOTE'], [['shop/web', '10.0.0.1', ''], ['a/b', '10.0.0.22', 'x']]);
+    const t = renderTable(
+      ['POD', 'IP', 'NOTE'],
+      [
+        ['shop/web', '10.0.0.1', ''],
+        ['a/b', '10.0.0.22', 'x'],
+      ],
+    );
     expect(t.split('\n')).toEqual(['POD       IP         NOTE', 'shop/web  10.0.0.1', 'a/b       10.0.0.22  x']);
   });
 
@@ -16,9 +22,16 @@ describe('renderTable', () => {
     const red = paint('FAIL', 'red', true);
     expect(red).not.toBe('FAIL');
     expect(visibleWidth(red)).toBe(4);
-    const t = renderTable(['S', 'N'], [[red, 'one'], ['OK', 'two']], { color: true });
+    const t = renderTable(
+      ['S', 'N'],
+      [
+        [red, 'one'],
+        ['OK', 'two'],
+      ],
+      { color: true },
+    );
     // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the ESC-led colour sequences the table adds.
-  const lines = t.split('\n').map((l) => l.replace(/\u001b\[[0-9;]*m/g, ''));
+    const lines = t.split('\n').map((l) => l.replace(/\u001b\[[0-9;]*m/g, ''));
     expect(lines).toEqual(['S     N', 'FAIL  one', 'OK    two']);
   });
 

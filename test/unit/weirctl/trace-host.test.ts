@@ -20,12 +20,20 @@ const pod = (name: string, labels: Record<string, string>, ip: string, node: str
 });
 
 const state: ClusterState = {
-  pods: [pod('hostsrv', { app: 'hostsrv' }, W2, 'w2', true), pod('bad', { role: 'bad' }, '10.244.1.7', 'w1'), pod('good', { role: 'good' }, '10.244.1.8', 'w1')],
+  pods: [
+    pod('hostsrv', { app: 'hostsrv' }, W2, 'w2', true),
+    pod('bad', { role: 'bad' }, '10.244.1.7', 'w1'),
+    pod('good', { role: 'good' }, '10.244.1.8', 'w1'),
+  ],
   namespaces: [{ metadata: { name: 'hf' } }],
   policies: [
     {
       metadata: { namespace: 'hf', name: 'good-only' },
-      spec: { podSelector: { matchLabels: { app: 'hostsrv' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { role: 'good' } } }] }] },
+      spec: {
+        podSelector: { matchLabels: { app: 'hostsrv' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { role: 'good' } } }] }],
+      },
     },
   ],
   nodes: [
@@ -54,7 +62,12 @@ const statusWith = (hostFirewall: boolean): Pick<AgentStatus, 'config' | 'hostFi
 });
 
 const trace = (hostFirewall: boolean, from: string, to: string, port: number) =>
-  new PolicyEvaluator(state, enforcedSemantics(statusWith(hostFirewall))).evaluate({ src: parseEndpoint(from, '--from'), dst: parseEndpoint(to, '--to'), protocol: 'TCP', port });
+  new PolicyEvaluator(state, enforcedSemantics(statusWith(hostFirewall))).evaluate({
+    src: parseEndpoint(from, '--from'),
+    dst: parseEndpoint(to, '--to'),
+    protocol: 'TCP',
+    port,
+  });
 
 describe('trace with host-firewall mode', () => {
   it('denies a client the NetworkPolicy of a hostNetwork server does not admit, by pod name and by node address', () => {
@@ -62,7 +75,10 @@ describe('trace with host-firewall mode', () => {
       const v = trace(true, 'hf/bad', to, 9099);
       expect(v.allowed, to).toBe(false);
       expect(v.ingress.allowed, to).toBe(false);
-      expect(v.ingress.policies.map((p) => p.name), to).toEqual(['good-only']);
+      expect(
+        v.ingress.policies.map((p) => p.name),
+        to,
+      ).toEqual(['good-only']);
     }
   });
 
@@ -77,7 +93,7 @@ describe('trace with host-firewall mode', () => {
     expect(v.ingress.reasons).toEqual([{ kind: 'not-a-pod' }]);
   });
 
-  it('the source node\'s kernel sees only the egress half of a flow to another node\'s pod or address', () => {
+  it("the source node's kernel sees only the egress half of a flow to another node's pod or address", () => {
     const v = trace(true, 'hf/bad', W2, 9099);
     expect(egressOnly(v, 'w1')).toBe(true);
     expect(egressOnly(v, 'w2')).toBe(false);

@@ -10,8 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { judgePacket, parseTraceLine, probePacket, settled, splitPackets, verdictOf } from '../../../src/weirctl/trace/parse.ts';
 import { traceScript } from '../../../src/weirctl/trace/kernel.ts';
+import { judgePacket, parseTraceLine, probePacket, settled, splitPackets, verdictOf } from '../../../src/weirctl/trace/parse.ts';
 
 const fixture = (name: string): string[] => fs.readFileSync(path.join(import.meta.dirname, 'fixtures', name), 'utf8').split('\n');
 
@@ -27,11 +27,22 @@ describe('parseTraceLine', () => {
       verdict: 'goto',
       target: 'prof_6938d29946f5_eg',
     });
-    expect(parseTraceLine('trace id 15a9c910 inet weirctl_trace prerouting unknown rule handle 2 (verdict continue)')).toMatchObject({ kind: 'rule', text: 'handle 2', verdict: 'continue' });
-    expect(parseTraceLine('trace id 15a9c910 inet weirctl_trace prerouting policy accept ')).toMatchObject({ kind: 'policy', verdict: 'accept', chain: 'prerouting' });
+    expect(parseTraceLine('trace id 15a9c910 inet weirctl_trace prerouting unknown rule handle 2 (verdict continue)')).toMatchObject({
+      kind: 'rule',
+      text: 'handle 2',
+      verdict: 'continue',
+    });
+    expect(parseTraceLine('trace id 15a9c910 inet weirctl_trace prerouting policy accept ')).toMatchObject({
+      kind: 'policy',
+      verdict: 'accept',
+      chain: 'prerouting',
+    });
     const drop = parseTraceLine('trace id 1 inet weir prof_x_in rule counter packets 0 bytes 0 drop comment "ingress default deny" (verdict drop)');
     expect(drop).toMatchObject({ kind: 'rule', verdict: 'drop', text: 'counter packets 0 bytes 0 drop comment "ingress default deny"' });
-    expect(parseTraceLine('trace id 1 inet weir pod_ingress packet: iif "a" ip saddr 10.0.0.1')).toMatchObject({ kind: 'packet', text: 'iif "a" ip saddr 10.0.0.1' });
+    expect(parseTraceLine('trace id 1 inet weir pod_ingress packet: iif "a" ip saddr 10.0.0.1')).toMatchObject({
+      kind: 'packet',
+      text: 'iif "a" ip saddr 10.0.0.1',
+    });
     expect(parseTraceLine('add table inet weirctl_trace')).toBeUndefined();
     expect(parseTraceLine('# new generation 5 by process 26387 (nft)')).toBeUndefined();
   });
@@ -57,7 +68,10 @@ describe('recorded nft monitor output', () => {
   });
 
   it('a SYN accepted by a policy rule in each base chain: allow', () => {
-    const p = probePacket(packets.filter((x) => /dport 80/.test(x.packet ?? '')), 'TCP');
+    const p = probePacket(
+      packets.filter((x) => /dport 80/.test(x.packet ?? '')),
+      'TCP',
+    );
     expect(p?.packet).toMatch(/tcp dport 80 tcp flags == syn\b/);
     const j = judgePacket(p!);
     expect(j.bases).toEqual({ pod_egress: 'accept', pod_ingress: 'accept' });
@@ -92,7 +106,10 @@ describe('recorded nft monitor trace output (trace ids reused)', () => {
   });
 
   it('judges the first SYN of each flow', () => {
-    const to81 = probePacket(packets.filter((p) => /dport 81/.test(p.packet ?? '')), 'TCP');
+    const to81 = probePacket(
+      packets.filter((p) => /dport 81/.test(p.packet ?? '')),
+      'TCP',
+    );
     expect(verdictOf(judgePacket(to81!), 'both')).toBe('deny');
   });
 });
@@ -117,8 +134,16 @@ describe('judgePacket edge cases', () => {
     expect(verdictOf(j, 'both')).toBe('deny');
   });
 
-  it('a base chain\'s policy decides when no rule does; a packet never reaching weir is undecided', () => {
-    const p = first(lines('inet weirctl_trace prerouting packet: x', 'inet weir pod_egress packet: x', 'inet weir pod_egress policy accept', 'inet weir pod_ingress packet: x', 'inet weir pod_ingress policy accept'));
+  it("a base chain's policy decides when no rule does; a packet never reaching weir is undecided", () => {
+    const p = first(
+      lines(
+        'inet weirctl_trace prerouting packet: x',
+        'inet weir pod_egress packet: x',
+        'inet weir pod_egress policy accept',
+        'inet weir pod_ingress packet: x',
+        'inet weir pod_ingress policy accept',
+      ),
+    );
     expect(verdictOf(judgePacket(p), 'both')).toBe('allow');
     const never = first(lines('inet weirctl_trace prerouting packet: x', 'inet weirctl_trace prerouting policy accept'));
     expect(judgePacket(never).weirSeen).toBe(false);

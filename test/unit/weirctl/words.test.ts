@@ -10,26 +10,42 @@ const peers = (from: NetworkPolicyPeer[]) => {
 };
 const ports = (list: NetworkPolicyPort[] | undefined, direction: 'ingress' | 'egress' = 'ingress') => {
   const p = normalizePolicy({ metadata: { namespace: 'shop', name: 'p' }, spec: { podSelector: {}, ingress: [{ ...(list ? { ports: list } : {}) }] } });
-  const named = namedPortsOf({ spec: { containers: [{ ports: [{ name: 'http', containerPort: 8080 }, { name: 'dns', containerPort: 53, protocol: 'UDP' }] }] } });
+  const named = namedPortsOf({
+    spec: {
+      containers: [
+        {
+          ports: [
+            { name: 'http', containerPort: 8080 },
+            { name: 'dns', containerPort: 53, protocol: 'UDP' },
+          ],
+        },
+      ],
+    },
+  });
   return describePorts(p.ingress![0]!.ports, { direction, named });
 };
 
 describe('peers in words', () => {
-  it('pods of the policy\'s namespace', () => {
+  it("pods of the policy's namespace", () => {
     expect(peers([{ podSelector: { matchLabels: { app: 'client' } } }])).toEqual(['pods app=client in namespace shop']);
     expect(peers([{ podSelector: {} }])).toEqual(['all pods in namespace shop']);
   });
   it('namespaces, and pods in namespaces', () => {
     expect(peers([{ namespaceSelector: { matchLabels: { team: 'a' } } }])).toEqual(['namespaces team=a']);
     expect(peers([{ namespaceSelector: {} }])).toEqual(['all pods in all namespaces']);
-    expect(peers([{ namespaceSelector: { matchLabels: { team: 'a' } }, podSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['db', 'cache'] }] } }])).toEqual([
-      'pods tier in (cache,db) in namespaces team=a',
-    ]);
+    expect(
+      peers([
+        { namespaceSelector: { matchLabels: { team: 'a' } }, podSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['db', 'cache'] }] } },
+      ]),
+    ).toEqual(['pods tier in (cache,db) in namespaces team=a']);
     expect(peers([{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'x' } } }])).toEqual(['pods app=x in all namespaces']);
   });
   it('ipBlocks with their exceptions', () => {
     expect(peers([{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }])).toEqual(['10.0.0.0/8 except 10.1.0.0/16']);
-    expect(peers([{ ipBlock: { cidr: '192.168.1.1/24' } }, { ipBlock: { cidr: 'fd00::/8', except: ['fd00::/16', 'fd01::/16'] } }])).toEqual(['192.168.1.0/24', 'fd00::/8 except fd00::/16, fd01::/16']);
+    expect(peers([{ ipBlock: { cidr: '192.168.1.1/24' } }, { ipBlock: { cidr: 'fd00::/8', except: ['fd00::/16', 'fd01::/16'] } }])).toEqual([
+      '192.168.1.0/24',
+      'fd00::/8 except fd00::/16, fd01::/16',
+    ]);
   });
   it('a rule without peers is any', () => {
     const p = normalizePolicy({ metadata: { namespace: 'shop', name: 'p' }, spec: { podSelector: {}, ingress: [{}] } });
