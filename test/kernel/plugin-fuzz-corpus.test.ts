@@ -4,12 +4,14 @@
 // in-process (they reach the veth, addresses and routes) and a sample of
 // those it refuses, each followed by the DEL a runtime sends. Each must
 // answer as it did in-process (same exit, same CNI error code) and leave no
-// veth, no route, no address file and no temp file behind.
+// veth, no route, no address file and no temp file behind. The corpus's
+// CHECK inputs run on a real attachment, with their fuzzed prevResult.
 //
 // The config's dataDir is the test's, agentSocket is dropped, and a non-empty
 // CNI_NETNS becomes the pod's namespace: a corpus input must not reach the
 // machine's paths or namespaces (and CNI_PATH gets weir's folder in front,
-// where a runtime found it). Needs root; run `npm run build` first.
+// where a runtime found it). Runs as root (the kernel tier); run `npm run
+// build` first.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -20,7 +22,6 @@ import { type CniCase, envCase, stdinCase } from '../../fuzz/lib/cni-inputs.ts';
 import { invoke } from '../../src/plugin/invoke.ts';
 import { CNI_PATH, type CniNode, describeOutcome, useCniNodes, walk } from '../helpers/cni.ts';
 
-const isRoot = process.getuid?.() === 0;
 const nodes = useCniNodes('fuzzcorp');
 const CORPUS = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../fuzz/corpus');
 /**
@@ -94,7 +95,54 @@ function replay(node: CniNode, r: Replay): void {
   pod.ns.destroy();
 }
 
-describe.skipIf(!isRoot)('weir plugin: the fuzz corpus on the real executable', () => {
+/**
+ * A corpus CHECK input on a real attachment: ADD with its config (without its
+ * prevResult) for a fresh pod, then CHECK with the ADD's own result, which
+ * must pass, and with the corpus's prevResult (the fuzz namespace made the
+ * pod's, so that CHECK gets past the interface lookup to the kernel), which
+ * must answer with a typed code. False when ADD refuses the config.
+ */
+function checkReplay(node: CniNode, name: string, stdin: string): boolean {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(stdin) as Record<string, unknown>;
+  } catch {
+    return false;
+  }
+  if (typeof doc !== 'object' || doc === null || typeof doc['prevResult'] !== 'object') return false;
+  const { prevResult, ...conf } = doc;
+  const pod = node.newPod();
+  const what = `${name} (stdin ${stdin.slice(0, 300)})`;
+  const add = node.invoke('ADD', confined(JSON.stringify(conf), node), pod);
+  if (add.code === 0) {
+    const result = add.json ?? {};
+    const own = node.invoke('CHECK', confined(JSON.stringify({ ...conf, prevResult: result }), node), pod);
+    if (result['cniVersion'] !== '0.3.0' && result['cniVersion'] !== '0.3.1')
+      expect(own.code, `${what}: CHECK with the ADD result: ${describeOutcome(own)}`).toBe(0);
+    const fuzzed = JSON.stringify(prevResult).replaceAll('"/var/run/netns/fuzz"', JSON.stringify(pod.ns.path));
+    const check = node.invoke('CHECK', confined(JSON.stringify({ ...conf, prevResult: JSON.parse(fuzzed) }), node), pod);
+    expect(check.code === 0 || check.code === 1, `${what}: CHECK ${describeOutcome(check)}`).toBe(true);
+    assertCniOutcome({ code: check.code === 0 ? 0 : 1, stdout: check.stdout }, 'CHECK');
+    expect(node.invoke('DEL', confined(JSON.stringify(conf), node), pod).code, `${what}: DEL`).toBe(0);
+  }
+  const left = walk(node.dataDir).filter((f) => net.isIP(path.basename(f)) !== 0 || path.basename(f).startsWith('.tmp-'));
+  expect({ links: node.linkNames().filter((n) => n !== 'lo'), routes: node.weirRoutes(), files: left }, what).toEqual({ links: [], routes: [], files: [] });
+  pod.ns.destroy();
+  return add.code === 0;
+}
+
+describe('weir plugin: the fuzz corpus on the real executable', () => {
+  it('cni-stdin CHECK inputs on a real attachment: CHECK with the ADD result passes, the fuzzed prevResult gets a typed answer', () => {
+    const dir = path.join(CORPUS, 'cni-stdin');
+    const node = nodes.node();
+    let checked = 0;
+    for (const name of fs.readdirSync(dir).sort()) {
+      const c = stdinCase(fs.readFileSync(path.join(dir, name)));
+      if (c?.env['CNI_COMMAND'] === 'CHECK' && checkReplay(node, name, c.stdin)) checked++;
+    }
+    expect(checked, 'corpus CHECK inputs whose config ADD accepts').toBeGreaterThan(0);
+  }, 600_000);
+
   for (const target of ['cni-stdin', 'cni-env'] as const) {
     it(`${target}: each replayed ADD answers as in-process and its DEL leaves nothing`, async () => {
       const list = await replays(target);
