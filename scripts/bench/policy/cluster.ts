@@ -14,7 +14,19 @@
 // pods take host parts from 20 up, so the real pods the plugin makes
 // (allocated from the bottom of the range) never collide with them, and pods
 // added later take them from 200 up.
-import type { ClusterState, ContainerPort, LabelSelector, Namespace, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NodeInfo, Pod } from '../../../src/policy/types.ts';
+import type {
+  ClusterState,
+  ContainerPort,
+  LabelSelector,
+  Namespace,
+  NetworkPolicy,
+  NetworkPolicyEgressRule,
+  NetworkPolicyIngressRule,
+  NetworkPolicyPeer,
+  NetworkPolicyPort,
+  NodeInfo,
+  Pod,
+} from '../../../src/policy/types.ts';
 
 export const NODE_COUNT = 100;
 export const BENCH_NODE = 'node-01';
@@ -41,7 +53,28 @@ export function nodeIP(k: number): string {
 const FIRST_HOST = 20;
 const ADDED_FIRST_HOST = 200;
 
-export const APPS = ['web', 'api', 'auth', 'cart', 'checkout', 'search', 'catalog', 'users', 'orders', 'billing', 'mail', 'media', 'reports', 'ingest', 'queue', 'cache', 'db', 'metrics', 'logs', 'admin'];
+export const APPS = [
+  'web',
+  'api',
+  'auth',
+  'cart',
+  'checkout',
+  'search',
+  'catalog',
+  'users',
+  'orders',
+  'billing',
+  'mail',
+  'media',
+  'reports',
+  'ingest',
+  'queue',
+  'cache',
+  'db',
+  'metrics',
+  'logs',
+  'admin',
+];
 export const TIERS = ['frontend', 'backend', 'data', 'ops'];
 export const TEAMS = ['red', 'blue', 'green', 'yellow', 'purple'];
 export const ENVS = ['prod', 'staging', 'dev'];
@@ -159,7 +192,13 @@ function makePolicy(r: Rand, i: number, nsCount: number, nodeCount: number): Net
   if (types.includes('Egress')) {
     const rules: NetworkPolicyEgressRule[] = [
       // DNS, as nearly every egress policy has.
-      { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ns-00' } }, podSelector: { matchLabels: { app: 'dns' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+      {
+        to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ns-00' } }, podSelector: { matchLabels: { app: 'dns' } } }],
+        ports: [
+          { protocol: 'UDP', port: 53 },
+          { protocol: 'TCP', port: 53 },
+        ],
+      },
     ];
     for (let k = 1 + Math.floor(r() * 2); k > 0; k--) {
       const p = ports(r);
@@ -229,7 +268,12 @@ export function addedPod(c: Cluster, n: number): Pod {
 }
 
 /** The state as the engine reads it (a fresh top-level object, same arrays). */
-export const snapshot = (c: Cluster): ClusterState => ({ pods: c.state.pods, namespaces: c.state.namespaces, policies: c.state.policies, nodes: c.state.nodes });
+export const snapshot = (c: Cluster): ClusterState => ({
+  pods: c.state.pods,
+  namespaces: c.state.namespaces,
+  policies: c.state.policies,
+  nodes: c.state.nodes,
+});
 
 export interface PairPods {
   client: { namespace: string; name: string; ip: string; labels: Record<string, string> };
@@ -259,7 +303,9 @@ export function addPair(c: Cluster, pair: PairPods): void {
       spec: {
         podSelector: { matchLabels: { app: pair.server.labels.app as string } },
         policyTypes: ['Ingress'],
-        ingress: [{ from: [{ namespaceSelector: nsSel(pair.client.namespace), podSelector: { matchLabels: { app: pair.client.labels.app as string } } }], ports }],
+        ingress: [
+          { from: [{ namespaceSelector: nsSel(pair.client.namespace), podSelector: { matchLabels: { app: pair.client.labels.app as string } } }], ports },
+        ],
       },
     },
     {
@@ -268,7 +314,13 @@ export function addPair(c: Cluster, pair: PairPods): void {
         podSelector: { matchLabels: { app: pair.client.labels.app as string } },
         policyTypes: ['Egress'],
         egress: [
-          { to: [{ namespaceSelector: nsSel('ns-00'), podSelector: { matchLabels: { app: 'dns' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+          {
+            to: [{ namespaceSelector: nsSel('ns-00'), podSelector: { matchLabels: { app: 'dns' } } }],
+            ports: [
+              { protocol: 'UDP', port: 53 },
+              { protocol: 'TCP', port: 53 },
+            ],
+          },
           { to: [{ namespaceSelector: nsSel(pair.server.namespace), podSelector: { matchLabels: { app: pair.server.labels.app as string } } }], ports },
         ],
       },

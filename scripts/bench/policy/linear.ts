@@ -9,10 +9,9 @@
 // Semantics are simplified where they do not change the cost of the scan: an
 // egress accept ends the chain (no second ingress pass), and named ports of
 // egress peers that are ipBlocks are skipped (they would need every pod).
-import { parseIp, type IpBytes } from '../../../src/cni/ip.ts';
-import { bytesToBigint } from '../../../src/cni/ip.ts';
+import { bytesToBigint, type IpBytes, parseIp } from '../../../src/cni/ip.ts';
 import { mergeRanges, rangeText, subtractCidrs } from '../../../src/policy/intervals.ts';
-import { normalizePolicy, type NormalizedPolicy, type NormalizedRule } from '../../../src/policy/normalize.ts';
+import { type NormalizedPolicy, type NormalizedRule, normalizePolicy } from '../../../src/policy/normalize.ts';
 import { namedPortsOf, resolveNamedPort } from '../../../src/policy/ports.ts';
 import { selectorMatches } from '../../../src/policy/selector.ts';
 import type { ClusterState, Labels, Pod, Protocol } from '../../../src/policy/types.ts';
@@ -76,7 +75,12 @@ export function matches(r: Omit<LinearRule, 'text'>, saddr: string, daddr: strin
 }
 
 /** Expands the policies selecting pods of `node` into linear accepts and drops. */
-export function linearRuleset(state: ClusterState, node: string, pair: { client: string; server: string; ports: number[] }, table = 'weirlinear'): LinearRuleset {
+export function linearRuleset(
+  state: ClusterState,
+  node: string,
+  pair: { client: string; server: string; ports: number[] },
+  table = 'weirlinear',
+): LinearRuleset {
   const pods = facts(state.pods);
   const nsLabels = new Map<string, Labels>();
   for (const n of state.namespaces) if (n.metadata?.name) nsLabels.set(n.metadata.name, { ...(n.metadata.labels ?? {}), [NS_NAME_LABEL]: n.metadata.name });
@@ -146,11 +150,14 @@ export function linearRuleset(state: ClusterState, node: string, pair: { client:
               for (const m of r.ports) {
                 if (m.kind === 'all') portList.push({ proto: m.protocol });
                 else if (m.kind === 'range') portList.push({ proto: m.protocol, dport: [BigInt(m.from), BigInt(m.to)] });
-                else if (target) for (const n of resolveNamedPort(namedPortsOf(target.pod), m.protocol, m.name)) portList.push({ proto: m.protocol, dport: [BigInt(n), BigInt(n)] });
+                else if (target)
+                  for (const n of resolveNamedPort(namedPortsOf(target.pod), m.protocol, m.name))
+                    portList.push({ proto: m.protocol, dport: [BigInt(n), BigInt(n)] });
               }
             }
             for (const port of portList) {
-              const base = dir === 'ingress' ? { ...(q.range ? { saddr: q.range } : {}), daddr: one(s.ip) } : { saddr: one(s.ip), ...(q.range ? { daddr: q.range } : {}) };
+              const base =
+                dir === 'ingress' ? { ...(q.range ? { saddr: q.range } : {}), daddr: one(s.ip) } : { saddr: one(s.ip), ...(q.range ? { daddr: q.range } : {}) };
               push({ ...base, ...port });
             }
           }
