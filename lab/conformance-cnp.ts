@@ -33,6 +33,10 @@ export interface SuiteTest {
 export const isExperimental = (t: SuiteTest): boolean => t.features.some((f) => !STANDARD_FEATURES.has(f));
 export const leftOutReason = (name: string): string | undefined => LEFT_OUT.find((l) => l.pattern.test(name))?.reason;
 
+/** A failed probe this machine cannot make whatever the policy: SCTP, when the kernel has no SCTP sockets. */
+export const NO_SCTP = 'no SCTP sockets in this kernel';
+export const environmentCause = (reason: string): string | undefined => (/--protocol=sctp\b.*protocol not supported/.test(reason) ? NO_SCTP : undefined);
+
 /** The conformance tests declared in the suite's Go sources (one `suite.ConformanceTest{ShortName, Features, ...}` literal each). */
 export function parseSuiteSource(sources: readonly string[]): SuiteTest[] {
   const out: SuiteTest[] = [];
@@ -190,7 +194,12 @@ export function cnpReport(
   const setupFailures = runs.flatMap((r) => (r.topFailure ? [r.topFailure] : []));
   if (failed.length > 0 || setupFailures.length > 0) {
     lines.push('', 'Failures:');
-    for (const f of failed) for (const x of f.failures) lines.push(`  ${f.name}${x.subtest ? ` / ${x.subtest}` : ''}`, `    ${x.reason}`);
+    for (const f of failed) {
+      for (const x of f.failures) {
+        const env = environmentCause(x.reason);
+        lines.push(`  ${f.name}${x.subtest ? ` / ${x.subtest}` : ''}${env ? ` [${env}]` : ''}`, `    ${x.reason}`);
+      }
+    }
     for (const s of setupFailures) lines.push('  the suite itself (setup or report)', `    ${s}`);
   }
   const skipped: string[] = [];
@@ -204,6 +213,13 @@ export function cnpReport(
   if (skipped.length > 0) lines.push('', `Not run (${skipped.length}):`, ...skipped);
   if (wallSeconds !== undefined) lines.push('', `wall time ${wallSeconds} s`);
   const nFailed = failed.length + setupFailures.length;
+  // A subtest stops at its first failed probe: those after an SCTP one did not run.
+  const sctpOnly = failed.filter((c) => c.failures.length > 0 && c.failures.every((x) => environmentCause(x.reason) !== undefined));
+  if (sctpOnly.length > 0) {
+    lines.push(
+      `${sctpOnly.length} of the ${nFailed} failed only on SCTP probes (${NO_SCTP}): ${sctpOnly.map((c) => c.name).join(', ')}; in each such subtest the probes after the SCTP one did not run`,
+    );
+  }
   lines.push(`${ran.length - failed.length} passed, ${nFailed} failed`);
   return { text: lines.join('\n'), ok: ran.length > 0 && nFailed === 0 };
 }

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   cnpReport,
   collectCases,
+  environmentCause,
   failureReason,
   parseEvents,
   parseSuiteSource,
@@ -222,6 +223,37 @@ describe('the summary', () => {
     const none = cnpReport(suite, [collectCases([])]);
     expect(none.text.split('\n').at(-1)).toBe('0 passed, 0 failed');
     expect(none.ok).toBe(false);
+  });
+
+  it('marks the failures that are SCTP probes on a kernel without SCTP, and says which tests failed only on those', () => {
+    const T = `${TOP}/CNPAdminTierEgressTCP`;
+    const sctp = `${T}/Should_support_an_'allow-gress'_policy`;
+    const run = [
+      ev('run', TOP),
+      ev('run', T),
+      out(sctp, '    helper.go:71: FAILED Command was [/agnhost connect --timeout=3s --protocol=sctp 10.244.1.193:9003]\n'),
+      out(
+        sctp,
+        '    helper.go:71: Expected connection to succeed from a/b to 10.244.1.193, but instead it miserably failed. stderr: OTHER: protocol not supported\n',
+      ),
+      ev('fail', sctp, { Elapsed: 10 }),
+      ev('fail', T, { Elapsed: 10 }),
+      ev('run', GRESS),
+      out(`${GRESS}/x`, '    helper.go:71: FAILED Command was [/agnhost connect --timeout=3s --protocol=tcp 10.244.1.193:80]\n'),
+      out(`${GRESS}/x`, '    helper.go:71: Expected connection to fail from a/b to 10.244.1.193, but instead it successfully connected.\n'),
+      ev('fail', `${GRESS}/x`, { Elapsed: 10 }),
+      ev('fail', GRESS, { Elapsed: 10 }),
+      ev('fail', TOP, { Elapsed: 20 }),
+    ].join('\n');
+    const r = cnpReport(suite, [collectCases(parseEvents(run))]);
+    expect(r.text).toContain("CNPAdminTierEgressTCP / Should support an 'allow-gress' policy [no SCTP sockets in this kernel]");
+    expect(r.text).toMatch(/CNPBaselineTierGress \/ x\n/);
+    const lines = r.text.split('\n');
+    expect(lines.at(-2)).toBe(
+      '1 of the 2 failed only on SCTP probes (no SCTP sockets in this kernel): CNPAdminTierEgressTCP; in each such subtest the probes after the SCTP one did not run',
+    );
+    expect(lines.at(-1)).toBe('0 passed, 2 failed');
+    expect(environmentCause('[/agnhost connect --timeout=3s --protocol=tcp 1.2.3.4:80]: Expected ... OTHER: protocol not supported')).toBeUndefined();
   });
 
   it('counts a failed setup as a failure', () => {
