@@ -58,6 +58,8 @@ const USAGE = `usage: scripts/bench-agent [options]
   --idle-seconds N   idle CPU window after the first sync (default 10)
   --poll-ms N        /status poll interval while waiting for a change (default 5)
   --gap-ms N         pause before each change (default 50)
+  --ready-timeout-s N  how long the agent may take to be ready (default 300, 1800 past 18k pods:
+                     at 150k pods on a shared 2-core machine it took 248 s and, under more load, over 300 s)
   --apply-timeout-s N  how long a change may take to be applied before it counts as not applied
                      (default 10; at most 3 such changes); the agent's socket gets as long to answer
   --debounce-ms N    pass --debounce-ms to the agent (default: the agent's own default, as deployed)
@@ -83,6 +85,7 @@ const { opt, int } = benchOptions('bench-agent', USAGE, {
   'poll-ms': { type: 'string', default: '5' },
   'gap-ms': { type: 'string', default: '50' },
   'apply-timeout-s': { type: 'string', default: '10' },
+  'ready-timeout-s': { type: 'string' },
   'debounce-ms': { type: 'string' },
   seed: { type: 'string', default: '1' },
   profile: { type: 'boolean', default: false },
@@ -103,6 +106,7 @@ const IDLE_S = int('idle-seconds', 1, 600);
 const POLL_MS = int('poll-ms', 1, 1000);
 const GAP_MS = int('gap-ms', 0, 10_000);
 const APPLY_TIMEOUT_S = int('apply-timeout-s', 1, 600);
+const READY_TIMEOUT_S = opt['ready-timeout-s'] === undefined ? (AT_SCALE ? 1800 : 300) : int('ready-timeout-s', 1, 7200);
 const SEED = int('seed', 0);
 const DEBOUNCE = opt['debounce-ms'] === undefined ? undefined : int('debounce-ms', 0, 10_000);
 const CPU_PROFILE = opt.profile === true;
@@ -357,7 +361,7 @@ try {
 
   log('starting the agent');
   const a = startAgent('main', kubeconfig);
-  const ready = await waitReady(a);
+  const ready = await waitReady(a, READY_TIMEOUT_S * 1000);
   R.ready = ready;
   R.readyWindowUs = [a.hr0, Number(process.hrtime.bigint() / 1000n)];
   R.atReady = proc(a.pid);
