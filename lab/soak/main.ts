@@ -1,4 +1,4 @@
-// scripts/soak [--minutes N] [--seed S] [--ci] [--rate R] [--keep] [--verbose]
+// scripts/soak [--minutes N] [--seed S] [--ci] [--faults-per-kind K] [--rate R] [--keep] [--verbose]
 // The churn soak with faults on the lab's kind cluster (lab/soak/run.ts).
 // Exit 0 when the summary's must-be-zero figures are zero, 1 otherwise, 2 on bad usage.
 import yargs from 'yargs';
@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     .option('minutes', { type: 'number', describe: `Minutes of churn (default 10; ${CI_MINUTES} with --ci)` })
     .option('seed', { type: 'number', describe: 'Seed of the scenario and the fault plan (default: random, printed)' })
     .option('ci', { type: 'boolean', default: false, describe: 'The CI subset: every fault kind once' })
+    .option('faults-per-kind', { type: 'number', describe: 'Faults of each kind to inject (default: 6 per hour of run, at least 1; 1 with --ci); the run must inject them all' })
     .option('rate', { type: 'number', default: DEFAULT_RATE, describe: 'Changes per minute' })
     .option('keep', { type: 'boolean', default: false, describe: 'Leave the soak\'s namespaces in place at the end' })
     .option('verbose', { type: 'boolean', default: false, describe: 'Print every change' })
@@ -26,15 +27,16 @@ async function main(): Promise<void> {
     .version(false)
     .parseAsync();
   const minutes = a.minutes ?? (a.ci ? CI_MINUTES : 10);
-  if (!(minutes > 0) || !(a.rate > 0) || (a.seed !== undefined && !Number.isInteger(a.seed))) {
-    process.stderr.write('soak: --minutes and --rate must be positive, --seed an integer\n');
+  const perKind = a['faults-per-kind'];
+  if (!(minutes > 0) || !(a.rate > 0) || (a.seed !== undefined && !Number.isInteger(a.seed)) || (perKind !== undefined && !(Number.isInteger(perKind) && perKind > 0))) {
+    process.stderr.write('soak: --minutes and --rate must be positive, --seed an integer, --faults-per-kind a positive integer\n');
     process.exit(2);
   }
   if (process.getuid?.() !== 0) {
     process.stderr.write('soak: the lab needs root (network namespaces); try sudo\n');
     process.exit(1);
   }
-  const code = await runSoak({ minutes, seed: (a.seed ?? randomSeed()) >>> 0, ci: a.ci, ratePerMin: a.rate, keep: a.keep, verbose: a.verbose });
+  const code = await runSoak({ minutes, seed: (a.seed ?? randomSeed()) >>> 0, ci: a.ci, ...(perKind !== undefined ? { faultsPerKind: perKind } : {}), ratePerMin: a.rate, keep: a.keep, verbose: a.verbose });
   process.exit(code);
 }
 

@@ -30,6 +30,8 @@ export interface SoakOptions {
   minutes: number;
   seed: number;
   ci: boolean;
+  /** Faults of each kind, when not the default for the run's length; all must be injected. */
+  faultsPerKind?: number;
   ratePerMin: number;
   keep: boolean;
   verbose: boolean;
@@ -99,7 +101,7 @@ async function startObserving(state: LabState, churn: Churn, proberPods: Constru
 export async function runSoak(o: SoakOptions): Promise<number> {
   const t0 = Date.now();
   const log: Log = (l) => void process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
-  log(`soak: seed ${o.seed} (replay: scripts/soak --seed ${o.seed}${o.ci ? ' --ci' : ''} --minutes ${o.minutes}), ${o.minutes} min, ${o.ratePerMin} changes/min`);
+  log(`soak: seed ${o.seed} (replay: scripts/soak --seed ${o.seed}${o.ci ? ' --ci' : ''}${o.faultsPerKind ? ` --faults-per-kind ${o.faultsPerKind}` : ''} --minutes ${o.minutes}), ${o.minutes} min, ${o.ratePerMin} changes/min`);
   const state = ensureLab(log);
   const stopped = new Set<number>();
   continueOnExit(stopped);
@@ -110,7 +112,7 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   // Step 3: the churn and the faults, at once; the churn goes on until the last fault is over.
   const churnStart = Date.now();
   const churnEnd = churnStart + o.minutes * 60_000;
-  const perKind = o.ci ? 1 : faultsPerKind(o.minutes);
+  const perKind = o.faultsPerKind ?? (o.ci ? 1 : faultsPerKind(o.minutes));
   const plan = planFaults(rng, { durationMs: o.minutes * 60_000, perKind, nodes, controlPlane: nodes[0] as string, warmupMs: 15_000, cooldownMs: 20_000 });
   log(`churn for ${o.minutes} min; ${plan.length} faults planned: ${plan.map((f) => `${f.kind}@${Math.round(f.at / 1000)}s`).join(' ')}`);
   const faults: FaultRecord[] = [];
@@ -151,7 +153,7 @@ export async function runSoak(o: SoakOptions): Promise<number> {
     ratePerMin: o.ratePerMin,
     events: { applied: churn.applied.filter((a) => a.ok).length, failed: churn.applied.filter((a) => !a.ok).length, byOp },
     faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, { injected: faults.filter((f) => f.kind === k && f.ok).length, missed: faults.filter((f) => f.kind === k && !f.ok).length }])),
-    faultsRequired: o.ci ? 1 : faultsRequired(o.minutes),
+    faultsRequired: o.faultsPerKind ?? (o.ci ? 1 : faultsRequired(o.minutes)),
     probes: book.counts,
     forbidden: book.forbidden,
     violations: [...inv.violations, ...dead, ...(end.ok ? [] : [`the lab did not settle after the churn: ${end.pending.slice(0, 5).join('; ')}`])],
