@@ -5,9 +5,12 @@
 //
 //   node lab/conformance-cnp.ts features
 //   node lab/conformance-cnp.ts skip SUITE_TESTS_DIR
-//   node lab/conformance-cnp.ts run-pattern SUITE_TESTS_DIR standard|experimental
+//   node lab/conformance-cnp.ts run-pattern SUITE_TESTS_DIR standard|experimental [--only NAME,...]
 //   node lab/conformance-cnp.ts progress EVENTS.json...
-//   node lab/conformance-cnp.ts report SUITE_TESTS_DIR WALL_SECONDS EVENTS.json...
+//   node lab/conformance-cnp.ts report SUITE_TESTS_DIR WALL_SECONDS [--only NAME,...] EVENTS.json...
+//
+// --only: run (and report) those tests alone; a phase with none of them
+// prints an empty pattern.
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -66,9 +69,9 @@ export function skipPattern(tests: readonly SuiteTest[]): string {
 }
 
 /** The -test.run pattern for one phase: the standard tests first, the experimental ones after (the suite's own order mixes them). */
-export function runPattern(tests: readonly SuiteTest[], phase: 'standard' | 'experimental'): string {
-  const names = tests.filter((t) => isExperimental(t) === (phase === 'experimental')).map((t) => t.name);
-  return `^${TOP}$/${alternation(names)}`;
+export function runPattern(tests: readonly SuiteTest[], phase: 'standard' | 'experimental', only?: readonly string[]): string {
+  const names = tests.filter((t) => isExperimental(t) === (phase === 'experimental') && (!only || only.includes(t.name))).map((t) => t.name);
+  return names.length === 0 ? '' : `^${TOP}$/${alternation(names)}`;
 }
 
 export interface GoTestEvent {
@@ -178,6 +181,7 @@ export function cnpReport(
   suite: readonly SuiteTest[],
   runs: { cases: CaseResult[]; topFailure?: string }[],
   wallSeconds?: number,
+  only?: readonly string[],
 ): { text: string; ok: boolean } {
   const byName = new Map<string, CaseResult>();
   for (const r of runs) for (const c of r.cases) byName.set(c.name, c);
@@ -208,6 +212,7 @@ export function cnpReport(
     const out = leftOutReason(t.name);
     if (out && !c) skipped.push(`  ${t.name} [${kind(t.name)}]: left out: ${out}`);
     else if (c?.status === 'skipped') skipped.push(`  ${t.name} [${kind(t.name)}]: skipped by the suite: ${c.skipReason ?? 'no reason given'}`);
+    else if (!c && only && !only.includes(t.name)) skipped.push(`  ${t.name} [${kind(t.name)}]: not selected (--only)`);
     else if (!c) skipped.push(`  ${t.name} [${kind(t.name)}]: not reached (the run stopped first)`);
   }
   if (skipped.length > 0) lines.push('', `Not run (${skipped.length}):`, ...skipped);
@@ -233,7 +238,10 @@ export function progressLine(events: readonly GoTestEvent[]): string {
   return `${done.length} test(s) finished, ${nFailed} failed${running ? `; running ${running.name}` : ''}`;
 }
 
-function main(argv: string[]): number {
+function main(args: string[]): number {
+  const at = args.indexOf('--only');
+  const only = at < 0 ? undefined : (args[at + 1] ?? '').split(',').filter((n) => n !== '');
+  const argv = at < 0 ? args : [...args.slice(0, at), ...args.slice(at + 2)];
   const [cmd, ...rest] = argv;
   const readEvents = (files: string[]): GoTestEvent[][] => files.map((f) => (fs.existsSync(f) ? parseEvents(fs.readFileSync(f, 'utf8')) : []));
   switch (cmd) {
@@ -244,14 +252,14 @@ function main(argv: string[]): number {
       process.stdout.write(`${skipPattern(readSuiteDir(rest[0] as string))}\n`);
       return 0;
     case 'run-pattern':
-      process.stdout.write(`${runPattern(readSuiteDir(rest[0] as string), rest[1] === 'experimental' ? 'experimental' : 'standard')}\n`);
+      process.stdout.write(`${runPattern(readSuiteDir(rest[0] as string), rest[1] === 'experimental' ? 'experimental' : 'standard', only)}\n`);
       return 0;
     case 'progress':
       process.stdout.write(`${progressLine(readEvents(rest).flat())}\n`);
       return 0;
     case 'report': {
       const [dir, wall, ...files] = rest;
-      const r = cnpReport(readSuiteDir(dir as string), readEvents(files).map(collectCases), wall === undefined ? undefined : Number(wall));
+      const r = cnpReport(readSuiteDir(dir as string), readEvents(files).map(collectCases), wall === undefined ? undefined : Number(wall), only);
       process.stdout.write(`${r.text}\n`);
       return r.ok ? 0 : 1;
     }

@@ -128,6 +128,9 @@ describe('the suite read from its Go sources', () => {
     expect(runPattern(suite, 'experimental')).toBe(`^${TOP}$/^(CNPAdminTierEgressNamedPort|CNPAdminTierEgressNodePeers)$`);
     expect(skipPattern(suite)).toBe(`^${TOP}$/^(CNPAdminTierEgressSCTP)$`);
     expect(skipPattern(suite.filter((t) => !t.name.endsWith('SCTP')))).toBe('');
+    // --only: those tests alone; a phase with none of them runs nothing.
+    expect(runPattern(suite, 'standard', ['CNPBaselineTierGress', 'CNPAdminTierEgressNodePeers'])).toBe(`^${TOP}$/^(CNPBaselineTierGress)$`);
+    expect(runPattern(suite, 'experimental', ['CNPBaselineTierGress'])).toBe('');
   });
 });
 
@@ -218,6 +221,8 @@ describe('the summary', () => {
     const passOnly = [ev('run', TOP), ev('run', GRESS), ev('pass', GRESS, { Elapsed: 3 }), ev('pass', TOP, { Elapsed: 3 })].join('\n');
     const r = cnpReport(suite, [collectCases(parseEvents(passOnly))]);
     expect(r.text).toContain('CNPAdminTierEgressTCP [standard]: not reached (the run stopped first)');
+    const selected = cnpReport(suite, [collectCases(parseEvents(passOnly))], undefined, ['CNPBaselineTierGress']);
+    expect(selected.text).toContain('CNPAdminTierEgressTCP [standard]: not selected (--only)');
     expect(r.text.split('\n').at(-1)).toBe('1 passed, 0 failed');
     expect(r.ok).toBe(true);
     const none = cnpReport(suite, [collectCases([])]);
