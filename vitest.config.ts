@@ -1,5 +1,5 @@
-import { BaseSequencer, type TestSpecification } from 'vitest/node';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // One project per tier, selected by folder, run in this order (groupOrder).
 // Unit files run in parallel: they touch nothing outside their own temp

@@ -16,7 +16,14 @@ export interface CaseResult {
 }
 
 const unescapeXml = (s: string): string =>
-  s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&#39;/g, "'").replace(/&#xA;/g, '\n').replace(/&amp;/g, '&');
+  s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&#39;/g, "'")
+    .replace(/&#xA;/g, '\n')
+    .replace(/&amp;/g, '&');
 
 /** The cases of a JUnit report; ginkgo's setup and teardown nodes ([SynchronizedBeforeSuite] …) are left out. */
 export function parseJunit(xml: string): CaseResult[] {
@@ -29,7 +36,10 @@ export function parseJunit(xml: string): CaseResult[] {
     const seconds = Number(/\btime="([^"]*)"/.exec(attrs)?.[1] ?? 0);
     const failure = /<(failure|error)\b([^>]*)>([\s\S]*?)<\/\1>|<(failure|error)\b([^>]*)\/>/.exec(body);
     if (failure) {
-      const msg = unescapeXml(/\bmessage="([^"]*)"/.exec(failure[2] ?? failure[5] ?? '')?.[1] ?? failure[3] ?? '').trim().split('\n')[0] ?? '';
+      const msg =
+        unescapeXml(/\bmessage="([^"]*)"/.exec(failure[2] ?? failure[5] ?? '')?.[1] ?? failure[3] ?? '')
+          .trim()
+          .split('\n')[0] ?? '';
       out.push({ name, status: 'failed', seconds, message: msg });
     } else if (/<skipped\b/.test(body) || /\bstatus="skipped"/.test(attrs)) out.push({ name, status: 'skipped', seconds });
     else out.push({ name, status: 'passed', seconds });
@@ -46,7 +56,10 @@ export function report(cases: readonly CaseResult[], wallSeconds?: number): { te
     for (const f of failed) lines.push(`  ${f.name}`, `    ${f.message ?? ''}`);
   }
   const skipped = cases.length - ran.length;
-  lines.push('', `${skipped} not run: outside the focus, or skipped ([Feature:SCTPConnectivity]: this kernel has no SCTP sockets)${wallSeconds !== undefined ? `; wall time ${wallSeconds} s` : ''}`);
+  lines.push(
+    '',
+    `${skipped} not run: outside the focus, or skipped ([Feature:SCTPConnectivity]: this kernel has no SCTP sockets)${wallSeconds !== undefined ? `; wall time ${wallSeconds} s` : ''}`,
+  );
   lines.push(`${ran.length - failed.length} passed, ${failed.length} failed`);
   return { text: lines.join('\n'), ok: ran.length > 0 && failed.length === 0 };
 }

@@ -6,9 +6,10 @@
 // the cache keeps a slim copy of the wire JSON anyway (cache.ts). Wire JSON
 // also keeps NetworkPolicy's `from` as `from` (the typed list says `_from`).
 // Watching goes through client-node's Watch as is (apiListWatch).
-import { HttpMethod, type KubeConfig, RequestContext, type Watch } from './client-node.ts';
+
 import { fetch } from 'undici';
-import type { ListPage, ListWatch, Lister } from './reflector.ts';
+import { HttpMethod, type KubeConfig, RequestContext, type Watch } from './client-node.ts';
+import type { Lister, ListPage, ListWatch } from './reflector.ts';
 
 /** An API error with its HTTP status as `code`, the shape the reflector and hostfw.ts read (410, 404, 403). */
 export class ApiStatusError extends Error {

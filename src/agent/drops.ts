@@ -2,8 +2,9 @@
 // for /metrics and kept (the newest few thousand) for `weirctl drops`. Each
 // record names the profile chain that denied it (from the log prefix), so a
 // reader can map it to the pod and the policies that select it.
-import { type NflogPacket, parsePacketHeaders, tcpFlagNames } from '../netlink/nflog.ts';
+
 import type { DropRecord } from '../agent-api/types.ts';
+import { type NflogPacket, parsePacketHeaders, tcpFlagNames } from '../netlink/nflog.ts';
 
 export type { DropRecord };
 

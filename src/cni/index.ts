@@ -2,7 +2,7 @@
 // errors, all pure. The plugin's entry point wires these to process.env,
 // stdin and stdout.
 export { CNI_COMMANDS, type CniCommand, isCniCommand } from './command.ts';
-export { type GcAttachment, DEFAULT_DATA_DIR, parseNetConf, type WeirNetConf } from './config.ts';
+export { DEFAULT_DATA_DIR, type GcAttachment, parseNetConf, type WeirNetConf } from './config.ts';
 export {
   type CniArgs,
   type CniEnv,

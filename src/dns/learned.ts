@@ -76,7 +76,10 @@ export class LearnedDomains {
         overflow++;
         continue;
       }
-      if (!entry) this.#names.set(name, (entry = new Map()));
+      if (!entry) {
+        entry = new Map();
+        this.#names.set(name, entry);
+      }
       entry.set(address, expiresAt);
       this.#count++;
       kept.push({ address, expiresAt });

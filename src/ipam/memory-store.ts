@@ -3,7 +3,7 @@
 // that forgets the lock. `implements Store` keeps it in step with the interface.
 import { InternalError } from '../errors.ts';
 import type { Family } from './range.ts';
-import { attachmentKey, sameAttachment, type AllocationRecord, type RepairReport, type Store } from './store.ts';
+import { type AllocationRecord, attachmentKey, type RepairReport, type Store, sameAttachment } from './store.ts';
 
 const clone = (r: AllocationRecord): AllocationRecord => ({ ...r, addresses: [...r.addresses] });
 

@@ -9,22 +9,22 @@
 // the node live in the node's namespace, those of a pod's own sockets in the
 // pod's.
 import { Errno, NetlinkError } from '../errors.ts';
-import { NetlinkSocket } from './socket.ts';
 import type { Netns } from '../sys/netns.ts';
-import * as C from './constants.ts';
 import {
   CT_DELETE,
   CT_GET,
   CT_NEW,
   type CtEntry,
   type CtTuple,
-  NETLINK_NETFILTER,
   decodeCtEntry,
   encodeCtDelete,
   encodeCtDump,
   formatTuple,
+  NETLINK_NETFILTER,
 } from './conntrack.ts';
+import * as C from './constants.ts';
 import type { NlMsg } from './message.ts';
+import { NetlinkSocket } from './socket.ts';
 
 export class ConntrackHandle {
   readonly #sock: NetlinkSocket;

@@ -6,10 +6,10 @@ import { NetlinkError } from '../errors.ts';
 import type { Netns } from '../sys/netns.ts';
 import { type Addr, decodeAddr, encodeAddr, encodeGetAddr } from './addr.ts';
 import * as C from './constants.ts';
-import { type Link, type LinkChange, type VethSpec, decodeLink, encodeGetLink, encodeLinkChange, encodeNewVeth, ifinfomsg } from './link.ts';
+import { decodeLink, encodeGetLink, encodeLinkChange, encodeNewVeth, ifinfomsg, type Link, type LinkChange, type VethSpec } from './link.ts';
 import type { NlMsg } from './message.ts';
-import { type Neigh, decodeNeigh, encodeGetNeigh, encodeNeigh } from './neigh.ts';
-import { type Route, decodeRoute, encodeGetRoute, encodeRoute } from './route.ts';
+import { decodeNeigh, encodeGetNeigh, encodeNeigh, type Neigh } from './neigh.ts';
+import { decodeRoute, encodeGetRoute, encodeRoute, type Route } from './route.ts';
 import type { Rtnl } from './rtnl.ts';
 import { NetlinkSocket } from './socket.ts';
 

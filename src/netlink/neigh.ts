@@ -1,6 +1,7 @@
 // RTM_*NEIGH bodies: struct ndmsg plus NDA_* attributes.
-import * as C from './constants.ts';
+
 import { afToFamily, familyToAf } from './addr.ts';
+import * as C from './constants.ts';
 import { bytesToMac, macToBytes } from './link.ts';
 import { attr, parseAttrs } from './message.ts';
 

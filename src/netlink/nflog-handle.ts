@@ -25,22 +25,22 @@
 import { Worker } from 'node:worker_threads';
 import { Errno, NetlinkError, SyscallError } from '../errors.ts';
 import * as libc from '../sys/libc.ts';
-import { openNetlinkSocket } from './socket.ts';
 import type { Netns } from '../sys/netns.ts';
-import * as C from './constants.ts';
 import { NETLINK_NETFILTER } from './conntrack.ts';
+import * as C from './constants.ts';
 import { parseError, parseMessages } from './message.ts';
 import {
+  decodeNflogPacket,
+  encodeNflogConfig,
+  encodeNflogUnbind,
   NFLOG_PACKET,
   NFULNL_CFG_CMD_BIND,
   NFULNL_COPY_PACKET,
   type NflogConfig,
   type NflogPacket,
-  decodeNflogPacket,
-  encodeNflogConfig,
-  encodeNflogUnbind,
   nflogConfigMessage,
 } from './nflog.ts';
+import { openNetlinkSocket } from './socket.ts';
 
 export type { NflogPacket } from './nflog.ts';
 

@@ -1,7 +1,8 @@
 // RTM_*ROUTE bodies: struct rtmsg plus RTA_* attributes.
-import * as C from './constants.ts';
+
 import { afToFamily, familyToAf } from './addr.ts';
-import { attr, attrNested, attrU32, attrToU32, parseAttrs } from './message.ts';
+import * as C from './constants.ts';
+import { attr, attrNested, attrToU32, attrU32, parseAttrs } from './message.ts';
 
 const RTMSG_LEN = 12;
 

@@ -4,7 +4,7 @@
 // (rtnetlink, ctnetlink, nflog) opens its socket here.
 import { Errno, NetlinkError } from '../errors.ts';
 import * as libc from '../sys/libc.ts';
-import { type Netns, inNetns } from '../sys/netns.ts';
+import { inNetns, type Netns } from '../sys/netns.ts';
 import * as C from './constants.ts';
 import { type NlError, type NlMsg, nlmsg, parseError, parseMessages } from './message.ts';
 

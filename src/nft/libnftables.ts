@@ -33,13 +33,13 @@
 //   errors (EEXIST, EBUSY, ENOENT...) are found too and nothing changes.
 import fs from 'node:fs';
 import { Errno } from '../errors.ts';
-import { loadKoffi, type KoffiFunction } from '../sys/ffi.ts';
-import { type Netns, inNetns } from '../sys/netns.ts';
-import { NftError, errnoFromNftMessage } from './errors.ts';
+import { type KoffiFunction, loadKoffi } from '../sys/ffi.ts';
+import { inNetns, type Netns } from '../sys/netns.ts';
+import type { Nft, NftJson } from './backend.ts';
+import { errnoFromNftMessage, NftError } from './errors.ts';
 import type { Compiled, Transaction } from './transaction.ts';
 import { FAMILIES, type Family } from './types.ts';
 import { checkName } from './validate.ts';
-import type { Nft, NftJson } from './backend.ts';
 
 /** libnftables output flags (nftables/libnftables.h, enum nft_output_flags). */
 export const NFT_CTX_OUTPUT_HANDLE = 1 << 3;

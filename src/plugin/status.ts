@@ -2,7 +2,7 @@
 // range still has a free address. Otherwise code 50, so the runtime holds
 // pods back instead of failing them one by one.
 import type { WeirNetConf } from '../cni/config.ts';
-import { NotAvailableError, isWeirError } from '../errors.ts';
+import { isWeirError, NotAvailableError } from '../errors.ts';
 import { usage } from '../ipam/allocator.ts';
 import { rangesFor, storeFor } from './attachment.ts';
 

@@ -2,15 +2,16 @@
 // pair per pod, the pod end holding /32 and /128 addresses with a default
 // route via a link-local gateway, the host end holding a /32 (/128) route to
 // the pod. Every step goes through netlink handles; no `ip` subprocesses.
-import { NetlinkError, isNotFound } from '../errors.ts';
+
+import { type IpBytes, parseIp } from '../cni/ip.ts';
+import { isNotFound, NetlinkError } from '../errors.ts';
 import * as C from '../netlink/constants.ts';
-import type { Rtnl } from '../netlink/rtnl.ts';
 import type { Link } from '../netlink/link.ts';
 import type { Route } from '../netlink/route.ts';
+import type { Rtnl } from '../netlink/rtnl.ts';
 import type { Netns } from '../sys/netns.ts';
 import { ensureSysctl } from '../sys/sysctl.ts';
-import { type IpBytes, parseIp } from '../cni/ip.ts';
-import { GATEWAY4, GATEWAY6, HOST_VETH_MAC, RTPROT_WEIR, hostVethAlias, hostVethName, podMac } from './names.ts';
+import { GATEWAY4, GATEWAY6, HOST_VETH_MAC, hostVethAlias, hostVethName, podMac, RTPROT_WEIR } from './names.ts';
 
 export interface PodAttachment {
   network: string;

@@ -4,7 +4,7 @@
 // name goes to (rule-compile.ts makes one set per domain peer and family,
 // named after its names). Pure.
 import type { IpFamily } from '../cni/ip.ts';
-import { domainMatches, type DomainPeer, type NormalizedClusterPolicy } from './cnp-normalize.ts';
+import { type DomainPeer, domainMatches, type NormalizedClusterPolicy } from './cnp-normalize.ts';
 import type { LocalEndpoint } from './compile.ts';
 import { FAMILIES, sharedSetName } from './rule-compile.ts';
 

@@ -3,61 +3,34 @@
 // evaluator, HostFirewallPolicy normalization and the failsafe port lists,
 // ClusterNetworkPolicy normalization and tiers.
 // Pure: no I/O, no clock, no kernel.
-export type * from './types.ts';
-export type * from './cnp-types.ts';
-export { CNP_GROUP, CNP_KIND, CNP_PATH, CNP_PLURAL, CNP_VERSION } from './cnp-types.ts';
+
 export {
   byPrecedence,
-  canonicalDomain,
-  cnpRef,
-  domainMatches,
-  failClosedClusterPolicy,
-  normalizeClusterPolicies,
-  normalizeClusterPolicy,
   type CnpPeer,
   type CnpRule,
+  canonicalDomain,
+  cnpRef,
   type DomainPeer,
+  domainMatches,
+  failClosedClusterPolicy,
   type NormalizedClusterPolicy,
+  normalizeClusterPolicies,
+  normalizeClusterPolicy,
 } from './cnp-normalize.ts';
-export { learnedAddresses, type ClusterRuleReason } from './tiers.ts';
-export { PolicyError, PolicyQueryError, describePolicyRef, formatPolicyRef, type PolicyRef } from './errors.ts';
+export type * from './cnp-types.ts';
+export { CNP_GROUP, CNP_KIND, CNP_PATH, CNP_PLURAL, CNP_VERSION } from './cnp-types.ts';
+export { describePolicyRef, formatPolicyRef, PolicyError, PolicyQueryError, type PolicyRef } from './errors.ts';
 export {
-  EVERYTHING,
-  NOTHING,
-  compileOptionalSelector,
-  compileSelector,
-  formatSelector,
-  matchesLabelSelector,
-  selectorMatches,
-  type CompiledSelector,
-  type Requirement,
-} from './selector.ts';
-export {
-  effectivePolicyTypes,
-  ipBlockContains,
-  isValidPortName,
-  normalizePolicies,
-  normalizePolicy,
-  type Direction,
-  type IpBlockPeer,
-  type NormalizeResult,
-  type NormalizedPeer,
-  type NormalizedPolicy,
-  type NormalizedRule,
-  type PodPeer,
-} from './normalize.ts';
-export { formatPortMatch, namedPortsOf, portMatches, portsMatch, resolveNamedPort, type NamedPorts, type PortMatch } from './ports.ts';
-export {
-  PolicyEvaluator,
-  evaluate,
-  ipEndpoint,
-  podEndpoint,
   type Connection,
   type DirectionVerdict,
-  type EvaluatorOptions,
-  type HostFirewallEvalOptions,
   type Endpoint,
+  type EvaluatorOptions,
+  evaluate,
+  type HostFirewallEvalOptions,
+  ipEndpoint,
   type PodRef,
+  PolicyEvaluator,
+  podEndpoint,
   type Reason,
   type ResolvedEndpoint,
   type Verdict,
@@ -66,23 +39,51 @@ export { formatEndpoint, formatReason, formatVerdict } from './explain.ts';
 export {
   DEFAULT_FAILSAFE_INBOUND,
   DEFAULT_FAILSAFE_OUTBOUND,
+  declaredPorts,
+  failClosedHostPolicy,
+  formatPortRange,
   HFP_GROUP,
   HFP_KIND,
   HFP_PATH,
   HFP_PLURAL,
   HFP_VERSION,
-  declaredPorts,
-  failClosedHostPolicy,
-  formatPortRange,
-  hostPolicyRef,
-  normalizeHostPolicies,
-  normalizeHostPolicy,
-  parsePortRanges,
-  portRangesContain,
   type HostPeer,
   type HostRule,
+  hostPolicyRef,
   type L4Protocol,
   type NodePeer,
   type NormalizedHostPolicy,
+  normalizeHostPolicies,
+  normalizeHostPolicy,
   type PortRange,
+  parsePortRanges,
+  portRangesContain,
 } from './host-policy.ts';
+export {
+  type Direction,
+  effectivePolicyTypes,
+  type IpBlockPeer,
+  ipBlockContains,
+  isValidPortName,
+  type NormalizedPeer,
+  type NormalizedPolicy,
+  type NormalizedRule,
+  type NormalizeResult,
+  normalizePolicies,
+  normalizePolicy,
+  type PodPeer,
+} from './normalize.ts';
+export { formatPortMatch, type NamedPorts, namedPortsOf, type PortMatch, portMatches, portsMatch, resolveNamedPort } from './ports.ts';
+export {
+  type CompiledSelector,
+  compileOptionalSelector,
+  compileSelector,
+  EVERYTHING,
+  formatSelector,
+  matchesLabelSelector,
+  NOTHING,
+  type Requirement,
+  selectorMatches,
+} from './selector.ts';
+export { type ClusterRuleReason, learnedAddresses } from './tiers.ts';
+export type * from './types.ts';

@@ -11,7 +11,7 @@ import type { ClusterIndexer } from './cluster-index.ts';
 import type { Direction } from './normalize.ts';
 import type { PodSets, SetMembership } from './pod-sets.ts';
 import type { RuleContext } from './rule-compile.ts';
-import { RulesetBuilder, type DesiredChain, type DesiredSet } from './ruleset.ts';
+import { type DesiredChain, type DesiredSet, RulesetBuilder } from './ruleset.ts';
 
 export class PolicyOutput {
   readonly chains: { d: Direction; chain: DesiredChain }[] = [];

@@ -9,10 +9,10 @@
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { parseIp, type IpFamily } from '../cni/ip.ts';
+import { type IpFamily, parseIp } from '../cni/ip.ts';
 import { InvalidConfigError } from '../errors.ts';
 import { closeFd, rawSocket, sendTo } from './raw.ts';
-import { IPPROTO_SCTP, buildSctpInit } from './sctp.ts';
+import { buildSctpInit, IPPROTO_SCTP } from './sctp.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];

@@ -2,7 +2,7 @@
 // raw sockets opened by the main thread (fds are process-wide) and posts each
 // INIT event back. Checks the shared stop flag after every poll period.
 import { parentPort, workerData } from 'node:worker_threads';
-import { type ObserverWorkerData, drainSctp } from './observer.ts';
+import { drainSctp, type ObserverWorkerData } from './observer.ts';
 
 const data = workerData as ObserverWorkerData;
 const stop = new Int32Array(data.stop);

@@ -11,8 +11,8 @@
 // Exit status: 0 once every target was probed (whatever the verdicts), 2 on
 // bad usage, 1 on an unexpected failure.
 import { parseArgs } from 'node:util';
-import { DEFAULT_TIMEOUT_MS, parseTarget, parseTargetsJson, probeAll, type ProbeTarget } from './client.ts';
 import { emitLine, readAllStdin } from './cli.ts';
+import { DEFAULT_TIMEOUT_MS, type ProbeTarget, parseTarget, parseTargetsJson, probeAll } from './client.ts';
 
 const USAGE = 'usage: probe-main.ts [--timeout MS] (--target IP:PORT/PROTO ... | --stdin)';
 

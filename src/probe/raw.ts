@@ -4,9 +4,9 @@
 // failure is a SyscallError carrying the kernel errno. Kept apart from
 // src/sys/libc.ts so the prober owns its bindings.
 import os from 'node:os';
+import { formatIp, type IpBytes, type IpFamily, parseIp } from '../cni/ip.ts';
 import { Errno, InvalidConfigError, SyscallError } from '../errors.ts';
 import { libcCalls } from '../sys/libc.ts';
-import { formatIp, parseIp, type IpBytes, type IpFamily } from '../cni/ip.ts';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;

@@ -1,8 +1,8 @@
 // The few libc calls weir needs, bound once through koffi. Every wrapper
 // checks the return value and throws SyscallError with the real errno, so no
 // caller ever sees a bare -1.
-import { SyscallError, Errno } from '../errors.ts';
-import { loadKoffi, type KoffiFunction } from './ffi.ts';
+import { Errno, SyscallError } from '../errors.ts';
+import { type KoffiFunction, loadKoffi } from './ffi.ts';
 
 export const AF_NETLINK = 16;
 export const AF_INET = 2;

@@ -8,7 +8,7 @@
 // under memory pressure); glibc on malloc_trim.
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { loadKoffi, type KoffiFunction } from './ffi.ts';
+import { type KoffiFunction, loadKoffi } from './ffi.ts';
 
 type Gc = (opts: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 let gc: Gc | undefined;

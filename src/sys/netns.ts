@@ -3,7 +3,7 @@
 // back in a `finally`. setns affects the calling thread alone, and synchronous
 // code cannot yield to other JS, so nothing else ever runs in the wrong netns.
 import fs from 'node:fs';
-import { NetnsError, SyscallError, errnoName } from '../errors.ts';
+import { errnoName, NetnsError, SyscallError } from '../errors.ts';
 import { CLONE_NEWNET, setns } from './libc.ts';
 
 const NSFS_MAGIC = 0x6e736673;

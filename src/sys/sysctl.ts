@@ -2,7 +2,7 @@
 // that opens the file, so a pod's are written from inside inNetns.
 import fs from 'node:fs';
 import { IoError } from '../errors.ts';
-import { type Netns, inNetns } from './netns.ts';
+import { inNetns, type Netns } from './netns.ts';
 
 // Keys are written with '/' (net/ipv4/ip_forward), not dots: interface names
 // such as eth0.100 contain dots of their own.

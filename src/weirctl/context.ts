@@ -4,14 +4,12 @@
 // agent is exit 2 with a message naming the socket and --socket.
 import fs from 'node:fs';
 import { AgentUnavailableError, agentCall } from '../agent-api/client.ts';
-import type { AgentStatus, DropsReply, EndpointsReply, StateReply } from '../agent-api/types.ts';
+import type { AgentStatus, EndpointsReply, StateReply } from '../agent-api/types.ts';
 import { DEFAULT_DATA_DIR } from '../cni/config.ts';
-import type { LocalEndpoint } from '../policy/compile.ts';
-import type { ClusterState } from '../policy/types.ts';
+import { CniCode, WeirError } from '../errors.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import type { AllocationRecord } from '../ipam/store.ts';
 import { ConflistError, type LoadedConflist, loadConflist } from './conflist.ts';
-import { CniCode, WeirError } from '../errors.ts';
 
 export type { AgentStatus, DropRecord, DropsReply, EndpointsReply, StateReply } from '../agent-api/types.ts';
 

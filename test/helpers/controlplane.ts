@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from '../../lab/controlplane/index.ts';
-import { type TestNetns, createNetns, sweepLeakedNetns } from './netns.ts';
+import { createNetns, sweepLeakedNetns, type TestNetns } from './netns.ts';
 
 export type FixtureOptions = Partial<Omit<ControlPlaneOptions, 'netns' | 'dir'>>;
 

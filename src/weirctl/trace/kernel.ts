@@ -12,7 +12,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { IpFamily } from '../../cni/ip.ts';
 import { LibNftables } from '../../nft/libnftables.ts';
 import type { Netns } from '../../sys/netns.ts';
-import { type KernelVerdict, judgePacket, probePacket, settled, splitPackets, verdictOf } from './parse.ts';
+import { judgePacket, type KernelVerdict, probePacket, settled, splitPackets, verdictOf } from './parse.ts';
 import { type ProbeProtocol, sendProbe } from './probe.ts';
 
 export const TRACE_TABLE = 'weirctl_trace';

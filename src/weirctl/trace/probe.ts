@@ -5,11 +5,11 @@
 // after the thread has switched back, so the rest happens outside it.
 import { randomInt } from 'node:crypto';
 import type { IpFamily } from '../../cni/ip.ts';
-import { Errno, SyscallError, errnoName } from '../../errors.ts';
+import { Errno, errnoName, SyscallError } from '../../errors.ts';
 import { closeFd, rawSocket, sendTo, sockaddr } from '../../probe/raw.ts';
-import { IPPROTO_SCTP, buildSctpInit } from '../../probe/sctp.ts';
+import { buildSctpInit, IPPROTO_SCTP } from '../../probe/sctp.ts';
 import { libcCalls } from '../../sys/libc.ts';
-import { type Netns, inNetns } from '../../sys/netns.ts';
+import { inNetns, type Netns } from '../../sys/netns.ts';
 
 const AF = { 4: 2, 6: 10 } as const;
 const SOCK_STREAM = 1;

@@ -2,7 +2,7 @@
 // found, replaced and forgotten under one key whatever event carries it.
 import { describe, expect, it } from 'vitest';
 import { ClusterCache, objectKey } from '../../../src/agent/cache.ts';
-import { KINDS, idsOf } from './kinds.ts';
+import { idsOf, KINDS } from './kinds.ts';
 
 describe.each(KINDS)('cache: $kind', (f) => {
   const [a, b, c] = idsOf(f);

@@ -8,7 +8,7 @@ import { ClusterCache } from '../../../src/agent/cache.ts';
 import { FakeListWatch, type FakeWatch } from '../../../src/agent/fake-list-watch.ts';
 import { Reflector } from '../../../src/agent/reflector.ts';
 import { ResourceExpiredError, WatchError, WeirError } from '../../../src/errors.ts';
-import { KINDS, type KindFixture, idsOf } from './kinds.ts';
+import { idsOf, KINDS, type KindFixture } from './kinds.ts';
 
 type Obj = { metadata?: { resourceVersion?: string } };
 

@@ -4,9 +4,6 @@
 //   struct nlmsgerr { int error; struct nlmsghdr msg; }  then, with NLM_F_ACK_TLVS, NLMSGERR_ATTR_* TLVs
 import { describe, expect, it } from 'vitest';
 import {
-  NLMSG_DONE,
-  NLMSG_ERROR,
-  NLMSGERR_ATTR_MSG,
   NLM_F_ACK,
   NLM_F_ACK_TLVS,
   NLM_F_CAPPED,
@@ -14,12 +11,13 @@ import {
   NLM_F_EXCL,
   NLM_F_MULTI,
   NLM_F_REQUEST,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSGERR_ATTR_MSG,
   RTM_NEWADDR,
   RTM_NEWLINK,
 } from '../../../src/netlink/constants.ts';
 import {
-  NLA_F_NESTED,
-  NLMSG_HDRLEN,
   align4,
   attr,
   attrNested,
@@ -28,13 +26,15 @@ import {
   attrToS32,
   attrToString,
   attrToU32,
-  attrU32,
   attrU8,
+  attrU32,
+  NLA_F_NESTED,
+  NLMSG_HDRLEN,
+  type NlMsg,
   nlmsg,
   parseAttrs,
   parseError,
   parseMessages,
-  type NlMsg,
 } from '../../../src/netlink/message.ts';
 import { hex, words } from './bytes.ts';
 

@@ -14,11 +14,6 @@ import { InternalError } from '../../../src/errors.ts';
 import { NLM_F_ACK, NLM_F_REQUEST } from '../../../src/netlink/constants.ts';
 import { parseMessages } from '../../../src/netlink/message.ts';
 import {
-  NFLOG_CONFIG,
-  NFLOG_PACKET,
-  NFULNL_CFG_CMD_BIND,
-  NFULNL_CFG_F_SEQ,
-  NFULNL_COPY_PACKET,
   decodeNflogDatagram,
   decodeNflogPacket,
   encodeNflogBind,
@@ -26,6 +21,11 @@ import {
   encodeNflogCopyPacket,
   encodeNflogUnbind,
   hookName,
+  NFLOG_CONFIG,
+  NFLOG_PACKET,
+  NFULNL_CFG_CMD_BIND,
+  NFULNL_CFG_F_SEQ,
+  NFULNL_COPY_PACKET,
   nflogConfigMessage,
   nflogGenmsg,
   parsePacketHeaders,

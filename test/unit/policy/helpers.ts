@@ -1,7 +1,7 @@
 // Builders for cluster snapshots in tests: small, explicit, and shaped like
 // what the API server serves.
 import { isWeirError } from '../../../src/errors.ts';
-import { ipEndpoint, podEndpoint, type Connection, type Endpoint } from '../../../src/policy/index.ts';
+import { type Connection, type Endpoint, ipEndpoint, podEndpoint } from '../../../src/policy/index.ts';
 import type { ContainerPort, Namespace, NetworkPolicy, NetworkPolicySpec, Pod, Protocol } from '../../../src/policy/types.ts';
 
 export function ns(name: string, labels: Record<string, string> = {}): Namespace {

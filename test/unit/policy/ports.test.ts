@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatPortMatch, namedPortsOf, portMatches, portsMatch, resolveNamedPort, type PortMatch } from '../../../src/policy/index.ts';
+import { formatPortMatch, namedPortsOf, type PortMatch, portMatches, portsMatch, resolveNamedPort } from '../../../src/policy/index.ts';
 import { pod } from './helpers.ts';
 
 const web = pod('x/web', {
