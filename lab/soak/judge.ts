@@ -114,6 +114,27 @@ export function reduceCandidates(cands: Record<Kind, Version[]>, srcNs: string, 
   return { pods, namespaces: cands.namespaces, networkpolicies };
 }
 
+const labelsOf = (o: KObject | undefined): string => JSON.stringify(o?.metadata?.labels ?? {});
+
+/**
+ * What a reader needs to tell a weir bug from a soak bug: the evaluator's
+ * verdict per direction, the two pods and their namespaces' labels, and the
+ * specs of the policies of those namespaces, in one state.
+ */
+function explain(c: Record<Kind, Version>, evaluators: EvaluatorCache, ns: string, name: string, p: ProbeResult): string {
+  const ev = evaluators.get(c);
+  if (ev instanceof Error) return ev.message;
+  const v = ev.evaluate({ src: podEndpoint(ns, name), dst: ipEndpoint(p.ip), protocol: 'TCP', port: p.port });
+  const dir = (d: typeof v.egress): string => `${d.allowed ? 'allows' : 'denies'} [${d.policies.map((x) => x.name).join(',')}] ${JSON.stringify(d.reasons)}`;
+  const src = c.pods.objects.get(`${ns}/${name}`);
+  const dst = podWithIp(c.pods, p.ip);
+  const dstNs = dst?.metadata?.namespace ?? '';
+  const nsLabels = [ns, dstNs].map((n) => `${n} ${labelsOf(c.namespaces.objects.get(n))}`).join(', ');
+  const pols = [...c.networkpolicies.objects.values()].filter((o) => [ns, dstNs].includes(o.metadata?.namespace ?? '')).map((o) => `${objectKey(o)} ${JSON.stringify(o.spec)}`);
+  const dstDesc = dst ? `${objectKey(dst)} ${labelsOf(dst)}${dst.metadata?.deletionTimestamp ? ' (terminating)' : ''} on ${(dst.spec as { nodeName?: string } | undefined)?.nodeName ?? '?'}` : 'no pod';
+  return `egress ${dir(v.egress)}; ingress ${dir(v.ingress)}; src ${ns}/${name} ${labelsOf(src)}; dst ${dstDesc}; namespaces ${nsLabels}; policies ${pols.join(' ') || 'none'}`;
+}
+
 /** undefined while some candidate is not settled yet (judge later). */
 export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, evaluators: EvaluatorCache, now: number, rules: SettleRules): Judgement | undefined {
   const cands = {} as Record<Kind, Version[]>;
@@ -142,7 +163,7 @@ export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, eva
   const judged = combos.length - errors.length;
   if (judged === 0) return { outcome: 'unjudged', states: combos.length, detail: errors[0] };
   const states = combos.length;
-  const describe = (): string => KINDS.map((k) => `${k}: ${cands[k].map((v) => `v${v.seq} (${v.change})`).join(' | ')}`).join('; ');
+  const describe = (): string => `${KINDS.map((k) => `${k}: ${cands[k].map((v) => `v${v.seq} (${v.change})`).join(' | ')}`).join('; ')}; in the newest: ${explain(combos[0] as Record<Kind, Version>, evaluators, ns, name, p)}`;
   if (p.connected) return allowed > 0 ? { outcome: 'allowed-ok', states } : { outcome: 'forbidden', states, detail: describe() };
   if (allowed === judged && errors.length === 0) return { outcome: 'allowed-failed', states, detail: p.error };
   return allowed === 0 ? { outcome: 'blocked-ok', states } : { outcome: 'unsettled', states };

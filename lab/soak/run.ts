@@ -57,7 +57,12 @@ function continueOnExit(stopped: ReadonlySet<number>): void {
       }
     }
   });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`soak: stopped by ${sig}, no summary\n`);
+      process.exit(130);
+    });
+  }
 }
 
 /** Step 1: the scenario, the prober pods, the first population, the lab settled. */

@@ -56,6 +56,9 @@ describe('judge', () => {
     const bad = judge(probe(4000, true), t, ev, 5000, RULES);
     expect(bad?.outcome).toBe('forbidden');
     expect(bad?.detail).toMatch(/networkpolicies: v\d+ \(ADDED app\/deny\)/);
+    expect(bad?.detail).toMatch(/ingress denies \[deny\]/);
+    expect(bad?.detail).toMatch(/dst app\/s \{\} on n2/);
+    expect(bad?.detail).toMatch(/policies app\/deny \{"podSelector":\{\},"policyTypes":\["Ingress"\]\}/);
     expect(judge(probe(4000, false), t, ev, 5000, RULES)?.outcome).toBe('blocked-ok');
   });
 
