@@ -27,12 +27,12 @@ import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { type ClusterNetworkPolicy, CNP_PATH } from '../../src/policy/cnp-types.ts';
 import { compileOptionalSelector, selectorMatches } from '../../src/policy/selector.ts';
 import type { NetworkPolicy, NetworkPolicySpec, Pod } from '../../src/policy/types.ts';
-import { makeClusterPolicies } from './policy/cluster-policies.ts';
 import { type Traffic, trafficDelta, watchTraffic } from './agent/watch-traffic.ts';
-import { APPS, BENCH_NODE, BENCH_NODE_INDEX, NODE_COUNT, makeCluster, makePod, nodeIP, nodeName, podCIDR, podPrefix } from './policy/cluster.ts';
-import { CNP_PATH, type ClusterNetworkPolicy } from '../../src/policy/cnp-types.ts';
+import { APPS, BENCH_NODE, BENCH_NODE_INDEX, makeCluster, makePod, NODE_COUNT, nodeIP, nodeName, podCIDR, podPrefix } from './policy/cluster.ts';
+import { makeClusterPolicies } from './policy/cluster-policies.ts';
 
 const log = (s: string): void => void process.stderr.write(`bench-agent: ${s}\n`);
 const { values: opt, positionals } = parseArgs({
@@ -76,6 +76,7 @@ const pool = new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY + 4, ca:
 
 interface Reply {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: API and agent replies read field by field.
   json: any;
   /** performance.now() when the request was sent and when the whole reply was in. */
   sent: number;
@@ -87,7 +88,15 @@ function request(method: string, p: string, body?: unknown, type = 'application/
     const data = body === undefined ? undefined : JSON.stringify(body);
     const sent = performance.now();
     const req = https.request(
-      { agent: pool, host: server.hostname, port: server.port, path: p, method, timeout: 60_000, headers: { accept: 'application/json', ...(data ? { 'content-type': type, 'content-length': Buffer.byteLength(data) } : {}) } },
+      {
+        agent: pool,
+        host: server.hostname,
+        port: server.port,
+        path: p,
+        method,
+        timeout: 60_000,
+        headers: { accept: 'application/json', ...(data ? { 'content-type': type, 'content-length': Buffer.byteLength(data) } : {}) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -124,7 +133,12 @@ async function api(method: string, p: string, body?: unknown, type?: string, ret
     if (r && r.status >= 200 && r.status < 300) return r;
     const retriable = !r || r.status === 429 || r.status >= 500;
     if (!retriable || attempt >= retries) {
-      throw new Error(`API ${method} ${p}: ${r ? `HTTP ${r.status} ${typeof r.json === 'object' ? (r.json?.message ?? JSON.stringify(r.json)) : r.json}` : String(err)}`.slice(0, 600));
+      throw new Error(
+        `API ${method} ${p}: ${r ? `HTTP ${r.status} ${typeof r.json === 'object' ? (r.json?.message ?? JSON.stringify(r.json)) : r.json}` : String(err)}`.slice(
+          0,
+          600,
+        ),
+      );
     }
     await sleep(100 * 2 ** attempt);
   }
@@ -221,21 +235,57 @@ async function base(): Promise<void> {
     await api('POST', `/api/v1/namespaces/${ns.metadata?.name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
   });
   const t1 = performance.now();
-  await inParallel(Array.from({ length: NODES }, (_, k) => k), CONCURRENCY, async (k) => {
-    const name = nodeName(k);
-    const cidr = podCIDR(k);
-    await api('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux' } }, spec: { podCIDR: cidr, podCIDRs: [cidr] } });
-    await api('PATCH', `/api/v1/nodes/${name}/status`, { status: { addresses: [{ type: 'InternalIP', address: nodeIP(k) }, { type: 'Hostname', address: name }] } }, 'application/merge-patch+json');
-  });
+  await inParallel(
+    Array.from({ length: NODES }, (_, k) => k),
+    CONCURRENCY,
+    async (k) => {
+      const name = nodeName(k);
+      const cidr = podCIDR(k);
+      await api('POST', '/api/v1/nodes', {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name, labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux' } },
+        spec: { podCIDR: cidr, podCIDRs: [cidr] },
+      });
+      await api(
+        'PATCH',
+        `/api/v1/nodes/${name}/status`,
+        {
+          status: {
+            addresses: [
+              { type: 'InternalIP', address: nodeIP(k) },
+              { type: 'Hostname', address: name },
+            ],
+          },
+        },
+        'application/merge-patch+json',
+      );
+    },
+  );
   const t2 = performance.now();
-  log(`base: ${cluster.state.namespaces.length} namespaces (+ServiceAccount) in ${((t1 - t0) / 1000).toFixed(1)} s, ${NODES} nodes (+status) in ${((t2 - t1) / 1000).toFixed(1)} s`);
-  await inParallel(cluster.state.policies, CONCURRENCY, async (np) => void (await api('POST', `/apis/networking.k8s.io/v1/namespaces/${np.metadata?.namespace}/networkpolicies`, policyObject(np))));
+  log(
+    `base: ${cluster.state.namespaces.length} namespaces (+ServiceAccount) in ${((t1 - t0) / 1000).toFixed(1)} s, ${NODES} nodes (+status) in ${((t2 - t1) / 1000).toFixed(1)} s`,
+  );
+  await inParallel(
+    cluster.state.policies,
+    CONCURRENCY,
+    async (np) => void (await api('POST', `/apis/networking.k8s.io/v1/namespaces/${np.metadata?.namespace}/networkpolicies`, policyObject(np))),
+  );
   const t3 = performance.now();
   log(`base: policies ${rate(cluster.state.policies.length, t3 - t2)}`);
   await inParallel(clusterPolicies, CONCURRENCY, async (cnp) => void (await api('POST', CNP_PATH, { ...cnp, metadata: { name: cnp.metadata?.name } })));
   const t4 = performance.now();
   if (CNPS) log(`base: cluster policies ${rate(CNPS, t4 - t3)}`);
-  out({ namespaces: cluster.state.namespaces.length, nodes: NODES, policies: cluster.state.policies.length, clusterPolicies: CNPS, namespacesMs: t1 - t0, nodesMs: t2 - t1, policiesMs: t3 - t2, clusterPoliciesMs: t4 - t3 });
+  out({
+    namespaces: cluster.state.namespaces.length,
+    nodes: NODES,
+    policies: cluster.state.policies.length,
+    clusterPolicies: CNPS,
+    namespacesMs: t1 - t0,
+    nodesMs: t2 - t1,
+    policiesMs: t3 - t2,
+    clusterPoliciesMs: t4 - t3,
+  });
 }
 
 // ---- load: pods ---------------------------------------------------------------
@@ -301,7 +351,13 @@ async function agentGet(p: string): Promise<string> {
 
 /** The values of the agent's metrics this benchmark reads. */
 function metricValues(text: string): Record<string, number> {
-  const want = ['weir_event_to_applied_seconds_sum', 'weir_event_to_applied_seconds_count', 'weir_sync_duration_seconds_sum', 'weir_sync_duration_seconds_count', 'process_cpu_seconds_total'];
+  const want = [
+    'weir_event_to_applied_seconds_sum',
+    'weir_event_to_applied_seconds_count',
+    'weir_sync_duration_seconds_sum',
+    'weir_sync_duration_seconds_count',
+    'process_cpu_seconds_total',
+  ];
   const v: Record<string, number> = {};
   for (const line of text.split('\n')) {
     const [name, value] = line.split(' ');
@@ -357,9 +413,15 @@ async function changes(): Promise<void> {
     return local.some((p) => selectorMatches(nsSel, nsLabels.get(p.metadata?.namespace ?? '')) && selectorMatches(podSel, p.metadata?.labels));
   });
   const policyTypes = cnpCandidates.length > 0 ? ['port', 'peer', 'select', 'cnp'] : ['port', 'peer', 'select'];
-  const specs = new Map<string, NetworkPolicySpec>(cluster.state.policies.map((np) => [`${np.metadata?.namespace}/${np.metadata?.name}`, structuredClone(np.spec ?? {})]));
-  const labels = new Map<string, Record<string, string>>(cluster.state.pods.map((p) => [`${p.metadata?.namespace}/${p.metadata?.name}`, { ...(p.metadata?.labels ?? {}) }]));
-  log(`changes: ${candidates.length} policies select pods on ${BENCH_NODE} (${withRules.length} with rules), ${cnpCandidates.length} cluster policies; ${local.length} local pods, ${remote.length} pods elsewhere in their namespaces`);
+  const specs = new Map<string, NetworkPolicySpec>(
+    cluster.state.policies.map((np) => [`${np.metadata?.namespace}/${np.metadata?.name}`, structuredClone(np.spec ?? {})]),
+  );
+  const labels = new Map<string, Record<string, string>>(
+    cluster.state.pods.map((p) => [`${p.metadata?.namespace}/${p.metadata?.name}`, { ...(p.metadata?.labels ?? {}) }]),
+  );
+  log(
+    `changes: ${candidates.length} policies select pods on ${BENCH_NODE} (${withRules.length} with rules), ${cnpCandidates.length} cluster policies; ${local.length} local pods, ${remote.length} pods elsewhere in their namespaces`,
+  );
 
   const otherApp = (current: string | undefined, k: number): string => {
     const i = APPS.indexOf(current ?? '');
@@ -405,7 +467,13 @@ async function changes(): Promise<void> {
           else if (egress) egress.to = peers;
         }
       }
-      const reply = await api('PATCH', `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${np.metadata?.name}`, [{ op: 'replace', path: '/spec', value: spec }], 'application/json-patch+json', 1);
+      const reply = await api(
+        'PATCH',
+        `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${np.metadata?.name}`,
+        [{ op: 'replace', path: '/spec', value: spec }],
+        'application/json-patch+json',
+        1,
+      );
       return { kind: 'policy', type, target: key, reply };
     }
     const n = podN++;
@@ -427,7 +495,13 @@ async function changes(): Promise<void> {
     const key = `${p.metadata?.namespace}/${p.metadata?.name}`;
     const l = labels.get(key) as Record<string, string>;
     l['app'] = otherApp(l['app'], n);
-    const reply = await api('PATCH', `/api/v1/namespaces/${p.metadata?.namespace}/pods/${p.metadata?.name}`, { metadata: { labels: { app: l['app'] } } }, 'application/merge-patch+json', 1);
+    const reply = await api(
+      'PATCH',
+      `/api/v1/namespaces/${p.metadata?.namespace}/pods/${p.metadata?.name}`,
+      { metadata: { labels: { app: l['app'] } } },
+      'application/merge-patch+json',
+      1,
+    );
     return { kind: 'pod', type, target: key, reply };
   }
 
@@ -458,7 +532,8 @@ async function changes(): Promise<void> {
     const rv = Number(w.reply.json?.metadata?.resourceVersion);
     if (!Number.isFinite(rv)) throw new Error(`change ${k}: no resourceVersion in the reply`);
     const versionKey = w.type === 'cnp' ? 'clusterpolicies' : w.kind === 'policy' ? 'policies' : 'pods';
-      let st: any;
+    // biome-ignore lint/suspicious/noExplicitAny: API and agent replies read field by field.
+    let st: any;
     for (;;) {
       st = JSON.parse(await agentGet('/status'));
       if (Number(st.applied?.versions?.[versionKey] ?? 0) >= rv) break;
@@ -467,7 +542,9 @@ async function changes(): Promise<void> {
     }
     const seen = performance.now();
     if (Number(st.applied?.versions?.[versionKey] ?? 0) < rv) {
-      log(`change ${k} (${w.kind} ${w.type} ${w.target}, rv ${rv}) not applied within ${APPLY_TIMEOUT_MS / 1000} s; agent sync error: ${st.errors?.sync ?? 'none'}`);
+      log(
+        `change ${k} (${w.kind} ${w.type} ${w.target}, rv ${rv}) not applied within ${APPLY_TIMEOUT_MS / 1000} s; agent sync error: ${st.errors?.sync ?? 'none'}`,
+      );
       if (++timeouts >= 3) throw new Error(`3 changes were not applied within ${APPLY_TIMEOUT_MS / 1000} s; giving up`);
       continue;
     }
@@ -498,13 +575,29 @@ async function changes(): Promise<void> {
   const watch = trafficDelta(traffic0, watcher.snapshot());
   watcher.stop();
   // The window, on the monotonic clock (process.hrtime = CLOCK_MONOTONIC, as V8's profiler timestamps).
-  out({ changes: results, timeouts, watch, cnpCandidates: cnpCandidates.length, candidates: candidates.length, localPods: local.length, windowUs: [Number(hr0 / 1000n), Number(hr1 / 1000n)], ms: performance.now() - t0 });
+  out({
+    changes: results,
+    timeouts,
+    watch,
+    cnpCandidates: cnpCandidates.length,
+    candidates: candidates.length,
+    localPods: local.length,
+    windowUs: [Number(hr0 / 1000n), Number(hr1 / 1000n)],
+    ms: performance.now() - t0,
+  });
 }
 
 // ---- verify: the agent's policies against the API's ------------------------------------------
 /** JSON with sorted keys. */
 const canon = (v: unknown): string =>
-  Array.isArray(v) ? `[${v.map(canon).join(',')}]` : v && typeof v === 'object' ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canon((v as Record<string, unknown>)[k])}`).join(',')}}` : JSON.stringify(v);
+  Array.isArray(v)
+    ? `[${v.map(canon).join(',')}]`
+    : v && typeof v === 'object'
+      ? `{${Object.keys(v)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${canon((v as Record<string, unknown>)[k])}`)
+          .join(',')}}`
+      : JSON.stringify(v);
 
 async function verify(): Promise<void> {
   if (!opt.socket) throw new Error('verify needs --socket');
@@ -525,7 +618,8 @@ async function verify(): Promise<void> {
   if (first) {
     const a = JSON.parse(held.get(first) as string) as NetworkPolicySpec;
     const b = api_.find((np) => `${np.metadata?.namespace}/${np.metadata?.name}` === first)?.spec as NetworkPolicySpec;
-    const keys = (s: NetworkPolicySpec | undefined): string => JSON.stringify({ ingress: (s?.ingress ?? []).map((r) => Object.keys(r)), egress: (s?.egress ?? []).map((r) => Object.keys(r)) });
+    const keys = (s: NetworkPolicySpec | undefined): string =>
+      JSON.stringify({ ingress: (s?.ingress ?? []).map((r) => Object.keys(r)), egress: (s?.egress ?? []).map((r) => Object.keys(r)) });
     example = `${first}: rule keys in the API ${keys(b)}, in the agent ${keys(a)}`;
   }
   out({ policies: api_.length, agentPolicies: agent.length, missing, differ: differ.length, example });

@@ -36,16 +36,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchOptions } from './options.ts';
-import { makeClusterPolicies } from './policy/cluster-policies.ts';
-import { heapSummary } from './agent/heap-profile.ts';
-import { report } from './agent/report.ts';
 import { type ControlPlane, startControlPlane } from '../../lab/controlplane/index.ts';
 import { rulesetCounts } from '../../src/agent/agent-metrics.ts';
 import { compilePolicies } from '../../src/policy/compile.ts';
 import { addMasquerade } from '../../src/policy/node-rules.ts';
 import { agentRequest } from '../../test/helpers/agent.ts';
-import { BENCH_NODE, BENCH_NODE_INDEX, BENCH_POD_CIDR, MAX_NODES, NODE_COUNT, makeCluster, podCIDR } from './policy/cluster.ts';
+import { heapSummary } from './agent/heap-profile.ts';
+import { report } from './agent/report.ts';
+import { benchOptions } from './options.ts';
+import { BENCH_NODE, BENCH_NODE_INDEX, BENCH_POD_CIDR, MAX_NODES, makeCluster, NODE_COUNT, podCIDR } from './policy/cluster.ts';
+import { makeClusterPolicies } from './policy/cluster-policies.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const USAGE = `usage: scripts/bench-agent [options]
@@ -114,7 +114,10 @@ const HEAP_PROFILE = opt['heap-profile'] === true;
 /** Either profiler: the agent runs from source. */
 const PROFILE = CPU_PROFILE || HEAP_PROFILE;
 const AGENT_MAIN = path.join(typeof opt['agent-src'] === 'string' ? path.resolve(opt['agent-src']) : root, 'agent/main.ts');
-if (process.getuid?.() !== 0) (console.error('bench-agent: needs root (network namespaces)'), process.exit(1));
+if (process.getuid?.() !== 0) {
+  console.error('bench-agent: needs root (network namespaces)');
+  process.exit(1);
+}
 
 const started = performance.now();
 const loadavg = (): string => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -132,9 +135,13 @@ const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdo
 const log = (s: string): void => void process.stderr.write(`bench-agent: ${s}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-if (opt.build || (AGENT_SRC === DEFAULT_AGENT_BIN && !fs.existsSync(AGENT_SRC))) spawnSync(NODE, [path.join(root, 'scripts/build.mjs'), 'weir-agent'], { cwd: root, stdio: ['ignore', 2, 2] });
+if (opt.build || (AGENT_SRC === DEFAULT_AGENT_BIN && !fs.existsSync(AGENT_SRC)))
+  spawnSync(NODE, [path.join(root, 'scripts/build.mjs'), 'weir-agent'], { cwd: root, stdio: ['ignore', 2, 2] });
 for (const f of PROFILE ? [] : [AGENT_SRC, path.join(path.dirname(AGENT_SRC), 'koffi.node')]) {
-  if (!fs.existsSync(f)) (console.error(`bench-agent: ${f} is missing${AGENT_SRC === DEFAULT_AGENT_BIN ? ' (and the build failed)' : ''}`), process.exit(1));
+  if (!fs.existsSync(f)) {
+    console.error(`bench-agent: ${f} is missing${AGENT_SRC === DEFAULT_AGENT_BIN ? ' (and the build failed)' : ''}`);
+    process.exit(1);
+  }
 }
 /** The sources the agent is built from: agent/main.ts and what it imports, relatively, transitively. */
 function agentSources(): string[] {
@@ -144,11 +151,17 @@ function agentSources(): string[] {
     const f = stack.pop() as string;
     if (seen.has(f) || !fs.existsSync(f)) continue;
     seen.add(f);
-    for (const m of fs.readFileSync(f, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) stack.push(path.resolve(path.dirname(f), m[1] as string));
+    for (const m of fs.readFileSync(f, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g))
+      stack.push(path.resolve(path.dirname(f), m[1] as string));
   }
   return [...seen];
 }
-const newer = PROFILE || AGENT_SRC !== DEFAULT_AGENT_BIN ? [] : agentSources().filter((f) => fs.statSync(f).mtimeMs > fs.statSync(AGENT_SRC).mtimeMs).map((f) => path.relative(root, f));
+const newer =
+  PROFILE || AGENT_SRC !== DEFAULT_AGENT_BIN
+    ? []
+    : agentSources()
+        .filter((f) => fs.statSync(f).mtimeMs > fs.statSync(AGENT_SRC).mtimeMs)
+        .map((f) => path.relative(root, f));
 const builtAt = PROFILE ? '' : new Date(fs.statSync(AGENT_SRC).mtimeMs).toISOString().replace(/\.\d+Z$/, 'Z');
 
 // ---- processes and the namespace ---------------------------------------------------
@@ -158,9 +171,20 @@ function run(cmd: string, args: string[]): string {
   return r.stdout;
 }
 const ip = (...args: string[]): string => run(IP, args);
-const ourNetns = (): string[] => ip('netns', 'list').split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${TAG}-`));
-const rootLinks = (): string => ip('-o', 'link', 'show').split('\n').map((l) => l.split(':')[1]?.trim()).filter(Boolean).sort().join(' ');
-const nsPids = (ns: string): number[] => spawnSync(IP, ['netns', 'pids', ns], { env: BASE_ENV, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+const ourNetns = (): string[] =>
+  ip('netns', 'list')
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(`${TAG}-`));
+const rootLinks = (): string =>
+  ip('-o', 'link', 'show')
+    .split('\n')
+    .map((l) => l.split(':')[1]?.trim())
+    .filter(Boolean)
+    .sort()
+    .join(' ');
+const nsPids = (ns: string): number[] =>
+  spawnSync(IP, ['netns', 'pids', ns], { env: BASE_ENV, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
 /** argv that runs cmd in the namespace, SIGKILLed by the kernel if this process dies. */
 const inNs = (cmd: string[]): string[] => ['netns', 'exec', NS, 'setpriv', '--pdeathsig', 'KILL', '--', ...cmd];
 
@@ -180,15 +204,36 @@ const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, abortion]);
 const children = new Set<ChildProcess>();
 function track(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   children.add(child);
-  return new Promise((resolve) => child.once('exit', (code, signal) => (children.delete(child), resolve({ code, signal }))));
+  return new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    }),
+  );
 }
 
 /** agent-load.ts in the namespace; resolves with its JSON result line. */
+// biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
 async function loader(mode: string, args: string[]): Promise<any> {
-  const child = spawn(IP, inNs([NODE, LOADER, mode, `--kubeconfig=${cp?.adminKubeconfig}`, `--pods=${PODS}`, `--nodes=${NODES}`, `--policies=${POLICIES}`, `--cluster-policies=${CNPS}`, `--seed=${SEED}`, ...args]), {
-    env: BASE_ENV,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    IP,
+    inNs([
+      NODE,
+      LOADER,
+      mode,
+      `--kubeconfig=${cp?.adminKubeconfig}`,
+      `--pods=${PODS}`,
+      `--nodes=${NODES}`,
+      `--policies=${POLICIES}`,
+      `--cluster-policies=${CNPS}`,
+      `--seed=${SEED}`,
+      ...args,
+    ]),
+    {
+      env: BASE_ENV,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let stdout = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   const { code, signal } = await guard(track(child));
@@ -220,7 +265,10 @@ function startAgent(label: string, kubeconfig: string): Agent {
   const logFile = path.join(dir, 'agent.log');
   const fd = fs.openSync(logFile, 'a');
   const prof = path.join(dir, 'prof');
-  const profFlags = [...(CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...(HEAP_PROFILE ? ['--heap-prof', `--heap-prof-dir=${prof}`, '--heap-prof-interval=65536'] : [])];
+  const profFlags = [
+    ...(CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+    ...(HEAP_PROFILE ? ['--heap-prof', `--heap-prof-dir=${prof}`, '--heap-prof-interval=65536'] : []),
+  ];
   const cmd = PROFILE ? [NODE, ...profFlags, AGENT_MAIN] : [AGENT_BIN];
   const args = [
     `--node-name=${BENCH_NODE}`,
@@ -235,7 +283,17 @@ function startAgent(label: string, kubeconfig: string): Agent {
   const t0 = performance.now();
   const child = spawn(IP, inNs([...cmd, ...args]), { env: BASE_ENV, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
-  const a: Agent = { child, pid: child.pid as number, socket: path.join(dir, 'run/agent.sock'), logFile, profDir: path.join(dir, 'prof'), t0, wall0, hr0: Number(process.hrtime.bigint() / 1000n), exited: track(child) };
+  const a: Agent = {
+    child,
+    pid: child.pid as number,
+    socket: path.join(dir, 'run/agent.sock'),
+    logFile,
+    profDir: path.join(dir, 'prof'),
+    t0,
+    wall0,
+    hr0: Number(process.hrtime.bigint() / 1000n),
+    exited: track(child),
+  };
   void a.exited.then((e) => (a.exit = e));
   agents.push(a);
   return a;
@@ -287,6 +345,7 @@ async function agentMetrics(a: Agent): Promise<Record<string, number>> {
   }
   return v;
 }
+// biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
 const agentStatus = async (a: Agent): Promise<any> => (await agentRequest(a.socket, 'GET', '/status')).json;
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -297,6 +356,7 @@ let cp: ControlPlane | undefined;
 let nsMade = false;
 let exitCode = 0;
 const rootBefore = rootLinks();
+// biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
 const R: Record<string, any> = {};
 
 try {
@@ -322,7 +382,15 @@ try {
   log('starting the control plane (etcd + kube-apiserver)');
   const c0 = performance.now();
   // etcd's default 2 GB quota is too small for 150k pods with their history until compaction.
-  cp = await guard(startControlPlane({ netns: NS, dir: path.join(tmp, 'cp'), advertiseAddress: '127.0.0.1', extraArgs: { etcd: ['--quota-backend-bytes=8589934592'] }, onProgress: (m) => (/ready|started/.test(m) ? log(`control plane: ${m}`) : undefined) }));
+  cp = await guard(
+    startControlPlane({
+      netns: NS,
+      dir: path.join(tmp, 'cp'),
+      advertiseAddress: '127.0.0.1',
+      extraArgs: { etcd: ['--quota-backend-bytes=8589934592'] },
+      onProgress: (m) => (/ready|started/.test(m) ? log(`control plane: ${m}`) : undefined),
+    }),
+  );
   R.cpMs = performance.now() - c0;
   for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) {
     const r = cp.kubectl(['apply', '-f', path.join(root, 'deploy/parts', f)]);
@@ -330,7 +398,10 @@ try {
   }
   if (CNPS > 0) {
     const crd = path.join(root, 'deploy/crds/clusternetworkpolicies.standard.yaml');
-    for (const args of [['apply', '--server-side', '-f', crd], ['wait', '--for=condition=Established', '--timeout=60s', '-f', crd]]) {
+    for (const args of [
+      ['apply', '--server-side', '-f', crd],
+      ['wait', '--for=condition=Established', '--timeout=60s', '-f', crd],
+    ]) {
       const r = cp.kubectl(args);
       if (r.code !== 0) throw new Error(`kubectl ${args[0]} ${path.basename(crd)}: ${r.stderr}`);
     }
@@ -376,7 +447,13 @@ try {
   R.verify = await loader('verify', [`--socket=${a.socket}`]);
   log(`${CHANGES} changes`);
   const ch0 = proc(a.pid);
-  R.changes = await loader('changes', [`--socket=${a.socket}`, `--changes=${CHANGES}`, `--poll-ms=${POLL_MS}`, `--gap-ms=${GAP_MS}`, `--apply-timeout-s=${APPLY_TIMEOUT_S}`]);
+  R.changes = await loader('changes', [
+    `--socket=${a.socket}`,
+    `--changes=${CHANGES}`,
+    `--poll-ms=${POLL_MS}`,
+    `--gap-ms=${GAP_MS}`,
+    `--apply-timeout-s=${APPLY_TIMEOUT_S}`,
+  ]);
   R.afterChanges = proc(a.pid);
   R.changesCpuS = R.afterChanges.cpuS - ch0.cpuS;
   R.metricsEnd = await agentMetrics(a);
@@ -384,9 +461,17 @@ try {
   R.memory = inspectMemory(a.pid);
   const e = await stopAgent(a);
   if (e.code !== 0) throw new Error(`the agent exited with ${e.code ?? e.signal} on SIGTERM:\n${logTail(a)}`);
-  const warnings = fs.readFileSync(a.logFile, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l));
+  const warnings = fs
+    .readFileSync(a.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => /"level":(40|50|60)/.test(l));
   R.warnings = warnings;
-  if (CPU_PROFILE) R.profile = [...profileSummary(a.profDir, R.readyWindowUs, 'from its start to ready (lists and first sync)'), '', ...profileSummary(a.profDir, R.changes.windowUs, `over the ${CHANGES} changes`)];
+  if (CPU_PROFILE)
+    R.profile = [
+      ...profileSummary(a.profDir, R.readyWindowUs, 'from its start to ready (lists and first sync)'),
+      '',
+      ...profileSummary(a.profDir, R.changes.windowUs, `over the ${CHANGES} changes`),
+    ];
   if (HEAP_PROFILE) R.profile = [...(R.profile ?? []), '', ...heapSummary(a.profDir)];
   // Only meaningful when the agent runs this tree's current sources.
   if ((PROFILE && AGENT_MAIN === path.join(root, 'agent/main.ts')) || (AGENT_SRC === DEFAULT_AGENT_BIN && newer.length === 0)) R.reference = referenceCounts();
@@ -396,7 +481,8 @@ try {
   console.error(`bench-agent: ${aborted && !(e as Error).message.startsWith('interrupted') ? `interrupted (${aborted}): ` : ''}${(e as Error).message}`);
   exitCode = aborted ? 130 : 1;
   for (const a of agents) {
-    if (a.exit && !a.stopping) console.error(`bench-agent: the agent (pid ${a.pid}) exited by itself (${a.exit.code ?? a.exit.signal}); last lines of its log:\n${logTail(a, 40)}`);
+    if (a.exit && !a.stopping)
+      console.error(`bench-agent: the agent (pid ${a.pid}) exited by itself (${a.exit.code ?? a.exit.signal}); last lines of its log:\n${logTail(a, 40)}`);
   }
 } finally {
   for (const c of children) c.kill('SIGKILL');
@@ -419,7 +505,9 @@ try {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   const left = ourNetns();
   const rootAfter = rootLinks();
-  console.log(`\ncleanup: agent, loader, control plane stopped; netns ${NS} ${nsMade ? 'deleted' : 'never made'}; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`);
+  console.log(
+    `\ncleanup: agent, loader, control plane stopped; netns ${NS} ${nsMade ? 'deleted' : 'never made'}; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`,
+  );
   if (left.length || rootAfter !== rootBefore) exitCode ||= 1;
   console.log(`total time: ${secs(performance.now() - started)}`);
   process.exit(exitCode);
@@ -440,8 +528,13 @@ function referenceCounts(): ReturnType<typeof rulesetCounts> {
 }
 
 /** The agent's memory by V8's account, before and after a full collection (agent/inspect-memory.ts); an error as text. */
+// biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
 function inspectMemory(pid: number): any {
-  const r = spawnSync(IP, inNs([NODE, path.join(root, 'scripts/bench/agent/inspect-memory.ts'), String(pid)]), { env: BASE_ENV, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(IP, inNs([NODE, path.join(root, 'scripts/bench/agent/inspect-memory.ts'), String(pid)]), {
+    env: BASE_ENV,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
   } catch {
@@ -455,7 +548,9 @@ function kernelTable(): { textBytes: number; lines: number; listMs: number; rout
   const r = spawnSync(IP, ['netns', 'exec', NS, 'nft', 'list', 'ruleset'], { env: BASE_ENV, encoding: 'utf8', maxBuffer: 1 << 30, timeout: 120_000 });
   const listMs = performance.now() - t0;
   if (r.status !== 0) throw new Error(`nft list ruleset: ${r.stderr || r.error}`);
-  const routes = spawnSync(IP, ['-n', NS, 'route', 'show'], { env: BASE_ENV, encoding: 'utf8', maxBuffer: 1 << 28 }).stdout.split('\n').filter(Boolean).length;
+  const routes = spawnSync(IP, ['-n', NS, 'route', 'show'], { env: BASE_ENV, encoding: 'utf8', maxBuffer: 1 << 28 })
+    .stdout.split('\n')
+    .filter(Boolean).length;
   return { textBytes: Buffer.byteLength(r.stdout), lines: r.stdout.split('\n').length, listMs, routes };
 }
 
@@ -505,7 +600,10 @@ function profileSummary(dir: string, window: [number, number], what: string): st
     }
   }
   const share = (us: number): string => `${((100 * us) / busy).toFixed(1)}%`;
-  const out = [`Agent CPU profile (from source under --cpu-prof) ${what}: ${(busy / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle; shares of busy time.`, ''];
+  const out = [
+    `Agent CPU profile (from source under --cpu-prof) ${what}: ${(busy / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle; shares of busy time.`,
+    '',
+  ];
   const groups: Array<[string, (k: string) => boolean]> = [
     ['Reconciler.syncNow (one sync)', (k) => k.startsWith('syncNow reconciler.ts')],
     ['  ClusterCache.snapshot', (k) => k.startsWith('snapshot cache.ts')],
@@ -541,8 +639,25 @@ function printReport(): void {
     `machine: nproc ${os.availableParallelism()}, kernel ${os.release()}, ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; node ${process.version}; kube-apiserver ${R.k8s}, etcd ${etcdVersion} (fsync on); load average ${loadBefore} before, ${loadavg()} after; ${new Date().toISOString().slice(0, 10)}`,
     `agent: ${PROFILE ? `${path.relative(root, AGENT_MAIN) || AGENT_MAIN} from source under ${[CPU_PROFILE ? '--cpu-prof' : '', HEAP_PROFILE ? '--heap-prof' : ''].filter(Boolean).join(' and ')} (timings perturbed)` : `\`${path.relative(root, AGENT_SRC).startsWith('..') ? AGENT_SRC : path.relative(root, AGENT_SRC)}\` (built ${builtAt})`} on ${BENCH_NODE} (${R.load.localPods} of the pods), --debounce-ms ${DEBOUNCE ?? 20}${DEBOUNCE === undefined ? ' (its default, as deployed)' : ''}, default log level; the agent, etcd, kube-apiserver and the loader share the machine's ${os.availableParallelism()} CPUs`,
   ];
-  const warningNewer = newer.length ? `WARNING: dist/bin/weir-agent is older than ${newer.length} of its sources (${newer.slice(0, 4).join(', ')}${newer.length > 4 ? ', …' : ''}); rerun with --build to measure the current code` : undefined;
-  const r = report({ pods: PODS, nodes: NODES, policies: POLICIES, clusterPolicies: CNPS, changes: CHANGES, idleS: IDLE_S, pollMs: POLL_MS, gapMs: GAP_MS, debounceMs: DEBOUNCE, atScale: AT_SCALE, benchNode: BENCH_NODE, header, warningNewer, R });
+  const warningNewer = newer.length
+    ? `WARNING: dist/bin/weir-agent is older than ${newer.length} of its sources (${newer.slice(0, 4).join(', ')}${newer.length > 4 ? ', …' : ''}); rerun with --build to measure the current code`
+    : undefined;
+  const r = report({
+    pods: PODS,
+    nodes: NODES,
+    policies: POLICIES,
+    clusterPolicies: CNPS,
+    changes: CHANGES,
+    idleS: IDLE_S,
+    pollMs: POLL_MS,
+    gapMs: GAP_MS,
+    debounceMs: DEBOUNCE,
+    atScale: AT_SCALE,
+    benchNode: BENCH_NODE,
+    header,
+    warningNewer,
+    R,
+  });
   if (r.failed) exitCode = 1;
   console.log(r.lines.join('\n'));
 }

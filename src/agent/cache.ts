@@ -5,10 +5,11 @@
 // (kind `clusterpolicies`) are always mirrored, as an empty list while their
 // CRD is not installed (optional-api.ts); with the host firewall on, also
 // the HostFirewallPolicies (kind `hostpolicies`).
-import { type DigestJson, KindDigest, entryOf } from './cache-digest.ts';
-import type { ReflectorHandlers } from './reflector.ts';
+
 import type { ClusterNetworkPolicy } from '../policy/cnp-types.ts';
 import type { ClusterState, Container, HostFirewallPolicy, Namespace, NetworkPolicy, NodeInfo, Pod, PodSpec } from '../policy/types.ts';
+import { type DigestJson, entryOf, KindDigest } from './cache-digest.ts';
+import type { ReflectorHandlers } from './reflector.ts';
 
 export interface NodeFacts {
   name: string;
@@ -47,7 +48,14 @@ export function objectKey(kind: Kind, o: unknown): string {
 export function slimPod(p: Pod): Pod {
   const m = p.metadata ?? {};
   const ports = (cs: Container[] | undefined): Container[] =>
-    (cs ?? []).map((c) => ({ ports: (c?.ports ?? []).map((x) => ({ name: x.name, containerPort: x.containerPort, protocol: x.protocol, ...(x.hostPort ? { hostPort: x.hostPort } : {}) })) }));
+    (cs ?? []).map((c) => ({
+      ports: (c?.ports ?? []).map((x) => ({
+        name: x.name,
+        containerPort: x.containerPort,
+        protocol: x.protocol,
+        ...(x.hostPort ? { hostPort: x.hostPort } : {}),
+      })),
+    }));
   const spec: Partial<PodSpec> = p.spec ?? {};
   const sidecars = (spec.initContainers ?? []).filter((c) => c?.restartPolicy === 'Always');
   const st = p.status ?? {};
@@ -109,7 +117,14 @@ export class ClusterCache {
   /** resourceVersion last seen per kind mirrored. */
   readonly versions: Partial<Record<Kind, string>> = { pods: '', namespaces: '', policies: '', nodes: '', clusterpolicies: '' };
   /** Per kind, the count and hash of uid/resourceVersion of what is stored (cache-digest.ts). */
-  readonly digests: Record<Kind, KindDigest> = { pods: new KindDigest(), namespaces: new KindDigest(), policies: new KindDigest(), nodes: new KindDigest(), clusterpolicies: new KindDigest(), hostpolicies: new KindDigest() };
+  readonly digests: Record<Kind, KindDigest> = {
+    pods: new KindDigest(),
+    namespaces: new KindDigest(),
+    policies: new KindDigest(),
+    nodes: new KindDigest(),
+    clusterpolicies: new KindDigest(),
+    hostpolicies: new KindDigest(),
+  };
   /** Bumped on every change; a sync records the generation it applied. */
   generation = 0;
   /** Which kinds have completed their first list. */
@@ -155,9 +170,10 @@ export class ClusterCache {
    * relisted (empty) at every retry: an empty list of them when none are
    * known is no news.
    */
-  mirror(kind: Kind, changed: (how: 'list' | 'event') => void): Omit<ReflectorHandlers<unknown>, 'error'> {
+  mirror<T = unknown>(kind: Kind, changed: (how: 'list' | 'event') => void): Omit<ReflectorHandlers<T>, 'error'> {
     return {
-      ...(kind === 'pods' || kind === 'nodes' ? { keep: (o: unknown) => listedSlim(kind, o) } : {}),
+      // The slim object keeps the metadata the reflector reads back (name, namespace, uid, resourceVersion).
+      ...(kind === 'pods' || kind === 'nodes' ? { keep: (o: T) => listedSlim(kind, o) as T } : {}),
       replace: (items, rv) => {
         if (OPTIONAL_KINDS.has(kind) && items.length === 0 && this.#map(kind).size === 0 && this.synced.has(kind)) return;
         this.replace(kind, items, rv);
@@ -225,7 +241,8 @@ export class ClusterCache {
   /** The digest of each kind mirrored, with its resourceVersion; with `entries`, every object's key, uid and version (GET /cache). */
   digestView(entries = false): Partial<Record<Kind, DigestJson & { resourceVersion: string; entries?: ReturnType<KindDigest['entries']> }>> {
     const out: Partial<Record<Kind, DigestJson & { resourceVersion: string; entries?: ReturnType<KindDigest['entries']> }>> = {};
-    for (const k of this.kinds) out[k] = { ...this.digests[k].json(), resourceVersion: this.versions[k] ?? '', ...(entries ? { entries: this.digests[k].entries() } : {}) };
+    for (const k of this.kinds)
+      out[k] = { ...this.digests[k].json(), resourceVersion: this.versions[k] ?? '', ...(entries ? { entries: this.digests[k].entries() } : {}) };
     return out;
   }
 }

@@ -21,7 +21,8 @@ export function heapSummary(dir: string, top = 15): string[] {
   const file = fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => f.endsWith('.heapprofile')) : undefined;
   if (!file) return ['(no heap profile was written: the agent did not exit normally)'];
   const head = (JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { head: HeapNode }).head;
-  const site = (n: HeapNode): string => `${n.callFrame.functionName || '(anonymous)'}${n.callFrame.url ? ` ${path.basename(n.callFrame.url)}:${n.callFrame.lineNumber + 1}` : ''}`;
+  const site = (n: HeapNode): string =>
+    `${n.callFrame.functionName || '(anonymous)'}${n.callFrame.url ? ` ${path.basename(n.callFrame.url)}:${n.callFrame.lineNumber + 1}` : ''}`;
   const self = new Map<string, number>();
   const incl = new Map<string, number>();
   let total = 0;
@@ -50,10 +51,17 @@ export function heapSummary(dir: string, top = 15): string[] {
   };
   walk(head);
   const share = (b: number): string => `${((100 * b) / total).toFixed(1)}%`;
-  const out = [`Agent live heap at exit (V8 sampling heap profiler, node --heap-prof): ${mib(total)} sampled live.`, '', '| allocation site (self) | live | share |', '|---|---:|---:|'];
+  const out = [
+    `Agent live heap at exit (V8 sampling heap profiler, node --heap-prof): ${mib(total)} sampled live.`,
+    '',
+    '| allocation site (self) | live | share |',
+    '|---|---:|---:|',
+  ];
   for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`| \`${k}\` | ${mib(v)} | ${share(v)} |`);
   out.push('', '| function (inclusive: allocated under it) | live | share |', '|---|---:|---:|');
-  const named = [...incl.entries()].filter(([k]) => !k.startsWith('(root)') && !k.startsWith('(anonymous)') && !/^(processTicksAndRejections|runMicrotasks|emit|listOnTimeout|processTimers) /.test(k));
+  const named = [...incl.entries()].filter(
+    ([k]) => !k.startsWith('(root)') && !k.startsWith('(anonymous)') && !/^(processTicksAndRejections|runMicrotasks|emit|listOnTimeout|processTimers) /.test(k),
+  );
   for (const [k, v] of named.sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`| \`${k}\` | ${mib(v)} | ${share(v)} |`);
   return out;
 }

@@ -35,22 +35,27 @@ await new Promise((resolve, reject) => {
   ws.onerror = reject;
 });
 let next = 1;
+// biome-ignore lint/suspicious/noExplicitAny: the inspector protocol's replies, read field by field for the report.
 const pending = new Map<number, (r: any) => void>();
 ws.onmessage = (m) => {
   const msg = JSON.parse(String(m.data)) as { id?: number; result?: unknown; error?: unknown };
   if (msg.id !== undefined) pending.get(msg.id)?.(msg);
 };
+// biome-ignore lint/suspicious/noExplicitAny: the inspector protocol's replies, read field by field for the report.
 const call = (method: string, params: object = {}): Promise<any> =>
   new Promise((resolve, reject) => {
     const id = next++;
     pending.set(id, (r) => (r.error ? reject(new Error(`${method}: ${JSON.stringify(r.error)}`)) : resolve(r.result)));
     ws.send(JSON.stringify({ id, method, params }));
   });
-const evaluate = async (expr: string): Promise<any> => JSON.parse((await call('Runtime.evaluate', { expression: `JSON.stringify(${expr})`, returnByValue: true })).result.value);
+// biome-ignore lint/suspicious/noExplicitAny: the inspector protocol's replies, read field by field for the report.
+const evaluate = async (expr: string): Promise<any> =>
+  JSON.parse((await call('Runtime.evaluate', { expression: `JSON.stringify(${expr})`, returnByValue: true })).result.value);
+// biome-ignore lint/suspicious/noExplicitAny: the inspector protocol's replies, read field by field for the report.
 const reading = (): Promise<any> =>
-  evaluate(`{ usage: process.memoryUsage(), spaces: require('v8').getHeapSpaceStatistics().map((s) => ({ name: s.space_name, size: s.space_size, used: s.space_used_size })) }`).catch(() =>
-    evaluate(`{ usage: process.memoryUsage(), spaces: [] }`),
-  );
+  evaluate(
+    `{ usage: process.memoryUsage(), spaces: require('v8').getHeapSpaceStatistics().map((s) => ({ name: s.space_name, size: s.space_size, used: s.space_used_size })) }`,
+  ).catch(() => evaluate(`{ usage: process.memoryUsage(), spaces: [] }`));
 
 const before = await reading();
 await call('HeapProfiler.enable');

@@ -23,6 +23,7 @@ export interface ReportContext {
   header: string[];
   warningNewer: string | undefined;
   /** Everything agent.ts measured. */
+  // biome-ignore lint/suspicious/noExplicitAny: the run's measurements, a record of many shapes gathered as the run goes.
   R: Record<string, any>;
 }
 
@@ -35,7 +36,9 @@ export interface Targets {
 
 /** The issue's targets at scale; the smaller default run keeps its tighter RSS and latency targets. */
 export const targetsFor = (atScale: boolean): Targets =>
-  atScale ? { firstSyncMs: 10_000, rssB: 400e6, anonPerRemotePodB: 2048, changeP99Ms: 200 } : { firstSyncMs: 10_000, rssB: 150e6, anonPerRemotePodB: 2048, changeP99Ms: 100 };
+  atScale
+    ? { firstSyncMs: 10_000, rssB: 400e6, anonPerRemotePodB: 2048, changeP99Ms: 200 }
+    : { firstSyncMs: 10_000, rssB: 150e6, anonPerRemotePodB: 2048, changeP99Ms: 100 };
 
 /** Nearest-rank percentile. */
 export const pct = (xs: readonly number[], p: number): number => {
@@ -82,7 +85,10 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
   );
   const ref = R.reference as { chains: number; rules: number; sets: number; elements: number } | undefined;
   const tableOk = !ref || (['chains', 'rules', 'sets', 'elements'] as const).every((x) => ref[x] === st.counts[x]);
-  if (ref) o.push(`reference: the same objects compiled in this process (this tree's src/policy) give ${ref.chains} chains, ${ref.rules} rules, ${ref.sets} sets, ${ref.elements} elements: the agent's first table ${tableOk ? 'matches' : '**DIFFERS**'}`);
+  if (ref)
+    o.push(
+      `reference: the same objects compiled in this process (this tree's src/policy) give ${ref.chains} chains, ${ref.rules} rules, ${ref.sets} sets, ${ref.elements} elements: the agent's first table ${tableOk ? 'matches' : '**DIFFERS**'}`,
+    );
   else o.push("reference compile skipped: the agent measured is not built from this tree's current sources");
   const v = R.verify;
   const viewOk = v.missing === 0 && v.differ === 0 && v.agentPolicies === v.policies;
@@ -98,31 +104,69 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
   judged('list + first sync: agent start → /readyz 200', `≤ ${secs(T.firstSyncMs)}`, secs(R.ready.readyMs), R.ready.readyMs <= T.firstSyncMs);
   shown('&nbsp;&nbsp;start → local socket answers (process start)', `${f0(R.ready.socketMs)} ms`);
   shown('&nbsp;&nbsp;socket → first sync begins (the lists, all kinds, paged)', `${f0(listMs)} ms`);
-  shown(`&nbsp;&nbsp;the first sync itself (compile + transaction + routes; ${m['weir_sync_duration_seconds_count']} sync${m['weir_sync_duration_seconds_count'] === 1 ? '' : 's'} by ready)`, `${f0(firstSync)} ms`);
+  shown(
+    `&nbsp;&nbsp;the first sync itself (compile + transaction + routes; ${m['weir_sync_duration_seconds_count']} sync${m['weir_sync_duration_seconds_count'] === 1 ? '' : 's'} by ready)`,
+    `${f0(firstSync)} ms`,
+  );
   shown('&nbsp;&nbsp;CPU used from start to ready', `${R.atReady.cpuS.toFixed(2)} s`);
-  judged(`RSS after sync (larger of right after the first sync and after ${c.idleS} s idle)`, `≤ ${(T.rssB / 1e6).toFixed(0)} MB`, `${(rssSteady / 1e6).toFixed(1)} MB`, rssSteady <= T.rssB);
+  judged(
+    `RSS after sync (larger of right after the first sync and after ${c.idleS} s idle)`,
+    `≤ ${(T.rssB / 1e6).toFixed(0)} MB`,
+    `${(rssSteady / 1e6).toFixed(1)} MB`,
+    rssSteady <= T.rssB,
+  );
   shown('&nbsp;&nbsp;of which anonymous / file-backed, after the first sync', `${mb(R.atReady.anonB)} / ${mb(R.atReady.fileB)}`);
   shown('&nbsp;&nbsp;the same agent before the pods (nodes, namespaces, policies): RSS / anonymous', `${mb(R.baseline.rssB)} / ${mb(R.baseline.anonB)}`);
   shown('&nbsp;&nbsp;after the changes / peak (VmHWM)', `${mb(R.afterChanges.rssB)} / ${mb(R.afterChanges.hwmB)}`);
-  judged(`anonymous memory per remote pod (marginal: (after sync − before the pods) / ${remotePods})`, `≤ ${kib(T.anonPerRemotePodB)}`, kib(anonPerRemote), anonPerRemote <= T.anonPerRemotePodB);
+  judged(
+    `anonymous memory per remote pod (marginal: (after sync − before the pods) / ${remotePods})`,
+    `≤ ${kib(T.anonPerRemotePodB)}`,
+    kib(anonPerRemote),
+    anonPerRemote <= T.anonPerRemotePodB,
+  );
   shown('all memory (RSS) per remote pod, marginal', kib(perRemote), 'Cilium publishes 10.5 KiB per pod');
   const policy = changes.filter((x) => x.kind === 'policy');
   const pod = changes.filter((x) => x.kind === 'pod');
   const timeouts = R.changes.timeouts as number;
-  for (const [label, xs] of [['policy change → applied', policy], ['pod change → applied', pod]] as const) {
+  for (const [label, xs] of [
+    ['policy change → applied', policy],
+    ['pod change → applied', pod],
+  ] as const) {
     const d = xs.map((x) => x.respToApplied);
-    judged(`${label} p99 (p50), ${xs.length} changes`, `≤ ${T.changeP99Ms} ms`, `${f0(pct(d, 0.99))} ms (${f0(pct(d, 0.5))} ms)`, pct(d, 0.99) <= T.changeP99Ms && timeouts === 0);
+    judged(
+      `${label} p99 (p50), ${xs.length} changes`,
+      `≤ ${T.changeP99Ms} ms`,
+      `${f0(pct(d, 0.99))} ms (${f0(pct(d, 0.5))} ms)`,
+      pct(d, 0.99) <= T.changeP99Ms && timeouts === 0,
+    );
   }
   shown(`idle CPU over ${c.idleS} s after the sync`, `${f1((100 * (R.afterIdle.cpuS - R.atReady.cpuS)) / c.idleS)}% of a core`);
   shown(`CPU during the ${changes.length} changes`, `${R.changesCpuS.toFixed(2)} s over ${secs(R.changes.ms)}`);
   shown('kernel table after the first sync: elements / rules / sets', `${st.counts.elements} / ${st.counts.rules} / ${st.counts.sets}`);
-  judged("the agent's copy of every NetworkPolicy spec = the API's", 'all equal', `${v.agentPolicies} of ${v.policies} held, ${v.missing} missing, ${v.differ} differ`, viewOk);
-  if (ref) judged('first table = a reference compile of the same objects', 'equal counts', `elements ${st.counts.elements} vs ${ref.elements}, rules ${st.counts.rules} vs ${ref.rules}`, tableOk);
+  judged(
+    "the agent's copy of every NetworkPolicy spec = the API's",
+    'all equal',
+    `${v.agentPolicies} of ${v.policies} held, ${v.missing} missing, ${v.differ} differ`,
+    viewOk,
+  );
+  if (ref)
+    judged(
+      'first table = a reference compile of the same objects',
+      'equal counts',
+      `elements ${st.counts.elements} vs ${ref.elements}, rules ${st.counts.rules} vs ${ref.rules}`,
+      tableOk,
+    );
   if (timeouts) judged('every change applied within the apply timeout', '0 not applied', `${timeouts} not applied`, false);
 
   // ---- the changes ----
-  o.push('', `Changes (each waits ${c.gapMs} ms, then one write; times in ms; response→applied = the agent's /status applied.at minus the moment the write's response was in, both on this machine's clock, ms resolution; watch = what a client watching what the agent watches received for the change, medians):`, '');
-  o.push('| change | n | write p50 | **response→applied p50** | **p99** | max | agent event→applied p50 / p99 | agent sync p50 / p99 | syncs | ops (median) | watch events | watch bytes |');
+  o.push(
+    '',
+    `Changes (each waits ${c.gapMs} ms, then one write; times in ms; response→applied = the agent's /status applied.at minus the moment the write's response was in, both on this machine's clock, ms resolution; watch = what a client watching what the agent watches received for the change, medians):`,
+    '',
+  );
+  o.push(
+    '| change | n | write p50 | **response→applied p50** | **p99** | max | agent event→applied p50 / p99 | agent sync p50 / p99 | syncs | ops (median) | watch events | watch bytes |',
+  );
   o.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const row = (label: string, xs: Change[]): void => {
     if (xs.length === 0) return;
@@ -141,26 +185,43 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
     'add-local': `add a pod on ${c.benchNode} (create + status)`,
   };
   row('**policy**', policy);
-  for (const t of ['port', 'peer', 'select', 'cnp']) row(`&nbsp;&nbsp;${names[t]}`, policy.filter((x) => x.type === t));
+  for (const t of ['port', 'peer', 'select', 'cnp'])
+    row(
+      `&nbsp;&nbsp;${names[t]}`,
+      policy.filter((x) => x.type === t),
+    );
   row('**pod**', pod);
-  for (const t of ['relabel-local', 'relabel-peer', 'add-local']) row(`&nbsp;&nbsp;${names[t]}`, pod.filter((x) => x.type === t));
+  for (const t of ['relabel-local', 'relabel-peer', 'add-local'])
+    row(
+      `&nbsp;&nbsp;${names[t]}`,
+      pod.filter((x) => x.type === t),
+    );
   row('all', changes);
   o.push(
     '',
-    `agent event→applied and sync come from the agent's weir_event_to_applied_seconds and weir_sync_duration_seconds (_sum/_count deltas around each change; a mean when a change took more than one sync); event→applied includes the ${debounce} ms debounce. p99 is nearest-rank. Polling: /status every ${c.pollMs} ms until applied.versions reaches the write's resourceVersion (response→seen p50 ${f0(pct(changes.map((x) => x.respToSeen), 0.5))} ms).`,
+    `agent event→applied and sync come from the agent's weir_event_to_applied_seconds and weir_sync_duration_seconds (_sum/_count deltas around each change; a mean when a change took more than one sync); event→applied includes the ${debounce} ms debounce. p99 is nearest-rank. Polling: /status every ${c.pollMs} ms until applied.versions reaches the write's resourceVersion (response→seen p50 ${f0(
+      pct(
+        changes.map((x) => x.respToSeen),
+        0.5,
+      ),
+    )} ms).`,
   );
   const watch = R.changes.watch as Traffic;
   const total = trafficTotal(watch);
   o.push(
     '',
-    `Watch traffic over the ${changes.length} changes (one client watching Pods, Namespaces, Nodes, NetworkPolicies and ClusterNetworkPolicies cluster-wide as JSON, as the agent does): ${total.events} events, ${(total.bytes / 1024).toFixed(1)} KiB, ${f0(total.bytes / Math.max(1, total.events))} bytes an event; by kind: ${Object.entries(watch)
+    `Watch traffic over the ${changes.length} changes (one client watching Pods, Namespaces, Nodes, NetworkPolicies and ClusterNetworkPolicies cluster-wide as JSON, as the agent does): ${total.events} events, ${(total.bytes / 1024).toFixed(1)} KiB, ${f0(total.bytes / Math.max(1, total.events))} bytes an event; by kind: ${Object.entries(
+      watch,
+    )
       .map(([kind, t]) => `${kind} ${t.events} events ${(t.bytes / 1024).toFixed(1)} KiB${t.bookmarks ? ` (+${t.bookmarks} bookmarks)` : ''}`)
       .join(', ')}.`,
   );
   const mem = R.memory;
   if (mem?.before) {
+    // biome-ignore lint/suspicious/noExplicitAny: the run's measurements, a record of many shapes gathered as the run goes.
     const line = (x: any): string => {
       const u = x.usage;
+      // biome-ignore lint/suspicious/noExplicitAny: the run's measurements, a record of many shapes gathered as the run goes.
       const space = (n: string): any => x.spaces.find((s: any) => s.name === n);
       const old = space('old_space');
       return `RSS ${mb(u.rss)}, V8 heap ${mb(u.heapUsed)} used of ${mb(u.heapTotal)} committed${old ? ` (old space ${mb(old.used)} of ${mb(old.size)})` : ''}, external ${mb(u.external)} (array buffers ${mb(u.arrayBuffers)}), so outside V8's heap (native: glibc arenas, code, stacks) ${mb(u.rss - u.heapTotal)}`;

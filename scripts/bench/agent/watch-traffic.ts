@@ -36,6 +36,7 @@ export interface ApiEndpoint {
   tls: Pick<https.RequestOptions, 'ca' | 'cert' | 'key'>;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: API replies read field by field.
 function get(api: ApiEndpoint, agent: https.Agent, p: string): Promise<any> {
   return new Promise((resolve, reject) => {
     const req = https.request({ agent, host: api.server.hostname, port: api.server.port, path: p, headers: { accept: 'application/json' } }, (res) => {
@@ -66,11 +67,18 @@ export async function watchTraffic(api: ApiEndpoint): Promise<WatchTraffic> {
         if (kind === 'clusterpolicies' && /HTTP 404/.test((e as Error).message)) return;
         throw e;
       }
-      const c: KindTraffic = (counts[kind] = { bytes: 0, events: 0, bookmarks: 0 });
+      const c: KindTraffic = { bytes: 0, events: 0, bookmarks: 0 };
+      counts[kind] = c;
       await new Promise<void>((resolve, reject) => {
         let open = false;
         const req = https.request(
-          { agent, host: api.server.hostname, port: api.server.port, path: `${p}?watch=1&allowWatchBookmarks=true&timeoutSeconds=3600&resourceVersion=${rv}`, headers: { accept: 'application/json' } },
+          {
+            agent,
+            host: api.server.hostname,
+            port: api.server.port,
+            path: `${p}?watch=1&allowWatchBookmarks=true&timeoutSeconds=3600&resourceVersion=${rv}`,
+            headers: { accept: 'application/json' },
+          },
           (res) => {
             if (res.statusCode !== 200) return reject(new Error(`watch ${p}: HTTP ${res.statusCode}`));
             open = true;
@@ -109,9 +117,14 @@ export async function watchTraffic(api: ApiEndpoint): Promise<WatchTraffic> {
 /** b − a, kind by kind. */
 export function trafficDelta(a: Traffic, b: Traffic): Traffic {
   const out: Traffic = {};
-  for (const [k, v] of Object.entries(b)) out[k] = { bytes: v.bytes - (a[k]?.bytes ?? 0), events: v.events - (a[k]?.events ?? 0), bookmarks: v.bookmarks - (a[k]?.bookmarks ?? 0) };
+  for (const [k, v] of Object.entries(b))
+    out[k] = { bytes: v.bytes - (a[k]?.bytes ?? 0), events: v.events - (a[k]?.events ?? 0), bookmarks: v.bookmarks - (a[k]?.bookmarks ?? 0) };
   return out;
 }
 
 export const trafficTotal = (t: Traffic): KindTraffic =>
-  Object.values(t).reduce((s, v) => ({ bytes: s.bytes + v.bytes, events: s.events + v.events, bookmarks: s.bookmarks + v.bookmarks }), { bytes: 0, events: 0, bookmarks: 0 });
+  Object.values(t).reduce((s, v) => ({ bytes: s.bytes + v.bytes, events: s.events + v.events, bookmarks: s.bookmarks + v.bookmarks }), {
+    bytes: 0,
+    events: 0,
+    bookmarks: 0,
+  });
