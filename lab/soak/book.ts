@@ -2,16 +2,25 @@
 // have been enforcing at its instant is known (judge.ts), counted, and each
 // forbidden connection described with the faults around it. It also prunes
 // the timelines of versions no pending probe can need.
-import { EvaluatorCache, type Outcome, type ProbeResult, judge } from './judge.ts';
-import type { FaultRecord } from './faults.ts';
-import { KINDS, type Kind, type KindTimeline, type SettleRules } from './timeline.ts';
+
 import type { NodeInfo } from '../../src/policy/types.ts';
+import type { FaultRecord } from './faults.ts';
+import { EvaluatorCache, judge, type Outcome, type ProbeResult } from './judge.ts';
+import { KINDS, type Kind, type KindTimeline, type SettleRules } from './timeline.ts';
 
 /** How long one judgeReady call may work before it leaves the rest for the next. */
 export const JUDGE_BUDGET_MS = 400;
 
 export class ProbeBook {
-  readonly counts: Record<Outcome, number> & { total: number } = { total: 0, 'allowed-ok': 0, 'blocked-ok': 0, forbidden: 0, 'allowed-failed': 0, unsettled: 0, unjudged: 0 };
+  readonly counts: Record<Outcome, number> & { total: number } = {
+    total: 0,
+    'allowed-ok': 0,
+    'blocked-ok': 0,
+    forbidden: 0,
+    'allowed-failed': 0,
+    unsettled: 0,
+    unjudged: 0,
+  };
   readonly forbidden: string[] = [];
   readonly unjudgedExamples: string[] = [];
   #pending: ProbeResult[] = [];
@@ -74,7 +83,9 @@ export class ProbeBook {
 
   #describe(p: ProbeResult, states: string): string {
     const rel = (t: number): string => `+${((t - this.#t0) / 1000).toFixed(1)} s`;
-    const near = this.faults.filter((f) => f.start - 60_000 <= p.start && p.start <= f.end + 60_000).map((f) => `${f.kind} on ${f.node} ${rel(f.start)}…${rel(f.end)}`);
+    const near = this.faults
+      .filter((f) => f.start - 60_000 <= p.start && p.start <= f.end + 60_000)
+      .map((f) => `${f.kind} on ${f.node} ${rel(f.start)}…${rel(f.end)}`);
     return `${rel(p.start)} ${p.from} → ${p.ip}:${p.port} connected in ${p.ms} ms; evaluator forbids it in every candidate state [${states}]; faults within 60 s: ${near.join(', ') || 'none'}`;
   }
 }

@@ -8,7 +8,7 @@ import { kubectl, sleep } from '../commands/common.ts';
 import type { LabState } from '../state.ts';
 import { describeAction, kubectlFor } from './manifests.ts';
 import type { Rng } from './rng.ts';
-import { type Action, type Scenario, actionObject } from './scenario.ts';
+import { type Action, actionObject, type Scenario } from './scenario.ts';
 import type { Kind, Version } from './timeline.ts';
 
 export interface AppliedAction {

@@ -14,11 +14,11 @@
 import path from 'node:path';
 import { sleep } from '../commands/common.ts';
 import type { FaultContext } from './faults.ts';
-import { until } from './until.ts';
 import { cmdline, nodePidNs, pidNs, pids, processEnv } from './procs.ts';
-import type { PlannedFault } from './schedule.ts';
 import { SOAK_LABEL } from './scenario.ts';
+import type { PlannedFault } from './schedule.ts';
 import type { KObject } from './timeline.ts';
+import { until } from './until.ts';
 
 const POLL_MS = 2;
 /** A pid is looked at again for this long: between fork and exec it still shows its parent's command line. */
@@ -78,7 +78,12 @@ export function watchPlugin(pidNamespace: string, verb: 'ADD' | 'DEL', delayMs: 
     }
     return undefined;
   })();
-  return { result, cancel: () => void (cancelled = true) };
+  return {
+    result,
+    cancel: () => {
+      cancelled = true;
+    },
+  };
 }
 
 type PodObj = KObject & { spec?: { nodeName?: string }; status?: { podIPs?: { ip: string }[] } };
@@ -88,7 +93,9 @@ function runningOn(ctx: FaultContext, node: string): string[] {
   const latest = ctx.recorder.timelines.pods.latest;
   return [...(latest?.objects.values() ?? [])]
     .map((o) => o as PodObj)
-    .filter((p) => p.metadata?.labels?.[SOAK_LABEL] === '1' && p.spec?.nodeName === node && !p.metadata?.deletionTimestamp && (p.status?.podIPs ?? []).length > 0)
+    .filter(
+      (p) => p.metadata?.labels?.[SOAK_LABEL] === '1' && p.spec?.nodeName === node && !p.metadata?.deletionTimestamp && (p.status?.podIPs ?? []).length > 0,
+    )
     .map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`)
     .filter((k) => ctx.scenario.pods.get(k)?.prober === false);
 }
@@ -154,7 +161,10 @@ export async function cniKill(ctx: FaultContext, f: PlannedFault): Promise<[bool
       return verb === 'ADD' && !ctx.scenario.pods.has(key) ? 'pod deleted by the churn before it ran' : undefined;
     }, 180_000);
     const after = outcome ? `${outcome} ${Date.now() - t0} ms later` : `pod NOT ${verb === 'ADD' ? 'running' : 'gone'} within 180 s`;
-    return [true, `${[...notes, ''].join('; ')}killed ${verb} of ${key} (pid ${kill.pid}, container ${kill.containerId.slice(0, 12)}) ${kill.atMs} ms into it; ${after}`];
+    return [
+      true,
+      `${[...notes, ''].join('; ')}killed ${verb} of ${key} (pid ${kill.pid}, container ${kill.containerId.slice(0, 12)}) ${kill.atMs} ms into it; ${after}`,
+    ];
   }
   return [false, notes.join('; ')];
 }

@@ -26,10 +26,10 @@ import type { LabState } from '../state.ts';
 import type { Churn } from './churn.ts';
 import { cniKill } from './fault-cni.ts';
 import { agentPid, apiserverPid } from './procs.ts';
-import { until } from './until.ts';
 import type { Recorder } from './recorder.ts';
 import type { Scenario } from './scenario.ts';
 import type { PlannedFault } from './schedule.ts';
+import { until } from './until.ts';
 
 export interface FaultContext {
   state: LabState;
@@ -75,7 +75,9 @@ async function agentKill(ctx: FaultContext, f: PlannedFault): Promise<[boolean, 
     const now = agentPid(ctx.state, f.node);
     return now && now !== old && (await agentSyncedSince(ctx, f.node, killedAt)) ? now : undefined;
   }, 180_000);
-  return back ? [true, `pid ${old} killed; pid ${back} applied its first sync ${Date.now() - killedAt} ms later`] : [true, `pid ${old} killed; NOT back with a sync within 180 s`];
+  return back
+    ? [true, `pid ${old} killed; pid ${back} applied its first sync ${Date.now() - killedAt} ms later`]
+    : [true, `pid ${old} killed; NOT back with a sync within 180 s`];
 }
 
 /** A starved agent runs this long in each period: about 5% of one CPU. */
@@ -105,7 +107,10 @@ async function agentStarve(ctx: FaultContext, f: PlannedFault): Promise<[boolean
   }
   const resumed = Date.now();
   const ok = await until(() => agentSyncedSince(ctx, f.node, t0 - 3_600_000), 60_000);
-  return [true, `pid ${pid} given ${STARVE_RUN_MS} ms of every ${STARVE_PERIOD_MS} ms for ${resumed - t0} ms; answering again ${ok ? `${Date.now() - resumed} ms after` : 'NOT within 60 s'}`];
+  return [
+    true,
+    `pid ${pid} given ${STARVE_RUN_MS} ms of every ${STARVE_PERIOD_MS} ms for ${resumed - t0} ms; answering again ${ok ? `${Date.now() - resumed} ms after` : 'NOT within 60 s'}`,
+  ];
 }
 
 /** A command in the control-plane node container's own namespaces (its crictl talks to its containerd). */
@@ -129,15 +134,19 @@ async function restartApiserver(ctx: FaultContext, old: number): Promise<{ pid: 
   const ids = (await inControlPlane(ctx, ['crictl', 'ps', '--name', '^kube-apiserver$', '--state', 'running', '-q'])).split('\n').filter(Boolean);
   if (ids.length !== 1) throw new Error(`expected one running kube-apiserver container, found ${ids.length}`);
   await inControlPlane(ctx, ['crictl', 'rm', '--force', ids[0] as string]);
-  const pid = await until(async () => {
-    let now: number | undefined;
-    try {
-      now = apiserverPid(ctx.state);
-    } catch {
-      return undefined;
-    }
-    return now !== old && (await apiReady(ctx)) ? now : undefined;
-  }, 240_000, 500);
+  const pid = await until(
+    async () => {
+      let now: number | undefined;
+      try {
+        now = apiserverPid(ctx.state);
+      } catch {
+        return undefined;
+      }
+      return now !== old && (await apiReady(ctx)) ? now : undefined;
+    },
+    240_000,
+    500,
+  );
   return pid ? { pid, ms: Date.now() - t0 } : undefined;
 }
 
@@ -163,9 +172,28 @@ async function apiserverStop(ctx: FaultContext, f: PlannedFault): Promise<[boole
 async function etcdCall(ctx: FaultContext, api: string, body: object): Promise<Record<string, unknown>> {
   const cp = node(ctx, ctx.state.nodes[0]?.name ?? '');
   const pki = path.join(cp.rootfs, 'etc/kubernetes/pki');
-  const argv = ['nsenter', `--net=${cp.netns}`, '--', 'curl', '--silent', '--show-error', '--fail', '--max-time', '10',
-    '--cacert', path.join(pki, 'etcd/ca.crt'), '--cert', path.join(pki, 'apiserver-etcd-client.crt'), '--key', path.join(pki, 'apiserver-etcd-client.key'),
-    '-X', 'POST', `https://127.0.0.1:2379${api}`, '-d', JSON.stringify(body)];
+  const argv = [
+    'nsenter',
+    `--net=${cp.netns}`,
+    '--',
+    'curl',
+    '--silent',
+    '--show-error',
+    '--fail',
+    '--max-time',
+    '10',
+    '--cacert',
+    path.join(pki, 'etcd/ca.crt'),
+    '--cert',
+    path.join(pki, 'apiserver-etcd-client.crt'),
+    '--key',
+    path.join(pki, 'apiserver-etcd-client.key'),
+    '-X',
+    'POST',
+    `https://127.0.0.1:2379${api}`,
+    '-d',
+    JSON.stringify(body),
+  ];
   const r = await run(argv, { timeoutMs: 20_000 });
   if (r.code !== 0) throw new Error(`etcd ${api}: ${r.stderr.trim() || r.stdout.trim()}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
@@ -183,7 +211,10 @@ async function etcdCompact(ctx: FaultContext): Promise<[boolean, string]> {
   // The soak's own watches resume after the API is back: their 410 is the evidence the compaction reached a watcher.
   const seen = await until(() => (Object.values(ctx.recorder.expired).reduce((a, b) => a + b, 0) > expiredBefore ? true : undefined), 30_000);
   const got = Object.values(ctx.recorder.expired).reduce((a, b) => a + b, 0) - expiredBefore;
-  return [true, `compacted at revision ${rev}; API server restarted (pid ${old} → ${back.pid}), ready in ${back.ms} ms; the soak's watches got ${got} × 410${seen ? '' : ' (none within 30 s)'}`];
+  return [
+    true,
+    `compacted at revision ${rev}; API server restarted (pid ${old} → ${back.pid}), ready in ${back.ms} ms; the soak's watches got ${got} × 410${seen ? '' : ' (none within 30 s)'}`,
+  ];
 }
 
 export async function injectFault(ctx: FaultContext, f: PlannedFault): Promise<FaultRecord> {

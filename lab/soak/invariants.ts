@@ -15,11 +15,11 @@
 // sweep interval plus a margin: a record freed by the sweep, or a DEL that
 // kubelet retries after a killed one, is repaired by the product on its own
 // schedule, and the check waits for that instead of a fixed time.
-import { kubectlJson, run } from '../commands/common.ts';
-import type { LabState, LabStateNode } from '../state.ts';
-import { REPO } from '../kind.ts';
-import { sleep } from '../commands/common.ts';
+
 import path from 'node:path';
+import { kubectlJson, run, sleep } from '../commands/common.ts';
+import { REPO } from '../kind.ts';
+import type { LabState, LabStateNode } from '../state.ts';
 
 /** The agent's --ipam-sweep-interval default (deploy/weir.yaml leaves it), plus a margin. */
 export const INVARIANT_DEADLINE_MS = 60_000 + 45_000;
@@ -41,14 +41,17 @@ export interface CtEntry {
 
 /** `conntrack -L` lines: "tcp 6 117 TIME_WAIT src=… dst=… sport=… dport=… src=… dst=… …". */
 export function parseConntrack(text: string): CtEntry[] {
-  return text.split('\n').filter((l) => /src=/.test(l)).map((l) => {
-    const f = l.trim().split(/\s+/);
-    const i = f[0] === 'ipv4' || f[0] === 'ipv6' ? 2 : 0;
-    const timeout = Number(f[i + 2]);
-    const state = /^[A-Z_]+$/.test(f[i + 3] ?? '') ? (f[i + 3] as string) : '';
-    const addrs = [...l.matchAll(/\b(?:src|dst)=(\S+)/g)].map((m) => m[1] as string);
-    return { proto: f[i] ?? '', timeout, state, addrs };
-  });
+  return text
+    .split('\n')
+    .filter((l) => /src=/.test(l))
+    .map((l) => {
+      const f = l.trim().split(/\s+/);
+      const i = f[0] === 'ipv4' || f[0] === 'ipv6' ? 2 : 0;
+      const timeout = Number(f[i + 2]);
+      const state = /^[A-Z_]+$/.test(f[i + 3] ?? '') ? (f[i + 3] as string) : '';
+      const addrs = [...l.matchAll(/\b(?:src|dst)=(\S+)/g)].map((m) => m[1] as string);
+      return { proto: f[i] ?? '', timeout, state, addrs };
+    });
 }
 
 async function inNode(n: LabStateNode, argv: string[]): Promise<string> {
@@ -98,9 +101,15 @@ async function ipamChecks(n: LabStateNode, v: NodeView): Promise<string[]> {
   const out: string[] = [];
   for (const l of rep.leaks.records) out.push(`${n.name}: IPAM record leaked: ${l.addresses.join(',')} of ${l.pod ?? '?'}`);
   for (const l of rep.leaks.veths) out.push(`${n.name}: host veth without IPAM record: ${l.name} ${l.alias ?? ''}`);
-  for (const a of rep.allocations) if (a.podStatus !== 'present') out.push(`${n.name}: IPAM record without its pod (${a.podStatus}): ${a.addresses.join(',')} of ${a.pod ?? '?'} (container ${a.containerID.slice(0, 12)})`);
+  for (const a of rep.allocations)
+    if (a.podStatus !== 'present')
+      out.push(
+        `${n.name}: IPAM record without its pod (${a.podStatus}): ${a.addresses.join(',')} of ${a.pod ?? '?'} (container ${a.containerID.slice(0, 12)})`,
+      );
   const recorded = new Set(rep.allocations.flatMap((a) => a.addresses.map((x) => x.split('/')[0])));
-  for (const p of v.pods) for (const { ip } of p.status?.podIPs ?? []) if (!recorded.has(ip)) out.push(`${n.name}: pod ${p.metadata.namespace}/${p.metadata.name} has ${ip} but no IPAM record holds it`);
+  for (const p of v.pods)
+    for (const { ip } of p.status?.podIPs ?? [])
+      if (!recorded.has(ip)) out.push(`${n.name}: pod ${p.metadata.namespace}/${p.metadata.name} has ${ip} but no IPAM record holds it`);
   return out;
 }
 
@@ -110,12 +119,13 @@ async function linkChecks(n: LabStateNode, v: NodeView): Promise<string[]> {
   const links = JSON.parse(await inNode(n, ['ip', '-j', '-d', 'link', 'show', 'type', 'veth'])) as { ifname: string; ifalias?: string }[];
   for (const l of links) {
     const parts = l.ifalias?.split('/');
-    if (!parts || parts.length !== 5 || parts[0] !== 'weir') continue;
+    if (parts?.length !== 5 || parts[0] !== 'weir') continue;
     if (!names.has(`${parts[2]}/${parts[3]}`)) out.push(`${n.name}: leaked veth ${l.ifname} (${l.ifalias}): no such pod on the node`);
   }
   for (const fam of ['-4', '-6']) {
     const routes = JSON.parse(await inNode(n, ['ip', '-j', fam, 'route', 'show', 'proto', '87'])) as { dst: string; dev?: string }[];
-    for (const r of routes) if (!v.liveIps.has(r.dst.split('/')[0] as string)) out.push(`${n.name}: leaked pod route ${r.dst} dev ${r.dev ?? '?'}: no pod of the node has it`);
+    for (const r of routes)
+      if (!v.liveIps.has(r.dst.split('/')[0] as string)) out.push(`${n.name}: leaked pod route ${r.dst} dev ${r.dev ?? '?'}: no pod of the node has it`);
   }
   return out;
 }
@@ -128,7 +138,10 @@ async function conntrackChecks(n: LabStateNode, v: NodeView): Promise<{ violatio
     for (const e of parseConntrack(r.stdout)) {
       const dead = e.addrs.filter((a) => v.deletedIps.has(a) && !v.liveIps.has(a));
       if (dead.length === 0) continue;
-      if (e.timeout > LONG_LIVED_S) out.push(`${n.name}: conntrack entry of a deleted pod's address ${dead.join(',')}: ${e.proto} ${e.state} timeout ${e.timeout} s (${e.addrs.join(' ')})`);
+      if (e.timeout > LONG_LIVED_S)
+        out.push(
+          `${n.name}: conntrack entry of a deleted pod's address ${dead.join(',')}: ${e.proto} ${e.state} timeout ${e.timeout} s (${e.addrs.join(' ')})`,
+        );
       else expiring++;
     }
   }
@@ -143,16 +156,25 @@ async function checkOnce(state: LabState, deletedIps: ReadonlySet<string>): Prom
   const violations: string[] = [];
   const notes: string[] = [];
   for (const n of state.nodes) {
-    const v: NodeView = { pods: live.filter((p) => p.spec.nodeName === n.name), liveIps: new Set(live.filter((p) => p.spec.nodeName === n.name).flatMap((p) => (p.status?.podIPs ?? []).map((x) => x.ip))), deletedIps };
+    const v: NodeView = {
+      pods: live.filter((p) => p.spec.nodeName === n.name),
+      liveIps: new Set(live.filter((p) => p.spec.nodeName === n.name).flatMap((p) => (p.status?.podIPs ?? []).map((x) => x.ip))),
+      deletedIps,
+    };
     const ct = await conntrackChecks(n, { ...v, liveIps });
     violations.push(...(await doctorChecks(n)), ...(await ipamChecks(n, v)), ...(await linkChecks(n, v)), ...ct.violations);
-    if (ct.expiring > 0) notes.push(`${n.name}: ${ct.expiring} conntrack entries of deleted pods' addresses in transient states (expire by themselves within ${LONG_LIVED_S} s)`);
+    if (ct.expiring > 0)
+      notes.push(`${n.name}: ${ct.expiring} conntrack entries of deleted pods' addresses in transient states (expire by themselves within ${LONG_LIVED_S} s)`);
   }
   return { violations, notes };
 }
 
 /** Every invariant on every node, retried until clean or the deadline; the last pass's findings. */
-export async function checkInvariants(state: LabState, deletedIps: ReadonlySet<string>, log: (l: string) => void): Promise<{ violations: string[]; notes: string[]; passes: number }> {
+export async function checkInvariants(
+  state: LabState,
+  deletedIps: ReadonlySet<string>,
+  log: (l: string) => void,
+): Promise<{ violations: string[]; notes: string[]; passes: number }> {
   const deadline = Date.now() + INVARIANT_DEADLINE_MS;
   for (let pass = 1; ; pass++) {
     let r: { violations: string[]; notes: string[] };

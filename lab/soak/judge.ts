@@ -10,9 +10,9 @@
 // forbidden only when no combination allows it: a change is given until
 // every node's agent reports it applied (plus a grace), and at most
 // maxSettleMs, before the state before it stops excusing a connection.
-import { PolicyEvaluator, ipEndpoint, podEndpoint } from '../../src/policy/evaluator.ts';
+import { ipEndpoint, PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, NodeInfo, Pod } from '../../src/policy/types.ts';
-import { KINDS, type KObject, type Kind, type KindTimeline, type SettleRules, type Version, objectKey } from './timeline.ts';
+import { KINDS, type Kind, type KindTimeline, type KObject, objectKey, type SettleRules, type Version } from './timeline.ts';
 
 export interface ProbeResult {
   /** The prober pod (namespace/name). */
@@ -82,7 +82,8 @@ export function combinations(cands: Record<Kind, Version[]>): Record<Kind, Versi
 type PodLike = KObject & { status?: { podIPs?: { ip: string }[] } };
 
 const rvOf = (o: KObject | undefined): string => o?.metadata?.resourceVersion ?? '-';
-const podWithIp = (v: Version, ip: string): KObject | undefined => [...v.objects.values()].find((o) => ((o as PodLike).status?.podIPs ?? []).some((x) => x.ip === ip));
+const podWithIp = (v: Version, ip: string): KObject | undefined =>
+  [...v.objects.values()].find((o) => ((o as PodLike).status?.podIPs ?? []).some((x) => x.ip === ip));
 
 /**
  * The candidates of each kind reduced to those that can differ in their
@@ -109,7 +110,11 @@ export function reduceCandidates(cands: Record<Kind, Version[]>, srcNs: string, 
   });
   const nss = new Set([srcNs, ...cands.pods.flatMap((v) => podWithIp(v, ip)?.metadata?.namespace ?? [])]);
   const networkpolicies = distinct(cands.networkpolicies, (v) =>
-    [...v.objects.values()].filter((o) => nss.has(o.metadata?.namespace ?? '')).map((o) => `${objectKey(o)}@${rvOf(o)}`).sort().join(','),
+    [...v.objects.values()]
+      .filter((o) => nss.has(o.metadata?.namespace ?? ''))
+      .map((o) => `${objectKey(o)}@${rvOf(o)}`)
+      .sort()
+      .join(','),
   );
   return { pods, namespaces: cands.namespaces, networkpolicies };
 }
@@ -130,13 +135,23 @@ function explain(c: Record<Kind, Version>, evaluators: EvaluatorCache, ns: strin
   const dst = podWithIp(c.pods, p.ip);
   const dstNs = dst?.metadata?.namespace ?? '';
   const nsLabels = [ns, dstNs].map((n) => `${n} ${labelsOf(c.namespaces.objects.get(n))}`).join(', ');
-  const pols = [...c.networkpolicies.objects.values()].filter((o) => [ns, dstNs].includes(o.metadata?.namespace ?? '')).map((o) => `${objectKey(o)} ${JSON.stringify(o.spec)}`);
-  const dstDesc = dst ? `${objectKey(dst)} ${labelsOf(dst)}${dst.metadata?.deletionTimestamp ? ' (terminating)' : ''} on ${(dst.spec as { nodeName?: string } | undefined)?.nodeName ?? '?'}` : 'no pod';
+  const pols = [...c.networkpolicies.objects.values()]
+    .filter((o) => [ns, dstNs].includes(o.metadata?.namespace ?? ''))
+    .map((o) => `${objectKey(o)} ${JSON.stringify(o.spec)}`);
+  const dstDesc = dst
+    ? `${objectKey(dst)} ${labelsOf(dst)}${dst.metadata?.deletionTimestamp ? ' (terminating)' : ''} on ${(dst.spec as { nodeName?: string } | undefined)?.nodeName ?? '?'}`
+    : 'no pod';
   return `egress ${dir(v.egress)}; ingress ${dir(v.ingress)}; src ${ns}/${name} ${labelsOf(src)}; dst ${dstDesc}; namespaces ${nsLabels}; policies ${pols.join(' ') || 'none'}`;
 }
 
 /** undefined while some candidate is not settled yet (judge later). */
-export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, evaluators: EvaluatorCache, now: number, rules: SettleRules): Judgement | undefined {
+export function judge(
+  p: ProbeResult,
+  timelines: Record<Kind, KindTimeline>,
+  evaluators: EvaluatorCache,
+  now: number,
+  rules: SettleRules,
+): Judgement | undefined {
   const cands = {} as Record<Kind, Version[]>;
   for (const k of KINDS) {
     const c = timelines[k].candidatesIn(p.start, p.start + p.ms, now, rules);
@@ -163,7 +178,8 @@ export function judge(p: ProbeResult, timelines: Record<Kind, KindTimeline>, eva
   const judged = combos.length - errors.length;
   if (judged === 0) return { outcome: 'unjudged', states: combos.length, detail: errors[0] };
   const states = combos.length;
-  const describe = (): string => `${KINDS.map((k) => `${k}: ${cands[k].map((v) => `v${v.seq} (${v.change})`).join(' | ')}`).join('; ')}; in the newest: ${explain(combos[0] as Record<Kind, Version>, evaluators, ns, name, p)}`;
+  const describe = (): string =>
+    `${KINDS.map((k) => `${k}: ${cands[k].map((v) => `v${v.seq} (${v.change})`).join(' | ')}`).join('; ')}; in the newest: ${explain(combos[0] as Record<Kind, Version>, evaluators, ns, name, p)}`;
   if (p.connected) return allowed > 0 ? { outcome: 'allowed-ok', states } : { outcome: 'forbidden', states, detail: describe() };
   if (allowed === judged && errors.length === 0) return { outcome: 'allowed-failed', states, detail: p.error };
   return allowed === 0 ? { outcome: 'blocked-ok', states } : { outcome: 'unsettled', states };

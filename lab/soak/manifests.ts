@@ -3,7 +3,7 @@
 // and removes those the action leaves out (null), in one request, and
 // removing a key that is not there is no error (`kubectl label k-` would be).
 import { AGNHOST_IMAGE } from '../kind.ts';
-import { type Action, type Labels, NS_LABELS, POD_LABELS, PORTS, SOAK_LABEL, portName } from './scenario.ts';
+import { type Action, type Labels, NS_LABELS, POD_LABELS, PORTS, portName, SOAK_LABEL } from './scenario.ts';
 
 export interface KubectlCall {
   args: string[];
@@ -70,7 +70,12 @@ export function kubectlFor(a: Action): KubectlCall {
     case 'netpol-update':
       return {
         args: ['apply', '-f', '-'],
-        input: JSON.stringify({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: a.name, namespace: a.ns, labels: { [SOAK_LABEL]: '1' } }, spec: a.spec }),
+        input: JSON.stringify({
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: { name: a.name, namespace: a.ns, labels: { [SOAK_LABEL]: '1' } },
+          spec: a.spec,
+        }),
       };
     case 'netpol-delete':
       return del(`networkpolicy/${a.name}`, a.ns);
@@ -79,7 +84,10 @@ export function kubectlFor(a: Action): KubectlCall {
 
 /** One line for the log: what the action does. */
 export function describeAction(a: Action): string {
-  const l = (x: Labels): string => Object.entries(x).map(([k, v]) => `${k}=${v}`).join(',') || '-';
+  const l = (x: Labels): string =>
+    Object.entries(x)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '-';
   switch (a.op) {
     case 'ns-create':
     case 'ns-relabel':

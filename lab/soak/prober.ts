@@ -44,7 +44,9 @@ export class Prober {
   constructor(pods: readonly ProberPod[], onResult: (r: ProbeResult) => void) {
     this.loops = pods.map((pod) => ({
       pod,
-      script: new NetnsScript<Omit<ProbeResult, 'from'>>(pod, PROBE_STREAM, { intervalMs: INTERVAL_MS, timeoutMs: CONNECT_TIMEOUT_MS }, (l) => onResult({ ...l, from: pod.id })),
+      script: new NetnsScript<Omit<ProbeResult, 'from'>>(pod, PROBE_STREAM, { intervalMs: INTERVAL_MS, timeoutMs: CONNECT_TIMEOUT_MS }, (l) =>
+        onResult({ ...l, from: pod.id }),
+      ),
     }));
   }
 

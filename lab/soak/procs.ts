@@ -17,7 +17,10 @@ export function cmdline(pid: number): string[] {
 }
 
 export function pids(): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number);
 }
 
 export const netnsInode = (file: string): string => `net:[${fs.statSync(file).ino}]`;

@@ -14,7 +14,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { kubectl, kubectlArgv, sleep, userEnv } from '../commands/common.ts';
 import type { LabState } from '../state.ts';
-import { KINDS, type KObject, type Kind, KindTimeline, type Version } from './timeline.ts';
+import { KINDS, type Kind, KindTimeline, type KObject, type Version } from './timeline.ts';
 
 const PATHS: Record<Kind, string> = {
   pods: '/api/v1/pods',
@@ -25,7 +25,14 @@ const PATHS: Record<Kind, string> = {
 /** What the evaluator and the judge read of an object; the rest (managedFields, annotations) is dropped. */
 export function slim(kind: Kind, o: KObject): KObject {
   const m = o.metadata ?? {};
-  const metadata = { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels ?? {}, ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}) };
+  const metadata = {
+    name: m.name,
+    namespace: m.namespace,
+    uid: m.uid,
+    resourceVersion: m.resourceVersion,
+    labels: m.labels ?? {},
+    ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+  };
   if (kind === 'namespaces') return { metadata };
   if (kind === 'networkpolicies') return { metadata, spec: o.spec };
   const spec = (o.spec ?? {}) as { nodeName?: string; hostNetwork?: boolean; containers?: { ports?: unknown }[] };
@@ -44,7 +51,11 @@ export const CATCH_UP_MS = 3000;
 type WatchEnd = 'expired' | 'broken' | 'stopped';
 
 export class Recorder {
-  readonly timelines: Record<Kind, KindTimeline> = { pods: new KindTimeline('pods'), namespaces: new KindTimeline('namespaces'), networkpolicies: new KindTimeline('networkpolicies') };
+  readonly timelines: Record<Kind, KindTimeline> = {
+    pods: new KindTimeline('pods'),
+    namespaces: new KindTimeline('namespaces'),
+    networkpolicies: new KindTimeline('networkpolicies'),
+  };
   /** 410s seen (watch status or stream ERROR), per kind. */
   readonly expired: Record<Kind, number> = { pods: 0, namespaces: 0, networkpolicies: 0 };
   readonly relists: Record<Kind, number> = { pods: 0, namespaces: 0, networkpolicies: 0 };
@@ -165,7 +176,12 @@ export class Recorder {
       if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED') {
         const at = Date.now();
         const gap = this.#gapFrom[kind];
-        const v = this.timelines[kind].event(at, ev.type, slim(kind, obj), gap !== undefined && at - (this.#watchStart[kind] ?? 0) < CATCH_UP_MS ? gap : undefined);
+        const v = this.timelines[kind].event(
+          at,
+          ev.type,
+          slim(kind, obj),
+          gap !== undefined && at - (this.#watchStart[kind] ?? 0) < CATCH_UP_MS ? gap : undefined,
+        );
         if (v) this.#onVersion(kind, v);
       }
       if (obj.metadata?.resourceVersion) setRv(obj.metadata.resourceVersion);

@@ -60,4 +60,4 @@ export class Rng {
 }
 
 /** A fresh seed when none is given (printed, so the run can be replayed). */
-export const randomSeed = (): number => (Math.floor(Math.random() * 0xffffffff) >>> 0) || 1;
+export const randomSeed = (): number => Math.floor(Math.random() * 0xffffffff) >>> 0 || 1;

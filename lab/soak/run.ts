@@ -17,12 +17,12 @@ import { Churn } from './churn.ts';
 import { EnforcementTracker } from './enforcement.ts';
 import { type FaultRecord, runFaults } from './faults.ts';
 import { checkInvariants } from './invariants.ts';
-import { Prober, INTERVAL_MS } from './prober.ts';
+import { INTERVAL_MS, Prober } from './prober.ts';
 import { Recorder } from './recorder.ts';
 import { Rng } from './rng.ts';
-import { SOAK_LABEL, Scenario } from './scenario.ts';
+import { Scenario, SOAK_LABEL } from './scenario.ts';
 import { FAULT_KINDS, faultsPerKind, faultsRequired, planFaults } from './schedule.ts';
-import { PROBE_NS, ensureLab, ipBlocks, nodeInfos, removeLeftovers, startProberPods } from './setup.ts';
+import { ensureLab, ipBlocks, nodeInfos, PROBE_NS, removeLeftovers, startProberPods } from './setup.ts';
 import { type SoakFigures, summaryLines } from './summary.ts';
 import type { SettleRules } from './timeline.ts';
 
@@ -77,7 +77,9 @@ async function prepare(state: LabState, rng: Rng, log: Log) {
   for (let i = 0; i < INITIAL_ACTIONS; i++) await churn.apply(scenario.next());
   const settled = await waitForLab(state, { timeoutMs: SETTLE_TIMEOUT_MS });
   if (!settled.ok) throw new Error(`the lab did not settle before the churn: ${settled.summary}`);
-  log(`first population in place (${scenario.churnNamespaces().length} namespaces, ${scenario.churnPods().length} pods, ${scenario.policies.size} policies); ${settled.summary}`);
+  log(
+    `first population in place (${scenario.churnNamespaces().length} namespaces, ${scenario.churnPods().length} pods, ${scenario.policies.size} policies); ${settled.summary}`,
+  );
   return { nodes, scenario, proberPods, churn };
 }
 
@@ -89,7 +91,9 @@ async function startObserving(state: LabState, churn: Churn, proberPods: Constru
     churn.observe(kind, v);
     if (kind !== 'pods') return;
     // Every address a soak pod ever had: the leak checks look for what is left of them.
-    for (const obj of v.objects.values()) for (const { ip } of ((obj.status as { podIPs?: { ip: string }[] } | undefined)?.podIPs ?? [])) if (obj.metadata?.labels?.[SOAK_LABEL] === '1') everIps.add(ip);
+    for (const obj of v.objects.values())
+      for (const { ip } of (obj.status as { podIPs?: { ip: string }[] } | undefined)?.podIPs ?? [])
+        if (obj.metadata?.labels?.[SOAK_LABEL] === '1') everIps.add(ip);
     prober?.update(v);
   });
   await recorder.start();
@@ -106,7 +110,9 @@ async function startObserving(state: LabState, churn: Churn, proberPods: Constru
 export async function runSoak(o: SoakOptions): Promise<number> {
   const t0 = Date.now();
   const log: Log = (l) => void process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
-  log(`soak: seed ${o.seed} (replay: scripts/soak --seed ${o.seed}${o.ci ? ' --ci' : ''}${o.faultsPerKind ? ` --faults-per-kind ${o.faultsPerKind}` : ''} --minutes ${o.minutes}), ${o.minutes} min, ${o.ratePerMin} changes/min`);
+  log(
+    `soak: seed ${o.seed} (replay: scripts/soak --seed ${o.seed}${o.ci ? ' --ci' : ''}${o.faultsPerKind ? ` --faults-per-kind ${o.faultsPerKind}` : ''} --minutes ${o.minutes}), ${o.minutes} min, ${o.ratePerMin} changes/min`,
+  );
   const state = ensureLab(log);
   const stopped = new Set<number>();
   continueOnExit(stopped);
@@ -123,7 +129,13 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   const faults: FaultRecord[] = [];
   book.faults = faults;
   book.onForbidden = (l) => log(`FORBIDDEN: ${l}`);
-  const progress = setInterval(() => log(`progress: ${churn.applied.length} changes, ${faults.length} faults, ${book.counts.total} probes judged (${book.counts.forbidden} forbidden), ${book.pending} pending`), 30_000);
+  const progress = setInterval(
+    () =>
+      log(
+        `progress: ${churn.applied.length} changes, ${faults.length} faults, ${book.counts.total} probes judged (${book.counts.forbidden} forbidden), ${book.pending} pending`,
+      ),
+    30_000,
+  );
   let faultsDone = false;
   await Promise.all([
     churn.run(scenario, rng, 60_000 / o.ratePerMin, () => Date.now() < churnEnd || !faultsDone, o.verbose),
@@ -157,7 +169,9 @@ export async function runSoak(o: SoakOptions): Promise<number> {
     wallMs: Date.now() - t0,
     ratePerMin: o.ratePerMin,
     events: { applied: churn.applied.filter((a) => a.ok).length, failed: churn.applied.filter((a) => !a.ok).length, byOp },
-    faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, { injected: faults.filter((f) => f.kind === k && f.ok).length, missed: faults.filter((f) => f.kind === k && !f.ok).length }])),
+    faults: Object.fromEntries(
+      FAULT_KINDS.map((k) => [k, { injected: faults.filter((f) => f.kind === k && f.ok).length, missed: faults.filter((f) => f.kind === k && !f.ok).length }]),
+    ),
     faultsRequired: o.faultsPerKind ?? (o.ci ? 1 : faultsRequired(o.minutes)),
     probes: book.counts,
     forbidden: book.forbidden,
@@ -165,7 +179,13 @@ export async function runSoak(o: SoakOptions): Promise<number> {
     enforceMs: churn.applied.flatMap((a) => (a.version?.enforcedAt !== undefined ? [a.version.enforcedAt - a.version.at] : [])),
     notEnforced: churn.applied.filter((a) => a.version && a.version.enforcedAt === undefined).length,
     settle: SETTLE,
-    notes: [...inv.notes, `invariants clean after ${inv.passes} pass(es)`, `soak watches: 410s ${JSON.stringify(recorder.expired)}, relists ${JSON.stringify(recorder.relists)}`, ...book.unjudgedExamples.map((x) => `not judged: ${x}`), ...faults.map((f) => `fault ${f.kind} on ${f.node} +${Math.round((f.start - churnStart) / 1000)} s: ${f.ok ? '' : 'NOT injected: '}${f.detail}`)],
+    notes: [
+      ...inv.notes,
+      `invariants clean after ${inv.passes} pass(es)`,
+      `soak watches: 410s ${JSON.stringify(recorder.expired)}, relists ${JSON.stringify(recorder.relists)}`,
+      ...book.unjudgedExamples.map((x) => `not judged: ${x}`),
+      ...faults.map((f) => `fault ${f.kind} on ${f.node} +${Math.round((f.start - churnStart) / 1000)} s: ${f.ok ? '' : 'NOT injected: '}${f.detail}`),
+    ],
   };
   if (!o.keep) await kubectl(state, ['delete', 'namespaces', '-l', `${SOAK_LABEL}=1`, '--wait=false'], { timeoutMs: 60_000 });
   const lines = summaryLines(figures);

@@ -8,7 +8,7 @@
 // slow deletion of an older object of the same name (a namespace stays
 // Terminating for seconds).
 import type { LabelSelector, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec } from '../../src/policy/types.ts';
-import { Rng } from './rng.ts';
+import type { Rng } from './rng.ts';
 
 export type Labels = Record<string, string>;
 
@@ -76,7 +76,8 @@ export class Scenario {
     this.#cfg = cfg;
     this.#rng = rng;
     this.namespaces.set(cfg.probeNamespace, {});
-    for (const p of cfg.probers) this.pods.set(key(cfg.probeNamespace, p.name), { ns: cfg.probeNamespace, name: p.name, node: p.node, labels: this.#podLabels(), prober: true });
+    for (const p of cfg.probers)
+      this.pods.set(key(cfg.probeNamespace, p.name), { ns: cfg.probeNamespace, name: p.name, node: p.node, labels: this.#podLabels(), prober: true });
   }
 
   /** The labels the prober pods start with (created by the soak's setup, not by an action). */

@@ -1,16 +1,17 @@
 // Before the churn: the lab up, an earlier run's leftovers gone, the prober
 // pods running (one per node, in the probe namespace), and what the
 // scenario needs to know of the cluster (its nodes, its pod CIDRs).
+
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { LabCommandError, kubectlJson, kubectlOk, labState, podNetnsPath } from '../commands/common.ts';
+import { kubectlJson, kubectlOk, LabCommandError, labState, podNetnsPath } from '../commands/common.ts';
 import { REPO } from '../kind.ts';
 import { type LabState, labPods } from '../state.ts';
 import { namespaceManifest, podManifest } from './manifests.ts';
+import type { ProberPod } from './prober.ts';
 import type { Labels } from './scenario.ts';
 import { SOAK_LABEL } from './scenario.ts';
-import type { ProberPod } from './prober.ts';
 
 export const PROBE_NS = 'soak-probe';
 
@@ -29,7 +30,9 @@ export function ensureLab(log: (l: string) => void): LabState {
 
 /** Deletes every namespace an earlier soak left (they carry SOAK_LABEL), waiting until they are gone. */
 export async function removeLeftovers(state: LabState, log: (l: string) => void): Promise<void> {
-  const left = (await kubectlJson<{ items: { metadata: { name: string } }[] }>(state, ['get', 'namespaces', '-l', `${SOAK_LABEL}=1`])).items.map((n) => n.metadata.name);
+  const left = (await kubectlJson<{ items: { metadata: { name: string } }[] }>(state, ['get', 'namespaces', '-l', `${SOAK_LABEL}=1`])).items.map(
+    (n) => n.metadata.name,
+  );
   if (left.length === 0) return;
   log(`removing ${left.length} namespace(s) an earlier soak left: ${left.join(' ')}`);
   await kubectlOk(state, ['delete', 'namespaces', '-l', `${SOAK_LABEL}=1`, '--wait=true', '--timeout=300s'], { timeoutMs: 330_000 });
@@ -70,6 +73,8 @@ export async function startProberPods(state: LabState, labels: (name: string) =>
 
 /** The node addresses, for the evaluator (traffic between a pod and its own node is always allowed). */
 export async function nodeInfos(state: LabState): Promise<{ name: string; internalIPs: string[] }[]> {
-  const nodes = (await kubectlJson<{ items: { metadata: { name: string }; status?: { addresses?: { type: string; address: string }[] } }[] }>(state, ['get', 'nodes'])).items;
+  const nodes = (
+    await kubectlJson<{ items: { metadata: { name: string }; status?: { addresses?: { type: string; address: string }[] } }[] }>(state, ['get', 'nodes'])
+  ).items;
   return nodes.map((n) => ({ name: n.metadata.name, internalIPs: (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address) }));
 }

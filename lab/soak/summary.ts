@@ -51,7 +51,8 @@ export function verdict(f: SoakFigures): Verdict {
   const reasons: string[] = [];
   if (f.forbidden.length > 0) reasons.push(`${f.forbidden.length} forbidden connection(s) seen`);
   if (f.violations.length > 0) reasons.push(`${f.violations.length} invariant violation(s)`);
-  for (const [kind, c] of Object.entries(f.faults)) if (c.injected < f.faultsRequired) reasons.push(`fault ${kind} injected ${c.injected} time(s), fewer than ${f.faultsRequired}`);
+  for (const [kind, c] of Object.entries(f.faults))
+    if (c.injected < f.faultsRequired) reasons.push(`fault ${kind} injected ${c.injected} time(s), fewer than ${f.faultsRequired}`);
   if (f.probes['blocked-ok'] === 0) reasons.push('no probe was ever blocked: the prober did not test enforcement');
   if (f.probes['allowed-ok'] === 0) reasons.push('no probe ever connected: the prober did not work');
   return { ok: reasons.length === 0, reasons };
@@ -63,11 +64,15 @@ export function summaryLines(f: SoakFigures): string[] {
   const v = verdict(f);
   const p50 = percentile(f.enforceMs, 50);
   const p99 = percentile(f.enforceMs, 99);
-  const faults = Object.entries(f.faults).map(([k, c]) => `${k} ${c.injected}${c.missed ? ` (+${c.missed} missed)` : ''}`).join(', ');
+  const faults = Object.entries(f.faults)
+    .map(([k, c]) => `${k} ${c.injected}${c.missed ? ` (+${c.missed} missed)` : ''}`)
+    .join(', ');
   const pr = f.probes;
   const lines = [
     `soak summary (seed ${f.seed}, ${f.minutes} min${f.ci ? ', --ci' : ''}, wall ${(f.wallMs / 60_000).toFixed(1)} min)`,
-    `  events applied: ${f.events.applied} (${f.ratePerMin}/min requested; ${f.events.failed} failed after retries): ${Object.entries(f.events.byOp).map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    `  events applied: ${f.events.applied} (${f.ratePerMin}/min requested; ${f.events.failed} failed after retries): ${Object.entries(f.events.byOp)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}`,
     `  faults injected: ${faults} (each kind required ≥ ${f.faultsRequired})`,
     `  probes judged: ${pr.total} (connected as allowed ${pr['allowed-ok']}, blocked as forbidden ${pr['blocked-ok']}, refused during a change ${pr.unsettled}, not judged ${pr.unjudged})`,
     `  allowed but refused: ${pr['allowed-failed']} (information: a pod not serving yet, a fault, settle time; not a safety finding)`,

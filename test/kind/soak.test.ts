@@ -11,10 +11,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kindPaths } from '../../lab/kind.ts';
-import { readState } from '../../lab/state.ts';
 import { FAULT_KINDS } from '../../lab/soak/schedule.ts';
 import { parseSummaryLine } from '../../lab/soak/summary.ts';
-import { DOWN_TIMEOUT_MS, REPO, UP_TIMEOUT_MS, lab, labOk } from '../helpers/lab.ts';
+import { readState } from '../../lab/state.ts';
+import { DOWN_TIMEOUT_MS, lab, labOk, REPO, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 /** The soak's churn minutes plus its setup, its faults' overrun, the settling and the invariant passes. */
 const SOAK_TIMEOUT_MS = 25 * 60_000;
@@ -58,21 +58,37 @@ describe('kind: a short churn soak with faults', () => {
     if (fs.existsSync(`/run/netns/${kindPaths().netns}`)) await lab(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
   }, DOWN_TIMEOUT_MS + 10_000);
 
-  it('scripts/soak --ci: every fault kind injected, 0 forbidden connections, 0 invariant violations', async () => {
-    const r = await soak(['--ci']);
-    const summary = parseSummaryLine(r.out) as
-      | { ok: boolean; seed: number; events: number; faults: Record<string, number>; forbidden: number; violations: number; probes: number; enforceP50Ms: number | null; enforceP99Ms: number | null }
-      | undefined;
-    expect(summary, 'no SOAK_SUMMARY line: the soak did not finish').toBeDefined();
-    if (!summary) return;
-    const seed = `seed ${summary.seed} (replay: scripts/soak --ci --seed ${summary.seed})`;
-    expect(summary.forbidden, seed).toBe(0);
-    expect(summary.violations, seed).toBe(0);
-    for (const k of FAULT_KINDS) expect(summary.faults[k], `${k}, ${seed}`).toBeGreaterThanOrEqual(1);
-    expect(summary.events).toBeGreaterThan(50);
-    expect(summary.probes).toBeGreaterThan(1000);
-    expect(summary.ok, seed).toBe(true);
-    expect(r.code).toBe(0);
-    console.log(`scripts/soak --ci: ${summary.events} changes, ${summary.probes} probes, change → enforced p50 ${summary.enforceP50Ms} ms, p99 ${summary.enforceP99Ms} ms, in ${(r.ms / 60_000).toFixed(1)} min; ${seed}`);
-  }, SOAK_TIMEOUT_MS + 60_000);
+  it(
+    'scripts/soak --ci: every fault kind injected, 0 forbidden connections, 0 invariant violations',
+    async () => {
+      const r = await soak(['--ci']);
+      const summary = parseSummaryLine(r.out) as
+        | {
+            ok: boolean;
+            seed: number;
+            events: number;
+            faults: Record<string, number>;
+            forbidden: number;
+            violations: number;
+            probes: number;
+            enforceP50Ms: number | null;
+            enforceP99Ms: number | null;
+          }
+        | undefined;
+      expect(summary, 'no SOAK_SUMMARY line: the soak did not finish').toBeDefined();
+      if (!summary) return;
+      const seed = `seed ${summary.seed} (replay: scripts/soak --ci --seed ${summary.seed})`;
+      expect(summary.forbidden, seed).toBe(0);
+      expect(summary.violations, seed).toBe(0);
+      for (const k of FAULT_KINDS) expect(summary.faults[k], `${k}, ${seed}`).toBeGreaterThanOrEqual(1);
+      expect(summary.events).toBeGreaterThan(50);
+      expect(summary.probes).toBeGreaterThan(1000);
+      expect(summary.ok, seed).toBe(true);
+      expect(r.code).toBe(0);
+      console.log(
+        `scripts/soak --ci: ${summary.events} changes, ${summary.probes} probes, change → enforced p50 ${summary.enforceP50Ms} ms, p99 ${summary.enforceP99Ms} ms, in ${(r.ms / 60_000).toFixed(1)} min; ${seed}`,
+      );
+    },
+    SOAK_TIMEOUT_MS + 60_000,
+  );
 });

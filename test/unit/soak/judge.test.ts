@@ -2,14 +2,23 @@
 // been enforcing at its instant (the settle rule of timeline.ts), with the
 // reference evaluator as the oracle.
 import { describe, expect, it } from 'vitest';
-import { EvaluatorCache, type ProbeResult, combinations, judge, reduceCandidates } from '../../../lab/soak/judge.ts';
-import { KINDS, type KObject, type Kind, KindTimeline, type SettleRules, settleEnd } from '../../../lab/soak/timeline.ts';
+import { combinations, EvaluatorCache, judge, type ProbeResult, reduceCandidates } from '../../../lab/soak/judge.ts';
+import { KINDS, type Kind, KindTimeline, type KObject, type SettleRules, settleEnd } from '../../../lab/soak/timeline.ts';
 
 const RULES: SettleRules = { graceMs: 1000, maxSettleMs: 60_000 };
-const NODES = [{ name: 'n1', internalIPs: ['172.18.0.2'] }, { name: 'n2', internalIPs: ['172.18.0.3'] }];
+const NODES = [
+  { name: 'n1', internalIPs: ['172.18.0.2'] },
+  { name: 'n2', internalIPs: ['172.18.0.3'] },
+];
 
 let rv = 100;
-const meta = (name: string, namespace?: string, labels: Record<string, string> = {}) => ({ name, ...(namespace ? { namespace } : {}), uid: `uid-${namespace ?? ''}-${name}`, resourceVersion: String(++rv), labels });
+const meta = (name: string, namespace?: string, labels: Record<string, string> = {}) => ({
+  name,
+  ...(namespace ? { namespace } : {}),
+  uid: `uid-${namespace ?? ''}-${name}`,
+  resourceVersion: String(++rv),
+  labels,
+});
 const ns = (name: string): KObject => ({ metadata: meta(name, undefined, { 'kubernetes.io/metadata.name': name }) });
 const pod = (namespace: string, name: string, ip: string, node: string, labels: Record<string, string> = {}): KObject => ({
   metadata: meta(name, namespace, labels),
@@ -27,7 +36,15 @@ function world(): Record<Kind, KindTimeline> {
   return t;
 }
 
-const probe = (start: number, connected: boolean): ProbeResult => ({ from: 'probe/p', ip: '10.244.2.5', port: 80, start, ms: 3, connected, ...(connected ? {} : { error: 'timeout' }) });
+const probe = (start: number, connected: boolean): ProbeResult => ({
+  from: 'probe/p',
+  ip: '10.244.2.5',
+  port: 80,
+  start,
+  ms: 3,
+  connected,
+  ...(connected ? {} : { error: 'timeout' }),
+});
 
 describe('judge', () => {
   it('allows what no policy forbids; a refused allowed connection is allowed-failed, not a finding', () => {
@@ -96,9 +113,12 @@ describe('judge', () => {
     expect(judge(probe(19_000, true), t, ev, 30_000, RULES)?.outcome).toBe('forbidden');
   });
 
-  it('follows relabels: a pod relabelled out of a policy\'s selector is allowed again once enforced', () => {
+  it("follows relabels: a pod relabelled out of a policy's selector is allowed again once enforced", () => {
     const t = world();
-    t.networkpolicies.event(10, 'ADDED', { metadata: meta('deny-web', 'app'), spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] } });
+    t.networkpolicies.event(10, 'ADDED', {
+      metadata: meta('deny-web', 'app'),
+      spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] },
+    });
     t.networkpolicies.markEnforced(String(rv), 20);
     const web = pod('app', 's', '10.244.2.5', 'n2', { app: 'web' });
     const v1 = t.pods.event(100, 'MODIFIED', web);
@@ -120,14 +140,18 @@ describe('judge', () => {
 });
 
 describe('reduceCandidates', () => {
-  it('keeps one version per distinct view of the flow: changes to other pods and other namespaces\' policies fold away', () => {
+  it("keeps one version per distinct view of the flow: changes to other pods and other namespaces' policies fold away", () => {
     const t = world();
     const other = t.pods.event(10, 'ADDED', pod('app', 'x', '10.244.2.7', 'n2'));
     const other2 = t.pods.event(20, 'MODIFIED', pod('app', 'x', '10.244.2.7', 'n2', { app: 'db' }));
     const dst = t.pods.event(30, 'MODIFIED', pod('app', 's', '10.244.2.5', 'n2', { app: 'web' }));
     const elsewhere = t.networkpolicies.event(40, 'ADDED', denyIngress('zzz'));
     const here = t.networkpolicies.event(50, 'ADDED', denyIngress('app'));
-    const cands = { pods: [dst, other2, other, t.pods.versions[0]].map((v) => v!), namespaces: [t.namespaces.latest!], networkpolicies: [here, elsewhere, t.networkpolicies.versions[0]].map((v) => v!) };
+    const cands = {
+      pods: [dst, other2, other, t.pods.versions[0]].map((v) => v!),
+      namespaces: [t.namespaces.latest!],
+      networkpolicies: [here, elsewhere, t.networkpolicies.versions[0]].map((v) => v!),
+    };
     const r = reduceCandidates(cands, 'probe', 'p', '10.244.2.5');
     expect(r.pods.map((v) => v.seq)).toEqual([dst?.seq, other2?.seq]);
     expect(r.networkpolicies.map((v) => v.seq)).toEqual([here?.seq, elsewhere?.seq]);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { kubectlFor, podManifest } from '../../../lab/soak/manifests.ts';
 import { Rng } from '../../../lab/soak/rng.ts';
-import { type Action, SOAK_LABEL, Scenario, actionObject } from '../../../lab/soak/scenario.ts';
+import { type Action, actionObject, Scenario, SOAK_LABEL } from '../../../lab/soak/scenario.ts';
 
 const CFG = {
   nodes: ['n1', 'n2', 'n3'],
@@ -55,21 +55,39 @@ describe('Scenario', () => {
   it('draws every kind of change, and policies of every shape the soak claims', () => {
     const all = actions(9, 3000);
     const ops = new Set(all.map((a) => a.op));
-    expect(ops).toEqual(new Set(['ns-create', 'ns-delete', 'ns-relabel', 'pod-create', 'pod-delete', 'pod-relabel', 'netpol-create', 'netpol-update', 'netpol-delete']));
+    expect(ops).toEqual(
+      new Set(['ns-create', 'ns-delete', 'ns-relabel', 'pod-create', 'pod-delete', 'pod-relabel', 'netpol-create', 'netpol-update', 'netpol-delete']),
+    );
     const specs = JSON.stringify(all.flatMap((a) => (a.op === 'netpol-create' || a.op === 'netpol-update' ? [a.spec] : [])));
-    for (const s of ['"ipBlock"', '"except"', '"namespaceSelector"', '"NotIn"', '"DoesNotExist"', '"endPort"', '"serve-81-tcp"', '"UDP"', '"Egress"', '"ingress":[]', 'kubernetes.io/metadata.name']) expect(specs).toContain(s);
+    for (const s of [
+      '"ipBlock"',
+      '"except"',
+      '"namespaceSelector"',
+      '"NotIn"',
+      '"DoesNotExist"',
+      '"endPort"',
+      '"serve-81-tcp"',
+      '"UDP"',
+      '"Egress"',
+      '"ingress":[]',
+      'kubernetes.io/metadata.name',
+    ])
+      expect(specs).toContain(s);
   });
 });
 
 describe('kubectlFor', () => {
-  it('creates pods pinned to their node, labelled as the soak\'s, serving the named ports', () => {
-    const m = podManifest('ns1', 'p1', 'n2', { app: 'web' }) as { metadata: { labels: Record<string, string> }; spec: { nodeName: string; containers: { ports: { name: string }[] }[] } };
+  it("creates pods pinned to their node, labelled as the soak's, serving the named ports", () => {
+    const m = podManifest('ns1', 'p1', 'n2', { app: 'web' }) as {
+      metadata: { labels: Record<string, string> };
+      spec: { nodeName: string; containers: { ports: { name: string }[] }[] };
+    };
     expect(m.spec.nodeName).toBe('n2');
     expect(m.metadata.labels).toEqual({ app: 'web', [SOAK_LABEL]: '1' });
     expect(m.spec.containers[0]?.ports.map((p) => p.name)).toEqual(['serve-80-tcp', 'serve-81-tcp']);
   });
 
-  it('relabels with a merge patch that removes the soak\'s keys an action leaves out', () => {
+  it("relabels with a merge patch that removes the soak's keys an action leaves out", () => {
     const c = kubectlFor({ op: 'pod-relabel', ns: 'a', name: 'p', labels: { app: 'db' } });
     expect(c.args.slice(0, 4)).toEqual(['patch', '-n', 'a', 'pod/p']);
     expect(JSON.parse(c.args.at(-1) ?? '')).toEqual({ metadata: { labels: { app: 'db', tier: null } } });

@@ -5,7 +5,14 @@ import { Rng } from '../../../lab/soak/rng.ts';
 import { FAULT_KINDS, faultsPerKind, faultsRequired, planFaults } from '../../../lab/soak/schedule.ts';
 
 const NODES = ['weir-control-plane', 'weir-worker', 'weir-worker2'];
-const opts = (minutes: number, perKind: number) => ({ durationMs: minutes * 60_000, perKind, nodes: NODES, controlPlane: NODES[0] as string, warmupMs: 15_000, cooldownMs: 20_000 });
+const opts = (minutes: number, perKind: number) => ({
+  durationMs: minutes * 60_000,
+  perKind,
+  nodes: NODES,
+  controlPlane: NODES[0] as string,
+  warmupMs: 15_000,
+  cooldownMs: 20_000,
+});
 
 describe('planFaults', () => {
   it('plans each kind perKind times, in time order, inside warm-up and cool-down', () => {

@@ -2,7 +2,7 @@
 // on any forbidden connection, any violation, or a run that did not do what
 // it claims.
 import { describe, expect, it } from 'vitest';
-import { type SoakFigures, parseSummaryLine, percentile, summaryLines, verdict } from '../../../lab/soak/summary.ts';
+import { parseSummaryLine, percentile, type SoakFigures, summaryLines, verdict } from '../../../lab/soak/summary.ts';
 
 function figures(over: Partial<SoakFigures> = {}): SoakFigures {
   return {
@@ -30,8 +30,18 @@ describe('percentile', () => {
     expect(percentile([], 50)).toBeUndefined();
     expect(percentile([5], 99)).toBe(5);
     expect(percentile([4, 1, 3, 2], 50)).toBe(2);
-    expect(percentile(Array.from({ length: 100 }, (_, i) => i + 1), 99)).toBe(99);
-    expect(percentile(Array.from({ length: 100 }, (_, i) => i + 1), 100)).toBe(100);
+    expect(
+      percentile(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        99,
+      ),
+    ).toBe(99);
+    expect(
+      percentile(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        100,
+      ),
+    ).toBe(100);
   });
 });
 
@@ -43,7 +53,10 @@ describe('verdict', () => {
   it('fails on a forbidden connection, a violation, a fault kind short of its count, a prober that never blocked or never connected', () => {
     expect(verdict(figures({ forbidden: ['x'] })).reasons).toEqual(['1 forbidden connection(s) seen']);
     expect(verdict(figures({ violations: ['a', 'b'] })).reasons).toEqual(['2 invariant violation(s)']);
-    expect(verdict(figures({ faultsRequired: 3 })).reasons).toEqual(['fault agent-kill injected 2 time(s), fewer than 3', 'fault cni-kill-add injected 2 time(s), fewer than 3']);
+    expect(verdict(figures({ faultsRequired: 3 })).reasons).toEqual([
+      'fault agent-kill injected 2 time(s), fewer than 3',
+      'fault cni-kill-add injected 2 time(s), fewer than 3',
+    ]);
     const probes = figures().probes;
     expect(verdict(figures({ probes: { ...probes, 'blocked-ok': 0 } })).ok).toBe(false);
     expect(verdict(figures({ probes: { ...probes, 'allowed-ok': 0 } })).ok).toBe(false);
@@ -61,7 +74,20 @@ describe('summaryLines', () => {
     expect(text).toMatch(/invariant violations: 0 \(must be 0\)\n/);
     expect(text).toMatch(/p50 300 ms, p99 5000 ms/);
     expect(lines.at(-2)).toBe('  PASS');
-    expect(parseSummaryLine(text)).toEqual({ ok: true, seed: 42, minutes: 10, wallMs: 720_000, events: 400, faults: { 'agent-kill': 2, 'cni-kill-add': 2 }, forbidden: 0, violations: 0, probes: 1000, allowedRefused: 30, enforceP50Ms: 300, enforceP99Ms: 5000 });
+    expect(parseSummaryLine(text)).toEqual({
+      ok: true,
+      seed: 42,
+      minutes: 10,
+      wallMs: 720_000,
+      events: 400,
+      faults: { 'agent-kill': 2, 'cni-kill-add': 2 },
+      forbidden: 0,
+      violations: 0,
+      probes: 1000,
+      allowedRefused: 30,
+      enforceP50Ms: 300,
+      enforceP99Ms: 5000,
+    });
   });
 
   it('lists what failed, and says FAIL with the reasons', () => {
