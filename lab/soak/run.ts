@@ -9,6 +9,7 @@
 //      probes are judged, every invariant is checked on every node;
 //   5. one summary (summary.ts), its last line machine-readable; the soak's
 //      namespaces deleted (unless --keep).
+import fs from 'node:fs';
 import { kubectl, sleep } from '../commands/common.ts';
 import { waitForLab } from '../commands/wait.ts';
 import type { LabState } from '../state.ts';
@@ -129,13 +130,17 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   const faults: FaultRecord[] = [];
   book.faults = faults;
   book.onForbidden = (l) => log(`FORBIDDEN: ${l}`);
-  const progress = setInterval(
-    () =>
-      log(
-        `progress: ${churn.applied.length} changes, ${faults.length} faults, ${book.counts.total} probes judged (${book.counts.forbidden} forbidden), ${book.pending} pending`,
-      ),
-    30_000,
-  );
+  const progress = setInterval(() => {
+    log(
+      `progress: ${churn.applied.length} changes, ${faults.length} faults, ${book.counts.total} probes judged (${book.counts.forbidden} forbidden), ${book.pending} pending`,
+    );
+    // The cluster is shared: a lab taken down under the soak ends it, rather than every later fault failing on a cluster that is gone.
+    const gone = state.nodes.filter((n) => !fs.existsSync(n.netns)).map((n) => n.name);
+    if (gone.length > 0) {
+      process.stderr.write(`soak: the lab went away under the soak (no network namespace for ${gone.join(', ')}); no summary\n`);
+      process.exit(1);
+    }
+  }, 30_000);
   let faultsDone = false;
   await Promise.all([
     churn.run(scenario, rng, 60_000 / o.ratePerMin, () => Date.now() < churnEnd || !faultsDone, o.verbose),
