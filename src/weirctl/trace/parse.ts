@@ -119,22 +119,32 @@ export function judgePacket(p: TracedPacket, weirTable = 'inet weir'): WeirJudge
 export type KernelVerdict = 'allow' | 'deny';
 
 /**
+ * The base chains of a packet delivered to this node (the input hook):
+ * a pod's traffic to its node's own address, to a hostNetwork pod, or to
+ * the node's services never meets the forward hook's pod chains.
+ */
+const LOCAL_BASES = ['host_input', 'pod_local'];
+const deliveredLocally = (j: WeirJudgement): boolean => LOCAL_BASES.some((c) => c in j.bases);
+
+/**
  * The kernel's verdict from a judgement: deny when anything dropped it;
  * allow when pod_egress (and, unless only egress is judged here,
- * pod_ingress) accepted it; undefined when the packet did not get that far
- * (or never met the weir table).
+ * pod_ingress) accepted it, or, for a packet delivered to this node, when
+ * every weir base chain it met accepted it; undefined when the packet did
+ * not get that far (or never met the weir table).
  */
 export function verdictOf(j: WeirJudgement, scope: 'egress' | 'both'): KernelVerdict | undefined {
   if (j.droppedAt || j.otherDrop) return 'deny';
   const eg = j.bases['pod_egress'];
   const ing = j.bases['pod_ingress'];
   if (scope === 'egress') return eg === 'accept' ? 'allow' : undefined;
+  if (deliveredLocally(j)) return Object.values(j.bases).every((v) => v === 'accept') ? 'allow' : undefined;
   return eg === 'accept' && ing === 'accept' ? 'allow' : undefined;
 }
 
-/** Whether a packet's trace is complete enough to judge (a drop, or pod_ingress decided). */
+/** Whether a packet's trace is complete enough to judge (a drop, pod_ingress decided, or an input chain decided). */
 export function settled(j: WeirJudgement): boolean {
-  return j.droppedAt !== undefined || j.otherDrop !== undefined || j.bases['pod_ingress'] !== undefined;
+  return j.droppedAt !== undefined || j.otherDrop !== undefined || j.bases['pod_ingress'] !== undefined || LOCAL_BASES.some((c) => j.bases[c] !== undefined);
 }
 
 /** The packet the probe sent: for TCP the first SYN, else the first packet the tracing table saw. */

@@ -94,6 +94,26 @@ describe('recorded nft monitor output', () => {
   });
 });
 
+describe('a packet delivered to the node (host-firewall mode, recorded on the lab)', () => {
+  const packets = splitPackets(fixture('nft-monitor-host-input.txt'));
+
+  it('a SYN to a hostNetwork server that host_input accepts: allow, though no pod chain saw it', () => {
+    const j = judgePacket(probePacket(packets, 'TCP')!);
+    expect(j.bases).toEqual({ host_input: 'accept' });
+    expect(settled(j)).toBe(true);
+    expect(verdictOf(j, 'both')).toBe('allow');
+    // Judged for its egress half only (the server elsewhere), a packet no pod chain saw is not decided here.
+    expect(verdictOf(j, 'egress')).toBeUndefined();
+  });
+
+  it('the same packet with host_input undecided is neither settled nor allowed', () => {
+    const j = judgePacket(probePacket(packets.map((p) => ({ ...p, events: p.events.filter((e) => !(e.table === 'weir' && e.kind !== 'packet')) })), 'TCP')!);
+    expect(j.bases).toEqual({ host_input: undefined });
+    expect(settled(j)).toBe(false);
+    expect(verdictOf(j, 'both')).toBeUndefined();
+  });
+});
+
 describe('recorded nft monitor trace output (trace ids reused)', () => {
   const packets = splitPackets(fixture('nft-monitor-trace.txt'));
 
