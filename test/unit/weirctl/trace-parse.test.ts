@@ -107,7 +107,12 @@ describe('a packet delivered to the node (host-firewall mode, recorded on the la
   });
 
   it('the same packet with host_input undecided is neither settled nor allowed', () => {
-    const j = judgePacket(probePacket(packets.map((p) => ({ ...p, events: p.events.filter((e) => !(e.table === 'weir' && e.kind !== 'packet')) })), 'TCP')!);
+    const j = judgePacket(
+      probePacket(
+        packets.map((p) => ({ ...p, events: p.events.filter((e) => !(e.table === 'weir' && e.kind !== 'packet')) })),
+        'TCP',
+      )!,
+    );
     expect(j.bases).toEqual({ host_input: undefined });
     expect(settled(j)).toBe(false);
     expect(verdictOf(j, 'both')).toBeUndefined();
