@@ -1,6 +1,6 @@
 // Drives `scripts/lab` from the e2e tests: one place for how the command is
 // run (the lab directory, timeouts, output kept for the failure message).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { labDir, readState } from '../../lab/state.ts';
@@ -96,4 +96,30 @@ export function itKeepsInvariants(): void {
     expect(Object.keys(failures).length).toBeGreaterThan(0);
     expect(failures).toEqual(Object.fromEntries(Object.keys(failures).map((n) => [n, []])));
   }, 400_000);
+}
+
+export interface ScriptRun {
+  code: number;
+  out: string;
+  ms: number;
+}
+
+/** A repository script, its output echoed as it comes (these take minutes) and kept. */
+export function script(rel: string, args: string[], timeoutMs: number): Promise<ScriptRun> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(path.join(REPO, rel), args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const take = (d: Buffer): void => {
+      out += d.toString();
+      process.stdout.write(d);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, out, ms: Date.now() - t0 });
+    });
+  });
 }

@@ -9,41 +9,15 @@
 //
 // It uses the lab's cluster (scripts/lab up: reused when it is up, as a user
 // left it) and takes it down at the end. Needs root.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kindPaths } from '../../lab/kind.ts';
 import { readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, lab, labOk, REPO, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, lab, labOk, REPO, script, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const KIND = kindPaths();
-
-interface Run {
-  code: number;
-  out: string;
-  ms: number;
-}
-
-/** A repository script, its output echoed as it comes (these take minutes) and kept. */
-function script(rel: string, args: string[], timeoutMs: number): Promise<Run> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(path.join(REPO, rel), args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const take = (d: Buffer): void => {
-      out += d.toString();
-      process.stdout.write(d);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, out, ms: Date.now() - t0 });
-    });
-  });
-}
 
 const lastLine = (s: string): string => s.trim().split('\n').at(-1) ?? '';
 

@@ -6,44 +6,19 @@
 // Like kind.test.ts it takes the lab as it finds it (scripts/lab up reuses a
 // running 3-node lab, and creates one otherwise) and takes it down at the
 // end, so the two files compose in either order. Needs root.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kindPaths } from '../../lab/kind.ts';
 import { FAULT_KINDS } from '../../lab/soak/schedule.ts';
 import { parseSummaryLine } from '../../lab/soak/summary.ts';
 import { readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, lab, labOk, REPO, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, lab, labOk, script, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 /** The soak's churn minutes plus its setup, its faults' overrun, the settling and the invariant passes. */
 const SOAK_TIMEOUT_MS = 25 * 60_000;
 
-interface Run {
-  code: number;
-  out: string;
-  ms: number;
-}
-
 /** scripts/soak, its output echoed as it comes and kept. */
-function soak(args: string[]): Promise<Run> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(path.join(REPO, 'scripts/soak'), args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const take = (d: Buffer): void => {
-      out += d.toString();
-      process.stdout.write(d);
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    const timer = setTimeout(() => child.kill('SIGTERM'), SOAK_TIMEOUT_MS);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, out, ms: Date.now() - t0 });
-    });
-  });
-}
+const soak = (args: string[]) => script('scripts/soak', args, SOAK_TIMEOUT_MS);
 
 describe('kind: a short churn soak with faults', () => {
   beforeAll(async () => {
