@@ -5,6 +5,7 @@
 
 import type { NodeInfo } from '../../src/policy/types.ts';
 import type { FaultRecord } from './faults.ts';
+import { probeKey } from './forensics.ts';
 import { EvaluatorCache, judge, type Outcome, type ProbeResult } from './judge.ts';
 import { KINDS, type Kind, type KindTimeline, type SettleRules } from './timeline.ts';
 
@@ -22,6 +23,8 @@ export class ProbeBook {
     unjudged: 0,
   };
   readonly forbidden: string[] = [];
+  /** The forbidden probes (forensics.ts probeKey). */
+  readonly forbiddenKeys = new Set<string>();
   readonly unjudgedExamples: string[] = [];
   #pending: ProbeResult[] = [];
   readonly #timelines: Record<Kind, KindTimeline>;
@@ -32,6 +35,8 @@ export class ProbeBook {
   faults: readonly FaultRecord[] = [];
   /** Told of each forbidden connection as it is found (the log). */
   onForbidden: (line: string) => void = () => {};
+  /** Where the kernels' state at a probe's instant was captured, if it was (forensics.ts). */
+  captureOf: (p: ProbeResult) => string | undefined = () => undefined;
 
   constructor(timelines: Record<Kind, KindTimeline>, nodes: readonly NodeInfo[], rules: SettleRules, t0: number) {
     this.#timelines = timelines;
@@ -71,6 +76,7 @@ export class ProbeBook {
       this.counts.total++;
       this.counts[j.outcome]++;
       if (j.outcome === 'forbidden') {
+        this.forbiddenKeys.add(probeKey(p));
         this.forbidden.push(this.#describe(p, j.detail ?? ''));
         this.onForbidden(this.forbidden.at(-1) as string);
       }
@@ -81,11 +87,11 @@ export class ProbeBook {
     for (const k of KINDS) this.#timelines[k].prune(oldest, this.#rules);
   }
 
-  #describe(p: ProbeResult, states: string): string {
+  #describe(p: ProbeResult, why: string): string {
     const rel = (t: number): string => `+${((t - this.#t0) / 1000).toFixed(1)} s`;
     const near = this.faults
       .filter((f) => f.start - 60_000 <= p.start && p.start <= f.end + 60_000)
       .map((f) => `${f.kind} on ${f.node} ${rel(f.start)}…${rel(f.end)}`);
-    return `${rel(p.start)} ${p.from} → ${p.ip}:${p.port} connected in ${p.ms} ms; evaluator forbids it in every candidate state [${states}]; faults within 60 s: ${near.join(', ') || 'none'}`;
+    return `${rel(p.start)} ${p.from} → ${p.ip}:${p.port} connected in ${p.ms} ms${p.who ? ` (answered by ${p.who})` : ''}; ${why}; faults within 60 s: ${near.join(', ') || 'none'}; kernel capture: ${this.captureOf(p) ?? 'none'}`;
   }
 }

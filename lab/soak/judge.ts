@@ -24,6 +24,8 @@ export interface ProbeResult {
   ms: number;
   connected: boolean;
   error?: string;
+  /** Who answered a connection (the server's namespace/name), when it said. */
+  who?: string;
 }
 
 /**
@@ -82,8 +84,8 @@ export function combinations(cands: Record<Kind, Version[]>): Record<Kind, Versi
 type PodLike = KObject & { status?: { podIPs?: { ip: string }[] } };
 
 const rvOf = (o: KObject | undefined): string => o?.metadata?.resourceVersion ?? '-';
-const podWithIp = (v: Version, ip: string): KObject | undefined =>
-  [...v.objects.values()].find((o) => ((o as PodLike).status?.podIPs ?? []).some((x) => x.ip === ip));
+const podsWithIp = (v: Version, ip: string): KObject[] => [...v.objects.values()].filter((o) => ((o as PodLike).status?.podIPs ?? []).some((x) => x.ip === ip));
+const podWithIp = (v: Version, ip: string): KObject | undefined => podsWithIp(v, ip)[0];
 
 /**
  * The candidates of each kind reduced to those that can differ in their
@@ -160,6 +162,13 @@ export function judge(
     cands[k] = c;
   }
   const [ns, name] = p.from.split('/') as [string, string];
+  // A connection that reached a pod the API never gave the address to (in
+  // any candidate state) is wrong whatever policy says: two pods answer
+  // for one address, or a route points at a pod that is gone.
+  if (p.connected && p.who && !cands.pods.some((v) => podsWithIp(v, p.ip).some((o) => objectKey(o) === p.who))) {
+    const holders = [...new Set(cands.pods.flatMap((v) => podsWithIp(v, p.ip).map(objectKey)))];
+    return { outcome: 'forbidden', states: cands.pods.length, detail: `answered by ${p.who}, but the API gave ${p.ip} to ${holders.join(', ') || 'no pod'}` };
+  }
   const combos = combinations(reduceCandidates(cands, ns, name, p.ip));
   let allowed = 0;
   const errors: string[] = [];
@@ -179,7 +188,7 @@ export function judge(
   if (judged === 0) return { outcome: 'unjudged', states: combos.length, detail: errors[0] };
   const states = combos.length;
   const describe = (): string =>
-    `${KINDS.map((k) => `${k}: ${cands[k].map((v) => `v${v.seq} (${v.change})`).join(' | ')}`).join('; ')}; in the newest: ${explain(combos[0] as Record<Kind, Version>, evaluators, ns, name, p)}`;
+    `evaluator forbids it in every candidate state [${KINDS.map((k) => `${k}: ${cands[k].map((v) => `v${v.seq} (${v.change})`).join(' | ')}`).join('; ')}; in the newest: ${explain(combos[0] as Record<Kind, Version>, evaluators, ns, name, p)}]`;
   if (p.connected) return allowed > 0 ? { outcome: 'allowed-ok', states } : { outcome: 'forbidden', states, detail: describe() };
   if (allowed === judged && errors.length === 0) return { outcome: 'allowed-failed', states, detail: p.error };
   return allowed === 0 ? { outcome: 'blocked-ok', states } : { outcome: 'unsettled', states };

@@ -43,7 +43,8 @@ export function podManifest(ns: string, name: string, node: string, labels: Labe
           image: AGNHOST_IMAGE,
           imagePullPolicy: 'IfNotPresent',
           args: ['porter'],
-          env: PORTS.map((p) => ({ name: `SERVE_PORT_${p}`, value: `${p}` })),
+          // Each port answers with the pod's name: the prober tells which pod a connection reached.
+          env: PORTS.map((p) => ({ name: `SERVE_PORT_${p}`, value: `${ns}/${name}` })),
           ports: PORTS.map((p) => ({ name: portName(p), containerPort: p, protocol: 'TCP' })),
         },
       ],

@@ -47,13 +47,18 @@ function probe(i, t) {
  * The soak's prober: targets come as JSON lines on stdin ({"targets":[{ip,port}]},
  * replacing the list); every `intervalMs` it connects once to each target,
  * the connects spread over the interval, each bounded by `timeoutMs`; one
- * JSON line per verdict: {"ip","port","start","connected","ms","error"}.
+ * JSON line per verdict: {"ip","port","start","connected","ms","error","who"}.
+ * A connect that succeeds asks the server who it is (one HTTP GET; the
+ * soak's servers answer with their namespace/name), so that a connection
+ * that reached another pod than the one the API gave the address to is
+ * told apart from a policy verdict; `ms` is the connect's time alone.
  * It ends when stdin closes or on SIGTERM, after its last verdicts.
  */
 export const PROBE_STREAM = String.raw`
 const net = require('node:net');
 const readline = require('node:readline');
 const cfg = JSON.parse(process.argv[1]);
+const WHO_MS = 300;
 let targets = [];
 let stop = false;
 readline.createInterface({ input: process.stdin })
@@ -64,19 +69,32 @@ function probe(t) {
   const start = Date.now();
   const s = net.connect({ host: t.ip, port: t.port });
   let done = false;
-  const fin = (connected, error) => {
+  let connectedMs;
+  let body = '';
+  const fin = (error) => {
     if (done) return;
     done = true;
     clearTimeout(tm);
     s.destroy();
-    process.stdout.write(JSON.stringify({ ip: t.ip, port: t.port, start, connected, ms: Date.now() - start, error }) + '\n');
+    const connected = connectedMs !== undefined;
+    const at = body.indexOf('\r\n\r\n');
+    const who = at >= 0 ? body.slice(at + 4).trim().slice(0, 200) : undefined;
+    process.stdout.write(JSON.stringify({ ip: t.ip, port: t.port, start, connected, ms: connected ? connectedMs : Date.now() - start, error: connected ? undefined : error, who }) + '\n');
   };
-  const tm = setTimeout(() => fin(false, 'timeout'), cfg.timeoutMs);
-  s.on('connect', () => fin(true));
-  s.on('error', (e) => fin(false, e.code));
+  let tm = setTimeout(() => fin('timeout'), cfg.timeoutMs);
+  s.on('connect', () => {
+    connectedMs = Date.now() - start;
+    clearTimeout(tm);
+    tm = setTimeout(() => fin(), WHO_MS);
+    s.setEncoding('utf8');
+    s.on('data', (d) => { if (body.length < 4096) body += d; });
+    s.on('end', () => fin());
+    s.write('GET / HTTP/1.0\r\n\r\n');
+  });
+  s.on('error', (e) => fin(e.code));
 }
 (function tick() {
-  if (stop) { setTimeout(() => process.exit(0), cfg.timeoutMs + 200); return; }
+  if (stop) { setTimeout(() => process.exit(0), cfg.timeoutMs + WHO_MS + 200); return; }
   const round = targets;
   const gap = cfg.intervalMs / Math.max(1, round.length);
   round.forEach((t, i) => setTimeout(() => { if (!stop) probe(t); }, i * gap));

@@ -10,6 +10,8 @@
 //   5. one summary (summary.ts), its last line machine-readable; the soak's
 //      namespaces deleted (unless --keep).
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { kubectl, sleep } from '../commands/common.ts';
 import { waitForLab } from '../commands/wait.ts';
 import type { LabState } from '../state.ts';
@@ -17,6 +19,7 @@ import { ProbeBook } from './book.ts';
 import { Churn } from './churn.ts';
 import { EnforcementTracker } from './enforcement.ts';
 import { type FaultRecord, runFaults } from './faults.ts';
+import { Forensics, probeKey } from './forensics.ts';
 import { checkInvariants } from './invariants.ts';
 import { INTERVAL_MS, Prober } from './prober.ts';
 import { Recorder } from './recorder.ts';
@@ -85,7 +88,7 @@ async function prepare(state: LabState, rng: Rng, log: Log) {
 }
 
 /** Step 2: the soak's watch feeding the churn's latency matches and the prober's targets; the tracker; the book. */
-async function startObserving(state: LabState, churn: Churn, proberPods: ConstructorParameters<typeof Prober>[0], t0: number) {
+async function startObserving(state: LabState, churn: Churn, proberPods: ConstructorParameters<typeof Prober>[0], t0: number, forensicsDir: string) {
   const everIps = new Set<string>();
   let prober: Prober | undefined;
   const recorder = new Recorder(state, (kind, v) => {
@@ -100,12 +103,18 @@ async function startObserving(state: LabState, churn: Churn, proberPods: Constru
   await recorder.start();
   const tracker = new EnforcementTracker(state, recorder.timelines);
   tracker.start();
-  const book = new ProbeBook(recorder.timelines, await nodeInfos(state), SETTLE, t0);
-  prober = new Prober(proberPods, (r) => book.add(r));
+  const nodes = await nodeInfos(state);
+  const book = new ProbeBook(recorder.timelines, nodes, SETTLE, t0);
+  const forensics = new Forensics(state, recorder.timelines, tracker, nodes, forensicsDir);
+  book.captureOf = (p) => forensics.captures.get(probeKey(p));
+  prober = new Prober(proberPods, (r) => {
+    book.add(r);
+    forensics.onProbe(r);
+  });
   const latest = recorder.timelines.pods.latest;
   if (latest) prober.update(latest);
   const judgeTimer = setInterval(() => book.judgeReady(Date.now(), recorder.knownUntil()), 2000);
-  return { recorder, tracker, book, prober, judgeTimer, everIps };
+  return { recorder, tracker, book, prober, judgeTimer, everIps, forensics };
 }
 
 export async function runSoak(o: SoakOptions): Promise<number> {
@@ -119,7 +128,9 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   continueOnExit(stopped);
   const rng = new Rng(o.seed);
   const { nodes, scenario, proberPods, churn } = await prepare(state, rng, log);
-  const { recorder, tracker, book, prober, judgeTimer, everIps } = await startObserving(state, churn, proberPods, t0);
+  const forensicsDir = path.join(os.tmpdir(), `weir-soak-${o.seed}-${t0}`);
+  log(`kernel captures of connections the newest state forbids: ${forensicsDir} (those not found forbidden are deleted at the end)`);
+  const { recorder, tracker, book, prober, judgeTimer, everIps, forensics } = await startObserving(state, churn, proberPods, t0, forensicsDir);
 
   // Step 3: the churn and the faults, at once; the churn goes on until the last fault is over.
   const churnStart = Date.now();
@@ -161,6 +172,8 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   await recorder.stop();
   clearInterval(judgeTimer);
   book.judgeReady(Math.max(Date.now(), settledAt) + SETTLE.maxSettleMs + 1, Number.POSITIVE_INFINITY);
+  forensics.prune(book.forbiddenKeys);
+  if (forensics.captures.size === 0) fs.rmSync(forensicsDir, { recursive: true, force: true });
   log('checking the invariants on every node');
   const inv = await checkInvariants(state, everIps, log);
 

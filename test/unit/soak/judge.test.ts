@@ -54,6 +54,15 @@ describe('judge', () => {
     expect(judge(probe(500, false), t, ev, 1000, RULES)?.outcome).toBe('allowed-failed');
   });
 
+  it('a connection answered by another pod than the one holding the address is a finding, whatever policy allows', () => {
+    const t = world();
+    const ev = new EvaluatorCache(NODES);
+    expect(judge({ ...probe(500, true), who: 'app/s' }, t, ev, 1000, RULES)?.outcome).toBe('allowed-ok');
+    const wrong = judge({ ...probe(500, true), who: 'other/x' }, t, ev, 1000, RULES);
+    expect(wrong?.outcome).toBe('forbidden');
+    expect(wrong?.detail).toBe('answered by other/x, but the API gave 10.244.2.5 to app/s');
+  });
+
   it('waits while a change is neither enforced nor past its maximum settle time', () => {
     const t = world();
     t.networkpolicies.event(1000, 'ADDED', denyIngress('app'));
