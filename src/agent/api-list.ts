@@ -8,12 +8,16 @@
 // Watching goes through client-node's Watch as is (apiListWatch).
 
 import { fetch } from 'undici';
+import { CniCode, WeirError } from '../errors.ts';
 import { HttpMethod, type KubeConfig, RequestContext, type Watch } from './client-node.ts';
 import type { Lister, ListPage, ListWatch } from './reflector.ts';
 
-/** An API error with its HTTP status as `code`, the shape the reflector and hostfw.ts read (410, 404, 403). */
-export class ApiStatusError extends Error {
-  readonly code: number;
+/** An API error with its HTTP status (410, 404, 403…), as the reflector and optional-api.ts read it (reflector.ts httpStatus). */
+export class ApiStatusError extends WeirError {
+  readonly code = 'WEIR_API_STATUS';
+  // The agent's errors never reach a container runtime; the hierarchy asks for a code all the same.
+  readonly cniCode = CniCode.Internal;
+  readonly status: number;
   readonly body: string;
   constructor(method: string, url: string, code: number, body: string) {
     let reason = body.slice(0, 300);
@@ -23,7 +27,7 @@ export class ApiStatusError extends Error {
       // not a Status object: keep the text
     }
     super(`${method} ${url}: HTTP ${code}: ${reason}`);
-    this.code = code;
+    this.status = code;
     this.body = body;
   }
 }

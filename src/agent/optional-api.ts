@@ -3,18 +3,19 @@
 // ClusterRole may not cover. A missing CRD must not keep the agent from
 // syncing: NetworkPolicy is enforced regardless, so "not installed" (404)
 // and "forbidden" (403) list as empty, the availability is kept for /status,
-// and the reflector keeps retrying (with its slow backoff) until the API
-// serves the kind, at which point the first real list replaces the empty one.
+// and the reflector keeps retrying until the API serves the kind, at which
+// point the first real list replaces the empty one.
+//
+// Once the API has served the kind, a 404 or 403 is first taken for what a
+// restarting API server answers for a while (its CRD handlers and its RBAC
+// cache are not synced yet): listing empty then would drop every
+// ClusterNetworkPolicy from the table until the next list, so it is an
+// error (the last list stays in force) until it has lasted GRACE_MS.
 import { CNP_GROUP, CNP_KIND, CNP_PLURAL } from '../policy/cnp-types.ts';
-import type { Lister } from './reflector.ts';
-
-const statusOf = (e: unknown): number | undefined => {
-  const o = e as { code?: unknown; statusCode?: unknown } | undefined;
-  return typeof o?.code === 'number' ? o.code : typeof o?.statusCode === 'number' ? o.statusCode : undefined;
-};
+import { httpStatus, type Lister } from './reflector.ts';
 
 /** 404: the CRD is not installed; 403: the agent's role does not cover it (older manifests). */
-export const isUnavailable = (e: unknown): boolean => statusOf(e) === 404 || statusOf(e) === 403;
+export const isUnavailable = (e: unknown): boolean => httpStatus(e) === 404 || httpStatus(e) === 403;
 
 export interface ApiAvailability {
   /** undefined until the first list; false while the CRD is missing or forbidden. */
@@ -47,11 +48,23 @@ export function unavailableReason(k: OptionalKind, code: number | undefined): st
  * records which in `state`; `changed` runs when availability changes, with
  * what it was (the agent logs each transition once, not each retry).
  */
+/** How long a 404 or 403 of a kind the API served before is an outage rather than an absence. */
+export const GRACE_MS = 30_000;
+
+/** A 404 or 403 of a kind the API served before, within GRACE_MS: an outage, not an absence. */
+export class NotServedYetError extends Error {
+  constructor(kind: OptionalKind, code: number | undefined, cause: unknown) {
+    super(`${kind.resource}: ${code} from the API that served it before (restarting?); the last list stays in force for up to ${GRACE_MS / 1000} s`, { cause });
+    this.name = 'NotServedYetError';
+  }
+}
+
 export function optionalLister<T>(
   list: Lister<T>,
   state: ApiAvailability,
   kind: OptionalKind,
   changed?: (s: ApiAvailability, was: boolean | undefined) => void,
+  clock: () => number = Date.now,
 ): Lister<T> {
   const set = (available: boolean, reason: string | undefined): void => {
     const was = state.available;
@@ -59,14 +72,21 @@ export function optionalLister<T>(
     state.reason = reason;
     if (was !== available) changed?.(state, was);
   };
+  let served = false;
+  let failingSince: number | undefined;
   return async (o) => {
     try {
       const page = await list(o);
+      served = true;
+      failingSince = undefined;
       set(true, undefined);
       return page;
     } catch (e) {
       if (!isUnavailable(e)) throw e;
-      set(false, unavailableReason(kind, statusOf(e)));
+      const now = clock();
+      failingSince ??= now;
+      if (served && now - failingSince < GRACE_MS) throw new NotServedYetError(kind, httpStatus(e), e);
+      set(false, unavailableReason(kind, httpStatus(e)));
       return { items: [], metadata: { resourceVersion: '' } };
     }
   };

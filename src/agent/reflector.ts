@@ -72,10 +72,10 @@ export interface ReflectorOptions {
   watchTimeoutSeconds?: number;
 }
 
-/** The HTTP status an API error carries: client-node's Watch sets `statusCode`, api-list.ts's ApiStatusError `code`. */
-const httpStatus = (e: unknown): number | undefined => {
-  const o = e as { statusCode?: unknown; code?: unknown } | undefined;
-  return typeof o?.statusCode === 'number' ? o.statusCode : typeof o?.code === 'number' ? o.code : undefined;
+/** The HTTP status an API error carries: client-node's Watch sets `statusCode`, api-list.ts's ApiStatusError `status`. */
+export const httpStatus = (e: unknown): number | undefined => {
+  const o = e as { statusCode?: unknown; status?: unknown } | undefined;
+  return typeof o?.statusCode === 'number' ? o.statusCode : typeof o?.status === 'number' ? o.status : undefined;
 };
 
 /** A 410 from the API as a ResourceExpiredError; anything else as it is. */

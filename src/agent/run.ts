@@ -210,27 +210,22 @@ export async function runAgent(cfg: AgentConfig, log: Logger): Promise<RunningAg
   const optional = new Set<Kind>(['clusterpolicies', 'hostpolicies']);
   const reflectors = kinds.map(
     ([kind, p, list]) =>
-      new Reflector(
-        kind,
-        apiListWatch(watch, p, list),
-        {
-          ...cache.mirror(kind, (how) => {
-            if (how === 'list') metrics.apiConnected.labels({ kind }).set(1);
-            reconciler.schedule();
-          }),
-          error: (err, attempt) => {
-            // Not an outage: the CRD is absent (or not readable); relisted slowly,
-            // and the lister has logged the change of availability.
-            if (optional.has(kind) && isUnavailable(err)) return;
-            metrics.apiErrors.labels({ kind }).inc();
-            metrics.apiConnected.labels({ kind }).set(0);
-            if (attempt === 1 || attempt % 10 === 0)
-              log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
-          },
-          expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
+      new Reflector(kind, apiListWatch(watch, p, list), {
+        ...cache.mirror(kind, (how) => {
+          if (how === 'list') metrics.apiConnected.labels({ kind }).set(1);
+          reconciler.schedule();
+        }),
+        error: (err, attempt) => {
+          // Not an outage: the CRD is absent (or not readable), and the
+          // lister has logged the change of availability.
+          if (optional.has(kind) && isUnavailable(err)) return;
+          metrics.apiErrors.labels({ kind }).inc();
+          metrics.apiConnected.labels({ kind }).set(0);
+          if (attempt === 1 || attempt % 10 === 0)
+            log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
         },
-        optional.has(kind) ? { minBackoffMs: 2000, maxBackoffMs: 30_000 } : {},
-      ),
+        expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
+      }),
   );
   dns = startDnsAgent({ registry: metrics.registry, log, state: () => cache.snapshot(), endpoints: () => reconciler.endpoints, applied: () => engine.applied });
   const running = reflectors.map((r) => r.run());

@@ -125,14 +125,14 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
     expect(err).toBeNull();
   });
 
-  it('a list refused with 410 is an ApiStatusError with code 410; a page carries its continue token', async () => {
+  it('a list refused with 410 is an ApiStatusError with status 410; a page carries its continue token', async () => {
     api.answer((_q, res) => json(res, 200, { metadata: { resourceVersion: '7', continue: 'tok' }, items: [{ metadata: { name: 'a' } }] }));
     api.answer((_q, res) => json(res, 410, status410));
     const list = jsonLister<Obj>(kc, PATH);
     expect(await list({ limit: 1 })).toEqual({ items: [{ metadata: { name: 'a' } }], metadata: { resourceVersion: '7', _continue: 'tok' } });
     const err = await list({ limit: 1, _continue: 'tok' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiStatusError);
-    expect(err).toMatchObject({ code: 410 });
+    expect(err).toMatchObject({ status: 410, code: 'WEIR_API_STATUS' });
     expect(api.requests[1]?.searchParams.get('continue')).toBe('tok');
   });
 

@@ -7,11 +7,13 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentMetrics } from '../../../src/agent/agent-metrics.ts';
+import { ApiStatusError } from '../../../src/agent/api-list.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
 import type { AgentConfig } from '../../../src/agent/config.ts';
 import { FakeListWatch } from '../../../src/agent/fake-list-watch.ts';
-import { type ApiAvailability, CLUSTER_POLICY_KIND, optionalLister } from '../../../src/agent/optional-api.ts';
+import { type ApiAvailability, CLUSTER_POLICY_KIND, GRACE_MS, isUnavailable, NotServedYetError, optionalLister } from '../../../src/agent/optional-api.ts';
 import { Reconciler } from '../../../src/agent/reconciler.ts';
+import type { ListPage } from '../../../src/agent/reflector.ts';
 import { Reflector } from '../../../src/agent/reflector.ts';
 import { statusRoutes } from '../../../src/agent/status-api.ts';
 import { FakeNft } from '../../../src/nft/fake.ts';
@@ -98,6 +100,36 @@ describe('ClusterNetworkPolicies in the agent', () => {
     expect(r.changes).toEqual(['list', 'list', 'event', 'event', 'event']);
   });
 
+  it('once served, a 404 or 403 keeps the last list (an API server restarting) until it has lasted the grace, then lists empty', async () => {
+    const state: ApiAvailability = { available: undefined, reason: undefined };
+    const page = { limit: 500 };
+    let now = 1000;
+    let answer: () => Promise<ListPage<Obj>> = async () => ({ items: [deny('a', '5')], metadata: { resourceVersion: '5' } });
+    const list = optionalLister<Obj>(
+      () => answer(),
+      state,
+      CLUSTER_POLICY_KIND,
+      undefined,
+      () => now,
+    );
+    expect((await list(page)).items).toHaveLength(1);
+    const notFound = new ApiStatusError('GET', '/apis/x', 404, 'Not Found');
+    answer = () => Promise.reject(notFound);
+    await expect(list(page)).rejects.toBeInstanceOf(NotServedYetError);
+    expect(isUnavailable(await list(page).catch((e: unknown) => e))).toBe(false);
+    expect(state.available).toBe(true);
+    now += GRACE_MS - 1;
+    await expect(list(page)).rejects.toThrow(/404 from the API that served it before/);
+    now += 1;
+    expect(await list(page)).toEqual({ items: [], metadata: { resourceVersion: '' } });
+    expect(state.available).toBe(false);
+    // Served again: the grace starts over at the next failure, a 403 alike.
+    answer = async () => ({ items: [], metadata: { resourceVersion: '9' } });
+    await list(page);
+    answer = () => Promise.reject(new ApiStatusError('GET', '/apis/x', 403, 'Forbidden'));
+    await expect(list(page)).rejects.toBeInstanceOf(NotServedYetError);
+  });
+
   it('a 403 (a ClusterRole without the kind) is reported as such; other errors are failures of the reflector', async () => {
     const r = rig();
     (await r.api.nextList()).status(403, 'Forbidden');
@@ -107,7 +139,7 @@ describe('ClusterNetworkPolicies in the agent', () => {
     // A failed list is retried with a list: the error has reached the reflector once the next one is made.
     await r.api.nextList();
     expect(r.state.available).toBe(false);
-    expect(r.errors.at(-1)).toMatchObject({ code: 500 });
+    expect(r.errors.at(-1)).toMatchObject({ status: 500 });
   });
 
   it('no sync before the first list of ClusterNetworkPolicies: a table without the Admin tier would open what it denies', () => {

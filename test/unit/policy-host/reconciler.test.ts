@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import yargs from 'yargs';
 import { AgentMetrics } from '../../../src/agent/agent-metrics.ts';
+import { ApiStatusError } from '../../../src/agent/api-list.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
 import { agentOptions, toConfig } from '../../../src/agent/config.ts';
 import { apiServerEndpoints, cgroupResolver, type HostPolicyAvailability, hostPolicyLister } from '../../../src/agent/hostfw.ts';
@@ -175,7 +176,7 @@ describe("hostNetwork pods' cgroups", () => {
 describe('HostFirewallPolicy lister', () => {
   it('404 (CRD missing) and 403 (not allowed) are "no host policies", reported; other errors are errors', async () => {
     const st: HostPolicyAvailability = { available: undefined, reason: undefined };
-    const fail = (code: number) => hostPolicyLister(() => Promise.reject(Object.assign(new Error('x'), { code })), st);
+    const fail = (code: number) => hostPolicyLister(() => Promise.reject(new ApiStatusError('GET', '/apis/x', code, 'x')), st);
     expect(await fail(404)({ limit: 1 })).toEqual({ items: [], metadata: { resourceVersion: '' } });
     expect(st).toEqual({ available: false, reason: expect.stringMatching(/CRD .* is not installed/) });
     await fail(403)({ limit: 1 });
