@@ -98,6 +98,19 @@ else
   kind_run load docker-image "$image" --name "$cluster"
 fi
 
+# The agent reaches the API server at its own address rather than through
+# the kubernetes Service (deploy/parts/40-daemonset.yaml says why): the
+# address and port the API server advertises, as its EndpointSlice lists them.
+endpoint=$(kind_kubectl "${ctx[@]}" -n default get endpointslices -l kubernetes.io/service-name=kubernetes \
+  -o jsonpath='{.items[0].endpoints[0].addresses[0]} {.items[0].ports[0].port}')
+read -r api_host api_port <<<"$endpoint"
+if [ -n "${api_host:-}" ] && [ -n "${api_port:-}" ]; then
+  kind_say "weir-agent reaches the API server at $api_host:$api_port"
+  kind_kubectl "${ctx[@]}" -n kube-system create configmap weir-api-endpoint \
+    --from-literal=host="$api_host" --from-literal=port="$api_port" --dry-run=client -o yaml |
+    kind_kubectl "${ctx[@]}" apply -f - >/dev/null
+fi
+
 kind_say "applying $manifest"
 existed=$(kind_kubectl "${ctx[@]}" -n kube-system get ds/weir --ignore-not-found -o name)
 kind_kubectl "${ctx[@]}" apply -f - <"$manifest"

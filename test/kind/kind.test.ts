@@ -87,6 +87,27 @@ describe('kind: weir on a real kind cluster', () => {
     16 * 60_000,
   );
 
+  it('every weir-agent reaches the API server at its advertised address, not through the kubernetes Service (kube-proxy)', async () => {
+    const slice = JSON.parse(
+      await labOk(['kubectl', '-n', 'default', 'get', 'endpointslices', '-l', 'kubernetes.io/service-name=kubernetes', '-o', 'json']),
+    ) as { items: { endpoints: { addresses: string[] }[]; ports: { port: number }[] }[] };
+    const host = slice.items[0]?.endpoints[0]?.addresses[0];
+    const port = String(slice.items[0]?.ports[0]?.port);
+    expect(host).toBeTruthy();
+    // The agents as the machine sees them: their environment is what the kubelet gave them.
+    const pids = spawnSync('pgrep', ['-f', '^/usr/local/bin/weir-agent'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+    expect(pids).toHaveLength(3);
+    for (const pid of pids) {
+      const env = new Map(
+        fs
+          .readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const),
+      );
+      expect({ host: env.get('KUBERNETES_SERVICE_HOST'), port: env.get('KUBERNETES_SERVICE_PORT') }, `weir-agent pid ${pid}`).toEqual({ host, port });
+    }
+  });
+
   it(
     'the upstream NetworkPolicy suite, CI subset (ingress, egress, selectors, ipBlock except, named port, UDP, updates), passes',
     async () => {

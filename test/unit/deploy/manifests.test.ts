@@ -256,11 +256,20 @@ describe('the DaemonSet', () => {
     expect(hostPathAt(c, flag(c, 'data-dir'))).toBe('/var/lib/cni/weir');
   });
 
-  /** A container's environment as the kubelet gives it: literal values, and the node's name for spec.nodeName. */
+  /**
+   * A container's environment as the kubelet gives it: literal values, the
+   * node's name for spec.nodeName, and the API server's address from the
+   * optional ConfigMap weir-api-endpoint (as a kind install writes it).
+   */
   const containerEnv = (c: V1Container): Map<string, string> =>
     new Map(
       (c.env ?? []).map((e) => {
         if (e.value !== undefined) return [e.name, e.value];
+        const cm = e.valueFrom?.configMapKeyRef;
+        if (cm) {
+          expect({ name: cm.name, optional: cm.optional }, `${c.name} env ${e.name}`).toEqual({ name: 'weir-api-endpoint', optional: true });
+          return [e.name, cm.key === 'host' ? '172.18.0.2' : '6443'];
+        }
         expect(e.valueFrom?.fieldRef?.fieldPath, `${c.name} env ${e.name}`).toBe('spec.nodeName');
         return [e.name, 'node-a'];
       }),
