@@ -10,8 +10,19 @@
 // the version is compacted away: relist, and count it (the etcd-compact
 // fault's evidence). A watch that breaks otherwise (the API server stopped
 // or restarted) resumes from the last version seen.
+//
+// Each line is timestamped as it leaves kubectl, by a small process of its
+// own (STAMP_LINES), not when the soak's event loop gets to it: that loop
+// also judges probes (up to JUDGE_BUDGET_MS at a time), and an agent
+// applies a change some 20 ms after its own watch delivers it. A change
+// dated late is missing from the candidate states of the probes in
+// between, so a connection that an opening change (a pod relabelled into a
+// policy's reach) allowed would be called forbidden. LAG_MS covers what is
+// left: the API server's fan-out to two watchers and the scheduling of
+// kubectl and the stamper.
 import { type ChildProcess, spawn } from 'node:child_process';
 import readline from 'node:readline';
+import { defaultNode } from '../../src/probe/process.ts';
 import { kubectl, kubectlArgv, sleep, userEnv } from '../commands/common.ts';
 import type { LabState } from '../state.ts';
 import { KINDS, type Kind, KindTimeline, type KObject, type Version } from './timeline.ts';
@@ -45,6 +56,28 @@ export function slim(kind: Kind, o: KObject): KObject {
 }
 
 const EXPIRED = /\b410\b|Expired|too old resource version|Gone/;
+
+/** Runs argv, writing each line of its stdout as `<ms since the epoch>\t<line>`; its stderr and exit code pass through. */
+export const STAMP_LINES = String.raw`
+const { spawn } = require('node:child_process');
+const readline = require('node:readline');
+const [cmd, ...args] = process.argv.slice(1);
+const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+readline.createInterface({ input: child.stdout }).on('line', (l) => process.stdout.write(Date.now() + '\t' + l + '\n'));
+child.on('error', (e) => { process.stderr.write(e.message + '\n'); process.exit(127); });
+child.on('close', (code) => process.exit(code ?? 1));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => child.kill(sig));
+`;
+
+/** A change may be in force this long before the soak's stamp of it (see the header). */
+export const LAG_MS = 100;
+
+/** A stamped line: its time and its text. */
+export function unstamp(line: string): { at: number; text: string } | undefined {
+  const tab = line.indexOf('\t');
+  const at = Number(line.slice(0, tab));
+  return tab > 0 && Number.isFinite(at) ? { at, text: line.slice(tab + 1) } : undefined;
+}
 /** A new watch replays what it missed in its first moments; after this long its events are live. */
 export const CATCH_UP_MS = 3000;
 
@@ -154,17 +187,19 @@ export class Recorder {
     // The server ends a watch after timeoutSeconds; a fresh one follows from the last version.
     const url = `${PATHS[kind]}?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}&timeoutSeconds=${240 + Math.floor(Math.random() * 60)}`;
     const argv = kubectlArgv(this.#state, ['get', '--raw', url]);
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: userEnv() });
+    const child = spawn(defaultNode(), ['-e', STAMP_LINES, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: userEnv() });
     this.#children.add(child);
     let expired = false;
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
       if (stderr.length < 8192) stderr += d;
     });
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    readline.createInterface({ input: child.stdout }).on('line', (stamped) => {
+      const line = unstamp(stamped);
+      if (!line) return;
       let ev: { type?: string; object?: KObject & { code?: number } };
       try {
-        ev = JSON.parse(line);
+        ev = JSON.parse(line.text);
       } catch {
         return;
       }
@@ -174,14 +209,10 @@ export class Recorder {
         return;
       }
       if (ev.type === 'ADDED' || ev.type === 'MODIFIED' || ev.type === 'DELETED') {
-        const at = Date.now();
+        const at = line.at;
         const gap = this.#gapFrom[kind];
-        const v = this.timelines[kind].event(
-          at,
-          ev.type,
-          slim(kind, obj),
-          gap !== undefined && at - (this.#watchStart[kind] ?? 0) < CATCH_UP_MS ? gap : undefined,
-        );
+        const caughtUp = gap === undefined || at - (this.#watchStart[kind] ?? 0) >= CATCH_UP_MS;
+        const v = this.timelines[kind].event(at, ev.type, slim(kind, obj), caughtUp ? at - LAG_MS : gap);
         if (v) this.#onVersion(kind, v);
       }
       if (obj.metadata?.resourceVersion) setRv(obj.metadata.resourceVersion);
