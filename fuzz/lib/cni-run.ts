@@ -8,7 +8,7 @@
 // For an ADD that failed, nothing may have been taken.
 import { parseNetConf } from '../../src/cni/config.ts';
 import type { CniEnvSource } from '../../src/cni/env.ts';
-import { cidrContains, parseIp } from '../../src/cni/ip.ts';
+import { cidrContains, parseIp } from '../../src/ip.ts';
 import { invoke, type Outcome } from '../../src/plugin/invoke.ts';
 import { assertCniOutcome, assertFast, FuzzFinding } from './cni-checks.ts';
 import { fakePlugin } from './cni-fakes.ts';

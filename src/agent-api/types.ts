@@ -5,7 +5,7 @@
 // and the plugin's hand-off read them through client.ts.
 import type { CheckResult } from '../agent/kernel-verifier.ts';
 import type { LocalEndpoint } from '../policy/compile.ts';
-import type { HostNetworkEndpoint, HostPolicyApplied } from '../policy/host.ts';
+import type { HostNetworkEndpoint, HostPolicyApplied } from '../policy/host-compile.ts';
 import type { ClusterState } from '../policy/types.ts';
 
 /** GET /status. */

@@ -13,8 +13,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseNetConf } from '../cni/config.ts';
-import { formatCidr, parseCidr } from '../cni/ip.ts';
 import { InvalidConfigError, IoError } from '../errors.ts';
+import { formatCidr, parseCidr } from '../ip.ts';
 
 export const DEFAULT_NETWORK_NAME = 'weir';
 /** libcni loads the lexically first file of the conf dir; `10-` sorts ahead of most. */

@@ -1,7 +1,7 @@
 // weir-agent's configuration: every flag with its environment variable and a
 // --help line that says what it does. Parsed by yargs in agent/main.ts.
 import type { Argv } from 'yargs';
-import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type PortRange, parsePortRanges } from '../policy/host-policy.ts';
+import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type PortRange, parsePortRanges } from '../policy/host-normalize.ts';
 
 export interface AgentConfig {
   nodeName: string;

@@ -16,11 +16,11 @@
 // Fail open for the answer, closed for the connection: what was not
 // learned is not allowed.
 import type { Logger } from 'pino';
-import { tryParseIp } from '../cni/ip.ts';
 import { DEFAULT_LIMITS, LearnedDomains, type LearnLimits } from '../dns/learned.ts';
 import { DnsParseError, parseResponse, type Resolution, resolutions } from '../dns/message.ts';
 import { dnsOfPacket } from '../dns/packet.ts';
 import { isNotFound } from '../errors.ts';
+import { tryParseIp } from '../ip.ts';
 import { NF_ACCEPT } from '../netlink/nfqueue.ts';
 import { type QueueWatch, watchQueue } from '../netlink/nfqueue-handle.ts';
 import { type DnsPlan, setsForName } from '../policy/cnp-dns.ts';

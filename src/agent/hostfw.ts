@@ -1,12 +1,12 @@
-// The agent's side of host-firewall mode (the rules are src/policy/host.ts):
+// The agent's side of host-firewall mode (the rules are src/policy/host-compile.ts):
 // finding a hostNetwork pod's cgroup on this node, the API server endpoints
 // the agent must always reach, and listing HostFirewallPolicies, where a
 // missing CRD means "no host policies" rather than an agent that never syncs.
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import path from 'node:path';
-import { tryParseIp } from '../cni/ip.ts';
-import type { HostCgroup } from '../policy/host.ts';
+import { tryParseIp } from '../ip.ts';
+import type { HostCgroup } from '../policy/host-compile.ts';
 import { type ApiAvailability, isUnavailable, type OptionalKind, optionalLister } from './optional-api.ts';
 import type { Lister } from './reflector.ts';
 

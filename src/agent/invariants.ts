@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { DiskStore } from '../ipam/disk-store.ts';
-import type { NetlinkHandle } from '../netlink/handle.ts';
+import type { NetlinkHandle } from '../netlink/rtnl-handle.ts';
 import { isNftNotFound } from '../nft/errors.ts';
 import { LibNftables } from '../nft/libnftables.ts';
 import type { NetlinkElementWriter } from '../nft/netlink-elements.ts';

@@ -17,7 +17,7 @@
 // one process), so no ADD or DEL changes the records in between; the release
 // itself is the CNI GC verb's collectGarbage() (plugin/gc.ts).
 import type { AllocationRecord, Store } from '../ipam/store.ts';
-import type { NetlinkHandle } from '../netlink/handle.ts';
+import type { NetlinkHandle } from '../netlink/rtnl-handle.ts';
 import { collectGarbage } from '../plugin/gc.ts';
 import { hostVethName } from '../plugin/names.ts';
 

@@ -8,7 +8,7 @@ import type { LocalEndpoint } from '../policy/compile.ts';
 import type { PolicyEngine, SyncReport } from '../policy/engine.ts';
 import type { PolicyError } from '../policy/errors.ts';
 import { ipEndpoint, PolicyEvaluator } from '../policy/evaluator.ts';
-import type { HostCgroup, HostFirewallOptions } from '../policy/host.ts';
+import type { HostCgroup, HostFirewallOptions } from '../policy/host-compile.ts';
 import { addMasquerade } from '../policy/node-rules.ts';
 import type { ClusterState, Protocol } from '../policy/types.ts';
 import type { ClusterCache, NodeFacts } from './cache.ts';

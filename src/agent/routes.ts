@@ -13,8 +13,9 @@
 // table (kernel, boot, static, a routing daemon's, the plugin's 87) is never
 // replaced or deleted: reconcileNodeRoutes deletes only protocol-88 routes,
 // adds with NLM_F_EXCL, and replaces only where its own route holds the key.
-import { type Cidr, formatCidr, formatIp, type IpBytes, networkOf, tryParseCidr, tryParseIp } from '../cni/ip.ts';
+
 import { Errno, errnoName, InvalidConfigError, isAlreadyExists, isNotFound, NetlinkError } from '../errors.ts';
+import { type Cidr, formatCidr, formatIp, type IpBytes, networkOf, tryParseCidr, tryParseIp } from '../ip.ts';
 import * as C from '../netlink/constants.ts';
 import type { Route } from '../netlink/route.ts';
 import type { Rtnl } from '../netlink/rtnl.ts';

@@ -4,7 +4,7 @@
 
 import type { AgentStatus, CniAddReply, HostFirewallStatus } from '../agent-api/types.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
-import { formatPortRange } from '../policy/host-policy.ts';
+import { formatPortRange } from '../policy/host-normalize.ts';
 import { type AgentMetrics, rulesetCounts } from './agent-metrics.ts';
 import type { ClusterCache } from './cache.ts';
 import type { AgentConfig } from './config.ts';

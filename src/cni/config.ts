@@ -3,7 +3,7 @@
 // key is InvalidConfigError (7) whose message starts with the key; a version
 // weir does not speak is IncompatibleVersionError (1). Pure.
 import { DecodeError, InvalidConfigError } from '../errors.ts';
-import { type Cidr, cidrContains, formatCidr, hasHostBits, networkOf, parseCidr, tryParseCidr } from './ip.ts';
+import { type Cidr, cidrContains, formatCidr, hasHostBits, networkOf, parseCidr, tryParseCidr } from '../ip.ts';
 import { parseDns, parsePrevResult, type ResultDns, type WeirResult } from './result.ts';
 import { isValidVersion, negotiateVersion, type SupportedVersion } from './version.ts';
 

@@ -2,7 +2,7 @@
 // 0.3.0/0.3.1/0.4.0 (libcni types/040), 1.0.0 and 1.1.0 (types/100). Fields
 // are emitted or omitted exactly as those Go types marshal them.
 import { IncompatibleVersionError, InternalError, InvalidConfigError } from '../errors.ts';
-import { formatIp, tryParseCidr, tryParseIp } from './ip.ts';
+import { formatIp, tryParseCidr, tryParseIp } from '../ip.ts';
 import { isSupportedVersion, LATEST_VERSION } from './version.ts';
 
 export interface ResultInterface {

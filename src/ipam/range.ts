@@ -1,8 +1,9 @@
 // A pod address range (one per family per node) and the bigint arithmetic the
 // allocator walks it with. Pure: no I/O. The small text<->bigint helpers at the
-// bottom adapt src/cni/ip.ts to bigint.
-import { bigintToBytes, bytesToBigint, formatIp, tryParseIp } from '../cni/ip.ts';
+// bottom adapt src/ip.ts to bigint.
+
 import { InvalidConfigError } from '../errors.ts';
+import { bigintToBytes, bytesToBigint, formatIp, tryParseIp } from '../ip.ts';
 
 export type Family = 4 | 6;
 
@@ -152,7 +153,7 @@ export function ipFamily(text: string): Family | undefined {
   return parseAddress(text)?.family;
 }
 
-// ---- text <-> bigint, over the one IP parser of src/cni/ip.ts ----
+// ---- text <-> bigint, over the one IP parser of src/ip.ts ----
 
 export function parseAddress(text: string): { family: Family; value: bigint } | undefined {
   const ip = tryParseIp(text);

@@ -30,8 +30,8 @@
 //   as IPCTNL_MSG_CT_NEW messages. A dump only sees the socket's namespace.
 // - CTA_ZONE is emitted only for a non-default zone.
 
-import { formatIp, parseIp } from '../cni/ip.ts';
 import { InternalError } from '../errors.ts';
+import { formatIp, parseIp } from '../ip.ts';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './constants.ts';
 import { attr, attrNested, attrU8, parseAttrs } from './message.ts';
 

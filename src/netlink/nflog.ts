@@ -32,8 +32,9 @@
 // - The packet message's nfgen_family is the hook's protocol family
 //   (NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10 for ip/ip6/inet tables; 7 bridge, 5
 //   netdev) and the payload starts at the network header.
-import { formatIp } from '../cni/ip.ts';
+
 import { InternalError } from '../errors.ts';
+import { formatIp } from '../ip.ts';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './constants.ts';
 import { attr, attrToString, nlmsg, parseAttrs, parseMessages } from './message.ts';
 

@@ -23,7 +23,7 @@
 //   NLMSGERR_ATTR_OFFS (its offset from the message's nlmsghdr) names it.
 // - nft also sends NFTA_SET_ELEM_LIST_SET_ID with adds, for sets created in
 //   the same batch; an existing set is found by name, so it is left out here.
-import { tryParseIp } from '../cni/ip.ts';
+import { tryParseIp } from '../ip.ts';
 import { NFNETLINK_V0 } from './conntrack.ts';
 import { AF_UNSPEC, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR, NLMSGERR_ATTR_OFFS } from './constants.ts';
 import { align4, attr, attrNested, attrString, attrToU32, NLMSG_HDRLEN, type NlMsg, nlmsg, parseAttrs } from './message.ts';

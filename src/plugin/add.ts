@@ -5,7 +5,7 @@ import type { WeirNetConf } from '../cni/config.ts';
 import type { WeirResult } from '../cni/result.ts';
 import { InvalidEnvironmentError } from '../errors.ts';
 import { allocate, release } from '../ipam/allocator.ts';
-import { NetlinkHandle } from '../netlink/handle.ts';
+import { NetlinkHandle } from '../netlink/rtnl-handle.ts';
 import { Netns } from '../sys/netns.ts';
 import { attachmentOf, type PodEnv, rangesFor, storeFor } from './attachment.ts';
 import { GATEWAY4, GATEWAY6 } from './names.ts';

@@ -2,7 +2,7 @@
 // the network, and the attachment's identity.
 import type { WeirNetConf } from '../cni/config.ts';
 import type { CniArgs, CniEnv } from '../cni/env.ts';
-import { formatCidr } from '../cni/ip.ts';
+import { formatCidr } from '../ip.ts';
 import type { Attachment } from '../ipam/allocator.ts';
 import { DiskStore } from '../ipam/disk-store.ts';
 import { PodRange } from '../ipam/range.ts';

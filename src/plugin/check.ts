@@ -3,12 +3,12 @@
 // legitimate changes, such as tuning's new MAC, are already in it). Only what
 // weir owns is checked: other interfaces, routes or rules are not ours.
 import type { WeirNetConf } from '../cni/config.ts';
-import { formatIp, parseCidr, parseIp } from '../cni/ip.ts';
 import type { WeirResult } from '../cni/result.ts';
 import { CheckFailedError, InvalidConfigError } from '../errors.ts';
+import { formatIp, parseCidr, parseIp } from '../ip.ts';
 import * as C from '../netlink/constants.ts';
-import { NetlinkHandle } from '../netlink/handle.ts';
 import type { Route } from '../netlink/route.ts';
+import { NetlinkHandle } from '../netlink/rtnl-handle.ts';
 import { Netns } from '../sys/netns.ts';
 import { type PodEnv, storeFor } from './attachment.ts';
 import { GATEWAY4, GATEWAY6, HOST_VETH_MAC, hostVethName, RTPROT_WEIR } from './names.ts';

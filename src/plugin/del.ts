@@ -2,7 +2,7 @@
 // the IPAM record may each already be gone; the address is always freed.
 import type { WeirNetConf } from '../cni/config.ts';
 import { release } from '../ipam/allocator.ts';
-import { NetlinkHandle } from '../netlink/handle.ts';
+import { NetlinkHandle } from '../netlink/rtnl-handle.ts';
 import { type DelEnv, storeFor } from './attachment.ts';
 import { unwirePod } from './wiring.ts';
 

@@ -6,7 +6,7 @@ import type { WeirNetConf } from '../cni/config.ts';
 import { isNotFound } from '../errors.ts';
 import { type AttachmentId, gc } from '../ipam/allocator.ts';
 import type { Store } from '../ipam/store.ts';
-import { NetlinkHandle } from '../netlink/handle.ts';
+import { NetlinkHandle } from '../netlink/rtnl-handle.ts';
 import { storeFor } from './attachment.ts';
 import { hostVethName, isHostVethName, parseHostVethAlias } from './names.ts';
 

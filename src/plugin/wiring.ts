@@ -3,8 +3,8 @@
 // route via a link-local gateway, the host end holding a /32 (/128) route to
 // the pod. Every step goes through netlink handles; no `ip` subprocesses.
 
-import { type IpBytes, parseIp } from '../cni/ip.ts';
 import { isNotFound, NetlinkError } from '../errors.ts';
+import { type IpBytes, parseIp } from '../ip.ts';
 import * as C from '../netlink/constants.ts';
 import type { Link } from '../netlink/link.ts';
 import type { Route } from '../netlink/route.ts';

@@ -3,9 +3,9 @@
 // fail-closed), the facts of the pods
 // policy applies to, namespace labels, this node's pods, and the contents of
 // the pod-dependent sets (pod-sets.ts). Shared by the pod chains (compile.ts)
-// and the host firewall (host.ts), so that both read the same state the same
+// and the host firewall (host-compile.ts), so that both read the same state the same
 // way. Pure.
-import { type IpFamily, tryParseIp } from '../cni/ip.ts';
+import { type IpFamily, tryParseIp } from '../ip.ts';
 import type { Table, TableRef } from '../nft/types.ts';
 import { byPrecedence, type NormalizedClusterPolicy, normalizeOrFailClosed } from './cnp-normalize.ts';
 import type { ClusterNetworkPolicy } from './cnp-types.ts';

@@ -49,7 +49,7 @@
 import { type ClusterIndex, type ClusterIndexer, type PodFacts, sameLabels } from './cluster-index.ts';
 import type { CnpRule, NormalizedClusterPolicy } from './cnp-normalize.ts';
 import type { CnpTier } from './cnp-types.ts';
-import { nodeAddressesFor } from './host.ts';
+import { nodeAddressesFor } from './host-compile.ts';
 import type { Direction } from './normalize.ts';
 import { buildOutput, type PolicyOutput } from './policy-output.ts';
 import { addrType, commentLabel, compileRule, FAMILIES, fam, hashId, type RuleAction, type Subjects, short } from './rule-compile.ts';

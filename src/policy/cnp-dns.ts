@@ -3,7 +3,7 @@
 // selects for egress), and which domain sets of the table each learned
 // name goes to (rule-compile.ts makes one set per domain peer and family,
 // named after its names). Pure.
-import type { IpFamily } from '../cni/ip.ts';
+import type { IpFamily } from '../ip.ts';
 import { type DomainPeer, domainMatches, type NormalizedClusterPolicy } from './cnp-normalize.ts';
 import type { LocalEndpoint } from './compile.ts';
 import { FAMILIES, sharedSetName } from './rule-compile.ts';

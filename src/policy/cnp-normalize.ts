@@ -10,7 +10,7 @@
 
 import type { ClusterNetworkPolicy, CnpAction, CnpTier } from './cnp-types.ts';
 import { PolicyError, type PolicyRef, show } from './errors.ts';
-import type { NodePeer } from './host-policy.ts';
+import type { NodePeer } from './host-normalize.ts';
 import { type Direction, type IpBlockPeer, isValidPortName, normalizeIpBlock, type PodPeer } from './normalize.ts';
 import type { PortMatch } from './ports.ts';
 import { type CompiledSelector, compileSelector, EVERYTHING } from './selector.ts';

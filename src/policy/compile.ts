@@ -31,14 +31,14 @@
 //   tier after, through maps of the same kind, and a pod's traffic to its
 //   own node is judged by the tiers on the input hook.
 // - With host-firewall mode on (opts.hostFirewall), NetworkPolicies also
-//   select this node's hostNetwork pods, and host.ts adds base chains on the
+//   select this node's hostNetwork pods, and host-compile.ts adds base chains on the
 //   input and output hooks for the node's own traffic (documented there).
-import { parseCidr } from '../cni/ip.ts';
+import { parseCidr } from '../ip.ts';
 import type { Table } from '../nft/types.ts';
 import { ClusterIndexer, type PodFacts } from './cluster-index.ts';
 import { compileTiers, type TierProfiles } from './cnp-compile.ts';
 import type { PolicyError } from './errors.ts';
-import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host.ts';
+import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host-compile.ts';
 import type { Direction, NormalizedPolicy } from './normalize.ts';
 import { buildOutput, type PolicyOutput } from './policy-output.ts';
 import { addrType, commentLabel, compileRule, FAMILIES, fam, hashId, type Subjects, short } from './rule-compile.ts';
@@ -65,7 +65,7 @@ export interface CompileOptions {
    */
   guardCIDRs?: string[];
   /**
-   * Host-firewall mode (host.ts): the node's own traffic and its hostNetwork
+   * Host-firewall mode (host-compile.ts): the node's own traffic and its hostNetwork
    * pods under policy. Absent: off, and no host chain exists.
    */
   hostFirewall?: HostFirewallOptions;

@@ -29,18 +29,18 @@
 // - A bare IP endpoint that is a live pod's IP is that pod; a node's IP is
 //   that node; anything else is external.
 // - With the host-firewall option (EvaluatorOptions.hostFirewall), traffic to
-//   and from nodes is judged as host-firewall mode enforces it (host.ts):
+//   and from nodes is judged as host-firewall mode enforces it (host-compile.ts):
 //   ingress at a node by the NetworkPolicies of the hostNetwork pods
 //   declaring the port, else by the HostFirewallPolicies selecting the node;
 //   egress of a hostNetwork pod by its NetworkPolicies where its traffic can
 //   be attributed (hostNetworkEgress), else by the HostFirewallPolicies;
-//   failsafe ports, the node itself and its own pods exempt as in host.ts.
+//   failsafe ports, the node itself and its own pods exempt as in host-compile.ts.
 // - ClusterNetworkPolicy (ClusterState.clusterPolicies): its Admin tier is
 //   judged before NetworkPolicy and its Baseline tier after, as tiers.ts
 //   describes; a verdict says which tier decided (DirectionVerdict.tier).
 //   One weir cannot express is judged as the kernel enforces it, "Deny all"
 //   for its subjects (fail closed; cnp-normalize.ts).
-import { formatIp, type IpBytes, type IpFamily, tryParseIp } from '../cni/ip.ts';
+import { formatIp, type IpBytes, type IpFamily, tryParseIp } from '../ip.ts';
 import { type CnpPeer, cnpRef, type NormalizedClusterPolicy, normalizeClusterPolicies } from './cnp-normalize.ts';
 import type { CnpTier } from './cnp-types.ts';
 import { formatPolicyRef, type PolicyError, PolicyQueryError, type PolicyRef } from './errors.ts';
@@ -54,7 +54,7 @@ import {
   normalizeHostPolicies,
   parsePortRanges,
   portRangesContain,
-} from './host-policy.ts';
+} from './host-normalize.ts';
 import { type Direction, ipBlockContains, type NormalizedPeer, type NormalizedPolicy, normalizePolicy } from './normalize.ts';
 import { type NamedPorts, namedPortsOf, type PortMatch, portsMatch } from './ports.ts';
 import { type CompiledSelector, selectorMatches } from './selector.ts';
@@ -146,7 +146,7 @@ export class PolicyEvaluator {
    * Indexes a snapshot; throws PolicyError for a policy it cannot express,
    * PolicyQueryError for unusable state. HostFirewallPolicies are read only
    * with the hostFirewall option; one weir cannot express is judged as
-   * host.ts enforces it, deny-all (fail closed).
+   * host-compile.ts enforces it, deny-all (fail closed).
    */
   constructor(state: ClusterState, opts: EvaluatorOptions = {}) {
     this.#host = opts.hostFirewall;
@@ -405,7 +405,7 @@ export class PolicyEvaluator {
     return reasons;
   }
 
-  /** The HostFirewallPolicies of `node` for `direction`, judged as host.ts does. */
+  /** The HostFirewallPolicies of `node` for `direction`, judged as host-compile.ts does. */
   #judgeHostPolicies(direction: Direction, node: string, peer: End, named: NamedPorts | undefined, conn: Connection): DirectionVerdict {
     const labels = this.#nodeLabels(node);
     const selecting = this.#hostPolicies.filter((p) => p[direction] !== undefined && selectorMatches(p.nodeSelector, labels));

@@ -58,7 +58,7 @@ export {
   type PortRange,
   parsePortRanges,
   portRangesContain,
-} from './host-policy.ts';
+} from './host-normalize.ts';
 export {
   type Direction,
   effectivePolicyTypes,

@@ -1,7 +1,7 @@
 // ipBlock arithmetic for nftables interval sets: a CIDR minus its `except`
 // CIDRs as a list of disjoint address ranges. nft refuses overlapping
 // elements in an interval set, so the difference is computed here, exactly.
-import { bigintToBytes, bytesToBigint, type Cidr, formatIp, type IpFamily } from '../cni/ip.ts';
+import { bigintToBytes, bytesToBigint, type Cidr, formatIp, type IpFamily } from '../ip.ts';
 
 const bits = (f: IpFamily): bigint => (f === 4 ? 32n : 128n);
 

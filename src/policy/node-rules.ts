@@ -1,7 +1,7 @@
 // The rest of weir's table that is not NetworkPolicy: masquerade of pod
 // traffic leaving the cluster. It lives in the same `inet weir` table so the
 // agent's one atomic replacement covers it too.
-import { type Cidr, type IpFamily, maskBytes, parseCidr } from '../cni/ip.ts';
+import { type Cidr, type IpFamily, maskBytes, parseCidr } from '../ip.ts';
 import { type Ruleset, RulesetBuilder } from './ruleset.ts';
 
 export interface MasqueradeOptions {

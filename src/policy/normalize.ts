@@ -3,7 +3,7 @@
 // defaulting rule of the API is applied here, once, and anything that cannot
 // be expressed exactly throws PolicyError naming the policy and the field:
 // a policy is either understood whole or refused whole, never trimmed.
-import { type Cidr, cidrContains, type IpBytes, networkOf, tryParseCidr } from '../cni/ip.ts';
+import { type Cidr, cidrContains, type IpBytes, networkOf, tryParseCidr } from '../ip.ts';
 import { PolicyError, type PolicyRef, show } from './errors.ts';
 import type { PortMatch } from './ports.ts';
 import { type CompiledSelector, compileOptionalSelector, compileSelector } from './selector.ts';

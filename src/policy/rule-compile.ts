@@ -1,15 +1,15 @@
 // One policy rule compiled into nft rules of a policy chain: the peer sets,
 // the port sets, and one rule per (peer kind, port kind, family) it needs.
 // Used for NetworkPolicy rules of pods (compile.ts), of hostNetwork pods and
-// for HostFirewallPolicy rules (host.ts), and for ClusterNetworkPolicy rules
+// for HostFirewallPolicy rules (host-compile.ts), and for ClusterNetworkPolicy rules
 // (cnp-compile.ts), so all of them mean the same thing; the last give other
 // verdicts than accept. Pure.
 import { createHash } from 'node:crypto';
-import type { IpFamily } from '../cni/ip.ts';
+import type { IpFamily } from '../ip.ts';
 import type { Set as NftSet } from '../nft/types.ts';
 import { NS_NAME_LABEL, type PodFacts } from './cluster-index.ts';
 import type { DomainPeer } from './cnp-normalize.ts';
-import type { HostRule } from './host-policy.ts';
+import type { HostRule } from './host-normalize.ts';
 import { mergeRanges, rangeText, subtractCidrs } from './intervals.ts';
 import type { Direction, NormalizedPeer } from './normalize.ts';
 import type { PodSets, SetMembership } from './pod-sets.ts';

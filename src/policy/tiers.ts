@@ -29,7 +29,7 @@
 //   only, so traffic from a node is never matched by a ClusterNetworkPolicy.
 // - `domainNames` peers: the addresses currently learned for a matching
 //   name (ClusterState.domainAddresses), nothing else.
-import { formatIp, type IpFamily, tryParseIp } from '../cni/ip.ts';
+import { formatIp, type IpFamily, tryParseIp } from '../ip.ts';
 import { type CnpPeer, type CnpRule, canonicalDomain, cnpRef, type DomainPeer, domainMatches, type NormalizedClusterPolicy } from './cnp-normalize.ts';
 import type { CnpAction, CnpTier } from './cnp-types.ts';
 import type { PolicyRef } from './errors.ts';

@@ -2,10 +2,10 @@
 // endpoints) and its answer (a verdict per direction, with the reasons and
 // the tier that decided). Types only, besides two endpoint builders; the
 // evaluator is evaluator.ts.
-import type { IpFamily } from '../cni/ip.ts';
+import type { IpFamily } from '../ip.ts';
 import type { CnpTier } from './cnp-types.ts';
 import type { PolicyRef } from './errors.ts';
-import type { PortRange } from './host-policy.ts';
+import type { PortRange } from './host-normalize.ts';
 import type { Direction } from './normalize.ts';
 import type { ClusterRuleReason } from './tiers.ts';
 import type { Protocol } from './types.ts';

@@ -9,8 +9,8 @@
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { type IpFamily, parseIp } from '../cni/ip.ts';
 import { InvalidConfigError } from '../errors.ts';
+import { type IpFamily, parseIp } from '../ip.ts';
 import { closeFd, rawSocket, sendTo } from './raw.ts';
 import { buildSctpInit, IPPROTO_SCTP } from './sctp.ts';
 

@@ -4,8 +4,9 @@
 // tag T", and counts as connected once the destination's observer reports T
 // on that port before the timeout. The result shape is a contract:
 //   {"probes":[{"from":"x/a","to":"y/b","port":80,"protocol":"TCP","connected":true},...]}
-import { type IpFamily, tryParseIp } from '../cni/ip.ts';
+
 import { InvalidConfigError } from '../errors.ts';
+import { type IpFamily, tryParseIp } from '../ip.ts';
 import { DEFAULT_TIMEOUT_MS, PROTOCOLS, type ProbeResult, type ProbeTarget, type Protocol } from './client.ts';
 import { runProberProcess, type SctpEventSource, type SpawnOptions } from './process.ts';
 

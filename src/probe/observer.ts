@@ -4,8 +4,8 @@
 // the main thread stays free for the TCP/UDP servers and nothing spins. Each
 // INIT to a declared port becomes an `sctp-init` event.
 import { Worker } from 'node:worker_threads';
-import type { IpFamily } from '../cni/ip.ts';
 import { Errno, SyscallError } from '../errors.ts';
+import type { IpFamily } from '../ip.ts';
 import { closeFd, pollIn, rawSocket, recvFromNow, setRecvBuf } from './raw.ts';
 import { IPPROTO_SCTP, parseSctpPacket, SCTP_CHUNK_INIT } from './sctp.ts';
 

@@ -4,8 +4,8 @@
 // failure is a SyscallError carrying the kernel errno. Kept apart from
 // src/sys/libc.ts so the prober owns its bindings.
 import os from 'node:os';
-import { formatIp, type IpBytes, type IpFamily, parseIp } from '../cni/ip.ts';
 import { Errno, InvalidConfigError, SyscallError } from '../errors.ts';
+import { formatIp, type IpBytes, type IpFamily, parseIp } from '../ip.ts';
 import { libcCalls } from '../sys/libc.ts';
 
 export const AF_INET = 2;

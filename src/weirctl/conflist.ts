@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseNetConf, type WeirNetConf } from '../cni/config.ts';
-import { formatCidr } from '../cni/ip.ts';
 import { CniCode, WeirError } from '../errors.ts';
+import { formatCidr } from '../ip.ts';
 
 export interface LoadedConflist {
   file: string;

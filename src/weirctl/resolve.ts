@@ -1,7 +1,7 @@
 // Lookups several commands need: which pod holds an address (from the
 // agent's /state), which policies a profile chain stands for (from
 // /endpoints), and which IPAM record and host veth belong to a pod. Pure.
-import { formatIp, tryParseIp } from '../cni/ip.ts';
+import { formatIp, tryParseIp } from '../ip.ts';
 import type { AllocationRecord } from '../ipam/store.ts';
 import { hostVethName } from '../plugin/names.ts';
 import type { LocalEndpoint } from '../policy/compile.ts';

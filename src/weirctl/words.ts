@@ -2,7 +2,7 @@
 // in namespace shop", "namespaces team=a", "10.0.0.0/8 except 10.1.0.0/16",
 // "any") and ports ("TCP 80", "UDP 1000-2000", "named http (TCP 8080 on this
 // pod)", "all ports"). Pure.
-import { formatCidr } from '../cni/ip.ts';
+import { formatCidr } from '../ip.ts';
 import type { Direction, NormalizedPeer } from '../policy/normalize.ts';
 import { type NamedPorts, type PortMatch, resolveNamedPort } from '../policy/ports.ts';
 import { type CompiledSelector, formatSelector } from '../policy/selector.ts';

@@ -11,9 +11,9 @@
 // inside the test namespace and every command runs with `ip -n <ns>`.
 import { describe, expect, it } from 'vitest';
 import { desiredNodeRoutes, type NodeInfo, RTPROT_WEIR_NODE, reconcileNodeRoutes } from '../../src/agent/routes.ts';
-import { parseCidr, parseIp } from '../../src/cni/ip.ts';
 import { NetlinkError } from '../../src/errors.ts';
-import { NetlinkHandle } from '../../src/netlink/handle.ts';
+import { parseCidr, parseIp } from '../../src/ip.ts';
+import { NetlinkHandle } from '../../src/netlink/rtnl-handle.ts';
 import { RTPROT_WEIR } from '../../src/plugin/names.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import { sh, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';

@@ -1,4 +1,4 @@
-// Host-firewall mode in the kernel (src/policy/host.ts), then its CRD and the
+// Host-firewall mode in the kernel (src/policy/host-compile.ts), then its CRD and the
 // agent against a real kube-apiserver. Needs root.
 //
 // Part 1: the compiled table applied with LibNftables (through PolicyEngine,
@@ -31,7 +31,7 @@ import { LibNftables } from '../../src/nft/libnftables.ts';
 import { parseTableListing } from '../../src/nft/listing.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
-import type { HostFirewallOptions } from '../../src/policy/host.ts';
+import type { HostFirewallOptions } from '../../src/policy/host-compile.ts';
 import type { ClusterState, HostFirewallPolicy, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import type { AgentStatus } from '../../src/weirctl/context.ts';

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isAlreadyExists, isNotFound } from '../../src/errors.ts';
 import * as C from '../../src/netlink/constants.ts';
-import { NetlinkHandle } from '../../src/netlink/handle.ts';
 import type { Link } from '../../src/netlink/link.ts';
+import { NetlinkHandle } from '../../src/netlink/rtnl-handle.ts';
 import { inNetns, Netns } from '../../src/sys/netns.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
 import { sh, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
@@ -197,7 +197,7 @@ describe('NetlinkHandle (kernel)', () => {
     ha.linkDelete(host.index);
   });
 
-  // Known bug (reported against src/netlink/handle.ts createVeth): the kernel's
+  // Known bug (reported against src/netlink/rtnl-handle.ts createVeth): the kernel's
   // rtnl_create_link ignores IFLA_IFALIAS, so the alias in VethSpec is silently
   // dropped. This canary pins the current behaviour; once createVeth sets the
   // alias with a follow-up RTM_NEWLINK, change the expectation to the alias.

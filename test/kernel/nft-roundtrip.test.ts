@@ -7,7 +7,7 @@
 // the elements intended. Needs root.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatIp, parseIp } from '../../src/cni/ip.ts';
+import { formatIp, parseIp } from '../../src/ip.ts';
 import type { ElementChange } from '../../src/nft/element-writer.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';

@@ -9,7 +9,7 @@
 // Semantics are simplified where they do not change the cost of the scan: an
 // egress accept ends the chain (no second ingress pass), and named ports of
 // egress peers that are ipBlocks are skipped (they would need every pod).
-import { bytesToBigint, type IpBytes, parseIp } from '../../../src/cni/ip.ts';
+import { bytesToBigint, type IpBytes, parseIp } from '../../../src/ip.ts';
 import { mergeRanges, rangeText, subtractCidrs } from '../../../src/policy/intervals.ts';
 import { type NormalizedPolicy, type NormalizedRule, normalizePolicy } from '../../../src/policy/normalize.ts';
 import { namedPortsOf, resolveNamedPort } from '../../../src/policy/ports.ts';

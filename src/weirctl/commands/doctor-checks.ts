@@ -9,9 +9,9 @@ import { type CacheComparison, describeDifferences } from '../../agent/cache-dig
 import type { CheckResult } from '../../agent/kernel-verifier.ts';
 import { desiredNodeRoutes, RTPROT_WEIR_NODE } from '../../agent/routes.ts';
 import { AGENT_VERSION } from '../../agent/status-api.ts';
-import { formatCidr, formatIp } from '../../cni/ip.ts';
 import { SUPPORTED_VERSIONS } from '../../cni/version.ts';
-import { NetlinkHandle } from '../../netlink/handle.ts';
+import { formatCidr, formatIp } from '../../ip.ts';
+import { NetlinkHandle } from '../../netlink/rtnl-handle.ts';
 import { LibNftables } from '../../nft/libnftables.ts';
 import { isHostVethName } from '../../plugin/names.ts';
 import { readSysctl } from '../../sys/sysctl.ts';

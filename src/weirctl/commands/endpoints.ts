@@ -2,7 +2,7 @@
 // isolation per direction, the policies that select them), joined with the
 // plugin's IPAM records (container, host veth) and the node's links.
 import type { AllocationRecord } from '../../ipam/store.ts';
-import { NetlinkHandle } from '../../netlink/handle.ts';
+import { NetlinkHandle } from '../../netlink/rtnl-handle.ts';
 import type { LocalEndpoint } from '../../policy/compile.ts';
 import type { CommandResult, Context } from '../context.ts';
 import { recordOfPod, vethOf } from '../resolve.ts';

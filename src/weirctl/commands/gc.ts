@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { isNotFound } from '../../errors.ts';
 import { release } from '../../ipam/allocator.ts';
-import { NetlinkHandle } from '../../netlink/handle.ts';
+import { NetlinkHandle } from '../../netlink/rtnl-handle.ts';
 import { type CommandResult, type Context, CtlError } from '../context.ts';
 import { podKey } from '../resolve.ts';
 import { paint } from '../table.ts';

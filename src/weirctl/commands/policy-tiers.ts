@@ -3,7 +3,7 @@
 // tier by priority, NetworkPolicy, Baseline tier by priority, the default),
 // each policy with its rules in order: action, peers and ports in words.
 // Pure: from the cluster state and the evaluator's selection.
-import { formatCidr } from '../../cni/ip.ts';
+import { formatCidr } from '../../ip.ts';
 import {
   type CnpPeer,
   type CnpRule,

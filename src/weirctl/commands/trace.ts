@@ -4,7 +4,7 @@
 // node, flagging any disagreement. With ClusterNetworkPolicies, each
 // direction also says which tier decided (Admin, NetworkPolicy, Baseline or
 // the default) and by which rule.
-import { tryParseIp } from '../../cni/ip.ts';
+import { tryParseIp } from '../../ip.ts';
 import { formatPolicyRef } from '../../policy/errors.ts';
 import {
   type Connection,
@@ -17,7 +17,7 @@ import {
   type Verdict,
 } from '../../policy/evaluator.ts';
 import { formatEndpoint, formatReason, formatVerdict } from '../../policy/explain.ts';
-import { parsePortRanges } from '../../policy/host-policy.ts';
+import { parsePortRanges } from '../../policy/host-normalize.ts';
 import type { Protocol } from '../../policy/types.ts';
 import { type AgentStatus, type CommandResult, type Context, CtlError } from '../context.ts';
 import { parsePodRef, recordOfPod, vethOf } from '../resolve.ts';

@@ -9,7 +9,7 @@
 //      `inet weir` chains gave it;
 //   6. always delete the temporary table and stop the monitor.
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { IpFamily } from '../../cni/ip.ts';
+import type { IpFamily } from '../../ip.ts';
 import { LibNftables } from '../../nft/libnftables.ts';
 import type { Netns } from '../../sys/netns.ts';
 import { judgePacket, type KernelVerdict, probePacket, settled, splitPackets, verdictOf } from './parse.ts';

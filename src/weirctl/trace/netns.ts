@@ -8,8 +8,8 @@
 // each other.
 import fs from 'node:fs';
 import path from 'node:path';
-import { NetlinkHandle } from '../../netlink/handle.ts';
 import { attrToS32, attrU32, parseAttrs } from '../../netlink/message.ts';
+import { NetlinkHandle } from '../../netlink/rtnl-handle.ts';
 import { Netns } from '../../sys/netns.ts';
 
 export const NETNS_DIRS = ['/var/run/netns', '/run/netns'];

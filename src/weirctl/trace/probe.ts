@@ -4,8 +4,8 @@
 // inside the pod's namespace (inNetns, synchronously) and keeps living there
 // after the thread has switched back, so the rest happens outside it.
 import { randomInt } from 'node:crypto';
-import type { IpFamily } from '../../cni/ip.ts';
 import { Errno, errnoName, SyscallError } from '../../errors.ts';
+import type { IpFamily } from '../../ip.ts';
 import { closeFd, rawSocket, sendTo, sockaddr } from '../../probe/raw.ts';
 import { buildSctpInit, IPPROTO_SCTP } from '../../probe/sctp.ts';
 import { libcCalls } from '../../sys/libc.ts';

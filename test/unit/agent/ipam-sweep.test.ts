@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { recordPod, recordsToFree, sweepIpam } from '../../../src/agent/ipam-sweep.ts';
 import { MemoryStore } from '../../../src/ipam/memory-store.ts';
 import type { AllocationRecord } from '../../../src/ipam/store.ts';
-import type { NetlinkHandle } from '../../../src/netlink/handle.ts';
+import type { NetlinkHandle } from '../../../src/netlink/rtnl-handle.ts';
 import { hostVethName } from '../../../src/plugin/names.ts';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');

@@ -3,8 +3,8 @@
 // kernel side is test/kernel/agent-routes.test.ts).
 import { describe, expect, it } from 'vitest';
 import { desiredNodeRoutes, type NodeInfo, type NodeRoute, RTPROT_WEIR_NODE, reconcileNodeRoutes } from '../../../src/agent/routes.ts';
-import { formatIp, parseIp } from '../../../src/cni/ip.ts';
 import { Errno } from '../../../src/errors.ts';
+import { formatIp, parseIp } from '../../../src/ip.ts';
 import * as C from '../../../src/netlink/constants.ts';
 import { FakeNetworks, type FakeRtnl } from '../../../src/netlink/fake-rtnl.ts';
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { BENCH_NODE, BENCH_POD_CIDR, MAX_NODES, makeCluster, nodeIP, podCIDR } from '../../../scripts/bench/policy/cluster.ts';
 import { makeClusterPolicies } from '../../../scripts/bench/policy/cluster-policies.ts';
-import { cidrContains, parseCidr, parseIp } from '../../../src/cni/ip.ts';
+import { cidrContains, parseCidr, parseIp } from '../../../src/ip.ts';
 
 describe('synthetic cluster address plan', () => {
   it('gives every node up to MAX_NODES its own pod /24 in 10.0.0.0/8, none in the service range, and its own InternalIP', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_DATA_DIR, parseNetConf } from '../../../src/cni/config.ts';
-import { parseIp } from '../../../src/cni/ip.ts';
+import { parseIp } from '../../../src/ip.ts';
 import { failure } from './helpers.ts';
 
 const base = {

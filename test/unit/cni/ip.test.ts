@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cidrContains, formatIp, hasHostBits, networkOf, parseCidr, parseIp, tryParseCidr, tryParseIp } from '../../../src/cni/ip.ts';
+import { cidrContains, formatIp, hasHostBits, networkOf, parseCidr, parseIp, tryParseCidr, tryParseIp } from '../../../src/ip.ts';
 import { failure } from './helpers.ts';
 
 const canon = (s: string): string => formatIp(parseIp(s).bytes);

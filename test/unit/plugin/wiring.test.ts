@@ -2,8 +2,8 @@
 // the two namespaces (the kernel tier runs the same against the real kernel,
 // test/kernel/plugin.test.ts), and that a failure at any step leaves nothing.
 import { describe, expect, it } from 'vitest';
-import { formatIp } from '../../../src/cni/ip.ts';
 import { Errno, NetlinkError } from '../../../src/errors.ts';
+import { formatIp } from '../../../src/ip.ts';
 import * as C from '../../../src/netlink/constants.ts';
 import { FakeNetworks } from '../../../src/netlink/fake-rtnl.ts';
 import { GATEWAY4, GATEWAY6, HOST_VETH_MAC, hostVethAlias, hostVethName, podMac, RTPROT_WEIR } from '../../../src/plugin/names.ts';

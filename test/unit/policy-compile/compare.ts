@@ -11,7 +11,7 @@
 // it); its own node's packet to it takes the output hook, which weir leaves
 // alone (host firewall off), so the evaluator must allow it. A pod to
 // itself is never routed; skipped.
-import type { IpFamily } from '../../../src/cni/ip.ts';
+import type { IpFamily } from '../../../src/ip.ts';
 import { type CompileOptions, compilePolicies } from '../../../src/policy/compile.ts';
 import {
   type ClusterState,

@@ -22,7 +22,7 @@
 // falls through returns to the rule after the jump, a goto'ed one to the
 // caller of the chain that did the goto; a base chain that falls through
 // applies its policy.
-import { bytesToBigint, type IpFamily, tryParseIp } from '../../../src/cni/ip.ts';
+import { bytesToBigint, type IpFamily, tryParseIp } from '../../../src/ip.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
 
 export type L4 = 'tcp' | 'udp' | 'sctp';

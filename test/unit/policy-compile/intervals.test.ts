@@ -4,7 +4,7 @@
 // against address-by-address membership on small IPv4 blocks.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bytesToBigint, type IpFamily, parseCidr, parseIp } from '../../../src/cni/ip.ts';
+import { bytesToBigint, type IpFamily, parseCidr, parseIp } from '../../../src/ip.ts';
 import { mergeRanges, rangeText, subtractCidrs } from '../../../src/policy/intervals.ts';
 
 const ip = (s: string): bigint => bytesToBigint(parseIp(s).bytes);

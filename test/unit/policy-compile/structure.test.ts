@@ -4,7 +4,7 @@
 // hold, and how pods are dispatched to profiles.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bytesToBigint, parseIp } from '../../../src/cni/ip.ts';
+import { bytesToBigint, parseIp } from '../../../src/ip.ts';
 import { type CompileResult, compilePolicies } from '../../../src/policy/compile.ts';
 import type { ClusterState, NetworkPolicy, NetworkPolicySpec } from '../../../src/policy/index.ts';
 import { fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';

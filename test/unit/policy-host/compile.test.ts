@@ -1,4 +1,4 @@
-// What host-firewall mode adds to `inet weir` (src/policy/host.ts), as an
+// What host-firewall mode adds to `inet weir` (src/policy/host-compile.ts), as an
 // operator reads it: the base chains and their order (failsafes before any
 // policy), the dispatch of hostNetwork pods' ports to the same policy chains
 // pods use, HostFirewallPolicy chains, the audit variants, and that with
@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDrop } from '../../../src/agent/drops.ts';
 import { compilePolicies } from '../../../src/policy/compile.ts';
-import { parsePortRanges } from '../../../src/policy/host-policy.ts';
+import { parsePortRanges } from '../../../src/policy/host-normalize.ts';
 import { diffTransaction, fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';
 import { policy } from '../policy/helpers.ts';
 import { compileHostOn, elems, hfp, N1, rules, state } from './fixtures.ts';

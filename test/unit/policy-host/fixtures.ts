@@ -3,7 +3,7 @@
 // on both nodes.
 import type { CompileOptions, CompileResult } from '../../../src/policy/compile.ts';
 import { compilePolicies } from '../../../src/policy/compile.ts';
-import type { HostFirewallOptions } from '../../../src/policy/host.ts';
+import type { HostFirewallOptions } from '../../../src/policy/host-compile.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
 import type { ClusterState, HostFirewallPolicy, HostFirewallPolicySpec, NetworkPolicy, NodeInfo } from '../../../src/policy/types.ts';
 import { ns, pod } from '../policy/helpers.ts';

@@ -6,7 +6,7 @@
 // pod-chain interpreter is test/unit/policy-compile/interp.ts (whose rule
 // parser and set lookups this one uses); this one adds
 // interfaces, `socket cgroupv2`, `ct original`, protocol.port verdict maps.
-import type { IpFamily } from '../../../src/cni/ip.ts';
+import type { IpFamily } from '../../../src/ip.ts';
 import type { Ruleset } from '../../../src/policy/ruleset.ts';
 import { addrOf, parseStatements, RulesetInterpreter } from '../policy-compile/interp.ts';
 

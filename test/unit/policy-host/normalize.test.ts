@@ -1,4 +1,4 @@
-// HostFirewallPolicy normalization (src/policy/host-policy.ts): defaults,
+// HostFirewallPolicy normalization (src/policy/host-normalize.ts): defaults,
 // the peer kinds of a cluster-scoped policy, what is refused and how a refused
 // policy is enforced; the failsafe port lists; the ports a hostNetwork pod
 // declares.
@@ -13,7 +13,7 @@ import {
   normalizeHostPolicy,
   parsePortRanges,
   portRangesContain,
-} from '../../../src/policy/host-policy.ts';
+} from '../../../src/policy/host-normalize.ts';
 import { formatSelector } from '../../../src/policy/selector.ts';
 import type { HostFirewallPolicy, HostFirewallPolicySpec } from '../../../src/policy/types.ts';
 import { pod, thrown } from '../policy/helpers.ts';

@@ -2,7 +2,7 @@
 // API's Go types and their doc comments (network-policy-api v0.3.0,
 // apis/v1beta1) say each field means, and what weir refuses.
 import { describe, expect, it } from 'vitest';
-import { parseIp } from '../../../src/cni/ip.ts';
+import { parseIp } from '../../../src/ip.ts';
 import {
   type ClusterNetworkPolicy,
   type ClusterNetworkPolicyEgressRule,

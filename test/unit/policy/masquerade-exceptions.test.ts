@@ -5,7 +5,7 @@
 // come out one per node.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cidrContains, parseCidr } from '../../../src/cni/ip.ts';
+import { cidrContains, parseCidr } from '../../../src/ip.ts';
 import { addMasquerade } from '../../../src/policy/node-rules.ts';
 import { emptyRuleset } from '../../../src/policy/ruleset.ts';
 

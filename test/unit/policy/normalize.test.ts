@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIp } from '../../../src/cni/ip.ts';
+import { parseIp } from '../../../src/ip.ts';
 import {
   effectivePolicyTypes,
   type IpBlockPeer,

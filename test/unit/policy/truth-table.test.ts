@@ -8,7 +8,7 @@
 // 'X' allowed, '.' denied. The diagonal is a pod talking to itself, which a
 // pod cannot block. Every matrix is checked over IPv4 and over IPv6.
 import { describe, expect, it } from 'vitest';
-import type { IpFamily } from '../../../src/cni/ip.ts';
+import type { IpFamily } from '../../../src/ip.ts';
 import { type NetworkPolicy, type Pod, PolicyEvaluator, type Protocol, podEndpoint } from '../../../src/policy/index.ts';
 import { ns, pod, policy } from './helpers.ts';
 

@@ -1,7 +1,7 @@
 // HostFirewallPolicy (weir.dev/v1alpha1, cluster-scoped): validation and
 // normalization into the rule form the compiler and the evaluator share with
 // NetworkPolicy; the failsafe port lists; the ports a hostNetwork pod
-// declares. Pure. The semantics are documented in host.ts.
+// declares. Pure. The semantics are documented in host-compile.ts.
 //
 // As with NetworkPolicy, a policy is understood whole or refused whole
 // (PolicyError naming the policy and the field); a refused policy is

@@ -3,7 +3,7 @@
 // ambiguous spellings (octal-looking `01.2.3.4`, zone IDs, short IPv4 forms)
 // are refused rather than guessed at. Output is canonical: dotted quad for
 // IPv4 and RFC 5952 for IPv6, so equal addresses always compare equal as text.
-import { InternalError, InvalidConfigError } from '../errors.ts';
+import { InternalError, InvalidConfigError } from './errors.ts';
 
 export type IpFamily = 4 | 6;
 

@@ -59,7 +59,7 @@
 //   opens, passes (established). As a peer of other pods' policies a
 //   hostNetwork pod is still its node's address (evaluator.ts).
 //
-// HostFirewallPolicy (weir.dev/v1alpha1, cluster-scoped; host-policy.ts):
+// HostFirewallPolicy (weir.dev/v1alpha1, cluster-scoped; host-normalize.ts):
 // nodeSelector picks nodes by label; ingress rules apply on the input hook
 // (traffic to the node's addresses), egress on the output hook (traffic the
 // node sends), with NetworkPolicy's rule semantics: rules and policies only
@@ -95,8 +95,8 @@
 // always allowed. Connections established before a policy change keep going
 // (the host chains do not purge conntrack). Traffic forwarded through the
 // node (pods, NodePort to pods) is pod traffic, for the pod chains.
-import type { IpFamily } from '../cni/ip.ts';
-import { tryParseIp } from '../cni/ip.ts';
+import type { IpFamily } from '../ip.ts';
+import { tryParseIp } from '../ip.ts';
 import type { ClusterIndex, PodFacts } from './cluster-index.ts';
 import type { PolicyError } from './errors.ts';
 import {
@@ -108,7 +108,7 @@ import {
   normalizeHostPolicies,
   type PortRange,
   parsePortRanges,
-} from './host-policy.ts';
+} from './host-normalize.ts';
 import { mergeRanges } from './intervals.ts';
 import type { Direction } from './normalize.ts';
 import { commentLabel, compileRule, fam, hashId, type RuleContext, type Subjects, short } from './rule-compile.ts';
