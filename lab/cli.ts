@@ -322,7 +322,7 @@ async function main(): Promise<void> {
       async (a) => {
         const { matrixCommand } = await import('./commands/matrix.ts');
         code = await matrixCommand({
-          namespaces: a.namespaces,
+          ...(a.namespaces !== undefined ? { namespaces: a.namespaces } : {}),
           ports: a.ports,
           protocols: a.protocols,
           output: a.output,

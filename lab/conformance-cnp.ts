@@ -161,11 +161,13 @@ export function collectCases(events: readonly GoTestEvent[]): { cases: CaseResul
   }
   for (const c of cases.values()) {
     const own = `${TOP}/${c.name}`;
-    if (c.status === 'skipped')
-      c.skipReason = (output.get(own) ?? [])
+    if (c.status === 'skipped') {
+      const reason = (output.get(own) ?? [])
         .map(stripLocation)
         .find((l) => l.startsWith('Skipping'))
         ?.replace(/^Skipping \w+: /, '');
+      if (reason !== undefined) c.skipReason = reason;
+    }
     // Leaf subtests that failed (a parent fails with its child).
     const failedTests = [...ends].filter(([t, a]) => a === 'fail' && (t === own || t.startsWith(`${own}/`))).map(([t]) => t);
     const leaves = failedTests.filter((t) => !failedTests.some((u) => u !== t && u.startsWith(`${t}/`)));

@@ -33,7 +33,7 @@ export abstract class WeirError extends Error {
   /** Optional longer explanation (CNI `details`). */
   readonly details: string | undefined;
 
-  constructor(message: string, options?: { details?: string; cause?: unknown }) {
+  constructor(message: string, options?: { details?: string | undefined; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.details = options?.details;

@@ -127,7 +127,9 @@ function agentPending(
   for (const k of KINDS) {
     if (!rvAtLeast(applied[k.agent], versions[k.api])) out.push(`${n}: ${k.api} applied at ${applied[k.agent] || '(none)'} < API ${versions[k.api]}`);
     const want = new Set((api.get(k.api) ?? []).map(objKey));
-    const have = new Set(((k.agent === 'nodes' ? (state.nodes ?? []).map((x) => ({ metadata: { name: x.name } })) : state[k.agent]) ?? []).map(objKey));
+    const have = new Set(
+      ((k.agent === 'nodes' ? (state.nodes ?? []).map((x) => ({ metadata: x.name !== undefined ? { name: x.name } : {} })) : state[k.agent]) ?? []).map(objKey),
+    );
     const missing = [...want].filter((x) => !have.has(x));
     const extra = [...have].filter((x) => !want.has(x));
     const list = (xs: string[]): string => `${xs.slice(0, 3).join(' ')}${xs.length > 3 ? ` (+${xs.length - 3})` : ''}`;

@@ -41,7 +41,8 @@ export interface Judgement {
   outcome: Outcome;
   /** The candidate versions' seqs per kind, and what the change after the oldest was. */
   states: number;
-  detail?: string;
+  /** Why, when there is something to say (an evaluator's or the probe's error may be missing). */
+  detail?: string | undefined;
 }
 
 /** Evaluators by combination of versions: most probes share the one in force. */

@@ -17,7 +17,15 @@ export const KINDS: readonly Kind[] = ['pods', 'namespaces', 'networkpolicies'];
 
 export interface KObject {
   kind?: string;
-  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; deletionTimestamp?: string };
+  /** As slim() copies it from the API's object: a member the object lacks is present as undefined. */
+  metadata?: {
+    name?: string | undefined;
+    namespace?: string | undefined;
+    uid?: string | undefined;
+    resourceVersion?: string | undefined;
+    labels?: Record<string, string>;
+    deletionTimestamp?: string;
+  };
   spec?: unknown;
   status?: unknown;
 }

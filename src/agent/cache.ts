@@ -24,10 +24,11 @@ const BASE_KINDS: readonly Kind[] = ['pods', 'namespaces', 'policies', 'nodes', 
 /** Kinds of a CRD that may be missing: listed empty while it is (optional-api.ts). */
 const OPTIONAL_KINDS: ReadonlySet<Kind> = new Set(['clusterpolicies', 'hostpolicies']);
 
+/** A Node as the API sends it, or as listedSlim() copies it: a member it lacks may be present as undefined. */
 interface RawNode {
-  metadata?: { name?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
-  spec?: { podCIDR?: string; podCIDRs?: string[] };
-  status?: { addresses?: { type?: string; address?: string }[] };
+  metadata?: { name?: string | undefined; uid?: string | undefined; resourceVersion?: string | undefined; labels?: Record<string, string> | undefined };
+  spec?: { podCIDR?: string | undefined; podCIDRs?: string[] | undefined };
+  status?: { addresses?: { type?: string; address?: string }[] | undefined };
 }
 
 /** Whether a kind's objects live in a namespace (their key is `namespace/name`) or in the cluster (`name`). */
@@ -206,7 +207,7 @@ export class ClusterCache {
    * without addresses gets the ones its CNI ADD reported, so it is policed
    * from its first packet, not from whenever the kubelet updates its status.
    */
-  snapshot(): ClusterState & { nodeFacts: NodeFacts[] } {
+  snapshot(): ClusterState & { nodes: NodeInfo[]; nodeFacts: NodeFacts[] } {
     const pods: Pod[] = [];
     for (const [k, p] of this.pods) {
       const r = this.cni.get(k);

@@ -187,10 +187,13 @@ function ipField(o: Obj, k: string, where: string): string | undefined {
   return formatIp(ip.bytes);
 }
 
-/** Drops undefined members so results compare cleanly and spread safely. */
-function compact<T extends object>(o: T): T {
+/** T as parsed, before compact(): each optional member present, possibly undefined. */
+type Loose<T> = { [K in keyof T]: object extends Pick<T, K> ? T[K] | undefined : T[K] };
+
+/** Drops undefined members so results compare cleanly and spread safely: what is left is a T. */
+function compact<T extends object>(o: Loose<T>): T {
   for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
+  return o as T;
 }
 
 /**
@@ -214,7 +217,7 @@ export function parsePrevResult(json: unknown, cniVersion: string = LATEST_VERSI
     const w = `${P}interfaces[${n}].`;
     if (!isObj(raw)) throw bad(`${P}interfaces[${n}]`, 'must be an object');
     if (typeof raw['name'] !== 'string') throw bad(`${w}name`, 'must be a string');
-    return compact({
+    return compact<ResultInterface>({
       name: raw['name'],
       mac: optString(raw, 'mac', w),
       sandbox: optString(raw, 'sandbox', w),
@@ -235,13 +238,13 @@ export function parsePrevResult(json: unknown, cniVersion: string = LATEST_VERSI
     }
     const index = optInt(raw, 'interface', w, 0, 0x7fffffff);
     if (index !== undefined && index >= interfaces.length) throw bad(`${w}interface`, `index ${index} is past interfaces`);
-    return compact({ address: addr.text, gateway: ipField(raw, 'gateway', w), interface: index });
+    return compact<ResultIp>({ address: addr.text, gateway: ipField(raw, 'gateway', w), interface: index });
   });
 
   const routes = optArray(json, 'routes', P).map((raw, n): ResultRoute => {
     const w = `${P}routes[${n}].`;
     if (!isObj(raw)) throw bad(`${P}routes[${n}]`, 'must be an object');
-    return compact({
+    return compact<ResultRoute>({
       dst: cidrField(raw, 'dst', w).text,
       gw: ipField(raw, 'gw', w),
       mtu: optInt(raw, 'mtu', w, 0, 0x7fffffff) || undefined,
@@ -260,7 +263,7 @@ export function parsePrevResult(json: unknown, cniVersion: string = LATEST_VERSI
 
 /** Reads a CNI `dns` object (result or config); `where` (e.g. `dns.`) prefixes error keys. */
 export function parseDns(o: Obj, where: string): ResultDns {
-  return compact({
+  return compact<ResultDns>({
     nameservers: optStrings(o, 'nameservers', where),
     domain: optString(o, 'domain', where),
     search: optStrings(o, 'search', where),

@@ -8,15 +8,15 @@ export const ENFILE = 23;
 
 export interface NftErrorInfo {
   /** Positive errno when known: ENOENT, EEXIST, EBUSY, EOPNOTSUPP, EINVAL (also for validation). */
-  errno?: number;
+  errno?: number | undefined;
   /** 1-based line of the rendered script that failed, when known. */
-  line?: number;
+  line?: number | undefined;
   /** The failing command (that script line), when known. */
-  command?: string;
+  command?: string | undefined;
   /** Index of the failing operation in the transaction, when known. */
-  op?: number;
+  op?: number | undefined;
   /** libnftables' own error text, verbatim. */
-  details?: string;
+  details?: string | undefined;
   cause?: unknown;
 }
 

@@ -29,7 +29,7 @@ import { CniCode, Errno, WeirError } from '../errors.ts';
 import type { Nft } from './backend.ts';
 import { NftError } from './errors.ts';
 import { type Compiled, canonicalFlags, renderElements, renderObject, type Step, type Transaction } from './transaction.ts';
-import type { Chain, ChainHook, ChainPolicy, ChainType, Element, Family, Map as NftMap, Set as NftSet, Rule, TableRef } from './types.ts';
+import type { Chain, ChainHook, ChainPolicy, ChainType, Element, Family, Map as NftMap, Set as NftSet, Rule, SetFlag, TableRef } from './types.ts';
 import * as v from './validate.ts';
 
 interface FRule {
@@ -464,7 +464,9 @@ function dumpTable(t: FTable): string[] {
       kind: 'chain',
       table: ref,
       name: c.name,
-      ...(c.hook === undefined ? {} : { type: c.type, hook: c.hook, priority: c.priority }),
+      ...(c.hook === undefined
+        ? {}
+        : { ...(c.type === undefined ? {} : { type: c.type }), hook: c.hook, ...(c.priority === undefined ? {} : { priority: c.priority }) }),
       ...(c.policy === undefined ? {} : { policy: c.policy }),
       ...(c.device === undefined ? {} : { device: c.device }),
       ...(c.comment === undefined ? {} : { comment: c.comment }),
@@ -477,7 +479,7 @@ function dumpTable(t: FTable): string[] {
       table: ref,
       name: s.name,
       type: s.type,
-      ...(s.flags.length ? { flags: s.flags as NftSet['flags'] } : {}),
+      ...(s.flags.length ? { flags: s.flags as readonly SetFlag[] } : {}),
       ...(s.comment === undefined ? {} : { comment: s.comment }),
     };
     out.push(renderObject('add', s.isMap ? { kind: 'map', ...base } : { kind: 'set', ...base, ...(s.autoMerge ? { autoMerge: true } : {}) }));
@@ -487,7 +489,7 @@ function dumpTable(t: FTable): string[] {
       const elem: Element = {
         kind: 'element',
         table: ref,
-        ...(s.isMap ? { map: s.name, value: e.value } : { set: s.name }),
+        ...(s.isMap ? { map: s.name, ...(e.value === undefined ? {} : { value: e.value }) } : { set: s.name }),
         key: e.key,
         ...(e.comment === undefined ? {} : { comment: e.comment }),
       };

@@ -78,9 +78,9 @@ export interface NetworkPolicy {
 }
 
 export interface ContainerPort {
-  name?: string;
+  name?: string | undefined;
   containerPort: number;
-  protocol?: Open<Protocol>;
+  protocol?: Open<Protocol> | undefined;
   /** For a hostNetwork pod it must equal containerPort (the API enforces it). */
   hostPort?: number;
 }

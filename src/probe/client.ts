@@ -164,7 +164,12 @@ export class SctpSender {
         fd = rawSocket(ip.family, IPPROTO_SCTP);
         this.fds.set(ip.family, fd);
       }
-      const pkt = buildSctpInit({ srcPort: r.srcPort, dstPort: t.port, initiateTag: r.tag, checksumOverride: o.checksumOverride });
+      const pkt = buildSctpInit({
+        srcPort: r.srcPort,
+        dstPort: t.port,
+        initiateTag: r.tag,
+        ...(o.checksumOverride !== undefined ? { checksumOverride: o.checksumOverride } : {}),
+      });
       sendTo(fd, pkt, ip);
       r.connected = true;
     } catch (e) {

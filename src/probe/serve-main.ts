@@ -54,7 +54,7 @@ async function main(): Promise<number> {
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer(
-      { name: args.name, ...ports, pollMs },
+      { name: args.name, ...ports, ...(pollMs !== undefined ? { pollMs } : {}) },
       (ev) => emitLine(ev),
       (e) => {
         // An observer that stopped would report every SCTP probe as blocked: die loudly.

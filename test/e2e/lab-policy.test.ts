@@ -51,7 +51,12 @@ const nsYaml = (name: string, labels: Record<string, string> = {}): string =>
  * listens: this kernel has no SCTP sockets, and the matrix probes SCTP at the
  * packet level with an observer in the destination's netns.
  */
-function netprobePod(ns: string, name: string, labels: Record<string, string>, o: { node?: string; ports?: number[]; protocols?: string[] } = {}): string {
+function netprobePod(
+  ns: string,
+  name: string,
+  labels: Record<string, string>,
+  o: { node?: string | undefined; ports?: number[]; protocols?: string[] } = {},
+): string {
   const protocols = o.protocols ?? ['TCP', 'UDP', 'SCTP'];
   const containers = (o.ports ?? [80]).flatMap((p) =>
     protocols

@@ -32,7 +32,7 @@ import { parseTableListing } from '../../src/nft/listing.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
 import type { HostFirewallOptions } from '../../src/policy/host-compile.ts';
-import type { ClusterState, HostFirewallPolicy, NetworkPolicy, Pod } from '../../src/policy/types.ts';
+import type { ClusterState, HostFirewallPolicy, HostFirewallPolicySpec, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import type { AgentStatus } from '../../src/weirctl/context.ts';
 import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
@@ -73,7 +73,7 @@ const HN_POLICY: NetworkPolicy = {
     ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 'http' }] }],
   },
 };
-const hfp = (name: string, spec: HostFirewallPolicy['spec']): HostFirewallPolicy => ({ metadata: { name }, spec });
+const hfp = (name: string, spec: HostFirewallPolicySpec): HostFirewallPolicy => ({ metadata: { name }, spec });
 const DENY_ALL = hfp('deny-all', { nodeSelector: { matchLabels: { role: 'worker' } }, policyTypes: ['Ingress', 'Egress'] });
 const state = (policies: NetworkPolicy[], hostPolicies: HostFirewallPolicy[] = []): ClusterState => ({
   namespaces: [{ metadata: { name: 'x' } }, { metadata: { name: 'y' } }],
@@ -243,7 +243,7 @@ describe('host firewall in the kernel', () => {
   it('audit: an Audit policy, or the node-wide flag, logs what it would drop and drops nothing', async () => {
     const log = NflogReader.open(GROUP, nodeNs);
     try {
-      const audit = hfp('deny-all', { ...DENY_ALL.spec, mode: 'Audit' } as HostFirewallPolicy['spec']);
+      const audit = hfp('deny-all', { ...DENY_ALL.spec, mode: 'Audit' } as HostFirewallPolicySpec);
       const r = sync([], [audit], {});
       expect(r.result.host).toMatchObject({ ingress: 'audit', egress: 'audit' });
       expect(tcp(lan, NODE, 9999, { from: OUTSIDE })).toBe('ok');

@@ -140,7 +140,7 @@ export function linearRuleset(
       for (const r of rules) {
         const peers = peersOf(p, r);
         for (const s of subjects) {
-          const peerList = peers === 'any' ? [{ range: undefined, pod: undefined } as { range?: Range; pod?: PodFacts }] : peers;
+          const peerList: readonly { range?: Range; pod?: PodFacts }[] = peers === 'any' ? [{}] : peers;
           for (const q of peerList) {
             // The pod receiving the connection resolves named ports.
             const target = dir === 'ingress' ? s : q.pod;

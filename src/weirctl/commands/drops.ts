@@ -40,8 +40,9 @@ export function resolveDrop(d: DropRecord, ix: DropIndex): ResolvedDrop {
   if (srcPod) out.srcPod = srcPod;
   if (dstPod) out.dstPod = dstPod;
   const denying = d.direction === 'ingress' ? dstPod : d.direction === 'egress' ? srcPod : undefined;
+  const only = chain?.pods.length === 1 ? chain.pods[0] : undefined;
   if (denying && !denying.startsWith('node ')) out.pod = denying;
-  else if (chain && chain.pods.length === 1) out.pod = chain.pods[0];
+  else if (only !== undefined) out.pod = only;
   return out;
 }
 

@@ -18,7 +18,7 @@ import type {
   CnpTier,
 } from '../../../src/policy/cnp-types.ts';
 import { ipEndpoint, PolicyEvaluator, podEndpoint } from '../../../src/policy/evaluator.ts';
-import type { LabelSelector, NetworkPolicy } from '../../../src/policy/types.ts';
+import type { LabelSelector, NetworkPolicy, NetworkPolicySpec } from '../../../src/policy/types.ts';
 import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../../src/probe/matrix.ts';
 import { type ServerProcess, spawnServer } from '../../../src/probe/process.ts';
 import { e2eModel, NODE_IP, POD_CIDR, PORTS, PROTOCOLS, usePolicyNode } from '../../helpers/policy-node.ts';
@@ -114,7 +114,7 @@ const cnp = (
   spec: { tier, priority, subject, ...spec },
 });
 const inNs = (n: string): ClusterNetworkPolicySubject => ({ namespaces: sel({ ns: n }) });
-const np = (ns: string, name: string, spec: NetworkPolicy['spec']): NetworkPolicy => ({ metadata: { namespace: ns, name }, spec });
+const np = (ns: string, name: string, spec: NetworkPolicySpec): NetworkPolicy => ({ metadata: { namespace: ns, name }, spec });
 
 describe('ClusterNetworkPolicy on the kernel: cases', () => {
   it.each<[string, ClusterNetworkPolicy[], NetworkPolicy[]]>([
@@ -228,11 +228,15 @@ function cnpArb(slot: number, ips: readonly string[]): fc.Arbitrary<ClusterNetwo
   );
   const protocols = (named: boolean) =>
     fc.option(fc.uniqueArray(fc.constantFrom(...PROTOS, ...(named ? NAMED : [])), { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 });
-  const ingress = fc.record({ action, from: fc.array(podsPeer, { minLength: 1, maxLength: 2 }), protocols: protocols(true) });
+  // A rule drawn without protocols has no protocols member (not one set to undefined).
+  const ingress = fc
+    .record({ action, from: fc.array(podsPeer, { minLength: 1, maxLength: 2 }), protocols: protocols(true) })
+    .map(({ protocols: ps, ...r }) => ({ ...r, ...(ps === undefined ? {} : { protocols: ps }) }));
   const egress = fc
     .record({ action, to: fc.array(fc.oneof(podsPeer, other), { minLength: 1, maxLength: 2 }), named: fc.boolean() })
-    .chain(({ action: a, to, named }) => protocols(named && to.every((p) => 'namespaces' in p || 'pods' in p)).map((ps) => ({ action: a, to, protocols: ps })));
-  const clean = <T extends { protocols?: unknown }>(r: T): T => (r.protocols === undefined ? (({ protocols: _p, ...rest }) => rest as T)(r) : r);
+    .chain(({ action: a, to, named }) =>
+      protocols(named && to.every((p) => 'namespaces' in p || 'pods' in p)).map((ps) => ({ action: a, to, ...(ps === undefined ? {} : { protocols: ps }) })),
+    );
   return fc
     .record({
       tier: fc.constantFrom<CnpTier>('Admin', 'Baseline'),
@@ -242,7 +246,7 @@ function cnpArb(slot: number, ips: readonly string[]): fc.Arbitrary<ClusterNetwo
       egress: fc.array(egress, { maxLength: 2 }),
     })
     .map(({ tier, priority, subject, ingress: i, egress: e }) =>
-      cnp(`cnp${slot}`, tier, priority, subject, { ...(i.length ? { ingress: i.map(clean) } : {}), ...(e.length ? { egress: e.map(clean) } : {}) }),
+      cnp(`cnp${slot}`, tier, priority, subject, { ...(i.length ? { ingress: i } : {}), ...(e.length ? { egress: e } : {}) }),
     );
 }
 const NPS: NetworkPolicy[] = [

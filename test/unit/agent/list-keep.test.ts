@@ -72,7 +72,7 @@ describe('listing: full objects are cut down page by page', () => {
       {
         keep: (o) => {
           kept.push((o as { metadata: { name: string } }).metadata.name);
-          return { metadata: o.metadata };
+          return o.metadata === undefined ? {} : { metadata: o.metadata };
         },
         replace: (items) => replaced.push(items),
         event: () => {},

@@ -54,7 +54,7 @@ function request(
 let dir: string;
 const running: RunningServers[] = [];
 const listeners: net.Server[] = [];
-let logs: { msg: string; fields?: object }[];
+let logs: { msg: string; fields?: object | undefined }[];
 let seen: ApiRequest[];
 
 const registry = new Registry({ processMetrics: false });

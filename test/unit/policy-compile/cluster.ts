@@ -79,7 +79,7 @@ export function buildPod(slot: number, m: PodModel): Pod {
   if (m.tier) labels.tier = m.tier;
   const phase = m.kind === 'Failed' || m.kind === 'Succeeded' || m.kind === 'Pending' ? m.kind : 'Running';
   return {
-    metadata: { namespace: NAMESPACES[m.ns], name: `p${slot}`, labels },
+    metadata: { namespace: NAMESPACES[m.ns] as string, name: `p${slot}`, labels },
     spec: {
       nodeName: node,
       ...(m.kind === 'hostNetwork' ? { hostNetwork: true } : {}),
@@ -88,7 +88,7 @@ export function buildPod(slot: number, m: PodModel): Pod {
     status: {
       phase,
       ...(ips.length > 0 ? { podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) } : {}),
-      hostIP: NODE_IPS[node]?.[0],
+      hostIP: (NODE_IPS[node] as [string, string])[0],
       hostIPs: (NODE_IPS[node] as string[]).map((ip) => ({ ip })),
     },
   };
@@ -207,7 +207,7 @@ export const policyArb = (slot: number): fc.Arbitrary<NetworkPolicy> =>
       if (types) spec.policyTypes = types;
       if (ingress) spec.ingress = ingress.map((r) => ({ ...(r.peers ? { from: r.peers } : {}), ...(r.ports ? { ports: r.ports } : {}) }));
       if (egress) spec.egress = egress.map((r) => ({ ...(r.peers ? { to: r.peers } : {}), ...(r.ports ? { ports: r.ports } : {}) }));
-      return { metadata: { namespace: NAMESPACES[ns], name: `pol${slot}` }, spec };
+      return { metadata: { namespace: NAMESPACES[ns] as string, name: `pol${slot}` }, spec };
     });
 
 export const clusterArb: fc.Arbitrary<ClusterModel> = fc.record({

@@ -78,14 +78,14 @@ describe('interpreter', () => {
 
 describe('compiled datapath agrees with the evaluator', () => {
   const namespaces = [ns('x'), ns('y', { team: 'red' })];
-  const n1 = { node: 'n1', hostIPs: NODE_IPS.n1 };
-  const n2 = { node: 'n2', hostIPs: NODE_IPS.n2 };
+  const n1 = { node: 'n1', hostIPs: NODE_IPS.n1 as [string, string] };
+  const n2 = { node: 'n2', hostIPs: NODE_IPS.n2 as [string, string] };
   const pods = [
     pod('x/web', { labels: { app: 'web' }, ips: podIps(0, 0), ...n1, ports: [{ name: 'http', containerPort: 8080 }] }),
     pod('x/db', { labels: { app: 'db' }, ips: podIps(1, 1), ...n2, ports: [{ name: 'http', containerPort: 80 }] }),
     pod('y/cli', { labels: { app: 'cli' }, ips: podIps(0, 2), ...n1 }),
     pod('y/far', { labels: { app: 'cli' }, ips: podIps(1, 3), ...n2 }),
-    pod('x/host', { labels: { app: 'web' }, ips: NODE_IPS.n2, hostNetwork: true, ...n2 }),
+    pod('x/host', { labels: { app: 'web' }, ips: n2.hostIPs, hostNetwork: true, ...n2 }),
   ];
   const nodes = NODES.map((n) => ({ name: n, internalIPs: NODE_IPS[n] as string[] }));
   const at = (policies: ClusterState['policies']): ClusterState => ({ namespaces, pods, nodes, policies });

@@ -1,7 +1,16 @@
 // One case per semantic rule of NetworkPolicy, with expectations written from
 // the Kubernetes documentation (concept page and API reference).
 import { describe, expect, it } from 'vitest';
-import { type ClusterState, evaluate, type NetworkPolicy, PolicyError, PolicyEvaluator, PolicyQueryError, type Protocol } from '../../../src/policy/index.ts';
+import {
+  type ClusterState,
+  evaluate,
+  type NetworkPolicy,
+  type NetworkPolicyPort,
+  PolicyError,
+  PolicyEvaluator,
+  PolicyQueryError,
+  type Protocol,
+} from '../../../src/policy/index.ts';
 import { conn, ns, pod, policy, thrown } from './helpers.ts';
 
 const namespaces = [ns('x', { env: 'prod' }), ns('y', { env: 'dev' }), ns('z')];
@@ -257,8 +266,7 @@ describe('peers', () => {
 });
 
 describe('ports', () => {
-  const onlyPorts = (ports: NonNullable<NonNullable<NetworkPolicy['spec']>['ingress']>[number]['ports']) =>
-    ok([policy('x/p', { podSelector: selectA, ingress: [{ ports }] })]);
+  const onlyPorts = (ports: NetworkPolicyPort[]) => ok([policy('x/p', { podSelector: selectA, ingress: [{ ports }] })]);
 
   it('a numeric port opens that port of that protocol only', () => {
     const j = onlyPorts([{ port: 8080 }]);

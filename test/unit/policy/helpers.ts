@@ -25,8 +25,8 @@ export function pod(id: string, o: PodOpts = {}): Pod {
   return {
     metadata: { namespace, name, labels: o.labels ?? { pod: name } },
     spec: {
-      nodeName: o.node,
-      hostNetwork: o.hostNetwork,
+      ...(o.node !== undefined ? { nodeName: o.node } : {}),
+      ...(o.hostNetwork !== undefined ? { hostNetwork: o.hostNetwork } : {}),
       containers: [{ ports: o.ports ?? [] }],
       ...(o.sidecarPorts ? { initContainers: [{ restartPolicy: 'Always', ports: o.sidecarPorts }] } : {}),
     },

@@ -42,10 +42,11 @@ describe('runMatrix', () => {
         if (t.protocol === 'UDP') r.connected = dst.id !== 'y/c';
         if (t.protocol === 'SCTP') {
           r.connected = true;
-          r.tag = ++tag;
-          if (dst.id === 'x/b') setTimeout(() => dst.obs.fire({ tag: r.tag, dstPort: t.port }), src.id === 'x/a' ? 5 : 0);
+          const sent = ++tag;
+          r.tag = sent;
+          if (dst.id === 'x/b') setTimeout(() => dst.obs.fire({ tag: sent, dstPort: t.port }), src.id === 'x/a' ? 5 : 0);
           // a report on the wrong port must not count
-          if (dst.id === 'y/c') dst.obs.fire({ tag: r.tag, dstPort: t.port + 1000 });
+          if (dst.id === 'y/c') dst.obs.fire({ tag: sent, dstPort: t.port + 1000 });
         }
         onResult(r, i);
       });
