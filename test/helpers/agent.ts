@@ -9,6 +9,7 @@ import { agentCall } from '../../src/agent-api/client.ts';
 const REPO = path.resolve(import.meta.dirname, '../..');
 export const AGENT_BIN = path.join(REPO, 'dist/bin/weir-agent');
 export const WEIR_BIN = path.join(REPO, 'dist/bin/weir');
+export const WEIRCTL_BIN = path.join(REPO, 'dist/bin/weirctl');
 
 export interface AgentProcess {
   readonly child: ChildProcess;

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from '../../lab/controlplane/index.ts';
 import { createNetns, sweepLeakedNetns, type TestNetns } from './netns.ts';
+import { tryEach } from './teardown.ts';
 
 export type FixtureOptions = Partial<Omit<ControlPlaneOptions, 'netns' | 'dir'>>;
 
@@ -89,24 +90,22 @@ export function useControlPlane(prefix: string, options: FixtureOptions = {}): C
   }, START_TIMEOUT_MS);
 
   afterAll(async () => {
-    let first: unknown;
-    const attempt = async (fn: () => unknown): Promise<void> => {
-      try {
-        await fn();
-      } catch (e) {
-        first ??= e;
-      }
-    };
-    await attempt(() => cp?.stop());
-    await attempt(() => {
-      const left = cp?.pids() ?? [];
-      if (left.length > 0) throw new Error(`control plane processes still running after stop: ${left.join(' ')}`);
-    });
-    await attempt(() => netns?.destroy());
-    if (dir && process.env.WEIR_KEEP_CONTROLPLANE !== '1') await attempt(() => fs.rmSync(dir as string, { recursive: true, force: true }));
-    else if (dir) console.log(`control plane state kept in ${dir}`);
-    process.removeListener('exit', onExit);
-    if (first !== undefined) throw first;
+    try {
+      await tryEach([
+        () => cp?.stop(),
+        () => {
+          const left = cp?.pids() ?? [];
+          if (left.length > 0) throw new Error(`control plane processes still running after stop: ${left.join(' ')}`);
+        },
+        () => netns?.destroy(),
+        () => {
+          if (dir && process.env.WEIR_KEEP_CONTROLPLANE !== '1') fs.rmSync(dir, { recursive: true, force: true });
+          else if (dir) console.log(`control plane state kept in ${dir}`);
+        },
+      ]);
+    } finally {
+      process.removeListener('exit', onExit);
+    }
   }, STOP_TIMEOUT_MS);
 
   const need = <T>(v: T | undefined, what: string): T => {

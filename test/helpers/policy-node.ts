@@ -632,10 +632,29 @@ export function usePolicyNode(opts: PolicyNodeOptions, timeoutMs = 120_000): Pol
   };
 }
 
-/** The upstream e2e model: namespaces x, y, z (labelled ns=<name>), pods a, b, c in each (labelled pod=<name>). */
+/**
+ * Runs and seed of a property test over the node: `<env>_RUNS` (default
+ * `runs`) and `<env>_SEED` (default random) from the environment, so that a
+ * printed seed replays a failure.
+ */
+export function propertyRuns(env: string, runs: number): { runs: number; seed: number } {
+  return { runs: Number(process.env[`${env}_RUNS`] ?? runs), seed: Number(process.env[`${env}_SEED`] ?? Math.floor(Math.random() * 2 ** 31)) };
+}
+
+/**
+ * The upstream e2e model: namespaces x, y, z (labelled ns=<name>), pods a, b,
+ * c in each (labelled pod=<name>), every pod declaring the named port `web`
+ * of WEB_PORT.
+ */
 export const E2E_NAMESPACES = ['x', 'y', 'z'] as const;
 export const E2E_PODS = ['a', 'b', 'c'] as const;
-export const e2eModel = (extra: (ns: string, pod: string) => Partial<PodInput> = () => ({})): Pick<PolicyNodeOptions, 'namespaces' | 'pods'> => ({
+/** `web`, a name that means a different port (or protocol) per pod: TCP 80 on every a, TCP 81 on every b, UDP 80 on every c. */
+export const WEB_PORT = {
+  a: { name: 'web', containerPort: 80, protocol: 'TCP' },
+  b: { name: 'web', containerPort: 81, protocol: 'TCP' },
+  c: { name: 'web', containerPort: 80, protocol: 'UDP' },
+} as const satisfies Record<(typeof E2E_PODS)[number], ContainerPort>;
+export const e2eModel = (): Pick<PolicyNodeOptions, 'namespaces' | 'pods'> => ({
   namespaces: Object.fromEntries(E2E_NAMESPACES.map((n) => [n, { ns: n }])),
-  pods: E2E_NAMESPACES.flatMap((namespace) => E2E_PODS.map((name) => ({ namespace, name, labels: { pod: name }, ...extra(namespace, name) }))),
+  pods: E2E_NAMESPACES.flatMap((namespace) => E2E_PODS.map((name) => ({ namespace, name, labels: { pod: name }, extraPorts: [WEB_PORT[name]] }))),
 });

@@ -19,34 +19,27 @@
 //     next agent writes back what the killed one learned.
 // It prints the added latency on DNS answers (client vs other) and the
 // agent's hold time.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent, WEIR_BIN } from '../helpers/agent.ts';
-import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
-import { createNetns, sh, type TestNetns } from '../helpers/netns.ts';
+import { eventually } from '../helpers/agent.ts';
+import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
+import { createNetns, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
-const WEIRCTL = path.join(REPO, 'dist/bin/weirctl');
 const CRD = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
 const DNS_IP = '10.53.0.53';
 const LIAR_IP = '10.53.0.54';
 const PORT = 8080;
 // Not WEIR_*: the agent, started from this process, reads WEIR_* variables as its options.
 const LOOKUPS = Number(process.env.DNS_TEST_LOOKUPS ?? 1000);
-const fx = useControlPlane('dnsagent');
-const { kubectl, apply } = kubectlOf(fx);
-let tmp: string;
-let dirs: AgentDirs;
-let agent: AgentProcess | undefined;
+const n = useAgentNode('dnsagent');
+const { fx, kubectl, apply } = n;
 let ext: TestNetns | undefined;
-const pods: Partial<Record<'client' | 'other', { ns: TestNetns; ip: string }>> = {};
+const pods: Partial<Record<'client' | 'other', AttachedPod>> = {};
 const children: ChildProcess[] = [];
 let servers: { lines: string[] };
-let kubeconfig: string;
 
 // The DNS server: `n<i>.allowed.test` -> 10.77.<i/256>.<i%256>, `<x>.ttl<t>.allowed.test` with TTL t,
 // `exact.test` -> 10.78.0.1, `unlisted.test` -> 10.77.15.250, `allowed.test` -> 10.77.15.251; TTL 30 unless the name says; NXDOMAIN otherwise.
@@ -128,7 +121,7 @@ interface Lookup {
 
 /** Runs the client in a pod over these names; one result per name. */
 function lookups(pod: 'client' | 'other', names: string[], connect = true, resolver = DNS_IP): Lookup[] {
-  const ns = pods[pod]?.ns;
+  const ns = pods[pod]?.netns;
   if (!ns) throw new Error(`no pod ${pod}`);
   const r = ns.run(['env', ...(connect ? [] : ['NO_CONNECT=1']), `RESOLVER=${resolver}`, NODE, '-e', CLIENT, ...names]);
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`);
@@ -168,40 +161,10 @@ function spawnLines(ns: TestNetns, script: string): { lines: string[] } {
   return { lines };
 }
 
-function cni(command: 'ADD' | 'DEL', name: string, netns: TestNetns): string {
-  const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
-  const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
-  return sh(
-    'ip',
-    [
-      'netns',
-      'exec',
-      fx.netns.name,
-      'env',
-      `CNI_COMMAND=${command}`,
-      `CNI_CONTAINERID=dns-${name}`,
-      `CNI_NETNS=${netns.path}`,
-      'CNI_IFNAME=eth0',
-      'CNI_PATH=/usr/lib/cni',
-      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`,
-      WEIR_BIN,
-    ],
-    conf,
-  );
-}
-
 /** weirctl in the node's namespace: its stdout. */
 function weirctl(args: string[]): string {
-  const r = spawnSync(
-    'ip',
-    ['netns', 'exec', fx.netns.name, WEIRCTL, `--socket=${agent?.socket}`, `--data-dir=${dirs.dataDir}`, `--cni-conf-dir=${dirs.cniConfDir}`, ...args],
-    {
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: { ...process.env, NO_COLOR: '1' },
-    },
-  );
-  if (r.status !== 0) throw new Error(`weirctl ${args.join(' ')}: ${r.stderr}`);
+  const r = n.weirctl(args);
+  if (r.code !== 0) throw new Error(`weirctl ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
 
@@ -210,7 +173,7 @@ const trace = (to: string, port: number): { verdict?: string; agree?: boolean | 
   JSON.parse(weirctl(['trace', '--from', 'shop/client', '--to', to, '--port', String(port), '-o', 'json']));
 
 async function metric(name: string): Promise<string[]> {
-  const text = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
+  const text = await n.metrics();
   return text.split('\n').filter((l) => l.startsWith(name));
 }
 
@@ -248,23 +211,10 @@ const policies = [
 ];
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-dnsagent-'));
-  dirs = agentDirs(tmp);
-  for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) kubectl(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
   kubectl(['apply', '--server-side', '-f', CRD]);
   kubectl(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
-  kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
-  apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } });
-  apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-  apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
-  for (const name of ['client', 'other'] as const) {
-    apply({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { namespace: 'shop', name, labels: { app: name } },
-      spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] },
-    });
-  }
+  n.namespace('shop');
+  for (const name of ['client', 'other'] as const) n.pod('shop', name, { app: name });
   // Beyond the node: the DNS and TCP servers.
   ext = createNetns('dnsext');
   fx.netns.sh(['ip', 'link', 'add', 'dnsx0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ext.name]);
@@ -283,65 +233,27 @@ beforeAll(async () => {
   servers = spawnLines(ext, DNS_SERVER);
   await eventually('the DNS and TCP servers', () => (servers.lines.includes('dns ready') && servers.lines.includes('tcp ready') ? true : undefined));
 
-  agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-  await eventually('/readyz', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000).catch((e) => {
-    throw new Error(`${String(e)}\nagent log:\n${agent?.log().slice(-3000)}`);
-  });
-  for (const name of ['client', 'other'] as const) {
-    const ns = createNetns('dnspod');
-    pods[name] = { ns, ip: '' };
-    const ip = (JSON.parse(cni('ADD', name, ns)).ips[0].address as string).split('/')[0] as string;
-    kubectl([
-      '-n',
-      'shop',
-      'patch',
-      'pod',
-      name,
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
-    ]);
-    pods[name] = { ns, ip };
-  }
+  await n.start();
+  for (const name of ['client', 'other'] as const) pods[name] = n.attachPod('shop', name);
 }, 180_000);
 
-afterAll(async () => {
+afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
-  await agent?.stop('SIGKILL');
-  for (const name of ['client', 'other'] as const) {
-    const p = pods[name];
-    if (!p) continue;
-    try {
-      cni('DEL', name, p.ns);
-    } catch {
-      // the netns goes anyway
-    } finally {
-      p.ns.destroy();
-    }
-  }
   ext?.destroy();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('ClusterNetworkPolicy domainNames: DNS answers held until their addresses are allowed', () => {
   it('before any policy, the servers answer both pods (the path works); then the policies apply and hold the client`s answers', async () => {
     expect(lookups('client', ['n3000.allowed.test'])[0]).toMatchObject({ answered: true, ip: '10.77.11.184', ok: true });
     for (const p of policies) apply(p);
-    const rv = Number(JSON.parse(kubectl(['get', 'clusternetworkpolicies', '-o', 'json'])).metadata.resourceVersion);
-    const applied = async (): Promise<number> =>
-      Number(
-        ((await agentRequest(agent!.socket, 'GET', '/status')).json as { applied?: { versions?: { clusterpolicies?: string } } }).applied?.versions
-          ?.clusterpolicies ?? 0,
-      );
-    await eventually('the policies applied', async () => ((await applied()) >= rv ? true : undefined), 20_000);
+    await n.applied('clusterpolicies', 'the policies', 20_000);
     const ruleset = fx.netns.sh(['nft', 'list', 'table', 'ip', 'weir_dns']);
     expect(ruleset).toContain(pods.client?.ip);
     expect(ruleset).not.toContain(pods.other?.ip);
     expect(ruleset).toMatch(/udp sport 53 ct direction reply ip daddr @subjects queue num 1053 bypass/);
     // An address not looked up is denied (10.77.0.1 is n1's, looked up next).
     expect(
-      pods.client?.ns.run([
+      pods.client?.netns.run([
         NODE,
         '-e',
         `const c=require('net').connect(${PORT},'10.77.0.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
@@ -384,7 +296,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect(lookups('other', ['n7.allowed.test'], false, LIAR_IP)[0]).toMatchObject({ answered: true });
     expect(lookups('client', ['n7.allowed.test'], true, LIAR_IP)[0]).toMatchObject({ answered: false });
     expect(
-      pods.client?.ns.run([
+      pods.client?.netns.run([
         NODE,
         '-e',
         `const c=require('net').connect(${PORT},'10.77.15.200');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
@@ -405,7 +317,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
       ['10.78.0.1', true],
       ['10.77.0.42', true],
     ]);
-    const ns = pods.client?.ns;
+    const ns = pods.client?.netns;
     if (!ns) throw new Error('no client pod');
     const streams = ['10.78.0.1', '10.77.0.42'].map((ip) => ({ ip, out: spawnLines(ns, STREAM(ip)) }));
     await eventually('both connections up', () => (streams.every((x) => x.out.lines.includes('connected')) ? true : undefined));
@@ -446,7 +358,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     const t0 = Date.now();
     expect(lookups('client', ['1.ttl1.allowed.test'])[0]).toMatchObject({ ip: '10.77.14.1', ok: true });
     const connects = () =>
-      pods.client?.ns.run([
+      pods.client?.netns.run([
         NODE,
         '-e',
         `const c=require('net').connect(${PORT},'10.77.14.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
@@ -465,7 +377,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
   }, 30_000);
 
   it('the agent killed: DNS answers still arrive (bypass), and what they name stays denied', async () => {
-    await agent?.stop('SIGKILL');
+    await n.agent.stop('SIGKILL');
     const r = lookups('client', ['7.ttl30.allowed.test', '8.ttl30.allowed.test']);
     expect(r.map((x) => x.ip)).toEqual(['10.77.14.7', '10.77.14.8']);
     expect(r.map((x) => x.answered)).toEqual([true, true]);
@@ -475,24 +387,19 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
 
   it('a restarted agent writes back what the previous one learned: a learned address stays allowed without a new lookup', async () => {
     const connects = (ip: string) =>
-      pods.client?.ns.run([
+      pods.client?.netns.run([
         NODE,
         '-e',
         `const c=require('net').connect(${PORT},'${ip}');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
       ]).code === 0;
     // Learned (TTL 30 s) by the policy-change case above, before the agent was killed.
     expect(connects('10.78.0.1')).toBe(true);
-    agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-    await eventually(
-      '/readyz after the restart',
-      async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined),
-      30_000,
-    );
+    await n.start();
     // The first sync replaced the table whole (its domain sets made anew); the address is back in.
     await eventually('the carried-over address allowed', () => (connects('10.78.0.1') ? true : undefined), 5_000).catch((e) => {
       throw new Error(
-        `${String(e)}\nagent log:\n${agent
-          ?.log()
+        `${String(e)}\nagent log:\n${n.agent
+          .log()
           .split('\n')
           .filter((l) => /dns|DNS|learned/.test(l))
           .join('\n')

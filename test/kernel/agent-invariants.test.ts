@@ -10,72 +10,32 @@
 //     freed by the agent's sweep; a live pod's record is kept;
 //   - and no incremental sync fell back to a full replacement.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi, digestOf } from '../../src/agent/cache-digest.ts';
-import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
-import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
+import { eventually } from '../helpers/agent.ts';
+import { useAgentNode } from '../helpers/agent-node.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const fx = useControlPlane('agentinv');
-let tmp: string;
-let dirs: AgentDirs;
-let agent: AgentProcess | undefined;
-
-const { kubectl, apply } = kubectlOf(fx);
-// biome-ignore lint/suspicious/noExplicitAny: replies of several agent endpoints, read field by field by the assertions.
-const get = async (p: string): Promise<any> => (await agentRequest(agent!.socket, 'GET', p, undefined, 30_000)).json;
-const metrics = async (): Promise<string> => (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
+const n = useAgentNode('agentinv');
+const { fx, kubectl, apply, get, metrics } = n;
 interface ApiObject {
   kind: string;
   metadata: { name: string; namespace?: string; uid: string; resourceVersion: string };
 }
 const apiList = (): { items: ApiObject[] } => JSON.parse(kubectl(['get', 'pods,namespaces,networkpolicies.networking.k8s.io,nodes', '-A', '-o', 'json']));
 
-function pod(ns: string, name: string, labels: Record<string, string>, ip: string): void {
-  apply({ apiVersion: 'v1', kind: 'Pod', metadata: { namespace: ns, name, labels }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] } });
-  kubectl([
-    '-n',
-    ns,
-    'patch',
-    'pod',
-    name,
-    '--subresource=status',
-    '--type=merge',
-    '-p',
-    JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
-  ]);
-}
-
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-agentinv-'));
-  dirs = agentDirs(tmp);
-  for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) kubectl(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
-  const kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
-  apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } });
-  for (const ns of ['shop', 'doomed']) {
-    apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-    apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: ns, name: 'default' } });
-  }
-  pod('shop', 'web', { app: 'web' }, '10.244.1.10');
-  pod('shop', 'client', { app: 'client' }, '10.244.1.11');
+  for (const ns of ['shop', 'doomed']) n.namespace(ns);
+  n.pod('shop', 'web', { app: 'web' }, { ip: '10.244.1.10' });
+  n.pod('shop', 'client', { app: 'client' }, { ip: '10.244.1.11' });
   apply({
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     metadata: { namespace: 'shop', name: 'web-from-client' },
     spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 80 }] }] },
   });
-  agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs, ['--ipam-sweep-interval=1', '--ipam-sweep-grace=1', '--kernel-check-min-interval=0.2']);
-  await eventually('/readyz', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000).catch((e) => {
-    throw new Error(`${String(e)}\nagent log:\n${agent?.log().slice(-3000)}`);
-  });
+  await n.start(['--ipam-sweep-interval=1', '--ipam-sweep-grace=1', '--kernel-check-min-interval=0.2']);
 }, 60_000);
-
-afterAll(async () => {
-  await agent?.stop('SIGKILL');
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
 
 describe('weir-agent checks its invariants', () => {
   it('cache = API: /status digests, GET /cache and /verify/cache agree with kubectl, also after a namespace is deleted', async () => {
@@ -131,11 +91,11 @@ describe('weir-agent checks its invariants', () => {
     const s = await get('/status');
     expect(s.kernel).toMatchObject({ repairs: 2, lastCheck: { repaired: true, afterRepair: { clean: true } } });
     expect(await get('/verify/kernel')).toMatchObject({ clean: true });
-    expect(agent!.log()).toMatch(/drifted from the applied ruleset/);
+    expect(n.agent.log()).toMatch(/drifted from the applied ruleset/);
   });
 
   it("IPAM = pods: the sweep frees a record whose pod and veth are gone, and keeps a live pod's", async () => {
-    const store = path.join(dirs.dataDir, 'weir');
+    const store = path.join(n.dirs.dataDir, 'weir');
     fs.mkdirSync(store, { recursive: true, mode: 0o700 });
     const record = (containerID: string, ns: string, name: string, ip: string) =>
       `${JSON.stringify({ containerID, ifname: 'eth0', network: 'weir', podNamespace: ns, podName: name, addresses: [ip], created: new Date(Date.now() - 60_000).toISOString() })}\n`;

@@ -5,66 +5,26 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentStatus } from '../../src/weirctl/context.ts';
-import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
-import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
+import { agentRequest, eventually } from '../helpers/agent.ts';
+import { useAgentNode } from '../helpers/agent-node.ts';
 import { createNetns, sh, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
-const fx = useControlPlane('agent');
+const n = useAgentNode('agent', { podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'], internalIP: '172.31.0.1' });
+const { fx, kubectl, apply, patchStatus, status, applied } = n;
 let lan: TestNetns;
-let tmp: string;
-let dirs: AgentDirs;
-let kubeconfig: string;
-let agent: AgentProcess | undefined;
 
-const { kubectl, apply } = kubectlOf(fx);
-const patchStatus = (kind: string, name: string, status: unknown, ns?: string): string =>
-  kubectl([...(ns ? ['-n', ns] : []), 'patch', kind, name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
-
-function node(name: string, podCIDRs: string[], ip: string): void {
-  apply({ apiVersion: 'v1', kind: 'Node', metadata: { name }, spec: { podCIDR: podCIDRs[0], podCIDRs } });
-  patchStatus('node', name, { addresses: [{ type: 'InternalIP', address: ip }] });
-}
-
-function pod(ns: string, name: string, labels: Record<string, string>, ip?: string): void {
-  apply({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { namespace: ns, name, labels },
-    spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost', ports: [{ name: 'http', containerPort: 8080 }] }] },
-  });
-  if (ip) patchStatus('pod', name, { phase: 'Running', podIP: ip, podIPs: [{ ip }] }, ns);
-}
+const node = (name: string, podCIDRs: string[], internalIP: string): void => n.node(name, podCIDRs, { internalIP });
+const pod = (ns: string, name: string, labels: Record<string, string>, ip?: string): void =>
+  n.pod(ns, name, labels, { ports: [{ name: 'http', containerPort: 8080 }], ...(ip ? { ip } : {}) });
 
 const nftTable = (): string => {
   const r = fx.netns.run(['nft', 'list', 'table', 'inet', 'weir']);
   return r.code === 0 ? r.stdout : '';
 };
 const weirRoutes = (): Array<{ dst: string; gateway?: string }> => fx.netns.ipJson(['route', 'show', 'proto', '88']);
-const status = async (): Promise<AgentStatus> => (await agentRequest(agent!.socket, 'GET', '/status')).json as AgentStatus;
-
-/** Waits for /readyz; on failure the error carries the agent's log. */
-async function ready(a: AgentProcess): Promise<void> {
-  try {
-    await eventually('/readyz', async () => ((await agentRequest(a.socket, 'GET', '/readyz')).status === 200 ? true : undefined));
-  } catch (e) {
-    throw new Error(`${String(e)}\nagent exit: ${a.child.exitCode ?? a.child.signalCode ?? 'running'}\nagent log:\n${a.log().slice(-3000)}`);
-  }
-}
-
-/** Waits until the agent has applied a state at least as new as the API's current resourceVersion of `kind`. */
-async function applied(kind: 'pods' | 'policies' | 'nodes' | 'namespaces', what: string): Promise<void> {
-  const listKind = { pods: 'pods', policies: 'networkpolicies', nodes: 'nodes', namespaces: 'namespaces' }[kind];
-  const rv = Number(JSON.parse(kubectl(['get', listKind, '-A', '-o', 'json'])).metadata.resourceVersion);
-  await eventually(`the agent to apply ${what} (${kind} rv ${rv})`, async () => {
-    const s = await status();
-    return Number(s['applied']?.versions?.[kind] ?? 0) >= rv ? true : undefined;
-  });
-}
 
 // A UDP receiver on the "outside" (lan) and a sender in a new pod that starts
 // before the pod's interface exists and retries every millisecond.
@@ -91,8 +51,6 @@ function spawnLines(argv: string[]): LineProcess {
 }
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-agent-test-'));
-  dirs = agentDirs(tmp);
   // The node's uplink: 172.31.0.1/24 here, 172.31.0.2 and .3 on the other end.
   lan = createNetns('agentlan');
   sh('ip', ['link', 'add', 'lan0', 'netns', fx.netns.name, 'type', 'veth', 'peer', 'name', 'up0', 'netns', lan.name]);
@@ -102,15 +60,10 @@ beforeAll(() => {
   lan.sh(['ip', 'addr', 'add', '172.31.0.3/24', 'dev', 'up0']);
   lan.sh(['ip', 'link', 'set', 'up0', 'up']);
 
-  for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) kubectl(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
-  const token = fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600);
-  kubeconfig = fx.cp.kubeconfigForToken(token, path.join(tmp, 'agent.kubeconfig'));
-  node('n1', ['10.244.1.0/24', 'fd00:10:244:1::/64'], '172.31.0.1');
   node('n2', ['10.244.2.0/24'], '172.31.0.2');
   // A policy that exists before the agent starts reaches it through the
   // initial list, not a watch event (client-node's typed list renames `from`).
-  apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'early' } });
-  apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'early', name: 'default' } });
+  n.namespace('early');
   pod('early', 'svc', { app: 'svc' }, '10.244.1.30');
   apply({
     apiVersion: 'networking.k8s.io/v1',
@@ -120,10 +73,8 @@ beforeAll(() => {
   });
 });
 
-afterAll(async () => {
-  await agent?.stop('SIGKILL');
+afterAll(() => {
   lan?.destroy();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('weir-agent against a real API server', () => {
@@ -150,13 +101,12 @@ describe('weir-agent against a real API server', () => {
   });
 
   it('starts, becomes ready after its first full sync, and writes the CNI config for the node', async () => {
-    agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-    await ready(agent);
-    const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
+    const agent = await n.start();
+    const conflist = n.conflist();
     expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(['weir', 'portmap']);
     expect(conflist.plugins[0].podCIDRs).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
     expect(conflist.plugins[0].agentSocket).toBe(agent.socket);
-    expect(conflist.plugins[0].dataDir).toBe(dirs.dataDir);
+    expect(conflist.plugins[0].dataDir).toBe(n.dirs.dataDir);
     const s = await status();
     expect(s['ready']).toBe(true);
     expect(s['applied']!.full).toBe(true);
@@ -191,9 +141,8 @@ describe('weir-agent against a real API server', () => {
   });
 
   it('enforces a NetworkPolicy: the pod gets a profile, peers land in sets, and the change is applied within a bounded time', async () => {
-    apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { team: 'a' } } });
-    // No controller manager here: the ServiceAccount admission needs `default` to exist.
-    apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
+    // No controller manager here: the ServiceAccount admission needs `default` to exist (namespace() makes it).
+    n.namespace('shop', { team: 'a' });
     pod('shop', 'web', { app: 'web' }, '10.244.1.10');
     pod('shop', 'client', { app: 'client' }, '10.244.1.11');
     const t0 = Date.now();
@@ -231,16 +180,16 @@ describe('weir-agent against a real API server', () => {
   it('the CNI hand-off: a pod the API shows without an IP is known with the address ADD reports', async () => {
     pod('shop', 'fresh', { app: 'web' });
     await applied('pods', 'the fresh pod');
-    const r = await agentRequest(agent!.socket, 'POST', '/cni/add', { namespace: 'shop', name: 'fresh', containerID: 'c0ffee', ips: ['10.244.1.20'] });
+    const r = await agentRequest(n.agent.socket, 'POST', '/cni/add', { namespace: 'shop', name: 'fresh', containerID: 'c0ffee', ips: ['10.244.1.20'] });
     expect(r.status).toBe(200);
     expect(r.json).toEqual({ applied: true });
     expect(nftTable()).toMatch(/set known4 \{[^}]*10\.244\.1\.20/s);
     // A pod the API does not know yet: held (not in known4), and ADD is told why.
-    const unknown = await agentRequest(agent!.socket, 'POST', '/cni/add', { namespace: 'shop', name: 'ghost', containerID: 'dead', ips: ['10.244.1.21'] });
+    const unknown = await agentRequest(n.agent.socket, 'POST', '/cni/add', { namespace: 'shop', name: 'ghost', containerID: 'dead', ips: ['10.244.1.21'] });
     expect(unknown.json).toMatchObject({ applied: false });
     expect(JSON.stringify(unknown.json)).toContain('not yet seen in the API');
     expect(nftTable()).not.toMatch(/set known4 \{[^}]*10\.244\.1\.21/s);
-    const bad = await agentRequest(agent!.socket, 'POST', '/cni/add', { name: 'x' });
+    const bad = await agentRequest(n.agent.socket, 'POST', '/cni/add', { name: 'x' });
     expect(bad.status).toBe(400);
   });
 
@@ -251,12 +200,7 @@ describe('weir-agent against a real API server', () => {
   // test can fail).
   it("no window at pod start: a pod sending from its first instant never gets past its namespace's default deny", async () => {
     const node24 = path.join(REPO, 'node_modules/.bin/node');
-    const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
-    const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
-    for (const ns of ['locked', 'open']) {
-      apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-      apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: ns, name: 'default' } });
-    }
+    for (const ns of ['locked', 'open']) n.namespace(ns);
     apply({
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
@@ -273,24 +217,8 @@ describe('weir-agent against a real API server', () => {
       const sender = spawnLines(['ip', 'netns', 'exec', podNs.name, node24, '-e', SENDER(ns)]);
       try {
         await eventually('receiver and sender to start', () => (receiver.lines.includes('ready') && sender.lines.includes('ready') ? true : undefined));
-        const add = sh(
-          'ip',
-          [
-            'netns',
-            'exec',
-            fx.netns.name,
-            'env',
-            'CNI_COMMAND=ADD',
-            `CNI_CONTAINERID=nb-${ns}`,
-            `CNI_NETNS=${podNs.path}`,
-            'CNI_IFNAME=eth0',
-            'CNI_PATH=/usr/lib/cni',
-            `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=newborn`,
-            path.join(REPO, 'dist/bin/weir'),
-          ],
-          conf,
-        );
-        const podIp = (JSON.parse(add).ips[0].address as string).split('/')[0] as string;
+        const add = n.cni('ADD', `nb-${ns}`, podNs, { namespace: ns, name: 'newborn' });
+        const podIp = (add.ips?.[0]?.address ?? '').split('/')[0] as string;
         expect(podIp).toMatch(/^10\.244\.1\./);
         // Keep sending for a while after ADD: the open pod must get through.
         await eventually(`${ns}: the sender to have sent for 1 s after ADD`, () => (sender.lines.filter((l) => l === 'sent').length > 0 ? true : undefined));
@@ -299,29 +227,14 @@ describe('weir-agent against a real API server', () => {
         if (ns === 'locked') {
           // The denial is logged (rate-limited) to nflog and served for weirctl drops.
           const drops = await eventually('a logged egress denial', async () => {
-            const r = (await agentRequest(agent!.socket, 'GET', '/drops')).json as { drops: Array<Record<string, unknown>> };
+            const r = (await agentRequest(n.agent.socket, 'GET', '/drops')).json as { drops: Array<Record<string, unknown>> };
             return r.drops.find((x) => x['src'] === podIp) ? r.drops : undefined;
           });
           expect(drops.find((x) => x['src'] === podIp)).toMatchObject({ direction: 'egress', dst: '172.31.0.2', protocol: 'UDP', dport: 9999, audit: false });
-          const metrics = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
+          const metrics = (await agentRequest(n.agent.socket, 'GET', '/metrics')).body;
           expect(metrics).toMatch(/weir_denied_packets_total\{direction="egress",action="drop"\} [1-9]/);
         }
-        sh(
-          'ip',
-          [
-            'netns',
-            'exec',
-            fx.netns.name,
-            'env',
-            'CNI_COMMAND=DEL',
-            `CNI_CONTAINERID=nb-${ns}`,
-            `CNI_NETNS=${podNs.path}`,
-            'CNI_IFNAME=eth0',
-            'CNI_PATH=/usr/lib/cni',
-            path.join(REPO, 'dist/bin/weir'),
-          ],
-          conf,
-        );
+        n.cni('DEL', `nb-${ns}`, podNs);
       } finally {
         sender.kill();
         receiver.kill();
@@ -338,11 +251,11 @@ describe('weir-agent against a real API server', () => {
     await fx.cp.stopApiServer();
     try {
       await eventually('the agent to notice the outage', async () => {
-        const m = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
+        const m = (await agentRequest(n.agent.socket, 'GET', '/metrics')).body;
         return /weir_api_errors_total\{kind="\w+"\} [1-9]/.test(m) ? true : undefined;
       });
       expect(nftTable()).toBe(before);
-      expect((await agentRequest(agent!.socket, 'GET', '/healthz')).status).toBe(200);
+      expect((await agentRequest(n.agent.socket, 'GET', '/healthz')).status).toBe(200);
     } finally {
       await fx.cp.startApiServer();
     }
@@ -359,7 +272,7 @@ describe('weir-agent against a real API server', () => {
   it('restarts without a moment without enforcement: SIGTERM leaves the rules, the next agent replaces them whole', async () => {
     // Forget the hand-offs of pods that never had an IPAM record (the test
     // made them up); a restarted agent knows only what the store and the API say.
-    for (const id of ['c0ffee', 'dead']) await agentRequest(agent!.socket, 'POST', '/cni/del', { containerID: id });
+    for (const id of ['c0ffee', 'dead']) await agentRequest(n.agent.socket, 'POST', '/cni/del', { containerID: id });
     await eventually('the made-up pods to be forgotten', () => (/10\.244\.1\.20/.test(nftTable()) ? undefined : true));
     // The listing order of chains follows creation order; compare content.
     const strip = (t: string): string =>
@@ -370,18 +283,17 @@ describe('weir-agent against a real API server', () => {
         .join('\n');
     const before = strip(nftTable());
     expect(before).toContain('shop/after-outage');
-    expect(await agent!.stop('SIGTERM')).toBe(0);
+    expect(await n.agent.stop('SIGTERM')).toBe(0);
     expect(strip(nftTable())).toBe(before);
-    expect(fs.existsSync(agent!.socket)).toBe(false);
-    agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-    await ready(agent);
+    expect(fs.existsSync(n.agent.socket)).toBe(false);
+    await n.start();
     const s = await status();
     expect(s['applied']!.full).toBe(true);
     expect(strip(nftTable())).toBe(before);
   });
 
   it('serves health and metrics, and status names what it applied', async () => {
-    const m = (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
+    const m = (await agentRequest(n.agent.socket, 'GET', '/metrics')).body;
     for (const name of [
       'weir_denied_packets_total',
       'weir_syncs_total',
@@ -401,7 +313,7 @@ describe('weir-agent against a real API server', () => {
     // No CRD in this control plane: NetworkPolicy is enforced all the same, and /status says why there are no ClusterNetworkPolicies.
     expect(s['clusterPolicyApi']).toEqual({ available: false, reason: expect.stringMatching(/CRD .* is not installed/) });
     expect(s['counts'].rules).toBeGreaterThan(0);
-    const eps = (await agentRequest(agent!.socket, 'GET', '/endpoints')).json as { endpoints: Array<{ name: string; ingress?: unknown }> };
+    const eps = (await agentRequest(n.agent.socket, 'GET', '/endpoints')).json as { endpoints: Array<{ name: string; ingress?: unknown }> };
     expect(eps.endpoints.find((e) => e.name === 'web')?.ingress).toBeDefined();
   });
 });

@@ -15,43 +15,25 @@
 //     with `kubectl get clusternetworkpolicies` agree.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi } from '../../src/agent/cache-digest.ts';
-import type { AgentStatus } from '../../src/weirctl/context.ts';
-import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent, WEIR_BIN } from '../helpers/agent.ts';
-import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
-import { createNetns, sh, type TestNetns } from '../helpers/netns.ts';
+import { eventually } from '../helpers/agent.ts';
+import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
 const CRD = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
 const PORT = 8080;
-const fx = useControlPlane('cnpagent');
-const { kubectl, apply } = kubectlOf(fx);
-let tmp: string;
-let dirs: AgentDirs;
-let agent: AgentProcess | undefined;
-const pods: Record<'web' | 'client', { ns: TestNetns; ip: string }> = {} as never;
+const n = useAgentNode('cnpagent');
+const { fx, kubectl, apply, get, status } = n;
+const pods: Record<'web' | 'client', AttachedPod> = {} as never;
 const children: ChildProcess[] = [];
 let server: { lines: string[] };
 
-// biome-ignore lint/suspicious/noExplicitAny: replies of several agent endpoints, read field by field by the assertions.
-const get = async (p: string): Promise<any> => (await agentRequest(agent!.socket, 'GET', p, undefined, 30_000)).json;
-const status = async (): Promise<AgentStatus> => (await get('/status')) as AgentStatus;
 const nftTable = (): string => fx.netns.run(['nft', 'list', 'table', 'inet', 'weir']).stdout;
-
 /** Until the agent has applied a state at least as new as the API's current ClusterNetworkPolicies. */
-async function appliedCnps(what: string): Promise<void> {
-  const rv = Number(JSON.parse(kubectl(['get', 'clusternetworkpolicies', '-o', 'json'])).metadata.resourceVersion);
-  await eventually(
-    `the agent to apply ${what} (clusterpolicies rv ${rv})`,
-    async () => (Number((await status())['applied']?.versions?.clusterpolicies ?? 0) >= rv ? true : undefined),
-    20_000,
-  );
-}
+const appliedCnps = (what: string): Promise<void> => n.applied('clusterpolicies', what, 20_000);
 
 // A server in `web` that greets each connection and prints each line it receives with the connection's number.
 const SERVER = `let n=0;require('net').createServer(s=>{const id=++n;s.write('hi\\n');s.setEncoding('utf8');s.on('data',d=>{for(const l of d.split('\\n'))if(l)console.log(id+' '+l)});s.on('error',()=>{})}).listen(${PORT},()=>console.log('listening'))`;
@@ -76,34 +58,12 @@ function spawnLines(argv: string[]): { lines: string[]; child: ChildProcess } {
   return { lines, child };
 }
 
-const connects = (): boolean => pods.client.ns.run([NODE, '-e', PROBE(pods.web.ip)]).code === 0;
+const connects = (): boolean => pods.client.netns.run([NODE, '-e', PROBE(pods.web.ip)]).code === 0;
 const trackedTo8080 = (): string[] =>
   fx.netns
     .run(['conntrack', '-L', '-p', 'tcp', '--dport', String(PORT)])
     .stdout.split('\n')
     .filter((l) => l.includes('ESTABLISHED'));
-
-function cni(command: 'ADD' | 'DEL', name: string, netns: TestNetns): string {
-  const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
-  const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
-  return sh(
-    'ip',
-    [
-      'netns',
-      'exec',
-      fx.netns.name,
-      'env',
-      `CNI_COMMAND=${command}`,
-      `CNI_CONTAINERID=cnp-${name}`,
-      `CNI_NETNS=${netns.path}`,
-      'CNI_IFNAME=eth0',
-      'CNI_PATH=/usr/lib/cni',
-      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`,
-      WEIR_BIN,
-    ],
-    conf,
-  );
-}
 
 const cnp = (name: string, tier: 'Admin' | 'Baseline', priority: number) => ({
   apiVersion: 'policy.networking.k8s.io/v1beta1',
@@ -118,57 +78,16 @@ const cnp = (name: string, tier: 'Admin' | 'Baseline', priority: number) => ({
 });
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-cnpagent-'));
-  dirs = agentDirs(tmp);
-  for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) kubectl(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
-  const kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
-  apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } });
-  apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-  apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
-  for (const name of ['web', 'client'] as const) {
-    apply({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { namespace: 'shop', name, labels: { app: name } },
-      spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost' }] },
-    });
-  }
-  agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-  await eventually('/readyz', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000).catch((e) => {
-    throw new Error(`${String(e)}\nagent log:\n${agent?.log().slice(-3000)}`);
-  });
-  for (const name of ['web', 'client'] as const) {
-    const ns = createNetns('cnppod');
-    const ip = (JSON.parse(cni('ADD', name, ns)).ips[0].address as string).split('/')[0] as string;
-    kubectl([
-      '-n',
-      'shop',
-      'patch',
-      'pod',
-      name,
-      '--subresource=status',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
-    ]);
-    pods[name] = { ns, ip };
-  }
-  server = spawnLines(['ip', 'netns', 'exec', pods.web.ns.name, NODE, '-e', SERVER]);
+  n.namespace('shop');
+  for (const name of ['web', 'client'] as const) n.pod('shop', name, { app: name });
+  await n.start();
+  for (const name of ['web', 'client'] as const) pods[name] = n.attachPod('shop', name);
+  server = spawnLines(['ip', 'netns', 'exec', pods.web.netns.name, NODE, '-e', SERVER]);
   await eventually('the server in web', () => (server.lines.includes('listening') ? true : undefined));
 }, 120_000);
 
-afterAll(async () => {
+afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
-  for (const name of ['web', 'client'] as const) {
-    if (!pods[name]) continue;
-    try {
-      cni('DEL', name, pods[name].ns);
-    } finally {
-      pods[name].ns.destroy();
-    }
-  }
-  await agent?.stop('SIGKILL');
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('ClusterNetworkPolicy through the agent, the API and the kernel', () => {
@@ -182,8 +101,8 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
     expect(s['cache']!.clusterpolicies).toMatchObject({ count: 0 });
     expect(connects()).toBe(true);
     // Retried meanwhile (the watch of a kind the API does not serve fails at once), logged once.
-    expect(agent!.log().match(/CRD \(clusternetworkpolicies[^)]*\) is not installed/g)).toHaveLength(1);
-    expect((await agentRequest(agent!.socket, 'GET', '/metrics')).body).not.toMatch(/^weir_api_errors_total\{kind="clusterpolicies"\} [1-9]/m);
+    expect(n.agent.log().match(/CRD \(clusternetworkpolicies[^)]*\) is not installed/g)).toHaveLength(1);
+    expect(await n.metrics()).not.toMatch(/^weir_api_errors_total\{kind="clusterpolicies"\} [1-9]/m);
   });
 
   it('the CRD installed while the agent runs is picked up by its retry, without a restart', async () => {
@@ -196,14 +115,14 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
       45_000,
     );
     console.log(`CRD established -> agent mirrors the kind: ${Date.now() - t0} ms`);
-    expect(agent!.log()).toMatch(/clusterpolicies: the API serves it now/);
+    expect(n.agent.log()).toMatch(/clusterpolicies: the API serves it now/);
   });
 
   it('an Admin Deny created through the API closes new connections and ends the established one; deleting it opens again', async () => {
-    const stream = spawnLines(['ip', 'netns', 'exec', pods.client.ns.name, NODE, '-e', STREAM(pods.web.ip)]);
+    const stream = spawnLines(['ip', 'netns', 'exec', pods.client.netns.name, NODE, '-e', STREAM(pods.web.ip)]);
     await eventually('the long-lived connection', () => (stream.lines.includes('connected') ? true : undefined));
     expect(trackedTo8080().length).toBeGreaterThan(0);
-    const purgedBefore = purgedTotal(await metricsText());
+    const purgedBefore = purgedTotal(await n.metrics());
 
     const t0 = Date.now();
     apply(cnp('deny-web-8080', 'Admin', 10));
@@ -213,7 +132,7 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
     expect(connects()).toBe(false);
     // The connection tracked before the policy is gone from conntrack, counted, and carries no more data.
     await eventually('the established connection purged', () => (trackedTo8080().length === 0 ? true : undefined));
-    expect(purgedTotal(await metricsText())).toBeGreaterThan(purgedBefore);
+    expect(purgedTotal(await n.metrics())).toBeGreaterThan(purgedBefore);
     const ticks = (): number => server.lines.filter((l) => l.endsWith(' tick')).length;
     const after = ticks();
     // A window of 20 ticks: not one more line reaches the server over the purged connection.
@@ -252,8 +171,7 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
         ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: PORT }] }],
       },
     });
-    const rv = Number(JSON.parse(kubectl(['get', 'networkpolicies', '-A', '-o', 'json'])).metadata.resourceVersion);
-    await eventually('the NetworkPolicy applied', async () => (Number((await status())['applied']?.versions?.policies ?? 0) >= rv ? true : undefined));
+    await n.applied('policies', 'the NetworkPolicy');
     expect(connects()).toBe(true);
     kubectl(['-n', 'shop', 'delete', 'networkpolicy', 'web-from-client']);
     kubectl(['delete', 'clusternetworkpolicy', 'baseline-deny-web']);
@@ -262,14 +180,11 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
   });
 
   it('no incremental sync fell back to a full replacement, and the kernel matches what was applied', async () => {
-    expect(await metricsText()).not.toMatch(/^weir_sync_fallbacks_total\{/m);
+    expect(await n.metrics()).not.toMatch(/^weir_sync_fallbacks_total\{/m);
     expect(await get('/verify/kernel')).toMatchObject({ clean: true });
   });
 });
 
-async function metricsText(): Promise<string> {
-  return (await agentRequest(agent!.socket, 'GET', '/metrics')).body;
-}
 function purgedTotal(m: string): number {
   return Number(/^weir_conntrack_purged_total (\d+)/m.exec(m)?.[1] ?? 0);
 }

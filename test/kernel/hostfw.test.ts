@@ -20,7 +20,6 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroup2Root } from '../../src/agent/hostfw.ts';
@@ -34,9 +33,8 @@ import { PolicyEngine } from '../../src/policy/engine.ts';
 import type { HostFirewallOptions } from '../../src/policy/host-compile.ts';
 import type { ClusterState, HostFirewallPolicy, HostFirewallPolicySpec, NetworkPolicy, Pod } from '../../src/policy/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
-import type { AgentStatus } from '../../src/weirctl/context.ts';
-import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent } from '../helpers/agent.ts';
-import { useControlPlane } from '../helpers/controlplane.ts';
+import { agentRequest, eventually } from '../helpers/agent.ts';
+import { useAgentNode } from '../helpers/agent-node.ts';
 import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
 import { readUntil } from '../helpers/nflog.ts';
 
@@ -315,56 +313,19 @@ describe('host firewall in the kernel', () => {
 // ---- part 2: the CRD and the agent against a real API server ----
 
 describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewall', () => {
-  const fx = useControlPlane('hostfw');
-  let tmp: string;
-  let dirs: AgentDirs;
-  let kubeconfig: string;
-  let agent: AgentProcess | undefined;
+  const n = useAgentNode('hostfw', { labels: { role: 'worker' } });
+  const { fx, status, kubectl: ok } = n;
 
+  /** kubectl that may fail: its exit code and output. */
   const kubectl = (args: string[], input?: string) => fx.cp.kubectl(args, input === undefined ? {} : { input });
-  const ok = (args: string[], input?: string): string => {
-    const r = kubectl(args, input);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
   const apply = (obj: unknown) => kubectl(['apply', '-f', '-'], JSON.stringify(obj));
   const nftTable = (): string => {
     const r = fx.netns.run(['nft', 'list', 'table', 'inet', 'weir']);
     return r.code === 0 ? r.stdout : '';
   };
-  const status = async (): Promise<AgentStatus> => (await agentRequest(agent!.socket, 'GET', '/status')).json as AgentStatus;
-  const ready = async (a: AgentProcess): Promise<void> => {
-    try {
-      await eventually('/readyz', async () => ((await agentRequest(a.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
-    } catch (e) {
-      throw new Error(`${String(e)}\nagent log:\n${a.log().slice(-3000)}`);
-    }
-  };
-
-  beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-hostfw-'));
-    dirs = agentDirs(tmp);
-    for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) ok(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
-    kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
-    ok(
-      ['apply', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name: 'n1', labels: { role: 'worker' } },
-        spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    await agent?.stop('SIGKILL');
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
 
   it('the agent runs with --host-firewall before the CRD exists: ready, failsafes in force and listed, host policies reported unavailable', async () => {
-    agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs, ['--host-firewall']);
-    await ready(agent);
+    const agent = await n.start(['--host-firewall']);
     const s = await status();
     expect(s['config'].hostFirewall).toBe(true);
     expect(s['hostFirewall']).toMatchObject({
@@ -447,8 +408,7 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
   });
 
   it('the agent applies a HostFirewallPolicy selecting its node, reports it, and follows changes', async () => {
-    agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs, ['--host-firewall', '--failsafe-inbound=tcp:22,tcp:6443,tcp:10250,tcp:2379-2380,udp:67-68']);
-    await ready(agent);
+    const agent = await n.start(['--host-firewall', '--failsafe-inbound=tcp:22,tcp:6443,tcp:10250,tcp:2379-2380,udp:67-68']);
     expect((await status())['hostFirewall']!.hostPolicyApi).toEqual({ available: true });
     apply({
       apiVersion: 'weir.dev/v1alpha1',
@@ -491,8 +451,7 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
 
   it('started without --host-firewall, the agent removes every host chain', async () => {
     expect(nftTable()).toMatch(/hook input/);
-    agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-    await ready(agent);
+    await n.start();
     const t = nftTable();
     expect(t).not.toMatch(/hook (input|output)/);
     expect(t).not.toMatch(/host_|hprof_|HostFirewallPolicy/);

@@ -11,27 +11,17 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostVethName } from '../../src/plugin/names.ts';
-import type { AgentStatus } from '../../src/weirctl/context.ts';
-import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, eventually, startAgent, WEIR_BIN } from '../helpers/agent.ts';
-import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
-import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
+import { eventually, WEIR_BIN, WEIRCTL_BIN as WEIRCTL } from '../helpers/agent.ts';
+import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const WEIRCTL = path.join(REPO, 'dist/bin/weirctl');
-const fx = useControlPlane('weirctl');
-sweepLeakedNetns('weirctlpod');
+const n = useAgentNode('weirctl', { internalIP: '172.31.9.1' });
+const { fx, kubectl, apply, applied } = n;
 
-let tmp: string;
-let dirs: AgentDirs;
-let agent: AgentProcess | undefined;
-const pods = new Map<string, { netns: TestNetns; containerID: string; ip: string }>();
+const pods = new Map<string, AttachedPod>();
 const ORPHAN = 'weir0123456789a';
-
-const { kubectl, apply } = kubectlOf(fx);
 
 interface Run {
   code: number | null;
@@ -41,111 +31,29 @@ interface Run {
   json: any;
 }
 
-/** dist/bin/weirctl inside the node namespace, pointed at the test's agent and directories. */
-function weirctl(args: string[], extra: string[] = []): Run {
-  const r = spawnSync(
-    'ip',
-    [
-      'netns',
-      'exec',
-      fx.netns.name,
-      WEIRCTL,
-      `--socket=${agent!.socket}`,
-      `--data-dir=${dirs.dataDir}`,
-      `--cni-conf-dir=${dirs.cniConfDir}`,
-      ...args,
-      ...extra,
-    ],
-    { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
-  );
+/** dist/bin/weirctl inside the node namespace, pointed at the test's agent and directories, its output parsed when it is JSON. */
+function weirctl(args: string[]): Run {
+  const r = n.weirctl(args);
   let json: unknown;
   try {
     json = JSON.parse(r.stdout);
   } catch {
     json = undefined;
   }
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
-}
-
-const status = async (): Promise<AgentStatus> => (await agentRequest(agent!.socket, 'GET', '/status')).json as AgentStatus;
-
-async function applied(kind: 'pods' | 'policies', what: string): Promise<void> {
-  const rv = Number(JSON.parse(kubectl(['get', kind === 'pods' ? 'pods' : 'networkpolicies', '-A', '-o', 'json'])).metadata.resourceVersion);
-  await eventually(`the agent to apply ${what}`, async () => (Number((await status())['applied']?.versions?.[kind] ?? 0) >= rv ? true : undefined));
-}
-
-function cni(command: 'ADD' | 'DEL', name: string, containerID: string, netns: TestNetns): string {
-  const conflist = JSON.parse(fs.readFileSync(path.join(dirs.cniConfDir, '10-weir.conflist'), 'utf8'));
-  const conf = JSON.stringify({ ...conflist.plugins[0], name: conflist.name, cniVersion: conflist.cniVersion });
-  return sh(
-    'ip',
-    [
-      'netns',
-      'exec',
-      fx.netns.name,
-      'env',
-      `CNI_COMMAND=${command}`,
-      `CNI_CONTAINERID=${containerID}`,
-      `CNI_NETNS=${netns.path}`,
-      'CNI_IFNAME=eth0',
-      'CNI_PATH=/usr/lib/cni',
-      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=${name}`,
-      WEIR_BIN,
-    ],
-    conf,
-  );
+  return { ...r, json };
 }
 
 /** A pod in the API on n1, wired by the plugin into a fresh namespace, with the address the plugin gave it in its status. */
 async function startPod(name: string, labels: Record<string, string>): Promise<void> {
-  apply({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { namespace: 'shop', name, labels },
-    spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'agnhost', ports: [{ name: 'http', containerPort: 8080 }] }] },
-  });
+  n.pod('shop', name, labels, { ports: [{ name: 'http', containerPort: 8080 }] });
   await applied('pods', `pod ${name}`);
-  const netns = createNetns('weirctlpod');
-  const containerID = `ctr-${name}-${process.pid}`;
-  const ip = (JSON.parse(cni('ADD', name, containerID, netns)).ips[0].address as string).split('/')[0] as string;
-  kubectl([
-    '-n',
-    'shop',
-    'patch',
-    'pod',
-    name,
-    '--subresource=status',
-    '--type=merge',
-    '-p',
-    JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
-  ]);
-  pods.set(name, { netns, containerID, ip });
+  pods.set(name, n.attachPod('shop', name, `ctr-${name}-${process.pid}`));
 }
 
 beforeAll(async () => {
   if (!fs.existsSync(WEIRCTL)) throw new Error(`${WEIRCTL} is missing: run \`npm run build\``);
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-weirctl-test-'));
-  dirs = agentDirs(tmp);
-  for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) kubectl(['apply', '-f', path.join(REPO, 'deploy/parts', f)]);
-  const kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
-  apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } });
-  kubectl([
-    'patch',
-    'node',
-    'n1',
-    '--subresource=status',
-    '--type=merge',
-    '-p',
-    JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: '172.31.9.1' }] } }),
-  ]);
-  apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-  apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: 'shop', name: 'default' } });
-
-  agent = startAgent(fx.netns.name, 'n1', kubeconfig, dirs);
-  await eventually('/readyz', async () => ((await agentRequest(agent!.socket, 'GET', '/readyz')).status === 200 ? true : undefined)).catch((e: unknown) => {
-    throw new Error(`${String(e)}\nagent log:\n${agent!.log().slice(-3000)}`);
-  });
-  await eventually('the conflist', () => (fs.existsSync(path.join(dirs.cniConfDir, '10-weir.conflist')) ? true : undefined));
+  n.namespace('shop');
+  await n.start();
   await startPod('web', { app: 'web' });
   await startPod('client', { app: 'client' });
   apply({
@@ -158,18 +66,8 @@ beforeAll(async () => {
   await applied('pods', "the pods' addresses");
 }, 120_000);
 
-afterAll(async () => {
+afterAll(() => {
   fx.netns.run(['ip', 'link', 'del', ORPHAN]);
-  for (const [name, p] of pods) {
-    try {
-      cni('DEL', name, p.containerID, p.netns);
-    } catch {
-      // best effort: the namespace goes anyway
-    }
-    p.netns.destroy();
-  }
-  await agent?.stop('SIGKILL');
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('weirctl on a node', () => {
@@ -209,8 +107,8 @@ describe('weirctl on a node', () => {
     expect(web).toMatchObject({
       namespace: 'shop',
       ips: [pods.get('web')!.ip],
-      containerID: pods.get('web')!.containerID,
-      hostVeth: hostVethName(pods.get('web')!.containerID, 'eth0'),
+      containerID: pods.get('web')!.containerId,
+      hostVeth: hostVethName(pods.get('web')!.containerId, 'eth0'),
       hostVethPresent: true,
       ingress: { isolated: true, policies: ['shop/web-from-client'] },
       egress: { isolated: false, policies: [] },
@@ -283,7 +181,7 @@ describe('weirctl on a node', () => {
     const ghost = pods.get('ghost')!;
     kubectl(['-n', 'shop', 'delete', 'pod', 'ghost', '--grace-period=0', '--force']);
     await applied('pods', 'the deleted pod');
-    fx.netns.sh(['ip', 'link', 'del', hostVethName(ghost.containerID, 'eth0')]);
+    fx.netns.sh(['ip', 'link', 'del', hostVethName(ghost.containerId, 'eth0')]);
     // A host veth of this network that no record owns.
     fx.netns.sh(['ip', 'link', 'add', ORPHAN, 'type', 'veth', 'peer', 'name', 'wctlpeer0']);
     fx.netns.sh(['ip', 'link', 'set', ORPHAN, 'alias', 'weir/weir/shop/orphan/ctr-orphan']);
@@ -292,14 +190,14 @@ describe('weirctl on a node', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.json.ranges).toEqual([{ range: '10.244.1.0/24', size: 254, used: 3, free: 251 }]);
     const web = r.json.allocations.find((a: { pod?: string }) => a.pod === 'shop/web');
-    expect(web).toMatchObject({ addresses: [pods.get('web')!.ip], containerID: pods.get('web')!.containerID, hostVethPresent: true, podExists: true });
-    expect(r.json.leaks.records.map((a: { containerID: string }) => a.containerID)).toEqual([ghost.containerID]);
+    expect(web).toMatchObject({ addresses: [pods.get('web')!.ip], containerID: pods.get('web')!.containerId, hostVethPresent: true, podExists: true });
+    expect(r.json.leaks.records.map((a: { containerID: string }) => a.containerID)).toEqual([ghost.containerId]);
     expect(r.json.leaks.veths.map((v: { name: string }) => v.name)).toEqual([ORPHAN]);
 
     const gc = weirctl(['gc', '-o', 'json']);
     expect(gc.code, gc.stderr).toBe(0);
     expect(gc.json.actions).toEqual([
-      expect.objectContaining({ action: 'released', what: ghost.ip, pod: 'shop/ghost', containerID: ghost.containerID }),
+      expect.objectContaining({ action: 'released', what: ghost.ip, pod: 'shop/ghost', containerID: ghost.containerId }),
       expect.objectContaining({ action: 'deleted-veth', what: ORPHAN }),
     ]);
     const after = weirctl(['ipam', '-o', 'json']);

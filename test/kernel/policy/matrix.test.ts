@@ -27,16 +27,11 @@ import type { LabelSelector, NetworkPolicy, NetworkPolicySpec } from '../../../s
 import { SctpSender } from '../../../src/probe/client.ts';
 import type { MatrixResult } from '../../../src/probe/matrix.ts';
 import { inNetns, Netns } from '../../../src/sys/netns.ts';
-import { type Comparison, e2eModel, type NodePod, POD_CIDR, type PolicyNode, usePolicyNode } from '../../helpers/policy-node.ts';
+import { type Comparison, e2eModel, type NodePod, POD_CIDR, type PolicyNode, usePolicyNode, WEB_PORT } from '../../helpers/policy-node.ts';
 
 type Session = Awaited<ReturnType<PolicyNode['session']>>;
 
-const WEB_PORT = {
-  a: { name: 'web', containerPort: 80, protocol: 'TCP' },
-  b: { name: 'web', containerPort: 81, protocol: 'TCP' },
-  c: { name: 'web', containerPort: 80, protocol: 'UDP' },
-} as const;
-const fx = usePolicyNode({ prefix: 'polmx', ...e2eModel((_ns, pod) => ({ extraPorts: [WEB_PORT[pod as 'a' | 'b' | 'c']] })) });
+const fx = usePolicyNode({ prefix: 'polmx', ...e2eModel() });
 
 // ---- policy shorthands (plain networking.k8s.io/v1 objects) ----
 

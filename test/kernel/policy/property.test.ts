@@ -26,17 +26,11 @@ import type {
   NetworkPolicyPort,
   NetworkPolicySpec,
 } from '../../../src/policy/types.ts';
-import { E2E_NAMESPACES, E2E_PODS, e2eModel, POD_CIDR, usePolicyNode } from '../../helpers/policy-node.ts';
+import { E2E_NAMESPACES, E2E_PODS, e2eModel, POD_CIDR, propertyRuns, usePolicyNode } from '../../helpers/policy-node.ts';
 
-const WEB = {
-  a: { name: 'web', containerPort: 80, protocol: 'TCP' },
-  b: { name: 'web', containerPort: 81, protocol: 'TCP' },
-  c: { name: 'web', containerPort: 80, protocol: 'UDP' },
-} as const;
-const fx = usePolicyNode({ prefix: 'polprop', ...e2eModel((_ns, p) => ({ extraPorts: [WEB[p as 'a' | 'b' | 'c']] })) });
+const fx = usePolicyNode({ prefix: 'polprop', ...e2eModel() });
 
-const RUNS = Number(process.env.WEIR_POLICY_RUNS ?? 12);
-const SEED = Number(process.env.WEIR_POLICY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const { runs: RUNS, seed: SEED } = propertyRuns('WEIR_POLICY', 12);
 
 // ---- labels ----
 

@@ -21,16 +21,10 @@ import { ipEndpoint, PolicyEvaluator, podEndpoint } from '../../../src/policy/ev
 import type { LabelSelector, NetworkPolicy, NetworkPolicySpec } from '../../../src/policy/types.ts';
 import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../../src/probe/matrix.ts';
 import { type ServerProcess, spawnServer } from '../../../src/probe/process.ts';
-import { e2eModel, NODE_IP, POD_CIDR, PORTS, PROTOCOLS, usePolicyNode } from '../../helpers/policy-node.ts';
+import { e2eModel, NODE_IP, POD_CIDR, PORTS, PROTOCOLS, propertyRuns, usePolicyNode } from '../../helpers/policy-node.ts';
 
-const WEB = {
-  a: { name: 'web', containerPort: 80, protocol: 'TCP' },
-  b: { name: 'web', containerPort: 81, protocol: 'TCP' },
-  c: { name: 'web', containerPort: 80, protocol: 'UDP' },
-} as const;
-const fx = usePolicyNode({ prefix: 'polcnp', ...e2eModel((_ns, p) => ({ extraPorts: [WEB[p as 'a' | 'b' | 'c']] })) });
-const RUNS = Number(process.env.WEIR_CNP_RUNS ?? 8);
-const SEED = Number(process.env.WEIR_CNP_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const fx = usePolicyNode({ prefix: 'polcnp', ...e2eModel() });
+const { runs: RUNS, seed: SEED } = propertyRuns('WEIR_CNP', 8);
 const NODE = 'node';
 
 let nodeServer: ServerProcess | undefined;

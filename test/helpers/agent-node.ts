@@ -1,0 +1,262 @@
+// A node for weir-agent kernel tests: a real control plane (useControlPlane)
+// whose network namespace plays node n1, and the real dist/bin/weir-agent
+// running in it with the project's own RBAC.
+//
+//   const n = useAgentNode('cnpagent');
+//   beforeAll(async () => {
+//     n.namespace('shop');                          // what the agent should find at start
+//     n.pod('shop', 'web', { app: 'web' });
+//     await n.start();                              // until /readyz answers 200 and the conflist is written
+//     const web = n.attachPod('shop', 'web');       // CNI ADD by the real plugin, its address in the pod's status
+//   }, 120_000);
+//   it('...', async () => expect((await n.status())['ready']).toBe(true));
+//
+// Sets up (beforeAll, after the control plane's): a temp dir holding the
+// agent's directories, the ServiceAccount, ClusterRole and binding of
+// deploy/parts, a kubeconfig with that ServiceAccount's token, and Node n1.
+// The agent runs once the file calls start(), which waits for readiness
+// (never for a span of time) and, after the agent was stopped, restarts it on
+// the same directories.
+//
+// Tears down (afterAll, even when a test or the set-up failed; before the
+// control plane's own): every pod attachPod() wired is DELeted and its
+// namespace deleted, every agent start() ran is SIGKILLed, the temp dir is
+// removed. Every step is tried; the first error is thrown.
+//
+// Network safety: the plugin, the agent and weirctl run inside the control
+// plane's namespace, pods in namespaces of their own.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import type { ContainerPort } from '../../src/policy/types.ts';
+import type { AgentStatus } from '../../src/weirctl/context.ts';
+import { type AgentDirs, type AgentProcess, agentDirs, agentRequest, startAgent, WEIRCTL_BIN } from './agent.ts';
+import { expectSuccess, type PluginJson, runCni } from './cni.ts';
+import { type ControlPlaneFixture, type FixtureOptions, kubectlOf, useControlPlane } from './controlplane.ts';
+import { createNetns, type TestNetns } from './netns.ts';
+import { tryEach } from './teardown.ts';
+import { eventually } from './wait.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const RBAC = ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml'].map((f) => path.join(REPO, 'deploy/parts', f));
+/** The node the agent runs as. */
+const AGENT_NODE = 'n1';
+
+export interface AgentNodeOptions {
+  /** Node n1's spec.podCIDRs; default 10.244.1.0/24. */
+  podCIDRs?: string[];
+  /** Node n1's InternalIP (in its status); default none. */
+  internalIP?: string;
+  /** Node n1's labels; default none. */
+  labels?: Record<string, string>;
+  /** For the control plane. */
+  controlPlane?: FixtureOptions;
+}
+
+/** The agent's kinds, as /status names them in applied.versions. */
+export type AgentKind = 'pods' | 'namespaces' | 'policies' | 'nodes' | 'clusterpolicies';
+const RESOURCE: Record<AgentKind, string> = {
+  pods: 'pods',
+  namespaces: 'namespaces',
+  policies: 'networkpolicies',
+  nodes: 'nodes',
+  clusterpolicies: 'clusternetworkpolicies',
+};
+
+/** A pod wired by the plugin into a namespace of its own. */
+export interface AttachedPod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly containerId: string;
+  readonly netns: TestNetns;
+  /** Its IPv4 address, from the ADD result. */
+  readonly ip: string;
+}
+
+export interface RunOutput {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface AgentNode {
+  readonly fx: ControlPlaneFixture;
+  /** kubectl (admin) against the control plane, which must succeed: its stdout. */
+  kubectl(args: string[], input?: string): string;
+  /** `kubectl apply` of one object. */
+  apply(obj: unknown): string;
+  readonly dirs: AgentDirs;
+  /** The agent start() ran last (it may have been stopped since). */
+  readonly agent: AgentProcess;
+  /** Starts weir-agent as node n1 (with `extra` flags) and waits until it is ready and its conflist is written; the error carries its log. */
+  start(extra?: string[]): Promise<AgentProcess>;
+  // biome-ignore lint/suspicious/noExplicitAny: replies of several agent endpoints, read field by field by the assertions.
+  get(p: string): Promise<any>;
+  status(): Promise<AgentStatus>;
+  /** GET /metrics: the exposition text. */
+  metrics(): Promise<string>;
+  /** Until the agent has applied a state at least as new as the API's current list of `kind`. */
+  applied(kind: AgentKind, what: string, timeoutMs?: number): Promise<void>;
+  /** `kubectl patch --subresource=status` with a merge patch of `status`. */
+  patchStatus(kind: string, name: string, status: unknown, namespace?: string): string;
+  /** A Node with these pod CIDRs, and its InternalIP when given. */
+  node(name: string, podCIDRs: string[], o?: { internalIP?: string; labels?: Record<string, string> }): void;
+  /** A Namespace and its `default` ServiceAccount (no controller manager here makes it; pod admission needs it). */
+  namespace(name: string, labels?: Record<string, string>): void;
+  /** A Pod on n1, Running with `ip` when given. */
+  pod(namespace: string, name: string, labels: Record<string, string>, o?: { ip?: string; ports?: ContainerPort[] }): void;
+  /** The conflist the agent wrote. */
+  // biome-ignore lint/suspicious/noExplicitAny: the agent's JSON file, read field by field by the assertions.
+  conflist(): any;
+  /** One plugin call in the node's namespace with the first plugin of the agent's conflist (CNI_ARGS naming `pod` when given). */
+  cni(command: 'ADD' | 'DEL', containerId: string, netns: TestNetns, pod?: { namespace: string; name: string }): PluginJson;
+  /** A new namespace wired by ADD as pod `namespace/name`, its address patched into the pod's status; DELeted in afterAll. */
+  attachPod(namespace: string, name: string, containerId?: string): AttachedPod;
+  /** dist/bin/weirctl in the node's namespace, pointed at the agent's socket and directories. */
+  weirctl(args: string[]): RunOutput;
+}
+
+export function useAgentNode(prefix: string, options: AgentNodeOptions = {}): AgentNode {
+  const fx = useControlPlane(prefix, options.controlPlane ?? {});
+  const { kubectl, apply } = kubectlOf(fx);
+  let tmp: string | undefined;
+  let dirs: AgentDirs | undefined;
+  let kubeconfig: string | undefined;
+  const agents: AgentProcess[] = [];
+  const pods: AttachedPod[] = [];
+  /** Every pod namespace made, so that one whose ADD failed goes too. */
+  const podNetns: TestNetns[] = [];
+
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`agent node fixture: ${what} is not available (beforeAll has not run or failed, or nothing started it)`);
+    return v;
+  };
+  const agentNow = (): AgentProcess => need(agents.at(-1), 'the agent');
+  const conflistPath = (): string => path.join(need(dirs, 'dirs').cniConfDir, '10-weir.conflist');
+
+  const patchStatus = (kind: string, name: string, status: unknown, namespace?: string): string =>
+    kubectl([...(namespace ? ['-n', namespace] : []), 'patch', kind, name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+  const podRunning = (namespace: string, name: string, ip: string): void => {
+    patchStatus('pod', name, { phase: 'Running', podIP: ip, podIPs: [{ ip }] }, namespace);
+  };
+  const node = (name: string, podCIDRs: string[], o: { internalIP?: string; labels?: Record<string, string> } = {}): void => {
+    apply({ apiVersion: 'v1', kind: 'Node', metadata: { name, ...(o.labels ? { labels: o.labels } : {}) }, spec: { podCIDR: podCIDRs[0], podCIDRs } });
+    if (o.internalIP) patchStatus('node', name, { addresses: [{ type: 'InternalIP', address: o.internalIP }] });
+  };
+  const get = async (p: string) => (await agentRequest(agentNow().socket, 'GET', p, undefined, 30_000)).json;
+  const conflist = () => JSON.parse(fs.readFileSync(conflistPath(), 'utf8'));
+  const cni = (command: 'ADD' | 'DEL', containerId: string, netns: TestNetns, pod?: { namespace: string; name: string }): PluginJson => {
+    const list = conflist();
+    const out = runCni({
+      node: fx.netns.name,
+      command,
+      containerId,
+      netns: netns.path,
+      ifname: 'eth0',
+      ...(pod ? { args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}` } : {}),
+      config: { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion },
+    });
+    return expectSuccess(out, `${command} ${pod ? `${pod.namespace}/${pod.name}` : containerId}`);
+  };
+
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weir-${prefix}-`));
+    dirs = agentDirs(tmp);
+    for (const f of RBAC) kubectl(['apply', '-f', f]);
+    kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
+    node(AGENT_NODE, options.podCIDRs ?? ['10.244.1.0/24'], {
+      ...(options.internalIP ? { internalIP: options.internalIP } : {}),
+      ...(options.labels ? { labels: options.labels } : {}),
+    });
+  });
+
+  afterAll(() =>
+    tryEach([
+      ...pods
+        .splice(0)
+        .reverse()
+        .map((p) => () => cni('DEL', p.containerId, p.netns, p)),
+      ...podNetns
+        .splice(0)
+        .reverse()
+        .map((ns) => () => ns.destroy()),
+      ...agents.map((a) => () => a.stop('SIGKILL')),
+      () => tmp && fs.rmSync(tmp, { recursive: true, force: true }),
+    ]),
+  );
+
+  return {
+    fx,
+    kubectl,
+    apply,
+    get dirs() {
+      return need(dirs, 'dirs');
+    },
+    get agent() {
+      return agentNow();
+    },
+    async start(extra = []) {
+      const a = startAgent(fx.netns.name, AGENT_NODE, need(kubeconfig, 'kubeconfig'), need(dirs, 'dirs'), extra);
+      agents.push(a);
+      try {
+        await eventually('/readyz', async () => ((await agentRequest(a.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
+        await eventually('the conflist', () => fs.existsSync(conflistPath()));
+      } catch (e) {
+        throw new Error(`${String(e)}\nagent exit: ${a.child.exitCode ?? a.child.signalCode ?? 'running'}\nagent log:\n${a.log().slice(-3000)}`);
+      }
+      return a;
+    },
+    get,
+    status: async () => (await get('/status')) as AgentStatus,
+    metrics: async () => (await agentRequest(agentNow().socket, 'GET', '/metrics')).body,
+    async applied(kind, what, timeoutMs = 15_000) {
+      const rv = Number(JSON.parse(kubectl(['get', RESOURCE[kind], '-A', '-o', 'json'])).metadata.resourceVersion);
+      await eventually(
+        `the agent to apply ${what} (${kind} rv ${rv})`,
+        async () => Number(((await get('/status')) as AgentStatus)['applied']?.versions?.[kind] ?? 0) >= rv,
+        timeoutMs,
+      );
+    },
+    patchStatus,
+    node,
+    namespace(name, labels) {
+      apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(labels ? { labels } : {}) } });
+      apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: name, name: 'default' } });
+    },
+    pod(namespace, name, labels, o = {}) {
+      apply({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { namespace, name, labels },
+        spec: { nodeName: AGENT_NODE, containers: [{ name: 'c', image: 'agnhost', ...(o.ports ? { ports: o.ports } : {}) }] },
+      });
+      if (o.ip) podRunning(namespace, name, o.ip);
+    },
+    conflist,
+    cni,
+    attachPod(namespace, name, containerId = `ctr-${name}`) {
+      const netns = createNetns(`${prefix}-pod`);
+      podNetns.push(netns);
+      const pod = { namespace, name };
+      const result = cni('ADD', containerId, netns, pod);
+      const ip = result.ips?.map((i) => i.address.split('/')[0] ?? '').find((a) => a.includes('.'));
+      // Registered before anything else can fail, so that afterAll DELs it.
+      const attached: AttachedPod = { ...pod, containerId, netns, ip: ip ?? '' };
+      pods.push(attached);
+      if (!ip) throw new Error(`ADD ${namespace}/${name}: no IPv4 address in ${JSON.stringify(result)}`);
+      podRunning(namespace, name, ip);
+      return attached;
+    },
+    weirctl(args) {
+      const d = need(dirs, 'dirs');
+      const r = spawnSync(
+        'ip',
+        ['netns', 'exec', fx.netns.name, WEIRCTL_BIN, `--socket=${agentNow().socket}`, `--data-dir=${d.dataDir}`, `--cni-conf-dir=${d.cniConfDir}`, ...args],
+        { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
+      );
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    },
+  };
+}
