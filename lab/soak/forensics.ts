@@ -14,7 +14,7 @@ import type { NodeInfo } from '../../src/policy/types.ts';
 import { inNetns, run } from '../commands/common.ts';
 import type { LabState, LabStateNode } from '../state.ts';
 import type { EnforcementTracker } from './enforcement.ts';
-import { EvaluatorCache, type ProbeResult } from './judge.ts';
+import { EvaluatorCache, type ProbeResult, podWithIp } from './judge.ts';
 import { KINDS, type Kind, type KindTimeline, type KObject, type Version } from './timeline.ts';
 
 /** At most this many captures a run, one at a time: a capture lists two tables. */
@@ -22,7 +22,7 @@ const MAX_CAPTURES = 60;
 
 export const probeKey = (p: ProbeResult): string => `${p.from}|${p.ip}|${p.port}|${p.start}`;
 
-type PodLike = KObject & { spec?: { nodeName?: string }; status?: { podIPs?: { ip: string }[] } };
+type PodLike = KObject & { spec?: { nodeName?: string } };
 
 export class Forensics {
   readonly dir: string;
@@ -74,7 +74,7 @@ export class Forensics {
 
   async #capture(p: ProbeResult, newest: Record<Kind, Version>): Promise<void> {
     const at = Date.now();
-    const holder = [...newest.pods.objects.values()].find((o) => ((o as PodLike).status?.podIPs ?? []).some((x) => x.ip === p.ip)) as PodLike | undefined;
+    const holder = podWithIp(newest.pods, p.ip) as PodLike | undefined;
     const src = newest.pods.objects.get(p.from) as PodLike | undefined;
     const node = (n: string | undefined): LabStateNode | undefined => this.#state.nodes.find((x) => x.name === n);
     const dstNode = node(holder?.spec?.nodeName);

@@ -86,7 +86,7 @@ type PodLike = KObject & { status?: { podIPs?: { ip: string }[] } };
 
 const rvOf = (o: KObject | undefined): string => o?.metadata?.resourceVersion ?? '-';
 const podsWithIp = (v: Version, ip: string): KObject[] => [...v.objects.values()].filter((o) => ((o as PodLike).status?.podIPs ?? []).some((x) => x.ip === ip));
-const podWithIp = (v: Version, ip: string): KObject | undefined => podsWithIp(v, ip)[0];
+export const podWithIp = (v: Version, ip: string): KObject | undefined => podsWithIp(v, ip)[0];
 
 /**
  * The candidates of each kind reduced to those that can differ in their

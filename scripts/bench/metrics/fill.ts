@@ -11,6 +11,8 @@
 // cap). So the series count does not grow with the cluster; only the values
 // do. `--pod-series N` adds one hypothetical family labelled by namespace and
 // pod to see what a per-pod metric would cost.
+import { DRIFT_REASONS } from '../../../src/agent/kernel-drift.ts';
+import { rng } from '../policy/cluster.ts';
 
 /** One metric family as both libraries declare it. */
 export interface FamilySpec {
@@ -47,21 +49,9 @@ export const CACHE = {
 
 export const HYPOTHETICAL = 'weir_bench_hypothetical_pod_packets_total';
 
-/** Deterministic PRNG (mulberry32), so both children observe the same values in the same order. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Log-normal around `median` seconds (sigma 1): spreads over most of an exponential bucket range. */
 export function durations(seed: number, median: number): () => number {
-  const r = prng(seed);
+  const r = rng(seed);
   return () => {
     const u = Math.max(r(), 1e-12);
     const v = r();
@@ -151,21 +141,8 @@ export function fill(get: Lookup, spec: Spec): void {
       ['error', 1],
     ] as const)
       c('weir_kernel_checks_total').labels({ check, result }).inc(n);
-  // drift.ts DRIFT_REASONS: a day that has seen every kind of drift once.
-  for (const reason of [
-    'table-missing',
-    'table-replaced',
-    'objects-changed',
-    'set-missing',
-    'set-extra',
-    'set-changed',
-    'element-missing',
-    'element-extra',
-    'chain-missing',
-    'chain-extra',
-    'chain-changed',
-  ])
-    c('weir_kernel_repairs_total').labels({ reason }).inc();
+  // A day that has seen every kind of drift once.
+  for (const reason of DRIFT_REASONS) c('weir_kernel_repairs_total').labels({ reason }).inc();
   c('weir_kernel_check_seconds').set(0.842);
   c('weir_ipam_released_total').inc(12);
   // dns.ts: one answers_total and one hold observation per DNS answer.
