@@ -24,6 +24,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/agent.ts';
 import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
+import { connectOnceScript, dnsClientScript, type Lookup, parseLookups, quantile } from '../helpers/dns-client.ts';
 import { createNetns, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -73,51 +74,7 @@ require('net').createServer((c) => { c.on('error', () => {}); c.end('hi\\n'); })
 require('net').createServer((c) => { c.on('error', () => {}); c.setEncoding('utf8'); c.on('data', (d) => { for (const l of d.split('\\n')) if (l) console.log(c.localAddress + ' ' + l); }); }).listen(${PORT + 1}, '0.0.0.0');
 `;
 
-// The client: for each name, one query (2 s timeout), then one connection to
-// the answer's address with a 900 ms timeout (before the SYN's first
-// retransmission at 1 s). One JSON line per lookup: name, address, DNS round
-// trip and connect time (ms), ok.
-const CLIENT = `
-const dgram = require('dgram'), net = require('net');
-const names = process.argv.slice(1);
-const sock = dgram.createSocket('udp4');
-let pending;
-sock.on('message', (m) => pending && pending(m));
-const query = (name) => new Promise((res) => {
-  const id = Math.floor(Math.random() * 65535);
-  const q = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
-  const t = setTimeout(() => { pending = undefined; res(undefined); }, 2000);
-  pending = (m) => { if (m.readUInt16BE(0) !== id) return; clearTimeout(t); pending = undefined; res(m); };
-  sock.send(q, 53, process.env.RESOLVER || '${DNS_IP}');
-});
-const connect = (ip) => new Promise((res) => {
-  const c = net.connect({ host: ip, port: ${PORT} });
-  const t = setTimeout(() => { c.destroy(); res(false); }, 900);
-  c.on('connect', () => { clearTimeout(t); c.destroy(); res(true); });
-  c.on('error', () => { clearTimeout(t); res(false); });
-});
-(async () => {
-  for (const name of names) {
-    const t0 = performance.now();
-    const m = await query(name);
-    const t1 = performance.now();
-    if (!m || m.readUInt16BE(6) === 0) { console.log(JSON.stringify({ name, answered: !!m, dnsMs: t1 - t0 })); continue; }
-    const ip = [...m.subarray(m.length - 4)].join('.');
-    const ok = process.env.NO_CONNECT ? null : await connect(ip);
-    console.log(JSON.stringify({ name, answered: true, ip, ok, dnsMs: t1 - t0, connectMs: performance.now() - t1 }));
-  }
-  sock.close();
-})();
-`;
-
-interface Lookup {
-  name: string;
-  answered: boolean;
-  ip?: string;
-  ok?: boolean | null;
-  dnsMs: number;
-  connectMs?: number;
-}
+const CLIENT = dnsClientScript(DNS_IP, PORT);
 
 /** Runs the client in a pod over these names; one result per name. */
 function lookups(pod: 'client' | 'other', names: string[], connect = true, resolver = DNS_IP): Lookup[] {
@@ -125,17 +82,8 @@ function lookups(pod: 'client' | 'other', names: string[], connect = true, resol
   if (!ns) throw new Error(`no pod ${pod}`);
   const r = ns.run(['env', ...(connect ? [] : ['NO_CONNECT=1']), `RESOLVER=${resolver}`, NODE, '-e', CLIENT, ...names]);
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`);
-  return r.stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Lookup);
+  return parseLookups(r.stdout);
 }
-
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-};
 const ms = (x: number): string => `${x.toFixed(2)} ms`;
 
 /** The upper bound (ms) of the hold-time histogram bucket holding quantile q. */
@@ -252,13 +200,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     expect(ruleset).not.toContain(pods.other?.ip);
     expect(ruleset).toMatch(/udp sport 53 ct direction reply ip daddr @subjects queue num 1053 bypass/);
     // An address not looked up is denied (10.77.0.1 is n1's, looked up next).
-    expect(
-      pods.client?.netns.run([
-        NODE,
-        '-e',
-        `const c=require('net').connect(${PORT},'10.77.0.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
-      ]).code,
-    ).toBe(1);
+    expect(pods.client?.netns.run([NODE, '-e', connectOnceScript('10.77.0.1', PORT)]).code).toBe(1);
   });
 
   it(`${LOOKUPS} fresh lookups: every connection succeeds on its first try`, async () => {
@@ -295,13 +237,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
     // A resolver the policies do not allow: the query is dropped, so its lie never comes back to be learned.
     expect(lookups('other', ['n7.allowed.test'], false, LIAR_IP)[0]).toMatchObject({ answered: true });
     expect(lookups('client', ['n7.allowed.test'], true, LIAR_IP)[0]).toMatchObject({ answered: false });
-    expect(
-      pods.client?.netns.run([
-        NODE,
-        '-e',
-        `const c=require('net').connect(${PORT},'10.77.15.200');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
-      ]).code,
-    ).toBe(1);
+    expect(pods.client?.netns.run([NODE, '-e', connectOnceScript('10.77.15.200', PORT)]).code).toBe(1);
     // weirctl trace judges with the learned addresses, as the kernel does.
     const allowed = trace('10.78.0.1', PORT);
     expect(allowed, JSON.stringify(allowed)).toMatchObject({ verdict: 'allow', kernel: { verdict: 'allow' }, agree: true });
@@ -357,12 +293,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
   it('TTL expiry removes access: a TTL of 1 s is kept 5 s (the floor), then the address is denied again', async () => {
     const t0 = Date.now();
     expect(lookups('client', ['1.ttl1.allowed.test'])[0]).toMatchObject({ ip: '10.77.14.1', ok: true });
-    const connects = () =>
-      pods.client?.netns.run([
-        NODE,
-        '-e',
-        `const c=require('net').connect(${PORT},'10.77.14.1');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
-      ]).code === 0;
+    const connects = () => pods.client?.netns.run([NODE, '-e', connectOnceScript('10.77.14.1', PORT)]).code === 0;
     await eventually('the address denied after its TTL', () => (connects() ? undefined : true), 15_000);
     const gone = Date.now() - t0;
     console.log(`learned with TTL 1 s (floor 5 s): denied again after ${gone} ms`);
@@ -386,12 +317,7 @@ describe('ClusterNetworkPolicy domainNames: DNS answers held until their address
   }, 30_000);
 
   it('a restarted agent writes back what the previous one learned: a learned address stays allowed without a new lookup', async () => {
-    const connects = (ip: string) =>
-      pods.client?.netns.run([
-        NODE,
-        '-e',
-        `const c=require('net').connect(${PORT},'${ip}');setTimeout(()=>process.exit(1),900);c.on('connect',()=>process.exit(0));c.on('error',()=>process.exit(1))`,
-      ]).code === 0;
+    const connects = (ip: string) => pods.client?.netns.run([NODE, '-e', connectOnceScript(ip, PORT)]).code === 0;
     // Learned (TTL 30 s) by the policy-change case above, before the agent was killed.
     expect(connects('10.78.0.1')).toBe(true);
     await n.start();
