@@ -1,10 +1,8 @@
 // The ClusterNetworkPolicy conformance suite of sigs.k8s.io/network-policy-api
-// as scripts/conformance runs it: which features weir declares, which tests
-// it leaves out and why, and the summary of a run read from the test
+// as scripts/conformance runs it: which features weir declares, and the summary of a run read from the test
 // binary's event stream (`go tool test2json`). Ends with "N passed, N failed".
 //
 //   node lab/conformance-cnp.ts features
-//   node lab/conformance-cnp.ts skip SUITE_TESTS_DIR
 //   node lab/conformance-cnp.ts run-pattern SUITE_TESTS_DIR standard|experimental [--only NAME,...]
 //   node lab/conformance-cnp.ts progress EVENTS.json...
 //   node lab/conformance-cnp.ts report SUITE_TESTS_DIR WALL_SECONDS [--only NAME,...] EVENTS.json...
@@ -22,11 +20,6 @@ export const PROFILE = 'ClusterNetworkPolicy';
 export const WEIR_FEATURES: readonly string[] = ['ClusterNetworkPolicy', 'ClusterNetworkPolicyNamedPorts', 'ClusterNetworkPolicyEgressNodePeers'];
 const STANDARD_FEATURES = new Set(['ClusterNetworkPolicy']);
 
-/** Tests left out of every run, and why: their probes cannot run on this machine whatever the network plugin does. */
-export const LEFT_OUT: readonly { pattern: RegExp; reason: string }[] = [
-  { pattern: /SCTP$/, reason: 'every probe is SCTP, and this kernel has no SCTP sockets (agnhost can neither serve nor connect)' },
-];
-
 export interface SuiteTest {
   name: string;
   /** The suite's feature names (SupportClusterNetworkPolicyNamedPorts -> ClusterNetworkPolicyNamedPorts). */
@@ -34,11 +27,6 @@ export interface SuiteTest {
 }
 
 export const isExperimental = (t: SuiteTest): boolean => t.features.some((f) => !STANDARD_FEATURES.has(f));
-export const leftOutReason = (name: string): string | undefined => LEFT_OUT.find((l) => l.pattern.test(name))?.reason;
-
-/** A failed probe this machine cannot make whatever the policy: SCTP, when the kernel has no SCTP sockets. */
-export const NO_SCTP = 'no SCTP sockets in this kernel';
-export const environmentCause = (reason: string): string | undefined => (/--protocol=sctp\b.*protocol not supported/.test(reason) ? NO_SCTP : undefined);
 
 /** The conformance tests declared in the suite's Go sources (one `suite.ConformanceTest{ShortName, Features, ...}` literal each). */
 export function parseSuiteSource(sources: readonly string[]): SuiteTest[] {
@@ -61,12 +49,6 @@ export function readSuiteDir(dir: string): SuiteTest[] {
 }
 
 const alternation = (names: readonly string[]): string => `^(${names.join('|')})$`;
-
-/** The -test.skip pattern for the tests left out. */
-export function skipPattern(tests: readonly SuiteTest[]): string {
-  const names = tests.filter((t) => leftOutReason(t.name) !== undefined).map((t) => t.name);
-  return names.length === 0 ? '' : `^${TOP}$/${alternation(names)}`;
-}
 
 /** The -test.run pattern for one phase: the standard tests first, the experimental ones after (the suite's own order mixes them). */
 export function runPattern(tests: readonly SuiteTest[], phase: 'standard' | 'experimental', only?: readonly string[]): string {
@@ -202,8 +184,7 @@ export function cnpReport(
     lines.push('', 'Failures:');
     for (const f of failed) {
       for (const x of f.failures) {
-        const env = environmentCause(x.reason);
-        lines.push(`  ${f.name}${x.subtest ? ` / ${x.subtest}` : ''}${env ? ` [${env}]` : ''}`, `    ${x.reason}`);
+        lines.push(`  ${f.name}${x.subtest ? ` / ${x.subtest}` : ''}`, `    ${x.reason}`);
       }
     }
     for (const s of setupFailures) lines.push('  the suite itself (setup or report)', `    ${s}`);
@@ -211,22 +192,13 @@ export function cnpReport(
   const skipped: string[] = [];
   for (const t of suite) {
     const c = byName.get(t.name);
-    const out = leftOutReason(t.name);
-    if (out && !c) skipped.push(`  ${t.name} [${kind(t.name)}]: left out: ${out}`);
-    else if (c?.status === 'skipped') skipped.push(`  ${t.name} [${kind(t.name)}]: skipped by the suite: ${c.skipReason ?? 'no reason given'}`);
+    if (c?.status === 'skipped') skipped.push(`  ${t.name} [${kind(t.name)}]: skipped by the suite: ${c.skipReason ?? 'no reason given'}`);
     else if (!c && only && !only.includes(t.name)) skipped.push(`  ${t.name} [${kind(t.name)}]: not selected (--only)`);
     else if (!c) skipped.push(`  ${t.name} [${kind(t.name)}]: not reached (the run stopped first)`);
   }
   if (skipped.length > 0) lines.push('', `Not run (${skipped.length}):`, ...skipped);
   if (wallSeconds !== undefined) lines.push('', `wall time ${wallSeconds} s`);
   const nFailed = failed.length + setupFailures.length;
-  // A subtest stops at its first failed probe: those after an SCTP one did not run.
-  const sctpOnly = failed.filter((c) => c.failures.length > 0 && c.failures.every((x) => environmentCause(x.reason) !== undefined));
-  if (sctpOnly.length > 0) {
-    lines.push(
-      `${sctpOnly.length} of the ${nFailed} failed only on SCTP probes (${NO_SCTP}): ${sctpOnly.map((c) => c.name).join(', ')}; in each such subtest the probes after the SCTP one did not run`,
-    );
-  }
   lines.push(`${ran.length - failed.length} passed, ${nFailed} failed`);
   return { text: lines.join('\n'), ok: ran.length > 0 && nFailed === 0 };
 }
@@ -249,9 +221,6 @@ function main(args: string[]): number {
   switch (cmd) {
     case 'features':
       process.stdout.write(`${WEIR_FEATURES.join(',')}\n`);
-      return 0;
-    case 'skip':
-      process.stdout.write(`${skipPattern(readSuiteDir(rest[0] as string))}\n`);
       return 0;
     case 'run-pattern':
       process.stdout.write(`${runPattern(readSuiteDir(rest[0] as string), rest[1] === 'experimental' ? 'experimental' : 'standard', only)}\n`);
