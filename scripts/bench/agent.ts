@@ -616,7 +616,10 @@ function profileSummary(dir: string, window: [number, number], what: string): st
     ['    of which PolicyEvaluator (connectionJudge)', (k) => k.startsWith('connectionJudge reconciler.ts')],
     ['  metrics (observeSync)', (k) => k.startsWith('observeSync agent-metrics.ts')],
     ['watch events (Reflector event handling, incl. slimPod)', (k) => k.startsWith('event run.ts') || k.startsWith('apply cache.ts')],
-    ['status API (the benchmark polling /status, /metrics)', (k) => k.startsWith('status status-api.ts') || k.startsWith('render metrics.ts')],
+    [
+      'status API (the benchmark polling /status, /metrics)',
+      (k) => k.startsWith('status status-api.ts') || k.startsWith('metrics registry.js') || k.startsWith('getMetricsAsString registry.js'),
+    ],
     ['(garbage collector)', (k) => k === '(garbage collector)'],
   ];
   out.push('| part | inclusive |', '|---|---:|');

@@ -3,6 +3,7 @@
 // sets the table holds, and it lets the conntrack purge see learned
 // addresses, which the reconciler's snapshot of the API does not hold.
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { LibNftables } from '../nft/libnftables.ts';
 import { dnsPlan } from '../policy/cnp-dns.ts';
 import { type NormalizedClusterPolicy, normalizeClusterPolicies } from '../policy/cnp-normalize.ts';
@@ -12,7 +13,6 @@ import type { Ruleset } from '../policy/ruleset.ts';
 import type { ClusterState, Protocol } from '../policy/types.ts';
 import { DnsPath } from './dns.ts';
 import { DnsKernel } from './dns-kernel.ts';
-import type { Registry } from './metrics.ts';
 
 export interface DnsAgentDeps {
   readonly registry: Registry;

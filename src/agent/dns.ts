@@ -16,6 +16,7 @@
 // Fail open for the answer, closed for the connection: what was not
 // learned is not allowed.
 import type { Logger } from 'pino';
+import { exponentialBuckets, type Registry } from 'prom-client';
 import { DEFAULT_LIMITS, LearnedDomains, type LearnLimits } from '../dns/learned.ts';
 import { DnsParseError, parseResponse, type Resolution, resolutions } from '../dns/message.ts';
 import { dnsOfPacket } from '../dns/packet.ts';
@@ -25,7 +26,7 @@ import { NF_ACCEPT } from '../netlink/nfqueue.ts';
 import { type QueueWatch, watchQueue } from '../netlink/nfqueue-handle.ts';
 import { type DnsPlan, setsForName } from '../policy/cnp-dns.ts';
 import { DNS_QUEUE, type DnsKernelOps, type TimedAddress } from './dns-kernel.ts';
-import { exponentialBuckets, type Registry } from './metrics.ts';
+import { metricsOn } from './metrics.ts';
 
 export interface DnsPathOptions {
   readonly limits?: LearnLimits;
@@ -37,32 +38,33 @@ export interface DnsPathOptions {
 const wallNow = (): number => performance.timeOrigin + performance.now();
 
 function dnsMetrics(registry: Registry) {
+  const m = metricsOn(registry);
   return {
-    answers: registry.counter<'result'>({
+    answers: m.counter<'result'>({
       name: 'weir_dns_answers_total',
       help: 'DNS answers to pods with domainNames policies that the agent read, by result: learned (addresses added), none (no name a policy names), unread (not a whole DNS response).',
       labelNames: ['result'],
     }),
-    hold: registry.histogram({
+    hold: m.histogram({
       name: 'weir_dns_hold_seconds',
       help: 'How long a DNS answer waited for the agent: from the reader thread receiving it to its verdict (addresses in the kernel by then).',
       buckets: exponentialBuckets(0.000025, 2, 17),
     }),
-    learned: registry.counter({
+    learned: m.counter({
       name: 'weir_dns_addresses_learned_total',
       help: 'Addresses learned from DNS answers for domainNames peers (new for their name; refreshes not counted).',
     }),
-    kept: registry.gauge({ name: 'weir_dns_learned_addresses', help: 'Addresses currently learned (per name and address).' }),
-    overflows: registry.counter<'cap'>({
+    kept: m.gauge({ name: 'weir_dns_learned_addresses', help: 'Addresses currently learned (per name and address).' }),
+    overflows: m.counter<'cap'>({
       name: 'weir_dns_cap_overflows_total',
       help: 'Addresses not learned because a cap was full (per name or per node); their connections are refused.',
       labelNames: ['cap'],
     }),
-    late: registry.counter({
+    late: m.counter({
       name: 'weir_dns_answers_released_late_total',
       help: 'DNS answers the queue reader let through before the agent judged them (the agent was busy past the deadline).',
     }),
-    writeErrors: registry.counter({
+    writeErrors: m.counter({
       name: 'weir_dns_write_errors_total',
       help: 'Batches of learned addresses the kernel refused (a set removed by a concurrent sync).',
     }),

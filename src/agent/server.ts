@@ -18,8 +18,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import type { Registry } from 'prom-client';
 import { InternalError, InvalidEnvironmentError, IoError, isWeirError } from '../errors.ts';
-import { PROMETHEUS_CONTENT_TYPE, type Registry } from './metrics.ts';
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 /** `"<METHOD> <path>"`, e.g. `"GET /healthz"`, `"POST /cni/add"`. */
@@ -80,7 +80,7 @@ const METHODS: ReadonlySet<string> = new Set<Method>(['GET', 'HEAD', 'POST', 'PU
 
 /** A `/metrics` handler for a registry. */
 export function metricsHandler(registry: Registry): Handler {
-  return async () => ({ text: registry.render(), contentType: PROMETHEUS_CONTENT_TYPE });
+  return async () => ({ text: await registry.metrics(), contentType: registry.contentType });
 }
 
 type Table = ReadonlyMap<string, ReadonlyMap<string, Handler>>;

@@ -1,28 +1,30 @@
 // One measurement of scripts/bench-metrics in a process of its own, started
 // by main.ts with one JSON argument ({ lib, task, ... }); prints its result as
 // one JSON line. It imports nothing but Node's built-ins until the task says
-// so, so a module load is timed from a process that has loaded no library and
-// two libraries' heaps never share a process.
+// so, so a module load is timed from a process that has loaded no metrics
+// code yet.
 //
 // Tasks:
 // - memory: the agent's built-ins loaded, the spec and the workload module
-//   read, then (lib) the library and its builder imported and the metric set
-//   built and filled; heap used (after full collections) and RSS at each step.
-//   lib "none" stops before the library: the empty baseline.
+//   read, then (lib "agent") the agent's metrics code imported (prom-client
+//   with it) and the metric set built and filled; heap used (after full
+//   collections) and RSS at each step. lib "none" stops before the import:
+//   the empty baseline.
 // - render: the filled set rendered `scrapes` times (after 20 untimed), with one
 //   counter increment between scrapes as the agent would have; the last text
 //   is written to `out`.
 // - hot: the calls the agent makes per packet or per DNS answer, timed in
 //   batches of `ops` on the filled set.
-// - load-bare | load-agent | load-bundle: the time to import the library in a
-//   fresh process; with the agent's built-ins already loaded; its esbuild
-//   bundle `bundle` required with the agent's built-ins loaded and Node's
-//   compile cache in `cacheDir` (the executable has V8's code cache too).
+// - load-bare | load-agent | load-bundle: the time to import prom-client in a
+//   fresh process; with the agent's built-ins already loaded; the esbuild
+//   bundle `bundle` of the agent's metrics code required with the agent's
+//   built-ins loaded and Node's compile cache in `cacheDir` (the executable
+//   has V8's code cache too).
 import fs from 'node:fs';
 import { createRequire, enableCompileCache } from 'node:module';
 
 interface Args {
-  lib: 'inhouse' | 'prom-client' | 'none';
+  lib: 'agent' | 'none';
   task: 'memory' | 'render' | 'hot' | 'load-bare' | 'load-agent' | 'load-bundle';
   spec?: string;
   out?: string;
@@ -53,18 +55,12 @@ async function settled(): Promise<{ heapUsed: number; rss: number }> {
   return { heapUsed: m.heapUsed, rss: m.rss };
 }
 
-const LIB_MODULE = {
-  inhouse: new URL('../../../src/agent/metrics.ts', import.meta.url).href,
-  'prom-client': 'prom-client',
-} as const;
-
-type Built = { render: () => string | Promise<string>; get: import('./fill.ts').Lookup };
+type Built = { render: () => Promise<string>; get: import('./fill.ts').Lookup };
 type FillModule = typeof import('./fill.ts');
 
 async function builder(lib: Args['lib']): Promise<{ build: (spec: import('./fill.ts').Spec) => Built }> {
-  if (lib === 'inhouse') return import('./inhouse.ts');
-  if (lib === 'prom-client') return import('./prom.ts');
-  throw new Error(`bench-metrics child: no library ${lib}`);
+  if (lib === 'agent') return import('./build.ts');
+  throw new Error(`bench-metrics child: no metrics for ${lib}`);
 }
 
 function readSpec(): import('./fill.ts').Spec {
@@ -100,10 +96,7 @@ async function memory(): Promise<Record<string, unknown>> {
 async function render(): Promise<Record<string, unknown>> {
   const { set } = await filled();
   const answers = set.get('weir_dns_answers_total');
-  const scrape = async (): Promise<string> => {
-    const r = set.render();
-    return typeof r === 'string' ? r : await r;
-  };
+  const scrape = (): Promise<string> => set.render();
   for (let i = 0; i < 20; i++) await scrape();
   const ms: number[] = [];
   let text = '';
@@ -122,7 +115,6 @@ async function hot(): Promise<Record<string, unknown>> {
   const ops = a.ops ?? 200_000;
   const batches = a.batches ?? 7;
   const denied = set.get('weir_denied_packets_total');
-  const deniedInc = denied as unknown as { inc(labels: Record<string, string>): void };
   const hold = set.get('weir_dns_hold_seconds');
   const isolated = set.get('weir_isolated_pods');
   const DIR = ['ingress', 'egress'];
@@ -141,10 +133,6 @@ async function hot(): Promise<Record<string, unknown>> {
       for (let i = 0; i < n; i++) isolated.labels({ direction: DIR[i & 1] as string }).set(i);
     },
   };
-  if (a.lib === 'prom-client')
-    cases['counter-inc-labels'] = (n) => {
-      for (let i = 0; i < n; i++) deniedInc.inc({ direction: DIR[i & 1] as string, action: ACT[(i >> 1) & 1] as string });
-    };
   const out: Record<string, number[]> = {};
   for (const [name, fn] of Object.entries(cases)) {
     fn(ops); // warm-up: optimized code before timing
@@ -160,13 +148,13 @@ async function hot(): Promise<Record<string, unknown>> {
 }
 
 async function load(): Promise<Record<string, unknown>> {
-  if (a.lib === 'none') throw new Error('bench-metrics child: load needs a library');
+  if (a.lib === 'none') throw new Error('bench-metrics child: load needs lib "agent"');
   if (a.task !== 'load-bare') await agentBuiltins();
   const t0 = performance.now();
   if (a.task === 'load-bundle') {
     if (!a.bundle) throw new Error('bench-metrics child: no bundle');
     createRequire(import.meta.url)(a.bundle);
-  } else await import(LIB_MODULE[a.lib]);
+  } else await import('prom-client');
   return { ms: performance.now() - t0 };
 }
 

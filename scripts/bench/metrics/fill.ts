@@ -1,9 +1,9 @@
 // The workload of scripts/bench-metrics: what a busy agent's metric set holds
 // after a day on a node of the benchmark cluster (scripts/bench/policy/
 // cluster.ts at 10k pods on 100 nodes, 50 namespaces, 1k NetworkPolicies; the
-// node holds 1% of the pods), and the metric set's description that both
-// libraries build from. Imports neither library: the child process loads
-// this before the library it measures.
+// node holds 1% of the pods), and the description of the DNS path's families
+// (read off a real DnsPath by main.ts). Imports no metrics code: the child
+// process loads this before what it measures.
 //
 // None of the agent's metrics is labelled by pod, policy or address: the
 // label values come from small fixed sets (sync kind, direction, action,
@@ -14,7 +14,7 @@
 import { DRIFT_REASONS } from '../../../src/agent/kernel-drift.ts';
 import { rng } from '../policy/cluster.ts';
 
-/** One metric family as both libraries declare it. */
+/** One metric family as dns.ts declares it. */
 export interface FamilySpec {
   name: string;
   help: string;
@@ -22,14 +22,11 @@ export interface FamilySpec {
   labelNames: string[];
   /** Histogram bounds, `+Inf` implicit. */
   buckets?: number[];
-  /** Where the in-house child gets it: AgentMetrics' constructor, or registered here the way its module does. */
-  source: 'agent' | 'process' | 'dns' | 'hypothetical';
-  /** A family whose value is read at render time (a Gauge `collect`, the process collectors). */
-  collect?: 'cache-count' | 'cache-digest' | 'process-cpu' | 'process-rss' | 'process-start';
 }
 
 export interface Spec {
-  families: FamilySpec[];
+  /** The DNS path's families, registered on the agent's registry as dns.ts does. */
+  dns: FamilySpec[];
   podSeries: number;
 }
 
@@ -59,7 +56,7 @@ export function durations(seed: number, median: number): () => number {
   };
 }
 
-/** What both libraries' children and metrics have in common (labels by object, as the agent calls them). */
+/** The calls the agent makes on its metrics and their children (labels by object, as the agent calls them). */
 export interface ChildLike {
   inc(by?: number): void;
   set(v: number): void;

@@ -3,8 +3,8 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Counter, Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Registry } from '../../../src/agent/metrics.ts';
 import { type ApiRequest, MAX_BODY_BYTES, metricsHandler, type Routes, type RunningServers, startServers } from '../../../src/agent/server.ts';
 import { InvalidEnvironmentError, RangeExhaustedError } from '../../../src/errors.ts';
 
@@ -57,8 +57,8 @@ const listeners: net.Server[] = [];
 let logs: { msg: string; fields?: object | undefined }[];
 let seen: ApiRequest[];
 
-const registry = new Registry({ processMetrics: false });
-registry.counter({ name: 'weir_test_total', help: 'A test counter.' }).inc(7);
+const registry = new Registry();
+new Counter({ name: 'weir_test_total', help: 'A test counter.', registers: [registry] }).inc(7);
 
 const routes: Routes = {
   'GET /healthz': async () => ({ text: 'ok\n' }),

@@ -49,7 +49,7 @@ describe('incremental sync fallback', () => {
     expect(nft.hasTable('inet', 'weir')).toBe(false);
   });
 
-  it('the agent counts it by reason', () => {
+  it('the agent counts it by reason', async () => {
     const nft = new FakeNft();
     const engine = new PolicyEngine(nft, { nodeName: 'n1' });
     const cache = new ClusterCache();
@@ -84,7 +84,7 @@ describe('incremental sync fallback', () => {
       '2',
     );
     expect(r.syncNow()?.report.fallback).toBeDefined();
-    expect(metrics.registry.render()).toContain('weir_sync_fallbacks_total{reason="ENOENT"} 1');
+    expect(await metrics.registry.metrics()).toContain('weir_sync_fallbacks_total{reason="ENOENT"} 1');
   });
 });
 

@@ -3,10 +3,10 @@
 // timeout, never shortening what is there), what a full sync writes again,
 // a failed write retried, caps counted, and every answer accepted.
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DnsPath } from '../../../src/agent/dns.ts';
 import { type DnsKernelOps, learnedFromListing, type TimedAddress } from '../../../src/agent/dns-kernel.ts';
-import { Registry } from '../../../src/agent/metrics.ts';
 import { NF_ACCEPT } from '../../../src/netlink/nfqueue.ts';
 import type { DnsPlan } from '../../../src/policy/cnp-dns.ts';
 import { encodeResponse } from './encode.ts';
@@ -75,11 +75,8 @@ function setup(limits = { minTtlS: 5, maxTtlS: 3600, perName: 64, perNode: 16384
   const kernel = new FakeKernel();
   const registry = new Registry();
   const path = new DnsPath(kernel, registry, pino({ level: 'silent' }), { limits });
-  const metric = (name: string): number => {
-    const line = registry
-      .render()
-      .split('\n')
-      .find((l) => l.startsWith(name));
+  const metric = async (name: string): Promise<number> => {
+    const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(name));
     return Number(line?.split(' ').at(-1) ?? Number.NaN);
   };
   return { kernel, path, metric };
@@ -102,7 +99,7 @@ describe('DnsPath', () => {
     expect(kernel.installs).toBe(2);
   });
 
-  it('writes the addresses of listed names to every set they match, with the TTL; other names teach nothing', () => {
+  it('writes the addresses of listed names to every set they match, with the TTL; other names teach nothing', async () => {
     const { kernel, path, metric } = setup();
     path.afterSync(plan, false);
     kernel.writes = [];
@@ -120,10 +117,10 @@ describe('DnsPath', () => {
     expect(path.onAnswer(Buffer.from('junk'), 0)).toBe(NF_ACCEPT);
     expect(kernel.writes.flat()).toEqual([]);
     expect(path.store.size).toBe(2);
-    expect(metric('weir_dns_answers_total{result="learned"}')).toBe(1);
-    expect(metric('weir_dns_answers_total{result="none"}')).toBe(1);
-    expect(metric('weir_dns_answers_total{result="unread"}')).toBe(1);
-    expect(metric('weir_dns_hold_seconds_count')).toBe(3);
+    expect(await metric('weir_dns_answers_total{result="learned"}')).toBe(1);
+    expect(await metric('weir_dns_answers_total{result="none"}')).toBe(1);
+    expect(await metric('weir_dns_answers_total{result="unread"}')).toBe(1);
+    expect(await metric('weir_dns_hold_seconds_count')).toBe(3);
   });
 
   it('never shortens a timeout: a shorter TTL writes nothing, a longer one extends', () => {
@@ -137,7 +134,7 @@ describe('DnsPath', () => {
     expect(kernel.writes.flat().map((x) => Math.round(x.timeoutMs / 1000))).toEqual([600]);
   });
 
-  it('a full sync (sets made anew) writes every live address again; a failed write is retried on the next answer', () => {
+  it('a full sync (sets made anew) writes every live address again; a failed write is retried on the next answer', async () => {
     const { kernel, path, metric } = setup();
     path.afterSync(plan, false);
     path.onAnswer(answer('c.allowed.test', 120, '203.0.113.3'), 0);
@@ -147,7 +144,7 @@ describe('DnsPath', () => {
     kernel.writes = [];
     kernel.failNext = true;
     path.onAnswer(answer('d.allowed.test', 120, '203.0.113.4'), 0);
-    expect(metric('weir_dns_write_errors_total')).toBe(1);
+    expect(await metric('weir_dns_write_errors_total')).toBe(1);
     path.onAnswer(answer('d.allowed.test', 120, '203.0.113.4'), 0);
     expect(kernel.writes.map((b) => b.map((x) => x.address))).toEqual([['203.0.113.4'], ['203.0.113.4']]);
   });
@@ -197,12 +194,12 @@ describe('DnsPath', () => {
     expect(learnedFromListing({ nftables: 'x' })).toEqual([]);
   });
 
-  it('cap overflows are counted, and what fits is still written', () => {
+  it('cap overflows are counted, and what fits is still written', async () => {
     const { kernel, path, metric } = setup({ minTtlS: 5, maxTtlS: 3600, perName: 2, perNode: 16384 });
     path.afterSync(plan, false);
     path.onAnswer(answer('e.allowed.test', 30, '203.0.113.5', '203.0.113.6', '203.0.113.7'), 0);
-    expect(metric('weir_dns_cap_overflows_total{cap="name"}')).toBe(1);
+    expect(await metric('weir_dns_cap_overflows_total{cap="name"}')).toBe(1);
     expect(kernel.writes.flat().map((x) => x.address)).toEqual(['203.0.113.5', '203.0.113.6']);
-    expect(metric('weir_dns_learned_addresses')).toBe(2);
+    expect(await metric('weir_dns_learned_addresses')).toBe(2);
   });
 });
