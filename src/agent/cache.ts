@@ -169,7 +169,7 @@ export class ClusterCache {
    * reconciler to schedule a sync; a bookmark changes no object and does not
    * call it. A missing CRD (ClusterNetworkPolicy, HostFirewallPolicy) is
    * relisted (empty) at every retry: an empty list of them when none are
-   * known is no news.
+   * known is no news (resync.ts).
    */
   mirror<T = unknown>(kind: Kind, changed: (how: 'list' | 'event') => void): Omit<ReflectorHandlers<T>, 'error'> {
     return {

@@ -132,7 +132,7 @@ export class DnsPath {
    * After each sync: the pods whose answers are held, and the domain sets
    * in force. A full sync made the sets anew (empty), and a new set may
    * match names learned before it existed: then every live address is
-   * written again with what is left of its TTL.
+   * written again with what is left of its TTL (resync.ts).
    */
   afterSync(plan: DnsPlan, full: boolean): void {
     this.#plan = plan;

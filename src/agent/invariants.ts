@@ -5,7 +5,7 @@
 //     credentials on the node, while the agent has both (its service
 //     account, with exactly the list rights the comparison needs), and the
 //     plugin's rule that the node-side tools load no Kubernetes client holds;
-//   - kernel = applied: the KernelVerifier, every second and on demand;
+//   - kernel = applied: the KernelVerifier, periodically and on demand (when: resync.ts);
 //   - IPAM = pods: the sweep of ipam-sweep.ts, every --ipam-sweep-interval.
 import fs from 'node:fs';
 import type { Logger } from 'pino';
@@ -71,7 +71,7 @@ function kernelVerifier(d: InvariantDeps): KernelVerifier {
       source: {
         list: () => {
           // Its own context, freed at once: the engine's keeps its cache small
-          // (run.ts memoryKeeper), and a listing would fill it with the table.
+          // (memory-keeper.ts), and a listing would fill it with the table.
           const nft = new LibNftables();
           try {
             return nft.list(table().family, table().name, { stateless: true });
@@ -105,7 +105,7 @@ function kernelVerifier(d: InvariantDeps): KernelVerifier {
         logCheck(d.log, r);
       },
     },
-    { minFullMs: (d.cfg.kernelCheckMinInterval ?? 5) * 1000 },
+    d.cfg.kernelCheckMinInterval !== undefined ? { minFullMs: d.cfg.kernelCheckMinInterval * 1000 } : {},
   );
 }
 

@@ -2,33 +2,18 @@
 // read back and compared with the ruleset the engine last applied
 // (kernel-drift.ts); on any difference the table is replaced whole in one
 // transaction (the engine forgets its applied state and the reconciler syncs
-// at once), the repair is counted with its reasons and logged.
-//
-// Cost and period. Reading the table back is the expensive part: at 10k pods
-// x 1k policies (1311 sets, 107k elements, 2686 rules; scripts/bench-policy's
-// cluster) libnftables lists it in 0.66-1.5 s and the comparison takes
-// another 0.2-0.6 s (measured on this 2-core machine under load 16), and it
-// runs on the agent's event loop (libnftables is synchronous). So the full
-// check is not what runs every second:
-//   - every `tickMs` (1 s) the agent reads nf_tables' ruleset generation
-//     (NFT_MSG_GETGEN, ~30 µs), which every committed batch moves, and the
-//     table's handle and use count (NFT_MSG_GETTABLE, same cost): a table
-//     deleted, made again, or missing a chain or set is found within a
-//     second, whatever the table's size;
-//   - a full check runs when the generation moved for a commit that was not
-//     the agent's own, at most once per `costFactor` x its last cost (100 x:
-//     at most 1% of the event loop; ~110-200 s at 10k x 1k, the 5 s floor
-//     below ~50 ms of cost, i.e. clusters up to ~1k pods), and at least every
-//     `maxFullMs` (10 min) in any case.
-// A table deleted behind the agent's back leaves the node unfiltered (nothing
-// hooks forward any more) until the repair, so that case is the one the
-// cheap check catches at once; an element or rule removed waits for the
-// next full check, whose spacing is the price of its cost.
+// at once), the repair is counted with its reasons and logged. The cheap
+// check reads nf_tables' ruleset generation (NFT_MSG_GETGEN), which every
+// committed batch moves, and the table's handle and use count
+// (NFT_MSG_GETTABLE); the full check lists the table through libnftables,
+// which is synchronous and so runs on the agent's event loop. When each
+// runs, and why: see resync.ts; what a full check costs: the README.
 
 import type { TableInfo } from '../netlink/nftables.ts';
 import { parseTableListing } from '../nft/listing.ts';
 import type { Ruleset } from '../policy/ruleset.ts';
 import { type DriftReason, type DriftReport, tableDrift } from './kernel-drift.ts';
+import { VERIFY_COST_FACTOR, VERIFY_FULL_MAX_MS, VERIFY_FULL_MIN_MS, VERIFY_TICK_MS } from './resync.ts';
 
 /** The kernel side of the check; the agent's is libnftables and the element writer's netlink socket. */
 export interface KernelTableSource {
@@ -98,10 +83,10 @@ export class KernelVerifier {
 
   constructor(deps: VerifierDeps, opts: VerifierOptions = {}) {
     this.#d = deps;
-    this.#tickMs = opts.tickMs ?? 1000;
-    this.#minFullMs = opts.minFullMs ?? 5000;
-    this.#maxFullMs = opts.maxFullMs ?? 600_000;
-    this.#costFactor = opts.costFactor ?? 100;
+    this.#tickMs = opts.tickMs ?? VERIFY_TICK_MS;
+    this.#minFullMs = opts.minFullMs ?? VERIFY_FULL_MIN_MS;
+    this.#maxFullMs = opts.maxFullMs ?? VERIFY_FULL_MAX_MS;
+    this.#costFactor = opts.costFactor ?? VERIFY_COST_FACTOR;
     this.#now = opts.now ?? (() => performance.now());
   }
 

@@ -4,15 +4,12 @@
 // syncing: NetworkPolicy is enforced regardless, so "not installed" (404)
 // and "forbidden" (403) list as empty, the availability is kept for /status,
 // and the reflector keeps retrying until the API serves the kind, at which
-// point the first real list replaces the empty one.
-//
-// Once the API has served the kind, a 404 or 403 is first taken for what a
-// restarting API server answers for a while (its CRD handlers and its RBAC
-// cache are not synced yet): listing empty then would drop every
-// ClusterNetworkPolicy from the table until the next list, so it is an
-// error (the last list stays in force) until it has lasted GRACE_MS.
+// point the first real list replaces the empty one. Once the API has served
+// the kind, a 404 or 403 is an error for a grace period before it lists
+// empty: why, and what each means for syncs, see resync.ts.
 import { CNP_GROUP, CNP_KIND, CNP_PLURAL } from '../policy/cnp-types.ts';
 import { httpStatus, type Lister } from './reflector.ts';
+import { OPTIONAL_KIND_GRACE_MS } from './resync.ts';
 
 /** 404: the CRD is not installed; 403: the agent's role does not cover it (older manifests). */
 export const isUnavailable = (e: unknown): boolean => httpStatus(e) === 404 || httpStatus(e) === 403;
@@ -43,22 +40,22 @@ export function unavailableReason(k: OptionalKind, code: number | undefined): st
     : `the agent may not list ${k.resource} (ClusterRole too old?): ${k.without}`;
 }
 
+/** A 404 or 403 of a kind the API served before, within OPTIONAL_KIND_GRACE_MS: an outage, not an absence. */
+export class NotServedYetError extends Error {
+  constructor(kind: OptionalKind, code: number | undefined, cause: unknown) {
+    super(
+      `${kind.resource}: ${code} from the API that served it before (restarting?); the last list stays in force for up to ${OPTIONAL_KIND_GRACE_MS / 1000} s`,
+      { cause },
+    );
+    this.name = 'NotServedYetError';
+  }
+}
+
 /**
  * A Lister for the reflector that turns 404 and 403 into an empty list and
  * records which in `state`; `changed` runs when availability changes, with
  * what it was (the agent logs each transition once, not each retry).
  */
-/** How long a 404 or 403 of a kind the API served before is an outage rather than an absence. */
-export const GRACE_MS = 30_000;
-
-/** A 404 or 403 of a kind the API served before, within GRACE_MS: an outage, not an absence. */
-export class NotServedYetError extends Error {
-  constructor(kind: OptionalKind, code: number | undefined, cause: unknown) {
-    super(`${kind.resource}: ${code} from the API that served it before (restarting?); the last list stays in force for up to ${GRACE_MS / 1000} s`, { cause });
-    this.name = 'NotServedYetError';
-  }
-}
-
 export function optionalLister<T>(
   list: Lister<T>,
   state: ApiAvailability,
@@ -85,7 +82,7 @@ export function optionalLister<T>(
       if (!isUnavailable(e)) throw e;
       const now = clock();
       failingSince ??= now;
-      if (served && now - failingSince < GRACE_MS) throw new NotServedYetError(kind, httpStatus(e), e);
+      if (served && now - failingSince < OPTIONAL_KIND_GRACE_MS) throw new NotServedYetError(kind, httpStatus(e), e);
       set(false, unavailableReason(kind, httpStatus(e)));
       return { items: [], metadata: { resourceVersion: '' } };
     }

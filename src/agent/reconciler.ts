@@ -2,7 +2,8 @@
 // CNI ADD), one sync writes the CNI config, reconciles the routes to the other
 // nodes, and applies the policy table in one nftables transaction. Each sync
 // records which API state (resourceVersions) it applied, for /status and for
-// callers waiting on it (the CNI plugin's hand-off at pod start).
+// callers waiting on it (the CNI plugin's hand-off at pod start). When a sync
+// runs, and when it replaces the table whole: see resync.ts.
 
 import type { LocalEndpoint } from '../policy/compile.ts';
 import type { PolicyEngine, SyncReport } from '../policy/engine.ts';
@@ -12,6 +13,7 @@ import type { HostCgroup, HostFirewallOptions } from '../policy/host-compile.ts'
 import { addMasquerade } from '../policy/node-rules.ts';
 import type { ClusterState, Protocol } from '../policy/types.ts';
 import type { ClusterCache, NodeFacts } from './cache.ts';
+import { SYNC_RETRY_MAX_MS } from './resync.ts';
 
 /** The node's effects besides nftables; an interface so tests can watch them. */
 export interface NodeNetworking {
@@ -102,12 +104,11 @@ export class Reconciler {
     return this.#last !== undefined;
   }
 
-  /** Something changed: sync after the debounce interval (one sync per burst). */
+  /** Something changed: sync after the debounce interval (one sync per burst; see resync.ts). */
   schedule(): void {
     this.#firstEventAt ??= performance.now();
     if (this.#timer) return;
-    // After failures, back off (up to 5 s) instead of hammering the kernel.
-    const delay = Math.min(5000, this.#opts.debounceMs * 2 ** this.#failures);
+    const delay = Math.min(SYNC_RETRY_MAX_MS, this.#opts.debounceMs * 2 ** this.#failures);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.syncNow();
@@ -127,11 +128,7 @@ export class Reconciler {
     });
   }
 
-  /**
-   * One sync. Until every kind has been listed once, nothing is applied: a
-   * table compiled from half the policies would open what they close, and
-   * the table of the previous agent run stays in force meanwhile.
-   */
+  /** One sync; nothing is applied until every kind has been listed once (resync.ts). */
   syncNow(): SyncSummary | undefined {
     if (!this.#cache.allSynced) return undefined;
     const t0 = performance.now();
@@ -208,10 +205,9 @@ export class Reconciler {
   }
 
   /**
-   * Every tracked connection of a local pod judged again: after the kernel's
-   * table was repaired (kernel-verifier.ts), connections let in while it was
-   * edited or gone are still in conntrack, where `ct state established`
-   * would keep accepting them. Returns how many were ended.
+   * Every tracked connection of a local pod judged again, after a repair
+   * (resync.ts): `ct state established` would keep accepting those let in
+   * while the table was edited or gone. Returns how many were ended.
    */
   purgeAll(): number {
     const ips = new Set(this.#endpoints.flatMap((e) => e.ips));

@@ -7,12 +7,13 @@
 // version seen, without a list. Any other failure (the API server
 // unreachable, a broken stream, another ERROR event) is retried with capped
 // exponential backoff and jitter, while the last known objects stay in
-// place: enforcement never depends on the API being up. client-node's own
-// informer stops for good on such errors, hence this.
+// place. client-node's own informer stops for good on such errors, hence
+// this. Why each case is handled so, and what it means for syncs: resync.ts.
 //
 // The API is reached through ListWatch (api-list.ts has the real one, over
 // client-node's Watch; fake-list-watch.ts a scripted one for tests).
 import { ResourceExpiredError, WatchError } from '../errors.ts';
+import { WATCH_RETRY_MAX_MS, WATCH_RETRY_MIN_MS, WATCH_TIMEOUT_S } from './resync.ts';
 
 export interface ObjectMeta {
   metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
@@ -108,7 +109,7 @@ export class Reflector<T extends ObjectMeta> {
     this.kind = kind;
     this.#api = api;
     this.#on = on;
-    this.#opts = { pageSize: 500, minBackoffMs: 200, maxBackoffMs: 30_000, watchTimeoutSeconds: 300, ...opts };
+    this.#opts = { pageSize: 500, minBackoffMs: WATCH_RETRY_MIN_MS, maxBackoffMs: WATCH_RETRY_MAX_MS, watchTimeoutSeconds: WATCH_TIMEOUT_S, ...opts };
     this.#stopping = new Promise((resolve) => {
       this.#onStop = () => resolve(undefined);
     });

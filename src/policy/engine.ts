@@ -1,7 +1,8 @@
 // The policy engine: compiles a cluster snapshot for this node and brings the
-// kernel to it in one nftables transaction per sync. The first sync replaces
-// the whole table atomically; later ones apply only the difference from the
-// state last applied. Effects go through the Nft interface, so the same
+// kernel to it in one nftables transaction per sync: the whole table,
+// replaced atomically, when the engine holds no applied state, otherwise only
+// the difference from the state last applied (when each happens:
+// src/agent/resync.ts). Effects go through the Nft interface, so the same
 // engine runs on libnftables or on FakeNft in tests.
 
 import { CniCode, WeirError } from '../errors.ts';
@@ -110,10 +111,9 @@ export class PolicyEngine {
           elementsOnly = changes !== undefined;
         }
       } catch (e) {
-        // The kernel no longer holds what we applied (someone edited the
-        // table, or an earlier run half-failed outside a transaction):
-        // replace it whole, still atomically. The report says why, for the
-        // agent's log and metric; a strict engine (tests) refuses instead.
+        // The kernel no longer holds what we applied: replace it whole,
+        // still atomically (see src/agent/resync.ts). The report says why,
+        // for the agent's log and metric; a strict engine (tests) refuses.
         fallback = e instanceof Error ? e : new Error(String(e));
         if (this.#strict) throw new IncrementalSyncError(`incremental sync failed: ${fallback.message}`, { cause: e });
         full = true;

@@ -402,7 +402,7 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
   ];
 
   /**
-   * What the agent does after a sync (src/agent/run.ts purgeConnections with
+   * What the agent does after a sync (src/agent/wiring/node.ts purgeConnections with
    * the reconciler's connectionJudge): every tracked connection of a touched
    * pod is judged as if it were new, after DNAT (the real destination is the
    * reply's source), and deleted when the new state refuses it.

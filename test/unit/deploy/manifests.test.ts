@@ -202,7 +202,7 @@ describe('the DaemonSet', () => {
       (cr.rules ?? []).some(
         (r) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && ['get', 'list', 'watch'].every((v) => r.verbs.includes(v)),
       );
-    // What the agent watches (src/agent/run.ts).
+    // What the agent watches (src/agent/wiring/cluster.ts).
     for (const [g, res] of [
       ['', 'pods'],
       ['', 'namespaces'],
