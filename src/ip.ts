@@ -3,6 +3,12 @@
 // ambiguous spellings (octal-looking `01.2.3.4`, zone IDs, short IPv4 forms)
 // are refused rather than guessed at. Output is canonical: dotted quad for
 // IPv4 and RFC 5952 for IPv6, so equal addresses always compare equal as text.
+// Text stays here: ip-num reads zone IDs and prints IPv6 groups uncompressed.
+//
+// CIDR arithmetic is ip-num's (src/ip-ranges.ts), except the few masks below,
+// which the CNI plugin's ADD path uses (the conflist's pod CIDR checks) beside
+// the IPAM range's bigint walk: loading ip-num would cost each plugin run more
+// than all of that arithmetic (measured: docs/ip.md).
 import { InternalError, InvalidConfigError } from './errors.ts';
 
 export type IpFamily = 4 | 6;
@@ -166,8 +172,10 @@ export function parseCidr(s: string): Cidr {
 /** `address/prefix` in canonical text. */
 export const formatCidr = (c: { address: string; prefix: number }): string => `${c.address}/${c.prefix}`;
 
+// ---- masks for the ADD path (the agent and the policy compiler use src/ip-ranges.ts) ----
+
 /** The address with every bit past `prefix` cleared. */
-export function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
+function maskBytes(bytes: Uint8Array, prefix: number): Uint8Array {
   const out = new Uint8Array(bytes.length);
   for (let i = 0; i < bytes.length; i++) {
     const keep = Math.max(0, Math.min(8, prefix - 8 * i));

@@ -10,6 +10,8 @@
 // Rules are compared as text, in order, with their comments (every rule weir
 // writes carries one).
 
+import { tryParseCidr } from '../ip.ts';
+import { cidrSpan } from '../ip-ranges.ts';
 import { formatAddress, parseAddress } from '../ipam/range.ts';
 import type { ListedChain, ListedSet, ListedTable } from '../nft/listing.ts';
 import { mergeRanges } from '../policy/intervals.ts';
@@ -183,13 +185,14 @@ function addressRange(text: string): { family: 4 | 6; lo: bigint; hi: bigint } |
     const hi = parseAddress(text.slice(dash + 1));
     return lo && hi && lo.family === hi.family ? { family: lo.family, lo: lo.value, hi: hi.value } : undefined;
   }
-  const slash = text.indexOf('/');
-  const a = parseAddress(slash > 0 ? text.slice(0, slash) : text);
-  if (!a) return undefined;
-  if (slash < 0) return { family: a.family, lo: a.value, hi: a.value };
-  const host = BigInt((a.family === 4 ? 32 : 128) - Number(text.slice(slash + 1)));
-  const lo = (a.value >> host) << host;
-  return { family: a.family, lo, hi: lo + (1n << host) - 1n };
+  if (text.includes('/')) {
+    const c = tryParseCidr(text);
+    if (!c) return undefined;
+    const span = cidrSpan(c);
+    return { family: c.family, lo: span.getFirst().getValue(), hi: span.getLast().getValue() };
+  }
+  const a = parseAddress(text);
+  return a && { family: a.family, lo: a.value, hi: a.value };
 }
 
 /** The canonical texts of a one-field interval set, merged into disjoint ranges. */

@@ -15,7 +15,8 @@
 // adds with NLM_F_EXCL, and replaces only where its own route holds the key.
 
 import { Errno, errnoName, InvalidConfigError, isAlreadyExists, isNotFound, NetlinkError } from '../errors.ts';
-import { type Cidr, formatCidr, formatIp, type IpBytes, networkOf, tryParseCidr, tryParseIp } from '../ip.ts';
+import { type Cidr, formatCidr, formatIp, type IpBytes, tryParseCidr, tryParseIp } from '../ip.ts';
+import { cidrNetwork } from '../ip-ranges.ts';
 import * as C from '../netlink/constants.ts';
 import type { Route } from '../netlink/route.ts';
 import type { Rtnl } from '../netlink/rtnl.ts';
@@ -57,7 +58,7 @@ export function desiredNodeRoutes(nodes: readonly NodeInfo[], self: string): Nod
   const own = nodes.find((n) => n.name === self);
   for (const raw of own?.podCIDRs ?? []) {
     const c = tryParseCidr(raw);
-    if (c) claimed.add(formatCidr(networkOf(c)));
+    if (c) claimed.add(formatCidr(cidrNetwork(c)));
   }
   const out: NodeRoute[] = [];
   const sorted = [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -67,7 +68,7 @@ export function desiredNodeRoutes(nodes: readonly NodeInfo[], self: string): Nod
     for (const raw of node.podCIDRs) {
       const c = tryParseCidr(raw);
       if (!c) continue;
-      const dst = networkOf(c);
+      const dst = cidrNetwork(c);
       const key = formatCidr(dst);
       const via = ips.find((ip) => ip.family === dst.family);
       if (!via || claimed.has(key)) continue;
@@ -138,7 +139,7 @@ export function reconcileNodeRoutes(h: Rtnl, desired: readonly NodeRoute[], opts
   // Desired routes by destination; malformed and duplicate entries are errors.
   const want = new Map<string, NodeRoute>();
   for (const d of desired) {
-    const dst = networkOf(d.dst);
+    const dst = cidrNetwork(d.dst);
     const key = formatCidr(dst);
     const via = d.via.bytes.length === 4 || d.via.bytes.length === 16 ? formatIp(d.via.bytes) : '?';
     if (d.via.family !== dst.family || d.via.bytes.length !== dst.bytes.length) {

@@ -1,34 +1,33 @@
 // ipBlock arithmetic for nftables interval sets: a CIDR minus its `except`
 // CIDRs as a list of disjoint address ranges. nft refuses overlapping
-// elements in an interval set, so the difference is computed here, exactly.
-import { bigintToBytes, bytesToBigint, type Cidr, formatIp, type IpFamily } from '../ip.ts';
+// elements in an interval set, so the difference is computed here, exactly,
+// with ip-num's ranges (mergeRanges also serves port ranges, so it stays on
+// plain bigint pairs).
+import { type AbstractIPNum, RangedSet } from 'ip-num';
+import { bigintToBytes, type Cidr, formatIp, type IpFamily } from '../ip.ts';
+import { cidrSpan, type Span } from '../ip-ranges.ts';
 
-const bits = (f: IpFamily): bigint => (f === 4 ? 32n : 128n);
+const later = (a: AbstractIPNum, b: AbstractIPNum): AbstractIPNum => (a.isGreaterThan(b) ? a : b);
+const earlier = (a: AbstractIPNum, b: AbstractIPNum): AbstractIPNum => (a.isLessThan(b) ? a : b);
 
-function span(c: Cidr): [bigint, bigint] {
-  const host = bits(c.family) - BigInt(c.prefix);
-  const first = (bytesToBigint(c.bytes) >> host) << host;
-  return [first, first + (1n << host) - 1n];
+/** `piece` without the addresses of `cut`: none, one or two pieces. */
+function minus(piece: Span, cut: Span): Span[] {
+  if (piece.getLast().isLessThan(cut.getFirst()) || cut.getLast().isLessThan(piece.getFirst())) return [piece];
+  // An earlier cut may have left a piece that `cut` only partly covers (its
+  // excepts nest inside one another); difference() wants the cut inside.
+  const overlap = new RangedSet(later(piece.getFirst(), cut.getFirst()), earlier(piece.getLast(), cut.getLast()));
+  return piece.difference(overlap);
 }
 
 /** Disjoint, sorted [first, last] ranges covering `cidr` minus every `except`. */
 export function subtractCidrs(cidr: Cidr, except: readonly Cidr[]): Array<[bigint, bigint]> {
-  let out: Array<[bigint, bigint]> = [span(cidr)];
+  let pieces: Span[] = [cidrSpan(cidr)];
   for (const e of except) {
     if (e.family !== cidr.family) continue;
-    const [a, b] = span(e);
-    const next: Array<[bigint, bigint]> = [];
-    for (const [x, y] of out) {
-      if (b < x || a > y) {
-        next.push([x, y]);
-        continue;
-      }
-      if (x < a) next.push([x, a - 1n]);
-      if (b < y) next.push([b + 1n, y]);
-    }
-    out = next;
+    const cut = cidrSpan(e);
+    pieces = pieces.flatMap((p) => minus(p, cut));
   }
-  return out;
+  return pieces.map((p) => [p.getFirst().getValue(), p.getLast().getValue()]);
 }
 
 /** Merges overlapping or adjacent ranges (several ipBlocks in one rule). */

@@ -3,7 +3,8 @@
 // defaulting rule of the API is applied here, once, and anything that cannot
 // be expressed exactly throws PolicyError naming the policy and the field:
 // a policy is either understood whole or refused whole, never trimmed.
-import { type Cidr, cidrContains, type IpBytes, networkOf, tryParseCidr } from '../ip.ts';
+import { type Cidr, type IpBytes, tryParseCidr } from '../ip.ts';
+import { cidrHolds, cidrInside, cidrNetwork } from '../ip-ranges.ts';
 import { PolicyError, type PolicyRef, show } from './errors.ts';
 import type { PortMatch } from './ports.ts';
 import { type CompiledSelector, compileOptionalSelector, compileSelector } from './selector.ts';
@@ -195,7 +196,7 @@ export function normalizeIpBlock(raw: unknown, at: string, fail: (f: string, p: 
   if (!parsed) return fail(`${at}.cidr`, `not a valid CIDR: ${show(raw.cidr)}`);
   // Why mask: the API accepts host bits ("192.168.1.1/24" is its own example)
   // and means the whole network.
-  const cidr = networkOf(parsed);
+  const cidr = cidrNetwork(parsed);
   const exceptRaw = raw.except;
   if (!absent(exceptRaw) && !Array.isArray(exceptRaw)) fail(`${at}.except`, `must be a list, got ${show(exceptRaw)}`);
   const except = ((exceptRaw ?? []) as unknown[]).map((e, i) => {
@@ -205,8 +206,8 @@ export function normalizeIpBlock(raw: unknown, at: string, fail: (f: string, p: 
     if (ex.family !== cidr.family) return fail(eat, `${show(e)} is IPv${ex.family} but cidr ${show(raw.cidr)} is IPv${cidr.family}`);
     // The API requires a strict subset; an except equal to or wider than cidr
     // would be a policy that matches nothing, which it refuses to store.
-    if (ex.prefix <= cidr.prefix || !cidrContains(cidr, ex)) return fail(eat, `${show(e)} must be a strict subset of cidr ${show(raw.cidr)}`);
-    return networkOf(ex);
+    if (ex.prefix <= cidr.prefix || !cidrInside(ex, cidr)) return fail(eat, `${show(e)} must be a strict subset of cidr ${show(raw.cidr)}`);
+    return cidrNetwork(ex);
   });
   return { kind: 'ipBlock', cidr, except };
 }
@@ -247,7 +248,7 @@ export function normalizePort(raw: unknown, at: string, fail: (f: string, p: str
 
 /** True when `ip` lies in the block's cidr and in none of its except ranges. */
 export function ipBlockContains(block: IpBlockPeer, ip: IpBytes): boolean {
-  return cidrContains(block.cidr, ip) && !block.except.some((e) => cidrContains(e, ip));
+  return cidrHolds(block.cidr, ip) && !block.except.some((e) => cidrHolds(e, ip));
 }
 
 export interface NormalizeResult {
