@@ -3,6 +3,11 @@
 // one CommonJS file, then injected into a copy of the pinned Node binary as a
 // single-executable application (SEA). koffi's native addon cannot live inside
 // the SEA blob, so it is shipped beside the executables in dist/bin/.
+// The plugin starts once per pod per verb, so its start is what a pod waits
+// for: its blob is a V8 startup snapshot of the evaluated bundle (and of the
+// built-ins it imports) rather than source and a code cache, and a start
+// deserializes that heap and calls the main function cni/main.ts registered
+// (docs/cni-start.md).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +20,7 @@ const bin = path.join(dist, 'bin');
 const only = process.argv.slice(2);
 
 const entries = [
-  { name: 'weir', entry: 'cni/main.ts' },
+  { name: 'weir', entry: 'cni/main.ts', snapshot: true },
   // The agent runs for months: V8's young generation would otherwise grow to
   // 64 MiB (two 32 MiB semi-spaces), resident once a burst of changes has
   // used it, and its old generation to ~4x the live heap between full GCs.
@@ -58,7 +63,7 @@ const clientNodePure = {
   },
 };
 
-async function buildOne({ name, entry, execArgv }) {
+async function buildOne({ name, entry, execArgv, snapshot }) {
   const bundle = path.join(dist, `${name}.cjs`);
   await build({
     entryPoints: [path.join(root, entry)],
@@ -79,10 +84,19 @@ async function buildOne({ name, entry, execArgv }) {
   const blob = path.join(dist, `${name}.blob`);
   fs.writeFileSync(
     seaConfig,
-    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, ...(execArgv ? { execArgv } : {}) }),
+    JSON.stringify({
+      main: bundle,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      ...(snapshot ? { useSnapshot: true } : { useCodeCache: true }),
+      ...(execArgv ? { execArgv } : {}),
+    }),
   );
   const node = process.execPath;
-  execFileSync(node, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Building a snapshot runs the bundle as a SEA, which warns that SEAs are
+  // experimental; the executable itself does not (disableExperimentalSEAWarning).
+  const quiet = snapshot ? ['--disable-warning=ExperimentalWarning'] : [];
+  execFileSync(node, [...quiet, '--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
   const out = path.join(bin, name);
   const tmp = `${out}.tmp`;
   fs.copyFileSync(node, tmp);

@@ -1,6 +1,8 @@
 // A client of the agent's local status API (HTTP over its unix socket), for
 // the plugin's hand-off and for weirctl. node:http is loaded on first use, so
-// a plugin that never talks to an agent does not pay for it.
+// a plugin that never talks to an agent does not pay for it. It is looked up
+// with process.getBuiltinModule, not import(): the plugin runs from a V8
+// startup snapshot, where a dynamic import has no loader to call and fails.
 import fs from 'node:fs';
 import { CniCode, WeirError } from '../errors.ts';
 
@@ -18,7 +20,7 @@ export class AgentUnavailableError extends WeirError {
 
 export async function agentCall(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 5000): Promise<AgentReply> {
   if (!fs.existsSync(socketPath)) throw new AgentUnavailableError(`no agent socket at ${socketPath} (is weir-agent running on this node?)`);
-  const http = await import('node:http');
+  const http = process.getBuiltinModule('node:http');
   const data = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(

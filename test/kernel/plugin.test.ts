@@ -5,6 +5,7 @@
 //
 // Needs root, busybox and iproute2; run `npm run build` first.
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -118,6 +119,53 @@ describe('weir plugin: ADD, CHECK, DEL', () => {
     expectSuccess(node.check(again), 'CHECK after the repeated ADD');
     node.del(again);
     expectGone(node, again);
+  });
+});
+
+/** A stand-in for the agent's socket: records each request and answers as the agent does. */
+async function fakeAgent(socket: string): Promise<{ calls: { path: string; body: unknown }[]; close(): Promise<void> }> {
+  const calls: { path: string; body: unknown }[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      calls.push({ path: req.url ?? '', body: JSON.parse(body) });
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(req.url === '/cni/add' ? { applied: true } : { ok: true }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return { calls, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('weir plugin: hand-off to the agent', () => {
+  // The executable runs from a startup snapshot, where a module can only be
+  // loaded the way the hand-off loads node:http; this is the one test that
+  // drives the hand-off through the built executable rather than in-process.
+  it('ADD tells the agent the pod and its addresses and waits for it; DEL tells it the attachment is gone', async () => {
+    const node = nodes.node();
+    const socket = path.join(node.tmp, 'agent.sock');
+    const agent = await fakeAgent(socket);
+    try {
+      const conf = node.config({ agentSocket: socket });
+      const pod = node.newPod();
+      const added = await node.invokeAsync('ADD', conf, pod).done;
+      const attached = node.attached(pod, expectSuccess(added, 'ADD'));
+      expect(added.stderr, 'no warning: the agent confirmed').toBe('');
+      expect(agent.calls).toEqual([
+        {
+          path: '/cni/add',
+          body: { containerID: pod.containerId, ifname: 'eth0', ...pod.meta, ips: [attached.ipv4, attached.ipv6] },
+        },
+      ]);
+      const deleted = await node.invokeAsync('DEL', { ...conf, prevResult: attached.result }, pod).done;
+      expectSuccess(deleted, 'DEL');
+      expect(deleted.stdout).toBe('');
+      expect(agent.calls[1]).toEqual({ path: '/cni/del', body: { containerID: pod.containerId, ifname: 'eth0' } });
+      expectGone(node, attached);
+    } finally {
+      await agent.close();
+    }
   });
 });
 
