@@ -1,6 +1,6 @@
 // Entry point: the prober, run inside the SOURCE pod's netns:
 //
-//   ip netns exec POD node src/probe/probe-main.ts --timeout 1000 \
+//   ip netns exec POD node lab/probe/probe-main.ts --timeout 1000 \
 //     --target 10.244.1.6:80/TCP --target 10.244.1.6:80/UDP --target '[fd00::6]:80/SCTP'
 //   echo '["10.244.1.6:80/TCP", {"ip":"10.244.1.7","port":81,"protocol":"SCTP"}]' | ... probe-main.ts --stdin
 //

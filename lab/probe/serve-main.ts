@@ -1,6 +1,6 @@
 // Entry point: the probe server for one pod. Start it inside the pod's netns:
 //
-//   ip netns exec POD node src/probe/serve-main.ts --name x/a --tcp 80,81 --udp 80,81 --sctp 80,81
+//   ip netns exec POD node lab/probe/serve-main.ts --name x/a --tcp 80,81 --udp 80,81 --sctp 80,81
 //
 // stdout is a stream of JSON lines: one `{"event":"ready",...}` once every
 // listener is bound, then `{"event":"sctp-init","src":...,"dstPort":80,"tag":N,...}`

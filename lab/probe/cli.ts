@@ -1,5 +1,5 @@
 // Small helpers shared by the probe entry points (serve-main.ts, probe-main.ts).
-import { InvalidConfigError } from '../errors.ts';
+import { InvalidConfigError } from '../../src/errors.ts';
 
 /** `80,81` (flag given once or several times) -> [80, 81]; duplicates removed, order kept. */
 export function parsePortList(values: readonly string[] | undefined, flag: string): number[] {
