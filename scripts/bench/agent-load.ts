@@ -25,16 +25,18 @@
 // Progress on stderr; one JSON result line on stdout.
 import http from 'node:http';
 import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type ClusterNetworkPolicy, CNP_PATH } from '../../src/policy/cnp-types.ts';
 import { compileOptionalSelector, selectorMatches } from '../../src/policy/selector.ts';
 import type { NetworkPolicy, NetworkPolicySpec, Pod } from '../../src/policy/types.ts';
 import { type Traffic, trafficDelta, watchTraffic } from './agent/watch-traffic.ts';
+import { logger } from './lib/host.ts';
 import { APPS, BENCH_NODE, BENCH_NODE_INDEX, makeCluster, makePod, NODE_COUNT, nodeIP, nodeName, podCIDR, podPrefix } from './policy/cluster.ts';
 import { makeClusterPolicies } from './policy/cluster-policies.ts';
 
-const log = (s: string): void => void process.stderr.write(`bench-agent: ${s}\n`);
+const log = logger('bench-agent');
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -143,8 +145,6 @@ async function api(method: string, p: string, body?: unknown, type?: string, ret
     await sleep(100 * 2 ** attempt);
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs fn over items with at most `n` in flight; fails on the first error. */
 async function inParallel<T>(items: readonly T[], n: number, fn: (x: T, i: number) => Promise<void>, progress?: (done: number) => void): Promise<void> {
