@@ -24,7 +24,7 @@
 // - On a full receive buffer the kernel drops batches; the next receive fails
 //   once with ENOBUFS (one per congestion episode, not per lost batch) and
 //   the socket keeps working. SO_MEMINFO's drop counter has the real count.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from '../../src/netlink/constants.ts';
@@ -92,21 +92,7 @@ function open(group: number, ns: Netns, opts?: Parameters<typeof NflogReader.ope
   return r;
 }
 
-/** A process inside `ns`, SIGKILLed (by its pid) in afterEach. `ip netns exec` execs in place: the pid is the command's. */
-function spawnIn(ns: TestNetns, cmd: string[]): ChildProcess {
-  const child = spawn('ip', ['netns', 'exec', ns.name, ...cmd], { stdio: 'ignore' });
-  child.on('error', () => {});
-  scope.defer(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-  return child;
-}
+const spawnIn = (ns: TestNetns, cmd: string[]): ChildProcess => scope.spawn(ns, cmd);
 
 /** A TCP connect from `a` with a fixed source port; gives up (the SYN is dropped) after 1.5 s. */
 function connectFromA(p: Pair, dst: string, port: number, localPort: number): ChildProcess {
