@@ -27,3 +27,14 @@ export async function readAllStdin(): Promise<string> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/** Runs an entry point's main and exits with its status; an unexpected failure is exit 1 with the error on stderr. */
+export function runMain(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`${name}: ${String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -108,7 +108,8 @@ export function listNetns(): string[] {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process of that pid exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
