@@ -44,6 +44,7 @@ import { addMasquerade } from '../../src/policy/node-rules.ts';
 import { agentRequest } from '../../test/helpers/agent.ts';
 import { heapSummary } from './agent/heap-profile.ts';
 import { report } from './agent/report.ts';
+import { unlabelledSamples } from './lib/exposition.ts';
 import { secs } from './lib/format.ts';
 import { benchTag, BASE_ENV as CLEAN_ENV, IP, linkChange, loadavg, logger, netnsPids, rootLinks, run as runCmd, taggedNetns } from './lib/host.ts';
 import { benchOptions } from './options.ts';
@@ -316,16 +317,7 @@ function proc(pid: number): { cpuS: number; rssB: number; hwmB: number; anonB: n
   return { cpuS: (Number(f[11]) + Number(f[12])) / TICK, rssB: kb('VmRSS'), hwmB: kb('VmHWM'), anonB: kb('RssAnon'), fileB: kb('RssFile') + kb('RssShmem') };
 }
 
-async function agentMetrics(a: Agent): Promise<Record<string, number>> {
-  const text = (await agentRequest(a.socket, 'GET', '/metrics')).body;
-  const v: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || !line.trim()) continue;
-    const i = line.lastIndexOf(' ');
-    v[line.slice(0, i)] = Number(line.slice(i + 1));
-  }
-  return v;
-}
+const agentMetrics = async (a: Agent): Promise<Record<string, number>> => unlabelledSamples((await agentRequest(a.socket, 'GET', '/metrics')).body);
 // biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
 const agentStatus = async (a: Agent): Promise<any> => (await agentRequest(a.socket, 'GET', '/status')).json;
 
