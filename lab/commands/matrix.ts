@@ -8,10 +8,10 @@
 //   TCP, UDP   `agnhost connect IP:PORT --timeout=1s --protocol=tcp|udp` run in
 //              the source pod's netns (the pinned agnhost; exit 0 = connected),
 //              as the upstream e2e suite probes; `--prober netprobe` uses the
-//              repo's prober (src/probe) instead.
+//              repo's prober (lab/probe) instead.
 //   SCTP       at the packet level: the netprobe prober sends a raw INIT (with a
 //              correct CRC32c) from the source pod's netns, and an observer (a
-//              raw IPPROTO_SCTP socket, src/probe spawnServer with only --sctp
+//              raw IPPROTO_SCTP socket, lab/probe spawnServer with only --sctp
 //              ports) started in each destination pod's netns for the duration
 //              of the matrix reports its arrival. Raw sockets each get their own
 //              copy of a packet, so the observer does not take it from the pod.
@@ -21,9 +21,9 @@
 // (`.` connected, `X` blocked). A summary line goes to stderr.
 
 import fs from 'node:fs';
-import { formatTarget, PROTOCOLS, type ProbeResult, type ProbeTarget, type Protocol } from '../../src/probe/client.ts';
-import { type MatrixPod, type MatrixResult, type Prober, renderMatrix, runMatrix, summarize } from '../../src/probe/matrix.ts';
-import { runProberProcess, type ServerProcess, spawnServer } from '../../src/probe/process.ts';
+import { formatTarget, PROTOCOLS, type ProbeResult, type ProbeTarget, type Protocol } from '../probe/client.ts';
+import { type MatrixPod, type MatrixResult, type Prober, renderMatrix, runMatrix, summarize } from '../probe/matrix.ts';
+import { runProberProcess, type ServerProcess, spawnServer } from '../probe/process.ts';
 import type { LabPod, LabState } from '../state.ts';
 import { agnhostPath, inNetns, LabCommandError, labState, parseDuration, podNetnsPath, run, runningPods } from './common.ts';
 

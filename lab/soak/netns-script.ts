@@ -7,7 +7,7 @@
 // (PROBE_LOOP, NetnsScript).
 import { type ChildProcess, spawn } from 'node:child_process';
 import readline from 'node:readline';
-import { defaultNode } from '../../src/probe/process.ts';
+import { defaultNode } from '../probe/process.ts';
 
 /**
  * A probe loop in a pod's netns: every `intervalMs`, a fresh TCP connect to

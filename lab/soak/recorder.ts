@@ -22,8 +22,8 @@
 // kubectl and the stamper.
 import { type ChildProcess, spawn } from 'node:child_process';
 import readline from 'node:readline';
-import { defaultNode } from '../../src/probe/process.ts';
 import { kubectl, kubectlArgv, sleep, userEnv } from '../commands/common.ts';
+import { defaultNode } from '../probe/process.ts';
 import type { LabState } from '../state.ts';
 import { KINDS, type Kind, KindTimeline, type KObject, type Version } from './timeline.ts';
 

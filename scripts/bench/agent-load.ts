@@ -25,16 +25,19 @@
 // Progress on stderr; one JSON result line on stdout.
 import http from 'node:http';
 import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type ClusterNetworkPolicy, CNP_PATH } from '../../src/policy/cnp-types.ts';
 import { compileOptionalSelector, selectorMatches } from '../../src/policy/selector.ts';
 import type { NetworkPolicy, NetworkPolicySpec, Pod } from '../../src/policy/types.ts';
 import { type Traffic, trafficDelta, watchTraffic } from './agent/watch-traffic.ts';
+import { unlabelledSamples } from './lib/exposition.ts';
+import { logger } from './lib/host.ts';
 import { APPS, BENCH_NODE, BENCH_NODE_INDEX, makeCluster, makePod, NODE_COUNT, nodeIP, nodeName, podCIDR, podPrefix } from './policy/cluster.ts';
 import { makeClusterPolicies } from './policy/cluster-policies.ts';
 
-const log = (s: string): void => void process.stderr.write(`bench-agent: ${s}\n`);
+const log = logger('bench-agent');
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -143,8 +146,6 @@ async function api(method: string, p: string, body?: unknown, type?: string, ret
     await sleep(100 * 2 ** attempt);
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs fn over items with at most `n` in flight; fails on the first error. */
 async function inParallel<T>(items: readonly T[], n: number, fn: (x: T, i: number) => Promise<void>, progress?: (done: number) => void): Promise<void> {
@@ -349,23 +350,6 @@ async function agentGet(p: string): Promise<string> {
   }
 }
 
-/** The values of the agent's metrics this benchmark reads. */
-function metricValues(text: string): Record<string, number> {
-  const want = [
-    'weir_event_to_applied_seconds_sum',
-    'weir_event_to_applied_seconds_count',
-    'weir_sync_duration_seconds_sum',
-    'weir_sync_duration_seconds_count',
-    'process_cpu_seconds_total',
-  ];
-  const v: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const [name, value] = line.split(' ');
-    if (name && want.includes(name)) v[name] = Number(value);
-  }
-  return v;
-}
-
 export interface Change {
   kind: 'policy' | 'pod';
   type: string;
@@ -527,7 +511,7 @@ async function changes(): Promise<void> {
   for (let k = 0; k < total; k++) {
     await sleep(gapMs);
     attribute();
-    const m0 = metricValues(await agentGet('/metrics'));
+    const m0 = unlabelledSamples(await agentGet('/metrics'));
     const w = await write(k);
     const rv = Number(w.reply.json?.metadata?.resourceVersion);
     if (!Number.isFinite(rv)) throw new Error(`change ${k}: no resourceVersion in the reply`);
@@ -548,7 +532,7 @@ async function changes(): Promise<void> {
       if (++timeouts >= 3) throw new Error(`3 changes were not applied within ${APPLY_TIMEOUT_MS / 1000} s; giving up`);
       continue;
     }
-    const m1 = metricValues(await agentGet('/metrics'));
+    const m1 = unlabelledSamples(await agentGet('/metrics'));
     const d = (name: string): number => (m1[name] ?? NaN) - (m0[name] ?? NaN);
     const syncs = d('weir_sync_duration_seconds_count');
     const at = Date.parse(st.applied.at);

@@ -35,6 +35,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, startControlPlane } from '../../lab/controlplane/index.ts';
 import { rulesetCounts } from '../../src/agent/agent-metrics.ts';
@@ -43,6 +44,9 @@ import { addMasquerade } from '../../src/policy/node-rules.ts';
 import { agentRequest } from '../../test/helpers/agent.ts';
 import { heapSummary } from './agent/heap-profile.ts';
 import { report } from './agent/report.ts';
+import { unlabelledSamples } from './lib/exposition.ts';
+import { secs } from './lib/format.ts';
+import { benchTag, BASE_ENV as CLEAN_ENV, IP, linkChange, loadavg, logger, netnsPids, rootLinks, run as runCmd, taggedNetns } from './lib/host.ts';
 import { benchOptions } from './options.ts';
 import { BENCH_NODE, BENCH_NODE_INDEX, BENCH_POD_CIDR, MAX_NODES, makeCluster, NODE_COUNT, podCIDR } from './policy/cluster.ts';
 import { makeClusterPolicies } from './policy/cluster-policies.ts';
@@ -120,20 +124,17 @@ if (process.getuid?.() !== 0) {
 }
 
 const started = performance.now();
-const loadavg = (): string => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const loadBefore = loadavg();
 const NODE = path.join(root, 'node_modules/.bin/node');
 const DEFAULT_AGENT_BIN = path.join(root, 'dist/bin/weir-agent');
 const AGENT_SRC = typeof opt['agent-bin'] === 'string' ? path.resolve(opt['agent-bin']) : DEFAULT_AGENT_BIN;
 let AGENT_BIN = AGENT_SRC; // replaced by the copy in the temp dir
 const LOADER = path.join(root, 'scripts/bench/agent-load.ts');
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => fs.existsSync(p)) ?? 'ip';
-const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: process.env.HOME ?? '/root' };
-const TAG = /^[A-Za-z0-9]{1,20}$/.test(process.env.WEIR_BENCH_TAG ?? '') ? (process.env.WEIR_BENCH_TAG as string) : `wbagent${process.pid}`;
+const BASE_ENV = { ...CLEAN_ENV, LANG: 'C.UTF-8', HOME: process.env.HOME ?? '/root' };
+const TAG = benchTag('wbagent');
 const NS = `${TAG}-cp`;
 const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-const log = (s: string): void => void process.stderr.write(`bench-agent: ${s}\n`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = logger('bench-agent');
 
 if (opt.build || (AGENT_SRC === DEFAULT_AGENT_BIN && !fs.existsSync(AGENT_SRC)))
   spawnSync(NODE, [path.join(root, 'scripts/build.mjs'), 'weir-agent'], { cwd: root, stdio: ['ignore', 2, 2] });
@@ -165,26 +166,7 @@ const newer =
 const builtAt = PROFILE ? '' : new Date(fs.statSync(AGENT_SRC).mtimeMs).toISOString().replace(/\.\d+Z$/, 'Z');
 
 // ---- processes and the namespace ---------------------------------------------------
-function run(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { env: BASE_ENV, encoding: 'utf8', timeout: 60_000 });
-  if (r.error || r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.error ?? ''}${r.stderr || r.stdout}`.trim());
-  return r.stdout;
-}
-const ip = (...args: string[]): string => run(IP, args);
-const ourNetns = (): string[] =>
-  ip('netns', 'list')
-    .split('\n')
-    .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith(`${TAG}-`));
-const rootLinks = (): string =>
-  ip('-o', 'link', 'show')
-    .split('\n')
-    .map((l) => l.split(':')[1]?.trim())
-    .filter(Boolean)
-    .sort()
-    .join(' ');
-const nsPids = (ns: string): number[] =>
-  spawnSync(IP, ['netns', 'pids', ns], { env: BASE_ENV, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+const ip = (...args: string[]): string => runCmd(IP, args, { env: BASE_ENV, timeoutMs: 60_000 });
 /** argv that runs cmd in the namespace, SIGKILLed by the kernel if this process dies. */
 const inNs = (cmd: string[]): string[] => ['netns', 'exec', NS, 'setpriv', '--pdeathsig', 'KILL', '--', ...cmd];
 
@@ -335,20 +317,9 @@ function proc(pid: number): { cpuS: number; rssB: number; hwmB: number; anonB: n
   return { cpuS: (Number(f[11]) + Number(f[12])) / TICK, rssB: kb('VmRSS'), hwmB: kb('VmHWM'), anonB: kb('RssAnon'), fileB: kb('RssFile') + kb('RssShmem') };
 }
 
-async function agentMetrics(a: Agent): Promise<Record<string, number>> {
-  const text = (await agentRequest(a.socket, 'GET', '/metrics')).body;
-  const v: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || !line.trim()) continue;
-    const i = line.lastIndexOf(' ');
-    v[line.slice(0, i)] = Number(line.slice(i + 1));
-  }
-  return v;
-}
+const agentMetrics = async (a: Agent): Promise<Record<string, number>> => unlabelledSamples((await agentRequest(a.socket, 'GET', '/metrics')).body);
 // biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
 const agentStatus = async (a: Agent): Promise<any> => (await agentRequest(a.socket, 'GET', '/status')).json;
-
-const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 // ---- the run -----------------------------------------------------------------------------
 let tmp: string | undefined;
@@ -491,7 +462,7 @@ try {
   if (cp) await cp.stop().catch((e: Error) => log(`stopping the control plane: ${e.message}`));
   if (nsMade) {
     // Anything still in our namespace is ours (a control plane cut off by Ctrl-C mid-start).
-    const left = nsPids(NS);
+    const left = netnsPids(NS);
     if (left.length) log(`killing processes left in ${NS}: ${left.join(' ')}`);
     for (const pid of left) {
       try {
@@ -503,12 +474,12 @@ try {
     spawnSync(IP, ['netns', 'del', NS], { env: BASE_ENV });
   }
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  const left = ourNetns();
-  const rootAfter = rootLinks();
+  const left = taggedNetns(TAG);
+  const links = linkChange(rootBefore, rootLinks());
   console.log(
-    `\ncleanup: agent, loader, control plane stopped; netns ${NS} ${nsMade ? 'deleted' : 'never made'}; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`,
+    `\ncleanup: agent, loader, control plane stopped; netns ${NS} ${nsMade ? 'deleted' : 'never made'}; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${links.text}`,
   );
-  if (left.length || rootAfter !== rootBefore) exitCode ||= 1;
+  if (left.length || links.leaked.length) exitCode ||= 1;
   console.log(`total time: ${secs(performance.now() - started)}`);
   process.exit(exitCode);
 }

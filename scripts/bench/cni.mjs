@@ -9,7 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { f1 as f } from './lib/format.ts';
+import { BASE_ENV, benchTag, IP, interruptible, linkChange, rootLinks, run, taggedNetns } from './lib/host.ts';
+import { pct } from './lib/stats.ts';
+import { benchOptions } from './options.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const USAGE = `usage: scripts/bench-cni [--pods N] [--rounds R] [--build] [--compare FILE]
@@ -18,31 +21,14 @@ const USAGE = `usage: scripts/bench-cni [--pods N] [--rounds R] [--build] [--com
   --build         rebuild dist/bin/weir first (otherwise only when it is missing)
   --compare FILE  also time another weir executable (e.g. a copy of an older
                   build, with its koffi.node beside it) in the same run`;
-let opt;
-try {
-  opt = parseArgs({
-    options: {
-      pods: { type: 'string', default: '50' },
-      rounds: { type: 'string', default: '1' },
-      build: { type: 'boolean' },
-      compare: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  }).values;
-} catch (e) {
-  console.error(`${e.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (opt.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const PODS = Number(opt.pods);
-const ROUNDS = Number(opt.rounds);
-if (!Number.isInteger(PODS) || PODS < 1 || PODS > 250 || !Number.isInteger(ROUNDS) || ROUNDS < 1) {
-  console.error(`bench-cni: bad --pods/--rounds\n${USAGE}`);
-  process.exit(2);
-}
+const { opt, int } = benchOptions('bench-cni', USAGE, {
+  pods: { type: 'string', default: '50' },
+  rounds: { type: 'string', default: '1' },
+  build: { type: 'boolean' },
+  compare: { type: 'string' },
+});
+const PODS = int('pods', 1, 250);
+const ROUNDS = int('rounds', 1);
 if (process.getuid?.() !== 0) {
   console.error('bench-cni: needs root (network namespaces)');
   process.exit(1);
@@ -53,9 +39,7 @@ const NODE = path.join(root, 'node_modules/.bin/node');
 const WEIR = path.join(root, 'dist/bin/weir');
 const PTP = '/usr/lib/cni/ptp';
 const OTHER = opt.compare ? path.resolve(opt.compare) : undefined;
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => fs.existsSync(p));
-const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-const TAG = /^[A-Za-z0-9]{1,20}$/.test(process.env.WEIR_BENCH_TAG ?? '') ? process.env.WEIR_BENCH_TAG : `wbench${process.pid}`;
+const TAG = benchTag('wbench');
 const NODE_NS = `${TAG}-node`;
 const made = []; // namespaces this run created, in order
 let tmp;
@@ -74,28 +58,12 @@ const newest = (d) => fs.readdirSync(d, { recursive: true }).reduce((m, f) => Ma
 const stale = Math.max(newest(path.join(root, 'src')), newest(path.join(root, 'cni'))) > fs.statSync(WEIR).mtimeMs;
 
 // ---- processes and namespaces ----------------------------------------------
-function sh(args, input) {
-  const r = spawnSync(IP, args, { env: BASE_ENV, encoding: 'utf8', input });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr || r.error || r.signal}`);
-  return r.stdout;
-}
-const ourNetns = () =>
-  sh(['netns', 'list'])
-    .split('\n')
-    .map((l) => l.split(' ')[0])
-    .filter((n) => n.startsWith(`${TAG}-`));
+const sh = (args) => run(IP, args);
 function addNs(name) {
   sh(['netns', 'add', name]);
   made.push(name);
   sh(['-n', name, 'link', 'set', 'lo', 'up']);
 }
-const rootLinks = () =>
-  sh(['-o', 'link', 'show'])
-    .split('\n')
-    .map((l) => l.split(':')[1]?.trim())
-    .filter(Boolean)
-    .sort()
-    .join(' ');
 const vethCount = () => sh(['-n', NODE_NS, '-o', 'link', 'show', 'type', 'veth']).split('\n').filter(Boolean).length;
 
 // CPU time of this process's reaped children: `ip netns exec` execs env, which
@@ -122,13 +90,7 @@ function timed(what, vars, cmd, input = '') {
   return { ms, cpu, out: r.stdout };
 }
 
-let aborted;
-for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(s, () => (aborted = s));
-// A signal handler can only run when the event loop turns; give it a turn between samples (untimed).
-async function checkpoint() {
-  await new Promise((r) => setImmediate(r));
-  if (aborted) throw new Error(`interrupted (${aborted})`);
-}
+const { aborted, checkpoint } = interruptible();
 
 // ---- the plugins -------------------------------------------------------------
 const confs = () => ({
@@ -228,28 +190,21 @@ try {
   report();
 } catch (e) {
   await new Promise((r) => setImmediate(r)); // let a pending signal handler run
-  console.error(`bench-cni: ${aborted ? `interrupted (${aborted}): ` : ''}${e.message}`);
-  exitCode = aborted ? 130 : 1;
+  console.error(`bench-cni: ${aborted() ? `interrupted (${aborted()}): ` : ''}${e.message}`);
+  exitCode = aborted() ? 130 : 1;
 } finally {
   for (const n of made.reverse()) spawnSync(IP, ['netns', 'del', n], { env: BASE_ENV });
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  const left = ourNetns();
-  const rootAfter = rootLinks();
-  console.log(
-    `\ncleanup: ${made.length} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${rootAfter === rootBefore ? 'unchanged' : `CHANGED: before [${rootBefore}] after [${rootAfter}]`}`,
-  );
-  if (left.length || rootAfter !== rootBefore) exitCode ||= 1;
+  const left = taggedNetns(TAG);
+  const links = linkChange(rootBefore, rootLinks());
+  console.log(`\ncleanup: ${made.length} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; root netns links ${links.text}`);
+  if (left.length || links.leaked.length) exitCode ||= 1;
   console.log(`total time: ${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s`);
   process.exit(exitCode);
 }
 
 // ---- the report ----------------------------------------------------------------
-function pct(xs, p) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.max(0, Math.ceil(p * s.length) - 1)];
-}
 function report() {
-  const f = (x) => x.toFixed(1);
   const st = (verb, key) => ({ p50: pct(samples[verb][key], 0.5), p99: pct(samples[verb][key], 0.99), n: samples[verb][key].length });
   const mean = (verb, key) => cpuSamples[verb][key].reduce((a, b) => a + b, 0) / cpuSamples[verb][key].length;
   const n = samples.ADD.weir.length;

@@ -7,30 +7,33 @@
 // transaction). Also the cost of the reconciler's whole-cluster
 // PolicyEvaluator, and the heap retained by one applied ruleset.
 // Usage: node --expose-gc scripts/bench/compile-micro.ts [--pods N] [--policies N] [--reps N]
-import { parseArgs } from 'node:util';
 import { type CompileOptions, compilePolicies, indexerFor } from '../../src/policy/compile.ts';
 import { PolicyEvaluator } from '../../src/policy/evaluator.ts';
 import { diffTransaction } from '../../src/policy/ruleset.ts';
 import type { NetworkPolicy, Pod } from '../../src/policy/types.ts';
+import { f1 } from './lib/format.ts';
+import { gc } from './lib/host.ts';
+import { pct } from './lib/stats.ts';
+import { benchOptions } from './options.ts';
 import { BENCH_NODE, BENCH_POD_CIDR, makeCluster, snapshot } from './policy/cluster.ts';
 
-const { values: opt } = parseArgs({
-  options: { pods: { type: 'string', default: '10000' }, policies: { type: 'string', default: '1000' }, reps: { type: 'string', default: '9' } },
+const USAGE = `usage: node --expose-gc scripts/bench/compile-micro.ts [options]
+  --pods N      pods in the synthetic cluster (default 10000)
+  --policies N  NetworkPolicies (default 1000)
+  --reps N      timed repetitions of each change (default 9)`;
+const { int } = benchOptions('compile-micro', USAGE, {
+  pods: { type: 'string', default: '10000' },
+  policies: { type: 'string', default: '1000' },
+  reps: { type: 'string', default: '9' },
 });
-const PODS = Number(opt.pods);
-const POLICIES = Number(opt.policies);
-const REPS = Number(opt.reps);
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+const PODS = int('pods', 1);
+const POLICIES = int('policies', 0);
+const REPS = int('reps', 1);
 const heapMiB = (): number => {
   gc();
   gc();
   return process.memoryUsage().heapUsed / 2 ** 20;
 };
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
-};
-const f1 = (x: number): string => x.toFixed(1);
 
 const heap0 = heapMiB();
 const c = makeCluster({ pods: PODS, policies: POLICIES, seed: 1 });
@@ -121,7 +124,7 @@ for (const [name, change] of cases) {
     ops.push(s.ops);
   }
   console.log(
-    `${name.padEnd(20)} compile p50 ${f1(pct(comp, 50))} ms, diff p50 ${f1(pct(diff, 50))} ms, total p50 ${f1(pct(tot, 50))} max ${f1(Math.max(...tot))} ms; tx ops p50 ${pct(ops, 50)}`,
+    `${name.padEnd(20)} compile p50 ${f1(pct(comp, 0.5))} ms, diff p50 ${f1(pct(diff, 0.5))} ms, total p50 ${f1(pct(tot, 0.5))} max ${f1(Math.max(...tot))} ms; tx ops p50 ${pct(ops, 0.5)}`,
   );
 }
 

@@ -7,26 +7,27 @@
 // Runs in a network namespace it creates and removes. Needs root.
 // Usage: node_modules/.bin/node scripts/bench/nft-elements.ts [--reps 50]
 import { spawnSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import type { ElementChange } from '../../src/nft/element-writer.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
 import { NetlinkElementWriter } from '../../src/nft/netlink-elements.ts';
 import { nft, Transaction } from '../../src/nft/transaction.ts';
 import type { NftMap, NftSet } from '../../src/nft/types.ts';
 import { Netns } from '../../src/sys/netns.ts';
+import { IP, run } from './lib/host.ts';
+import { median, timeMs as time } from './lib/stats.ts';
+import { benchOptions } from './options.ts';
 
-const { values: opt } = parseArgs({ options: { reps: { type: 'string', default: '50' } } });
-const REPS = Number(opt.reps);
+const USAGE = `usage: node_modules/.bin/node scripts/bench/nft-elements.ts [--reps N]
+  --reps N  timed adds and deletes through each path (default 50)`;
+const { int } = benchOptions('nft-elements', USAGE, { reps: { type: 'string', default: '50' } });
+const REPS = int('reps', 1);
 if (process.getuid?.() !== 0) {
   console.error('nft-elements bench: needs root (network namespaces)');
   process.exit(1);
 }
 
 const NS = `weirbench-nftel-${process.pid}`;
-const ip = (...args: string[]): void => {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
-};
+const ip = (...args: string[]): void => void run(IP, args);
 
 let netns: Netns | undefined;
 let lib: LibNftables | undefined;
@@ -40,7 +41,7 @@ function cleanup(): void {
       console.error(`cleanup: ${String(e)}`);
     }
   }
-  if (made) spawnSync('ip', ['netns', 'del', NS]);
+  if (made) spawnSync(IP, ['netns', 'del', NS]);
   made = false;
 }
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -90,16 +91,6 @@ function build(): { sets: number; intervals: number; elements: number; target: N
   flush();
   return { sets: sets + 1, intervals, elements: elements + M4_ELEMENTS, target: nft.set(t, 'a4_7', 'ipv4_addr'), map };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
-const time = (fn: () => void): number => {
-  const t0 = performance.now();
-  fn();
-  return performance.now() - t0;
-};
 
 try {
   ip('netns', 'add', NS);

@@ -4,7 +4,8 @@
 // reader can map it to the pod and the policies that select it.
 
 import type { DropRecord } from '../agent-api/types.ts';
-import { type NflogPacket, parsePacketHeaders, tcpFlagNames } from '../netlink/nflog.ts';
+import type { NflogPacket } from '../netlink/nflog.ts';
+import { type PacketHeaders, parsePacketHeaders, tcpFlagNames } from '../packet/headers.ts';
 
 export type { DropRecord };
 
@@ -14,7 +15,7 @@ const PREFIX = /^weir (deny|audit) (in|eg|host) (\S+): $/;
 export function parseDrop(p: NflogPacket, seq: number): DropRecord | undefined {
   const m = PREFIX.exec(p.prefix);
   if (!m) return undefined;
-  let h: ReturnType<typeof parsePacketHeaders> | undefined;
+  let h: PacketHeaders | undefined;
   try {
     h = parsePacketHeaders(p.payload, p.family);
   } catch {

@@ -15,7 +15,7 @@
 //   socket and posts every datagram to the main thread, which decodes it, so
 //   the agent's event loop never blocks. The worker is an `eval` worker of a
 //   few lines of plain JavaScript using only node:fs and node:worker_threads:
-//   unlike a worker *file* (src/probe/observer-worker.ts), it also runs from
+//   unlike a worker *file* (lab/probe/observer-worker.ts), it also runs from
 //   the esbuild bundle inside the single-executable agent, where there is no
 //   .ts file to start a worker from.
 //

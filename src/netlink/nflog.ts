@@ -1,6 +1,7 @@
 // nfnetlink_log (NETLINK_NETFILTER, subsystem NFNL_SUBSYS_ULOG): the packets
 // that nftables rules log with `log prefix "..." group N`, as messages. Pure
-// byte encoding and decoding, no sockets; the effects live in nflog-handle.ts.
+// byte encoding and decoding, no sockets; the effects live in nflog-handle.ts,
+// and the logged packet's own headers are read by src/packet/headers.ts.
 //
 // Layout, from linux/netfilter/nfnetlink.h and nfnetlink_log.h:
 //   nlmsghdr, type = NFNL_SUBSYS_ULOG (4) << 8 | NFULNL_MSG_PACKET (0) | NFULNL_MSG_CONFIG (1)
@@ -34,7 +35,6 @@
 //   netdev) and the payload starts at the network header.
 
 import { InternalError } from '../errors.ts';
-import { formatIp } from '../ip.ts';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './constants.ts';
 import { attr, attrToString, nlmsg, parseAttrs, parseMessages } from './message.ts';
 
@@ -279,129 +279,4 @@ export function decodeNflogDatagram(buf: Buffer): NflogPacket[] {
     if (p) out.push(p);
   }
   return out;
-}
-
-// ---- the logged packet's headers ----
-
-export type L4Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6';
-
-export interface PacketHeaders {
-  family: 4 | 6;
-  src: string;
-  dst: string;
-  /** The transport protocol by name, or its number when weir has no name for it. */
-  protocol: L4Protocol | number;
-  /** Ports of TCP, UDP and SCTP, when the copied bytes reach them (never for a non-first fragment). */
-  sport?: number;
-  dport?: number;
-  /** The TCP flags byte (FIN 0x01 … CWR 0x80); see tcpFlagNames. */
-  tcpFlags?: number;
-  /** ICMP / ICMPv6 type and code. */
-  icmpType?: number;
-  icmpCode?: number;
-  /** A fragment other than the first: no transport header. */
-  fragment?: boolean;
-}
-
-const PROTO_NAMES: ReadonlyMap<number, L4Protocol> = new Map([
-  [1, 'ICMP'],
-  [6, 'TCP'],
-  [17, 'UDP'],
-  [58, 'ICMPv6'],
-  [132, 'SCTP'],
-]);
-
-const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'] as const;
-/** `0x12` → ['SYN', 'ACK']. */
-export const tcpFlagNames = (flags: number): string[] => TCP_FLAG_NAMES.filter((_, i) => flags & (1 << i));
-
-// IPv6 extension headers that are skipped to find the transport header.
-const IPV6_HOPOPTS = 0;
-const IPV6_ROUTING = 43;
-const IPV6_FRAGMENT = 44;
-const IPV6_AH = 51;
-const IPV6_DSTOPTS = 60;
-
-function l4(h: PacketHeaders, proto: number, b: Buffer, off: number): PacketHeaders {
-  if (proto === 6 || proto === 17 || proto === 132) {
-    if (b.length >= off + 4) {
-      h.sport = b.readUInt16BE(off);
-      h.dport = b.readUInt16BE(off + 2);
-    }
-    if (proto === 6 && b.length >= off + 14) h.tcpFlags = b.readUInt8(off + 13);
-  } else if (proto === 1 || proto === 58) {
-    if (b.length >= off + 2) {
-      h.icmpType = b.readUInt8(off);
-      h.icmpCode = b.readUInt8(off + 1);
-    }
-  }
-  return h;
-}
-
-/**
- * Reads the IP header of a logged packet (and the transport header, as far as
- * the copied bytes go). `family` comes from the nflog message; without it the
- * IP version nibble decides. Returns undefined for bytes that are not a
- * plausible IPv4/IPv6 header.
- */
-export function parsePacketHeaders(payload: Buffer, family?: 4 | 6): PacketHeaders | undefined {
-  if (payload.length < 1) return undefined;
-  const version = payload.readUInt8(0) >> 4;
-  const fam = family ?? (version === 4 ? 4 : version === 6 ? 6 : undefined);
-  if (fam === undefined || version !== fam) return undefined;
-  if (fam === 4) {
-    if (payload.length < 20) return undefined;
-    const ihl = (payload.readUInt8(0) & 0x0f) * 4;
-    if (ihl < 20) return undefined;
-    const proto = payload.readUInt8(9);
-    const h: PacketHeaders = {
-      family: 4,
-      src: formatIp(payload.subarray(12, 16)),
-      dst: formatIp(payload.subarray(16, 20)),
-      protocol: PROTO_NAMES.get(proto) ?? proto,
-    };
-    if ((payload.readUInt16BE(6) & 0x1fff) !== 0) {
-      h.fragment = true;
-      return h;
-    }
-    return l4(h, proto, payload, ihl);
-  }
-  if (payload.length < 40) return undefined;
-  const h: PacketHeaders = {
-    family: 6,
-    src: formatIp(payload.subarray(8, 24)),
-    dst: formatIp(payload.subarray(24, 40)),
-    protocol: 0,
-  };
-  let next = payload.readUInt8(6);
-  let off = 40;
-  // Walk the extension headers; a header cut off by the copy range ends the walk.
-  for (let i = 0; i < 8; i++) {
-    if (next === IPV6_HOPOPTS || next === IPV6_ROUTING || next === IPV6_DSTOPTS) {
-      if (payload.length < off + 2) break;
-      const n = payload.readUInt8(off);
-      off += (payload.readUInt8(off + 1) + 1) * 8;
-      next = n;
-    } else if (next === IPV6_FRAGMENT) {
-      if (payload.length < off + 8) break;
-      const n = payload.readUInt8(off);
-      const fragOff = payload.readUInt16BE(off + 2) & 0xfff8;
-      off += 8;
-      next = n;
-      if (fragOff !== 0) {
-        h.protocol = PROTO_NAMES.get(next) ?? next;
-        h.fragment = true;
-        return h;
-      }
-    } else if (next === IPV6_AH) {
-      if (payload.length < off + 2) break;
-      const n = payload.readUInt8(off);
-      off += (payload.readUInt8(off + 1) + 2) * 4;
-      next = n;
-    } else {
-      break;
-    }
-  }
-  h.protocol = PROTO_NAMES.get(next) ?? next;
-  return l4(h, next, payload, off);
 }

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labOk, UP_TIMEOUT_MS, upDefaultLab } from '../helpers/lab.ts';
 import { eventually as poll } from '../helpers/wait.ts';
 
 const DIR = labDir();
@@ -74,12 +74,9 @@ describe('scripts/lab (3 nodes)', { timeout: 180_000 }, () => {
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces)');
     // The default lab: one left up by a user (scripts/demo) is taken as it is, another is replaced.
-    const before = readState(DIR);
-    if (before && (before.nodes.length !== 3 || before.hostFirewall)) await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-    const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
+    const r = await upDefaultLab(DIR);
     upMs = r.ms;
     console.log(`scripts/lab up: exit ${r.code} in ${(upMs / 1000).toFixed(1)} s`);
-    if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
     const s = readState(DIR);
     if (!s) throw new Error(`no lab recorded in ${DIR} after up`);
     state = s;

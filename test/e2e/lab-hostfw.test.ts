@@ -16,10 +16,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { agnhostPath, inNetns, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 import { itRetriedRarely, RetryLedger } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
@@ -30,12 +30,7 @@ const WORKER2 = 'weir-worker2';
 
 let state: LabState | undefined;
 
-async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
-  if (!state) throw new Error('no lab');
-  const r = await kubectl(state, args, { timeoutMs, ...(input === undefined ? {} : { input }) });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const k = (args: string[], input?: string, timeoutMs?: number): Promise<string> => labKubectl(state, args, input, timeoutMs);
 const apply = (yaml: string): Promise<string> => k(['apply', '-f', '-'], yaml);
 
 async function labWait(): Promise<void> {

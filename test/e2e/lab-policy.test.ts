@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, type RunResult, run } from '../../lab/commands/common.ts';
+import { agnhostPath, inNetns, labState, podNetnsPath, type RunResult, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labPods } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
-import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 import { itRetriedRarely, RetryLedger } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
@@ -14,12 +14,7 @@ const EFFECT_BOUND_MS = 10_000;
 
 let state: LabState;
 
-/** The pinned kubectl as admin (what `scripts/lab kubectl` runs, without its start-up cost). */
-async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
-  const r = await kubectl(state, args, { timeoutMs, ...(input === undefined ? {} : { input }) });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const k = (args: string[], input?: string, timeoutMs?: number): Promise<string> => labKubectl(state, args, input, timeoutMs);
 const kJson = async <T>(args: string[]): Promise<T> => JSON.parse(await k([...args, '-o', 'json'])) as T;
 const apply = (yaml: string): Promise<string> => k(['apply', '-f', '-'], yaml);
 

@@ -25,7 +25,7 @@ import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { NetnsScript, PROBE_LOOP } from '../../lab/soak/netns-script.ts';
 import { agentPid as agentPidOf, apiserverPid as apiserverPidOf, cmdline, pids } from '../../lab/soak/procs.ts';
 import { type LabState, labDir, labPods, recordPath } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const DIR = labDir();
 const AGNHOST = AGNHOST_IMAGE;
@@ -34,11 +34,7 @@ const OUTAGE_MS = 10_000;
 
 let state: LabState;
 
-async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
-  const r = await kubectl(state, args, { timeoutMs, ...(input === undefined ? {} : { input }) });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const k = (args: string[], input?: string, timeoutMs?: number): Promise<string> => labKubectl(state, args, input, timeoutMs);
 
 async function labWait(timeoutS = 90): Promise<number> {
   const r = await lab(['wait', '--timeout', String(timeoutS)], { timeoutMs: (timeoutS + 30) * 1000 });

@@ -18,10 +18,10 @@
 // this file started is taken down at the end. Needs root.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { agnhostPath, inNetns, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
 import { type LabState, labPods } from '../../lab/state.ts';
-import { itKeepsInvariants, lab, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { itKeepsInvariants, lab, labKubectl, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-weirctl';
@@ -42,12 +42,7 @@ async function ctl<T>(node: string, args: string[]): Promise<{ code: number; jso
 
 let state: LabState | undefined;
 
-async function k(args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
-  if (!state) throw new Error('no lab');
-  const r = await kubectl(state, args, { timeoutMs, ...(input === undefined ? {} : { input }) });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const k = (args: string[], input?: string, timeoutMs?: number): Promise<string> => labKubectl(state, args, input, timeoutMs);
 
 interface PodRef {
   netnsPath: string;

@@ -467,8 +467,8 @@ export class CniNode {
     return { ns, containerId, ifname, meta, args, rt: { containerId, netns: ns.path, ifname, args } };
   }
 
-  /** One weir invocation for `pod` in this node; `over` replaces any env field. */
-  invoke(command: CniCommand, config: unknown, pod?: Pod, over: Partial<Invocation> = {}): CniOutcome {
+  /** The invocation of weir for `pod` in this node (its attachment noted for cleanup); `over` replaces any env field. */
+  #invocation(command: CniCommand, config: unknown, pod: Pod | undefined, over: Partial<Invocation>): Invocation {
     const inv: Invocation = {
       node: this.name,
       command,
@@ -477,19 +477,17 @@ export class CniNode {
       ...over,
     };
     if (inv.containerId && inv.ifname) this.#seen(inv.containerId, inv.ifname);
-    return runCni(inv);
+    return inv;
   }
 
+  /** One weir invocation for `pod` in this node; `over` replaces any env field. */
+  invoke(command: CniCommand, config: unknown, pod?: Pod, over: Partial<Invocation> = {}): CniOutcome {
+    return runCni(this.#invocation(command, config, pod, over));
+  }
+
+  /** The same, started: the caller waits for it. */
   invokeAsync(command: CniCommand, config: unknown, pod?: Pod, over: Partial<Invocation> = {}): RunningCni {
-    const inv: Invocation = {
-      node: this.name,
-      command,
-      config,
-      ...(pod ? { containerId: pod.containerId, netns: pod.ns.path, ifname: pod.ifname, args: pod.args } : {}),
-      ...over,
-    };
-    if (inv.containerId && inv.ifname) this.#seen(inv.containerId, inv.ifname);
-    return startCni(inv);
+    return startCni(this.#invocation(command, config, pod, over));
   }
 
   /** ADD that must succeed; returns the pod with its result and addresses. */

@@ -3,7 +3,8 @@
 import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { labDir, readState } from '../../lab/state.ts';
+import { kubectlOk } from '../../lab/commands/common.ts';
+import { type LabState, labDir, readState } from '../../lab/state.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const LAB = path.join(REPO, 'scripts/lab');
@@ -46,6 +47,25 @@ export async function labOk(args: string[], opts: LabOptions = {}): Promise<stri
   const r = await lab(args, opts);
   if (r.code !== 0) throw new Error(`scripts/lab ${args.join(' ')}: exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * `scripts/lab up` for the default lab (three nodes, no host firewall): one
+ * left up in that shape is reused, a lab of another shape is taken down
+ * first. Throws with the command's output when up fails.
+ */
+export async function upDefaultLab(dir?: string): Promise<LabResult> {
+  const s = readState(dir);
+  if (s && (s.hostFirewall || s.nodes.length !== 3)) await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
+  const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
+  if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  return r;
+}
+
+/** The pinned kubectl as admin (what `scripts/lab kubectl` runs, without its start-up cost), which must succeed. */
+export function labKubectl(state: LabState | undefined, args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
+  if (!state) throw new Error('no lab');
+  return kubectlOk(state, args, { timeoutMs, ...(input === undefined ? {} : { input }) });
 }
 
 interface DoctorCheck {

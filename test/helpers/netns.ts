@@ -9,7 +9,7 @@
 // namespaces created here, never in the root namespace. run() always executes
 // inside the namespace (`ip netns exec`), and nothing here touches the caller's
 // own namespace.
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { afterEach } from 'vitest';
@@ -108,7 +108,8 @@ export function listNetns(): string[] {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process of that pid exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -166,6 +167,11 @@ export interface NetnsScope {
   create(tag?: string): TestNetns;
   /** Runs `fn` in afterEach, before the namespaces are destroyed (LIFO); e.g. close fds/handles. */
   defer(fn: () => void): void;
+  /**
+   * A process inside `ns`, SIGKILLed (by its pid) in afterEach if it still
+   * runs. `ip netns exec` execs in place: the pid is the command's.
+   */
+  spawn(ns: TestNetns, cmd: readonly string[], stdio?: StdioOptions): ChildProcess;
 }
 
 /**
@@ -206,6 +212,19 @@ export function withNetnsCleanup(prefix: string): NetnsScope {
     },
     defer: (fn) => {
       deferred.push(fn);
+    },
+    spawn: (ns, cmd, stdio = 'ignore') => {
+      const child = spawn('ip', ['netns', 'exec', ns.name, ...cmd], { stdio });
+      child.on('error', () => {});
+      deferred.push(() => {
+        if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      });
+      return child;
     },
   };
 }

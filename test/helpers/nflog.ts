@@ -2,6 +2,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NflogPacket } from '../../src/netlink/nflog.ts';
 import type { NflogReader } from '../../src/netlink/nflog-handle.ts';
+import { type PacketHeaders, parsePacketHeaders } from '../../src/packet/headers.ts';
+
+/** The IP and transport headers of a logged packet. */
+export const headersOf = (p: NflogPacket): PacketHeaders | undefined => parsePacketHeaders(p.payload, p.family);
 
 /** Reads until `pred` matches one of the packets read so far (all of them are returned); throws after `timeoutMs`. */
 export async function readUntil(r: NflogReader, pred: (p: NflogPacket) => boolean, timeoutMs = 8000): Promise<NflogPacket[]> {

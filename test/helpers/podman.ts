@@ -31,7 +31,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type RunResult, sh, shTry } from './netns.ts';
+import { pidAlive, type RunResult, sh, shTry } from './netns.ts';
 
 export const LOCK_PATH = '/run/weirt-podman.lock';
 const CNI_CACHE = '/var/lib/cni';
@@ -278,15 +278,6 @@ function cgroupHierarchies(): string[] {
 }
 
 const exists = (p: string): boolean => fs.existsSync(p);
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function writeState(state: GuardState, exclusive: boolean): void {
   fs.writeFileSync(LOCK_PATH, `${JSON.stringify(state)}\n`, { flag: exclusive ? 'wx' : 'w', mode: 0o600 });

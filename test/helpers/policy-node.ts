@@ -2,7 +2,7 @@
 // n1 (lo up, 192.0.2.1/32 on lo), pods attached to it by the real plugin
 // (dist/bin/weir ADD, so the veths, routes, forwarding and neighbour set-up
 // are weir's own), a probe server in every pod (TCP and UDP servers and the
-// SCTP observer of src/probe on ports 80 and 81), and weir's PolicyEngine
+// SCTP observer of lab/probe on ports 80 and 81), and weir's PolicyEngine
 // driving the `inet weir` table of the node namespace through libnftables.
 //
 //   const fx = usePolicyNode({ namespaces: { x: {ns: 'x'} }, pods: [{ namespace: 'x', name: 'a', labels: { pod: 'a' } }] });
@@ -37,6 +37,9 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll } from 'vitest';
+import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../lab/probe/matrix.ts';
+import { defaultNode, type ServerProcess, spawnServer } from '../../lab/probe/process.ts';
+import type { SctpInitEvent } from '../../lab/probe/server.ts';
 import { tableDrift } from '../../src/agent/kernel-drift.ts';
 import { ConntrackHandle } from '../../src/netlink/conntrack-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
@@ -47,9 +50,6 @@ import { PolicyEngine, type SyncReport } from '../../src/policy/engine.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { Ruleset } from '../../src/policy/ruleset.ts';
 import type { ClusterState, ContainerPort, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
-import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../src/probe/matrix.ts';
-import { defaultNode, type ServerProcess, spawnServer } from '../../src/probe/process.ts';
-import type { SctpInitEvent } from '../../src/probe/server.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import { containerdArgs, expectSuccess, newContainerId, type PluginJson, runCni, weirBinary } from './cni.ts';
 import { createNetns, sweepLeakedNetns, type TestNetns } from './netns.ts';

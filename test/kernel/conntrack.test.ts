@@ -10,7 +10,7 @@
 // gets an inet table whose output chain has `ct state established accept`.
 // Connections go from `a` (client) to `b` (server): TCP with busybox nc, UDP
 // with a small node echo pair (Debian's busybox nc has no -u).
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { NetlinkError } from '../../src/errors.ts';
@@ -54,22 +54,12 @@ function pair(): Pair {
   return { a, b, h, netnsA };
 }
 
-/** A process inside `ns`, SIGKILLed (by its pid) in afterEach. `ip netns exec` execs in place: the pid is the command's. */
+/** A process inside `ns` (SIGKILLed in afterEach) with its stdin held open and its output kept. */
 function spawnIn(ns: TestNetns, cmd: string[]): { child: ChildProcess; out: () => string } {
-  const child = spawn('ip', ['netns', 'exec', ns.name, ...cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = scope.spawn(ns, cmd, ['pipe', 'pipe', 'pipe']);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.on('error', () => {});
-  scope.defer(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
   return { child, out: () => out };
 }
 

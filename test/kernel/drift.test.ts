@@ -18,10 +18,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultNode } from '../../lab/probe/process.ts';
 import { type CheckResult, KernelVerifier } from '../../src/agent/kernel-verifier.ts';
 import { isNftNotFound } from '../../src/nft/errors.ts';
 import type { NetworkPolicy } from '../../src/policy/types.ts';
-import { defaultNode } from '../../src/probe/process.ts';
 import { type NodePod, usePolicyNode } from '../helpers/policy-node.ts';
 
 const fx = usePolicyNode({

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroup2Root } from '../../src/agent/hostfw.ts';
 import { tableDrift } from '../../src/agent/kernel-drift.ts';
-import { type NflogPacket, parsePacketHeaders } from '../../src/netlink/nflog.ts';
+import type { NflogPacket } from '../../src/netlink/nflog.ts';
 import { NflogReader } from '../../src/netlink/nflog-handle.ts';
 import { LibNftables } from '../../src/nft/libnftables.ts';
 import { parseTableListing } from '../../src/nft/listing.ts';
@@ -36,7 +36,7 @@ import { Netns } from '../../src/sys/netns.ts';
 import { agentRequest, eventually } from '../helpers/agent.ts';
 import { useAgentNode } from '../helpers/agent-node.ts';
 import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
-import { readUntil } from '../helpers/nflog.ts';
+import { headersOf, readUntil } from '../helpers/nflog.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const CRD = path.join(REPO, 'deploy/parts/05-crd-hostfirewallpolicy.yaml');
@@ -108,8 +108,8 @@ function tcp(ns: TestNetns, host: string, port: number, o: { from?: string; cgro
   return r.stdout.trim() as Outcome;
 }
 
-const dportOf = (p: NflogPacket): number | undefined => parsePacketHeaders(p.payload, p.family)?.dport;
-const srcOf = (p: NflogPacket): string | undefined => parsePacketHeaders(p.payload, p.family)?.src;
+const dportOf = (p: NflogPacket): number | undefined => headersOf(p)?.dport;
+const srcOf = (p: NflogPacket): string | undefined => headersOf(p)?.src;
 
 describe('host firewall in the kernel', () => {
   let node: TestNetns;

@@ -24,18 +24,18 @@
 // - On a full receive buffer the kernel drops batches; the next receive fails
 //   once with ENOBUFS (one per congestion episode, not per lost batch) and
 //   the socket keeps working. SO_MEMINFO's drop counter has the real count.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from '../../src/netlink/constants.ts';
 import { parseError, parseMessages } from '../../src/netlink/message.ts';
-import { encodeNflogBind, hookName, type NflogPacket, nflogConfigMessage, type PacketHeaders, parsePacketHeaders } from '../../src/netlink/nflog.ts';
+import { encodeNflogBind, hookName, type NflogPacket, nflogConfigMessage } from '../../src/netlink/nflog.ts';
 import { NflogReader, type NflogWatch, watchNflog } from '../../src/netlink/nflog-handle.ts';
 import * as libc from '../../src/sys/libc.ts';
 import { Netns } from '../../src/sys/netns.ts';
 import { catchNetlink } from '../helpers/netlink.ts';
 import { linkedPair, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
-import { readUntil } from '../helpers/nflog.ts';
+import { headersOf, readUntil } from '../helpers/nflog.ts';
 import { eventually as waitFor } from '../helpers/wait.ts';
 
 const scope = withNetnsCleanup('nflog');
@@ -92,21 +92,7 @@ function open(group: number, ns: Netns, opts?: Parameters<typeof NflogReader.ope
   return r;
 }
 
-/** A process inside `ns`, SIGKILLed (by its pid) in afterEach. `ip netns exec` execs in place: the pid is the command's. */
-function spawnIn(ns: TestNetns, cmd: string[]): ChildProcess {
-  const child = spawn('ip', ['netns', 'exec', ns.name, ...cmd], { stdio: 'ignore' });
-  child.on('error', () => {});
-  scope.defer(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-  return child;
-}
+const spawnIn = (ns: TestNetns, cmd: string[]): ChildProcess => scope.spawn(ns, cmd);
 
 /** A TCP connect from `a` with a fixed source port; gives up (the SYN is dropped) after 1.5 s. */
 function connectFromA(p: Pair, dst: string, port: number, localPort: number): ChildProcess {
@@ -130,8 +116,7 @@ async function udpFlood(p: Pair, port: number, count: number): Promise<void> {
   });
 }
 
-const headers = (p: NflogPacket): PacketHeaders | undefined => parsePacketHeaders(p.payload, p.family);
-const isPort = (port: number) => (p: NflogPacket) => headers(p)?.dport === port;
+const isPort = (port: number) => (p: NflogPacket) => headersOf(p)?.dport === port;
 
 describe('NflogReader (kernel)', () => {
   it('reads the SYN of a denied connect: group, prefix, input hook, indev, timestamp, addresses and ports', async () => {
@@ -147,10 +132,10 @@ describe('NflogReader (kernel)', () => {
     expect(hookName(syn.hook)).toBe('input');
     expect(syn.timestamp).toBeInstanceOf(Date);
     expect(Math.abs(syn.timestamp!.getTime() - before)).toBeLessThan(10_000);
-    expect(headers(syn)).toEqual({ family: 4, src: A4, dst: B4, protocol: 'TCP', sport: 40081, dport: 81, tcpFlags: 0x02 });
+    expect(headersOf(syn)).toEqual({ family: 4, src: A4, dst: B4, protocol: 'TCP', sport: 40081, dport: 81, tcpFlags: 0x02 });
     // The default copy range is 128 bytes; a SYN is shorter and comes whole (20 + 40 with options).
     expect(syn.payload.length).toBe(60);
-    expect(pkts.every((q) => headers(q)?.dport === 81)).toBe(true);
+    expect(pkts.every((q) => headersOf(q)?.dport === 81)).toBe(true);
     expect(r.overruns).toBe(0);
     expect(r.droppedBatches()).toBe(0);
   });
@@ -164,7 +149,7 @@ describe('NflogReader (kernel)', () => {
       all.push(...r.read(100));
       return all.length >= 2 || undefined;
     });
-    expect(all.map((q) => [headers(q)?.sport, headers(q)?.dport])).toEqual(all.map(() => [40082, 81]));
+    expect(all.map((q) => [headersOf(q)?.sport, headersOf(q)?.dport])).toEqual(all.map(() => [40082, 81]));
     const t0 = Date.now();
     // The client gives up at 1.5 s; after that nothing more comes.
     await sleep(1600);
@@ -185,7 +170,7 @@ describe('NflogReader (kernel)', () => {
     expect(hookName(syn.hook)).toBe('output');
     expect(syn.indev).toBeUndefined();
     expect(syn.timestamp).toBeUndefined();
-    expect(headers(syn)).toMatchObject({ src: A4, dst: B4, protocol: 'TCP', sport: 40083, dport: 83 });
+    expect(headersOf(syn)).toMatchObject({ src: A4, dst: B4, protocol: 'TCP', sport: 40083, dport: 83 });
     expect(a7.read(100)).toEqual([]);
     expect(b7.read(0)).toEqual([]);
   });
@@ -238,7 +223,7 @@ describe('NflogReader (kernel)', () => {
       after.push(...(await readUntil(r, () => true)));
     }
     expect(after.length).toBe(3);
-    expect(after.every((q) => q.prefix === 'flood: ' && headers(q)?.protocol === 'UDP' && headers(q)?.dport === 82)).toBe(true);
+    expect(after.every((q) => q.prefix === 'flood: ' && headersOf(q)?.protocol === 'UDP' && headersOf(q)?.dport === 82)).toBe(true);
     expect(r.overruns).toBe(1);
     expect(r.droppedBatches()).toBe(dropped);
   });
@@ -262,7 +247,7 @@ describe('watchNflog (kernel)', () => {
       connectFromA(p, B4, 81, 40085);
       const syn = await waitFor('a packet from the watch', () => got.find(isPort(81)));
       expect(syn).toMatchObject({ group: 7, prefix: PREFIX, hook: 1, indev: p.ifB });
-      expect(headers(syn)).toEqual({ family: 4, src: A4, dst: B4, protocol: 'TCP', sport: 40085, dport: 81, tcpFlags: 0x02 });
+      expect(headersOf(syn)).toEqual({ family: 4, src: A4, dst: B4, protocol: 'TCP', sport: 40085, dport: 81, tcpFlags: 0x02 });
       // The main thread kept running its timers while the worker waited.
       expect(ticks).toBeGreaterThan(5);
     } finally {

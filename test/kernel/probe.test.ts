@@ -7,10 +7,10 @@
 // with nsenter; every one is killed in afterEach (scope.defer), before the
 // namespaces are destroyed, even when a test fails.
 import { describe, expect, it } from 'vitest';
-import { type ProbeTarget, SctpSender } from '../../src/probe/client.ts';
-import { type MatrixPod, renderMatrix, runMatrix, summarize } from '../../src/probe/matrix.ts';
-import { runProberProcess, type ServerProcess, spawnServer } from '../../src/probe/process.ts';
-import type { SctpInitEvent } from '../../src/probe/server.ts';
+import { type ProbeTarget, SctpSender } from '../../lab/probe/client.ts';
+import { type MatrixPod, renderMatrix, runMatrix, summarize } from '../../lab/probe/matrix.ts';
+import { runProberProcess, type ServerProcess, spawnServer } from '../../lab/probe/process.ts';
+import type { SctpInitEvent } from '../../lab/probe/server.ts';
 import { inNetns, Netns } from '../../src/sys/netns.ts';
 import { sh, type TestNetns, withNetnsCleanup } from '../helpers/netns.ts';
 import { eventually } from '../helpers/wait.ts';

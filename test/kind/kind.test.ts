@@ -14,8 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kindPaths } from '../../lab/kind.ts';
-import { readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, lab, labOk, REPO, script, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, labOk, REPO, script, UP_TIMEOUT_MS, upDefaultLab } from '../helpers/lab.ts';
 
 const KIND = kindPaths();
 
@@ -59,10 +58,7 @@ function leftovers(): { netns: string[]; runDir: string[]; mounts: string[]; pro
 describe('kind: weir on a real kind cluster', () => {
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the kind tier needs root (the cluster lives in a network namespace)');
-    const s = readState();
-    if (s && (s.hostFirewall || s.nodes.length !== 3)) await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-    const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
-    if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+    const r = await upDefaultLab();
     console.log(
       /already up/.test(r.stdout) ? 'scripts/lab up: reusing the running cluster' : `scripts/lab up: created the cluster in ${(r.ms / 1000).toFixed(1)} s`,
     );

@@ -11,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kindPaths } from '../../lab/kind.ts';
 import { FAULT_KINDS } from '../../lab/soak/schedule.ts';
 import { parseSummaryLine } from '../../lab/soak/summary.ts';
-import { readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, lab, labOk, script, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, lab, script, UP_TIMEOUT_MS, upDefaultLab } from '../helpers/lab.ts';
 
 /** The soak's churn minutes plus its setup, its faults' overrun, the settling and the invariant passes. */
 const SOAK_TIMEOUT_MS = 25 * 60_000;
@@ -23,10 +22,7 @@ const soak = (args: string[]) => script('scripts/soak', args, SOAK_TIMEOUT_MS);
 describe('kind: a short churn soak with faults', () => {
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('the kind tier needs root (the cluster lives in a network namespace)');
-    const s = readState();
-    if (s && (s.hostFirewall || s.nodes.length !== 3)) await labOk(['down'], { timeoutMs: DOWN_TIMEOUT_MS });
-    const r = await lab(['up'], { timeoutMs: UP_TIMEOUT_MS });
-    if (r.code !== 0) throw new Error(`scripts/lab up failed (exit ${r.code})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+    await upDefaultLab();
   }, UP_TIMEOUT_MS + DOWN_TIMEOUT_MS);
 
   afterAll(async () => {

@@ -7,14 +7,13 @@
 // at the interval used.
 import fs from 'node:fs';
 import path from 'node:path';
+import { mib } from '../lib/format.ts';
 
 interface HeapNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   selfSize: number;
   children: HeapNode[];
 }
-
-const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 /** Markdown lines: the live heap's top allocation sites (self) and functions (inclusive). */
 export function heapSummary(dir: string, top = 15): string[] {

@@ -9,13 +9,13 @@
 //   ip netns exec NS node scripts/bench/agent/inspect-memory.ts PID
 //
 // One JSON line on stdout.
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const pid = Number(process.argv[2]);
 if (!Number.isInteger(pid) || pid <= 0) {
   console.error('usage: inspect-memory.ts PID');
   process.exit(2);
 }
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 process.kill(pid, 'SIGUSR1');
 let url: string | undefined;

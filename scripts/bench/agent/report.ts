@@ -4,6 +4,8 @@
 // table, and the watch traffic per change that the fan-out estimate in
 // docs/scale.md starts from. Pure: text in, text out.
 import type { Change } from '../agent-load.ts';
+import { f0, f1, mib as mb, secs } from '../lib/format.ts';
+import { median, pct } from '../lib/stats.ts';
 import { type Traffic, trafficTotal } from './watch-traffic.ts';
 
 export interface ReportContext {
@@ -40,17 +42,10 @@ export const targetsFor = (atScale: boolean): Targets =>
     ? { firstSyncMs: 10_000, rssB: 400e6, anonPerRemotePodB: 2048, changeP99Ms: 200 }
     : { firstSyncMs: 10_000, rssB: 150e6, anonPerRemotePodB: 2048, changeP99Ms: 100 };
 
-/** Nearest-rank percentile. */
-export const pct = (xs: readonly number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : (s[Math.max(0, Math.ceil(p * s.length) - 1)] as number);
-};
-const f0 = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : '–');
-const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
-const mb = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
-const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+// The metrics benchmark reads the percentile from here.
+export { pct };
+
 const kib = (b: number): string => `${(b / 1024).toFixed(2)} KiB`;
-const median = (xs: readonly number[]): number => pct(xs, 0.5);
 
 /** The report's lines and whether any judged row failed. */
 export function report(c: ReportContext): { lines: string[]; failed: boolean } {

@@ -14,6 +14,7 @@
 // pods take host parts from 20 up, so the real pods the plugin makes
 // (allocated from the bottom of the range) never collide with them, and pods
 // added later take them from 200 up.
+import { Rng } from '../../../lab/soak/rng.ts';
 import type {
   ClusterState,
   ContainerPort,
@@ -81,16 +82,10 @@ export const ENVS = ['prod', 'staging', 'dev'];
 const NUMERIC_PORTS = [80, 443, 8080, 8443, 5432, 6379, 9090, 3000, 9000, 27017];
 const NAMED = ['http', 'metrics', 'grpc'];
 
-/** mulberry32: small, fast, and the same everywhere. */
+/** The soak's seeded generator (mulberry32) as a function: the same clusters from the same seed, everywhere. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 type Rand = () => number;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;

@@ -36,6 +36,9 @@ import { addMasquerade } from '../../../src/policy/node-rules.ts';
 import { fullTransaction, type Ruleset } from '../../../src/policy/ruleset.ts';
 import type { ClusterState } from '../../../src/policy/types.ts';
 import { Netns } from '../../../src/sys/netns.ts';
+import { f1, f2 } from '../lib/format.ts';
+import { BASE_ENV, benchTag, gc, IP, interruptible, linkChange, loadavg, logger, netnsPids, rootLinks, run, taggedNetns } from '../lib/host.ts';
+import { median } from '../lib/stats.ts';
 import { benchOptions } from '../options.ts';
 import { type Change, newChange, policyChanges } from './changes.ts';
 import { addedPod, addPair, BENCH_NODE, BENCH_POD_CIDR, type Cluster, makeCluster, NODE_COUNT, PAIR_PORTS, type PairPods, snapshot } from './cluster.ts';
@@ -128,13 +131,10 @@ if (process.getuid?.() !== 0) {
 const started = performance.now();
 // Inherited by every process started from here (the main thread's niceness).
 if (NICE !== 0) os.setPriority(0, NICE);
-const loadavg = (): string => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const loadBefore = loadavg();
 const NODE = path.join(root, 'node_modules/.bin/node');
 const WEIR = path.join(root, 'dist/bin/weir');
-const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => fs.existsSync(p)) ?? 'ip';
-const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-const TAG = /^[A-Za-z0-9]{1,20}$/.test(process.env.WEIR_BENCH_TAG ?? '') ? (process.env.WEIR_BENCH_TAG as string) : `wbpol${process.pid}`;
+const TAG = benchTag('wbpol');
 const NODE_NS = `${TAG}-node`;
 const CLIENT_NS = `${TAG}-client`;
 const SERVER_NS = `${TAG}-server`;
@@ -142,29 +142,12 @@ const made: string[] = []; // namespaces this run created and has not deleted ye
 let created = 0;
 const children: ChildProcess[] = [];
 let tmp: string | undefined;
-const log = (s: string): void => void process.stderr.write(`bench-policy: ${s}\n`);
-const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+const log = logger('bench-policy');
 
 // ---- processes and namespaces ------------------------------------------------
-function run(cmd: string, args: string[], input?: string, timeoutMs = 120_000, env: NodeJS.ProcessEnv = BASE_ENV): string {
-  const r = spawnSync(cmd, args, { env, encoding: 'utf8', input, maxBuffer: 1 << 26, timeout: timeoutMs });
-  if (r.error || r.status !== 0)
-    throw new Error(`${cmd} ${args.join(' ').slice(0, 300)}: ${r.error ?? ''}${r.signal ? ` (${r.signal})` : ''} ${r.stderr || r.stdout}`.trim());
-  return r.stdout;
-}
 const ip = (...args: string[]): string => run(IP, args);
-const inNs = (ns: string, cmd: string[], input?: string, timeoutMs?: number): string => run(IP, ['netns', 'exec', ns, ...cmd], input, timeoutMs);
-const ourNetns = (): string[] =>
-  ip('netns', 'list')
-    .split('\n')
-    .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith(`${TAG}-`));
-const rootLinks = (): string[] =>
-  ip('-o', 'link', 'show')
-    .split('\n')
-    .map((l) => (l.split(':')[1] ?? '').trim().split('@')[0] ?? '')
-    .filter(Boolean)
-    .sort();
+const inNs = (ns: string, cmd: string[], input?: string, timeoutMs?: number): string =>
+  run(IP, ['netns', 'exec', ns, ...cmd], { ...(input === undefined ? {} : { input }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
 function addNs(name: string): void {
   ip('netns', 'add', name);
   made.push(name);
@@ -177,22 +160,9 @@ function delNs(name: string): void {
   if (i >= 0) made.splice(i, 1);
 }
 
-let aborted: string | undefined;
-for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => (aborted = s));
-/** A signal handler can only run when the event loop turns; give it a turn between measurements (untimed). */
-async function checkpoint(): Promise<void> {
-  await new Promise((r) => setImmediate(r));
-  if (aborted) throw new Error(`interrupted (${aborted})`);
-}
+const { aborted, checkpoint } = interruptible();
 
-// ---- statistics -----------------------------------------------------------------
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? (s[(n - 1) / 2] as number) : ((s[n / 2 - 1] as number) + (s[n / 2] as number)) / 2;
-};
-const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
-const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '–');
+// ---- figures ----------------------------------------------------------------------
 const kib = (b: number): string => (b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 const k = (n: number): string => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : `${n}`);
 
@@ -514,7 +484,7 @@ function ingressCounters(nft: LibNftables, policies: readonly string[]): Map<str
 async function datapathPart(): Promise<void> {
   // scripts/k8s/build prints its cache directory last; it builds the pinned binaries first if missing.
   const k8sBuild = (args: string[]): string =>
-    run(path.join(root, 'scripts/k8s/build'), args, undefined, 3_600_000, process.env).trim().split('\n').pop() ?? '';
+    run(path.join(root, 'scripts/k8s/build'), args, { timeoutMs: 3_600_000, env: process.env }).trim().split('\n').pop() ?? '';
   let agnhost = path.join(k8sBuild(['--print-dir']), 'agnhost');
   if (!fs.existsSync(agnhost)) {
     log('building agnhost (scripts/k8s/build; first time only, several minutes)');
@@ -911,7 +881,7 @@ function targets(out: string[]): void {
 let exitCode = 0;
 const rootBefore = rootLinks();
 try {
-  if (!opt['skip-datapath'] && (opt.build || !fs.existsSync(WEIR))) run(NODE, [path.join(root, 'scripts/build.mjs')], undefined, 600_000);
+  if (!opt['skip-datapath'] && (opt.build || !fs.existsSync(WEIR))) run(NODE, [path.join(root, 'scripts/build.mjs')], { timeoutMs: 600_000 });
   tmp = fs.mkdtempSync(`/tmp/${TAG}.`);
   if (!opt['skip-sync']) await syncPart();
   if (!opt['skip-datapath']) await datapathPart();
@@ -928,8 +898,8 @@ try {
   console.log(out.join('\n'));
 } catch (e) {
   await new Promise((r) => setImmediate(r)); // let a pending signal handler run
-  console.error(`bench-policy: ${aborted ? `interrupted (${aborted}): ` : ''}${(e as Error).stack ?? e}`);
-  exitCode = aborted ? 130 : 1;
+  console.error(`bench-policy: ${aborted() ? `interrupted (${aborted()}): ` : ''}${(e as Error).stack ?? e}`);
+  exitCode = aborted() ? 130 : 1;
 } finally {
   stopping = true;
   for (const c of children) {
@@ -946,8 +916,7 @@ try {
   const alive = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid);
   // Anything else still running in our namespaces was started by this run (an ab or iperf3 cut short).
   for (const n of made) {
-    const pids = spawnSync(IP, ['netns', 'pids', n], { env: BASE_ENV, encoding: 'utf8' }).stdout?.split('\n').filter(Boolean).map(Number) ?? [];
-    for (const pid of pids) {
+    for (const pid of netnsPids(n)) {
       log(`stopping pid ${pid}, left in ${n}`);
       try {
         process.kill(pid, 'SIGKILL');
@@ -958,17 +927,8 @@ try {
   }
   for (const n of [...made].reverse()) delNs(n);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  const left = ourNetns();
-  const rootAfter = rootLinks();
-  // Other work on the machine may add and remove links of its own; a link of
-  // the plugin's (host veths are named weir…) appearing in the root netns would be ours.
-  const added = rootAfter.filter((l) => !rootBefore.includes(l));
-  const removed = rootBefore.filter((l) => !rootAfter.includes(l));
-  const leaked = added.filter((l) => l.startsWith('weir'));
-  const links =
-    added.length + removed.length === 0
-      ? 'unchanged'
-      : `${leaked.length ? `LEAKED: ${leaked.join(' ')}; ` : ''}changed meanwhile (not by links of ours): +[${added.join(' ')}] -[${removed.join(' ')}]`;
+  const left = taggedNetns(TAG);
+  const { text: links, leaked } = linkChange(rootBefore, rootLinks());
   console.log(
     `\ncleanup: ${created} netns created and deleted; left over: ${left.length ? left.join(' ') : 'none'}; ${children.length} server processes started, ${alive.length ? `STILL RUNNING: ${alive.join(' ')}` : 'all stopped'}; root netns links ${links}`,
   );

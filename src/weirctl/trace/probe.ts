@@ -1,15 +1,16 @@
 // One probe packet from inside a pod's network namespace, for weirctl trace:
 // a TCP connect (non-blocking, bounded by a short timeout), one UDP datagram,
-// or an SCTP INIT through a raw socket (src/probe). The socket is created
-// inside the pod's namespace (inNetns, synchronously) and keeps living there
-// after the thread has switched back, so the rest happens outside it.
+// or an SCTP INIT (src/packet/sctp.ts) through a raw socket
+// (src/sys/raw-socket.ts). The socket is created inside the pod's namespace
+// (inNetns, synchronously) and keeps living there after the thread has
+// switched back, so the rest happens outside it.
 import { randomInt } from 'node:crypto';
 import { Errno, errnoName, SyscallError } from '../../errors.ts';
 import type { IpFamily } from '../../ip.ts';
-import { closeFd, rawSocket, sendTo, sockaddr } from '../../probe/raw.ts';
-import { buildSctpInit, IPPROTO_SCTP } from '../../probe/sctp.ts';
+import { buildSctpInit, IPPROTO_SCTP } from '../../packet/sctp.ts';
 import { libcCalls } from '../../sys/libc.ts';
 import { inNetns, type Netns } from '../../sys/netns.ts';
+import { closeFd, rawSocket, sendTo, sockaddr } from '../../sys/raw-socket.ts';
 
 const AF = { 4: 2, 6: 10 } as const;
 const SOCK_STREAM = 1;

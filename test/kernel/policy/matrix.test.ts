@@ -21,11 +21,11 @@
 // pod_ingress for its destination.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { SctpSender } from '../../../lab/probe/client.ts';
+import type { MatrixResult } from '../../../lab/probe/matrix.ts';
 import type { CtEntry } from '../../../src/netlink/conntrack.ts';
 import { ipEndpoint, PolicyEvaluator } from '../../../src/policy/evaluator.ts';
 import type { LabelSelector, NetworkPolicy, NetworkPolicySpec } from '../../../src/policy/types.ts';
-import { SctpSender } from '../../../src/probe/client.ts';
-import type { MatrixResult } from '../../../src/probe/matrix.ts';
 import { inNetns, Netns } from '../../../src/sys/netns.ts';
 import { type Comparison, e2eModel, type NodePod, POD_CIDR, type PolicyNode, usePolicyNode, WEB_PORT } from '../../helpers/policy-node.ts';
 

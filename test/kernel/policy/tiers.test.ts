@@ -10,6 +10,8 @@
 // diffs through one engine (WEIR_CNP_RUNS, default 8; WEIR_CNP_SEED).
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../../lab/probe/matrix.ts';
+import { type ServerProcess, spawnServer } from '../../../lab/probe/process.ts';
 import type {
   ClusterNetworkPolicy,
   ClusterNetworkPolicyEgressPeer,
@@ -19,8 +21,6 @@ import type {
 } from '../../../src/policy/cnp-types.ts';
 import { ipEndpoint, PolicyEvaluator, podEndpoint } from '../../../src/policy/evaluator.ts';
 import type { LabelSelector, NetworkPolicy, NetworkPolicySpec } from '../../../src/policy/types.ts';
-import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../../src/probe/matrix.ts';
-import { type ServerProcess, spawnServer } from '../../../src/probe/process.ts';
 import { e2eModel, NODE_IP, POD_CIDR, PORTS, PROTOCOLS, propertyRuns, usePolicyNode } from '../../helpers/policy-node.ts';
 
 const fx = usePolicyNode({ prefix: 'polcnp', ...e2eModel() });

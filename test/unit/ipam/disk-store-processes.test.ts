@@ -6,8 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { allocate, gc, release } from '../../../src/ipam/allocator.ts';
 import { DiskStore, type DiskStoreStep } from '../../../src/ipam/disk-store.ts';
 import { PodRange } from '../../../src/ipam/range.ts';
-import { flock, LOCK_EX, LOCK_NB } from '../../../src/sys/libc.ts';
-import { addressFiles, expectAllComplete, killWorkers, makeTempDir, readAddressFiles, startWorker, tempFiles } from './helpers.ts';
+import { addressFiles, expectAllComplete, killWorkers, lockIsFree, makeTempDir, readAddressFiles, startWorker, tempFiles } from './helpers.ts';
 
 let dataDir: string;
 let dir: string;
@@ -21,15 +20,6 @@ afterEach(() => {
   killWorkers();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
-
-function lockIsFree(): boolean {
-  const fd = fs.openSync(path.join(dir, 'lock'), 'r');
-  try {
-    return flock(fd, LOCK_EX | LOCK_NB);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 async function allocateConcurrently(workers: number, count: number, ranges: string[]) {
   const goFile = path.join(dataDir, 'go');
@@ -87,7 +77,7 @@ describe('DiskStore after SIGKILL', () => {
       expect(signal, stderr).toBe('SIGKILL');
 
       // The kernel dropped the dead process's lock.
-      expect(lockIsFree()).toBe(true);
+      expect(lockIsFree(dir)).toBe(true);
       // Names only ever appear with complete content (temp + fsync + link).
       readAddressFiles(dir);
       const store = new DiskStore(dataDir, 'weir');
@@ -110,7 +100,7 @@ describe('DiskStore after SIGKILL', () => {
     const { signal, lines } = await child.exit;
     expect(lines).not.toContain('{"survived":true}');
     expect(signal).toBe('SIGKILL');
-    expect(lockIsFree()).toBe(true);
+    expect(lockIsFree(dir)).toBe(true);
     readAddressFiles(dir);
   }
 

@@ -5,8 +5,7 @@ import { CniCode, InternalError, InvalidConfigError, IoError } from '../../../sr
 import { allocate, gc, release } from '../../../src/ipam/allocator.ts';
 import { DiskStore } from '../../../src/ipam/disk-store.ts';
 import { PodRange } from '../../../src/ipam/range.ts';
-import { flock, LOCK_EX, LOCK_NB } from '../../../src/sys/libc.ts';
-import { addressFiles, expectAllComplete, makeTempDir, readAddressFiles, tempFiles } from './helpers.ts';
+import { addressFiles, expectAllComplete, lockIsFree, makeTempDir, readAddressFiles, tempFiles } from './helpers.ts';
 
 const ranges = [PodRange.parse('10.244.1.0/24'), PodRange.parse('fd00:10:244:1::/64')];
 const pod = (containerID: string) => ({ containerID, ifname: 'eth0', network: 'weir', podNamespace: 'default', podName: containerID });
@@ -24,16 +23,6 @@ beforeEach(() => {
 afterEach(() => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
-
-/** Whether some other open file description could take the lock right now. */
-function lockIsFree(): boolean {
-  const fd = fs.openSync(path.join(dir, 'lock'), 'r');
-  try {
-    return flock(fd, LOCK_EX | LOCK_NB);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 describe('DiskStore layout', () => {
   it('stores one file per address holding the whole record, hard-linked for dual-stack', () => {
@@ -172,17 +161,17 @@ describe('DiskStore crash leftovers', () => {
 describe('DiskStore lock and errors', () => {
   it('holds a real flock only inside withLock, and nests without deadlock', () => {
     store.withLock(() => {
-      expect(lockIsFree()).toBe(false);
-      store.withLock(() => expect(lockIsFree()).toBe(false));
-      expect(lockIsFree()).toBe(false);
+      expect(lockIsFree(dir)).toBe(false);
+      store.withLock(() => expect(lockIsFree(dir)).toBe(false));
+      expect(lockIsFree(dir)).toBe(false);
     });
-    expect(lockIsFree()).toBe(true);
+    expect(lockIsFree(dir)).toBe(true);
     expect(() =>
       store.withLock(() => {
         throw new Error('boom');
       }),
     ).toThrow('boom');
-    expect(lockIsFree()).toBe(true);
+    expect(lockIsFree(dir)).toBe(true);
   });
 
   it('refuses use without the lock', () => {
@@ -212,7 +201,7 @@ describe('DiskStore lock and errors', () => {
   it('reports an unreadable hint as IoError', () => {
     fs.mkdirSync(path.join(dir, 'last_reserved_ip.4'), { recursive: true });
     expect(() => allocate(store, ranges, pod('a'))).toThrow(/read .*last_reserved_ip\.4: EISDIR/);
-    expect(lockIsFree()).toBe(true);
+    expect(lockIsFree(dir)).toBe(true);
   });
 
   it('reports a failed hint write as IoError and leaves no temp file', () => {
@@ -225,6 +214,6 @@ describe('DiskStore lock and errors', () => {
     });
     expect(() => allocate(sabotaged, ranges, pod('a'))).toThrow(/rename .*last_reserved_ip\.4: EISDIR/);
     expect(tempFiles(dir)).toEqual([]);
-    expect(lockIsFree()).toBe(true);
+    expect(lockIsFree(dir)).toBe(true);
   });
 });

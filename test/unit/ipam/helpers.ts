@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { canonicalIp } from '../../../src/ipam/range.ts';
 import { type AllocationRecord, toRecord } from '../../../src/ipam/store.ts';
+import { flock, LOCK_EX, LOCK_NB } from '../../../src/sys/libc.ts';
 import type { Job } from './worker.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -89,4 +90,14 @@ export function startWorker(job: Job): Child {
     });
   });
   return { ready, exit, kill: (signal) => child.kill(signal) };
+}
+
+/** Whether some other open file description could take the store's lock (`<dir>/lock`) right now. */
+export function lockIsFree(dir: string): boolean {
+  const fd = fs.openSync(path.join(dir, 'lock'), 'r');
+  try {
+    return flock(fd, LOCK_EX | LOCK_NB);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -28,9 +28,8 @@ import {
   NFULNL_COPY_PACKET,
   nflogConfigMessage,
   nflogGenmsg,
-  parsePacketHeaders,
-  tcpFlagNames,
 } from '../../../src/netlink/nflog.ts';
+import { IPV4_TCP_SYN, IPV6_UDP } from '../packet/packets.ts';
 import { hex, str0, words } from './bytes.ts';
 
 describe('message types and nfgenmsg', () => {
@@ -100,17 +99,6 @@ describe('config messages', () => {
 });
 
 // ---- packets ----
-
-// IPv4 TCP SYN 10.96.250.1:56692 -> 10.96.250.2:81, no options (40 bytes).
-const IPV4_TCP_SYN = `
-  45 00 0028  1234 4000  40 06 0000  0a60fa01  0a60fa02
-  dd74 0051  7f12c582  00000000  50 02 faf0  0000 0000`;
-// IPv6 UDP fd96:250::1:5001 -> fd96:250::2:53, 8 bytes of data (56 bytes).
-const IPV6_UDP = `
-  60000000  0010 11 40
-  fd960250 00000000 00000000 00000001
-  fd960250 00000000 00000000 00000002
-  1389 0035 0010 0000  6869 6869 6869 6869`;
 
 const PREFIX = 'weir deny in prof_x: '; // 21 characters: 22 with the NUL, attribute of 26, padded to 28
 
@@ -218,93 +206,5 @@ describe('decodeNflogDatagram', () => {
   it('a datagram cut in the middle of a message yields the whole ones before it', () => {
     const dgram = Buffer.concat([msg(NFLOG_PACKET, PKT_V4), msg(NFLOG_PACKET, PKT_V6)]);
     expect(decodeNflogDatagram(dgram.subarray(0, dgram.length - 10)).length).toBe(1);
-  });
-});
-
-describe('parsePacketHeaders', () => {
-  it('IPv4 TCP SYN: addresses, ports, flags', () => {
-    expect(parsePacketHeaders(hex(IPV4_TCP_SYN), 4)).toEqual({
-      family: 4,
-      src: '10.96.250.1',
-      dst: '10.96.250.2',
-      protocol: 'TCP',
-      sport: 56692,
-      dport: 81,
-      tcpFlags: 0x02,
-    });
-    expect(tcpFlagNames(0x02)).toEqual(['SYN']);
-    expect(tcpFlagNames(0x12)).toEqual(['SYN', 'ACK']);
-    expect(tcpFlagNames(0xff)).toEqual(['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR']);
-  });
-
-  it('IPv6 UDP', () => {
-    expect(parsePacketHeaders(hex(IPV6_UDP), 6)).toEqual({
-      family: 6,
-      src: 'fd96:250::1',
-      dst: 'fd96:250::2',
-      protocol: 'UDP',
-      sport: 5001,
-      dport: 53,
-    });
-  });
-
-  it('without a family, the version nibble decides; a mismatch is refused', () => {
-    expect(parsePacketHeaders(hex(IPV4_TCP_SYN))?.family).toBe(4);
-    expect(parsePacketHeaders(hex(IPV6_UDP))?.family).toBe(6);
-    expect(parsePacketHeaders(hex(IPV4_TCP_SYN), 6)).toBeUndefined();
-    expect(parsePacketHeaders(hex('00112233'))).toBeUndefined();
-    expect(parsePacketHeaders(Buffer.alloc(0))).toBeUndefined();
-  });
-
-  it('IPv4 options (IHL 6) are skipped', () => {
-    const b = hex(`46 00 002c  1234 4000  40 11 0000  0a60fa01 0a60fa02  01010100  9c40 1f90 0008 0000`);
-    expect(parsePacketHeaders(b)).toMatchObject({ protocol: 'UDP', sport: 40000, dport: 8080 });
-  });
-
-  it('ICMP echo request: type and code, no ports', () => {
-    const b = hex(`45 00 001c  0001 0000  40 01 0000  0a60fa01 0a60fa02  08 00 f7ff 0000 0000`);
-    expect(parsePacketHeaders(b)).toEqual({ family: 4, src: '10.96.250.1', dst: '10.96.250.2', protocol: 'ICMP', icmpType: 8, icmpCode: 0 });
-  });
-
-  it('SCTP: ports from the common header', () => {
-    const b = hex(`45 00 0020  0001 4000  40 84 0000  0a60fa01 0a60fa02  c350 0b59 00000000 00000000`);
-    expect(parsePacketHeaders(b)).toMatchObject({ protocol: 'SCTP', sport: 50000, dport: 2905 });
-  });
-
-  it('IPv6: extension headers are walked to the transport header (hop-by-hop, then ICMPv6)', () => {
-    const b = hex(`
-      60000000 0020 00 01  fe800000 00000000 00000000 00000001  ff020000 00000000 00000000 00000016
-      3a 00 0502 0000 0100
-      8f 00 0000 00000000 00000000 00000000 00000000`);
-    expect(parsePacketHeaders(b)).toMatchObject({ family: 6, protocol: 'ICMPv6', icmpType: 143, icmpCode: 0 });
-  });
-
-  it('IPv6 first fragment has the ports; a later fragment has none and says so', () => {
-    const head = `60000000 0010 2c 40  fd960250 00000000 00000000 00000001  fd960250 00000000 00000000 00000002`;
-    expect(parsePacketHeaders(hex(`${head}  06 00 0001 12345678  dd74 0051 7f12c582`))).toMatchObject({ protocol: 'TCP', sport: 56692, dport: 81 });
-    const later = parsePacketHeaders(hex(`${head}  06 00 00b8 12345678  00000000 00000000`))!;
-    expect(later).toMatchObject({ protocol: 'TCP', fragment: true });
-    expect(later.sport).toBeUndefined();
-  });
-
-  it('IPv4 non-first fragment: no transport header', () => {
-    const b = hex(`45 00 0028  1234 00b9  40 06 0000  0a60fa01 0a60fa02  dd74 0051 00000000 00000000 5002 faf0 0000 0000`);
-    const h = parsePacketHeaders(b)!;
-    expect(h).toMatchObject({ protocol: 'TCP', fragment: true });
-    expect(h.sport).toBeUndefined();
-  });
-
-  it('a copy range that cuts the transport header: what fits and nothing more', () => {
-    const full = hex(IPV4_TCP_SYN);
-    expect(parsePacketHeaders(full.subarray(0, 24))).toMatchObject({ sport: 56692, dport: 81 });
-    expect(parsePacketHeaders(full.subarray(0, 24))!.tcpFlags).toBeUndefined();
-    const cut = parsePacketHeaders(full.subarray(0, 22))!;
-    expect(cut).toEqual({ family: 4, src: '10.96.250.1', dst: '10.96.250.2', protocol: 'TCP' });
-    expect(parsePacketHeaders(full.subarray(0, 19))).toBeUndefined();
-  });
-
-  it('a protocol without a name stays a number (GRE 47)', () => {
-    const b = hex(`45 00 0018  0001 0000  40 2f 0000  0a60fa01 0a60fa02  0000 0800`);
-    expect(parsePacketHeaders(b)).toEqual({ family: 4, src: '10.96.250.1', dst: '10.96.250.2', protocol: 47 });
   });
 });

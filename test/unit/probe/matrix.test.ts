@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { ProbeResult, ProbeTarget } from '../../../src/probe/client.ts';
-import { type MatrixPod, type Prober, renderMatrix, renderTable, runMatrix, summarize, targetIp } from '../../../src/probe/matrix.ts';
-import type { SctpInitEvent } from '../../../src/probe/server.ts';
+import type { ProbeResult, ProbeTarget } from '../../../lab/probe/client.ts';
+import { type MatrixPod, type Prober, renderMatrix, renderTable, runMatrix, summarize, targetIp } from '../../../lab/probe/matrix.ts';
+import type { SctpInitEvent } from '../../../lab/probe/server.ts';
 
 /** A fake observer the test can fire. */
 function observer(): { fire(ev: Partial<SctpInitEvent>): void; onSctpInit(fn: (ev: SctpInitEvent) => void): () => void; subs: number } {

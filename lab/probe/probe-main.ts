@@ -1,6 +1,6 @@
 // Entry point: the prober, run inside the SOURCE pod's netns:
 //
-//   ip netns exec POD node src/probe/probe-main.ts --timeout 1000 \
+//   ip netns exec POD node lab/probe/probe-main.ts --timeout 1000 \
 //     --target 10.244.1.6:80/TCP --target 10.244.1.6:80/UDP --target '[fd00::6]:80/SCTP'
 //   echo '["10.244.1.6:80/TCP", {"ip":"10.244.1.7","port":81,"protocol":"SCTP"}]' | ... probe-main.ts --stdin
 //
@@ -11,7 +11,7 @@
 // Exit status: 0 once every target was probed (whatever the verdicts), 2 on
 // bad usage, 1 on an unexpected failure.
 import { parseArgs } from 'node:util';
-import { emitLine, readAllStdin } from './cli.ts';
+import { emitLine, readAllStdin, runMain } from './cli.ts';
 import { DEFAULT_TIMEOUT_MS, type ProbeTarget, parseTarget, parseTargetsJson, probeAll } from './client.ts';
 
 const USAGE = 'usage: probe-main.ts [--timeout MS] (--target IP:PORT/PROTO ... | --stdin)';
@@ -45,10 +45,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`probe-main: ${String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain('probe-main', main);

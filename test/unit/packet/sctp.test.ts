@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildSctpInit, crc32c, parseSctpPacket, SCTP_INIT_PACKET_LEN, sctpChecksum, sctpOffset, verifySctpChecksum } from '../../../src/probe/sctp.ts';
+import { buildSctpInit, crc32c, parseSctpPacket, SCTP_INIT_PACKET_LEN, sctpChecksum, sctpOffset, verifySctpChecksum } from '../../../src/packet/sctp.ts';
 
 describe('crc32c', () => {
   // RFC 3720 appendix B.4 vectors and the usual check value.

@@ -1,6 +1,6 @@
 // Entry point: the probe server for one pod. Start it inside the pod's netns:
 //
-//   ip netns exec POD node src/probe/serve-main.ts --name x/a --tcp 80,81 --udp 80,81 --sctp 80,81
+//   ip netns exec POD node lab/probe/serve-main.ts --name x/a --tcp 80,81 --udp 80,81 --sctp 80,81
 //
 // stdout is a stream of JSON lines: one `{"event":"ready",...}` once every
 // listener is bound, then `{"event":"sctp-init","src":...,"dstPort":80,"tag":N,...}`
@@ -8,7 +8,7 @@
 // stdin EOF with --exit-on-stdin-eof, so a parent that dies takes it along);
 // exits 1 with `{"event":"error",...}` when a listener cannot be bound.
 import { parseArgs } from 'node:util';
-import { emitLine, parsePortList } from './cli.ts';
+import { emitLine, parsePortList, runMain } from './cli.ts';
 import { startServer } from './server.ts';
 
 const USAGE = 'usage: serve-main.ts --name NAME [--tcp P,P] [--udp P,P] [--sctp P,P] [--poll-ms N (observer poll period)] [--exit-on-stdin-eof]';
@@ -81,10 +81,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`serve-main: ${String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain('serve-main', main);

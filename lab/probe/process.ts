@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { InternalError } from '../errors.ts';
+import { InternalError } from '../../src/errors.ts';
 import type { ProbeResult, ProbeTarget } from './client.ts';
 import type { ReadyEvent, SctpInitEvent } from './server.ts';
 

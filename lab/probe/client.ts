@@ -9,10 +9,10 @@
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { InvalidConfigError } from '../errors.ts';
-import { type IpFamily, parseIp } from '../ip.ts';
-import { closeFd, rawSocket, sendTo } from './raw.ts';
-import { buildSctpInit, IPPROTO_SCTP } from './sctp.ts';
+import { InvalidConfigError } from '../../src/errors.ts';
+import { type IpFamily, parseIp } from '../../src/ip.ts';
+import { buildSctpInit, IPPROTO_SCTP } from '../../src/packet/sctp.ts';
+import { closeFd, rawSocket, sendTo } from '../../src/sys/raw-socket.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];

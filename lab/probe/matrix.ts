@@ -5,8 +5,8 @@
 // on that port before the timeout. The result shape is a contract:
 //   {"probes":[{"from":"x/a","to":"y/b","port":80,"protocol":"TCP","connected":true},...]}
 
-import { InvalidConfigError } from '../errors.ts';
-import { type IpFamily, tryParseIp } from '../ip.ts';
+import { InvalidConfigError } from '../../src/errors.ts';
+import { type IpFamily, tryParseIp } from '../../src/ip.ts';
 import { DEFAULT_TIMEOUT_MS, PROTOCOLS, type ProbeResult, type ProbeTarget, type Protocol } from './client.ts';
 import { runProberProcess, type SctpEventSource, type SpawnOptions } from './process.ts';
 

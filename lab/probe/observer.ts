@@ -4,10 +4,10 @@
 // the main thread stays free for the TCP/UDP servers and nothing spins. Each
 // INIT to a declared port becomes an `sctp-init` event.
 import { Worker } from 'node:worker_threads';
-import { Errno, SyscallError } from '../errors.ts';
-import type { IpFamily } from '../ip.ts';
-import { closeFd, pollIn, rawSocket, recvFromNow, setRecvBuf } from './raw.ts';
-import { IPPROTO_SCTP, parseSctpPacket, SCTP_CHUNK_INIT } from './sctp.ts';
+import { Errno, SyscallError } from '../../src/errors.ts';
+import type { IpFamily } from '../../src/ip.ts';
+import { IPPROTO_SCTP, parseSctpPacket, SCTP_CHUNK_INIT } from '../../src/packet/sctp.ts';
+import { closeFd, pollIn, rawSocket, recvFromNow, setRecvBuf } from '../../src/sys/raw-socket.ts';
 
 export interface SctpInitEvent {
   event: 'sctp-init';

@@ -1,22 +1,16 @@
-// Raw IP sockets through koffi, for the SCTP prober: socket, sendto with a
-// sockaddr_in/sockaddr_in6, poll(2)-bounded recvfrom, close. All calls are
-// synchronous and bounded (receives wait at most their timeout), and every
-// failure is a SyscallError carrying the kernel errno. Kept apart from
-// src/sys/libc.ts so the prober owns its bindings.
+// Raw IP sockets over the libc calls bound in libc.ts, for SCTP at the packet
+// level (weirctl trace's probe, the lab's prober and observer): socket,
+// sendto with a sockaddr_in/sockaddr_in6, poll(2)-bounded recvfrom, close.
+// All calls are synchronous and bounded (receives wait at most their
+// timeout), and every failure is a SyscallError carrying the kernel errno.
 import os from 'node:os';
 import { Errno, InvalidConfigError, SyscallError } from '../errors.ts';
 import { formatIp, type IpBytes, type IpFamily, parseIp } from '../ip.ts';
-import { libcCalls } from '../sys/libc.ts';
+import { AF_INET, AF_INET6, libcCalls, SO_RCVBUF, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET } from './libc.ts';
 
-export const AF_INET = 2;
-export const AF_INET6 = 10;
-export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
-export const SOCK_CLOEXEC = 0o2000000;
 export const POLLIN = 0x1;
 export const POLLERR = 0x8;
-export const SOL_SOCKET = 1;
-export const SO_RCVBUF = 8;
 
 /** libc, as bound once in src/sys/libc.ts. */
 const raw = libcCalls;

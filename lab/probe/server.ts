@@ -5,7 +5,7 @@
 // port.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import type { IpFamily } from '../ip.ts';
+import type { IpFamily } from '../../src/ip.ts';
 import { type SctpInitEvent, type SctpObserver, startSctpObserver } from './observer.ts';
 
 export type { SctpInitEvent } from './observer.ts';

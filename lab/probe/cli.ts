@@ -1,5 +1,5 @@
 // Small helpers shared by the probe entry points (serve-main.ts, probe-main.ts).
-import { InvalidConfigError } from '../errors.ts';
+import { InvalidConfigError } from '../../src/errors.ts';
 
 /** `80,81` (flag given once or several times) -> [80, 81]; duplicates removed, order kept. */
 export function parsePortList(values: readonly string[] | undefined, flag: string): number[] {
@@ -26,4 +26,15 @@ export async function readAllStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Runs an entry point's main and exits with its status; an unexpected failure is exit 1 with the error on stderr. */
+export function runMain(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`${name}: ${String(e)}\n`);
+      process.exit(1);
+    },
+  );
 }
