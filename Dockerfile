@@ -38,7 +38,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
-COPY scripts/build.mjs scripts/build.mjs
+COPY scripts/build.mjs scripts/bundle-options.ts scripts/
 COPY cni cni
 COPY agent agent
 COPY weirctl weirctl

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { BUNDLE_OPTIONS } from './bundle-options.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
@@ -68,16 +69,10 @@ async function buildOne({ name, entry, execArgv, snapshot }) {
   await build({
     entryPoints: [path.join(root, entry)],
     outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    minifySyntax: true,
-    legalComments: 'none',
+    ...BUNDLE_OPTIONS,
     // ESM sources use import.meta.url; give the CommonJS bundle an equivalent.
     banner: { js: 'const __weir_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     define: { 'import.meta.url': '__weir_import_meta_url' },
-    logLevel: 'warning',
     plugins: [clientNodePure],
   });
   const seaConfig = path.join(dist, `${name}.sea.json`);

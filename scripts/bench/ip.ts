@@ -23,7 +23,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build as esbuild } from 'esbuild';
 import { IPv4, IPv4CidrRange, IPv6, IPv6CidrRange } from 'ip-num';
 import { bytesToBigint, type Cidr, cidrContains, hasHostBits, type IpBytes, networkOf, parseCidr, parseIp } from '../../src/ip.ts';
 import { cidrNetwork, cidrRange, outermostCidrs } from '../../src/ip-ranges.ts';
@@ -32,6 +31,7 @@ import { subtractCidrs } from '../../src/policy/intervals.ts';
 import { type IpBlockPeer, ipBlockContains } from '../../src/policy/normalize.ts';
 import { pct } from './agent/report.ts';
 import { outermostBigint, spanBigint, subtractBigint } from './ip-baseline.ts';
+import { bundleLikeBuild } from './lib/bundle.ts';
 import { benchOptions } from './options.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -186,21 +186,8 @@ function calibrate(fn: () => unknown): number {
 }
 
 // ---- load time, as the plugin is built ----
-async function bundle(dir: string, name: string, contents: string): Promise<{ file: string; bytes: number }> {
-  const file = path.join(dir, `${name}.cjs`);
-  // scripts/build.mjs's options for the plugin's bundle.
-  await esbuild({
-    stdin: { contents, resolveDir: root, sourcefile: `bench-ip-${name}.ts`, loader: 'ts' },
-    outfile: file,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    minifySyntax: true,
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
-  return { file, bytes: fs.statSync(file).size };
+function bundle(dir: string, name: string, contents: string): Promise<{ file: string; bytes: number }> {
+  return bundleLikeBuild(dir, `ip-${name}`, contents, root);
 }
 
 const LOAD_CHILD = `const { enableCompileCache } = require('node:module');

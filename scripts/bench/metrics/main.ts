@@ -23,13 +23,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build as esbuild } from 'esbuild';
 import type { Logger } from 'pino';
 import { AgentMetrics } from '../../../src/agent/agent-metrics.ts';
 import { DnsPath } from '../../../src/agent/dns.ts';
 import type { DnsKernelOps } from '../../../src/agent/dns-kernel.ts';
 import { parsePrometheus } from '../../../src/weirctl/metrics.ts';
 import { pct } from '../agent/report.ts';
+import { bundleLikeBuild } from '../lib/bundle.ts';
 import { benchOptions } from '../options.ts';
 import { CLUSTER, type FamilySpec, type Spec } from './fill.ts';
 
@@ -106,25 +106,9 @@ function child(args: Record<string, unknown>): any {
 }
 
 /** The agent's metrics code (prom-client included) bundled with scripts/build.mjs's options for the agent. */
-async function bundle(dir: string): Promise<{ file: string; bytes: number }> {
-  const file = path.join(dir, 'agent-metrics.cjs');
-  await esbuild({
-    stdin: {
-      contents: "export { AgentMetrics } from './src/agent/agent-metrics.ts'; export { metricsOn } from './src/agent/metrics.ts';",
-      resolveDir: root,
-      sourcefile: 'bench-metrics.ts',
-      loader: 'ts',
-    },
-    outfile: file,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    minifySyntax: true,
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
-  return { file, bytes: fs.statSync(file).size };
+function bundle(dir: string): Promise<{ file: string; bytes: number }> {
+  const contents = "export { AgentMetrics } from './src/agent/agent-metrics.ts'; export { metricsOn } from './src/agent/metrics.ts';";
+  return bundleLikeBuild(dir, 'agent-metrics', contents, root);
 }
 
 // ---- statistics and formatting -----------------------------------------------------
