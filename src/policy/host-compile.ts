@@ -225,35 +225,33 @@ export function hostPoliciesFor(state: ClusterState, node: string): { policies: 
 
 const failsafeOf = (list: readonly PortRange[] | undefined, def: string): readonly PortRange[] => list ?? parsePortRanges(def);
 
-export function compileHost(h: HostCompileInput): { report: HostFirewallReport; errors: PolicyError[] } {
-  const { b, idx, state, options } = h;
-  const audit = options.audit === true;
-  const verdictRules = (chain: string, logChain: string, comment: string): void => {
-    const kind = audit ? 'audit' : 'deny';
-    b.rule(chain, `limit rate ${h.logRate} burst ${h.logBurst} packets log prefix "weir ${kind} host ${logChain}: " group ${h.group}`);
-    b.rule(chain, audit ? 'counter accept' : 'counter drop', `${comment}${audit ? ' (audit: logged, not dropped)' : ''}`);
-  };
+/** The last rules of a chain: log what nothing allowed, then drop it (or, with the node-wide audit flag, accept it). */
+function verdictRules(h: HostCompileInput, chain: string, comment: string): void {
+  const audit = h.options.audit === true;
+  const kind = audit ? 'audit' : 'deny';
+  h.b.rule(chain, `limit rate ${h.logRate} burst ${h.logBurst} packets log prefix "weir ${kind} host ${chain}: " group ${h.group}`);
+  h.b.rule(chain, audit ? 'counter accept' : 'counter drop', `${comment}${audit ? ' (audit: logged, not dropped)' : ''}`);
+}
 
-  // ---- failsafe ports ----
-  const inbound = failsafeOf(options.failsafeInbound, DEFAULT_FAILSAFE_INBOUND);
-  const outbound = failsafeOf(options.failsafeOutbound, DEFAULT_FAILSAFE_OUTBOUND);
-  const failsafeSet = (name: string, list: readonly PortRange[], what: string): void => {
-    b.set(name, 'inet_proto . inet_service', ['interval'], `failsafe ${what} ports: no policy closes them`);
-    for (const proto of new Set(list.map((r) => r.protocol))) {
-      for (const [from, to] of mergeRanges(list.filter((r) => r.protocol === proto).map((r): [bigint, bigint] => [BigInt(r.from), BigInt(r.to)]))) {
-        b.element(name, [proto, from === to ? `${from}` : `${from}-${to}`]);
-      }
+function failsafeSet(b: RulesetBuilder, name: string, list: readonly PortRange[], what: string): void {
+  b.set(name, 'inet_proto . inet_service', ['interval'], `failsafe ${what} ports: no policy closes them`);
+  for (const proto of new Set(list.map((r) => r.protocol))) {
+    for (const [from, to] of mergeRanges(list.filter((r) => r.protocol === proto).map((r): [bigint, bigint] => [BigInt(r.from), BigInt(r.to)]))) {
+      b.element(name, [proto, from === to ? `${from}` : `${from}-${to}`]);
     }
-  };
-  failsafeSet('host_failsafe_in', inbound, 'inbound');
-  failsafeSet('host_failsafe_out', outbound, 'outbound');
+  }
+}
 
-  // ---- HostFirewallPolicy chains ----
+type HostPolicyChains = Record<Direction, { chain: string; mode: HostFirewallMode }[]>;
+
+/** A chain per direction of each HostFirewallPolicy selecting this node. */
+function compileHostPolicies(h: HostCompileInput): { applied: HostPolicyApplied[]; warnings: string[]; chains: HostPolicyChains; errors: PolicyError[] } {
+  const { b, state } = h;
   const { policies: selecting, errors } = hostPoliciesFor(state, h.nodeName);
-  const ctx: RuleContext = { b, sets: idx.sets, nodeAddresses: (sel) => nodeAddressesFor(state, sel) };
+  const ctx: RuleContext = { b, sets: h.idx.sets, nodeAddresses: (sel) => nodeAddressesFor(state, sel) };
   const applied: HostPolicyApplied[] = [];
   const warnings: string[] = [];
-  const hfpChains: Record<Direction, { chain: string; mode: HostFirewallMode }[]> = { ingress: [], egress: [] };
+  const chains: HostPolicyChains = { ingress: [], egress: [] };
   for (const p of selecting) {
     const id = `h${hashId(`HostFirewallPolicy/${p.name}`)}`;
     const label = commentLabel(`HostFirewallPolicy ${p.name}`, id);
@@ -265,30 +263,40 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
       const chain = b.chain(`${id}_${short(d)}`, undefined, `${label} ${d}${p.mode === 'Audit' ? ' (Audit)' : ''}`);
       // Ingress named ports name ports of the node's hostNetwork pods.
       for (const r of rules) compileRule(ctx, chain, `${label} ${d}[${r.index}]`, d, r, '', HOST_SUBJECTS);
-      hfpChains[d].push({ chain, mode: p.mode });
+      chains[d].push({ chain, mode: p.mode });
     }
   }
+  return { applied, warnings, chains, errors };
+}
 
-  // ---- hostNetwork pods: profiles ----
+/** The profile chain of a set of policy chains. */
+type ProfileOf = (d: Direction, chains: readonly string[]) => string;
+
+/** Makes each profile chain once (sorted: the same set of policy chains is one chain). */
+function profileChains(h: HostCompileInput): ProfileOf {
+  const { b } = h;
   const profiles = new Set<string>();
-  /** The profile chain of a set of policy chains (sorted: the same set is one chain). */
-  const profile = (d: Direction, chains: readonly string[]): string => {
+  return (d, chains) => {
     const list = [...new Set(chains)].sort();
     const prof = `hprof_${hashId(list.join(','))}_${short(d)}`;
     if (!profiles.has(prof)) {
       profiles.add(prof);
       b.chain(prof, undefined, `hostNetwork pods isolated for ${d} by ${list.length} polic${list.length === 1 ? 'y' : 'ies'}`);
-      if (!audit) b.rule(prof, 'ct state invalid counter drop', 'conntrack-invalid packets of a policed hostNetwork pod');
+      if (h.options.audit !== true) b.rule(prof, 'ct state invalid counter drop', 'conntrack-invalid packets of a policed hostNetwork pod');
       for (const c of list) b.rule(prof, `jump ${c}`);
-      verdictRules(prof, prof, `${d} default deny`);
+      verdictRules(h, prof, `${d} default deny`);
     }
     return prof;
   };
-  const refs = (list: readonly string[]): string[] => list.map((c) => h.refOfChain.get(c) ?? c);
-  b.map('host_ports', 'inet_proto . inet_service : verdict', 'ingress profile of each port of an isolated local hostNetwork pod');
+}
+
+const portKey = (p: { protocol: string; port: number }): string => `${p.protocol.toLowerCase()} . ${p.port}`;
+
+/** The host_ports map: each port of an isolated hostNetwork pod to its ingress profile; returns the profile by port key. */
+function dispatchHostPorts(h: HostCompileInput, profile: ProfileOf): Map<string, string> {
+  h.b.map('host_ports', 'inet_proto . inet_service : verdict', 'ingress profile of each port of an isolated local hostNetwork pod');
   // A port declared by several isolated pods: judged by all their policies.
   const portChains = new Map<string, Set<string>>();
-  const portKey = (p: { protocol: string; port: number }): string => `${p.protocol.toLowerCase()} . ${p.port}`;
   for (const pod of h.hostPods) {
     const inList = h.hostProfiles.get(pod)?.ingress ?? [];
     if (inList.length === 0) continue;
@@ -298,10 +306,26 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
   for (const [k, set] of [...portChains].sort(([a], [c]) => (a < c ? -1 : 1))) {
     const prof = profile('ingress', [...set]);
     portProfile.set(k, prof);
-    b.element('host_ports', k.split(' . '), `goto ${prof}`);
+    h.b.element('host_ports', k.split(' . '), `goto ${prof}`);
   }
+  return portProfile;
+}
+
+interface HostRule {
+  rule: string;
+  comment: string;
+}
+
+/** Each local hostNetwork pod as /status reports it, and the host_output rules sending its attributed egress to its profile. */
+function hostNetworkEndpoints(
+  h: HostCompileInput,
+  profile: ProfileOf,
+  portProfile: ReadonlyMap<string, string>,
+): { endpoints: HostNetworkEndpoint[]; egressRules: HostRule[] } {
+  const { options } = h;
+  const refs = (list: readonly string[]): string[] => list.map((c) => h.refOfChain.get(c) ?? c);
   const endpoints: HostNetworkEndpoint[] = [];
-  const egressRules: { rule: string; comment: string }[] = [];
+  const egressRules: HostRule[] = [];
   for (const pod of h.hostPods) {
     const ports = declaredPorts(pod.raw);
     const ep: HostNetworkEndpoint = { namespace: pod.namespace, name: pod.name, ports: ports.map((p) => `${p.protocol.toLowerCase()}:${p.port}`) };
@@ -330,52 +354,74 @@ export function compileHost(h: HostCompileInput): { report: HostFirewallReport; 
     }
     endpoints.push(ep);
   }
+  return { endpoints, egressRules };
+}
 
-  // ---- base chains ----
-  const directions = { ingress: 'open', egress: 'open' } as Record<Direction, 'open' | 'enforce' | 'audit'>;
-  for (const d of ['ingress', 'egress'] as const) {
-    const inbound = d === 'ingress';
-    const chain = b.chain(
-      inbound ? 'host_input' : 'host_output',
-      { type: 'filter', hook: inbound ? 'input' : 'output', priority: 0, policy: 'accept' },
-      `host firewall: ${inbound ? 'traffic to' : 'traffic from'} this node`,
-    );
-    b.rule(chain, 'ct state established,related accept', 'replies of allowed connections');
-    b.rule(chain, `${inbound ? 'iif' : 'oif'} "lo" accept`, 'the node talking to itself');
-    b.rule(chain, `icmpv6 type { ${ND_TYPES} } accept`, 'IPv6 neighbour and router discovery');
-    b.rule(chain, `meta l4proto . th dport @host_failsafe_${inbound ? 'in' : 'out'} accept`, `failsafe ${inbound ? 'inbound' : 'outbound'} ports`);
-    if (inbound) {
-      b.rule(chain, 'meta l4proto . th dport vmap @host_ports', 'ports of isolated hostNetwork pods');
-      b.rule(chain, 'iifname "weir*" accept', "from the node's own pods");
-    } else {
-      for (const a of options.apiServers ?? []) {
-        const ip = tryParseIp(a.ip);
-        if (!ip) continue;
-        b.rule(chain, `meta l4proto tcp ct original ${fam(ip.family)} daddr ${a.ip} ct original proto-dst ${a.port} accept`, "the agent's API server");
-      }
-      for (const r of egressRules) b.rule(chain, r.rule, r.comment);
-      b.rule(chain, 'oifname "weir*" accept', "to the node's own pods");
+/** host_input or host_output up to the HostFirewallPolicies: replies, loopback, discovery, failsafes and the exemptions of its direction. */
+function baseChain(h: HostCompileInput, d: Direction, egressRules: readonly HostRule[]): string {
+  const { b } = h;
+  const inbound = d === 'ingress';
+  const chain = b.chain(
+    inbound ? 'host_input' : 'host_output',
+    { type: 'filter', hook: inbound ? 'input' : 'output', priority: 0, policy: 'accept' },
+    `host firewall: ${inbound ? 'traffic to' : 'traffic from'} this node`,
+  );
+  b.rule(chain, 'ct state established,related accept', 'replies of allowed connections');
+  b.rule(chain, `${inbound ? 'iif' : 'oif'} "lo" accept`, 'the node talking to itself');
+  b.rule(chain, `icmpv6 type { ${ND_TYPES} } accept`, 'IPv6 neighbour and router discovery');
+  b.rule(chain, `meta l4proto . th dport @host_failsafe_${inbound ? 'in' : 'out'} accept`, `failsafe ${inbound ? 'inbound' : 'outbound'} ports`);
+  if (inbound) {
+    b.rule(chain, 'meta l4proto . th dport vmap @host_ports', 'ports of isolated hostNetwork pods');
+    b.rule(chain, 'iifname "weir*" accept', "from the node's own pods");
+  } else {
+    for (const a of h.options.apiServers ?? []) {
+      const ip = tryParseIp(a.ip);
+      if (!ip) continue;
+      b.rule(chain, `meta l4proto tcp ct original ${fam(ip.family)} daddr ${a.ip} ct original proto-dst ${a.port} accept`, "the agent's API server");
     }
-    const enforcing = hfpChains[d].filter((c) => c.mode === 'Enforce');
-    const auditing = hfpChains[d].filter((c) => c.mode === 'Audit');
-    if (enforcing.length > 0) {
-      for (const c of enforcing) b.rule(chain, `jump ${c.chain}`);
-      verdictRules(chain, chain, `${d} of the node: default deny of its HostFirewallPolicies`);
-      directions[d] = audit ? 'audit' : 'enforce';
-    } else if (auditing.length > 0) {
-      for (const c of auditing) b.rule(chain, `jump ${c.chain}`);
-      b.rule(chain, `limit rate ${h.logRate} burst ${h.logBurst} packets log prefix "weir audit host ${chain}: " group ${h.group}`);
-      b.rule(chain, 'counter accept', `${d} of the node: Audit HostFirewallPolicies only (logged, not dropped)`);
-      directions[d] = 'audit';
-    }
+    for (const r of egressRules) b.rule(chain, r.rule, r.comment);
+    b.rule(chain, 'oifname "weir*" accept', "to the node's own pods");
   }
+  return chain;
+}
+
+/** The end of a base chain: its HostFirewallPolicies and what becomes of traffic none allows. */
+function hostPolicyTail(h: HostCompileInput, chain: string, d: Direction, policies: HostPolicyChains[Direction]): 'open' | 'enforce' | 'audit' {
+  const enforcing = policies.filter((c) => c.mode === 'Enforce');
+  const auditing = policies.filter((c) => c.mode === 'Audit');
+  if (enforcing.length > 0) {
+    for (const c of enforcing) h.b.rule(chain, `jump ${c.chain}`);
+    verdictRules(h, chain, `${d} of the node: default deny of its HostFirewallPolicies`);
+    return h.options.audit === true ? 'audit' : 'enforce';
+  }
+  if (auditing.length > 0) {
+    for (const c of auditing) h.b.rule(chain, `jump ${c.chain}`);
+    h.b.rule(chain, `limit rate ${h.logRate} burst ${h.logBurst} packets log prefix "weir audit host ${chain}: " group ${h.group}`);
+    h.b.rule(chain, 'counter accept', `${d} of the node: Audit HostFirewallPolicies only (logged, not dropped)`);
+    return 'audit';
+  }
+  return 'open';
+}
+
+export function compileHost(h: HostCompileInput): { report: HostFirewallReport; errors: PolicyError[] } {
+  const { b, options } = h;
+  const inbound = failsafeOf(options.failsafeInbound, DEFAULT_FAILSAFE_INBOUND);
+  const outbound = failsafeOf(options.failsafeOutbound, DEFAULT_FAILSAFE_OUTBOUND);
+  failsafeSet(b, 'host_failsafe_in', inbound, 'inbound');
+  failsafeSet(b, 'host_failsafe_out', outbound, 'outbound');
+  const { applied, warnings, chains, errors } = compileHostPolicies(h);
+  const profile = profileChains(h);
+  const portProfile = dispatchHostPorts(h, profile);
+  const { endpoints, egressRules } = hostNetworkEndpoints(h, profile, portProfile);
+  const ingress = hostPolicyTail(h, baseChain(h, 'ingress', egressRules), 'ingress', chains.ingress);
+  const egress = hostPolicyTail(h, baseChain(h, 'egress', egressRules), 'egress', chains.egress);
   return {
     report: {
-      audit,
+      audit: options.audit === true,
       failsafe: { inbound: inbound.map(formatPortRange), outbound: outbound.map(formatPortRange) },
       policies: applied,
-      ingress: directions.ingress,
-      egress: directions.egress,
+      ingress,
+      egress,
       hostNetworkPods: endpoints,
       warnings,
     },
