@@ -7,8 +7,6 @@
 // - Egress is judged at the source pod, ingress at the destination pod; a
 //   connection needs both. A pod selected by no policy of a direction is
 //   unrestricted in it; policies are additive (the union of their rules).
-// - Pods in phase Succeeded/Failed or without an IP are ignored: they are
-//   neither subjects nor peers, and their old IPs are plain addresses.
 // - hostNetwork pods are never subjects, and as peers they are their node's
 //   address. Why: the docs leave hostNetwork behaviour to the plugin, limited to
 //   two options; weir cannot tell a hostNetwork pod's packets from its node's,
@@ -22,12 +20,6 @@
 // - A pod connecting to itself is always allowed. Why: "a pod cannot block
 //   access to itself" (the traffic never leaves its network namespace; the
 //   upstream e2e probes skip it). Isolation is still reported truthfully.
-// - ipBlock matches by address, pod addresses included. The docs advise that
-//   ipBlock "should be cluster-external IPs, since Pod IPs are ephemeral and
-//   unpredictable", but do not exempt pods, and the upstream e2e suite tests
-//   ipBlock against pod IPs; so a pod peer matches an ipBlock containing its IP.
-// - A bare IP endpoint that is a live pod's IP is that pod; a node's IP is
-//   that node; anything else is external.
 // - With the host-firewall option (EvaluatorOptions.hostFirewall), traffic to
 //   and from nodes is judged as host-firewall mode enforces it (host-compile.ts):
 //   ingress at a node by the NetworkPolicies of the hostNetwork pods
@@ -40,7 +32,10 @@
 //   describes; a verdict says which tier decided (DirectionVerdict.tier).
 //   One weir cannot express is judged as the kernel enforces it, "Deny all"
 //   for its subjects (fail closed; cnp-normalize.ts).
-import { formatIp, type IpBytes, type IpFamily, tryParseIp } from '../ip.ts';
+//
+// How endpoints resolve and peers match (terminated pods, bare addresses,
+// ipBlock and pod addresses) is snapshot-index.ts, the snapshot as this
+// evaluator reads it.
 import { type CnpPeer, cnpRef, type NormalizedClusterPolicy, normalizeClusterPolicies } from './cnp-normalize.ts';
 import type { CnpTier } from './cnp-types.ts';
 import { formatPolicyRef, type PolicyError, PolicyQueryError, type PolicyRef } from './errors.ts';
@@ -55,22 +50,13 @@ import {
   parsePortRanges,
   portRangesContain,
 } from './host-normalize.ts';
-import { type Direction, ipBlockContains, type NormalizedPeer, type NormalizedPolicy, normalizePolicy } from './normalize.ts';
-import { type NamedPorts, namedPortsOf, type PortMatch, portsMatch } from './ports.ts';
-import { type CompiledSelector, selectorMatches } from './selector.ts';
+import { type Direction, type NormalizedPolicy, normalizePolicy } from './normalize.ts';
+import { type NamedPorts, type PortMatch, portsMatch } from './ports.ts';
+import { selectorMatches } from './selector.ts';
+import { type End, type PodInfo, SnapshotIndex } from './snapshot-index.ts';
 import { type ClusterRuleReason, ClusterTiers } from './tiers.ts';
-import type { ClusterState, Labels, NodeInfo, Pod } from './types.ts';
-import type {
-  Connection,
-  DirectionVerdict,
-  Endpoint,
-  EvaluatorOptions,
-  HostFirewallEvalOptions,
-  PodRef,
-  Reason,
-  ResolvedEndpoint,
-  Verdict,
-} from './verdict.ts';
+import type { ClusterState } from './types.ts';
+import type { Connection, DirectionVerdict, EvaluatorOptions, HostFirewallEvalOptions, PodRef, Reason, Verdict } from './verdict.ts';
 
 export type {
   Connection,
@@ -85,61 +71,16 @@ export type {
 } from './verdict.ts';
 export { ipEndpoint, podEndpoint } from './verdict.ts';
 
-interface PodInfo {
-  readonly ref: PodRef;
-  readonly key: string;
-  readonly labels: Labels;
-  readonly nodeName: string | undefined;
-  readonly hostNetwork: boolean;
-  /** Considered by NetworkPolicy at all (has an IP, not terminated). */
-  readonly live: boolean;
-  /** Pod addresses by family, in podIPs order. */
-  readonly ips: ReadonlyMap<IpFamily, IpBytes>;
-  readonly families: readonly IpFamily[];
-  readonly hostIps: ReadonlyMap<IpFamily, IpBytes>;
-  readonly hostIpTexts: ReadonlySet<string>;
-  readonly raw: Pod;
-}
-
-/** Internal: a resolved endpoint plus what the judging needs. */
-interface End {
-  readonly view: ResolvedEndpoint;
-  readonly bytes: IpBytes;
-  readonly pod: PodInfo | undefined;
-}
-
-const podKey = (ns: string, name: string): string => `${ns}/${name}`;
-const NS_NAME_LABEL = 'kubernetes.io/metadata.name';
-
-function parseIps(list: readonly (string | undefined)[], what: string): Map<IpFamily, IpBytes> {
-  const out = new Map<IpFamily, IpBytes>();
-  for (const s of list) {
-    if (s === undefined || s === '') continue;
-    const ip = tryParseIp(s);
-    if (!ip) throw new PolicyQueryError(`${what}: invalid IP address ${JSON.stringify(s)}`);
-    if (!out.has(ip.family)) out.set(ip.family, ip);
-  }
-  return out;
-}
-
 export class PolicyEvaluator {
   readonly policies: readonly NormalizedPolicy[];
   /** ClusterNetworkPolicies that could not be expressed (each judged fail-closed). */
   readonly clusterErrors: readonly PolicyError[];
   readonly #tiers: ClusterTiers;
+  readonly #snap: SnapshotIndex;
   readonly #selectingCnp = new Map<string, NormalizedClusterPolicy[]>();
-  readonly #pods = new Map<string, PodInfo>();
-  readonly #podsByNs = new Map<string, PodInfo[]>();
-  readonly #podByIp = new Map<string, PodInfo | 'ambiguous'>();
-  readonly #nodeByIp = new Map<string, string>();
-  readonly #nodeIps = new Map<string, Set<string>>();
-  readonly #nsLabels = new Map<string, Labels>();
   readonly #policiesByNs = new Map<string, NormalizedPolicy[]>();
-  readonly #memo = new Map<string, boolean>();
   readonly #selecting = new Map<string, NormalizedPolicy[]>();
-  readonly #named = new Map<string, NamedPorts>();
   readonly #host: HostFirewallEvalOptions | undefined;
-  readonly #nodes: readonly NodeInfo[];
   readonly #hostPolicies: readonly NormalizedHostPolicy[];
 
   /**
@@ -150,7 +91,6 @@ export class PolicyEvaluator {
    */
   constructor(state: ClusterState, opts: EvaluatorOptions = {}) {
     this.#host = opts.hostFirewall;
-    this.#nodes = state.nodes ?? [];
     this.#hostPolicies = this.#host ? normalizeHostPolicies(state.hostPolicies ?? []).policies : [];
     this.policies = state.policies.map(normalizePolicy);
     const cnps = normalizeClusterPolicies(state.clusterPolicies ?? []);
@@ -161,72 +101,7 @@ export class PolicyEvaluator {
       list.push(p);
       this.#policiesByNs.set(p.namespace, list);
     }
-    for (const ns of state.namespaces) {
-      const name = ns.metadata?.name;
-      if (typeof name !== 'string' || name === '') throw new PolicyQueryError('a namespace has no metadata.name');
-      // The API server sets kubernetes.io/metadata.name on every namespace;
-      // a snapshot missing it (or missing the namespace) still selects as the cluster does.
-      this.#nsLabels.set(name, { ...(ns.metadata?.labels ?? {}), [NS_NAME_LABEL]: name });
-    }
-    for (const n of state.nodes ?? []) {
-      for (const ip of parseIps(n.internalIPs, `node ${n.name}`).values()) this.#addNodeIp(n.name, ip);
-    }
-    for (const raw of state.pods) this.#addPod(raw);
-  }
-
-  #addNodeIp(node: string, ip: IpBytes): void {
-    const text = formatIp(ip.bytes);
-    if (!this.#nodeByIp.has(text)) this.#nodeByIp.set(text, node);
-    const set = this.#nodeIps.get(node) ?? new Set<string>();
-    set.add(text);
-    this.#nodeIps.set(node, set);
-  }
-
-  #addPod(raw: Pod): void {
-    const ns = raw.metadata?.namespace;
-    const name = raw.metadata?.name;
-    if (typeof ns !== 'string' || ns === '' || typeof name !== 'string' || name === '') {
-      throw new PolicyQueryError('a pod has no metadata.namespace or metadata.name');
-    }
-    const key = podKey(ns, name);
-    if (this.#pods.has(key)) throw new PolicyQueryError(`pod ${key} appears twice in the cluster state`);
-    const st = raw.status ?? {};
-    const ipTexts = st.podIPs && st.podIPs.length > 0 ? st.podIPs.map((p) => p?.ip) : [st.podIP];
-    const ips = parseIps(ipTexts, `pod ${key}`);
-    const hostTexts = st.hostIPs && st.hostIPs.length > 0 ? st.hostIPs.map((p) => p?.ip) : [st.hostIP];
-    const hostNetwork = raw.spec?.hostNetwork === true;
-    // A hostNetwork pod's podIPs are its node's addresses.
-    const hostIps = parseIps(hostNetwork ? [...hostTexts, ...ipTexts] : hostTexts, `pod ${key} hostIPs`);
-    const nodeName = raw.spec?.nodeName || undefined;
-    const live = ips.size > 0 && st.phase !== 'Succeeded' && st.phase !== 'Failed';
-    const hostIpTexts = new Set([...hostIps.values()].map((ip) => formatIp(ip.bytes)));
-    const labels = raw.metadata?.labels ?? {};
-    const info: PodInfo = { ref: { namespace: ns, name }, key, labels, nodeName, hostNetwork, live, ips, families: [...ips.keys()], hostIps, hostIpTexts, raw };
-    this.#pods.set(key, info);
-    const list = this.#podsByNs.get(ns) ?? [];
-    list.push(info);
-    this.#podsByNs.set(ns, list);
-    if (nodeName) for (const ip of hostIps.values()) this.#addNodeIp(nodeName, ip);
-    if (live && !hostNetwork) {
-      for (const ip of ips.values()) {
-        const text = formatIp(ip.bytes);
-        this.#podByIp.set(text, this.#podByIp.has(text) ? 'ambiguous' : info);
-      }
-    }
-  }
-
-  #matches(sel: CompiledSelector, what: 'pod' | 'ns', id: string, labels: () => Labels): boolean {
-    const k = `${sel.key}\u0000${what}\u0000${id}`;
-    let v = this.#memo.get(k);
-    if (v === undefined) {
-      v = selectorMatches(sel, labels());
-      this.#memo.set(k, v);
-    }
-    return v;
-  }
-
-  #nsLabelsOf(ns: string): Labels {
-    return this.#nsLabels.get(ns) ?? { [NS_NAME_LABEL]: ns };
+    this.#snap = new SnapshotIndex(state);
   }
 
   /** The policies of `direction` in the pod's namespace whose podSelector selects it. */
@@ -234,37 +109,10 @@ export class PolicyEvaluator {
     const k = `${direction}\u0000${pod.key}`;
     let out = this.#selecting.get(k);
     if (!out) {
-      out = (this.#policiesByNs.get(pod.ref.namespace) ?? []).filter(
-        (p) => p[direction] !== undefined && this.#matches(p.podSelector, 'pod', pod.key, () => pod.labels),
-      );
+      out = (this.#policiesByNs.get(pod.ref.namespace) ?? []).filter((p) => p[direction] !== undefined && this.#snap.selectsPod(p.podSelector, pod));
       this.#selecting.set(k, out);
     }
     return out;
-  }
-
-  #peerMatches(peer: NormalizedPeer, policyNs: string, end: End): boolean {
-    if (peer.kind === 'ipBlock') return ipBlockContains(peer, end.bytes);
-    const pod = end.pod;
-    if (!pod) return false;
-    const nsOk =
-      peer.namespaces === 'own'
-        ? pod.ref.namespace === policyNs
-        : this.#matches(peer.namespaces, 'ns', pod.ref.namespace, () => this.#nsLabelsOf(pod.ref.namespace));
-    return nsOk && this.#matches(peer.pods, 'pod', pod.key, () => pod.labels);
-  }
-
-  #namedPorts(pod: PodInfo): NamedPorts {
-    let n = this.#named.get(pod.key);
-    if (!n) {
-      n = namedPortsOf(pod.raw);
-      this.#named.set(pod.key, n);
-    }
-    return n;
-  }
-
-  #isOwnNode(pod: PodInfo, peer: End): boolean {
-    const ip = peer.view.ip;
-    return pod.hostIpTexts.has(ip) || (pod.nodeName !== undefined && (this.#nodeIps.get(pod.nodeName)?.has(ip) ?? false));
   }
 
   /** The ClusterNetworkPolicies of `tier` selecting a (live, not hostNetwork) pod for `direction`, in order. */
@@ -273,18 +121,14 @@ export class PolicyEvaluator {
     let out = this.#selectingCnp.get(k);
     if (!out) {
       const ns = pod.ref.namespace;
-      out = this.#tiers.selecting(
-        tier,
-        direction,
-        (p) => this.#matches(p.subject.namespaces, 'ns', ns, () => this.#nsLabelsOf(ns)) && this.#matches(p.subject.pods, 'pod', pod.key, () => pod.labels),
-      );
+      out = this.#tiers.selecting(tier, direction, (p) => this.#snap.selectsNamespace(p.subject.namespaces, ns) && this.#snap.selectsPod(p.subject.pods, pod));
       this.#selectingCnp.set(k, out);
     }
     return out;
   }
 
   #clusterPeerMatches(peer: CnpPeer, end: End): boolean {
-    return peer.kind === 'nodes' ? this.#hostPeerMatches(peer, end) : peer.kind !== 'domains' && this.#peerMatches(peer, '', end);
+    return peer.kind === 'nodes' ? this.#snap.hostPeerMatches(peer, end) : peer.kind !== 'domains' && this.#snap.peerMatches(peer, '', end);
   }
 
   /** One direction at a pod: Admin tier, NetworkPolicy, Baseline tier, default (tiers.ts). */
@@ -308,7 +152,7 @@ export class PolicyEvaluator {
     if (self) return verdict(true, [{ kind: selecting.length > 0 || clusterPolicies.length > 0 ? 'self' : 'not-isolated' }]);
     // Named ports always name a port of the receiving pod: the subject for
     // ingress, the peer for egress; a non-pod destination has no names.
-    const target = dst.pod ? this.#namedPorts(dst.pod) : undefined;
+    const target = dst.pod ? this.#snap.namedPorts(dst.pod) : undefined;
     const first = (list: NormalizedClusterPolicy[]): ClusterRuleReason | undefined =>
       list.length === 0
         ? undefined
@@ -323,12 +167,12 @@ export class PolicyEvaluator {
     if (a && a.action !== 'Pass') return verdict(a.action === 'Accept', [a], 'Admin');
     const passed: Reason[] = a ? [a] : [];
     if (selecting.length > 0) {
-      if (this.#isOwnNode(pod, peer)) return verdict(true, [...passed, { kind: 'own-node' }], 'NetworkPolicy');
+      if (this.#snap.isOwnNode(pod, peer)) return verdict(true, [...passed, { kind: 'own-node' }], 'NetworkPolicy');
       const reasons = this.#judgeRules(
         selecting,
         (p) => p[direction] ?? [],
         (p) => ({ namespace: p.namespace, name: p.name }),
-        (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, peer),
+        (p, x) => x.kind !== 'nodes' && this.#snap.peerMatches(x, p.namespace, peer),
         () => target,
         conn,
       );
@@ -340,36 +184,6 @@ export class PolicyEvaluator {
   }
 
   // ---- host firewall ----
-
-  /** hostNetwork pods of a node that are not terminated (their ports are the node's). */
-  #hostNetworkPodsOn(node: string): PodInfo[] {
-    return [...this.#pods.values()].filter(
-      (p) => p.hostNetwork && p.nodeName === node && p.raw.status?.phase !== 'Succeeded' && p.raw.status?.phase !== 'Failed',
-    );
-  }
-
-  #nodeLabels(node: string): Labels {
-    return this.#nodes.find((n) => n.name === node)?.labels ?? {};
-  }
-
-  #hostPeerMatches(peer: HostPeer, end: End): boolean {
-    if (peer.kind !== 'nodes') return this.#peerMatches(peer, '', end);
-    return this.#nodes.some(
-      (n) =>
-        selectorMatches(peer.nodes, n.labels ?? {}) &&
-        n.internalIPs.some((t) => {
-          const ip = tryParseIp(t);
-          return ip !== undefined && formatIp(ip.bytes) === end.view.ip;
-        }),
-    );
-  }
-
-  /** Union of named ports of the pods given (they share the node's address). */
-  #mergedNamed(pods: readonly PodInfo[]): NamedPorts {
-    const out = new Map<string, number[]>();
-    for (const p of pods) for (const [k, v] of this.#namedPorts(p)) out.set(k, [...new Set([...(out.get(k) ?? []), ...v])]);
-    return out;
-  }
 
   #hostVerdict(
     direction: Direction,
@@ -407,7 +221,7 @@ export class PolicyEvaluator {
 
   /** The HostFirewallPolicies of `node` for `direction`, judged as host-compile.ts does. */
   #judgeHostPolicies(direction: Direction, node: string, peer: End, named: NamedPorts | undefined, conn: Connection): DirectionVerdict {
-    const labels = this.#nodeLabels(node);
+    const labels = this.#snap.nodeLabels(node);
     const selecting = this.#hostPolicies.filter((p) => p[direction] !== undefined && selectorMatches(p.nodeSelector, labels));
     const refs = selecting.map((p) => hostPolicyRef(p.name));
     if (selecting.length === 0) return this.#hostVerdict(direction, node, undefined, false, [], true, [{ kind: 'not-isolated' }]);
@@ -418,7 +232,7 @@ export class PolicyEvaluator {
       judged,
       (p) => p[direction] ?? [],
       (p) => hostPolicyRef(p.name),
-      (_p, x) => this.#hostPeerMatches(x, peer),
+      (_p, x) => this.#snap.hostPeerMatches(x, peer),
       () => named,
       conn,
     );
@@ -431,7 +245,7 @@ export class PolicyEvaluator {
   #judgeHostIngress(dst: End & { view: { kind: 'node' } }, src: End, conn: Connection): DirectionVerdict {
     const node = dst.view.node as string;
     if (src.view.kind === 'node' && src.view.node === node) return this.#hostVerdict('ingress', node, undefined, false, [], true, [{ kind: 'own-node' }]);
-    const hostPods = this.#hostNetworkPodsOn(node);
+    const hostPods = this.#snap.hostNetworkPodsOn(node);
     const declaring = hostPods.filter((p) => declaredPorts(p.raw).some((x) => x.protocol === conn.protocol && x.port === conn.port));
     const npPolicies = [...new Set(declaring.flatMap((p) => this.#selectingPolicies(p, 'ingress')))];
     const subject = declaring.find((p) => this.#selectingPolicies(p, 'ingress').length > 0)?.ref;
@@ -452,23 +266,23 @@ export class PolicyEvaluator {
         npPolicies,
         (p) => p.ingress ?? [],
         (p) => ({ namespace: p.namespace, name: p.name }),
-        (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, src),
+        (p, x) => x.kind !== 'nodes' && this.#snap.peerMatches(x, p.namespace, src),
         // Named ports: those of every hostNetwork pod of the node the policy selects (one address).
-        (p) => this.#mergedNamed(hostPods.filter((h) => this.#selectingPolicies(h, 'ingress').includes(p))),
+        (p) => this.#snap.mergedNamed(hostPods.filter((h) => this.#selectingPolicies(h, 'ingress').includes(p))),
         conn,
       );
       if (reasons.length > 0) return this.#hostVerdict('ingress', node, subject, true, refs, true, reasons);
       return this.#hostVerdict('ingress', node, subject, true, refs, this.#host?.audit === true, [{ kind: this.#host?.audit ? 'audit' : 'no-rule-matched' }]);
     }
     if (src.pod && src.pod.nodeName === node) return this.#hostVerdict('ingress', node, undefined, false, [], true, [{ kind: 'own-node' }]);
-    return this.#judgeHostPolicies('ingress', node, src, this.#mergedNamed(hostPods), conn);
+    return this.#judgeHostPolicies('ingress', node, src, this.#snap.mergedNamed(hostPods), conn);
   }
 
   /** Traffic from a node's address (src is the node or one of its hostNetwork pods). */
   #judgeHostEgress(src: End & { view: { kind: 'node' } }, dst: End, conn: Connection): DirectionVerdict {
     const node = src.view.node as string;
     if (dst.view.kind === 'node' && dst.view.node === node) return this.#hostVerdict('egress', node, undefined, false, [], true, [{ kind: 'own-node' }]);
-    const hn = src.view.hostNetworkPod ? this.#pods.get(podKey(src.view.hostNetworkPod.namespace, src.view.hostNetworkPod.name)) : undefined;
+    const hn = src.view.hostNetworkPod ? this.#snap.pod(src.view.hostNetworkPod) : undefined;
     const attributed = (p: PodInfo): boolean => {
       const o = this.#host?.hostNetworkEgress;
       return typeof o === 'function' ? o(p.ref) : o === true;
@@ -485,14 +299,14 @@ export class PolicyEvaluator {
         [{ kind: 'failsafe' }],
       );
     }
-    const target = dst.pod ? this.#namedPorts(dst.pod) : undefined;
+    const target = dst.pod ? this.#snap.namedPorts(dst.pod) : undefined;
     if (hn && npPolicies.length > 0) {
       const refs = npPolicies.map((p) => ({ namespace: p.namespace, name: p.name }));
       const reasons = this.#judgeRules(
         npPolicies,
         (p) => p.egress ?? [],
         (p) => ({ namespace: p.namespace, name: p.name }),
-        (p, x) => x.kind !== 'nodes' && this.#peerMatches(x, p.namespace, dst),
+        (p, x) => x.kind !== 'nodes' && this.#snap.peerMatches(x, p.namespace, dst),
         () => target,
         conn,
       );
@@ -503,71 +317,15 @@ export class PolicyEvaluator {
     return this.#judgeHostPolicies('egress', node, dst, target, conn);
   }
 
-  #podOf(e: Endpoint & { kind: 'pod' }): PodInfo {
-    const info = this.#pods.get(podKey(e.namespace, e.name));
-    if (!info) throw new PolicyQueryError(`pod ${podKey(e.namespace, e.name)} is not in the cluster state`);
-    if (!info.live) {
-      throw new PolicyQueryError(`pod ${info.key} has no IP or has terminated: NetworkPolicy ignores it, so it has no connections to judge`);
-    }
-    return info;
-  }
-
-  #resolve(e: Endpoint, family: IpFamily): End {
-    if (e.kind === 'pod') {
-      const info = this.#podOf(e);
-      if (info.hostNetwork) {
-        const bytes = info.hostIps.get(family);
-        if (!bytes) throw new PolicyQueryError(`hostNetwork pod ${info.key} has no IPv${family} host address`);
-        return { view: { kind: 'node', ip: formatIp(bytes.bytes), node: info.nodeName, hostNetworkPod: info.ref }, bytes, pod: undefined };
-      }
-      const bytes = info.ips.get(family);
-      if (!bytes) throw new PolicyQueryError(`pod ${info.key} has no IPv${family} address`);
-      return { view: { kind: 'pod', pod: info.ref, ip: formatIp(bytes.bytes), node: info.nodeName }, bytes, pod: info };
-    }
-    const bytes = tryParseIp(e.ip);
-    if (!bytes) throw new PolicyQueryError(`invalid IP address ${JSON.stringify(e.ip)}`);
-    const ip = formatIp(bytes.bytes);
-    const owner = this.#podByIp.get(ip);
-    if (owner === 'ambiguous') throw new PolicyQueryError(`${ip} is the address of more than one live pod`);
-    if (owner) return { view: { kind: 'pod', pod: owner.ref, ip, node: owner.nodeName }, bytes, pod: owner };
-    const node = this.#nodeByIp.get(ip);
-    if (node !== undefined) return { view: { kind: 'node', ip, node }, bytes, pod: undefined };
-    return { view: { kind: 'external', ip }, bytes, pod: undefined };
-  }
-
-  #familyOf(conn: Connection): IpFamily {
-    const fams = new Set<IpFamily>();
-    for (const e of [conn.src, conn.dst]) {
-      if (e.kind !== 'ip') continue;
-      const ip = tryParseIp(e.ip);
-      if (!ip) throw new PolicyQueryError(`invalid IP address ${JSON.stringify(e.ip)}`);
-      fams.add(ip.family);
-    }
-    if (conn.family !== undefined) fams.add(conn.family);
-    if (fams.size > 1) throw new PolicyQueryError('the connection mixes IPv4 and IPv6');
-    const [only] = fams;
-    if (only !== undefined) return only;
-    // Both ends are pods: the source's primary family that the destination also has.
-    const famsOf = (e: Endpoint & { kind: 'pod' }): readonly IpFamily[] => {
-      const p = this.#podOf(e);
-      return p.hostNetwork ? [...p.hostIps.keys()] : p.families;
-    };
-    const s = famsOf(conn.src as Endpoint & { kind: 'pod' });
-    const d = famsOf(conn.dst as Endpoint & { kind: 'pod' });
-    const common = s.find((f) => d.includes(f));
-    if (common === undefined) throw new PolicyQueryError('the two pods share no address family');
-    return common;
-  }
-
   /** Judges one connection. */
   evaluate(conn: Connection): Verdict {
     if (!Number.isInteger(conn.port) || conn.port < 1 || conn.port > 65535) throw new PolicyQueryError(`port must be 1-65535, got ${conn.port}`);
     if (conn.protocol !== 'TCP' && conn.protocol !== 'UDP' && conn.protocol !== 'SCTP') {
       throw new PolicyQueryError(`protocol must be TCP, UDP or SCTP, got ${String(conn.protocol)}`);
     }
-    const family = this.#familyOf(conn);
-    const src = this.#resolve(conn.src, family);
-    const dst = this.#resolve(conn.dst, family);
+    const family = this.#snap.familyOf(conn);
+    const src = this.#snap.resolve(conn.src, family);
+    const dst = this.#snap.resolve(conn.dst, family);
     const self = src.pod !== undefined && src.pod === dst.pod;
     const hostSrc = this.#host && src.view.kind === 'node' && src.view.node !== undefined;
     const hostDst = this.#host && dst.view.kind === 'node' && dst.view.node !== undefined;
@@ -581,7 +339,7 @@ export class PolicyEvaluator {
     if (policy.kind === 'ClusterNetworkPolicy') {
       const c = this.#tiers.policies.find((x) => x.name === policy.name);
       if (!c) throw new PolicyQueryError(`ClusterNetworkPolicy ${policy.name} is not in the cluster state`);
-      const pods = [...this.#pods.values()].filter((pod) => pod.live && !pod.hostNetwork);
+      const pods = this.#snap.allPods().filter((pod) => pod.live && !pod.hostNetwork);
       return pods
         .filter(
           (pod) => this.#selectingClusterPolicies(pod, 'ingress', c.tier).includes(c) || this.#selectingClusterPolicies(pod, 'egress', c.tier).includes(c),
@@ -590,21 +348,22 @@ export class PolicyEvaluator {
     }
     const p = this.policies.find((x) => x.namespace === policy.namespace && x.name === policy.name);
     if (!p) throw new PolicyQueryError(`NetworkPolicy ${formatPolicyRef(policy)} is not in the cluster state`);
-    return (this.#podsByNs.get(p.namespace) ?? [])
-      .filter((pod) => pod.live && (!pod.hostNetwork || this.#host !== undefined) && this.#matches(p.podSelector, 'pod', pod.key, () => pod.labels))
+    return this.#snap
+      .podsIn(p.namespace)
+      .filter((pod) => pod.live && (!pod.hostNetwork || this.#host !== undefined) && this.#snap.selectsPod(p.podSelector, pod))
       .map((pod) => pod.ref);
   }
 
   /** The policies of `direction` that isolate a pod (empty when it is unrestricted in that direction). */
   policiesFor(pod: PodRef, direction: Direction): PolicyRef[] {
-    const info = this.#podOf({ kind: 'pod', ...pod });
+    const info = this.#snap.podOf({ kind: 'pod', ...pod });
     if (info.hostNetwork && !this.#host) return [];
     return this.#selectingPolicies(info, direction).map((p) => ({ namespace: p.namespace, name: p.name }));
   }
 
   /** The ClusterNetworkPolicies of `direction` selecting a pod, Admin tier first, in order of evaluation. */
   clusterPoliciesFor(pod: PodRef, direction: Direction): PolicyRef[] {
-    const info = this.#podOf({ kind: 'pod', ...pod });
+    const info = this.#snap.podOf({ kind: 'pod', ...pod });
     if (info.hostNetwork) return [];
     return (['Admin', 'Baseline'] as const).flatMap((t) => this.#selectingClusterPolicies(info, direction, t).map((p) => cnpRef(p.name)));
   }
