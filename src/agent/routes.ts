@@ -135,8 +135,27 @@ function protoName(p: number | undefined): string {
 export function reconcileNodeRoutes(h: Rtnl, desired: readonly NodeRoute[], opts?: ReconcileNodeRoutesOptions): NodeRouteChanges {
   const table = opts?.table ?? C.RT_TABLE_MAIN;
   const res: NodeRouteChanges = { added: [], replaced: [], removed: [], errors: [] };
+  const pass: Pass = { h, table, res };
+  const want = wantedRoutes(desired, res.errors);
 
-  // Desired routes by destination; malformed and duplicate entries are errors.
+  const inTable = [...h.routeList(4), ...h.routeList(6)].filter((r) => (r.table ?? C.RT_TABLE_MAIN) === table);
+  const foreign = inTable.filter((r) => r.protocol !== RTPROT_WEIR_NODE);
+  const ours = inTable.filter((r) => r.protocol === RTPROT_WEIR_NODE);
+
+  const current = keepOurs(pass, ours, want);
+  for (const [key, d] of want) programRoute(pass, key, d, current.get(key), foreign);
+  return res;
+}
+
+/** One reconcile: the handle, the table it works on, and the changes made so far. */
+interface Pass {
+  h: Rtnl;
+  table: number;
+  res: NodeRouteChanges;
+}
+
+/** Desired routes by destination; malformed and duplicate entries are errors. */
+function wantedRoutes(desired: readonly NodeRoute[], errors: NodeRouteError[]): Map<string, NodeRoute> {
   const want = new Map<string, NodeRoute>();
   for (const d of desired) {
     const dst = cidrNetwork(d.dst);
@@ -144,96 +163,93 @@ export function reconcileNodeRoutes(h: Rtnl, desired: readonly NodeRoute[], opts
     const via = d.via.bytes.length === 4 || d.via.bytes.length === 16 ? formatIp(d.via.bytes) : '?';
     if (d.via.family !== dst.family || d.via.bytes.length !== dst.bytes.length) {
       const reason = `gateway ${via} is not IPv${dst.family}`;
-      res.errors.push({ dst: key, node: d.node, via, op: 'add', reason, error: new InvalidConfigError(`route to ${key} for node ${d.node}: ${reason}`) });
+      errors.push({ dst: key, node: d.node, via, op: 'add', reason, error: new InvalidConfigError(`route to ${key} for node ${d.node}: ${reason}`) });
       continue;
     }
     const prev = want.get(key);
     if (prev) {
       const reason = `${key} is already routed to node ${prev.node}`;
-      res.errors.push({ dst: key, node: d.node, via, op: 'add', reason, error: new InvalidConfigError(`route to ${key} for node ${d.node}: ${reason}`) });
+      errors.push({ dst: key, node: d.node, via, op: 'add', reason, error: new InvalidConfigError(`route to ${key} for node ${d.node}: ${reason}`) });
       continue;
     }
     want.set(key, { dst, via: d.via, node: d.node });
   }
+  return want;
+}
 
-  const inTable = [...h.routeList(4), ...h.routeList(6)].filter((r) => (r.table ?? C.RT_TABLE_MAIN) === table);
-  const foreign = inTable.filter((r) => r.protocol !== RTPROT_WEIR_NODE);
-  const ours = inTable.filter((r) => r.protocol === RTPROT_WEIR_NODE);
-
-  const del = (r: Route, key: string, node?: string): boolean => {
-    try {
-      // protocol 88 in the request: the kernel deletes only a route of that
-      // protocol, whatever else shares the prefix.
-      const spec: Route = { family: r.family, dstLen: r.dstLen, table, protocol: RTPROT_WEIR_NODE };
-      if (r.dst) spec.dst = r.dst;
-      if (r.gateway) spec.gateway = r.gateway;
-      if (r.priority !== undefined) spec.priority = r.priority;
-      h.routeDelete(spec);
-    } catch (e) {
-      if (!isNotFound(e)) {
-        res.errors.push({ dst: key, ...(node === undefined ? {} : { node }), op: 'delete', reason: describe(e), error: asError(e) });
-        return false;
-      }
-    }
-    res.removed.push(key);
-    return true;
-  };
-
-  // Our routes, one per destination; everything else of ours goes.
+/** Our routes, one per destination; everything else of ours goes. */
+function keepOurs(p: Pass, ours: readonly Route[], want: ReadonlyMap<string, NodeRoute>): Map<string, Route> {
   const current = new Map<string, Route>();
   for (const r of ours) {
     const key = routeDst(r);
     if (!want.has(key) || (r.priority ?? defaultMetric(r.family)) !== defaultMetric(r.family) || current.has(key)) {
-      del(r, key);
+      deleteOurs(p, r, key);
       continue;
     }
     current.set(key, r);
   }
+  return current;
+}
 
-  for (const [key, d] of want) {
-    const cur = current.get(key);
-    const via = formatIp(d.via.bytes);
-    const wanted: Route = {
-      family: d.dst.family,
-      dst: d.dst.bytes,
-      dstLen: d.dst.prefix,
-      gateway: d.via.bytes,
-      table,
-      protocol: RTPROT_WEIR_NODE,
-      scope: C.RT_SCOPE_UNIVERSE,
-      type: C.RTN_UNICAST,
-    };
-    if (cur && sameBytes(cur.gateway, d.via.bytes) && (cur.type ?? C.RTN_UNICAST) === C.RTN_UNICAST) continue;
-
-    const blocker = foreign.find(
-      (r) => r.family === d.dst.family && routeDst(r) === key && (r.priority ?? defaultMetric(r.family)) === defaultMetric(r.family),
-    );
-    if (blocker) {
-      // A replace would overwrite the foreign route; leave it and drop ours.
-      if (cur) del(cur, key, d.node);
-      const gw = blocker.gateway ? ` via ${formatIp(blocker.gateway)}` : '';
-      const reason = `a route with protocol ${protoName(blocker.protocol)}${gw} already holds this destination`;
-      res.errors.push({
-        dst: key,
-        node: d.node,
-        via,
-        op: 'add',
-        reason,
-        error: new NetlinkError(`add route ${key} via ${via} (node ${d.node})`, Errno.EEXIST, reason),
-      });
-      continue;
-    }
-
-    const op = cur ? 'replace' : 'add';
-    try {
-      if (cur) h.routeReplace(wanted);
-      else h.routeAdd(wanted);
-      (cur ? res.replaced : res.added).push(key);
-    } catch (e) {
-      res.errors.push({ dst: key, node: d.node, via, op, reason: describe(e), error: asError(e) });
+/** Deletes one of our routes; a refusal other than "not found" is noted in the errors. */
+function deleteOurs(p: Pass, r: Route, key: string, node?: string): void {
+  try {
+    // protocol 88 in the request: the kernel deletes only a route of that
+    // protocol, whatever else shares the prefix.
+    const spec: Route = { family: r.family, dstLen: r.dstLen, table: p.table, protocol: RTPROT_WEIR_NODE };
+    if (r.dst) spec.dst = r.dst;
+    if (r.gateway) spec.gateway = r.gateway;
+    if (r.priority !== undefined) spec.priority = r.priority;
+    p.h.routeDelete(spec);
+  } catch (e) {
+    if (!isNotFound(e)) {
+      p.res.errors.push({ dst: key, ...(node === undefined ? {} : { node }), op: 'delete', reason: describe(e), error: asError(e) });
+      return;
     }
   }
-  return res;
+  p.res.removed.push(key);
+}
+
+/** Adds the desired route to `key`, or replaces `cur` when its gateway differs, unless a foreign route holds the destination. */
+function programRoute(p: Pass, key: string, d: NodeRoute, cur: Route | undefined, foreign: readonly Route[]): void {
+  const via = formatIp(d.via.bytes);
+  if (cur && sameBytes(cur.gateway, d.via.bytes) && (cur.type ?? C.RTN_UNICAST) === C.RTN_UNICAST) return;
+
+  const blocker = foreign.find((r) => r.family === d.dst.family && routeDst(r) === key && (r.priority ?? defaultMetric(r.family)) === defaultMetric(r.family));
+  if (blocker) {
+    // A replace would overwrite the foreign route; leave it and drop ours.
+    if (cur) deleteOurs(p, cur, key, d.node);
+    const gw = blocker.gateway ? ` via ${formatIp(blocker.gateway)}` : '';
+    const reason = `a route with protocol ${protoName(blocker.protocol)}${gw} already holds this destination`;
+    p.res.errors.push({
+      dst: key,
+      node: d.node,
+      via,
+      op: 'add',
+      reason,
+      error: new NetlinkError(`add route ${key} via ${via} (node ${d.node})`, Errno.EEXIST, reason),
+    });
+    return;
+  }
+
+  const wanted: Route = {
+    family: d.dst.family,
+    dst: d.dst.bytes,
+    dstLen: d.dst.prefix,
+    gateway: d.via.bytes,
+    table: p.table,
+    protocol: RTPROT_WEIR_NODE,
+    scope: C.RT_SCOPE_UNIVERSE,
+    type: C.RTN_UNICAST,
+  };
+  const op = cur ? 'replace' : 'add';
+  try {
+    if (cur) p.h.routeReplace(wanted);
+    else p.h.routeAdd(wanted);
+    (cur ? p.res.replaced : p.res.added).push(key);
+  } catch (e) {
+    p.res.errors.push({ dst: key, node: d.node, via, op, reason: describe(e), error: asError(e) });
+  }
 }
 
 /** A short reason for a kernel refusal. */

@@ -13,7 +13,7 @@ import type { HostPolicyAvailability } from './hostfw.ts';
 import type { Invariants } from './invariants.ts';
 import type { ApiAvailability } from './optional-api.ts';
 import type { Reconciler } from './reconciler.ts';
-import { metricsHandler, type Routes } from './server.ts';
+import { type ApiRequest, type ApiResponse, type Handler, metricsHandler, type Routes } from './server.ts';
 
 // How long /cni/add waits for the pod's policy; the plugin gives up a little later.
 const HANDOFF_WAIT_MS = 4000;
@@ -48,102 +48,115 @@ export function statusRoutes(d: Deps): Routes {
     'GET /metrics': metricsHandler(d.metrics.registry),
     'GET /status': async () => ({ json: status(d) }),
     'GET /endpoints': async () => ({ json: { node: d.config.nodeName, endpoints: d.reconciler.endpoints } }),
-    'GET /policies': async () => {
-      const last = d.reconciler.last;
-      const chains = last?.report.result.policyChains ?? new Map<string, string>();
-      const cnpChains = last?.report.result.clusterPolicyChains ?? new Map<string, string>();
-      return {
-        json: {
-          policies: [...d.cache.policies.values()].map((p) => {
-            const ref = `${p.metadata?.namespace}/${p.metadata?.name}`;
-            const err = last?.policyErrors.find((e) => e.policy && e.policy.kind === undefined && `${e.policy.namespace}/${e.policy.name}` === ref);
-            return { ref, resourceVersion: p.metadata?.resourceVersion, chain: chains.get(ref), spec: p.spec, ...(err ? { error: err.message } : {}) };
-          }),
-          // Added beside `policies` (older readers ignore it): ClusterNetworkPolicies by name, with the chain base compiled on this node.
-          clusterPolicies: [...d.cache.clusterpolicies.values()].map((p) => {
-            const name = p.metadata?.name ?? '';
-            const err = last?.policyErrors.find((e) => e.policy?.kind === 'ClusterNetworkPolicy' && e.policy.name === name);
-            return {
-              name,
-              resourceVersion: p.metadata?.resourceVersion,
-              tier: p.spec?.tier,
-              priority: p.spec?.priority,
-              chain: cnpChains.get(name),
-              spec: p.spec,
-              ...(err ? { error: err.message } : {}),
-            };
-          }),
-        },
-      };
-    },
-    'GET /hostpolicies': async () => {
-      // HostFirewallPolicies as this agent sees them, with whether they select this node.
-      const last = d.reconciler.last;
-      const applied = new Map((last?.report.result.host?.policies ?? []).map((p) => [p.name, p]));
-      return {
-        json: {
-          enabled: d.config.hostFirewall,
-          policies: [...d.cache.hostpolicies.values()].map((p) => {
-            const name = p.metadata?.name ?? '';
-            const err = last?.policyErrors.find((e) => e.policy?.kind === 'HostFirewallPolicy' && e.policy.name === name);
-            const a = applied.get(name);
-            return {
-              name,
-              resourceVersion: p.metadata?.resourceVersion,
-              selectsThisNode: a !== undefined,
-              ...(a ? { chain: a.chain, mode: a.mode } : {}),
-              spec: p.spec,
-              ...(err ? { error: err.message } : {}),
-            };
-          }),
-        },
-      };
-    },
+    'GET /policies': async () => ({ json: policiesView(d) }),
+    'GET /hostpolicies': async () => ({ json: hostPoliciesView(d) }),
     // Every cached object's key, uid and resourceVersion, per kind (cache-digest.ts cacheMatchesApi names differences from it).
     'GET /cache': async () => ({ json: d.cache.digestView(true) }),
     // Lists every kind from the API now and compares (read-only; takes a few seconds when something differs).
-    'GET /verify/cache': async () =>
-      d.invariants ? { json: await d.invariants.verifyCache() } : { status: 503, json: { error: 'self-checks are not running' } },
+    'GET /verify/cache': selfCheck(d, (inv) => inv.verifyCache()),
     // Compares the kernel's table with the applied ruleset now; GET only reports, POST also repairs.
-    'GET /verify/kernel': async () =>
-      d.invariants ? { json: d.invariants.kernel.check({ repair: false }) } : { status: 503, json: { error: 'self-checks are not running' } },
-    'POST /verify/kernel': async () =>
-      d.invariants ? { json: d.invariants.kernel.check({ repair: true }) } : { status: 503, json: { error: 'self-checks are not running' } },
-    'GET /state': async () => {
-      // The cluster as this agent sees it, for weirctl's explanations.
-      const { nodeFacts: _nf, ...snap } = d.cache.snapshot();
-      // Learned addresses as [name, addresses] pairs (a Map has no JSON form): trace judges domainNames peers as the kernel does.
-      const learned = d.domainAddresses?.();
-      return { json: learned && learned.size > 0 ? { ...snap, domainAddresses: [...learned] } : snap };
-    },
-    // Newest first; `after=SEQ&wait=SECONDS` long-polls for newer ones (weirctl drops --follow).
-    'GET /drops': async ({ query }) => {
-      if (!d.drops) return { status: 503, json: { error: 'the drop log is not running (nflog group unavailable)' } };
-      const after = Number(query.get('after') ?? 0) || 0;
-      const wait = Math.min(60, Number(query.get('wait') ?? 0) || 0);
-      const limit = Math.min(2000, Number(query.get('limit') ?? 200) || 200);
-      if (wait > 0) await d.drops.wait(after, wait * 1000);
-      return { json: { last: d.drops.lastSeq, drops: d.drops.since(after, limit) } };
-    },
-    'POST /cni/add': async ({ body }) => {
-      const b = (body ?? {}) as Record<string, unknown>;
-      const namespace = str(b['namespace']);
-      const name = str(b['name']);
-      const containerID = str(b['containerID']);
-      const ips = Array.isArray(b['ips']) ? b['ips'].filter((x): x is string => typeof x === 'string') : [];
-      if (!namespace || !name || !containerID || ips.length === 0) return { status: 400, json: { error: 'namespace, name, containerID and ips are required' } };
-      const uid = str(b['uid']);
-      d.cache.reportCni({ namespace, name, containerID, ips, ...(uid ? { uid } : {}) });
-      return { json: await waitKnown(d, `${namespace}/${name}`, ips) };
-    },
-    'POST /cni/del': async ({ body }) => {
-      const containerID = str((body as Record<string, unknown> | undefined)?.['containerID']);
-      if (!containerID) return { status: 400, json: { error: 'containerID is required' } };
-      d.cache.forgetCni(containerID);
-      d.reconciler.schedule();
-      return { json: { ok: true } };
-    },
+    'GET /verify/kernel': selfCheck(d, (inv) => inv.kernel.check({ repair: false })),
+    'POST /verify/kernel': selfCheck(d, (inv) => inv.kernel.check({ repair: true })),
+    'GET /state': async () => ({ json: stateView(d) }),
+    'GET /drops': (req) => dropsRoute(d, req),
+    'POST /cni/add': (req) => cniAdd(d, req),
+    'POST /cni/del': (req) => cniDel(d, req),
   };
+}
+
+/** A self-check route: its result, or 503 while the self-checks are not running. */
+function selfCheck(d: Deps, run: (inv: Invariants) => unknown): Handler {
+  return async () => (d.invariants ? { json: await run(d.invariants) } : { status: 503, json: { error: 'self-checks are not running' } });
+}
+
+/** NetworkPolicies and ClusterNetworkPolicies as cached, with the chain compiled for each on this node and why one failed. */
+function policiesView(d: Deps) {
+  const last = d.reconciler.last;
+  const chains = last?.report.result.policyChains ?? new Map<string, string>();
+  const cnpChains = last?.report.result.clusterPolicyChains ?? new Map<string, string>();
+  return {
+    policies: [...d.cache.policies.values()].map((p) => {
+      const ref = `${p.metadata?.namespace}/${p.metadata?.name}`;
+      const err = last?.policyErrors.find((e) => e.policy && e.policy.kind === undefined && `${e.policy.namespace}/${e.policy.name}` === ref);
+      return { ref, resourceVersion: p.metadata?.resourceVersion, chain: chains.get(ref), spec: p.spec, ...(err ? { error: err.message } : {}) };
+    }),
+    // Added beside `policies` (older readers ignore it): ClusterNetworkPolicies by name, with the chain base compiled on this node.
+    clusterPolicies: [...d.cache.clusterpolicies.values()].map((p) => {
+      const name = p.metadata?.name ?? '';
+      const err = last?.policyErrors.find((e) => e.policy?.kind === 'ClusterNetworkPolicy' && e.policy.name === name);
+      return {
+        name,
+        resourceVersion: p.metadata?.resourceVersion,
+        tier: p.spec?.tier,
+        priority: p.spec?.priority,
+        chain: cnpChains.get(name),
+        spec: p.spec,
+        ...(err ? { error: err.message } : {}),
+      };
+    }),
+  };
+}
+
+/** HostFirewallPolicies as this agent sees them, with whether they select this node. */
+function hostPoliciesView(d: Deps) {
+  const last = d.reconciler.last;
+  const applied = new Map((last?.report.result.host?.policies ?? []).map((p) => [p.name, p]));
+  return {
+    enabled: d.config.hostFirewall,
+    policies: [...d.cache.hostpolicies.values()].map((p) => {
+      const name = p.metadata?.name ?? '';
+      const err = last?.policyErrors.find((e) => e.policy?.kind === 'HostFirewallPolicy' && e.policy.name === name);
+      const a = applied.get(name);
+      return {
+        name,
+        resourceVersion: p.metadata?.resourceVersion,
+        selectsThisNode: a !== undefined,
+        ...(a ? { chain: a.chain, mode: a.mode } : {}),
+        spec: p.spec,
+        ...(err ? { error: err.message } : {}),
+      };
+    }),
+  };
+}
+
+/** The cluster as this agent sees it, for weirctl's explanations. */
+function stateView(d: Deps) {
+  const { nodeFacts: _nf, ...snap } = d.cache.snapshot();
+  // Learned addresses as [name, addresses] pairs (a Map has no JSON form): trace judges domainNames peers as the kernel does.
+  const learned = d.domainAddresses?.();
+  return learned && learned.size > 0 ? { ...snap, domainAddresses: [...learned] } : snap;
+}
+
+/** The drop log, newest first; `after=SEQ&wait=SECONDS` long-polls for newer ones (weirctl drops --follow). */
+async function dropsRoute(d: Deps, { query }: ApiRequest): Promise<ApiResponse> {
+  if (!d.drops) return { status: 503, json: { error: 'the drop log is not running (nflog group unavailable)' } };
+  const after = Number(query.get('after') ?? 0) || 0;
+  const wait = Math.min(60, Number(query.get('wait') ?? 0) || 0);
+  const limit = Math.min(2000, Number(query.get('limit') ?? 200) || 200);
+  if (wait > 0) await d.drops.wait(after, wait * 1000);
+  return { json: { last: d.drops.lastSeq, drops: d.drops.since(after, limit) } };
+}
+
+/** The plugin's hand-off at pod start: notes the pod's addresses and waits for its policy to be in force. */
+async function cniAdd(d: Deps, { body }: ApiRequest): Promise<ApiResponse> {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const namespace = str(b['namespace']);
+  const name = str(b['name']);
+  const containerID = str(b['containerID']);
+  const ips = Array.isArray(b['ips']) ? b['ips'].filter((x): x is string => typeof x === 'string') : [];
+  if (!namespace || !name || !containerID || ips.length === 0) return { status: 400, json: { error: 'namespace, name, containerID and ips are required' } };
+  const uid = str(b['uid']);
+  d.cache.reportCni({ namespace, name, containerID, ips, ...(uid ? { uid } : {}) });
+  return { json: await waitKnown(d, `${namespace}/${name}`, ips) };
+}
+
+/** The plugin's DEL: forgets the container's addresses. */
+async function cniDel(d: Deps, { body }: ApiRequest): Promise<ApiResponse> {
+  const containerID = str((body as Record<string, unknown> | undefined)?.['containerID']);
+  if (!containerID) return { status: 400, json: { error: 'containerID is required' } };
+  d.cache.forgetCni(containerID);
+  d.reconciler.schedule();
+  return { json: { ok: true } };
 }
 
 /**

@@ -11,7 +11,7 @@
 // accepted by the worker. The main thread can be busy for long stretches (a
 // big sync, a full kernel check); a DNS answer must not wait on that, so
 // weir's added latency on DNS is bounded whatever the agent is doing.
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { Errno, NetlinkError, SyscallError } from '../errors.ts';
 import * as libc from '../sys/libc.ts';
 import type { Netns } from '../sys/netns.ts';
@@ -196,37 +196,73 @@ export function watchQueue(
   const fd = bindQueue(queue, ns, opts);
   const stop = new SharedArrayBuffer(4);
   const { port1, port2 } = new MessageChannel();
-  let worker: Worker;
+  const worker = startReader(fd, queue, stop, opts.deadlineMs, port2);
+  const w: Watch = { fd, queue, stop, port: port1, packets: 0, late: 0, overruns: 0, stopping: false };
+  worker.on('message', judge(w, onPacket, onError));
+  worker.on('error', (e) => {
+    if (!w.stopping) onError(e);
+  });
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  let stopped: Promise<void> | undefined;
+  return {
+    queue,
+    get packets() {
+      return w.packets;
+    },
+    get late() {
+      return w.late;
+    },
+    get overruns() {
+      return w.overruns;
+    },
+    stop: () => (stopped ??= stopWatch(w, exited)),
+  };
+}
+
+/** The main thread's side of one watch: the bound socket, the stop flag and port shared with the reader thread, the counts. */
+interface Watch {
+  readonly fd: number;
+  readonly queue: number;
+  readonly stop: SharedArrayBuffer;
+  readonly port: MessagePort;
+  packets: number;
+  late: number;
+  overruns: number;
+  stopping: boolean;
+}
+
+/** Starts the reader thread on the bound socket; closes the socket if the thread cannot start. */
+function startReader(fd: number, queue: number, stop: SharedArrayBuffer, deadlineMs: number, port: MessagePort): Worker {
   try {
-    worker = new Worker(WORKER_SOURCE, {
+    return new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { fd, queue, stop, bufSize: RECV_BUFFER, deadlineMs: opts.deadlineMs, port: port2 },
-      transferList: [port2],
+      workerData: { fd, queue, stop, bufSize: RECV_BUFFER, deadlineMs, port },
+      transferList: [port],
     });
   } catch (e) {
     libc.close(fd);
     throw e;
   }
-  let packets = 0;
-  let late = 0;
-  let overruns = 0;
-  let stopping = false;
+}
+
+/** Handles the reader thread's messages: counts, and a verdict for every packet of a datagram (accept when the handler throws). */
+function judge(w: Watch, onPacket: (p: QueuedPacket, receivedAt: number) => number, onError: (e: unknown) => void): (m: WorkerMsg) => void {
   let seq = 1;
   const verdict = (id: number, v: number): void => {
     try {
       seq = (seq + 1) >>> 0;
-      libc.sendto(fd, nfqueueVerdictMessage(queue, id, v, seq), null);
+      libc.sendto(w.fd, nfqueueVerdictMessage(w.queue, id, v, seq), null);
     } catch (e) {
       onError(e);
     }
   };
-  worker.on('message', (m: WorkerMsg) => {
-    if (m.overrun) overruns++;
-    if (m.late) late += m.late.length;
+  return (m) => {
+    if (m.overrun) w.overruns++;
+    if (m.late) w.late += m.late.length;
     if (!m.data) return;
     const judged: number[] = [];
     for (const p of decodeQueueDatagram(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength))) {
-      packets++;
+      w.packets++;
       let v = NF_ACCEPT;
       try {
         v = onPacket(p, m.at ?? performance.timeOrigin + performance.now());
@@ -236,36 +272,20 @@ export function watchQueue(
       verdict(p.id, v);
       judged.push(p.id);
     }
-    if (judged.length > 0 && !stopping) port1.postMessage(judged);
-  });
-  worker.on('error', (e) => {
-    if (!stopping) onError(e);
-  });
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  let stopped: Promise<void> | undefined;
-  return {
-    queue,
-    get packets() {
-      return packets;
-    },
-    get late() {
-      return late;
-    },
-    get overruns() {
-      return overruns;
-    },
-    stop: () =>
-      (stopped ??= (async () => {
-        stopping = true;
-        Atomics.store(new Int32Array(stop), 0, 1);
-        await exited; // within one receive timeout
-        port1.close();
-        try {
-          libc.sendto(fd, nfqueueConfigMessage(C.NLM_F_REQUEST, 0, encodeNfqueueConfig(queue, { command: NFQNL_CFG_CMD_UNBIND })), null);
-        } catch {
-          // closing releases it too
-        }
-        libc.close(fd);
-      })()),
+    if (judged.length > 0 && !w.stopping) w.port.postMessage(judged);
   };
+}
+
+/** Stops the reader thread, then unbinds the queue and closes the socket. */
+async function stopWatch(w: Watch, exited: Promise<void>): Promise<void> {
+  w.stopping = true;
+  Atomics.store(new Int32Array(w.stop), 0, 1);
+  await exited; // within one receive timeout
+  w.port.close();
+  try {
+    libc.sendto(w.fd, nfqueueConfigMessage(C.NLM_F_REQUEST, 0, encodeNfqueueConfig(w.queue, { command: NFQNL_CFG_CMD_UNBIND })), null);
+  } catch {
+    // closing releases it too
+  }
+  libc.close(w.fd);
 }
