@@ -19,7 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi } from '../../src/agent/cache-digest.ts';
 import { eventually } from '../helpers/agent.ts';
-import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
+import { type AttachedPod, useAgentNode, webFromClient } from '../helpers/agent-node.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
@@ -162,15 +162,7 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
     apply(cnp('baseline-deny-web', 'Baseline', 10));
     await appliedCnps('the Baseline Deny');
     expect(connects()).toBe(false);
-    apply({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { namespace: 'shop', name: 'web-from-client' },
-      spec: {
-        podSelector: { matchLabels: { app: 'web' } },
-        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: PORT }] }],
-      },
-    });
+    apply(webFromClient(PORT));
     await n.applied('policies', 'the NetworkPolicy');
     expect(connects()).toBe(true);
     kubectl(['-n', 'shop', 'delete', 'networkpolicy', 'web-from-client']);
