@@ -18,6 +18,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi } from '../../src/agent/cache-digest.ts';
+import { collectLines } from '../../src/weirctl/trace/kernel.ts';
 import { eventually } from '../helpers/agent.ts';
 import { type AttachedPod, useAgentNode, webFromClient } from '../helpers/agent-node.ts';
 
@@ -48,13 +49,7 @@ function spawnLines(argv: string[]): { lines: string[]; child: ChildProcess } {
   const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
   children.push(child);
   const lines: string[] = [];
-  let buf = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    lines.push(...parts);
-  });
+  collectLines(child, lines);
   return { lines, child };
 }
 
