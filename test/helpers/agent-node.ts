@@ -65,6 +65,19 @@ const RESOURCE: Record<AgentKind, string> = {
   clusterpolicies: 'clusternetworkpolicies',
 };
 
+/** The NetworkPolicy shop/web-from-client: pods app=web admit pods app=client of their namespace on `port`. */
+export function webFromClient(port: number | string): object {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { namespace: 'shop', name: 'web-from-client' },
+    spec: {
+      podSelector: { matchLabels: { app: 'web' } },
+      ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port }] }],
+    },
+  };
+}
+
 /** A pod wired by the plugin into a namespace of its own. */
 export interface AttachedPod {
   readonly namespace: string;

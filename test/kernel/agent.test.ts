@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentRequest, eventually } from '../helpers/agent.ts';
-import { useAgentNode } from '../helpers/agent-node.ts';
+import { useAgentNode, webFromClient } from '../helpers/agent-node.ts';
 import { createNetns, sh, type TestNetns } from '../helpers/netns.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -146,15 +146,7 @@ describe('weir-agent against a real API server', () => {
     pod('shop', 'web', { app: 'web' }, '10.244.1.10');
     pod('shop', 'client', { app: 'client' }, '10.244.1.11');
     const t0 = Date.now();
-    apply({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { namespace: 'shop', name: 'web-from-client' },
-      spec: {
-        podSelector: { matchLabels: { app: 'web' } },
-        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 'http' }] }],
-      },
-    });
+    apply(webFromClient('http'));
     await applied('policies', 'the new policy');
     const ms = Date.now() - t0;
     console.log(`NetworkPolicy created -> rules applied (incl. kubectl and polling): ${ms} ms`);

@@ -18,8 +18,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi } from '../../src/agent/cache-digest.ts';
+import { collectLines } from '../../src/weirctl/trace/kernel.ts';
 import { eventually } from '../helpers/agent.ts';
-import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
+import { type AttachedPod, useAgentNode, webFromClient } from '../helpers/agent-node.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
@@ -48,13 +49,7 @@ function spawnLines(argv: string[]): { lines: string[]; child: ChildProcess } {
   const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
   children.push(child);
   const lines: string[] = [];
-  let buf = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    lines.push(...parts);
-  });
+  collectLines(child, lines);
   return { lines, child };
 }
 
@@ -162,15 +157,7 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
     apply(cnp('baseline-deny-web', 'Baseline', 10));
     await appliedCnps('the Baseline Deny');
     expect(connects()).toBe(false);
-    apply({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'NetworkPolicy',
-      metadata: { namespace: 'shop', name: 'web-from-client' },
-      spec: {
-        podSelector: { matchLabels: { app: 'web' } },
-        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: PORT }] }],
-      },
-    });
+    apply(webFromClient(PORT));
     await n.applied('policies', 'the NetworkPolicy');
     expect(connects()).toBe(true);
     kubectl(['-n', 'shop', 'delete', 'networkpolicy', 'web-from-client']);

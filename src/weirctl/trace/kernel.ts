@@ -62,9 +62,8 @@ interface Monitor {
   stop(): void;
 }
 
-function startMonitor(nftBin: string): Monitor {
-  const child: ChildProcess = spawn(nftBin, ['monitor'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
+/** Appends each whole line of the child's stdout to `lines` as it comes; a partial line waits for its end. */
+export function collectLines(child: ChildProcess, lines: string[]): void {
   let buf = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => {
     buf += d;
@@ -72,6 +71,12 @@ function startMonitor(nftBin: string): Monitor {
     buf = parts.pop() ?? '';
     lines.push(...parts);
   });
+}
+
+function startMonitor(nftBin: string): Monitor {
+  const child: ChildProcess = spawn(nftBin, ['monitor'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  collectLines(child, lines);
   child.stderr?.setEncoding('utf8').on('data', (d: string) => lines.push(`# nft: ${d.trim()}`));
   child.on('error', (e) => lines.push(`# nft: ${e.message}`));
   return {

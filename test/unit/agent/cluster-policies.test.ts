@@ -57,6 +57,25 @@ const deny = (name: string, rv: string, priority = 10) => ({
   metadata: { name, uid: `uid-${name}`, resourceVersion: rv },
 });
 
+/** A cache with every kind but ClusterNetworkPolicies listed: shop/web on node n1, no NetworkPolicies. */
+function shopCache(): ClusterCache {
+  const cache = new ClusterCache();
+  cache.replace(
+    'pods',
+    [
+      {
+        ...pod('shop/web', { ips: ['10.1.0.5'], node: 'n1', labels: { app: 'web' } }),
+        metadata: { namespace: 'shop', name: 'web', uid: 'u1', resourceVersion: '1', labels: { app: 'web' } },
+      },
+    ],
+    '1',
+  );
+  cache.replace('namespaces', [ns('shop')], '1');
+  cache.replace('policies', [], '1');
+  cache.replace('nodes', [{ metadata: { name: 'n1' }, spec: { podCIDRs: ['10.1.0.0/24'] } }], '1');
+  return cache;
+}
+
 describe('ClusterNetworkPolicies in the agent', () => {
   it('a missing CRD (404) lists as empty: the kind counts as synced, availability is reported once, and the agent retries until it is installed', async () => {
     const r = rig();
@@ -144,40 +163,14 @@ describe('ClusterNetworkPolicies in the agent', () => {
   });
 
   it('no sync before the first list of ClusterNetworkPolicies: a table without the Admin tier would open what it denies', () => {
-    const cache = new ClusterCache();
-    cache.replace(
-      'pods',
-      [
-        {
-          ...pod('shop/web', { ips: ['10.1.0.5'], node: 'n1', labels: { app: 'web' } }),
-          metadata: { namespace: 'shop', name: 'web', uid: 'u1', resourceVersion: '1', labels: { app: 'web' } },
-        },
-      ],
-      '1',
-    );
-    cache.replace('namespaces', [ns('shop')], '1');
-    cache.replace('policies', [], '1');
-    cache.replace('nodes', [{ metadata: { name: 'n1' }, spec: { podCIDRs: ['10.1.0.0/24'] } }], '1');
+    const cache = shopCache();
     expect(cache.allSynced).toBe(false);
     cache.replace('clusterpolicies', [deny('a', '3')], '3');
     expect(cache.allSynced).toBe(true);
   });
 
   it('a synced CNP is compiled; /status reports the API and the count, /policies the policy with its tier and chain', async () => {
-    const cache = new ClusterCache();
-    cache.replace(
-      'pods',
-      [
-        {
-          ...pod('shop/web', { ips: ['10.1.0.5'], node: 'n1', labels: { app: 'web' } }),
-          metadata: { namespace: 'shop', name: 'web', uid: 'u1', resourceVersion: '1', labels: { app: 'web' } },
-        },
-      ],
-      '1',
-    );
-    cache.replace('namespaces', [ns('shop')], '1');
-    cache.replace('policies', [], '1');
-    cache.replace('nodes', [{ metadata: { name: 'n1' }, spec: { podCIDRs: ['10.1.0.0/24'] } }], '1');
+    const cache = shopCache();
     cache.replace('clusterpolicies', [deny('deny-all', '3')], '3');
     const nft = new FakeNft();
     const engine = new PolicyEngine(nft, { nodeName: 'n1' });

@@ -28,13 +28,7 @@ import type { Ruleset } from '../../../src/policy/ruleset.ts';
 export type L4 = 'tcp' | 'udp' | 'sctp';
 export type CtState = 'new' | 'established' | 'related' | 'invalid';
 
-export interface Packet {
-  saddr: string;
-  daddr: string;
-  proto: L4;
-  dport: number;
-  ctState: CtState;
-}
+export type Packet = BasePacket;
 
 export interface HookResult {
   verdict: 'accept' | 'drop';
@@ -42,31 +36,42 @@ export interface HookResult {
   trail: string[];
 }
 
-type Stmt =
+/** The statements both dialects write alike (the host one adds its own). */
+export type CommonStmt =
   | { kind: 'addr'; family: IpFamily; field: 'saddr' | 'daddr'; set: string }
   | { kind: 'vmap'; family: IpFamily; field: 'saddr' | 'daddr'; map: string }
   | { kind: 'protoPort'; set: string }
   | { kind: 'addrProtoPort'; family: IpFamily; set: string }
   | { kind: 'ct'; states: string[] }
   | { kind: 'tcpNotSyn' }
-  | { kind: 'fibLocal' }
-  | { kind: 'limitLog' }
-  | { kind: 'counter' }
+  | { kind: 'skip' }
   | { kind: 'verdict'; verdict: 'accept' | 'drop' }
   | { kind: 'jump' | 'goto'; chain: string };
 
-const FORMS: Array<[RegExp, (m: RegExpMatchArray) => Stmt]> = [
-  [/^(ip6?) (saddr|daddr) vmap @(\w+)/, (m) => ({ kind: 'vmap', family: m[1] === 'ip' ? 4 : 6, field: m[2] as 'saddr', map: m[3] as string })],
-  [/^(ip6?) daddr \. meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'addrProtoPort', family: m[1] === 'ip' ? 4 : 6, set: m[2] as string })],
-  [/^(ip6?) (saddr|daddr) @(\w+)/, (m) => ({ kind: 'addr', family: m[1] === 'ip' ? 4 : 6, field: m[2] as 'saddr', set: m[3] as string })],
+type Stmt = CommonStmt | { kind: 'fibLocal' };
+
+const fam = (s: string): IpFamily => (s === 'ip' ? 4 : 6);
+/**
+ * The forms of CommonStmt. No two of them, nor of a dialect's own forms,
+ * match the same text, so a dialect appends its forms in any order; the log
+ * statement is a dialect's own, the host one's prefix being stricter.
+ */
+export const COMMON_FORMS: ReadonlyArray<[RegExp, (m: RegExpMatchArray) => CommonStmt]> = [
+  [/^(ip6?) (saddr|daddr) vmap @(\w+)/, (m) => ({ kind: 'vmap', family: fam(m[1] as string), field: m[2] as 'saddr', map: m[3] as string })],
+  [/^(ip6?) daddr \. meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'addrProtoPort', family: fam(m[1] as string), set: m[2] as string })],
+  [/^(ip6?) (saddr|daddr) @(\w+)/, (m) => ({ kind: 'addr', family: fam(m[1] as string), field: m[2] as 'saddr', set: m[3] as string })],
   [/^meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'protoPort', set: m[1] as string })],
   [/^ct state ((?:new|established|related|invalid)(?:,(?:new|established|related|invalid))*)/, (m) => ({ kind: 'ct', states: (m[1] as string).split(',') })],
   [/^tcp flags & \(syn \| ack\) != syn/, () => ({ kind: 'tcpNotSyn' })],
-  [/^fib daddr type local/, () => ({ kind: 'fibLocal' })],
-  [/^limit rate \d+\/(?:second|minute) burst \d+ packets log prefix "[^"]*" group \d+/, () => ({ kind: 'limitLog' })],
-  [/^counter/, () => ({ kind: 'counter' })],
+  [/^counter/, () => ({ kind: 'skip' })],
   [/^(accept|drop)$/, (m) => ({ kind: 'verdict', verdict: m[1] as 'accept' })],
   [/^(jump|goto) (\w+)$/, (m) => ({ kind: m[1] as 'jump', chain: m[2] as string })],
+];
+
+const FORMS: ReadonlyArray<[RegExp, (m: RegExpMatchArray) => Stmt]> = [
+  ...COMMON_FORMS,
+  [/^fib daddr type local/, () => ({ kind: 'fibLocal' })],
+  [/^limit rate \d+\/(?:second|minute) burst \d+ packets log prefix "[^"]*" group \d+/, () => ({ kind: 'skip' })],
 ];
 
 /**
@@ -185,16 +190,41 @@ export class SetLookup {
   }
 }
 
+type Addr = ReturnType<typeof addrOf>;
+type Action = { kind: 'accept' | 'drop' } | { kind: 'jump' | 'goto'; chain: string };
+/** What one statement says of a packet: no match, a match, or a match that sets the rule's action. */
+export type Outcome = boolean | Action;
+/** The packet's addresses, parsed once a chain, and the rule being matched (for errors). */
+export interface Where {
+  src: Addr;
+  dst: Addr;
+  rule: string;
+}
+
+/** The packet fields the common statements read. */
+export interface BasePacket {
+  saddr: string;
+  daddr: string;
+  proto: L4;
+  dport: number;
+  ctState: CtState;
+}
+
 /**
- * What both interpreters start from: every rule parsed and every element
- * loaded up front (unknown text fails even where no packet would go), and
- * set lookups.
+ * What both interpreters share: every rule parsed and every element loaded
+ * up front (unknown text fails even where no packet would go), set lookups,
+ * the walk of a hook's chains and the matching of the common statements. A
+ * dialect overrides `match` for the statements of its own.
  */
-export class RulesetInterpreter {
+export class RulesetInterpreter<P extends BasePacket, S extends { kind: string }> {
   readonly rs: Ruleset;
   readonly #sets: SetLookup;
-  constructor(rs: Ruleset, parse: (rule: string) => unknown) {
+  readonly #parse: (rule: string) => readonly S[];
+  readonly #who: string;
+  constructor(rs: Ruleset, parse: (rule: string) => readonly S[], who: string) {
     this.rs = rs;
+    this.#parse = parse;
+    this.#who = who;
     for (const c of rs.chains.values()) for (const r of c.rules) parse(r.rule);
     this.#sets = new SetLookup(rs);
   }
@@ -203,23 +233,13 @@ export class RulesetInterpreter {
   lookup(name: string, types: readonly string[], values: ReadonlyArray<bigint | number | string>): { value: string | undefined } | undefined {
     return this.#sets.lookup(name, types, values);
   }
-}
-
-export class Datapath extends RulesetInterpreter {
-  constructor(rs: Ruleset) {
-    super(rs, parseRule);
-  }
-
-  /** The hook being run: a packet on `input` is to this node's own addresses, on `forward` never. */
-  #hook = '';
 
   /** Runs the base chains of `hook` in priority order. */
-  hook(hook: string, pkt: Packet): HookResult {
-    this.#hook = hook;
+  protected run(hook: string, pkt: P): HookResult {
     const bases = [...this.rs.chains.values()].filter((c) => c.def.hook === hook).sort((a, b) => Number(a.def.priority) - Number(b.def.priority));
     const trail: string[] = [];
     for (const b of bases) {
-      const r = this.chain(b.def.name, pkt, 0);
+      const r = this.#chain(b.def.name, pkt, 0);
       if (r.kind !== 'continue') trail.push(r.by);
       const v = r.kind === 'continue' ? (b.def.policy ?? 'accept') : r.kind;
       if (v === 'drop') return { verdict: 'drop', trail };
@@ -227,78 +247,95 @@ export class Datapath extends RulesetInterpreter {
     return { verdict: 'accept', trail };
   }
 
-  private chain(name: string, pkt: Packet, depth: number): { kind: 'accept' | 'drop'; by: string } | { kind: 'continue' } {
-    if (depth > 16) throw new Error(`interpreter: chain depth exceeded at ${name}`);
+  #chain(name: string, pkt: P, depth: number): { kind: 'accept' | 'drop'; by: string } | { kind: 'continue' } {
+    if (depth > 16) throw new Error(`${this.#who}: chain depth exceeded at ${name}`);
     const c = this.rs.chains.get(name);
-    if (!c) throw new Error(`interpreter: no chain ${name}`);
+    if (!c) throw new Error(`${this.#who}: no chain ${name}`);
     const src = addrOf(pkt.saddr);
     const dst = addrOf(pkt.daddr);
-    if (src.family !== dst.family) throw new Error('interpreter: mixed-family packet');
     for (const r of c.rules) {
       const by = `${name}: ${r.rule}${r.comment ? ` (${r.comment})` : ''}`;
       let matched = true;
-      let action: { kind: 'accept' | 'drop' } | { kind: 'jump' | 'goto'; chain: string } | undefined;
-      for (const s of parseRule(r.rule)) {
-        if (!matched) break;
-        switch (s.kind) {
-          case 'addr': {
-            const a = s.field === 'saddr' ? src : dst;
-            matched = a.family === s.family && this.lookup(s.set, [s.family === 4 ? 'ipv4_addr' : 'ipv6_addr'], [a.value]) !== undefined;
-            break;
-          }
-          case 'protoPort':
-            matched = this.lookup(s.set, ['inet_proto', 'inet_service'], [pkt.proto, pkt.dport]) !== undefined;
-            break;
-          case 'addrProtoPort':
-            matched =
-              dst.family === s.family &&
-              this.lookup(s.set, [s.family === 4 ? 'ipv4_addr' : 'ipv6_addr', 'inet_proto', 'inet_service'], [dst.value, pkt.proto, pkt.dport]) !== undefined;
-            break;
-          case 'ct':
-            matched = s.states.includes(pkt.ctState);
-            break;
-          case 'tcpNotSyn':
-            // The interpreter's packets open connections: a TCP one is a SYN.
-            matched = false;
-            break;
-          case 'fibLocal':
-            matched = this.#hook === 'input';
-            break;
-          case 'limitLog':
-          case 'counter':
-            break;
-          case 'verdict':
-            action = { kind: s.verdict };
-            break;
-          case 'jump':
-          case 'goto':
-            action = { kind: s.kind, chain: s.chain };
-            break;
-          case 'vmap': {
-            const a = s.field === 'saddr' ? src : dst;
-            if (a.family !== s.family) {
-              matched = false;
-              break;
-            }
-            const e = this.lookup(s.map, [s.family === 4 ? 'ipv4_addr' : 'ipv6_addr'], [a.value]);
-            if (!e) {
-              matched = false;
-              break;
-            }
-            const m = /^(accept|drop)$|^(jump|goto) (\w+)$/.exec(e.value ?? '');
-            if (!m) throw new Error(`interpreter: unknown verdict ${String(e.value)} in map ${s.map}`);
-            action = m[1] ? { kind: m[1] as 'accept' } : { kind: m[2] as 'jump', chain: m[3] as string };
-            break;
-          }
+      let action: Action | undefined;
+      for (const s of this.#parse(r.rule)) {
+        const o = this.match(s, pkt, { src, dst, rule: r.rule });
+        if (o === false) {
+          matched = false;
+          break;
         }
+        if (o !== true) action = o;
       }
       if (!matched || !action) continue;
-      const act = action as { kind: 'accept' | 'drop' } | { kind: 'jump' | 'goto'; chain: string };
-      if (!('chain' in act)) return { kind: act.kind, by };
-      const sub = this.chain(act.chain, pkt, depth + 1);
+      if (!('chain' in action)) return { kind: action.kind, by };
+      const sub = this.#chain(action.chain, pkt, depth + 1);
       // goto: the called chain's fall-through returns past this chain.
-      if (act.kind === 'goto' || sub.kind !== 'continue') return sub;
+      if (action.kind === 'goto' || sub.kind !== 'continue') return sub;
     }
     return { kind: 'continue' };
+  }
+
+  /** A verdict map's value as the action it sets. */
+  protected verdictOf(value: string | undefined, map: string): Action {
+    const m = /^(accept|drop)$|^(jump|goto) (\w+)$/.exec(value ?? '');
+    if (!m) throw new Error(`${this.#who}: unknown verdict ${String(value)} in map ${map}`);
+    return m[1] ? { kind: m[1] as 'accept' } : { kind: m[2] as 'jump', chain: m[3] as string };
+  }
+
+  /** The common statements; a dialect matches its own kinds and hands the rest here. */
+  protected match(stmt: S, pkt: P, { src, dst }: Where): Outcome {
+    const s = stmt as unknown as CommonStmt;
+    const addrType = (f: IpFamily): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
+    switch (s.kind) {
+      case 'addr': {
+        const a = s.field === 'saddr' ? src : dst;
+        return a.family === s.family && this.lookup(s.set, [addrType(s.family)], [a.value]) !== undefined;
+      }
+      case 'protoPort':
+        return this.lookup(s.set, ['inet_proto', 'inet_service'], [pkt.proto, pkt.dport]) !== undefined;
+      case 'addrProtoPort':
+        return (
+          dst.family === s.family && this.lookup(s.set, [addrType(s.family), 'inet_proto', 'inet_service'], [dst.value, pkt.proto, pkt.dport]) !== undefined
+        );
+      case 'vmap': {
+        const a = s.field === 'saddr' ? src : dst;
+        const e = a.family === s.family ? this.lookup(s.map, [addrType(s.family)], [a.value]) : undefined;
+        return e ? this.verdictOf(e.value, s.map) : false;
+      }
+      case 'ct':
+        return s.states.includes(pkt.ctState);
+      case 'tcpNotSyn':
+        // The interpreters' packets open connections: a TCP one is a SYN.
+        return false;
+      case 'skip':
+        return true;
+      case 'verdict':
+        return { kind: s.verdict };
+      case 'jump':
+      case 'goto':
+        return { kind: s.kind, chain: s.chain };
+      default:
+        throw new Error(`${this.#who}: no matcher for ${(s as { kind: string }).kind}`);
+    }
+  }
+}
+
+export class Datapath extends RulesetInterpreter<Packet, Stmt> {
+  constructor(rs: Ruleset) {
+    super(rs, parseRule, 'interpreter');
+  }
+
+  /** The hook being run: a packet on `input` is to this node's own addresses, on `forward` never. */
+  #hook = '';
+
+  /** Runs the base chains of `hook` in priority order. */
+  hook(hook: string, pkt: Packet): HookResult {
+    if (addrOf(pkt.saddr).family !== addrOf(pkt.daddr).family) throw new Error('interpreter: mixed-family packet');
+    this.#hook = hook;
+    return this.run(hook, pkt);
+  }
+
+  protected override match(s: Stmt, pkt: Packet, where: Where): Outcome {
+    if (s.kind === 'fibLocal') return this.#hook === 'input';
+    return super.match(s, pkt, where);
   }
 }
