@@ -33,10 +33,10 @@
 // - With host-firewall mode on (opts.hostFirewall), NetworkPolicies also
 //   select this node's hostNetwork pods, and host-compile.ts adds base chains on the
 //   input and output hooks for the node's own traffic (documented there).
-import { parseCidr } from '../ip.ts';
+import { type Cidr, parseCidr } from '../ip.ts';
 import type { Table } from '../nft/types.ts';
-import { ClusterIndexer, type PodFacts } from './cluster-index.ts';
-import { compileTiers, type TierProfiles } from './cnp-compile.ts';
+import { type ClusterIndex, ClusterIndexer, type PodFacts } from './cluster-index.ts';
+import { compileTiers, type TierLog, type TierProfiles, type TierResult } from './cnp-compile.ts';
 import type { PolicyError } from './errors.ts';
 import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host-compile.ts';
 import type { Direction, NormalizedPolicy } from './normalize.ts';
@@ -154,6 +154,16 @@ function policyOutput(indexer: ClusterIndexer, p: NormalizedPolicy, nodeName: st
   return out;
 }
 
+/** The NetworkPolicy chains of this node: what the profiles and the report are made of. */
+interface PolicyChains {
+  /** Chain base of each policy compiled on this node, by `namespace/name`. */
+  readonly policyChains: Map<string, string>;
+  /** The policy chains of each pod (local or hostNetwork) they select, by direction, in policy order. */
+  readonly profilesOf: Map<PodFacts, Record<Direction, string[]>>;
+  /** namespace/name of the policy of each policy chain. */
+  readonly refOfChain: Map<string, string>;
+}
+
 /**
  * Compiles `state` for one node. With `indexer` (see indexerFor), the work
  * continues from the state it last saw: unchanged objects are not looked at
@@ -165,19 +175,60 @@ function policyOutput(indexer: ClusterIndexer, p: NormalizedPolicy, nodeName: st
 export function compilePolicies(state: ClusterState, opts: CompileOptions, indexer: ClusterIndexer = indexerFor(state, opts)): CompileResult {
   const table = tableOf(opts);
   const b = new RulesetBuilder(table);
-  const group = opts.nflogGroup ?? 100;
-  const logRate = opts.logRate ?? '10/second';
-  const logBurst = opts.logBurst ?? 20;
+  const log: TierLog = { group: opts.nflogGroup ?? 100, rate: opts.logRate ?? '10/second', burst: opts.logBurst ?? 20 };
 
   // ---- the cluster, indexed ----
   const idx = indexer.update(state);
-  const { errors, policies, local, hostPods } = idx;
+  const { errors, local, hostPods } = idx;
   idx.sets.beginCompile();
+
+  const np = compilePolicyChains(b, indexer, idx, opts.nodeName);
+  const guards = (opts.guardCIDRs ?? []).map((c) => parseCidr(c));
+  const tiers = compileTiers({
+    b,
+    indexer,
+    idx,
+    state,
+    nodeName: opts.nodeName,
+    log,
+    npEgress: (pod) => (np.profilesOf.get(pod)?.egress.length ?? 0) > 0,
+    npDispatch,
+    guards: guardRules(guards, 'saddr'),
+  });
+  knownPodSets(b, guards, local);
+  baseChains(b, guards, tiers);
+  const endpoints = profileChains(b, local, np, tiers, log);
+
+  const { policyChains } = np;
+  const clusterPolicyChains = tiers?.chains ?? new Map<string, string>();
+  if (!opts.hostFirewall) {
+    idx.sets.sweep();
+    return { ruleset: b.ruleset, errors, endpoints, policyChains, clusterPolicyChains };
+  }
   // With the host firewall on, NetworkPolicies also select this node's
   // hostNetwork pods (at the node's addresses).
   const nodeIPs = hostIPsOf(state, opts) ?? [];
+  const host = compileHost({
+    b,
+    idx,
+    state,
+    nodeName: opts.nodeName,
+    nodeIPs,
+    hostPods,
+    hostProfiles: np.profilesOf,
+    refOfChain: np.refOfChain,
+    group: log.group,
+    logRate: log.rate,
+    logBurst: log.burst,
+    options: opts.hostFirewall,
+  });
+  idx.sets.sweep();
+  return { ruleset: b.ruleset, errors: [...errors, ...host.errors], endpoints, policyChains, clusterPolicyChains, host: host.report };
+}
 
-  // ---- policy chains ----
+/** The chain of each NetworkPolicy that selects a pod of this node (local or hostNetwork), and which pods each selects. */
+function compilePolicyChains(b: RulesetBuilder, indexer: ClusterIndexer, idx: ClusterIndex, nodeName: string): PolicyChains {
+  const { policies, local, hostPods } = idx;
   const policyChains = new Map<string, string>();
   const profilesOf = new Map<PodFacts, Record<Direction, string[]>>();
   const refOfChain = new Map<string, string>();
@@ -190,7 +241,7 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
     const ref = `${p.namespace}/${p.name}`;
     policyChains.set(ref, `p${hashId(ref)}`);
     const all = hostSubjects.length > 0 ? [...subjects, ...hostSubjects] : subjects;
-    for (const [d, chain] of policyOutput(indexer, p, opts.nodeName).replay(b, idx.sets)) {
+    for (const [d, chain] of policyOutput(indexer, p, nodeName).replay(b, idx.sets)) {
       refOfChain.set(chain, ref);
       for (const s of all) {
         const entry = profilesOf.get(s) ?? { ingress: [], egress: [] };
@@ -199,27 +250,18 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
       }
     }
   }
+  return { policyChains, profilesOf, refOfChain };
+}
 
-  // ---- ClusterNetworkPolicy tiers ----
-  const npDispatch = (d: Direction): string[] => FAMILIES.map((f) => `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
-  const guards = (opts.guardCIDRs ?? []).map((c) => parseCidr(c));
-  const guardRules = (field: 'saddr' | 'daddr'): string[] =>
-    guards.map((g) => `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`);
-  const tiers = compileTiers({
-    b,
-    indexer,
-    idx,
-    state,
-    nodeName: opts.nodeName,
-    log: { group, rate: logRate, burst: logBurst },
-    npEgress: (pod) => (profilesOf.get(pod)?.egress.length ?? 0) > 0,
-    npDispatch,
-    guards: guardRules('saddr'),
-  });
+/** The NetworkPolicy dispatch of a base chain: the pod address through the direction's verdict map. */
+const npDispatch = (d: Direction): string[] => FAMILIES.map((f) => `${fam(f)} ${d === 'egress' ? 'saddr' : 'daddr'} vmap @${d}${f}`);
 
-  // ---- base chains, dispatch maps, profiles ----
-  const endpoints: LocalEndpoint[] = [];
-  const profiles = new Set<string>();
+/** The drop of an address of this node's pod CIDRs that is no pod weir knows, matched on `field`. */
+const guardRules = (guards: readonly Cidr[], field: 'saddr' | 'daddr'): string[] =>
+  guards.map((g) => `${fam(g.family)} ${field} ${g.address}/${g.prefix} ${fam(g.family)} ${field} != @known${g.family} counter drop`);
+
+/** The addresses of this node's pods, per family that has a guarded pod CIDR. */
+function knownPodSets(b: RulesetBuilder, guards: readonly Cidr[], local: ClusterIndex['local']): void {
   for (const f of FAMILIES) {
     if (!guards.some((g) => g.family === f)) continue;
     b.set(`known${f}`, addrType(f), undefined, 'addresses of the pods of this node that weir knows');
@@ -230,6 +272,10 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
       }
     }
   }
+}
+
+/** The base chains on the forward hook and their dispatch maps (the Admin tier before the NetworkPolicy map, the Baseline tier after). */
+function baseChains(b: RulesetBuilder, guards: readonly Cidr[], tiers: TierResult | undefined): void {
   for (const d of ['egress', 'ingress'] as const) {
     const chain = b.chain(
       `pod_${d}`,
@@ -244,51 +290,46 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
       // it as "server connects to client". Only a SYN starts a connection.
       b.rule(chain, 'ct state new tcp flags & (syn | ack) != syn counter drop', 'TCP without a SYN: no connection is picked up mid-stream');
     }
-    for (const r of guardRules(d === 'egress' ? 'saddr' : 'daddr')) b.rule(chain, r, 'pod address not (yet) known to weir');
+    for (const r of guardRules(guards, d === 'egress' ? 'saddr' : 'daddr')) b.rule(chain, r, 'pod address not (yet) known to weir');
     for (const f of FAMILIES) b.map(`${d}${f}`, `${addrType(f)} : verdict`, `${d} profile of each isolated local pod`);
     for (const r of [...(tiers?.before(d) ?? []), ...npDispatch(d), ...(tiers?.after(d) ?? [])]) b.rule(chain, r);
   }
+}
+
+/**
+ * The profile chain of each set of policy chains isolating a local pod in a
+ * direction, and the pod's elements in the dispatch maps; returns the local
+ * pods with what isolates them.
+ */
+function profileChains(b: RulesetBuilder, local: ClusterIndex['local'], np: PolicyChains, tiers: TierResult | undefined, log: TierLog): LocalEndpoint[] {
+  const endpoints: LocalEndpoint[] = [];
+  const profiles = new Set<string>();
   for (const pod of [...local.values()].flat()) {
     const ep: LocalEndpoint = { namespace: pod.namespace, name: pod.name, ips: [...pod.ips.values()] };
-    const chains = profilesOf.get(pod);
+    const chains = np.profilesOf.get(pod);
     for (const d of ['ingress', 'egress'] as const) {
       const list = chains?.[d] ?? [];
       if (list.length === 0) continue;
       const prof = `prof_${hashId(list.join(','))}_${short(d)}`;
       if (!profiles.has(prof)) {
         profiles.add(prof);
-        b.chain(prof, undefined, `pods isolated for ${d} by ${list.length} polic${list.length === 1 ? 'y' : 'ies'}`);
-        b.rule(prof, 'ct state invalid counter drop', 'conntrack-invalid packets of a policed pod');
-        for (const c of list) b.rule(prof, `jump ${c}`);
-        b.rule(prof, `limit rate ${logRate} burst ${logBurst} packets log prefix "weir deny ${short(d)} ${prof}: " group ${group}`);
-        b.rule(prof, 'counter drop', `${d} default deny`);
+        profileChain(b, prof, d, list, log);
       }
       for (const [f, ip] of pod.ips) b.element(`${d}${f}`, [ip], `goto ${prof}`);
-      ep[d] = { chain: prof, policies: list.map((c) => refOfChain.get(c) ?? c) };
+      ep[d] = { chain: prof, policies: list.map((c) => np.refOfChain.get(c) ?? c) };
     }
     const tp = tiers?.profiles.get(pod);
     if (tp) ep.tiers = tp;
     endpoints.push(ep);
   }
-  const clusterPolicyChains = tiers?.chains ?? new Map<string, string>();
-  if (!opts.hostFirewall) {
-    idx.sets.sweep();
-    return { ruleset: b.ruleset, errors, endpoints, policyChains, clusterPolicyChains };
-  }
-  const host = compileHost({
-    b,
-    idx,
-    state,
-    nodeName: opts.nodeName,
-    nodeIPs,
-    hostPods,
-    hostProfiles: profilesOf,
-    refOfChain,
-    group,
-    logRate,
-    logBurst,
-    options: opts.hostFirewall,
-  });
-  idx.sets.sweep();
-  return { ruleset: b.ruleset, errors: [...errors, ...host.errors], endpoints, policyChains, clusterPolicyChains, host: host.report };
+  return endpoints;
+}
+
+/** A profile chain: drops ct-invalid packets, jumps to each policy chain, then logs the denial and drops. */
+function profileChain(b: RulesetBuilder, prof: string, d: Direction, list: readonly string[], log: TierLog): void {
+  b.chain(prof, undefined, `pods isolated for ${d} by ${list.length} polic${list.length === 1 ? 'y' : 'ies'}`);
+  b.rule(prof, 'ct state invalid counter drop', 'conntrack-invalid packets of a policed pod');
+  for (const c of list) b.rule(prof, `jump ${c}`);
+  b.rule(prof, `limit rate ${log.rate} burst ${log.burst} packets log prefix "weir deny ${short(d)} ${prof}: " group ${log.group}`);
+  b.rule(prof, 'counter drop', `${d} default deny`);
 }

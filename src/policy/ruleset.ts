@@ -109,6 +109,21 @@ export interface DiffStats {
   elementsRemoved: number;
 }
 
+/** The sets and maps that go (or are recreated) and those added (new or recreated). */
+interface SetChanges {
+  readonly newSets: Set<string>;
+  readonly goneSets: DesiredSet[];
+  /** Names of sets both gone and added: same name, another type or flags. */
+  readonly recreated: Set<string>;
+}
+
+/** The chains added (new, or recreated with another definition), rewritten in place (flushed, rules re-added) and gone. */
+interface ChainChanges {
+  readonly newChains: Set<string>;
+  readonly rewritten: DesiredChain[];
+  readonly goneChains: DesiredChain[];
+}
+
 /**
  * The transaction taking the kernel from `from` (the state last applied) to
  * `to`. A pod coming or going is a few element updates; a changed policy
@@ -117,63 +132,9 @@ export interface DiffStats {
 export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; stats: DiffStats } {
   const tx = new Transaction();
   const stats: DiffStats = { setsAdded: 0, setsRemoved: 0, chainsAdded: 0, chainsRewritten: 0, chainsRemoved: 0, elementsAdded: 0, elementsRemoved: 0 };
-
-  // A set whose type or flags changed cannot be altered in place: it is
-  // deleted (after the rules that use it are flushed) and added anew.
-  const newSets = new Set<string>();
-  const goneSets: DesiredSet[] = [];
-  for (const s of from.sets.values()) {
-    const name = s.def.name;
-    const next = to.sets.get(name);
-    const same = next !== undefined && sameSetDef(s.def, next.def);
-    if (!same) goneSets.push(s);
-    if (next && !same) newSets.add(name);
-  }
-  for (const name of to.sets.keys()) if (!from.sets.has(name)) newSets.add(name);
-  const recreated = new Set([...newSets].filter((n) => from.sets.has(n)));
-
-  const newChains = new Set<string>();
-  const rewritten: DesiredChain[] = [];
-  const goneChains: DesiredChain[] = [];
-  for (const c of to.chains.values()) {
-    const name = c.def.name;
-    const prev = from.chains.get(name);
-    if (!prev) newChains.add(name);
-    else if (!sameChainDef(prev.def, c.def)) {
-      goneChains.push(prev);
-      newChains.add(name);
-    } else if (!sameRules(prev.rules, c.rules) || (recreated.size > 0 && prev.rules.some((r) => setRefs(r).some((n) => recreated.has(n))))) {
-      // Also rewritten: a chain whose rules use a set being recreated, since
-      // a set cannot be deleted while a rule refers to it.
-      rewritten.push(c);
-    }
-  }
-  for (const c of from.chains.values()) if (!to.chains.has(c.def.name)) goneChains.push(c);
-
-  // Element changes of sets and maps staying in place.
-  const removed: Element[] = [];
-  const added: Element[] = [];
-  for (const next of to.sets.values()) {
-    const name = next.def.name;
-    const prev = from.sets.get(name);
-    if (!prev || newSets.has(name)) continue;
-    if (prev.elements === next.elements) {
-      for (const [k, before] of next.changed ?? []) {
-        const now = next.elements.get(k);
-        if (before && (!now || now.value !== before.value)) removed.push(before);
-        if (now && (!before || now.value !== before.value)) added.push(now);
-      }
-      continue;
-    }
-    for (const [k, e] of prev.elements) {
-      const n = next.elements.get(k);
-      if (!n || n.value !== e.value) removed.push(e);
-    }
-    for (const [k, e] of next.elements) {
-      const p = prev.elements.get(k);
-      if (!p || p.value !== e.value) added.push(e);
-    }
-  }
+  const { newSets, goneSets, recreated } = setChanges(from, to);
+  const { newChains, rewritten, goneChains } = chainChanges(from, to, recreated);
+  const { removed, added } = elementChanges(from, to, newSets);
 
   // 1. Elements leave first (map elements may point at chains about to go).
   for (const e of removed) tx.delete(e);
@@ -201,6 +162,75 @@ export function diffTransaction(from: Ruleset, to: Ruleset): { tx: Transaction; 
   for (const e of added) tx.add(e);
   stats.elementsAdded += added.length;
   return { tx, stats };
+}
+
+/**
+ * A set whose type or flags changed cannot be altered in place: it is
+ * deleted (after the rules that use it are flushed) and added anew.
+ */
+function setChanges(from: Ruleset, to: Ruleset): SetChanges {
+  const newSets = new Set<string>();
+  const goneSets: DesiredSet[] = [];
+  for (const s of from.sets.values()) {
+    const name = s.def.name;
+    const next = to.sets.get(name);
+    const same = next !== undefined && sameSetDef(s.def, next.def);
+    if (!same) goneSets.push(s);
+    if (next && !same) newSets.add(name);
+  }
+  for (const name of to.sets.keys()) if (!from.sets.has(name)) newSets.add(name);
+  const recreated = new Set([...newSets].filter((n) => from.sets.has(n)));
+  return { newSets, goneSets, recreated };
+}
+
+/** How the chains change; `recreated` names the sets deleted and added anew. */
+function chainChanges(from: Ruleset, to: Ruleset, recreated: ReadonlySet<string>): ChainChanges {
+  const newChains = new Set<string>();
+  const rewritten: DesiredChain[] = [];
+  const goneChains: DesiredChain[] = [];
+  for (const c of to.chains.values()) {
+    const name = c.def.name;
+    const prev = from.chains.get(name);
+    if (!prev) newChains.add(name);
+    else if (!sameChainDef(prev.def, c.def)) {
+      goneChains.push(prev);
+      newChains.add(name);
+    } else if (!sameRules(prev.rules, c.rules) || (recreated.size > 0 && prev.rules.some((r) => setRefs(r).some((n) => recreated.has(n))))) {
+      // Also rewritten: a chain whose rules use a set being recreated, since
+      // a set cannot be deleted while a rule refers to it.
+      rewritten.push(c);
+    }
+  }
+  for (const c of from.chains.values()) if (!to.chains.has(c.def.name)) goneChains.push(c);
+  return { newChains, rewritten, goneChains };
+}
+
+/** Element changes of sets and maps staying in place (not in `newSets`). */
+function elementChanges(from: Ruleset, to: Ruleset, newSets: ReadonlySet<string>): { removed: Element[]; added: Element[] } {
+  const removed: Element[] = [];
+  const added: Element[] = [];
+  for (const next of to.sets.values()) {
+    const name = next.def.name;
+    const prev = from.sets.get(name);
+    if (!prev || newSets.has(name)) continue;
+    if (prev.elements === next.elements) {
+      for (const [k, before] of next.changed ?? []) {
+        const now = next.elements.get(k);
+        if (before && (!now || now.value !== before.value)) removed.push(before);
+        if (now && (!before || now.value !== before.value)) added.push(now);
+      }
+      continue;
+    }
+    for (const [k, e] of prev.elements) {
+      const n = next.elements.get(k);
+      if (!n || n.value !== e.value) removed.push(e);
+    }
+    for (const [k, e] of next.elements) {
+      const p = prev.elements.get(k);
+      if (!p || p.value !== e.value) added.push(e);
+    }
+  }
+  return { removed, added };
 }
 
 /** Builds a Ruleset by name; compile.ts and node-rules.ts add to one. */
