@@ -7,6 +7,7 @@
 // point the first real list replaces the empty one. Once the API has served
 // the kind, a 404 or 403 is an error for a grace period before it lists
 // empty: why, and what each means for syncs, see resync.ts.
+import { CniCode, WeirError } from '../errors.ts';
 import { CNP_GROUP, CNP_KIND, CNP_PLURAL } from '../policy/cnp-types.ts';
 import { httpStatus, type Lister } from './reflector.ts';
 import { OPTIONAL_KIND_GRACE_MS } from './resync.ts';
@@ -41,13 +42,15 @@ export function unavailableReason(k: OptionalKind, code: number | undefined): st
 }
 
 /** A 404 or 403 of a kind the API served before, within OPTIONAL_KIND_GRACE_MS: an outage, not an absence. */
-export class NotServedYetError extends Error {
+export class NotServedYetError extends WeirError {
+  readonly code = 'WEIR_NOT_SERVED_YET';
+  // The agent's errors never reach a container runtime; the hierarchy asks for a code all the same.
+  readonly cniCode = CniCode.TryAgainLater;
   constructor(kind: OptionalKind, code: number | undefined, cause: unknown) {
     super(
       `${kind.resource}: ${code} from the API that served it before (restarting?); the last list stays in force for up to ${OPTIONAL_KIND_GRACE_MS / 1000} s`,
       { cause },
     );
-    this.name = 'NotServedYetError';
   }
 }
 
