@@ -195,6 +195,19 @@ describe('ClusterNetworkPolicy domainNames on kind, through the cluster`s CoreDN
     crdInstalled = (await kubectl(state, ['get', CRD_NAME])).code !== 0;
     if (crdInstalled) await k(['apply', '--server-side', '-f', CRD]);
     await k(['wait', '--for=condition=Established', CRD_NAME, '--timeout=60s']);
+    // An agent that found no CRD retries its list on a back-off (up to 30 s,
+    // docs/cnp.md): the policies are in force on a node only once its agent
+    // reads the kind, so wait for every agent to say so.
+    for (const node of state.nodes.map((n) => n.name))
+      await eventually(
+        `weir-agent on ${node} reading ClusterNetworkPolicies`,
+        async () => {
+          const r = await lab(['node', node, '--', 'weirctl', 'status', '-o', 'json']);
+          return (JSON.parse(r.stdout) as { clusterPolicyApi?: { available: boolean | null } }).clusterPolicyApi?.available === true;
+        },
+        90_000,
+        1000,
+      );
     // The servers the test names resolve to, in the cluster's own namespace.
     for (const r of ROUTES) await kindNetns(['ip', 'route', 'replace', 'local', r, 'dev', 'lo']);
     server = spawn('ip', ['netns', 'exec', KIND_NETNS, NODE, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
