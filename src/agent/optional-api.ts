@@ -6,7 +6,10 @@
 // and the reflector keeps retrying until the API serves the kind, at which
 // point the first real list replaces the empty one. Once the API has served
 // the kind, a 404 or 403 is an error for a grace period before it lists
-// empty: why, and what each means for syncs, see resync.ts.
+// empty: why, and what each means for syncs, see resync.ts. The watch of the
+// CRD itself (crd-gate.ts) makes both faster where the agent may read it: it
+// starts the reflector afresh when the CRD is Established, and calls
+// `absent()` when the CRD is gone, which is no outage and needs no grace.
 import { CniCode, WeirError } from '../errors.ts';
 import { CNP_GROUP, CNP_KIND, CNP_PLURAL } from '../policy/cnp-types.ts';
 import { httpStatus, type Lister } from './reflector.ts';
@@ -54,6 +57,12 @@ export class NotServedYetError extends WeirError {
   }
 }
 
+/** An optional kind's Lister, which can also be told that the CRD is gone. */
+export type OptionalLister<T> = Lister<T> & {
+  /** The CRD was deleted: unavailable now, and its next 404 is an absence, not an outage. */
+  absent(): void;
+};
+
 /**
  * A Lister for the reflector that turns 404 and 403 into an empty list and
  * records which in `state`; `changed` runs when availability changes, with
@@ -65,7 +74,7 @@ export function optionalLister<T>(
   kind: OptionalKind,
   changed?: (s: ApiAvailability, was: boolean | undefined) => void,
   clock: () => number = Date.now,
-): Lister<T> {
+): OptionalLister<T> {
   const set = (available: boolean, reason: string | undefined): void => {
     const was = state.available;
     state.available = available;
@@ -74,7 +83,7 @@ export function optionalLister<T>(
   };
   let served = false;
   let failingSince: number | undefined;
-  return async (o) => {
+  const lister: Lister<T> = async (o) => {
     try {
       const page = await list(o);
       served = true;
@@ -90,4 +99,11 @@ export function optionalLister<T>(
       return { items: [], metadata: { resourceVersion: '' } };
     }
   };
+  return Object.assign(lister, {
+    absent() {
+      served = false;
+      failingSince = undefined;
+      set(false, unavailableReason(kind, 404));
+    },
+  });
 }

@@ -1,6 +1,8 @@
 // The cluster as the agent mirrors it: the cache, seeded from the plugin's
 // IPAM records, and one reflector per kind the agent watches, whose lists and
 // events schedule a sync (when, and what a relist leads to: see resync.ts).
+// ClusterNetworkPolicies' reflector runs behind the watch of their CRD
+// (cluster-policies.ts).
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { DiskStore } from '../../ipam/disk-store.ts';
@@ -14,8 +16,9 @@ import { type KubeConfig, Watch } from '../client-node.ts';
 import { DEFAULT_NETWORK_NAME } from '../cniconf.ts';
 import type { AgentConfig } from '../config.ts';
 import { type HostPolicyAvailability, hostPolicyLister } from '../hostfw.ts';
-import { type ApiAvailability, CLUSTER_POLICY_KIND, isUnavailable, optionalLister } from '../optional-api.ts';
-import { type Lister, type ListWatch, Reflector } from '../reflector.ts';
+import { type ApiAvailability, CLUSTER_POLICY_KIND, isUnavailable, type OptionalLister, optionalLister } from '../optional-api.ts';
+import { type Lister, type ListWatch, Reflector, type ReflectorOptions } from '../reflector.ts';
+import { clusterPolicyGate } from './cluster-policies.ts';
 
 type Obj = { metadata?: { resourceVersion?: string } };
 
@@ -47,6 +50,8 @@ export interface MirrorDeps {
   readonly metrics: AgentMetrics;
   /** The cache took a list or an event. */
   readonly changed: () => void;
+  /** Every reflector's options; the agent keeps the defaults (tests force a back-off). */
+  readonly reflectorOptions?: ReflectorOptions;
 }
 
 /** The cache, with this node's pods known from the IPAM records before the API shows them. */
@@ -78,9 +83,13 @@ function seedFromIpam(cache: ClusterCache, dataDir: string, log: Logger): void {
 export function mirrorCluster(d: MirrorDeps): ClusterMirror {
   const clusterPolicies: ApiAvailability = { available: undefined, reason: undefined };
   const hostPolicies: HostPolicyAvailability = { available: undefined, reason: undefined };
-  const kinds = watchedKinds(d, clusterPolicies, hostPolicies);
+  const cnpLister = optionalLister(jsonLister<Obj>(d.kc, CNP_PATH), clusterPolicies, CLUSTER_POLICY_KIND, availabilityLog(d.log, 'clusterpolicies'));
+  const kinds = watchedKinds(d, cnpLister, hostPolicies);
   const watch = new Watch(d.kc);
-  const reflectors = kinds.map(([kind, p, list]) => reflectorOf(d, kind, apiListWatch(watch, p, list)));
+  const reflectors = kinds.map(([kind, p, list]) => {
+    const make = () => reflectorOf(d, kind, apiListWatch(watch, p, list));
+    return kind === 'clusterpolicies' ? clusterPolicyGate(d, watch, cnpLister, clusterPolicies, make) : make();
+  });
   return {
     listers: new Map(kinds.map(([kind, , list]) => [kind, list as Lister<unknown>])),
     clusterPolicies,
@@ -93,40 +102,45 @@ export function mirrorCluster(d: MirrorDeps): ClusterMirror {
 }
 
 /** Every kind with its path and lister; the optional kinds' listers record their availability. */
-function watchedKinds(d: MirrorDeps, clusterPolicies: ApiAvailability, hostPolicies: HostPolicyAvailability): Array<readonly [Kind, string, Lister<Obj>]> {
+function watchedKinds(d: MirrorDeps, clusterPolicies: OptionalLister<Obj>, hostPolicies: HostPolicyAvailability): Array<readonly [Kind, string, Lister<Obj>]> {
   const { kc, log } = d;
   const kinds: Array<readonly [Kind, string, Lister<Obj>]> = PATHS.map(([kind, p]) => [kind, p, jsonLister<Obj>(kc, p)] as const);
-  // Optional kinds: each change of availability is logged once (not every
-  // retry), and /status says which is missing and why.
-  const availability = (kind: Kind) => (s: ApiAvailability, was: boolean | undefined) => {
-    if (!s.available) log.warn({ kind }, `${s.reason ?? `${kind} unavailable`}; retrying`);
-    else if (was === false) log.info({ kind }, `${kind}: the API serves it now; mirrored from here on`);
-  };
-  kinds.push([
-    'clusterpolicies',
-    CNP_PATH,
-    optionalLister(jsonLister<Obj>(kc, CNP_PATH), clusterPolicies, CLUSTER_POLICY_KIND, availability('clusterpolicies')),
-  ]);
-  if (d.cfg.hostFirewall) kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(jsonLister<Obj>(kc, HFP_PATH), hostPolicies, availability('hostpolicies'))]);
+  kinds.push(['clusterpolicies', CNP_PATH, clusterPolicies]);
+  if (d.cfg.hostFirewall)
+    kinds.push(['hostpolicies', HFP_PATH, hostPolicyLister(jsonLister<Obj>(kc, HFP_PATH), hostPolicies, availabilityLog(log, 'hostpolicies'))]);
   return kinds;
 }
 
+/**
+ * Optional kinds: each change of availability is logged once (not every
+ * retry), and /status says which is missing and why.
+ */
+const availabilityLog = (log: Logger, kind: Kind) => (s: ApiAvailability, was: boolean | undefined) => {
+  if (!s.available) log.warn({ kind }, `${s.reason ?? `${kind} unavailable`}; mirrored once the API serves it`);
+  else if (was === false) log.info({ kind }, `${kind}: the API serves it now; mirrored from here on`);
+};
+
 function reflectorOf(d: MirrorDeps, kind: Kind, api: ListWatch<Obj>): Reflector<Obj> {
   const { log, metrics } = d;
-  return new Reflector(kind, api, {
-    ...d.cache.mirror(kind, (how) => {
-      if (how === 'list') metrics.apiConnected.labels({ kind }).set(1);
-      d.changed();
-    }),
-    error: (err, attempt) => {
-      // Not an outage: the CRD is absent (or not readable), and the
-      // lister has logged the change of availability.
-      if (OPTIONAL.has(kind) && isUnavailable(err)) return;
-      metrics.apiErrors.labels({ kind }).inc();
-      metrics.apiConnected.labels({ kind }).set(0);
-      if (attempt === 1 || attempt % 10 === 0)
-        log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
+  return new Reflector(
+    kind,
+    api,
+    {
+      ...d.cache.mirror(kind, (how) => {
+        if (how === 'list') metrics.apiConnected.labels({ kind }).set(1);
+        d.changed();
+      }),
+      error: (err, attempt) => {
+        // Not an outage: the CRD is absent (or not readable), and the
+        // lister has logged the change of availability.
+        if (OPTIONAL.has(kind) && isUnavailable(err)) return;
+        metrics.apiErrors.labels({ kind }).inc();
+        metrics.apiConnected.labels({ kind }).set(0);
+        if (attempt === 1 || attempt % 10 === 0)
+          log.warn({ kind, attempt, err: (err as Error)?.message ?? String(err) }, 'API watch failed; retrying, last rules stay in force');
+      },
+      expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
     },
-    expired: (err) => log.info({ kind, err: err.message }, 'resourceVersion expired; relisting'),
-  });
+    d.reflectorOptions,
+  );
 }

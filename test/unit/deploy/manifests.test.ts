@@ -214,6 +214,16 @@ describe('the DaemonSet', () => {
     // ClusterNetworkPolicies: read only, and nothing else of their group (not their status, which implementations may write).
     const cnpRules = (cr.rules ?? []).filter((r) => (r.apiGroups ?? []).includes('policy.networking.k8s.io'));
     expect(cnpRules).toEqual([{ apiGroups: ['policy.networking.k8s.io'], resources: ['clusternetworkpolicies'], verbs: ['get', 'list', 'watch'] }]);
+    // Their CRD, watched by name (src/agent/crd-watch.ts), and no other CRD.
+    const crdRules = (cr.rules ?? []).filter((r) => (r.apiGroups ?? []).includes('apiextensions.k8s.io'));
+    expect(crdRules).toEqual([
+      {
+        apiGroups: ['apiextensions.k8s.io'],
+        resources: ['customresourcedefinitions'],
+        resourceNames: ['clusternetworkpolicies.policy.networking.k8s.io'],
+        verbs: ['get', 'list', 'watch'],
+      },
+    ]);
     // And every resource whose CRD this file installs.
     for (const crd of docs().filter((d) => d.kind === 'CustomResourceDefinition') as unknown as V1CustomResourceDefinition[]) {
       expect(can(crd.spec.group, crd.spec.names.plural), `${crd.spec.group}/${crd.spec.names.plural}`).toBe(true);
