@@ -56,7 +56,10 @@
 // Optional kinds (ClusterNetworkPolicy, HostFirewallPolicy; optional-api.ts).
 // A 404 or 403 lists as empty, so a CRD that is not installed holds up no
 // sync; the reflector lists again at every retry until the API serves the
-// kind, and an empty list while none is known schedules nothing. Once the API
+// kind, and an empty list while none is known schedules nothing. Where the
+// agent may watch the kind's CRD (ClusterNetworkPolicy, crd-gate.ts), the
+// CRD's watch starts the reflector when it is Established and empties the
+// kind when it is deleted, and the retries are only the fallback. Once the API
 // has served the kind, a 404 or 403 is what a restarting API server answers
 // until its CRD handlers and RBAC cache are synced, and listing empty then
 // would drop every such policy from the table until the next list: for
