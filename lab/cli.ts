@@ -18,7 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import yargs from 'yargs';
+import yargs, { type ArgumentsCamelCase, type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { kubectlArgv, userEnv } from './commands/common.ts';
 import { kindPaths, labKindConfig, nodeRootDir, REPO, ROOTFS_NODE_PATHS, SHARED_NODE_PATHS } from './kind.ts';
@@ -215,133 +215,185 @@ function nodeCmd(node: string, cmd: string[]): number {
 }
 
 // ---- command table ----
+/** One command word: its yargs usage (the word and its positionals), help, options, and what it runs, returning the exit code. */
+interface LabCommand<A> {
+  usage: string;
+  describe: string;
+  /** Refused without root before any parsing (the lab lives in network namespaces). */
+  needsRoot?: boolean;
+  builder: (y: Argv) => Argv<A>;
+  run: (a: ArgumentsCamelCase<A>) => number | Promise<number>;
+}
+
+interface TableEntry {
+  needsRoot: boolean;
+  /** Adds the command to `y`; its exit code goes to `exit`. */
+  register: (y: Argv, exit: (code: number) => void) => Argv;
+}
+
+/** Checks a command's builder and handler against each other, then keeps only what the table needs. */
+function labCommand<A>(c: LabCommand<A>): TableEntry {
+  return {
+    needsRoot: c.needsRoot ?? false,
+    register: (y, exit) =>
+      y.command(c.usage, c.describe, c.builder, async (a) => {
+        exit(await c.run(a));
+      }),
+  };
+}
+
+/** Options that belong to the command, not to a child process. */
+const ownOptions = <A>(y: Argv<A>): Argv<A> => y.parserConfiguration({ 'unknown-options-as-args': false }).strict();
+
+const upCommand = labCommand({
+  usage: 'up',
+  describe: 'Start the lab (idempotent); shows progress until it is ready',
+  needsRoot: true,
+  builder: (y) =>
+    ownOptions(
+      y
+        .option('nodes', { type: 'number', describe: 'Number of nodes, the control plane included (default 3)' })
+        .option('host-firewall', { type: 'boolean', default: false, describe: "Run weir's agent with --host-firewall" }),
+    ),
+  run: (a) => {
+    if (a.nodes !== undefined && (!Number.isInteger(a.nodes) || a.nodes < 1 || a.nodes > 50)) {
+      err('--nodes must be an integer 1..50');
+      return 2;
+    }
+    return up({ nodes: a.nodes, hostFirewall: a['host-firewall'] });
+  },
+});
+
+const downCommand = labCommand({
+  usage: 'down',
+  describe: 'Stop the lab and remove all of it (safe to run twice)',
+  needsRoot: true,
+  builder: ownOptions,
+  run: () => {
+    const code = down();
+    if (code === 0) out('the lab is down');
+    return code;
+  },
+});
+
+const kubectlCommand = labCommand({
+  usage: 'kubectl [args..]',
+  describe: "Run the pinned kubectl as cluster admin (in the cluster's namespace); all arguments go to kubectl",
+  needsRoot: true,
+  builder: (y) => y.positional('args', { type: 'string', array: true, describe: "kubectl's arguments" }),
+  run: () => {
+    const raw = hideBin(process.argv);
+    return kubectlCmd(raw.slice(raw.indexOf('kubectl') + 1));
+  },
+});
+
+const execCommand = labCommand({
+  usage: 'exec <pod>',
+  describe: "Run a command in a pod's network namespace: exec NAMESPACE/POD -- CMD...",
+  needsRoot: true,
+  builder: (y) => y.positional('pod', { type: 'string', describe: 'NAMESPACE/POD', demandOption: true }),
+  run: (a) => execCmd(a.pod, argsAfterDashDash()),
+});
+
+const nodeCommand = labCommand({
+  usage: 'node <node>',
+  describe: "Run a command in a node's namespace with its view of weir's paths: node NODE -- CMD...",
+  needsRoot: true,
+  builder: (y) => y.positional('node', { type: 'string', describe: 'Node name, e.g. weir-worker', demandOption: true }),
+  run: (a) => nodeCmd(a.node, argsAfterDashDash()),
+});
+
+const waitLabCommand = labCommand({
+  usage: 'wait',
+  describe: "Wait until every pod is Running with its addresses and every node's agent has applied the API state as it is now",
+  builder: (y) =>
+    ownOptions(
+      y.option('timeout', { type: 'string', default: '120', describe: 'Give up after this long (seconds, or 500ms / 2m); exit 1 saying what is pending' }),
+    ),
+  run: async (a) => {
+    const { waitCommand } = await import('./commands/wait.ts');
+    return waitCommand({ timeout: a.timeout });
+  },
+});
+
+const matrixLabCommand = labCommand({
+  usage: 'matrix',
+  describe: 'Probe every ordered pair of pods (TCP/UDP with agnhost connect, SCTP with a raw INIT) and print the connectivity tables',
+  builder: (y) =>
+    ownOptions(
+      y
+        .option('namespaces', { type: 'string', describe: 'Comma-separated namespaces (default: all but kube-*)' })
+        .option('ports', { type: 'string', default: '80,81', describe: 'Comma-separated ports' })
+        .option('protocols', { type: 'string', default: 'TCP,UDP,SCTP', describe: 'Comma-separated protocols: TCP, UDP, SCTP' })
+        .option('output', {
+          alias: 'o',
+          type: 'string',
+          default: 'table',
+          choices: ['table', 'json'],
+          describe: 'table: upstream-style truth tables; json: {"probes":[...]}',
+        })
+        .option('host-network', { type: 'boolean', default: false, describe: 'Include hostNetwork pods' })
+        .option('prober', {
+          type: 'string',
+          default: 'agnhost',
+          choices: ['agnhost', 'netprobe'],
+          describe: 'How TCP/UDP are probed (SCTP always by raw INIT)',
+        })
+        .option('timeout', { type: 'string', default: '1', describe: 'Per-probe timeout (seconds, or e.g. 500ms)' }),
+    ),
+  run: async (a) => {
+    const { matrixCommand } = await import('./commands/matrix.ts');
+    return matrixCommand({
+      ...(a.namespaces !== undefined ? { namespaces: a.namespaces } : {}),
+      ports: a.ports,
+      protocols: a.protocols,
+      output: a.output,
+      hostNetwork: a['host-network'],
+      prober: a.prober,
+      timeout: a.timeout,
+    });
+  },
+});
+
+const demoLabCommand = labCommand({
+  usage: 'demo',
+  describe: 'The NetworkPolicy walk-through (netpol-demo: web, db, a client in default), narrated, checked step by step',
+  builder: ownOptions,
+  run: async () => {
+    const { demoCommand } = await import('./commands/demo.ts');
+    return demoCommand();
+  },
+});
+
+/** Every command word, in the order help lists them. */
+const COMMANDS: Readonly<Record<string, TableEntry>> = {
+  up: upCommand,
+  down: downCommand,
+  kubectl: kubectlCommand,
+  exec: execCommand,
+  node: nodeCommand,
+  wait: waitLabCommand,
+  matrix: matrixLabCommand,
+  demo: demoLabCommand,
+};
+
 async function main(): Promise<void> {
   // kubectl's arguments go to kubectl untouched (--help included): no yargs parsing at all.
   const raw = hideBin(process.argv);
-  if (['up', 'down', 'kubectl', 'exec', 'node'].includes(raw[0] ?? '') && !raw.includes('--help') && process.getuid?.() !== 0) {
+  if (COMMANDS[raw[0] ?? '']?.needsRoot && !raw.includes('--help') && process.getuid?.() !== 0) {
     err(`${raw[0]}: the lab needs root (network namespaces); try sudo`);
     process.exit(1);
   }
   if (raw[0] === 'kubectl') process.exit(kubectlCmd(raw.slice(1)));
 
   let code = 0;
-  await yargs(hideBin(process.argv))
+  let y: Argv = yargs(hideBin(process.argv))
     .scriptName('scripts/lab')
     .usage("$0 <command>\n\nweir's lab: a kind cluster (real kubelets and containerd, podman, inside a network namespace) running weir from its manifests.")
-    .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': true })
-    .command(
-      'up',
-      'Start the lab (idempotent); shows progress until it is ready',
-      (y) =>
-        y
-          .option('nodes', { type: 'number', describe: 'Number of nodes, the control plane included (default 3)' })
-          .option('host-firewall', { type: 'boolean', default: false, describe: "Run weir's agent with --host-firewall" })
-          .parserConfiguration({ 'unknown-options-as-args': false })
-          .strict(),
-      async (a) => {
-        if (a.nodes !== undefined && (!Number.isInteger(a.nodes) || a.nodes < 1 || a.nodes > 50)) {
-          err('--nodes must be an integer 1..50');
-          code = 2;
-          return;
-        }
-        code = up({ nodes: a.nodes, hostFirewall: a['host-firewall'] });
-      },
-    )
-    .command(
-      'down',
-      'Stop the lab and remove all of it (safe to run twice)',
-      (y) => y.parserConfiguration({ 'unknown-options-as-args': false }).strict(),
-      () => {
-        code = down();
-        if (code === 0) out('the lab is down');
-      },
-    )
-    .command(
-      'kubectl [args..]',
-      "Run the pinned kubectl as cluster admin (in the cluster's namespace); all arguments go to kubectl",
-      (y) => y.positional('args', { type: 'string', array: true, describe: "kubectl's arguments" }),
-      () => {
-        const raw = hideBin(process.argv);
-        code = kubectlCmd(raw.slice(raw.indexOf('kubectl') + 1));
-      },
-    )
-    .command(
-      'exec <pod>',
-      "Run a command in a pod's network namespace: exec NAMESPACE/POD -- CMD...",
-      (y) => y.positional('pod', { type: 'string', describe: 'NAMESPACE/POD', demandOption: true }),
-      async (a) => {
-        code = await execCmd(a.pod, argsAfterDashDash());
-      },
-    )
-    .command(
-      'node <node>',
-      "Run a command in a node's namespace with its view of weir's paths: node NODE -- CMD...",
-      (y) => y.positional('node', { type: 'string', describe: 'Node name, e.g. weir-worker', demandOption: true }),
-      (a) => {
-        code = nodeCmd(a.node, argsAfterDashDash());
-      },
-    )
-    .command(
-      'wait',
-      "Wait until every pod is Running with its addresses and every node's agent has applied the API state as it is now",
-      (y) =>
-        y
-          .option('timeout', { type: 'string', default: '120', describe: 'Give up after this long (seconds, or 500ms / 2m); exit 1 saying what is pending' })
-          .parserConfiguration({ 'unknown-options-as-args': false })
-          .strict(),
-      async (a) => {
-        const { waitCommand } = await import('./commands/wait.ts');
-        code = await waitCommand({ timeout: a.timeout });
-      },
-    )
-    .command(
-      'matrix',
-      'Probe every ordered pair of pods (TCP/UDP with agnhost connect, SCTP with a raw INIT) and print the connectivity tables',
-      (y) =>
-        y
-          .option('namespaces', { type: 'string', describe: 'Comma-separated namespaces (default: all but kube-*)' })
-          .option('ports', { type: 'string', default: '80,81', describe: 'Comma-separated ports' })
-          .option('protocols', { type: 'string', default: 'TCP,UDP,SCTP', describe: 'Comma-separated protocols: TCP, UDP, SCTP' })
-          .option('output', {
-            alias: 'o',
-            type: 'string',
-            default: 'table',
-            choices: ['table', 'json'],
-            describe: 'table: upstream-style truth tables; json: {"probes":[...]}',
-          })
-          .option('host-network', { type: 'boolean', default: false, describe: 'Include hostNetwork pods' })
-          .option('prober', {
-            type: 'string',
-            default: 'agnhost',
-            choices: ['agnhost', 'netprobe'],
-            describe: 'How TCP/UDP are probed (SCTP always by raw INIT)',
-          })
-          .option('timeout', { type: 'string', default: '1', describe: 'Per-probe timeout (seconds, or e.g. 500ms)' })
-          .parserConfiguration({ 'unknown-options-as-args': false })
-          .strict(),
-      async (a) => {
-        const { matrixCommand } = await import('./commands/matrix.ts');
-        code = await matrixCommand({
-          ...(a.namespaces !== undefined ? { namespaces: a.namespaces } : {}),
-          ports: a.ports,
-          protocols: a.protocols,
-          output: a.output,
-          hostNetwork: a['host-network'],
-          prober: a.prober,
-          timeout: a.timeout,
-        });
-      },
-    )
-    .command(
-      'demo',
-      'The NetworkPolicy walk-through (netpol-demo: web, db, a client in default), narrated, checked step by step',
-      (y) => y.parserConfiguration({ 'unknown-options-as-args': false }).strict(),
-      async () => {
-        const { demoCommand } = await import('./commands/demo.ts');
-        code = await demoCommand();
-      },
-    )
-    .demandCommand(1, 'give a command: up, down, kubectl, exec, node, wait, matrix, demo')
+    .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': true });
+  for (const c of Object.values(COMMANDS)) y = c.register(y, (n) => (code = n));
+  await y
+    .demandCommand(1, `give a command: ${Object.keys(COMMANDS).join(', ')}`)
     .strictCommands()
     .help()
     .version(false)

@@ -10,16 +10,17 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { CniCode, WeirError } from '../../src/errors.ts';
 import { kindEnv, kindPaths } from '../kind.ts';
 import { type LabPod, type LabState, type LabStateNode, labDir, labPods, readState, recordPath } from '../state.ts';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export class LabCommandError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LabCommandError';
-  }
+/** Why a lab command cannot go on: the message is the user's, printed as it is. */
+export class LabCommandError extends WeirError {
+  readonly code = 'WEIR_LAB_COMMAND';
+  // The lab's errors never reach a container runtime; the hierarchy asks for a code all the same.
+  readonly cniCode = CniCode.Internal;
 }
 
 /** The caller's environment, with podman's and kubectl's pointed at the lab's cluster. */

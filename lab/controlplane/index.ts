@@ -28,13 +28,14 @@ import {
   etcdDataDir,
   k8sBinDir,
   type Layout,
-  logFile,
   SCHEDULER_PORT,
   schedulerCommand,
 } from './components.ts';
+import { type Credentials, writeClientKubeconfig, writeCredentials } from './credentials.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
-import { ensureCa, firstAddress, issueCert } from './pki.ts';
-import { assertNetns, baseEnv, ControlPlaneError, NetnsProcess, pollUntil, type RunResult, runInNetns, runInNetnsSync } from './process.ts';
+import { issueCert } from './pki.ts';
+import { assertNetns, baseEnv, ControlPlaneError, type RunResult, runInNetns, runInNetnsSync } from './process.ts';
+import { ProcessSet } from './process-set.ts';
 
 export type { RunResult } from './process.ts';
 export { ControlPlaneError } from './process.ts';
@@ -100,8 +101,6 @@ export interface ControlPlane {
   logTail(name: string, lines?: number): string;
 }
 
-const STOP_GRACE_MS = 10_000;
-
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const t0 = Date.now();
   const timings: Record<string, number> = {};
@@ -120,60 +119,27 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const binDir = await k8sBinDir(progress);
   mark('binaries');
 
-  // ---- PKI and kubeconfigs ----
-  const pki = ensureCa(path.join(dir, 'pki'));
-  const firstServiceIPs = serviceCIDR.split(',').map(firstAddress);
-  const apiserver = issueCert(
-    pki,
-    'apiserver',
-    {
-      cn: 'kube-apiserver',
-      usage: 'server',
-      sans: [
-        ...new Set([
-          opts.advertiseAddress,
-          '127.0.0.1',
-          ...firstServiceIPs,
-          'kubernetes',
-          'kubernetes.default',
-          'kubernetes.default.svc',
-          'kubernetes.default.svc.cluster.local',
-          'localhost',
-          ...(opts.apiServerSANs ?? []),
-        ]),
-      ],
-    },
-    pki.fresh,
-  );
   const url = `https://${opts.advertiseAddress.includes(':') ? `[${opts.advertiseAddress}]` : opts.advertiseAddress}:${APISERVER_PORT}`;
-  const kubeconfigFor = (file: string, user: string, pair: { cert: string; key: string }): string =>
-    writeKubeconfig(path.join(dir, 'kubeconfig', file), {
-      server: url,
-      caFile: pki.ca.cert,
-      user,
-      credentials: { clientCertificate: pair.cert, clientKey: pair.key },
-      clusterName: CLUSTER_NAME,
-    });
-  const admin = issueCert(pki, 'admin', { cn: 'weir-admin', orgs: ['system:masters'], usage: 'client' }, pki.fresh);
-  const adminKubeconfig = kubeconfigFor('admin.kubeconfig', 'weir-admin', admin);
-  const componentCert = (name: string, cn: string) => issueCert(pki, name, { cn, usage: 'both', sans: ['127.0.0.1', 'localhost'] }, pki.fresh);
-  const layout: Layout = { dir, binDir, advertiseAddress: opts.advertiseAddress, serviceCIDR, pki, apiserver, extraArgs: opts.extraArgs ?? {} };
-  if (opts.controllerManager) {
-    const serving = componentCert('controller-manager', 'system:kube-controller-manager');
-    layout.controllerManager = {
-      ...opts.controllerManager,
-      serving,
-      kubeconfig: kubeconfigFor('controller-manager.kubeconfig', 'system:kube-controller-manager', serving),
-    };
-  }
-  if (opts.scheduler) {
-    const serving = componentCert('scheduler', 'system:kube-scheduler');
-    layout.scheduler = { serving, kubeconfig: kubeconfigFor('scheduler.kubeconfig', 'system:kube-scheduler', serving) };
-  }
+  const { layout, adminKubeconfig, pki } = writeCredentials(opts, dir, binDir, serviceCIDR, url);
   mark('pki');
 
-  // ---- processes ----
-  const procs = new Map<string, NetnsProcess>();
+  const procs = new ProcessSet(opts.netns, dir, readyTimeoutMs, progress);
+  const kc = kubectlIn(opts.netns, binDir, dir, adminKubeconfig);
+  try {
+    await bringUp(layout, procs, kc, mark);
+  } catch (e) {
+    await procs.stopAll().catch(() => {});
+    throw e;
+  }
+  const startupMs = Date.now() - t0;
+  progress(`control plane ready at ${url} in ${startupMs} ms`);
+  return controlPlaneHandle({ url, netns: opts.netns, dir, adminKubeconfig, caFile: pki.ca.cert, startupMs, timings }, { layout, pki, procs, kc });
+}
+
+type Kubectl = Pick<ControlPlane, 'kubectl' | 'kubectlAsync'>;
+
+/** The pinned kubectl inside `netns`, with the admin kubeconfig unless told another. */
+function kubectlIn(netns: string, binDir: string, dir: string, adminKubeconfig: string): Kubectl {
   const kubectlEnv = baseEnv();
   const kubectlArgv = (args: string[], kubeconfig = adminKubeconfig): string[] => [
     path.join(binDir, 'kubectl'),
@@ -181,101 +147,64 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     `--cache-dir=${path.join(dir, 'kubectl-cache')}`,
     ...args,
   ];
-  const kubectlAsync = (args: string[], o: KubectlOptions = {}): Promise<RunResult> =>
-    runInNetns(opts.netns, kubectlArgv(args, o.kubeconfig), { ...o, env: kubectlEnv });
-  const kubectl = (args: string[], o: KubectlOptions = {}): RunResult => runInNetnsSync(opts.netns, kubectlArgv(args, o.kubeconfig), { ...o, env: kubectlEnv });
-
-  const launch = async (name: string, cmd: string[]): Promise<NetnsProcess> => {
-    const p = await NetnsProcess.start({ name, netns: opts.netns, cmd, logFile: logFile(dir, name) });
-    procs.set(name, p);
-    progress(`${name} started (pid ${p.pid}, log ${p.logFile})`);
-    return p;
-  };
-  /** Polls `probe` until it succeeds; fails early, with logs, if one of `watch` exits. */
-  const waitFor = (what: string, watch: string[], probe: () => Promise<boolean>): Promise<void> =>
-    pollUntil(
-      async () => {
-        if (await probe()) return true;
-        for (const name of watch) {
-          const p = procs.get(name);
-          if (p && !p.running) throw new ControlPlaneError(`${what}: ${p.describeExit()}; last lines of ${p.logFile}:\n${p.logTail()}`);
-        }
-        return undefined;
-      },
-      {
-        timeoutMs: readyTimeoutMs,
-        intervalMs: 250,
-        onTimeout: () => {
-          const logs = watch.map((n) => procs.get(n)).filter((p): p is NetnsProcess => !!p);
-          return new ControlPlaneError(
-            `${what}: not ready after ${readyTimeoutMs} ms\n${logs.map((p) => `--- ${p.describeExit()}; last lines of ${p.logFile}:\n${p.logTail()}`).join('\n')}`,
-          );
-        },
-      },
-    ).then(() => undefined);
-
-  const rawOk = async (urlPath: string, server?: string): Promise<boolean> => {
-    const r = await kubectlAsync([...(server ? [`--server=${server}`] : []), '--request-timeout=5s', 'get', `--raw=${urlPath}`], { timeoutMs: 10_000 });
-    return r.code === 0 && r.stdout.trim() === 'ok';
-  };
-  const apiserverUp = async (): Promise<void> => {
-    await launch('kube-apiserver', apiserverCommand(layout));
-    await waitFor('kube-apiserver /readyz', ['etcd', 'kube-apiserver'], () => rawOk('/readyz'));
-  };
-  const stopOne = async (name: string): Promise<void> => {
-    const p = procs.get(name);
-    if (!p) return;
-    await p.stop(STOP_GRACE_MS);
-    progress(`${p.describeExit()}`);
-  };
-  const stopAll = async (): Promise<void> => {
-    await Promise.all([stopOne('kube-scheduler'), stopOne('kube-controller-manager')]);
-    await stopOne('kube-apiserver');
-    await stopOne('etcd');
-  };
-
-  try {
-    await launch('etcd', etcdCommand(layout));
-    await apiserverUp();
-    mark('kube-apiserver ready');
-    await waitFor(
-      'namespaces default and kube-system',
-      ['etcd', 'kube-apiserver'],
-      async () => (await kubectlAsync(['get', 'namespace', 'default', 'kube-system', '-o', 'name'])).code === 0,
-    );
-    mark('system namespaces');
-    const health: Promise<void>[] = [];
-    if (layout.controllerManager) {
-      await launch('kube-controller-manager', controllerManagerCommand(layout));
-      health.push(
-        waitFor('kube-controller-manager /healthz', ['kube-controller-manager'], () => rawOk('/healthz', `https://127.0.0.1:${CONTROLLER_MANAGER_PORT}`)),
-      );
-    }
-    if (layout.scheduler) {
-      await launch('kube-scheduler', schedulerCommand(layout));
-      health.push(waitFor('kube-scheduler /healthz', ['kube-scheduler'], () => rawOk('/healthz', `https://127.0.0.1:${SCHEDULER_PORT}`)));
-    }
-    await Promise.all(health);
-    if (health.length > 0) mark('components healthy');
-  } catch (e) {
-    await stopAll().catch(() => {});
-    throw e;
-  }
-  const startupMs = Date.now() - t0;
-  progress(`control plane ready at ${url} in ${startupMs} ms`);
-
   return {
-    url,
-    netns: opts.netns,
-    dir,
-    adminKubeconfig,
-    caFile: pki.ca.cert,
-    startupMs,
-    timings,
-    kubectl,
-    kubectlAsync,
+    kubectlAsync: (args, o = {}) => runInNetns(netns, kubectlArgv(args, o.kubeconfig), { ...o, env: kubectlEnv }),
+    kubectl: (args, o = {}) => runInNetnsSync(netns, kubectlArgv(args, o.kubeconfig), { ...o, env: kubectlEnv }),
+  };
+}
+
+/** Whether `GET urlPath` (of the apiserver, or of `server`) answers `ok`. */
+async function rawOk(kc: Kubectl, urlPath: string, server?: string): Promise<boolean> {
+  const r = await kc.kubectlAsync([...(server ? [`--server=${server}`] : []), '--request-timeout=5s', 'get', `--raw=${urlPath}`], { timeoutMs: 10_000 });
+  return r.code === 0 && r.stdout.trim() === 'ok';
+}
+
+async function apiserverUp(layout: Layout, procs: ProcessSet, kc: Kubectl): Promise<void> {
+  await procs.launch('kube-apiserver', apiserverCommand(layout));
+  await procs.waitFor('kube-apiserver /readyz', ['etcd', 'kube-apiserver'], () => rawOk(kc, '/readyz'));
+}
+
+/** Starts every process in dependency order, each gated on its readiness. */
+async function bringUp(layout: Layout, procs: ProcessSet, kc: Kubectl, mark: (phase: string) => void): Promise<void> {
+  await procs.launch('etcd', etcdCommand(layout));
+  await apiserverUp(layout, procs, kc);
+  mark('kube-apiserver ready');
+  await procs.waitFor(
+    'namespaces default and kube-system',
+    ['etcd', 'kube-apiserver'],
+    async () => (await kc.kubectlAsync(['get', 'namespace', 'default', 'kube-system', '-o', 'name'])).code === 0,
+  );
+  mark('system namespaces');
+  const health: Promise<void>[] = [];
+  if (layout.controllerManager) {
+    await procs.launch('kube-controller-manager', controllerManagerCommand(layout));
+    health.push(
+      procs.waitFor('kube-controller-manager /healthz', ['kube-controller-manager'], () =>
+        rawOk(kc, '/healthz', `https://127.0.0.1:${CONTROLLER_MANAGER_PORT}`),
+      ),
+    );
+  }
+  if (layout.scheduler) {
+    await procs.launch('kube-scheduler', schedulerCommand(layout));
+    health.push(procs.waitFor('kube-scheduler /healthz', ['kube-scheduler'], () => rawOk(kc, '/healthz', `https://127.0.0.1:${SCHEDULER_PORT}`)));
+  }
+  await Promise.all(health);
+  if (health.length > 0) mark('components healthy');
+}
+
+type ControlPlaneFacts = Pick<ControlPlane, 'url' | 'netns' | 'dir' | 'adminKubeconfig' | 'caFile' | 'startupMs' | 'timings'>;
+
+/** The running control plane as its callers see it. */
+function controlPlaneHandle(
+  facts: ControlPlaneFacts,
+  { layout, pki, procs, kc }: { layout: Layout; pki: Credentials['pki']; procs: ProcessSet; kc: Kubectl },
+): ControlPlane {
+  const { url } = facts;
+  return {
+    ...facts,
+    ...kc,
     serviceAccountToken(namespace, name, seconds = 3600) {
-      const r = kubectl(['create', 'token', name, '-n', namespace, `--duration=${seconds}s`]);
+      const r = kc.kubectl(['create', 'token', name, '-n', namespace, `--duration=${seconds}s`]);
       if (r.code !== 0) throw new ControlPlaneError(`kubectl create token ${namespace}/${name}: exit ${r.code}: ${r.stderr.trim()}`);
       return r.stdout.trim();
     },
@@ -285,24 +214,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     kubeconfigForUser(user, groups, file) {
       const base = `user-${user.toLowerCase().replace(/[^a-z0-9.-]+/g, '-')}`;
       const pair = issueCert(pki, base, { cn: user, orgs: groups, usage: 'client' }, pki.fresh);
-      return writeKubeconfig(file, {
-        server: url,
-        caFile: pki.ca.cert,
-        user,
-        credentials: { clientCertificate: pair.cert, clientKey: pair.key },
-        clusterName: CLUSTER_NAME,
-      });
+      return writeClientKubeconfig(file, url, pki, user, pair);
     },
     async stopApiServer() {
-      await stopOne('kube-apiserver');
+      await procs.stopOne('kube-apiserver');
     },
     async startApiServer() {
-      if (procs.get('kube-apiserver')?.running) return;
-      if (!procs.get('etcd')?.running) throw new ControlPlaneError('startApiServer: etcd is not running (stopped?)');
-      await apiserverUp();
+      if (procs.isRunning('kube-apiserver')) return;
+      if (!procs.isRunning('etcd')) throw new ControlPlaneError('startApiServer: etcd is not running (stopped?)');
+      await apiserverUp(layout, procs, kc);
     },
-    stop: stopAll,
-    pids: () => [...procs.values()].filter((p) => p.running).map((p) => p.pid),
-    logTail: (name, lines) => procs.get(name)?.logTail(lines) ?? `(no process ${name})`,
+    stop: () => procs.stopAll(),
+    pids: () => procs.pids(),
+    logTail: (name, lines) => procs.logTail(name, lines),
   };
 }

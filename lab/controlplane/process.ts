@@ -12,14 +12,15 @@
 // Nothing here ever runs a command in the caller's own namespace.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { CniCode, WeirError } from '../../src/errors.ts';
 
 export const NETNS_DIR = '/var/run/netns';
 
-export class ControlPlaneError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ControlPlaneError';
-  }
+/** A control plane that cannot start or be used: bad input, a missing binary, a process that exited or never became ready. */
+export class ControlPlaneError extends WeirError {
+  readonly code = 'WEIR_CONTROL_PLANE';
+  // The lab's errors never reach a container runtime; the hierarchy asks for a code all the same.
+  readonly cniCode = CniCode.Internal;
 }
 
 export function assertNetns(netns: string): void {

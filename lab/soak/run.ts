@@ -117,6 +117,8 @@ async function startObserving(state: LabState, churn: Churn, proberPods: Constru
   return { recorder, tracker, book, prober, judgeTimer, everIps, forensics };
 }
 
+type Observing = Awaited<ReturnType<typeof startObserving>>;
+
 export async function runSoak(o: SoakOptions): Promise<number> {
   const t0 = Date.now();
   const log: Log = (l) => void process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${l}\n`);
@@ -130,9 +132,32 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   const { nodes, scenario, proberPods, churn } = await prepare(state, rng, log);
   const forensicsDir = path.join(os.tmpdir(), `weir-soak-${o.seed}-${t0}`);
   log(`kernel captures of connections the newest state forbids: ${forensicsDir} (those not found forbidden are deleted at the end)`);
-  const { recorder, tracker, book, prober, judgeTimer, everIps, forensics } = await startObserving(state, churn, proberPods, t0, forensicsDir);
+  const obs = await startObserving(state, churn, proberPods, t0, forensicsDir);
+  const { faults, churnStart } = await churnWithFaults(o, { state, rng, nodes, scenario, churn, obs, log, stopped });
+  const { end, dead, inv } = await settleAndCheck(state, obs, forensicsDir, log);
+  const figures = soakFigures(o, t0, { churn, faults, churnStart, obs, end, dead, inv });
+  if (!o.keep) await kubectl(state, ['delete', 'namespaces', '-l', `${SOAK_LABEL}=1`, '--wait=false'], { timeoutMs: 60_000 });
+  const lines = summaryLines(figures);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return lines.at(-1)?.includes('"ok":true') ? 0 : 1;
+}
 
-  // Step 3: the churn and the faults, at once; the churn goes on until the last fault is over.
+interface ChurnContext {
+  state: LabState;
+  rng: Rng;
+  nodes: string[];
+  scenario: Scenario;
+  churn: Churn;
+  obs: Observing;
+  log: Log;
+  /** Processes stopped by a fault: continued on the way out, whatever happens. */
+  stopped: Set<number>;
+}
+
+/** Step 3: the churn and the faults, at once; the churn goes on until the last fault is over. */
+async function churnWithFaults(o: SoakOptions, c: ChurnContext): Promise<{ faults: FaultRecord[]; churnStart: number }> {
+  const { state, rng, nodes, scenario, churn, log, stopped } = c;
+  const { book, recorder } = c.obs;
   const churnStart = Date.now();
   const churnEnd = churnStart + o.minutes * 60_000;
   const perKind = o.faultsPerKind ?? (o.ci ? 1 : faultsPerKind(o.minutes));
@@ -159,8 +184,12 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   ]);
   clearInterval(progress);
   log(`churn over: ${churn.applied.length} changes applied; waiting for the lab to settle`);
+  return { faults, churnStart };
+}
 
-  // Step 4: settled; one more probe round on the settled state; then the last judgements and the invariants.
+/** Step 4: settled; one more probe round on the settled state; then the last judgements and the invariants. */
+async function settleAndCheck(state: LabState, obs: Observing, forensicsDir: string, log: Log) {
+  const { recorder, tracker, book, prober, judgeTimer, everIps, forensics } = obs;
   const end = await waitForLab(state, { timeoutMs: SETTLE_TIMEOUT_MS });
   log(end.ok ? end.summary : `NOT settled: ${end.summary}`);
   const settledAt = Date.now();
@@ -176,11 +205,23 @@ export async function runSoak(o: SoakOptions): Promise<number> {
   if (forensics.captures.size === 0) fs.rmSync(forensicsDir, { recursive: true, force: true });
   log('checking the invariants on every node');
   const inv = await checkInvariants(state, everIps, log);
+  return { end, dead, inv };
+}
 
-  // Step 5: the summary.
+interface SoakOutcome extends Awaited<ReturnType<typeof settleAndCheck>> {
+  churn: Churn;
+  faults: FaultRecord[];
+  churnStart: number;
+  obs: Observing;
+}
+
+/** Step 5: the figures the summary is made of. */
+function soakFigures(o: SoakOptions, t0: number, r: SoakOutcome): SoakFigures {
+  const { churn, faults, churnStart, end, dead, inv } = r;
+  const { book, recorder } = r.obs;
   const byOp: Record<string, number> = {};
   for (const a of churn.applied) if (a.ok) byOp[a.action.op] = (byOp[a.action.op] ?? 0) + 1;
-  const figures: SoakFigures = {
+  return {
     seed: o.seed,
     minutes: o.minutes,
     ci: o.ci,
@@ -205,8 +246,4 @@ export async function runSoak(o: SoakOptions): Promise<number> {
       ...faults.map((f) => `fault ${f.kind} on ${f.node} +${Math.round((f.start - churnStart) / 1000)} s: ${f.ok ? '' : 'NOT injected: '}${f.detail}`),
     ],
   };
-  if (!o.keep) await kubectl(state, ['delete', 'namespaces', '-l', `${SOAK_LABEL}=1`, '--wait=false'], { timeoutMs: 60_000 });
-  const lines = summaryLines(figures);
-  process.stdout.write(`${lines.join('\n')}\n`);
-  return lines.at(-1)?.includes('"ok":true') ? 0 : 1;
 }
