@@ -27,7 +27,7 @@ import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { type LabPod, type LabState, labPods } from '../../lab/state.ts';
 import { connectOnceScript, dnsClientScript, type Lookup, parseLookups, quantile } from '../helpers/dns-client.ts';
 import { itKeepsInvariants, lab, REPO, UP_TIMEOUT_MS } from '../helpers/lab.ts';
-import { eventually } from '../helpers/wait.ts';
+import { eventually, waitEstablished } from '../helpers/wait.ts';
 
 const NODE = path.join(REPO, 'node_modules/.bin/node');
 const CRD = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
@@ -194,7 +194,7 @@ describe('ClusterNetworkPolicy domainNames on kind, through the cluster`s CoreDN
     // The API: the experimental channel's CRD, installed by this test only when missing.
     crdInstalled = (await kubectl(state, ['get', CRD_NAME])).code !== 0;
     if (crdInstalled) await k(['apply', '--server-side', '-f', CRD]);
-    await k(['wait', '--for=condition=Established', CRD_NAME, '--timeout=60s']);
+    await waitEstablished(k, CRD_NAME);
     // An agent that found no CRD retries its list on a back-off (up to 30 s,
     // docs/cnp.md): the policies are in force on a node only once its agent
     // reads the kind, so wait for every agent to say so.

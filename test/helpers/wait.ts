@@ -35,3 +35,15 @@ export async function eventually<T>(
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000, everyMs = 25): Promise<void> {
   await eventually(what, async () => (await cond()) || undefined, timeoutMs, everyMs);
 }
+
+/**
+ * Waits until the CRD `crd` (`crd/NAME`) is Established, reading it with
+ * `get` (a kubectl that returns stdout). Not `kubectl wait
+ * --for=condition=Established`: right after the CRD is created its
+ * `status.conditions` can still be null, and kubectl wait then fails at once
+ * (".status.conditions accessor error") instead of waiting.
+ */
+export async function waitEstablished(get: (args: string[]) => string | Promise<string>, crd: string, timeoutMs = 60_000): Promise<void> {
+  const established = '-o=jsonpath={.status.conditions[?(@.type=="Established")].status}';
+  await waitFor(`${crd} to be Established`, async () => (await get(['get', crd, established])).trim() === 'True', timeoutMs, 100);
+}

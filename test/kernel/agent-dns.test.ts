@@ -23,6 +23,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/agent.ts';
+import { waitEstablished } from '../helpers/wait.ts';
 import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
 import { connectOnceScript, dnsClientScript, type Lookup, parseLookups, quantile } from '../helpers/dns-client.ts';
 import { createNetns, type TestNetns } from '../helpers/netns.ts';
@@ -160,7 +161,7 @@ const policies = [
 
 beforeAll(async () => {
   kubectl(['apply', '--server-side', '-f', CRD]);
-  kubectl(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
+  await waitEstablished(kubectl, 'crd/clusternetworkpolicies.policy.networking.k8s.io');
   n.namespace('shop');
   for (const name of ['client', 'other'] as const) n.pod('shop', name, { app: name });
   // Beyond the node: the DNS and TCP servers.

@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi } from '../../src/agent/cache-digest.ts';
 import { collectLines } from '../../src/weirctl/trace/kernel.ts';
 import { eventually } from '../helpers/agent.ts';
+import { waitEstablished } from '../helpers/wait.ts';
 import { type AttachedPod, useAgentNode, webFromClient } from '../helpers/agent-node.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -103,7 +104,7 @@ describe('ClusterNetworkPolicy through the agent, the API and the kernel', () =>
 
   it('the CRD installed while the agent runs is picked up through its watch of the CRD, without a restart', async () => {
     kubectl(['apply', '--server-side', '-f', CRD]);
-    kubectl(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
+    await waitEstablished(kubectl, 'crd/clusternetworkpolicies.policy.networking.k8s.io');
     const t0 = Date.now();
     await eventually(
       'the agent to list ClusterNetworkPolicies',

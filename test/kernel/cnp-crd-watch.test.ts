@@ -25,7 +25,7 @@ import { type ClusterMirror, clusterCache, mirrorCluster } from '../../src/agent
 import { type ApiBridge, bridgeApi } from '../helpers/api-bridge.ts';
 import { kubectlOf, useControlPlane } from '../helpers/controlplane.ts';
 import { tryEach } from '../helpers/teardown.ts';
-import { eventually } from '../helpers/wait.ts';
+import { eventually, waitEstablished } from '../helpers/wait.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const CRD_FILE = path.join(REPO, 'deploy/crds/clusternetworkpolicies.standard.yaml');
@@ -78,9 +78,9 @@ const policy = (name: string) => ({
 });
 
 /** Installs the CRD and waits for Established; resolves with the time it was. */
-function installCrd(): number {
+async function installCrd(): Promise<number> {
   kubectl(['apply', '--server-side', '-f', CRD_FILE]);
-  kubectl(['wait', '--for=condition=Established', CRD, '--timeout=60s']);
+  await waitEstablished(kubectl, CRD);
   return Date.now();
 }
 
@@ -121,7 +121,7 @@ describe('the ClusterNetworkPolicy CRD watched by name', () => {
   });
 
   it('the CRD installed and a policy created: mirrored within seconds of Established, not after the back-off of the kind', async () => {
-    const established = installCrd();
+    const established = await installCrd();
     await createPolicy('deny-8080');
     await eventually('the policy in the mirror', () => agent.cache.clusterpolicies.has('deny-8080'), CRD_SEEN_MS - (Date.now() - established));
     console.log(`CRD established -> policy mirrored: ${Date.now() - established} ms`);
@@ -156,7 +156,7 @@ describe('the ClusterNetworkPolicy CRD watched by name', () => {
     // The back-off the agent has, short enough for the retry to find the CRD soon.
     const old = startMirror('weir-old', { minBackoffMs: 200, maxBackoffMs: 1000 });
     await eventually('the old role synced', () => old.cache.allSynced && old.mirror.clusterPolicies.available === false, 30_000);
-    installCrd();
+    await installCrd();
     await createPolicy('deny-8080-again');
     await eventually('the policy through the list retry', () => old.cache.clusterpolicies.has('deny-8080-again'), 30_000);
     expect(old.mirror.clusterPolicies).toEqual({ available: true, reason: undefined });

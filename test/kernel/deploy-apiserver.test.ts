@@ -13,6 +13,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { useControlPlane } from '../helpers/controlplane.ts';
+import { waitEstablished } from '../helpers/wait.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const MANIFEST = path.join(REPO, 'deploy/weir.yaml');
@@ -58,13 +59,13 @@ describe('deploy/weir.yaml on a real kube-apiserver', () => {
     ).toBe(true);
   });
 
-  it('every CRD it installs becomes Established', () => {
+  it('every CRD it installs becomes Established', async () => {
     const crds = kubectlOk(['get', '-f', MANIFEST, '-o', 'jsonpath={range .items[?(@.kind=="CustomResourceDefinition")]}{.metadata.name}{"\\n"}{end}'])
       .split('\n')
       .filter(Boolean);
     // The manifest installs the HostFirewallPolicy CRD: an empty list would mean the query found nothing, not that all is well.
     expect(crds).toContain('hostfirewallpolicies.weir.dev');
-    for (const name of crds) kubectlOk(['wait', '--for=condition=Established', `crd/${name}`, '--timeout=60s']);
+    for (const name of crds) await waitEstablished(kubectlOk, `crd/${name}`);
   });
 
   it("the agent's ServiceAccount reads pods, namespaces, nodes and NetworkPolicies, and writes nothing", () => {
@@ -94,10 +95,10 @@ describe('deploy/weir.yaml on a real kube-apiserver', () => {
     expect(can('list', 'configmaps')).toBe('no');
   });
 
-  it('the upstream ClusterNetworkPolicy CRD (deploy/crds) applies as documented, becomes Established, and the agent may read its objects and not write them', () => {
+  it('the upstream ClusterNetworkPolicy CRD (deploy/crds) applies as documented, becomes Established, and the agent may read its objects and not write them', async () => {
     const crd = path.join(REPO, 'deploy/crds/clusternetworkpolicies.experimental.yaml');
     kubectlOk(['apply', '--server-side', '--validate=strict', '-f', crd]);
-    kubectlOk(['wait', '--for=condition=Established', 'crd/clusternetworkpolicies.policy.networking.k8s.io', '--timeout=60s']);
+    await waitEstablished(kubectlOk, 'crd/clusternetworkpolicies.policy.networking.k8s.io');
     const cnp = {
       apiVersion: 'policy.networking.k8s.io/v1beta1',
       kind: 'ClusterNetworkPolicy',

@@ -37,6 +37,7 @@ import { agentRequest, eventually } from '../helpers/agent.ts';
 import { useAgentNode } from '../helpers/agent-node.ts';
 import { createNetns, sh, sweepLeakedNetns, type TestNetns } from '../helpers/netns.ts';
 import { headersOf, readUntil } from '../helpers/nflog.ts';
+import { waitEstablished } from '../helpers/wait.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const CRD = path.join(REPO, 'deploy/parts/05-crd-hostfirewallpolicy.yaml');
@@ -345,9 +346,9 @@ describe('HostFirewallPolicy on a real API server, and weir-agent --host-firewal
     await agent.stop();
   });
 
-  it('the CRD installs and the API server validates HostFirewallPolicies by its schema', () => {
+  it('the CRD installs and the API server validates HostFirewallPolicies by its schema', async () => {
     ok(['apply', '--validate=strict', '-f', CRD]);
-    ok(['wait', '--for=condition=Established', '--timeout=60s', 'crd/hostfirewallpolicies.weir.dev']);
+    await waitEstablished(ok, 'crd/hostfirewallpolicies.weir.dev');
     const valid = {
       apiVersion: 'weir.dev/v1alpha1',
       kind: 'HostFirewallPolicy',
