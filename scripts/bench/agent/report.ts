@@ -3,9 +3,10 @@
 // issue's measures with target, measured value and verdict, the changes
 // table, and the watch traffic per change that the fan-out estimate in
 // docs/scale.md starts from. Pure: text in, text out.
-import type { Change } from '../agent-load.ts';
+
 import { f0, f1, mib as mb, secs } from '../lib/format.ts';
 import { median, pct } from '../lib/stats.ts';
+import type { Change } from './changes.ts';
 import { type Traffic, trafficTotal } from './watch-traffic.ts';
 
 export interface ReportContext {
