@@ -27,10 +27,13 @@
 //      (bytes and events per change: the input of the fan-out estimate in
 //      docs/scale.md).
 //
-// Prints a Markdown table and PASS/FAIL lines. Nothing is done in the root
-// namespace (no address, link or route): its links are snapshotted before and
-// compared after. Everything (agent, loader, control plane, namespace, temp
-// dirs) is removed at the end, on failure and on Ctrl-C alike.
+// The agent is started, read and stopped through agent/agent-process.ts; its
+// profiles are summarised by agent/cpu-profile.ts and agent/heap-profile.ts.
+// Prints a Markdown table and PASS/FAIL lines (agent/report.ts). Nothing is
+// done in the root namespace (no address, link or route): its links are
+// snapshotted before and compared after. Everything (agent, loader, control
+// plane, namespace, temp dirs) is removed at the end, on failure and on
+// Ctrl-C alike.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -41,10 +44,10 @@ import { type ControlPlane, startControlPlane } from '../../lab/controlplane/ind
 import { rulesetCounts } from '../../src/agent/agent-metrics.ts';
 import { compilePolicies } from '../../src/policy/compile.ts';
 import { addMasquerade } from '../../src/policy/node-rules.ts';
-import { agentRequest } from '../../test/helpers/agent.ts';
+import { type Agent, agentMetrics, agentStatus, type Exit, logTail, proc, startAgent, stopAgent, waitReady } from './agent/agent-process.ts';
+import { profileSummary } from './agent/cpu-profile.ts';
 import { heapSummary } from './agent/heap-profile.ts';
 import { report } from './agent/report.ts';
-import { unlabelledSamples } from './lib/exposition.ts';
 import { secs } from './lib/format.ts';
 import { benchTag, BASE_ENV as CLEAN_ENV, IP, linkChange, loadavg, logger, netnsPids, rootLinks, run as runCmd, taggedNetns } from './lib/host.ts';
 import { benchOptions } from './options.ts';
@@ -133,7 +136,6 @@ const LOADER = path.join(root, 'scripts/bench/agent-load.ts');
 const BASE_ENV = { ...CLEAN_ENV, LANG: 'C.UTF-8', HOME: process.env.HOME ?? '/root' };
 const TAG = benchTag('wbagent');
 const NS = `${TAG}-cp`;
-const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const log = logger('bench-agent');
 
 if (opt.build || (AGENT_SRC === DEFAULT_AGENT_BIN && !fs.existsSync(AGENT_SRC)))
@@ -184,7 +186,7 @@ for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, abortion]);
 
 const children = new Set<ChildProcess>();
-function track(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function track(child: ChildProcess): Promise<Exit> {
   children.add(child);
   return new Promise((resolve) =>
     child.once('exit', (code, signal) => {
@@ -223,121 +225,40 @@ async function loader(mode: string, args: string[]): Promise<any> {
   return JSON.parse(stdout.trim().split('\n').pop() ?? 'null');
 }
 
-interface Agent {
-  child: ChildProcess;
-  pid: number;
-  socket: string;
-  logFile: string;
-  profDir: string;
-  /** performance.now() and wall time at spawn. */
-  t0: number;
-  wall0: number;
-  /** The monotonic clock at spawn, in µs (as V8's profiler timestamps). */
-  hr0: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
-  /** Set when this script stops it; an exit without it is a crash. */
-  stopping?: boolean;
-}
 const agents: Agent[] = [];
-
-function startAgent(label: string, kubeconfig: string): Agent {
-  const dir = path.join(tmp as string, `agent-${label}`);
-  for (const d of ['net.d', 'run', 'data', 'prof']) fs.mkdirSync(path.join(dir, d), { recursive: true });
-  const logFile = path.join(dir, 'agent.log');
-  const fd = fs.openSync(logFile, 'a');
-  const prof = path.join(dir, 'prof');
-  const profFlags = [
-    ...(CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
-    ...(HEAP_PROFILE ? ['--heap-prof', `--heap-prof-dir=${prof}`, '--heap-prof-interval=65536'] : []),
-  ];
-  const cmd = PROFILE ? [NODE, ...profFlags, AGENT_MAIN] : [AGENT_BIN];
-  const args = [
-    `--node-name=${BENCH_NODE}`,
-    `--kubeconfig=${kubeconfig}`,
-    `--cni-conf-dir=${path.join(dir, 'net.d')}`,
-    `--run-dir=${path.join(dir, 'run')}`,
-    `--data-dir=${path.join(dir, 'data')}`,
-    '--health-address=127.0.0.1:0',
-    ...(DEBOUNCE === undefined ? [] : [`--debounce-ms=${DEBOUNCE}`]),
-  ];
-  const wall0 = Date.now();
-  const t0 = performance.now();
-  const child = spawn(IP, inNs([...cmd, ...args]), { env: BASE_ENV, stdio: ['ignore', fd, fd] });
-  fs.closeSync(fd);
-  const a: Agent = {
-    child,
-    pid: child.pid as number,
-    socket: path.join(dir, 'run/agent.sock'),
-    logFile,
-    profDir: path.join(dir, 'prof'),
-    t0,
-    wall0,
-    hr0: Number(process.hrtime.bigint() / 1000n),
-    exited: track(child),
-  };
-  void a.exited.then((e) => (a.exit = e));
+/** The agent for node-01 in the namespace, as this run is set to measure it (agent/agent-process.ts). */
+function launchAgent(label: string, kubeconfig: string): Agent {
+  const a = startAgent(
+    {
+      tmp: tmp as string,
+      inNs,
+      env: BASE_ENV,
+      agentBin: AGENT_BIN,
+      node: NODE,
+      agentMain: AGENT_MAIN,
+      cpuProfile: CPU_PROFILE,
+      heapProfile: HEAP_PROFILE,
+      debounceMs: DEBOUNCE,
+      track,
+    },
+    label,
+    kubeconfig,
+  );
   agents.push(a);
   return a;
 }
-const logTail = (a: Agent, n = 15): string => fs.readFileSync(a.logFile, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
 
-async function waitReady(a: Agent, timeoutMs = 300_000): Promise<{ socketMs: number; readyMs: number }> {
-  let socketMs: number | undefined;
-  for (;;) {
-    if (a.exit) throw new Error(`the agent exited (${a.exit.code ?? a.exit.signal}) before ready:\n${logTail(a)}`);
-    if (aborted) throw new Error(`interrupted (${aborted})`);
-    if (performance.now() - a.t0 > timeoutMs) throw new Error(`the agent was not ready after ${timeoutMs / 1000} s:\n${logTail(a)}`);
-    try {
-      const r = await agentRequest(a.socket, 'GET', '/readyz', undefined, 5000);
-      socketMs ??= performance.now() - a.t0;
-      if (r.status === 200) return { socketMs, readyMs: performance.now() - a.t0 };
-    } catch {
-      // no socket yet
-    }
-    await sleep(10);
-  }
+// ---- the steps of the run -------------------------------------------------------
+/** The agent measured, copied into the run's temp dir: a rebuild of dist/bin during the run cannot touch the running agent. */
+function copyAgent(dir: string): void {
+  fs.mkdirSync(path.join(dir, 'bin'));
+  for (const f of [AGENT_SRC, path.join(path.dirname(AGENT_SRC), 'koffi.node')]) fs.copyFileSync(f, path.join(dir, 'bin', path.basename(f)));
+  AGENT_BIN = path.join(dir, 'bin', path.basename(AGENT_SRC));
+  fs.chmodSync(AGENT_BIN, 0o755);
 }
 
-async function stopAgent(a: Agent): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  a.stopping = true;
-  if (!a.exit) a.child.kill('SIGTERM');
-  const killer = setTimeout(() => a.child.kill('SIGKILL'), 15_000);
-  const e = await a.exited;
-  clearTimeout(killer);
-  return e;
-}
-
-/** CPU seconds (user + system) and memory of a process, from /proc. */
-function proc(pid: number): { cpuS: number; rssB: number; hwmB: number; anonB: number; fileB: number } {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-  return { cpuS: (Number(f[11]) + Number(f[12])) / TICK, rssB: kb('VmRSS'), hwmB: kb('VmHWM'), anonB: kb('RssAnon'), fileB: kb('RssFile') + kb('RssShmem') };
-}
-
-const agentMetrics = async (a: Agent): Promise<Record<string, number>> => unlabelledSamples((await agentRequest(a.socket, 'GET', '/metrics')).body);
-// biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
-const agentStatus = async (a: Agent): Promise<any> => (await agentRequest(a.socket, 'GET', '/status')).json;
-
-// ---- the run -----------------------------------------------------------------------------
-let tmp: string | undefined;
-let cp: ControlPlane | undefined;
-let nsMade = false;
-let exitCode = 0;
-const rootBefore = rootLinks();
-// biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
-const R: Record<string, any> = {};
-
-try {
-  tmp = fs.mkdtempSync(`/tmp/${TAG}.`);
-  if (!PROFILE) {
-    fs.mkdirSync(path.join(tmp, 'bin'));
-    for (const f of [AGENT_SRC, path.join(path.dirname(AGENT_SRC), 'koffi.node')]) fs.copyFileSync(f, path.join(tmp, 'bin', path.basename(f)));
-    AGENT_BIN = path.join(tmp, 'bin', path.basename(AGENT_SRC));
-    fs.chmodSync(AGENT_BIN, 0o755);
-  }
+/** The run's namespace, with the node's uplink. */
+function makeNamespace(): void {
   ip('netns', 'add', NS);
   nsMade = true;
   ip('-n', NS, 'link', 'set', 'lo', 'up');
@@ -349,22 +270,26 @@ try {
   ip('-n', NS, 'addr', 'add', '192.168.0.2/16', 'dev', 'uplink0');
   ip('-n', NS, 'link', 'set', 'uplink0', 'up');
   ip('-n', NS, 'link', 'set', 'uplink1', 'up');
+}
 
+/** The control plane in the namespace, with the agent's RBAC (and the ClusterNetworkPolicy CRD with --cluster-policies); the agent's kubeconfig. */
+async function controlPlane(dir: string): Promise<string> {
   log('starting the control plane (etcd + kube-apiserver)');
   const c0 = performance.now();
   // etcd's default 2 GB quota is too small for 150k pods with their history until compaction.
-  cp = await guard(
+  const plane = await guard(
     startControlPlane({
       netns: NS,
-      dir: path.join(tmp, 'cp'),
+      dir: path.join(dir, 'cp'),
       advertiseAddress: '127.0.0.1',
       extraArgs: { etcd: ['--quota-backend-bytes=8589934592'] },
       onProgress: (m) => (/ready|started/.test(m) ? log(`control plane: ${m}`) : undefined),
     }),
   );
+  cp = plane;
   R.cpMs = performance.now() - c0;
   for (const f of ['10-serviceaccount.yaml', '20-clusterrole.yaml', '30-clusterrolebinding.yaml']) {
-    const r = cp.kubectl(['apply', '-f', path.join(root, 'deploy/parts', f)]);
+    const r = plane.kubectl(['apply', '-f', path.join(root, 'deploy/parts', f)]);
     if (r.code !== 0) throw new Error(`kubectl apply ${f}: ${r.stderr}`);
   }
   if (CNPS > 0) {
@@ -373,37 +298,35 @@ try {
       ['apply', '--server-side', '-f', crd],
       ['wait', '--for=condition=Established', '--timeout=60s', '-f', crd],
     ]) {
-      const r = cp.kubectl(args);
+      const r = plane.kubectl(args);
       if (r.code !== 0) throw new Error(`kubectl ${args[0]} ${path.basename(crd)}: ${r.stderr}`);
     }
   }
-  const kubeconfig = cp.kubeconfigForToken(cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
+  const kubeconfig = plane.kubeconfigForToken(plane.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(dir, 'agent.kubeconfig'));
   try {
-    R.k8s = JSON.parse(cp.kubectl(['version', '-o', 'json']).stdout).serverVersion?.gitVersion ?? '?';
+    R.k8s = JSON.parse(plane.kubectl(['version', '-o', 'json']).stdout).serverVersion?.gitVersion ?? '?';
   } catch {
     R.k8s = '?';
   }
+  return kubeconfig;
+}
 
-  log(`loading namespaces, ${NODES} nodes, ${POLICIES} policies and ${CNPS} cluster policies`);
-  R.base = await loader('base', [`--concurrency=${CONCURRENCY}`]);
-
-  // Baseline: the same agent with everything but the pods.
+/** The same agent with everything but the pods: the baseline of memory per pod. */
+async function measureBaseline(kubeconfig: string): Promise<void> {
   log('baseline agent (no pods)');
-  {
-    const a = startAgent('baseline', kubeconfig);
-    await waitReady(a, 120_000);
-    await guard(sleep(2000));
-    R.baseline = proc(a.pid);
-    const e = await stopAgent(a);
-    if (e.code !== 0) throw new Error(`the baseline agent exited with ${e.code ?? e.signal} on SIGTERM:\n${logTail(a)}`);
-  }
+  const a = launchAgent('baseline', kubeconfig);
+  await waitReady(a, () => aborted, 120_000);
+  await guard(sleep(2000));
+  R.baseline = proc(a.pid);
+  const e = await stopAgent(a);
+  if (e.code !== 0) throw new Error(`the baseline agent exited with ${e.code ?? e.signal} on SIGTERM:\n${logTail(a)}`);
+}
 
-  log(`loading ${PODS} pods (${CONCURRENCY} writes in flight)`);
-  R.load = await loader('load', [`--concurrency=${CONCURRENCY}`]);
-
+/** The agent with the whole cluster: ready, idle, the changes, stopped; its warnings and profiles. */
+async function measureAgent(kubeconfig: string): Promise<void> {
   log('starting the agent');
-  const a = startAgent('main', kubeconfig);
-  const ready = await waitReady(a, READY_TIMEOUT_S * 1000);
+  const a = launchAgent('main', kubeconfig);
+  const ready = await waitReady(a, () => aborted, READY_TIMEOUT_S * 1000);
   R.ready = ready;
   R.readyWindowUs = [a.hr0, Number(process.hrtime.bigint() / 1000n)];
   R.atReady = proc(a.pid);
@@ -444,6 +367,29 @@ try {
       ...profileSummary(a.profDir, R.changes.windowUs, `over the ${CHANGES} changes`),
     ];
   if (HEAP_PROFILE) R.profile = [...(R.profile ?? []), '', ...heapSummary(a.profDir)];
+}
+
+// ---- the run -----------------------------------------------------------------------------
+let tmp: string | undefined;
+let cp: ControlPlane | undefined;
+let nsMade = false;
+let exitCode = 0;
+const rootBefore = rootLinks();
+// biome-ignore lint/suspicious/noExplicitAny: JSON of the agent, the API and the inspector, read field by field for the report.
+const R: Record<string, any> = {};
+
+try {
+  tmp = fs.mkdtempSync(`/tmp/${TAG}.`);
+  if (!PROFILE) copyAgent(tmp);
+  makeNamespace();
+  const kubeconfig = await controlPlane(tmp);
+
+  log(`loading namespaces, ${NODES} nodes, ${POLICIES} policies and ${CNPS} cluster policies`);
+  R.base = await loader('base', [`--concurrency=${CONCURRENCY}`]);
+  await measureBaseline(kubeconfig);
+  log(`loading ${PODS} pods (${CONCURRENCY} writes in flight)`);
+  R.load = await loader('load', [`--concurrency=${CONCURRENCY}`]);
+  await measureAgent(kubeconfig);
   // Only meaningful when the agent runs this tree's current sources.
   if ((PROFILE && AGENT_MAIN === path.join(root, 'agent/main.ts')) || (AGENT_SRC === DEFAULT_AGENT_BIN && newer.length === 0)) R.reference = referenceCounts();
   printReport();
@@ -523,85 +469,6 @@ function kernelTable(): { textBytes: number; lines: number; listMs: number; rout
     .stdout.split('\n')
     .filter(Boolean).length;
   return { textBytes: Buffer.byteLength(r.stdout), lines: r.stdout.split('\n').length, listMs, routes };
-}
-
-// ---- the CPU profile (--profile) ------------------------------------------------------------
-interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>;
-  startTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
-function profileSummary(dir: string, window: [number, number], what: string): string[] {
-  const file = fs.readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) return ['(no CPU profile was written)'];
-  const p = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CpuProfile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const key = (id: number): string => {
-    const cf = byId.get(id)?.callFrame;
-    if (!cf) return '?';
-    const file = cf.url ? ` ${path.basename(cf.url)}:${cf.lineNumber + 1}` : '';
-    return `${cf.functionName || '(anonymous)'}${file}`;
-  };
-  const self = new Map<string, number>();
-  const incl = new Map<string, number>();
-  let t = p.startTime;
-  let busy = 0;
-  let idle = 0;
-  for (let i = 0; i < p.samples.length; i++) {
-    const dt = p.timeDeltas[i] ?? 0;
-    t += dt;
-    if (t < window[0] || t > window[1]) continue;
-    const id = p.samples[i] as number;
-    const k = key(id);
-    if (k === '(idle)') {
-      idle += dt;
-      continue;
-    }
-    busy += dt;
-    self.set(k, (self.get(k) ?? 0) + dt);
-    const seen = new Set<string>();
-    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
-      const kk = key(n);
-      if (seen.has(kk)) continue;
-      seen.add(kk);
-      incl.set(kk, (incl.get(kk) ?? 0) + dt);
-    }
-  }
-  const share = (us: number): string => `${((100 * us) / busy).toFixed(1)}%`;
-  const out = [
-    `Agent CPU profile (from source under --cpu-prof) ${what}: ${(busy / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle; shares of busy time.`,
-    '',
-  ];
-  const groups: Array<[string, (k: string) => boolean]> = [
-    ['Reconciler.syncNow (one sync)', (k) => k.startsWith('syncNow reconciler.ts')],
-    ['  ClusterCache.snapshot', (k) => k.startsWith('snapshot cache.ts')],
-    ['  compilePolicies', (k) => k.startsWith('compilePolicies compile.ts')],
-    ['  diffTransaction', (k) => k.startsWith('diffTransaction ruleset.ts')],
-    ['  nftables transaction (LibNftables.run)', (k) => /^run libnftables\.ts/.test(k)],
-    ['  routes (reconcileNodeRoutes)', (k) => k.startsWith('reconcileNodeRoutes routes.ts')],
-    ['  CNI config (writeCniConfig)', (k) => k.startsWith('writeCniConfig ')],
-    ['  conntrack purge (#purge)', (k) => k.startsWith('#purge reconciler.ts')],
-    ['    of which PolicyEvaluator (connectionJudge)', (k) => k.startsWith('connectionJudge reconciler.ts')],
-    ['  metrics (observeSync)', (k) => k.startsWith('observeSync agent-metrics.ts')],
-    ['watch events (Reflector event handling, incl. slimPod)', (k) => k.startsWith('event run.ts') || k.startsWith('apply cache.ts')],
-    [
-      'status API (the benchmark polling /status, /metrics)',
-      (k) => k.startsWith('status status-api.ts') || k.startsWith('metrics registry.js') || k.startsWith('getMetricsAsString registry.js'),
-    ],
-    ['(garbage collector)', (k) => k === '(garbage collector)'],
-  ];
-  out.push('| part | inclusive |', '|---|---:|');
-  for (const [label, match] of groups) {
-    let us = 0;
-    for (const [k, v] of incl) if (match(k)) us = Math.max(us, v);
-    out.push(`| ${label.replace(/^ +/, (s) => '&nbsp;'.repeat(s.length))} | ${share(us)} |`);
-  }
-  out.push('', '| top self time | share |', '|---|---:|');
-  for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12)) out.push(`| \`${k}\` | ${share(v)} |`);
-  return out;
 }
 
 // ---- the report ----------------------------------------------------------------------------------

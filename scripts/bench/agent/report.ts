@@ -3,9 +3,10 @@
 // issue's measures with target, measured value and verdict, the changes
 // table, and the watch traffic per change that the fan-out estimate in
 // docs/scale.md starts from. Pure: text in, text out.
-import type { Change } from '../agent-load.ts';
+
 import { f0, f1, mib as mb, secs } from '../lib/format.ts';
 import { median, pct } from '../lib/stats.ts';
+import type { Change } from './changes.ts';
 import { type Traffic, trafficTotal } from './watch-traffic.ts';
 
 export interface ReportContext {
@@ -49,24 +50,24 @@ const kib = (b: number): string => `${(b / 1024).toFixed(2)} KiB`;
 
 /** The report's lines and whether any judged row failed. */
 export function report(c: ReportContext): { lines: string[]; failed: boolean } {
+  const o: string[] = [...c.header];
+  const tableOk = setup(c, o);
+  // ---- the one table: target, measured, verdict ----
+  const t = verdictTable(o);
+  startRows(c, t);
+  memoryRows(c, t);
+  changeRows(c, t, tableOk);
+  changesTable(c, o);
+  afterword(c, o);
+  return { lines: o, failed: t.failed() };
+}
+
+/** The cluster, the loading and the kernel's table; whether the agent's first table matches the reference compile (true without one). */
+function setup(c: ReportContext, o: string[]): boolean {
   const { R } = c;
-  const T = targetsFor(c.atScale);
-  const changes = R.changes.changes as Change[];
   const base = R.base;
   const load = R.load;
   const st = R.status;
-  const m = R.metricsReady;
-  const rssSync = R.atReady.rssB as number;
-  const remotePods = c.pods - load.localPods;
-  const perRemote = (rssSync - R.baseline.rssB) / remotePods;
-  const anonPerRemote = (R.atReady.anonB - R.baseline.anonB) / remotePods;
-  const rssSteady = Math.max(rssSync, R.afterIdle.rssB);
-  const debounce = c.debounceMs ?? 20;
-  const firstSync = st.applied.durationMs as number;
-  const listMs = R.firstAppliedMs - firstSync - R.ready.socketMs;
-  const o: string[] = [...c.header];
-  let failed = false;
-
   o.push(
     `cluster: ${base.namespaces} namespaces, ${base.nodes} nodes, ${load.pods} pods, ${base.policies} NetworkPolicies (${R.changes.candidates} select pods on ${c.benchNode}), ${base.clusterPolicies} ClusterNetworkPolicies (${R.changes.cnpCandidates} with pods on ${c.benchNode} in their subject); the agent holds ${st.counts.pods} pods, ${st.counts.policies} policies, ${st.counts.localPods} local`,
   );
@@ -78,24 +79,45 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
   o.push(
     `kernel: after the first sync ${st.counts.chains} chains, ${st.counts.rules} rules, ${st.counts.sets} sets, ${st.counts.elements} elements; \`nft list ruleset\` ${mb(k.textBytes)} of text, ${k.lines} lines, listed in ${f0(k.listMs)} ms; ${k.routes} routes (after the changes: ${R.statusEnd.counts.rules} rules, ${R.statusEnd.counts.sets} sets, ${R.statusEnd.counts.elements} elements)`,
   );
-  const ref = R.reference as { chains: number; rules: number; sets: number; elements: number } | undefined;
+  const ref = reference(c);
   const tableOk = !ref || (['chains', 'rules', 'sets', 'elements'] as const).every((x) => ref[x] === st.counts[x]);
   if (ref)
     o.push(
       `reference: the same objects compiled in this process (this tree's src/policy) give ${ref.chains} chains, ${ref.rules} rules, ${ref.sets} sets, ${ref.elements} elements: the agent's first table ${tableOk ? 'matches' : '**DIFFERS**'}`,
     );
   else o.push("reference compile skipped: the agent measured is not built from this tree's current sources");
-  const v = R.verify;
-  const viewOk = v.missing === 0 && v.differ === 0 && v.agentPolicies === v.policies;
   if (c.warningNewer) o.push(c.warningNewer);
+  return tableOk;
+}
 
-  // ---- the one table: target, measured, verdict ----
+const reference = (c: ReportContext) => c.R.reference as { chains: number; rules: number; sets: number; elements: number } | undefined;
+
+interface VerdictTable {
+  judged: (label: string, target: string, measured: string, ok: boolean) => void;
+  shown: (label: string, measured: string, ref_?: string) => void;
+  failed: () => boolean;
+}
+
+function verdictTable(o: string[]): VerdictTable {
+  let failed = false;
   o.push('', '| measure | target | measured | verdict |', '|---|---|---:|---|');
-  const judged = (label: string, target: string, measured: string, ok: boolean): void => {
-    if (!ok) failed = true;
-    o.push(`| ${label} | ${target} | ${measured} | ${ok ? 'PASS' : '**FAIL**'} |`);
+  return {
+    judged: (label, target, measured, ok) => {
+      if (!ok) failed = true;
+      o.push(`| ${label} | ${target} | ${measured} | ${ok ? 'PASS' : '**FAIL**'} |`);
+    },
+    shown: (label, measured, ref_ = '') => void o.push(`| ${label} | ${ref_} | ${measured} | |`),
+    failed: () => failed,
   };
-  const shown = (label: string, measured: string, ref_ = ''): void => void o.push(`| ${label} | ${ref_} | ${measured} | |`);
+}
+
+/** From the agent's start to ready: the lists, the first sync, the CPU spent. */
+function startRows(c: ReportContext, { judged, shown }: VerdictTable): void {
+  const { R } = c;
+  const T = targetsFor(c.atScale);
+  const m = R.metricsReady;
+  const firstSync = R.status.applied.durationMs as number;
+  const listMs = R.firstAppliedMs - firstSync - R.ready.socketMs;
   judged('list + first sync: agent start → /readyz 200', `≤ ${secs(T.firstSyncMs)}`, secs(R.ready.readyMs), R.ready.readyMs <= T.firstSyncMs);
   shown('&nbsp;&nbsp;start → local socket answers (process start)', `${f0(R.ready.socketMs)} ms`);
   shown('&nbsp;&nbsp;socket → first sync begins (the lists, all kinds, paged)', `${f0(listMs)} ms`);
@@ -104,6 +126,17 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
     `${f0(firstSync)} ms`,
   );
   shown('&nbsp;&nbsp;CPU used from start to ready', `${R.atReady.cpuS.toFixed(2)} s`);
+}
+
+/** RSS after the sync, and the memory each remote pod adds. */
+function memoryRows(c: ReportContext, { judged, shown }: VerdictTable): void {
+  const { R } = c;
+  const T = targetsFor(c.atScale);
+  const rssSync = R.atReady.rssB as number;
+  const remotePods = c.pods - R.load.localPods;
+  const perRemote = (rssSync - R.baseline.rssB) / remotePods;
+  const anonPerRemote = (R.atReady.anonB - R.baseline.anonB) / remotePods;
+  const rssSteady = Math.max(rssSync, R.afterIdle.rssB);
   judged(
     `RSS after sync (larger of right after the first sync and after ${c.idleS} s idle)`,
     `≤ ${(T.rssB / 1e6).toFixed(0)} MB`,
@@ -120,6 +153,17 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
     anonPerRemote <= T.anonPerRemotePodB,
   );
   shown('all memory (RSS) per remote pod, marginal', kib(perRemote), 'Cilium publishes 10.5 KiB per pod');
+}
+
+/** Change latencies, CPU, the table's size, and the agent's view of the API. */
+function changeRows(c: ReportContext, { judged, shown }: VerdictTable, tableOk: boolean): void {
+  const { R } = c;
+  const T = targetsFor(c.atScale);
+  const changes = R.changes.changes as Change[];
+  const st = R.status;
+  const ref = reference(c);
+  const v = R.verify;
+  const viewOk = v.missing === 0 && v.differ === 0 && v.agentPolicies === v.policies;
   const policy = changes.filter((x) => x.kind === 'policy');
   const pod = changes.filter((x) => x.kind === 'pod');
   const timeouts = R.changes.timeouts as number;
@@ -152,8 +196,14 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
       tableOk,
     );
   if (timeouts) judged('every change applied within the apply timeout', '0 not applied', `${timeouts} not applied`, false);
+}
 
-  // ---- the changes ----
+/** The changes table, by kind of change. */
+function changesTable(c: ReportContext, o: string[]): void {
+  const changes = c.R.changes.changes as Change[];
+  const policy = changes.filter((x) => x.kind === 'policy');
+  const pod = changes.filter((x) => x.kind === 'pod');
+  const debounce = c.debounceMs ?? 20;
   o.push(
     '',
     `Changes (each waits ${c.gapMs} ms, then one write; times in ms; response→applied = the agent's /status applied.at minus the moment the write's response was in, both on this machine's clock, ms resolution; watch = what a client watching what the agent watches received for the change, medians):`,
@@ -201,6 +251,12 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
       ),
     )} ms).`,
   );
+}
+
+/** The watch traffic, the agent's memory by V8's account, its warnings and the profiles. */
+function afterword(c: ReportContext, o: string[]): void {
+  const { R } = c;
+  const changes = R.changes.changes as Change[];
   const watch = R.changes.watch as Traffic;
   const total = trafficTotal(watch);
   o.push(
@@ -225,5 +281,4 @@ export function report(c: ReportContext): { lines: string[]; failed: boolean } {
   } else if (mem?.error) o.push('', `Agent memory by V8's account: not read (${mem.error})`);
   if (R.warnings.length) o.push(`agent warnings/errors in its log: ${R.warnings.length}, e.g. ${R.warnings[0].slice(0, 300)}`);
   if (R.profile) o.push('', ...R.profile);
-  return { lines: o, failed };
 }

@@ -82,7 +82,18 @@ export function podLabels(i: number): Record<string, string> {
  * dns.ts, invariants.ts).
  */
 export function fill(get: Lookup, spec: Spec): void {
-  const c = (name: string) => get(name);
+  fillSyncs(get);
+  fillDatapath(get);
+  fillKernelChecks(get);
+  fillDns(get);
+  for (let i = 0; i < spec.podSeries; i++)
+    get(HYPOTHETICAL)
+      .labels(podLabels(i))
+      .inc(1 + (i % 97));
+}
+
+/** The syncs and what they left in the kernel's table. */
+function fillSyncs(c: Lookup): void {
   const syncs = 48_000;
   const full = 3;
   c('weir_syncs_total').labels({ kind: 'full' }).inc(full);
@@ -107,6 +118,10 @@ export function fill(get: Lookup, spec: Spec): void {
   c('weir_policy_errors').set(2);
   c('weir_route_errors').set(0);
   c('weir_conntrack_purged_total').inc(1_834);
+}
+
+/** Denied packets, the host firewall, the log reader and the API watches. */
+function fillDatapath(c: Lookup): void {
   const denied = [
     ['ingress', 'drop', 1_204_311],
     ['egress', 'drop', 98_114],
@@ -124,6 +139,10 @@ export function fill(get: Lookup, spec: Spec): void {
       .inc(i + 1);
     c('weir_api_watch_up').labels({ kind }).set(1);
   }
+}
+
+/** The fallbacks of incremental syncs, the kernel checks and their repairs. */
+function fillKernelChecks(c: Lookup): void {
   for (const [reason, n] of [
     ['ENOENT', 4],
     ['EEXIST', 2],
@@ -142,6 +161,9 @@ export function fill(get: Lookup, spec: Spec): void {
   for (const reason of DRIFT_REASONS) c('weir_kernel_repairs_total').labels({ reason }).inc();
   c('weir_kernel_check_seconds').set(0.842);
   c('weir_ipam_released_total').inc(12);
+}
+
+function fillDns(c: Lookup): void {
   // dns.ts: one answers_total and one hold observation per DNS answer.
   const answers = 200_000;
   const hold = durations(3, 0.0003);
@@ -158,8 +180,4 @@ export function fill(get: Lookup, spec: Spec): void {
   c('weir_dns_cap_overflows_total').labels({ cap: 'node' }).inc(3);
   c('weir_dns_answers_released_late_total').inc(7);
   c('weir_dns_write_errors_total').inc(1);
-  for (let i = 0; i < spec.podSeries; i++)
-    c(HYPOTHETICAL)
-      .labels(podLabels(i))
-      .inc(1 + (i % 97));
 }

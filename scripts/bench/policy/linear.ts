@@ -74,17 +74,64 @@ export function matches(r: Omit<LinearRule, 'text'>, saddr: string, daddr: strin
   return inR(r.saddr, ip4(saddr)) && inR(r.daddr, ip4(daddr)) && (!r.proto || r.proto === proto) && inR(r.dport, BigInt(dport));
 }
 
-/** Expands the policies selecting pods of `node` into linear accepts and drops. */
-export function linearRuleset(
-  state: ClusterState,
-  node: string,
-  pair: { client: string; server: string; ports: number[] },
-  table = 'weirlinear',
-): LinearRuleset {
+/** The pods of the cluster and their namespaces' labels, as the peers of a rule are matched against them. */
+interface PeerIndex {
+  pods: PodFacts[];
+  nsLabels: Map<string, Labels>;
+  /** Namespace selector (by key) and namespace: whether it matches, computed once. */
+  nsMatch: Map<string, boolean>;
+}
+
+type Peer = { range: Range; pod?: PodFacts };
+
+function peersOf(x: PeerIndex, p: NormalizedPolicy, r: NormalizedRule): Peer[] | 'any' {
+  if (r.peers === 'any') return 'any';
+  const out: Peer[] = [];
+  for (const peer of r.peers) {
+    if (peer.kind === 'ipBlock') {
+      if (peer.cidr.family !== 4) continue;
+      for (const rg of mergeRanges(subtractCidrs(peer.cidr, peer.except))) out.push({ range: rg });
+      continue;
+    }
+    for (const q of x.pods) {
+      if (peer.namespaces === 'own') {
+        if (q.namespace !== p.namespace) continue;
+      } else {
+        const k = `${peer.namespaces.key}|${q.namespace}`;
+        let m = x.nsMatch.get(k);
+        if (m === undefined) {
+          m = selectorMatches(peer.namespaces, x.nsLabels.get(q.namespace) ?? { [NS_NAME_LABEL]: q.namespace });
+          x.nsMatch.set(k, m);
+        }
+        if (!m) continue;
+      }
+      if (selectorMatches(peer.pods, q.labels)) out.push({ range: one(q.ip), pod: q });
+    }
+  }
+  return out;
+}
+
+/** The protocol and port matches of a rule; `target` (the pod receiving the connection) resolves named ports. */
+function portsOf(r: NormalizedRule, target: PodFacts | undefined): Array<{ proto?: Protocol; dport?: Range }> {
+  const portList: Array<{ proto?: Protocol; dport?: Range }> = [];
+  if (r.ports === 'any') portList.push({});
+  else {
+    for (const m of r.ports) {
+      if (m.kind === 'all') portList.push({ proto: m.protocol });
+      else if (m.kind === 'range') portList.push({ proto: m.protocol, dport: [BigInt(m.from), BigInt(m.to)] });
+      else if (target)
+        for (const n of resolveNamedPort(namedPortsOf(target.pod), m.protocol, m.name)) portList.push({ proto: m.protocol, dport: [BigInt(n), BigInt(n)] });
+    }
+  }
+  return portList;
+}
+
+/** The accepts of the policies selecting pods of `node`, in policy order, and the pods they isolate per direction. */
+function expand(state: ClusterState, node: string): { accepts: LinearRule[]; isoIn: Set<string>; isoEg: Set<string> } {
   const pods = facts(state.pods);
   const nsLabels = new Map<string, Labels>();
   for (const n of state.namespaces) if (n.metadata?.name) nsLabels.set(n.metadata.name, { ...(n.metadata.labels ?? {}), [NS_NAME_LABEL]: n.metadata.name });
-  const nsMatch = new Map<string, boolean>();
+  const index: PeerIndex = { pods, nsLabels, nsMatch: new Map() };
   const local = pods.filter((p) => p.node === node);
   const seen = new Set<string>();
   const accepts: LinearRule[] = [];
@@ -95,33 +142,6 @@ export function linearRuleset(
     if (seen.has(t)) return;
     seen.add(t);
     accepts.push({ ...r, text: t });
-  };
-
-  const peersOf = (p: NormalizedPolicy, r: NormalizedRule): Array<{ range: Range; pod?: PodFacts }> | 'any' => {
-    if (r.peers === 'any') return 'any';
-    const out: Array<{ range: Range; pod?: PodFacts }> = [];
-    for (const peer of r.peers) {
-      if (peer.kind === 'ipBlock') {
-        if (peer.cidr.family !== 4) continue;
-        for (const rg of mergeRanges(subtractCidrs(peer.cidr, peer.except))) out.push({ range: rg });
-        continue;
-      }
-      for (const q of pods) {
-        if (peer.namespaces === 'own') {
-          if (q.namespace !== p.namespace) continue;
-        } else {
-          const k = `${peer.namespaces.key}|${q.namespace}`;
-          let m = nsMatch.get(k);
-          if (m === undefined) {
-            m = selectorMatches(peer.namespaces, nsLabels.get(q.namespace) ?? { [NS_NAME_LABEL]: q.namespace });
-            nsMatch.set(k, m);
-          }
-          if (!m) continue;
-        }
-        if (selectorMatches(peer.pods, q.labels)) out.push({ range: one(q.ip), pod: q });
-      }
-    }
-    return out;
   };
 
   for (const np of state.policies) {
@@ -138,24 +158,13 @@ export function linearRuleset(
       if (rules === undefined) continue;
       for (const s of subjects) (dir === 'ingress' ? isoIn : isoEg).add(s.ip);
       for (const r of rules) {
-        const peers = peersOf(p, r);
+        const peers = peersOf(index, p, r);
         for (const s of subjects) {
           const peerList: readonly { range?: Range; pod?: PodFacts }[] = peers === 'any' ? [{}] : peers;
           for (const q of peerList) {
             // The pod receiving the connection resolves named ports.
             const target = dir === 'ingress' ? s : q.pod;
-            const portList: Array<{ proto?: Protocol; dport?: Range }> = [];
-            if (r.ports === 'any') portList.push({});
-            else {
-              for (const m of r.ports) {
-                if (m.kind === 'all') portList.push({ proto: m.protocol });
-                else if (m.kind === 'range') portList.push({ proto: m.protocol, dport: [BigInt(m.from), BigInt(m.to)] });
-                else if (target)
-                  for (const n of resolveNamedPort(namedPortsOf(target.pod), m.protocol, m.name))
-                    portList.push({ proto: m.protocol, dport: [BigInt(n), BigInt(n)] });
-              }
-            }
-            for (const port of portList) {
+            for (const port of portsOf(r, target)) {
               const base =
                 dir === 'ingress' ? { ...(q.range ? { saddr: q.range } : {}), daddr: one(s.ip) } : { saddr: one(s.ip), ...(q.range ? { daddr: q.range } : {}) };
               push({ ...base, ...port });
@@ -165,7 +174,17 @@ export function linearRuleset(
       }
     }
   }
+  return { accepts, isoIn, isoEg };
+}
 
+/** Expands the policies selecting pods of `node` into linear accepts and drops. */
+export function linearRuleset(
+  state: ClusterState,
+  node: string,
+  pair: { client: string; server: string; ports: number[] },
+  table = 'weirlinear',
+): LinearRuleset {
+  const { accepts, isoIn, isoEg } = expand(state, node);
   // The pair's accepts last: a linear scan meets them after everything else.
   const forPair = (r: LinearRule): boolean => pair.ports.some((port) => matches(r, pair.client, pair.server, 'TCP', port));
   const ordered = [...accepts.filter((r) => !forPair(r)), ...accepts.filter(forPair)];
