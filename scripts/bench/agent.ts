@@ -294,12 +294,16 @@ async function controlPlane(dir: string): Promise<string> {
   }
   if (CNPS > 0) {
     const crd = path.join(root, 'deploy/crds/clusternetworkpolicies.standard.yaml');
-    for (const args of [
-      ['apply', '--server-side', '-f', crd],
-      ['wait', '--for=condition=Established', '--timeout=60s', '-f', crd],
-    ]) {
-      const r = plane.kubectl(args);
-      if (r.code !== 0) throw new Error(`kubectl ${args[0]} ${path.basename(crd)}: ${r.stderr}`);
+    const r = plane.kubectl(['apply', '--server-side', '-f', crd]);
+    if (r.code !== 0) throw new Error(`kubectl apply ${path.basename(crd)}: ${r.stderr}`);
+    // Not `kubectl wait --for=condition=Established`: right after the CRD is
+    // created its status.conditions can still be null, and kubectl wait then
+    // fails at once instead of waiting.
+    const established = ['get', '-f', crd, '-o=jsonpath={.status.conditions[?(@.type=="Established")].status}'];
+    const deadline = Date.now() + 60_000;
+    while (plane.kubectl(established).stdout.trim() !== 'True') {
+      if (Date.now() > deadline) throw new Error(`${path.basename(crd)}: the CRD is not Established after 60 s`);
+      await sleep(200);
     }
   }
   const kubeconfig = plane.kubeconfigForToken(plane.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(dir, 'agent.kubeconfig'));
