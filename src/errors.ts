@@ -28,7 +28,13 @@ export type CniCode = (typeof CniCode)[keyof typeof CniCode];
 export abstract class WeirError extends Error {
   /** Stable machine-readable code, e.g. `WEIR_INVALID_CONFIG`. */
   abstract readonly code: string;
-  /** The CNI error code this maps to when it reaches the runtime. */
+  /**
+   * The CNI error code this maps to when it reaches the runtime. The agent's
+   * errors about the API server (a kind it does not serve, a status or an
+   * ERROR event it answers with) never reach one, yet each still states what
+   * the agent does about them: TryAgainLater, because the reflector lists
+   * again until the API serves what it asked for.
+   */
   abstract readonly cniCode: CniCode;
   /** Optional longer explanation (CNI `details`). */
   readonly details: string | undefined;

@@ -45,8 +45,21 @@ function errCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/**
+ * Runs `attempt` for the dual-stack IPv6 wildcard, and again for IPv4 when
+ * the netns has no IPv6 (the family is missing or disabled).
+ */
+async function withV4Fallback<T>(attempt: (v6: boolean) => Promise<T>): Promise<T> {
+  try {
+    return await attempt(true);
+  } catch (e) {
+    if (errCode(e) === 'EAFNOSUPPORT' || errCode(e) === 'EADDRNOTAVAIL') return attempt(false);
+    throw e;
+  }
+}
+
 /** Dual-stack `::` first; `0.0.0.0` when the netns has no IPv6. */
-async function listenTcp(port: number, name: string): Promise<net.Server> {
+function listenTcp(port: number, name: string): Promise<net.Server> {
   const attempt = (host: string): Promise<net.Server> =>
     new Promise((resolve, reject) => {
       const srv = net.createServer((sock) => {
@@ -60,15 +73,11 @@ async function listenTcp(port: number, name: string): Promise<net.Server> {
         resolve(srv);
       });
     });
-  try {
-    return await attempt('::');
-  } catch (e) {
-    if (errCode(e) === 'EAFNOSUPPORT' || errCode(e) === 'EADDRNOTAVAIL') return attempt('0.0.0.0');
-    throw e;
-  }
+  return withV4Fallback((v6) => attempt(v6 ? '::' : '0.0.0.0'));
 }
 
-async function bindUdp(port: number, name: string): Promise<dgram.Socket> {
+/** Dual-stack `::` first; `0.0.0.0` when the netns has no IPv6. */
+function bindUdp(port: number, name: string): Promise<dgram.Socket> {
   const attempt = (type: 'udp4' | 'udp6'): Promise<dgram.Socket> =>
     new Promise((resolve, reject) => {
       const s = dgram.createSocket({ type, ipv6Only: false, reuseAddr: false });
@@ -86,12 +95,7 @@ async function bindUdp(port: number, name: string): Promise<dgram.Socket> {
         resolve(s);
       });
     });
-  try {
-    return await attempt('udp6');
-  } catch (e) {
-    if (errCode(e) === 'EAFNOSUPPORT' || errCode(e) === 'EADDRNOTAVAIL') return attempt('udp4');
-    throw e;
-  }
+  return withV4Fallback((v6) => attempt(v6 ? 'udp6' : 'udp4'));
 }
 
 /**

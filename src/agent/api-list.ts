@@ -15,8 +15,8 @@ import type { Lister, ListPage, ListWatch } from './reflector.ts';
 /** An API error with its HTTP status (410, 404, 403…), as the reflector and optional-api.ts read it (reflector.ts httpStatus). */
 export class ApiStatusError extends WeirError {
   readonly code = 'WEIR_API_STATUS';
-  // The agent's errors never reach a container runtime; the hierarchy asks for a code all the same.
-  readonly cniCode = CniCode.Internal;
+  // Agent-only, about the API server: TryAgainLater, by the rule at WeirError.cniCode.
+  readonly cniCode = CniCode.TryAgainLater;
   readonly status: number;
   readonly body: string;
   constructor(method: string, url: string, code: number, body: string) {

@@ -47,7 +47,7 @@ export function unavailableReason(k: OptionalKind, code: number | undefined): st
 /** A 404 or 403 of a kind the API served before, within OPTIONAL_KIND_GRACE_MS: an outage, not an absence. */
 export class NotServedYetError extends WeirError {
   readonly code = 'WEIR_NOT_SERVED_YET';
-  // The agent's errors never reach a container runtime; the hierarchy asks for a code all the same.
+  // Agent-only, about the API server: TryAgainLater, by the rule at WeirError.cniCode.
   readonly cniCode = CniCode.TryAgainLater;
   constructor(kind: OptionalKind, code: number | undefined, cause: unknown) {
     super(

@@ -131,24 +131,26 @@ export interface AgentNode {
   weirctl(args: string[]): RunOutput;
 }
 
-export function useAgentNode(prefix: string, options: AgentNodeOptions = {}): AgentNode {
-  const fx = useControlPlane(prefix, options.controlPlane ?? {});
-  const { kubectl, apply } = kubectlOf(fx);
-  let tmp: string | undefined;
-  let dirs: AgentDirs | undefined;
-  let kubeconfig: string | undefined;
-  const agents: AgentProcess[] = [];
-  const pods: AttachedPod[] = [];
+/** What beforeAll, start() and attachPod() make and afterAll undoes. */
+interface NodeState {
+  tmp: string | undefined;
+  dirs: AgentDirs | undefined;
+  kubeconfig: string | undefined;
+  readonly agents: AgentProcess[];
+  readonly pods: AttachedPod[];
   /** Every pod namespace made, so that one whose ADD failed goes too. */
-  const podNetns: TestNetns[] = [];
+  readonly podNetns: TestNetns[];
+}
 
-  const need = <T>(v: T | undefined, what: string): T => {
-    if (v === undefined) throw new Error(`agent node fixture: ${what} is not available (beforeAll has not run or failed, or nothing started it)`);
-    return v;
-  };
-  const agentNow = (): AgentProcess => need(agents.at(-1), 'the agent');
-  const conflistPath = (): string => path.join(need(dirs, 'dirs').cniConfDir, '10-weir.conflist');
+const need = <T>(v: T | undefined, what: string): T => {
+  if (v === undefined) throw new Error(`agent node fixture: ${what} is not available (beforeAll has not run or failed, or nothing started it)`);
+  return v;
+};
+const agentNow = (st: NodeState): AgentProcess => need(st.agents.at(-1), 'the agent');
+const conflistPath = (st: NodeState): string => path.join(need(st.dirs, 'dirs').cniConfDir, '10-weir.conflist');
 
+/** The API objects a test writes: nodes, namespaces, pods and their status. */
+function apiObjects(kubectl: AgentNode['kubectl'], apply: AgentNode['apply']) {
   const patchStatus = (kind: string, name: string, status: unknown, namespace?: string): string =>
     kubectl([...(namespace ? ['-n', namespace] : []), 'patch', kind, name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
   const podRunning = (namespace: string, name: string, ip: string): void => {
@@ -158,8 +160,25 @@ export function useAgentNode(prefix: string, options: AgentNodeOptions = {}): Ag
     apply({ apiVersion: 'v1', kind: 'Node', metadata: { name, ...(o.labels ? { labels: o.labels } : {}) }, spec: { podCIDR: podCIDRs[0], podCIDRs } });
     if (o.internalIP) patchStatus('node', name, { addresses: [{ type: 'InternalIP', address: o.internalIP }] });
   };
-  const get = async (p: string) => (await agentRequest(agentNow().socket, 'GET', p, undefined, 30_000)).json;
-  const conflist = () => JSON.parse(fs.readFileSync(conflistPath(), 'utf8'));
+  const namespace = (name: string, labels?: Record<string, string>): void => {
+    apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(labels ? { labels } : {}) } });
+    apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: name, name: 'default' } });
+  };
+  const pod = (namespace: string, name: string, labels: Record<string, string>, o: { ip?: string; ports?: ContainerPort[] } = {}): void => {
+    apply({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { namespace, name, labels },
+      spec: { nodeName: AGENT_NODE, containers: [{ name: 'c', image: 'agnhost', ...(o.ports ? { ports: o.ports } : {}) }] },
+    });
+    if (o.ip) podRunning(namespace, name, o.ip);
+  };
+  return { patchStatus, podRunning, node, namespace, pod };
+}
+
+/** The plugin, run as the runtime would in the node's namespace with the agent's conflist. */
+function pluginCalls(fx: ControlPlaneFixture, prefix: string, st: NodeState, podRunning: (namespace: string, name: string, ip: string) => void) {
+  const conflist = () => JSON.parse(fs.readFileSync(conflistPath(st), 'utf8'));
   const cni = (command: 'ADD' | 'DEL', containerId: string, netns: TestNetns, pod?: { namespace: string; name: string }): PluginJson => {
     const list = conflist();
     const out = runCni({
@@ -173,13 +192,76 @@ export function useAgentNode(prefix: string, options: AgentNodeOptions = {}): Ag
     });
     return expectSuccess(out, `${command} ${pod ? `${pod.namespace}/${pod.name}` : containerId}`);
   };
+  const attachPod = (namespace: string, name: string, containerId = `ctr-${name}`): AttachedPod => {
+    const netns = createNetns(`${prefix}-pod`);
+    st.podNetns.push(netns);
+    const pod = { namespace, name };
+    const result = cni('ADD', containerId, netns, pod);
+    const ip = result.ips?.map((i) => i.address.split('/')[0] ?? '').find((a) => a.includes('.'));
+    // Registered before anything else can fail, so that afterAll DELs it.
+    const attached: AttachedPod = { ...pod, containerId, netns, ip: ip ?? '' };
+    st.pods.push(attached);
+    if (!ip) throw new Error(`ADD ${namespace}/${name}: no IPv4 address in ${JSON.stringify(result)}`);
+    podRunning(namespace, name, ip);
+    return attached;
+  };
+  return { conflist, cni, attachPod };
+}
+
+/** The agent process: starting it, its endpoints, and weirctl pointed at it. */
+function agentCalls(fx: ControlPlaneFixture, kubectl: AgentNode['kubectl'], st: NodeState) {
+  const get = async (p: string) => (await agentRequest(agentNow(st).socket, 'GET', p, undefined, 30_000)).json;
+  const start = async (extra: string[] = []): Promise<AgentProcess> => {
+    const a = startAgent(fx.netns.name, AGENT_NODE, need(st.kubeconfig, 'kubeconfig'), need(st.dirs, 'dirs'), extra);
+    st.agents.push(a);
+    try {
+      await eventually('/readyz', async () => ((await agentRequest(a.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
+      await eventually('the conflist', () => fs.existsSync(conflistPath(st)));
+    } catch (e) {
+      throw new Error(`${String(e)}\nagent exit: ${a.child.exitCode ?? a.child.signalCode ?? 'running'}\nagent log:\n${a.log().slice(-3000)}`);
+    }
+    return a;
+  };
+  const applied = async (kind: AgentKind, what: string, timeoutMs = 15_000): Promise<void> => {
+    const rv = Number(JSON.parse(kubectl(['get', RESOURCE[kind], '-A', '-o', 'json'])).metadata.resourceVersion);
+    await eventually(
+      `the agent to apply ${what} (${kind} rv ${rv})`,
+      async () => Number(((await get('/status')) as AgentStatus)['applied']?.versions?.[kind] ?? 0) >= rv,
+      timeoutMs,
+    );
+  };
+  const weirctl = (args: string[]): RunOutput => {
+    const d = need(st.dirs, 'dirs');
+    const r = spawnSync(
+      'ip',
+      ['netns', 'exec', fx.netns.name, WEIRCTL_BIN, `--socket=${agentNow(st).socket}`, `--data-dir=${d.dataDir}`, `--cni-conf-dir=${d.cniConfDir}`, ...args],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
+    );
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  return {
+    start,
+    get,
+    status: async () => (await get('/status')) as AgentStatus,
+    metrics: async () => (await agentRequest(agentNow(st).socket, 'GET', '/metrics')).body,
+    applied,
+    weirctl,
+  };
+}
+
+export function useAgentNode(prefix: string, options: AgentNodeOptions = {}): AgentNode {
+  const fx = useControlPlane(prefix, options.controlPlane ?? {});
+  const { kubectl, apply } = kubectlOf(fx);
+  const st: NodeState = { tmp: undefined, dirs: undefined, kubeconfig: undefined, agents: [], pods: [], podNetns: [] };
+  const { podRunning, ...objects } = apiObjects(kubectl, apply);
+  const plugin = pluginCalls(fx, prefix, st, podRunning);
 
   beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weir-${prefix}-`));
-    dirs = agentDirs(tmp);
+    st.tmp = fs.mkdtempSync(path.join(os.tmpdir(), `weir-${prefix}-`));
+    st.dirs = agentDirs(st.tmp);
     for (const f of RBAC) kubectl(['apply', '-f', f]);
-    kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(tmp, 'agent.kubeconfig'));
-    node(AGENT_NODE, options.podCIDRs ?? ['10.244.1.0/24'], {
+    st.kubeconfig = fx.cp.kubeconfigForToken(fx.cp.serviceAccountToken('kube-system', 'weir-agent', 3600), path.join(st.tmp, 'agent.kubeconfig'));
+    objects.node(AGENT_NODE, options.podCIDRs ?? ['10.244.1.0/24'], {
       ...(options.internalIP ? { internalIP: options.internalIP } : {}),
       ...(options.labels ? { labels: options.labels } : {}),
     });
@@ -187,16 +269,16 @@ export function useAgentNode(prefix: string, options: AgentNodeOptions = {}): Ag
 
   afterAll(() =>
     tryEach([
-      ...pods
+      ...st.pods
         .splice(0)
         .reverse()
-        .map((p) => () => cni('DEL', p.containerId, p.netns, p)),
-      ...podNetns
+        .map((p) => () => plugin.cni('DEL', p.containerId, p.netns, p)),
+      ...st.podNetns
         .splice(0)
         .reverse()
         .map((ns) => () => ns.destroy()),
-      ...agents.map((a) => () => a.stop('SIGKILL')),
-      () => tmp && fs.rmSync(tmp, { recursive: true, force: true }),
+      ...st.agents.map((a) => () => a.stop('SIGKILL')),
+      () => st.tmp && fs.rmSync(st.tmp, { recursive: true, force: true }),
     ]),
   );
 
@@ -205,71 +287,13 @@ export function useAgentNode(prefix: string, options: AgentNodeOptions = {}): Ag
     kubectl,
     apply,
     get dirs() {
-      return need(dirs, 'dirs');
+      return need(st.dirs, 'dirs');
     },
     get agent() {
-      return agentNow();
+      return agentNow(st);
     },
-    async start(extra = []) {
-      const a = startAgent(fx.netns.name, AGENT_NODE, need(kubeconfig, 'kubeconfig'), need(dirs, 'dirs'), extra);
-      agents.push(a);
-      try {
-        await eventually('/readyz', async () => ((await agentRequest(a.socket, 'GET', '/readyz')).status === 200 ? true : undefined), 30_000);
-        await eventually('the conflist', () => fs.existsSync(conflistPath()));
-      } catch (e) {
-        throw new Error(`${String(e)}\nagent exit: ${a.child.exitCode ?? a.child.signalCode ?? 'running'}\nagent log:\n${a.log().slice(-3000)}`);
-      }
-      return a;
-    },
-    get,
-    status: async () => (await get('/status')) as AgentStatus,
-    metrics: async () => (await agentRequest(agentNow().socket, 'GET', '/metrics')).body,
-    async applied(kind, what, timeoutMs = 15_000) {
-      const rv = Number(JSON.parse(kubectl(['get', RESOURCE[kind], '-A', '-o', 'json'])).metadata.resourceVersion);
-      await eventually(
-        `the agent to apply ${what} (${kind} rv ${rv})`,
-        async () => Number(((await get('/status')) as AgentStatus)['applied']?.versions?.[kind] ?? 0) >= rv,
-        timeoutMs,
-      );
-    },
-    patchStatus,
-    node,
-    namespace(name, labels) {
-      apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...(labels ? { labels } : {}) } });
-      apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { namespace: name, name: 'default' } });
-    },
-    pod(namespace, name, labels, o = {}) {
-      apply({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { namespace, name, labels },
-        spec: { nodeName: AGENT_NODE, containers: [{ name: 'c', image: 'agnhost', ...(o.ports ? { ports: o.ports } : {}) }] },
-      });
-      if (o.ip) podRunning(namespace, name, o.ip);
-    },
-    conflist,
-    cni,
-    attachPod(namespace, name, containerId = `ctr-${name}`) {
-      const netns = createNetns(`${prefix}-pod`);
-      podNetns.push(netns);
-      const pod = { namespace, name };
-      const result = cni('ADD', containerId, netns, pod);
-      const ip = result.ips?.map((i) => i.address.split('/')[0] ?? '').find((a) => a.includes('.'));
-      // Registered before anything else can fail, so that afterAll DELs it.
-      const attached: AttachedPod = { ...pod, containerId, netns, ip: ip ?? '' };
-      pods.push(attached);
-      if (!ip) throw new Error(`ADD ${namespace}/${name}: no IPv4 address in ${JSON.stringify(result)}`);
-      podRunning(namespace, name, ip);
-      return attached;
-    },
-    weirctl(args) {
-      const d = need(dirs, 'dirs');
-      const r = spawnSync(
-        'ip',
-        ['netns', 'exec', fx.netns.name, WEIRCTL_BIN, `--socket=${agentNow().socket}`, `--data-dir=${d.dataDir}`, `--cni-conf-dir=${d.cniConfDir}`, ...args],
-        { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
-      );
-      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-    },
+    ...agentCalls(fx, kubectl, st),
+    ...objects,
+    ...plugin,
   };
 }

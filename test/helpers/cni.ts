@@ -1,24 +1,15 @@
 // Runs CNI plugins against the real kernel the way a container runtime does.
 //
-// - runCni()/startCni(): one invocation of one plugin binary, exactly as
-//   libcni's invoke package makes it: the network configuration on stdin, and
-//   CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_ARGS, CNI_IFNAME and CNI_PATH
-//   always set (empty when not applicable). Returns exit status, stdout (and
-//   its JSON), stderr.
+// - runCni()/startCni() (cni-invoke.ts): one invocation of one plugin binary,
+//   exactly as libcni's invoke package makes it.
 // - addNetworkList()/checkNetworkList()/delNetworkList()/gcNetworkList()/
-//   statusNetworkList(): a conflist run plugin by plugin with libcni's
-//   injection rules (libcni/api.go, buildOneConfig and injectRuntimeConfig):
-//   every plugin gets `name` and `cniVersion` of the list, `prevResult` (the
-//   previous plugin's result on ADD; the final ADD result, in order for CHECK
-//   and in reverse for DEL, and only from cniVersion 0.4.0), and a
-//   `runtimeConfig` holding the capability args it declares in
-//   `capabilities`. GC and STATUS get `name`/`cniVersion` (and GC
-//   `cni.dev/valid-attachments`), with CNI_CONTAINERID/NETNS/IFNAME empty.
-//   One difference from libcni: results travel as the plugin printed them,
-//   not re-marshalled through Go types.
+//   statusNetworkList() (cni-conflist.ts): a conflist run plugin by plugin
+//   with libcni's injection rules.
 // - useCniNodes(): a per-test "node" network namespace the plugin runs in,
 //   pod namespaces, a temp dataDir, and an afterEach that destroys all of it
 //   even when the test failed, then asserts nothing was left behind.
+//
+// The tests import all three from here.
 //
 // Network safety: the plugin always runs inside a node namespace
 // (`ip netns exec <node>`), never in the root namespace, and nothing here
@@ -26,340 +17,69 @@
 //
 // The plugin under test is the built executable dist/bin/weir: run
 // `npm run build` before the kernel tests.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
+import { type ConfList, type PluginConf, type RuntimeConf, versionAtLeast } from './cni-conflist.ts';
+import {
+  type CniCommand,
+  type CniOutcome,
+  containerdArgs,
+  expectSuccess,
+  hostVethName,
+  type Invocation,
+  killChildren,
+  newContainerId,
+  type PluginJson,
+  type PodMeta,
+  type RunningCni,
+  runCni,
+  startCni,
+  track,
+  weirBinary,
+} from './cni-invoke.ts';
 import { listNetns, type TestNetns, withNetnsCleanup } from './netns.ts';
 import { sleep, waitFor } from './wait.ts';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const WEIR_BIN = path.join(REPO_ROOT, 'dist/bin/weir');
-export const REFERENCE_PLUGIN_DIR = '/usr/lib/cni';
-/** CNI_PATH as a runtime would set it: weir's directory, then the reference plugins. */
-export const CNI_PATH = `${path.dirname(WEIR_BIN)}:${REFERENCE_PLUGIN_DIR}`;
-/** The environment a runtime (containerd under systemd) gives plugins, before the CNI_* variables. */
-const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
-export const CNI_VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_ARGS', 'CNI_IFNAME', 'CNI_PATH'] as const;
-
-/** The built plugin, or a clear error saying to build it. */
-export function weirBinary(): string {
-  for (const f of [WEIR_BIN, path.join(path.dirname(WEIR_BIN), 'koffi.node')]) {
-    if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO_ROOT, f)} is missing: the kernel tests run the built plugin, so run \`npm run build\` first`);
-  }
-  return WEIR_BIN;
-}
-
-/** libcni's FindInPath: the first file named `type` in the CNI_PATH directories. */
-export function findPlugin(type: string, cniPath = CNI_PATH): string {
-  if (type === 'weir') weirBinary();
-  for (const dir of cniPath.split(':').filter(Boolean)) {
-    const p = path.join(dir, type);
-    if (fs.existsSync(p)) return p;
-  }
-  throw new Error(`failed to find plugin "${type}" in path [${cniPath}]`);
-}
-
-// ---- one invocation ----
-
-export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
-
-export interface Invocation {
-  /** `ip netns` name of the namespace the plugin runs in (the test's node). Required: never the root namespace. */
-  node: string;
-  command: CniCommand;
-  containerId?: string;
-  netns?: string;
-  ifname?: string;
-  /** CNI_ARGS verbatim (see containerdArgs). */
-  args?: string;
-  cniPath?: string;
-  /** Network configuration: an object is sent as JSON, a string byte for byte. */
-  config: unknown;
-  /** Plugin type, looked up in CNI_PATH. Default `weir`. */
-  type?: string;
-  /** CNI_* variables to leave out entirely (a runtime sets all six, some empty). */
-  unset?: readonly string[];
-  timeoutMs?: number;
-}
-
-export interface CniOutcome {
-  /** Exit status; null when a signal ended the process. */
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** stdout parsed as JSON; undefined when empty or not JSON. */
-  json: PluginJson | undefined;
-  ms: number;
-}
-
-function cniEnv(inv: Invocation): Record<string, string> {
-  const vars: Record<(typeof CNI_VARS)[number], string> = {
-    CNI_COMMAND: inv.command,
-    CNI_CONTAINERID: inv.containerId ?? '',
-    CNI_NETNS: inv.netns ?? '',
-    CNI_ARGS: inv.args ?? '',
-    CNI_IFNAME: inv.ifname ?? '',
-    CNI_PATH: inv.cniPath ?? CNI_PATH,
-  };
-  const env: Record<string, string> = { ...BASE_ENV };
-  for (const [k, v] of Object.entries(vars)) if (!inv.unset?.includes(k)) env[k] = v;
-  return env;
-}
-
-function prepare(inv: Invocation): { argv: string[]; input: string; env: Record<string, string> } {
-  if (!inv.node) throw new Error('runCni: a node namespace is required (the plugin never runs in the root namespace)');
-  const bin = findPlugin(inv.type ?? 'weir', inv.cniPath);
-  const input = typeof inv.config === 'string' ? inv.config : JSON.stringify(inv.config);
-  return { argv: ['netns', 'exec', inv.node, bin], input, env: cniEnv(inv) };
-}
-
-function outcome(code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, ms: number): CniOutcome {
-  let json: unknown;
-  try {
-    json = stdout.trim() === '' ? undefined : JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code, signal, stdout, stderr, json: json as PluginJson | undefined, ms };
-}
-
-/** Runs one plugin invocation to completion. */
-export function runCni(inv: Invocation): CniOutcome {
-  const { argv, input, env } = prepare(inv);
-  const t0 = performance.now();
-  const r = spawnSync('ip', argv, { input, env, encoding: 'utf8', timeout: inv.timeoutMs ?? 30_000 });
-  if (r.error) throw new Error(`${inv.type ?? 'weir'} ${inv.command}: ${r.error.message}`);
-  return outcome(r.status, r.signal, r.stdout, r.stderr, performance.now() - t0);
-}
-
-export interface RunningCni {
-  child: ChildProcess;
-  done: Promise<CniOutcome>;
-}
-
-/** Starts one invocation as an async child process (for concurrency and SIGKILL tests). */
-export function startCni(inv: Invocation): RunningCni {
-  const { argv, input, env } = prepare(inv);
-  const t0 = performance.now();
-  // `ip netns exec` execs the plugin in place: the child's pid is the plugin's.
-  const child = track(spawn('ip', argv, { env, stdio: ['pipe', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  // A plugin killed before it read stdin makes the write fail with EPIPE.
-  child.stdin?.on('error', () => {});
-  child.stdin?.end(input);
-  const done = new Promise<CniOutcome>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve(outcome(code, signal, stdout, stderr, performance.now() - t0)));
-  });
-  return { child, done };
-}
-
-/**
- * A plugin's stdout as JSON, read field by field by the tests: a result
- * (ADD), a version reply (VERSION) or an error. The fields are the spec's;
- * anything else a test reads it narrows itself.
- */
-export interface PluginJson {
-  cniVersion?: string;
-  interfaces?: { name: string; mac?: string; sandbox?: string; mtu?: number }[];
-  ips?: { address: string; gateway?: string; interface?: number }[];
-  routes?: { dst: string; gw?: string; mtu?: number; advmss?: number; priority?: number; table?: number; scope?: number }[];
-  dns?: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
-  code?: number;
-  msg?: string;
-  details?: string;
-  supportedVersions?: string[];
-  [field: string]: unknown;
-}
-
-/** Human-readable dump of an outcome, for assertion messages. */
-export const describeOutcome = (o: CniOutcome): string =>
-  `exit ${o.code ?? o.signal}; stdout: ${o.stdout.trim() || '(empty)'}; stderr: ${o.stderr.trim() || '(empty)'}`;
-
-/** Throws unless the plugin succeeded; returns its stdout JSON. */
-export function expectSuccess(o: CniOutcome, what = 'plugin'): PluginJson {
-  if (o.code !== 0) throw new Error(`${what} failed: ${describeOutcome(o)}`);
-  return o.json ?? {};
-}
-
-/** Throws unless the plugin failed with a well-formed CNI error of `code`; returns the error JSON. */
-export function expectCniError(o: CniOutcome, code: number, what = 'plugin'): { cniVersion: string; code: number; msg: string; details?: string } {
-  const e = o.json as { cniVersion?: unknown; code?: unknown; msg?: unknown } | undefined;
-  if (o.code === 0 || o.code === null || !e || e.code !== code || typeof e.msg !== 'string' || typeof e.cniVersion !== 'string') {
-    throw new Error(`${what}: expected a CNI error with code ${code}, got ${describeOutcome(o)}`);
-  }
-  return e as { cniVersion: string; code: number; msg: string; details?: string };
-}
-
-// ---- naming, as a runtime and weir do it ----
-
-export interface PodMeta {
-  namespace: string;
-  name: string;
-  uid: string;
-}
-
-/** CNI_ARGS exactly as containerd's CRI plugin builds it. */
-export const containerdArgs = (containerId: string, pod: PodMeta): string =>
-  `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${containerId};K8S_POD_UID=${pod.uid}`;
-
-/** A container ID as containerd makes them: 64 hex digits. */
-export const newContainerId = (): string => randomBytes(32).toString('hex');
-
-/** The host veth weir names for an attachment (computed independently of src/). */
-export const hostVethName = (containerId: string, ifname: string): string =>
-  `weir${createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 11)}`;
-
-// ---- libcni conflist runner ----
-
-export type PluginConf = Record<string, unknown> & { type: string };
-export interface ConfList {
-  cniVersion: string;
-  name: string;
-  plugins: PluginConf[];
-  disableCheck?: boolean;
-}
-export interface RuntimeConf {
-  containerId: string;
-  netns: string;
-  ifname: string;
-  /** CNI_ARGS (libcni joins RuntimeConf.Args as K=V;K=V). */
-  args?: string;
-  capabilityArgs?: Record<string, unknown>;
-}
-export interface ChainStep {
-  type: string;
-  stdin: Record<string, unknown>;
-  outcome: CniOutcome;
-}
-export interface ChainOutcome {
-  ok: boolean;
-  /** ADD: the last plugin's result. */
-  result: PluginJson | undefined;
-  steps: ChainStep[];
-  error?: string;
-}
-
-function versionAtLeast(v: string, min: string): boolean {
-  const p = (s: string) => s.split('.').map(Number);
-  const [a, b] = [p(v), p(min)];
-  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
-  return true;
-}
-
-/** libcni's buildOneConfig: inject name, cniVersion, prevResult and the declared capabilities' runtimeConfig. */
-export function buildOneConfig(list: ConfList, plugin: PluginConf, prevResult: unknown, rt?: RuntimeConf): Record<string, unknown> {
-  const conf: Record<string, unknown> = { ...structuredClone(plugin), name: list.name, cniVersion: list.cniVersion };
-  if (prevResult !== undefined && prevResult !== null) conf['prevResult'] = structuredClone(prevResult);
-  const rc: Record<string, unknown> = {};
-  const caps = (plugin['capabilities'] ?? {}) as Record<string, boolean>;
-  for (const [cap, supported] of Object.entries(caps)) {
-    if (supported && rt?.capabilityArgs && cap in rt.capabilityArgs) rc[cap] = rt.capabilityArgs[cap];
-  }
-  if (Object.keys(rc).length > 0) conf['runtimeConfig'] = rc;
-  return conf;
-}
-
-function runStep(node: string, command: CniCommand, list: ConfList, plugin: PluginConf, prev: unknown, rt: RuntimeConf): ChainStep {
-  const stdin = buildOneConfig(list, plugin, prev, rt);
-  const o = runCni({ node, command, containerId: rt.containerId, netns: rt.netns, ifname: rt.ifname, args: rt.args ?? '', config: stdin, type: plugin.type });
-  return { type: plugin.type, stdin, outcome: o };
-}
-
-const failure = (s: ChainStep, verb: string): string => `plugin type="${s.type}" failed (${verb}): ${describeOutcome(s.outcome)}`;
-
-/** libcni AddNetworkList: plugins in order, each gets the previous result. */
-export function addNetworkList(node: string, list: ConfList, rt: RuntimeConf): ChainOutcome {
-  let result: unknown;
-  const steps: ChainStep[] = [];
-  for (const plugin of list.plugins) {
-    const s = runStep(node, 'ADD', list, plugin, result, rt);
-    steps.push(s);
-    if (s.outcome.code !== 0) return { ok: false, result: undefined, steps, error: failure(s, 'add') };
-    result = s.outcome.json;
-  }
-  return { ok: true, result: result as PluginJson | undefined, steps };
-}
-
-/** libcni CheckNetworkList: refused below 0.4.0; plugins in order with the cached (final ADD) result. */
-export function checkNetworkList(node: string, list: ConfList, rt: RuntimeConf, cachedResult: unknown): ChainOutcome {
-  if (!versionAtLeast(list.cniVersion, '0.4.0')) {
-    return { ok: false, result: undefined, steps: [], error: `configuration version "${list.cniVersion}" does not support the CHECK command` };
-  }
-  const steps: ChainStep[] = [];
-  if (list.disableCheck) return { ok: true, result: undefined, steps };
-  for (const plugin of list.plugins) {
-    const s = runStep(node, 'CHECK', list, plugin, cachedResult, rt);
-    steps.push(s);
-    if (s.outcome.code !== 0) return { ok: false, result: undefined, steps, error: failure(s, 'check') };
-  }
-  return { ok: true, result: undefined, steps };
-}
-
-/** libcni DelNetworkList: plugins in reverse, with the cached result from 0.4.0 on. */
-export function delNetworkList(node: string, list: ConfList, rt: RuntimeConf, cachedResult: unknown): ChainOutcome {
-  const prev = versionAtLeast(list.cniVersion, '0.4.0') ? cachedResult : undefined;
-  const steps: ChainStep[] = [];
-  for (const plugin of [...list.plugins].reverse()) {
-    const s = runStep(node, 'DEL', list, plugin, prev, rt);
-    steps.push(s);
-    if (s.outcome.code !== 0) return { ok: false, result: undefined, steps, error: failure(s, 'delete') };
-  }
-  return { ok: true, result: undefined, steps };
-}
-
-function listWide(node: string, command: 'GC' | 'STATUS', list: ConfList, inject: Record<string, unknown>): ChainOutcome {
-  const steps: ChainStep[] = [];
-  if (!versionAtLeast(list.cniVersion, '1.1.0')) return { ok: true, result: undefined, steps };
-  for (const plugin of list.plugins) {
-    const stdin = { ...structuredClone(plugin), name: list.name, cniVersion: list.cniVersion, ...inject };
-    const o = runCni({ node, command, config: stdin, type: plugin.type });
-    const s = { type: plugin.type, stdin, outcome: o };
-    steps.push(s);
-    if (o.code !== 0) return { ok: false, result: undefined, steps, error: failure(s, command.toLowerCase()) };
-  }
-  return { ok: true, result: undefined, steps };
-}
-
-/** The plugin half of libcni GCNetworkList (its DELs of cached attachments are the runtime's business). */
-export const gcNetworkList = (node: string, list: ConfList, valid: { containerID: string; ifname: string }[]): ChainOutcome =>
-  listWide(node, 'GC', list, { 'cni.dev/valid-attachments': valid });
-
-/** libcni GetStatusNetworkList. */
-export const statusNetworkList = (node: string, list: ConfList): ChainOutcome => listWide(node, 'STATUS', list, {});
-
-// ---- child processes and small waits ----
-
-const children = new Set<ChildProcess>();
-function track(c: ChildProcess): ChildProcess {
-  children.add(c);
-  c.on('close', () => children.delete(c));
-  return c;
-}
-/** SIGKILLs every child started through this module that is still running; waits for them. */
-async function killChildren(): Promise<void> {
-  const alive = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
-  await Promise.all(
-    alive.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          c.once('close', () => resolve());
-          c.kill('SIGKILL');
-          setTimeout(resolve, 2000);
-        }),
-    ),
-  );
-}
-
+export {
+  addNetworkList,
+  buildOneConfig,
+  type ChainOutcome,
+  type ChainStep,
+  type ConfList,
+  checkNetworkList,
+  delNetworkList,
+  gcNetworkList,
+  type PluginConf,
+  type RuntimeConf,
+  statusNetworkList,
+} from './cni-conflist.ts';
+export {
+  CNI_PATH,
+  CNI_VARS,
+  type CniCommand,
+  type CniOutcome,
+  containerdArgs,
+  describeOutcome,
+  expectCniError,
+  expectSuccess,
+  findPlugin,
+  hostVethName,
+  type Invocation,
+  newContainerId,
+  type PluginJson,
+  type PodMeta,
+  REFERENCE_PLUGIN_DIR,
+  type RunningCni,
+  runCni,
+  startCni,
+  WEIR_BIN,
+  weirBinary,
+} from './cni-invoke.ts';
 export { sleep, waitFor };
 
 // ---- connectivity ----

@@ -6,7 +6,7 @@
 // piece FAILS every test with a message naming it; nothing is skipped.
 //
 // podman runs the plugin in the machine's ROOT network namespace. Network
-// safety (see test/helpers/podman.ts): before anything runs, an `unreachable`
+// safety (see test/helpers/podman-guard.ts): before anything runs, an `unreachable`
 // route covers the whole pod CIDR, so a packet to a missing pod is dropped
 // instead of leaving by the default route; ip_forward is restored afterwards;
 // traffic only ever goes to the test's own containers and, for the port

@@ -18,6 +18,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -139,10 +140,12 @@ func randomTag() uint32 {
 
 // rawSocket is a raw IP socket of one family for protocol SCTP. Having one
 // open also keeps the kernel from answering SCTP packets with "protocol
-// unreachable", as it does when nobody takes them.
+// unreachable", as it does when nobody takes them. One goroutine uses a
+// socket, so its receive buffer is allocated once, with the socket.
 type rawSocket struct {
-	fd int
-	v6 bool
+	fd  int
+	v6  bool
+	buf []byte
 }
 
 func openRaw(v6 bool) (*rawSocket, error) {
@@ -154,7 +157,7 @@ func openRaw(v6 bool) (*rawSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rawSocket{fd: fd, v6: v6}, nil
+	return &rawSocket{fd: fd, v6: v6, buf: make([]byte, 65536)}, nil
 }
 
 func (s *rawSocket) send(to net.IP, b []byte) error {
@@ -169,9 +172,10 @@ func (s *rawSocket) send(to net.IP, b []byte) error {
 }
 
 // recv returns the next SCTP packet, or an error when the deadline passed. An
-// IPv4 raw socket hands over the IP header too; an IPv6 one does not.
+// IPv4 raw socket hands over the IP header too; an IPv6 one does not. The
+// packet's chunk lies in the socket's buffer: the next recv overwrites it.
 func (s *rawSocket) recv(deadline time.Time) (packet, error) {
-	buf := make([]byte, 65536)
+	buf := s.buf
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -294,7 +298,8 @@ func connect(host net.IP, port uint16, timeout time.Duration) error {
 			}
 			if p.chunkType == chunkInitAck && len(p.chunk) >= 16 {
 				peer = binary.BigEndian.Uint32(p.chunk[0:])
-				cookie = findParam(p.chunk, paramStateCookie)
+				// A copy: the COOKIE ECHO's wait reads into the buffer the cookie lies in.
+				cookie = bytes.Clone(findParam(p.chunk, paramStateCookie))
 			}
 		}
 	}

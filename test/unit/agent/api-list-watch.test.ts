@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiStatusError, apiListWatch, jsonLister } from '../../../src/agent/api-list.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
 import { Reflector } from '../../../src/agent/reflector.ts';
-import { ResourceExpiredError } from '../../../src/errors.ts';
+import { CniCode, ResourceExpiredError } from '../../../src/errors.ts';
 
 type Obj = { metadata?: { name?: string; resourceVersion?: string } };
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => void;
@@ -132,7 +132,7 @@ describe('apiListWatch over client-node (the contract FakeListWatch models)', ()
     expect(await list({ limit: 1 })).toEqual({ items: [{ metadata: { name: 'a' } }], metadata: { resourceVersion: '7', _continue: 'tok' } });
     const err = await list({ limit: 1, _continue: 'tok' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiStatusError);
-    expect(err).toMatchObject({ status: 410, code: 'WEIR_API_STATUS' });
+    expect(err).toMatchObject({ status: 410, code: 'WEIR_API_STATUS', cniCode: CniCode.TryAgainLater });
     expect(api.requests[1]?.searchParams.get('continue')).toBe('tok');
   });
 

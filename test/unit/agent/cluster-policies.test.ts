@@ -17,6 +17,7 @@ import type { ListPage } from '../../../src/agent/reflector.ts';
 import { Reflector } from '../../../src/agent/reflector.ts';
 import { OPTIONAL_KIND_GRACE_MS } from '../../../src/agent/resync.ts';
 import { statusRoutes } from '../../../src/agent/status-api.ts';
+import { CniCode } from '../../../src/errors.ts';
 import { FakeNft } from '../../../src/nft/fake.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
 import type { AgentStatus } from '../../../src/weirctl/context.ts';
@@ -136,6 +137,7 @@ describe('ClusterNetworkPolicies in the agent', () => {
     const notFound = new ApiStatusError('GET', '/apis/x', 404, 'Not Found');
     answer = () => Promise.reject(notFound);
     await expect(list(page)).rejects.toBeInstanceOf(NotServedYetError);
+    await expect(list(page)).rejects.toMatchObject({ code: 'WEIR_NOT_SERVED_YET', cniCode: CniCode.TryAgainLater });
     expect(isUnavailable(await list(page).catch((e: unknown) => e))).toBe(false);
     expect(state.available).toBe(true);
     now += OPTIONAL_KIND_GRACE_MS - 1;
