@@ -2,6 +2,7 @@
 // --help line that says what it does. Parsed by yargs in agent/main.ts.
 import type { Argv } from 'yargs';
 import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND, type PortRange, parsePortRanges } from '../policy/host-normalize.ts';
+import { checkOptInLabel, DEFAULT_METADATA_OPTIN_LABEL } from '../policy/metadata-guard.ts';
 
 export interface AgentConfig {
   nodeName: string;
@@ -35,7 +36,29 @@ export interface AgentConfig {
   ipamSweepGrace?: number;
   /** Floor of the spacing of full kernel-table checks, in seconds (kernel-verifier.ts); default 5. */
   kernelCheckMinInterval?: number;
+  /** The cloud metadata guard (src/policy/metadata-guard.ts); default on. */
+  metadataGuard?: boolean;
+  /** Pods or namespaces with this label (`key` or `key=value`) pass the guard; empty: no label does. */
+  metadataGuardOptinLabel?: string;
 }
+
+/** The metadata guard's flags, added to agentOptions as one group. */
+const METADATA_GUARD_FLAGS = {
+  'metadata-guard': {
+    type: 'boolean',
+    default: true,
+    describe: 'Drop pod traffic to the cloud metadata service (169.254.169.254, fd00:ec2::254) unless the pod is exempt',
+  },
+  'metadata-guard-optin-label': {
+    type: 'string',
+    default: DEFAULT_METADATA_OPTIN_LABEL,
+    describe: 'Label (key or key=value) that exempts a pod, or every pod of a namespace, from the metadata guard; empty: none',
+    coerce: (s: string): string => {
+      checkOptInLabel(s);
+      return s;
+    },
+  },
+} as const;
 
 /** The agent's local socket, from its run directory. */
 export const agentSocketPath = (runDir: string): string => `${runDir}/agent.sock`;
@@ -107,6 +130,7 @@ export function agentOptions<T>(y: Argv<T>) {
       default: 5,
       describe: "Seconds at least between two full comparisons of the kernel's table with the applied ruleset (spaced by 100x their cost above that)",
     })
+    .options(METADATA_GUARD_FLAGS)
     .option('cgroup-root', {
       type: 'string',
       default: '/sys/fs/cgroup',
@@ -151,5 +175,7 @@ export function toConfig(a: Record<string, unknown>): AgentConfig {
     ipamSweepInterval: (a['ipam-sweep-interval'] as number | undefined) ?? 60,
     ipamSweepGrace: (a['ipam-sweep-grace'] as number | undefined) ?? 120,
     kernelCheckMinInterval: (a['kernel-check-min-interval'] as number | undefined) ?? 5,
+    metadataGuard: (a['metadata-guard'] as boolean | undefined) ?? true,
+    metadataGuardOptinLabel: (a['metadata-guard-optin-label'] as string | undefined) ?? DEFAULT_METADATA_OPTIN_LABEL,
   };
 }

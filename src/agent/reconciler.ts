@@ -10,6 +10,7 @@ import type { PolicyEngine, SyncReport } from '../policy/engine.ts';
 import type { PolicyError } from '../policy/errors.ts';
 import { ipEndpoint, PolicyEvaluator } from '../policy/evaluator.ts';
 import type { HostCgroup, HostFirewallOptions } from '../policy/host-compile.ts';
+import type { MetadataGuardSetting } from '../policy/metadata-guard.ts';
 import { addMasquerade } from '../policy/node-rules.ts';
 import type { ClusterState, Protocol } from '../policy/types.ts';
 import type { ClusterCache, NodeFacts } from './cache.ts';
@@ -41,6 +42,8 @@ export interface ReconcilerOptions {
    * since the cgroup appears when the pod starts).
    */
   hostFirewall?: { options: Omit<HostFirewallOptions, 'cgroups'>; cgroupOf?: (uid: string) => HostCgroup | undefined };
+  /** The cloud metadata guard (metadata-guard.ts), compiled into every sync and known to the purge's judge; absent: on, default label. */
+  metadataGuard?: MetadataGuardSetting;
   /** Called after every sync (metrics, logs). */
   onSync?: (s: SyncSummary) => void;
   /** Called after the conntrack purge that follows a sync: the connections it ended, or why it failed. */
@@ -144,7 +147,7 @@ export class Reconciler {
       const previous = new Map(this.#endpoints.map((e) => [`${e.namespace}/${e.name}`, e]));
       const hf = this.#opts.hostFirewall;
       const report = this.#engine.sync(snap, {
-        options: { guardCIDRs: podCIDRs, ...(hf ? { hostFirewall: this.#hostOptions(hf, snap.pods) } : {}) },
+        options: { guardCIDRs: podCIDRs, metadataGuard: this.#opts.metadataGuard, ...(hf ? { hostFirewall: this.#hostOptions(hf, snap.pods) } : {}) },
         decorate: (rs) => {
           if (!this.#opts.masquerade || podCIDRs.length === 0) return;
           const cluster = snap.nodeFacts.flatMap((n) => n.podCIDRs);
@@ -212,7 +215,7 @@ export class Reconciler {
   purgeAll(): number {
     const ips = new Set(this.#endpoints.flatMap((e) => e.ips));
     if (!this.#net.purgeConnections || ips.size === 0) return 0;
-    return this.#net.purgeConnections(ips, connectionJudge(this.#cache.snapshot()));
+    return this.#net.purgeConnections(ips, connectionJudge(this.#cache.snapshot(), this.#opts.metadataGuard));
   }
 
   /** The host-firewall options of one sync: the configured ones, plus the cgroups of this node's hostNetwork pods found now. */
@@ -243,7 +246,7 @@ export class Reconciler {
         for (const ip of ep.ips) touched.add(ip);
     }
     if (touched.size === 0) return 0;
-    return this.#net.purgeConnections(touched, connectionJudge(state));
+    return this.#net.purgeConnections(touched, connectionJudge(state, this.#opts.metadataGuard));
   }
 }
 
@@ -276,7 +279,10 @@ function withoutRuleset(report: SyncReport): SummaryReport {
  * NetworkPolicy has no port rules for (ICMP) are left alone; a state the
  * evaluator refuses (a policy weir enforces fail-closed) allows nothing.
  */
-function connectionJudge(state: ClusterState): (c: { src: string; dst: string; proto: number; dport?: number }) => boolean {
+function connectionJudge(
+  state: ClusterState,
+  metadataGuard: MetadataGuardSetting,
+): (c: { src: string; dst: string; proto: number; dport?: number }) => boolean {
   // Built on the first connection to judge: the purge lists conntrack first,
   // and most syncs touch addresses with no tracked connection at all, so the
   // whole-cluster evaluator is usually never needed.
@@ -284,7 +290,7 @@ function connectionJudge(state: ClusterState): (c: { src: string; dst: string; p
   const get = (): PolicyEvaluator | null => {
     if (evaluator === undefined) {
       try {
-        evaluator = new PolicyEvaluator(state);
+        evaluator = new PolicyEvaluator(state, { metadataGuard });
       } catch {
         evaluator = null;
       }

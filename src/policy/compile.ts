@@ -33,12 +33,17 @@
 // - With host-firewall mode on (opts.hostFirewall), NetworkPolicies also
 //   select this node's hostNetwork pods, and host-compile.ts adds base chains on the
 //   input and output hooks for the node's own traffic (documented there).
+// - The cloud metadata guard (metadata-guard.ts, on unless
+//   opts.metadataGuard is false): a base chain on the prerouting hook drops
+//   pods' packets for the metadata address before any tier or NetworkPolicy
+//   sees them, except from the pods a set lists as exempt.
 import { type Cidr, parseCidr } from '../ip.ts';
 import type { Table } from '../nft/types.ts';
 import { type ClusterIndex, ClusterIndexer, type PodFacts } from './cluster-index.ts';
 import { compileTiers, type TierLog, type TierProfiles, type TierResult } from './cnp-compile.ts';
 import type { PolicyError } from './errors.ts';
 import { compileHost, type HostFirewallOptions, type HostFirewallReport } from './host-compile.ts';
+import { compileMetadataGuard, exemptAddresses, guardOptions, type MetadataGuardSetting } from './metadata-guard.ts';
 import type { Direction, NormalizedPolicy } from './normalize.ts';
 import { buildOutput, type PolicyOutput } from './policy-output.ts';
 import { addrType, commentLabel, compileRule, FAMILIES, fam, hashId, type Subjects, short } from './rule-compile.ts';
@@ -69,6 +74,8 @@ export interface CompileOptions {
    * pods under policy. Absent: off, and no host chain exists.
    */
   hostFirewall?: HostFirewallOptions;
+  /** The cloud metadata guard (metadata-guard.ts): absent, on with the default opt-in label; false, off. */
+  metadataGuard?: MetadataGuardSetting;
 }
 
 export interface LocalEndpoint {
@@ -197,6 +204,8 @@ export function compilePolicies(state: ClusterState, opts: CompileOptions, index
   });
   knownPodSets(b, guards, local);
   baseChains(b, guards, tiers);
+  const metadata = guardOptions(opts.metadataGuard);
+  if (metadata) compileMetadataGuard(b, exemptAddresses(metadata, idx), log);
   const endpoints = profileChains(b, local, np, tiers, log);
 
   const { policyChains } = np;

@@ -32,6 +32,10 @@
 //   describes; a verdict says which tier decided (DirectionVerdict.tier).
 //   One weir cannot express is judged as the kernel enforces it, "Deny all"
 //   for its subjects (fail closed; cnp-normalize.ts).
+// - The cloud metadata guard (EvaluatorOptions.metadataGuard, on unless
+//   false): a pod's egress to the metadata address is denied before any
+//   tier unless the pod is exempt (metadata-guard.ts: the opt-in label, or
+//   an egress rule naming the address); an exempt pod's is judged as usual.
 //
 // How endpoints resolve and peers match (terminated pods, bare addresses,
 // ipBlock and pod addresses) is snapshot-index.ts, the snapshot as this
@@ -50,6 +54,7 @@ import {
   parsePortRanges,
   portRangesContain,
 } from './host-normalize.ts';
+import { exemptFamilies, guardOptions, isMetadataAddress, type MetadataGuardOptions } from './metadata-guard.ts';
 import { type Direction, type NormalizedPolicy, normalizePolicy } from './normalize.ts';
 import { type NamedPorts, type PortMatch, portsMatch } from './ports.ts';
 import { selectorMatches } from './selector.ts';
@@ -82,6 +87,7 @@ export class PolicyEvaluator {
   readonly #selecting = new Map<string, NormalizedPolicy[]>();
   readonly #host: HostFirewallEvalOptions | undefined;
   readonly #hostPolicies: readonly NormalizedHostPolicy[];
+  readonly #metadata: MetadataGuardOptions | undefined;
 
   /**
    * Indexes a snapshot; throws PolicyError for a policy it cannot express,
@@ -91,6 +97,7 @@ export class PolicyEvaluator {
    */
   constructor(state: ClusterState, opts: EvaluatorOptions = {}) {
     this.#host = opts.hostFirewall;
+    this.#metadata = guardOptions(opts.metadataGuard);
     this.#hostPolicies = this.#host ? normalizeHostPolicies(state.hostPolicies ?? []).policies : [];
     this.policies = state.policies.map(normalizePolicy);
     const cnps = normalizeClusterPolicies(state.clusterPolicies ?? []);
@@ -150,6 +157,7 @@ export class PolicyEvaluator {
       ...(clusterPolicies.length > 0 ? { clusterPolicies, ...(tier ? { tier } : {}) } : {}),
     });
     if (self) return verdict(true, [{ kind: selecting.length > 0 || clusterPolicies.length > 0 ? 'self' : 'not-isolated' }]);
+    if (direction === 'egress' && this.#guarded(pod, peer, selecting, [...admin, ...baseline])) return verdict(false, [{ kind: 'metadata-guard' }]);
     // Named ports always name a port of the receiving pod: the subject for
     // ingress, the peer for egress; a non-pod destination has no names.
     const target = dst.pod ? this.#snap.namedPorts(dst.pod) : undefined;
@@ -181,6 +189,19 @@ export class PolicyEvaluator {
     const b = first(baseline);
     if (b && b.action !== 'Pass') return verdict(b.action === 'Accept', [...passed, b], 'Baseline');
     return verdict(true, [...passed, ...(b ? [b] : []), { kind: 'not-isolated' }]);
+  }
+
+  /** Whether the metadata guard stops the pod's egress to `peer`: the guard on, the peer the metadata address, the pod not exempt. */
+  #guarded(pod: PodInfo, peer: End, selecting: readonly NormalizedPolicy[], clusterPolicies: readonly NormalizedClusterPolicy[]): boolean {
+    if (!this.#metadata || !isMetadataAddress(peer.view.ip)) return false;
+    const family = peer.view.ip.includes(':') ? 6 : 4;
+    const exempt = exemptFamilies(this.#metadata, {
+      labels: pod.labels,
+      nsLabels: this.#snap.namespaceLabels(pod.ref.namespace),
+      networkPolicies: selecting,
+      clusterPolicies,
+    });
+    return !exempt.has(family);
   }
 
   // ---- host firewall ----

@@ -39,6 +39,8 @@ export function formatReason(r: Reason, d: DirectionVerdict): string {
       return `host firewall: failsafe port of node ${d.host ?? '?'}, open whatever the policies say`;
     case 'audit':
       return `no rule allows it in ${d.policies.map(formatPolicyRef).join(', ')}, but audit mode logs it instead of dropping it`;
+    case 'metadata-guard':
+      return 'denied by the metadata guard: the cloud metadata service needs the opt-in label, or an egress rule naming its address';
     case 'cluster-rule': {
       const what = r.action === 'Accept' ? 'allowed' : r.action === 'Deny' ? 'denied' : `passed on from the ${r.tier} tier`;
       return `${what} by ${describePolicyRef(r.policy)} (${r.tier} tier, priority ${r.priority}) ${where}[${r.rule}]${r.name !== undefined ? ` ${JSON.stringify(r.name)}` : ''}`;

@@ -154,8 +154,13 @@ export class SnapshotIndex {
     return this.#matches(sel, 'pod', pod.key, () => pod.labels);
   }
 
+  /** A namespace's labels, kubernetes.io/metadata.name included (that label alone when it has no Namespace object). */
+  namespaceLabels(ns: string): Labels {
+    return this.#nsLabels.get(ns) ?? { [NS_NAME_LABEL]: ns };
+  }
+
   selectsNamespace(sel: CompiledSelector, ns: string): boolean {
-    return this.#matches(sel, 'ns', ns, () => this.#nsLabels.get(ns) ?? { [NS_NAME_LABEL]: ns });
+    return this.#matches(sel, 'ns', ns, () => this.namespaceLabels(ns));
   }
 
   peerMatches(peer: NormalizedPeer, policyNs: string, end: End): boolean {

@@ -6,7 +6,9 @@
 // names. Pure.
 //
 // Semantics (network-policy-api v0.3.0, ClusterNetworkPolicySpec and the
-// API overview), per direction of a connection:
+// API overview), per direction of a connection (ahead of them all, a pod's
+// egress to the cloud metadata address meets weir's metadata guard:
+// metadata-guard.ts):
 // - Admin tier, by ascending priority (ties by name), each policy's rules in
 //   order: the first matching rule decides. Accept allows and Deny denies,
 //   and nothing after them is consulted; Pass skips the rest of the Admin

@@ -6,6 +6,7 @@ import type { IpFamily } from '../ip.ts';
 import type { CnpTier } from './cnp-types.ts';
 import type { PolicyRef } from './errors.ts';
 import type { PortRange } from './host-normalize.ts';
+import type { MetadataGuardSetting } from './metadata-guard.ts';
 import type { Direction } from './normalize.ts';
 import type { ClusterRuleReason } from './tiers.ts';
 import type { Protocol } from './types.ts';
@@ -58,7 +59,9 @@ export type Reason =
   /** Host firewall: no rule allows it, but audit mode (node-wide, or only Audit policies) logs it instead of dropping it. */
   | { readonly kind: 'audit' }
   /** A ClusterNetworkPolicy rule matched: Accept or Deny decided, or Pass sent it on to the next tier. */
-  | ClusterRuleReason;
+  | ClusterRuleReason
+  /** The cloud metadata guard denied it: the pod is not exempt (metadata-guard.ts), whatever the policies say. */
+  | { readonly kind: 'metadata-guard' };
 
 export interface DirectionVerdict {
   readonly direction: Direction;
@@ -96,6 +99,8 @@ export interface HostFirewallEvalOptions {
 export interface EvaluatorOptions {
   /** Judge node traffic as host-firewall mode enforces it. */
   readonly hostFirewall?: HostFirewallEvalOptions;
+  /** The cloud metadata guard as the agent runs it: absent, on with the default opt-in label; false, off. */
+  readonly metadataGuard?: MetadataGuardSetting;
 }
 
 export interface Verdict {

@@ -2,6 +2,7 @@
 // on, and what follows each sync (metrics, the kernel verifier, the DNS path,
 // memory, logs). When syncs happen and which are full: see resync.ts.
 import type { Logger } from 'pino';
+import { DEFAULT_METADATA_OPTIN_LABEL } from '../../policy/metadata-guard.ts';
 import { type AgentMetrics, fallbackReason } from '../agent-metrics.ts';
 import type { ClusterCache } from '../cache.ts';
 import type { KubeConfig } from '../client-node.ts';
@@ -72,6 +73,7 @@ export function createReconciler(d: SyncDeps): Reconciler {
     debounceMs: cfg.debounceMs,
     masquerade: cfg.masquerade,
     nonMasqueradeCIDRs: cfg.nonMasqueradeCidr,
+    metadataGuard: cfg.metadataGuard === false ? false : { optInLabel: cfg.metadataGuardOptinLabel ?? DEFAULT_METADATA_OPTIN_LABEL },
     ...(cfg.hostFirewall ? { hostFirewall: hostFirewallOptions(cfg, d.host) } : {}),
     onSync: (s) => afterSync(d, memory, s),
     onPurge: (r) => {

@@ -4,6 +4,8 @@
 // Without --follow: newest first. With --follow: the backlog and then new
 // drops in the order they happen (like tail -f), one JSON object per line
 // with -o json, until interrupted.
+
+import { METADATA_GUARD_CHAIN } from '../../policy/metadata-guard.ts';
 import { type Context, CtlError, type DropRecord, type DropsReply } from '../context.ts';
 import { type ChainInfo, canonical, chainIndex, nodeByIp, podByIp } from '../resolve.ts';
 import { fixedRow, paint, renderTable } from '../table.ts';
@@ -121,7 +123,10 @@ export async function followDrops(ctx: Context, limit: number, print: (s: string
     // A restarted agent counts from 0 again.
     if (r.last < after) after = 0;
     if (r.drops.length > 0) {
-      const unknown = r.drops.some((d) => (d.src && !ix.pods.has(canonical(d.src))) || (d.chain && !ix.chains.has(d.chain)));
+      // The metadata guard's chain is no profile: its drops need no fresh index.
+      const unknown = r.drops.some(
+        (d) => (d.src && !ix.pods.has(canonical(d.src))) || (d.chain && d.chain !== METADATA_GUARD_CHAIN && !ix.chains.has(d.chain)),
+      );
       if (unknown || Date.now() - fetchedAt > 10_000) {
         ix = await index(ctx);
         fetchedAt = Date.now();

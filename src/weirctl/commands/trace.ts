@@ -18,6 +18,7 @@ import {
 } from '../../policy/evaluator.ts';
 import { formatEndpoint, formatReason, formatVerdict } from '../../policy/explain.ts';
 import { parsePortRanges } from '../../policy/host-normalize.ts';
+import { METADATA_GUARD_CHAIN } from '../../policy/metadata-guard.ts';
 import type { Protocol } from '../../policy/types.ts';
 import { type AgentStatus, type CommandResult, type Context, CtlError } from '../context.ts';
 import { parsePodRef, recordOfPod, vethOf } from '../resolve.ts';
@@ -41,7 +42,8 @@ export interface DirectionReport {
 }
 
 export interface DecidingRule {
-  kind: 'ClusterNetworkPolicy' | 'NetworkPolicy';
+  /** MetadataGuard: the cloud metadata guard (policy `metadata-guard`, no rule of a policy). */
+  kind: 'ClusterNetworkPolicy' | 'NetworkPolicy' | 'MetadataGuard';
   /** `name` of a ClusterNetworkPolicy, `namespace/name` of a NetworkPolicy. */
   policy: string;
   /** `ingress[i]` or `egress[i]`. */
@@ -79,6 +81,7 @@ export function parseEndpoint(s: string, flag: string): Endpoint {
 /** The rule that decided a direction: a ClusterNetworkPolicy Accept or Deny (a Pass only hands on), else the first NetworkPolicy rule that allows. */
 export function decidingRule(d: DirectionVerdict): DecidingRule | undefined {
   const pick = (r: Reason): DecidingRule | undefined => {
+    if (r.kind === 'metadata-guard') return { kind: 'MetadataGuard', policy: METADATA_GUARD_CHAIN, rule: 'egress', action: 'Deny' };
     if (r.kind === 'cluster-rule' && r.action !== 'Pass') {
       return {
         kind: 'ClusterNetworkPolicy',

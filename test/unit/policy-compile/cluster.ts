@@ -164,6 +164,8 @@ export const IPBLOCKS = [
   { cidr: 'fd00:1::/120', except: ['fd00:1::/124'] },
   { cidr: '::/0', except: ['fd00::/8'] },
   { cidr: 'fd01::/64' },
+  { cidr: '169.254.169.254/32' },
+  { cidr: 'fd00:ec2::254/128' },
 ];
 const peerArb: fc.Arbitrary<NetworkPolicyPeer> = fc.oneof(
   podSelectorArb.map((podSelector) => ({ podSelector })),

@@ -16,7 +16,19 @@ import { type Change, type ClusterModel, changeArb, clusterArb, LEARNED, nsSelec
 
 export const CNP_SLOTS = 4;
 
-const NETWORKS = ['10.1.0.0/24', '10.2.0.0/25', '10.1.0.14/32', '0.0.0.0/0', '192.168.0.0/24', '203.0.113.0/24', '::/0', 'fd00:1::/64', 'fd01::2/128'];
+const NETWORKS = [
+  '10.1.0.0/24',
+  '10.2.0.0/25',
+  '10.1.0.14/32',
+  '0.0.0.0/0',
+  '192.168.0.0/24',
+  '203.0.113.0/24',
+  '::/0',
+  'fd00:1::/64',
+  'fd01::2/128',
+  '169.254.169.254/32',
+  'fd00:ec2::254/128',
+];
 const NODE_SELECTORS = [{}, { matchLabels: { zone: 'a' } }, { matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] }];
 const DOMAINS = [['*.example.com'], ['www.example.com'], ['example.org', 'nothing.example.net']];
 const NUMBERED: ClusterNetworkPolicyProtocol[] = [

@@ -10,7 +10,10 @@
 // crosses that node's input hook (where the ClusterNetworkPolicy tiers judge
 // it); its own node's packet to it takes the output hook, which weir leaves
 // alone (host firewall off), so the evaluator must allow it. A pod to
-// itself is never routed; skipped.
+// itself is never routed; skipped. Every packet a node receives meets its
+// prerouting hook first (the metadata guard, src/policy/metadata-guard.ts),
+// on each node of the path; the cloud metadata addresses are among the
+// outside addresses.
 import type { IpFamily } from '../../../src/ip.ts';
 import { type CompileOptions, compilePolicies } from '../../../src/policy/compile.ts';
 import {
@@ -23,8 +26,9 @@ import {
   podEndpoint,
   type Verdict,
 } from '../../../src/policy/index.ts';
+import { METADATA_ADDRESSES } from '../../../src/policy/metadata-guard.ts';
 import { EXTERNAL_IPS, NODE_IPS, NODES } from './cluster.ts';
-import { Datapath, type L4, type Packet } from './interp.ts';
+import { Datapath, type HookResult, type L4, type Packet } from './interp.ts';
 
 export const PORTS: Array<[Protocol, number]> = [
   ['TCP', 80],
@@ -63,7 +67,7 @@ export function ends(state: ClusterState): End[] {
   }
   for (const n of NODES)
     for (const ip of NODE_IPS[n] as string[]) out.push({ kind: 'node', ep: ipEndpoint(ip), node: n, ips: fams([ip]), label: `node ${n} ${ip}` });
-  for (const ip of EXTERNAL_IPS) out.push({ kind: 'ext', ep: ipEndpoint(ip), ips: fams([ip]), label: ip });
+  for (const ip of [...EXTERNAL_IPS, ...Object.values(METADATA_ADDRESSES)]) out.push({ kind: 'ext', ep: ipEndpoint(ip), ips: fams([ip]), label: ip });
   return out;
 }
 
@@ -74,6 +78,14 @@ export interface Mismatch {
   detail: string;
 }
 
+/** A packet through one node: its prerouting hook, then `hook` if prerouting let it by. */
+function throughNode(dp: Datapath, hook: string, pkt: Packet): HookResult {
+  const pre = dp.hook('prerouting', pkt);
+  if (pre.verdict === 'drop') return pre;
+  const r = dp.hook(hook, pkt);
+  return { verdict: r.verdict, trail: [...pre.trail, ...r.trail] };
+}
+
 /** Every connection between the ends of `state`, judged both ways; returns the disagreements. */
 export function compare(
   state: ClusterState,
@@ -81,7 +93,7 @@ export function compare(
   opts: Omit<CompileOptions, 'nodeName'> = {},
   seen?: (v: Verdict) => void,
 ): { mismatches: Mismatch[]; judged: number } {
-  const evaluator = new PolicyEvaluator(state);
+  const evaluator = new PolicyEvaluator(state, { metadataGuard: opts.metadataGuard });
   const dp = new Map<string, Datapath>(NODES.map((n) => [n, new Datapath(compilePolicies(state, { ...opts, nodeName: n }).ruleset)]));
   const all = ends(state);
   const mismatches: Mismatch[] = [];
@@ -107,7 +119,7 @@ export function compare(
           if (fromOwnNode) got = 'not routed';
           else {
             const pkt: Packet = { saddr, daddr, proto: protocol.toLowerCase() as L4, dport: port, ctState: 'new' };
-            const results = (toOwnNode ? [a.node] : path).map((n) => ({ n, r: (dp.get(n) as Datapath).hook(hook, pkt) }));
+            const results = (toOwnNode ? [a.node] : path).map((n) => ({ n, r: throughNode(dp.get(n) as Datapath, hook, pkt) }));
             got = results.every((x) => x.r.verdict === 'accept');
             detail = results.map((x) => `${x.n} ${hook}: ${x.r.verdict} [${x.r.trail.join(' | ')}]`).join('; ');
           }

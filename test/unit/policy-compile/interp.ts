@@ -7,6 +7,10 @@
 // other text, so that a change in the compiler's output is noticed here
 // rather than silently misread:
 //   ip|ip6 saddr|daddr @set                 (address in a set or interval set)
+//   ip|ip6 saddr|daddr != @set              (address not in it)
+//   ip|ip6 saddr|daddr ADDRESS              (one address)
+//   iif "lo"                                (from the node itself: never
+//                                            a pod's packet)
 //   ip|ip6 saddr|daddr vmap @map            (dispatch through a verdict map)
 //   meta l4proto . th dport @set            (protocol . port, intervals)
 //   ip|ip6 daddr . meta l4proto . th dport @set
@@ -38,7 +42,8 @@ export interface HookResult {
 
 /** The statements both dialects write alike (the host one adds its own). */
 export type CommonStmt =
-  | { kind: 'addr'; family: IpFamily; field: 'saddr' | 'daddr'; set: string }
+  | { kind: 'addr'; family: IpFamily; field: 'saddr' | 'daddr'; set: string; negated?: true }
+  | { kind: 'addrIs'; family: IpFamily; field: 'saddr' | 'daddr'; addr: string }
   | { kind: 'vmap'; family: IpFamily; field: 'saddr' | 'daddr'; map: string }
   | { kind: 'protoPort'; set: string }
   | { kind: 'addrProtoPort'; family: IpFamily; set: string }
@@ -48,7 +53,7 @@ export type CommonStmt =
   | { kind: 'verdict'; verdict: 'accept' | 'drop' }
   | { kind: 'jump' | 'goto'; chain: string };
 
-type Stmt = CommonStmt | { kind: 'fibLocal' };
+type Stmt = CommonStmt | { kind: 'fibLocal' } | { kind: 'fromLo' };
 
 const fam = (s: string): IpFamily => (s === 'ip' ? 4 : 6);
 /**
@@ -60,6 +65,8 @@ export const COMMON_FORMS: ReadonlyArray<[RegExp, (m: RegExpMatchArray) => Commo
   [/^(ip6?) (saddr|daddr) vmap @(\w+)/, (m) => ({ kind: 'vmap', family: fam(m[1] as string), field: m[2] as 'saddr', map: m[3] as string })],
   [/^(ip6?) daddr \. meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'addrProtoPort', family: fam(m[1] as string), set: m[2] as string })],
   [/^(ip6?) (saddr|daddr) @(\w+)/, (m) => ({ kind: 'addr', family: fam(m[1] as string), field: m[2] as 'saddr', set: m[3] as string })],
+  [/^(ip6?) (saddr|daddr) != @(\w+)/, (m) => ({ kind: 'addr', family: fam(m[1] as string), field: m[2] as 'saddr', set: m[3] as string, negated: true })],
+  [/^(ip6?) (saddr|daddr) ([0-9a-f.:]+)(?= |$)/, (m) => ({ kind: 'addrIs', family: fam(m[1] as string), field: m[2] as 'saddr', addr: m[3] as string })],
   [/^meta l4proto \. th dport @(\w+)/, (m) => ({ kind: 'protoPort', set: m[1] as string })],
   [/^ct state ((?:new|established|related|invalid)(?:,(?:new|established|related|invalid))*)/, (m) => ({ kind: 'ct', states: (m[1] as string).split(',') })],
   [/^tcp flags & \(syn \| ack\) != syn/, () => ({ kind: 'tcpNotSyn' })],
@@ -71,6 +78,7 @@ export const COMMON_FORMS: ReadonlyArray<[RegExp, (m: RegExpMatchArray) => Commo
 const FORMS: ReadonlyArray<[RegExp, (m: RegExpMatchArray) => Stmt]> = [
   ...COMMON_FORMS,
   [/^fib daddr type local/, () => ({ kind: 'fibLocal' })],
+  [/^iif "lo"/, () => ({ kind: 'fromLo' })],
   [/^limit rate \d+\/(?:second|minute) burst \d+ packets log prefix "[^"]*" group \d+/, () => ({ kind: 'skip' })],
 ];
 
@@ -288,7 +296,11 @@ export class RulesetInterpreter<P extends BasePacket, S extends { kind: string }
     switch (s.kind) {
       case 'addr': {
         const a = s.field === 'saddr' ? src : dst;
-        return a.family === s.family && this.lookup(s.set, [addrType(s.family)], [a.value]) !== undefined;
+        return a.family === s.family && (this.lookup(s.set, [addrType(s.family)], [a.value]) !== undefined) !== (s.negated === true);
+      }
+      case 'addrIs': {
+        const a = s.field === 'saddr' ? src : dst;
+        return a.family === s.family && a.value === addrOf(s.addr).value;
       }
       case 'protoPort':
         return this.lookup(s.set, ['inet_proto', 'inet_service'], [pkt.proto, pkt.dport]) !== undefined;
@@ -336,6 +348,7 @@ export class Datapath extends RulesetInterpreter<Packet, Stmt> {
 
   protected override match(s: Stmt, pkt: Packet, where: Where): Outcome {
     if (s.kind === 'fibLocal') return this.#hook === 'input';
+    if (s.kind === 'fromLo') return false; // this interpreter's packets come from pods or from beyond the node
     return super.match(s, pkt, where);
   }
 }

@@ -104,7 +104,7 @@ describe('which policies get chains', () => {
       pol({ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['host', 'done', 'failed', 'pending'] }] }, ingress: [] }),
     ]);
     expect(r.policyChains.size).toBe(0);
-    expect([...r.ruleset.chains.keys()].sort()).toEqual(['pod_egress', 'pod_ingress']);
+    expect([...r.ruleset.chains.keys()].sort()).toEqual(['metadata_deny', 'metadata_guard', 'pod_egress', 'pod_ingress']);
   });
 
   it('base chains: forward hook, egress before ingress, established first, then the vmap dispatch', () => {
