@@ -42,6 +42,38 @@ export interface AgentConfig {
   metadataGuardOptinLabel?: string;
 }
 
+/** The host firewall's flags, added to agentOptions as one group. */
+const HOST_FIREWALL_FLAGS = {
+  'host-firewall': { type: 'boolean', default: false, describe: "Also police the node's own addresses and hostNetwork pods" },
+  'host-firewall-audit': {
+    type: 'boolean',
+    default: false,
+    describe: 'Host firewall in audit: log what it would drop (weir audit host …) and drop nothing',
+  },
+  'failsafe-inbound': {
+    type: 'string',
+    default: DEFAULT_FAILSAFE_INBOUND,
+    describe: 'Inbound proto:port[-port] list no policy can close (host firewall); "none" for none',
+  },
+  'failsafe-outbound': {
+    type: 'string',
+    default: DEFAULT_FAILSAFE_OUTBOUND,
+    describe: 'Outbound proto:port[-port] list no policy can close (host firewall); "none" for none',
+  },
+  'host-network-cgroup-template': {
+    type: 'string',
+    array: true,
+    default: [] as string[],
+    describe:
+      'cgroup of a hostNetwork pod below --cgroup-root, e.g. kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice (repeatable; first existing wins); enables egress policy for hostNetwork pods',
+  },
+  'cgroup-root': {
+    type: 'string',
+    default: '/sys/fs/cgroup',
+    describe: "Where the host's cgroup v2 hierarchy is mounted in the agent (for --host-network-cgroup-template)",
+  },
+} as const;
+
 /** The metadata guard's flags, added to agentOptions as one group. */
 const METADATA_GUARD_FLAGS = {
   'metadata-guard': {
@@ -96,29 +128,7 @@ export function agentOptions<T>(y: Argv<T>) {
     })
     .option('health-address', { type: 'string', default: '0.0.0.0:9962', describe: 'host:port of /healthz, /readyz and /metrics' })
     .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], describe: 'Log level (JSON logs on stderr)' })
-    .option('host-firewall', { type: 'boolean', default: false, describe: "Also police the node's own addresses and hostNetwork pods" })
-    .option('host-firewall-audit', {
-      type: 'boolean',
-      default: false,
-      describe: 'Host firewall in audit: log what it would drop (weir audit host …) and drop nothing',
-    })
-    .option('failsafe-inbound', {
-      type: 'string',
-      default: DEFAULT_FAILSAFE_INBOUND,
-      describe: 'Inbound proto:port[-port] list no policy can close (host firewall); "none" for none',
-    })
-    .option('failsafe-outbound', {
-      type: 'string',
-      default: DEFAULT_FAILSAFE_OUTBOUND,
-      describe: 'Outbound proto:port[-port] list no policy can close (host firewall); "none" for none',
-    })
-    .option('host-network-cgroup-template', {
-      type: 'string',
-      array: true,
-      default: [] as string[],
-      describe:
-        'cgroup of a hostNetwork pod below --cgroup-root, e.g. kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice (repeatable; first existing wins); enables egress policy for hostNetwork pods',
-    })
+    .options(HOST_FIREWALL_FLAGS)
     .option('ipam-sweep-interval', {
       type: 'number',
       default: 60,
@@ -131,11 +141,6 @@ export function agentOptions<T>(y: Argv<T>) {
       describe: "Seconds at least between two full comparisons of the kernel's table with the applied ruleset (spaced by 100x their cost above that)",
     })
     .options(METADATA_GUARD_FLAGS)
-    .option('cgroup-root', {
-      type: 'string',
-      default: '/sys/fs/cgroup',
-      describe: "Where the host's cgroup v2 hierarchy is mounted in the agent (for --host-network-cgroup-template)",
-    })
     .check((a) => {
       if (!a['node-name']) throw new Error('--node-name (or NODE_NAME) is required');
       if (!/^[^:]*:\d+$/.test(a['health-address'] as string)) throw new Error('--health-address must be host:port');
