@@ -35,6 +35,7 @@ import fs from 'node:fs';
 import { Errno } from '../errors.ts';
 import { type KoffiFunction, loadKoffi } from '../sys/ffi.ts';
 import { inNetns, type Netns } from '../sys/netns.ts';
+import { withSignalsBlocked } from '../sys/signals.ts';
 import type { Nft, NftJson } from './backend.ts';
 import { errnoFromNftMessage, NftError } from './errors.ts';
 import type { Compiled, Transaction } from './transaction.ts';
@@ -175,6 +176,8 @@ export class LibNftables implements Nft {
       if (r.rc === 0) return;
       let located: string | undefined;
       if (this.locateErrors && !/^\S+:\d+:\d+(-\d+)?: Error/m.test(r.error)) located = this.locate(compiled.script);
+      // The replay only names the line of the same error; anything else it reports is not what failed.
+      if (located !== undefined && firstMessage(located) !== firstMessage(r.error)) located = undefined;
       throw failure(located ?? r.error, compiled.script, compiled, dryRun ? 'check' : 'run');
     });
   }
@@ -198,7 +201,8 @@ export class LibNftables implements Nft {
       b.setFlags(ctx, options.outputFlags ?? 0);
       b.setDryRun(ctx, options.dryRun === true);
       this.calls++;
-      const rc = Number(b.runBuffer(ctx, script));
+      // Signals blocked: libnftables misreports a committed batch as failed when one interrupts it (src/sys/signals.ts).
+      const rc = Number(withSignalsBlocked(() => b.runBuffer(ctx, script)));
       // Reading a buffer also rewinds it for the next run: always read both.
       const output = String(b.getOutput(ctx) ?? '');
       const error = String(b.getError(ctx) ?? '');
@@ -223,7 +227,7 @@ export class LibNftables implements Nft {
       fs.writeSync(fd, script);
       ctx = newCtx(b);
       b.setDryRun(ctx, true);
-      const rc = Number(b.runFile(ctx, `/proc/self/fd/${fd}`));
+      const rc = Number(withSignalsBlocked(() => b.runFile(ctx, `/proc/self/fd/${fd}`)));
       return rc === 0 ? undefined : String(b.getError(ctx) ?? '');
     } catch {
       return undefined;
