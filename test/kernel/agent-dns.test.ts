@@ -23,10 +23,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/agent.ts';
-import { waitEstablished } from '../helpers/wait.ts';
 import { type AttachedPod, useAgentNode } from '../helpers/agent-node.ts';
 import { connectOnceScript, dnsClientScript, type Lookup, parseLookups, quantile } from '../helpers/dns-client.ts';
 import { createNetns, type TestNetns } from '../helpers/netns.ts';
+import { waitEstablished } from '../helpers/wait.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');

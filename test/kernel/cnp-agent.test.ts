@@ -21,8 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheMatchesApi } from '../../src/agent/cache-digest.ts';
 import { collectLines } from '../../src/weirctl/trace/kernel.ts';
 import { eventually } from '../helpers/agent.ts';
-import { waitEstablished } from '../helpers/wait.ts';
 import { type AttachedPod, useAgentNode, webFromClient } from '../helpers/agent-node.ts';
+import { waitEstablished } from '../helpers/wait.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NODE = path.join(REPO, 'node_modules/.bin/node');
