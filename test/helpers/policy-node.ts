@@ -35,7 +35,6 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { afterAll, beforeAll } from 'vitest';
 import { type MatrixPod, type MatrixProbe, type MatrixResult, renderMatrix, runMatrix } from '../../lab/probe/matrix.ts';
 import { defaultNode, type ServerProcess, spawnServer } from '../../lab/probe/process.ts';
@@ -53,6 +52,7 @@ import type { ClusterState, ContainerPort, Namespace, NetworkPolicy, Pod } from 
 import { Netns } from '../../src/sys/netns.ts';
 import { containerdArgs, expectSuccess, newContainerId, type PluginJson, runCni, weirBinary } from './cni.ts';
 import { createNetns, sweepLeakedNetns, type TestNetns } from './netns.ts';
+import { type EchoServer, openSession, type Session, startEchoServer } from './tcp-session.ts';
 
 export const POD_CIDR = '10.244.1.0/24';
 export const NODE_NAME = 'n1';
@@ -332,7 +332,10 @@ export class PolicyNode {
     this.lastReport = report;
     // The agent's drift check (kernel-drift.ts) must read every rule and element back as applied.
     const drift = tableDrift(this.engine.applied as Ruleset, parseTableListing(this.nft.list('inet', 'weir', { stateless: true })));
-    if (drift.examples.length > 0) throw new Error(`the kernel's table does not read back as applied: ${JSON.stringify(drift.examples)}`);
+    if (drift.examples.length > 0) {
+      const how = `${report.full ? 'full' : report.elementsOnly ? 'element writer' : 'nft diff'}, ${report.operations} operations`;
+      throw new Error(`the kernel's table does not read back as applied (${how}): ${JSON.stringify(drift.examples)}`);
+    }
     // Its cheap check: the table's use count is its chains and sets (kernel-verifier.ts).
     const rs = this.engine.applied as Ruleset;
     const use = this.elements.tableInfo('inet', 'weir')?.use;
@@ -452,102 +455,14 @@ export class PolicyNode {
     return c;
   }
 
-  /**
-   * A TCP echo server on `port` in `pod`: every connection echoes what it
-   * receives, and push(text) makes the server send the line `text` on every
-   * connection of its own accord (a server that keeps talking, like a watch
-   * stream).
-   */
-  async echoServer(pod: NodePod, port: number): Promise<{ push(text: string): void; stop(): void }> {
-    const script = `
-      const net = require('node:net');
-      const conns = new Set();
-      const srv = net.createServer((s) => {
-        conns.add(s);
-        s.on('error', () => {});
-        s.on('close', () => conns.delete(s));
-        s.pipe(s);
-      });
-      srv.listen({ port: Number(process.argv[1]), host: '0.0.0.0' }, () => console.log('listening'));
-      let inb = '';
-      process.stdin.setEncoding('utf8');
-      process.stdin.on('data', (d) => { inb += d; let i; while ((i = inb.indexOf('\\n')) >= 0) { const line = inb.slice(0, i + 1); inb = inb.slice(i + 1); for (const s of conns) s.write(line); } });
-      process.stdin.on('end', () => process.exit(0));`;
-    const c = this.#spawnIn(pod, script, [String(port)]);
-    await firstLine(c, (l) => l === 'listening', `echo server in ${pod.id}`);
-    return { push: (text) => void c.stdin?.write(`${text}\n`), stop: () => void c.kill('SIGKILL') };
+  /** A TCP echo server on `port` in `pod` (see tcp-session.ts). */
+  echoServer(pod: NodePod, port: number): Promise<EchoServer> {
+    return startEchoServer((script, argv) => this.#spawnIn(pod, script, argv), pod.id, port);
   }
 
-  /**
-   * A long-lived TCP connection from `from` to `to`:`port`. send(text)
-   * writes one line and resolves true once the echo came back, false after
-   * `timeoutMs`; next(text) waits up to `timeoutMs` for the server to send
-   * the line `text` from now on (see echoServer's push).
-   */
-  async session(
-    from: NodePod,
-    to: NodePod,
-    port: number,
-    o: { connectTimeoutMs?: number } = {},
-  ): Promise<{
-    localPort: number;
-    send(text: string, timeoutMs?: number): Promise<boolean>;
-    next(text: string, timeoutMs?: number): Promise<boolean>;
-    close(): void;
-  }> {
-    const script = `
-      const net = require('node:net');
-      const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]) }, () => console.log('connected ' + s.localPort));
-      s.setNoDelay(true);
-      s.on('error', (e) => { console.log('error ' + e.code); });
-      s.on('close', () => { console.log('closed'); process.exit(0); });
-      s.setEncoding('utf8');
-      let buf = '';
-      s.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { console.log('echo ' + buf.slice(0, i)); buf = buf.slice(i + 1); } });
-      let inb = '';
-      process.stdin.setEncoding('utf8');
-      process.stdin.on('data', (d) => { inb += d; let i; while ((i = inb.indexOf('\\n')) >= 0) { s.write(inb.slice(0, i + 1)); inb = inb.slice(i + 1); } });
-      process.stdin.on('end', () => process.exit(0));`;
-    const c = this.#spawnIn(from, script, [to.ip, String(port)]);
-    const lines: string[] = [];
-    const waiters = new Set<() => void>();
-    readline.createInterface({ input: c.stdout! }).on('line', (l) => {
-      lines.push(l);
-      for (const w of waiters) w();
-    });
-    const waitLine = (pred: (l: string) => boolean, ms: number, from = 0): Promise<string | undefined> =>
-      new Promise((resolve) => {
-        const check = (): boolean => {
-          const hit = lines.slice(from).find(pred);
-          if (hit === undefined) return false;
-          waiters.delete(check2);
-          clearTimeout(t);
-          resolve(hit);
-          return true;
-        };
-        const check2 = (): void => void check();
-        const t = setTimeout(() => {
-          waiters.delete(check2);
-          resolve(undefined);
-        }, ms);
-        if (!check()) waiters.add(check2);
-      });
-    const connectMs = o.connectTimeoutMs ?? 5000;
-    const hello = await waitLine((l) => l.startsWith('connected ') || l.startsWith('error '), connectMs);
-    if (!hello?.startsWith('connected ')) {
-      c.kill('SIGKILL');
-      throw new Error(`session ${from.id} -> ${to.id}:${port}: ${hello ?? `no connection in ${connectMs} ms`}`);
-    }
-    return {
-      localPort: Number(hello.split(' ')[1]),
-      send: async (text, timeoutMs = 1500) => {
-        const from = lines.length;
-        c.stdin?.write(`${text}\n`);
-        return (await waitLine((l) => l === `echo ${text}`, timeoutMs, from)) !== undefined;
-      },
-      next: async (text, timeoutMs = 1500) => (await waitLine((l) => l === `echo ${text}`, timeoutMs, lines.length)) !== undefined,
-      close: () => void c.kill('SIGKILL'),
-    };
+  /** A long-lived TCP connection from `from` to `to`:`port` (see tcp-session.ts). */
+  session(from: NodePod, to: NodePod, port: number, o: { connectTimeoutMs?: number } = {}): Promise<Session> {
+    return openSession((script, argv) => this.#spawnIn(from, script, argv), `${from.id} -> ${to.id}:${port}`, to.ip, port, o);
   }
 
   // ---- teardown ----
@@ -575,26 +490,6 @@ export class PolicyNode {
     await attempt(() => fs.rmSync(this.tmp, { recursive: true, force: true }));
     if (errors.length > 0) throw errors[0];
   }
-}
-
-function firstLine(c: ChildProcess, pred: (l: string) => boolean, what: string, ms = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    c.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const t = setTimeout(() => {
-      c.kill('SIGKILL');
-      reject(new Error(`${what}: not ready in ${ms} ms: ${stderr.trim()}`));
-    }, ms);
-    c.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`${what}: exited (${code}): ${stderr.trim()}`));
-    });
-    readline.createInterface({ input: c.stdout! }).on('line', (l) => {
-      if (!pred(l)) return;
-      clearTimeout(t);
-      resolve(l);
-    });
-  });
 }
 
 export interface PolicyNodeFixture {

@@ -451,14 +451,23 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
     const echo = await node.echoServer(yb, PORT);
     const refused = await node.session(xa, yb, PORT);
     const allowed = await node.session(xc, yb, PORT);
+    let failed: unknown;
     try {
       await fn({ node, xa, xc, yb, echo, refused, allowed });
-    } finally {
-      refused.close();
-      allowed.close();
-      echo.stop();
-      node.apply([]);
+    } catch (e) {
+      failed = e;
     }
+    refused.close();
+    allowed.close();
+    echo.stop();
+    try {
+      node.apply([]);
+    } catch (e) {
+      // Both failed: the test's own error is the one to read first, not hidden behind the clean-up's.
+      if (failed !== undefined) throw new AggregateError([failed, e], `${String(failed)}; then restoring no policies failed too: ${String(e)}`);
+      throw e;
+    }
+    if (failed !== undefined) throw failed;
   }
 
   it('an established connection outlives a policy that refuses it; the purge deletes exactly its entry and the allowed one keeps working', async () => {
