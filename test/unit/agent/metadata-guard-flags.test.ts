@@ -3,18 +3,9 @@
 // (key or key=value) by --metadata-guard-optin-label, and a label that is
 // neither refused at start.
 import { describe, expect, it } from 'vitest';
-import yargs from 'yargs';
-import { agentOptions, toConfig } from '../../../src/agent/config.ts';
+import { parseAgentFlags } from '../../helpers/agent-flags.ts';
 
-const parse = async (argv: string[]) =>
-  toConfig(
-    (await agentOptions(yargs(['--node-name=n1', ...argv]))
-      .exitProcess(false)
-      .fail((m, e) => {
-        throw e ?? new Error(m);
-      })
-      .parseAsync()) as Record<string, unknown>,
-  );
+const parse = parseAgentFlags;
 
 describe('metadata guard flags', () => {
   it('on by default, with weir.dev/metadata-access=true', async () => {

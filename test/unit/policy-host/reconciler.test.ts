@@ -6,16 +6,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import yargs from 'yargs';
 import { AgentMetrics } from '../../../src/agent/agent-metrics.ts';
 import { ApiStatusError } from '../../../src/agent/api-list.ts';
 import { ClusterCache } from '../../../src/agent/cache.ts';
-import { agentOptions, toConfig } from '../../../src/agent/config.ts';
 import { apiServerEndpoints, cgroupResolver, type HostPolicyAvailability, hostPolicyLister } from '../../../src/agent/hostfw.ts';
 import { type NodeNetworking, Reconciler } from '../../../src/agent/reconciler.ts';
 import { statusRoutes } from '../../../src/agent/status-api.ts';
 import { FakeNft } from '../../../src/nft/fake.ts';
 import { PolicyEngine } from '../../../src/policy/engine.ts';
+import { parseAgentFlags } from '../../helpers/agent-flags.ts';
 import { policy } from '../policy/helpers.ts';
 import { hfp, PODS } from './fixtures.ts';
 
@@ -29,15 +28,7 @@ const tmp = (): string => {
   return d;
 };
 
-const parse = async (argv: string[]) =>
-  toConfig(
-    (await agentOptions(yargs(['--node-name=n1', ...argv]))
-      .exitProcess(false)
-      .fail((m, e) => {
-        throw e ?? new Error(m);
-      })
-      .parseAsync()) as Record<string, unknown>,
-  );
+const parse = parseAgentFlags;
 
 const net: NodeNetworking = { writeCniConfig: () => false, reconcileRoutes: () => ({ changed: 0, errors: [] }) };
 const NODES = [
