@@ -12,7 +12,8 @@ export type SpawnIn = (script: string, argv: string[]) => ChildProcess;
 export interface EchoServer {
   /** Sends the line `text` on every open connection, unasked. */
   push(text: string): void;
-  stop(): void;
+  /** Kills the server; resolves once it exited, so that its port is free again. */
+  stop(): Promise<void>;
 }
 
 export interface Session {
@@ -46,7 +47,15 @@ export async function startEchoServer(spawnIn: SpawnIn, what: string, port: numb
     process.stdin.on('end', () => process.exit(0));`;
   const c = spawnIn(script, [String(port)]);
   await firstLine(c, (l) => l === 'listening', `echo server in ${what}`);
-  return { push: (text) => void c.stdin?.write(`${text}\n`), stop: () => void c.kill('SIGKILL') };
+  const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  return {
+    push: (text) => void c.stdin?.write(`${text}\n`),
+    stop: async () => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      c.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 /** A long-lived TCP connection to `ip`:`port` (`what` names it in errors). */

@@ -422,11 +422,12 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
 
   const isSession = (e: CtEntry, from: string, sport: number, to: string): boolean =>
     e.orig.proto === 6 && e.orig.src === from && e.orig.sport === sport && e.reply.src === to && e.reply.sport === PORT;
-  const traceOf = (port: number): string[] =>
+  /** The conntrack entries of the TCP connection from `ip`:`port`, in either direction (another pod's probe may have used the same port). */
+  const traceOf = (ip: string, port: number): string[] =>
     fx.node
       .conntrack()
       .list(4)
-      .filter((e) => e.orig.sport === port || e.orig.dport === port)
+      .filter((e) => e.orig.proto === 6 && ((e.orig.src === ip && e.orig.sport === port) || (e.orig.dst === ip && e.orig.dport === port)))
       .map((e) => `orig ${e.orig.src}:${e.orig.sport} -> ${e.orig.dst}:${e.orig.dport} tcp state ${e.tcpState} status 0x${(e.status ?? 0).toString(16)}`);
 
   /**
@@ -459,7 +460,7 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
     }
     refused.close();
     allowed.close();
-    echo.stop();
+    await echo.stop();
     try {
       node.apply([]);
     } catch (e) {
@@ -512,7 +513,7 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
   // nf_conntrack_tcp_loose=0 (the segment is then `invalid`, never tracked,
   // and the policed pod's profile drops it).
   it('after the purge a refused connection stays dead even when the server speaks first', async () => {
-    await withSessions(async ({ node, yb, echo, refused, allowed }) => {
+    await withSessions(async ({ node, xa, yb, echo, refused, allowed }) => {
       expect(await refused.send('hello-1')).toBe(true);
       const pushed = refused.next('push-1', 2000);
       echo.push('push-1');
@@ -525,10 +526,10 @@ describe('conntrack and NetworkPolicy changes (kernel)', () => {
       const late = refused.next('push-2', 1000);
       echo.push('push-2');
       await late;
-      expect(traceOf(refused.localPort), 'conntrack entries of the refused connection after the server spoke').toEqual([]);
+      expect(traceOf(xa.ip, refused.localPort), 'conntrack entries of the refused connection after the server spoke').toEqual([]);
       const passed = await refused.send('after-purge-1', 2000);
-      expect(passed, `the refused connection passes again; its conntrack entries now: ${JSON.stringify(traceOf(refused.localPort))}`).toBe(false);
-      expect(traceOf(refused.localPort)).toEqual([]);
+      expect(passed, `the refused connection passes again; its conntrack entries now: ${JSON.stringify(traceOf(xa.ip, refused.localPort))}`).toBe(false);
+      expect(traceOf(xa.ip, refused.localPort)).toEqual([]);
       expect(await allowed.send('after-purge-2')).toBe(true);
       const pushed3 = allowed.next('push-3', 2000);
       echo.push('push-3');
