@@ -28,7 +28,11 @@ class TierSequencer extends BaseSequencer {
       const i = E2E_ORDER.findIndex((n) => f.moduleId.endsWith(`/${n}.test.ts`));
       return i < 0 ? E2E_ORDER.length : i;
     };
-    return [...files].sort((a, b) => rank(a) - rank(b) || a.moduleId.localeCompare(b.moduleId));
+    // Unit files keep vitest's own order, the longest of the last run first:
+    // by name, the longest started late and ran on alone after the others.
+    const unit = files.filter((f) => f.project.name === 'unit');
+    const rest = files.filter((f) => f.project.name !== 'unit');
+    return [...(await super.sort(unit)), ...rest.sort((a, b) => rank(a) - rank(b) || a.moduleId.localeCompare(b.moduleId))];
   }
 }
 
