@@ -4,7 +4,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildSync } from 'esbuild';
 import { expect } from 'vitest';
 import { canonicalIp } from '../../../src/ipam/range.ts';
 import { type AllocationRecord, toRecord } from '../../../src/ipam/store.ts';
@@ -62,10 +63,32 @@ export function killWorkers(): void {
   live.clear();
 }
 
+let bundled: string | undefined;
+
+/**
+ * worker.ts and the store's modules as one JavaScript file, in the job's data
+ * folder (removed with it), bundled once a test file: Node transforming every
+ * TypeScript module anew was most of each worker's start. koffi is still
+ * required from worker.ts's own folder, as it would be unbundled.
+ */
+function workerScript(dataDir: string): string {
+  bundled ??= buildSync({
+    entryPoints: [WORKER],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    packages: 'external',
+    define: { 'import.meta.url': JSON.stringify(pathToFileURL(WORKER).href) },
+    write: false,
+    logLevel: 'error',
+  }).outputFiles[0]?.text;
+  const file = path.join(dataDir, 'worker.mjs');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, bundled ?? '');
+  return file;
+}
+
 export function startWorker(job: Job): Child {
-  const child = spawn(NODE, ['--experimental-transform-types', '--disable-warning=ExperimentalWarning', WORKER, JSON.stringify(job)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(NODE, [workerScript(job.dataDir), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.on('exit', () => live.delete(child));
   let out = '';

@@ -1,4 +1,5 @@
-// Child process for the DiskStore concurrency and crash tests. Run as
+// Child process for the DiskStore concurrency and crash tests, run bundled
+// (helpers.ts) as `node worker.mjs '<job json>'`; by hand, unbundled, as
 //   node --experimental-transform-types worker.ts '<job json>'
 // (transform, not just strip: src/errors.ts uses parameter properties).
 // Protocol: prints "ready" once its modules are loaded, then one JSON line of

@@ -115,16 +115,17 @@ export function compare(
           seen?.(v);
           judged++;
           let got: boolean | 'not routed';
-          let detail = '';
+          let results: { n: string; r: HookResult }[] = [];
           if (fromOwnNode) got = 'not routed';
           else {
             const pkt: Packet = { saddr, daddr, proto: protocol.toLowerCase() as L4, dport: port, ctState: 'new' };
-            const results = (toOwnNode ? [a.node] : path).map((n) => ({ n, r: throughNode(dp.get(n) as Datapath, hook, pkt) }));
+            results = (toOwnNode ? [a.node] : path).map((n) => ({ n, r: throughNode(dp.get(n) as Datapath, hook, pkt) }));
             got = results.every((x) => x.r.verdict === 'accept');
-            detail = results.map((x) => `${x.n} ${hook}: ${x.r.verdict} [${x.r.trail.join(' | ')}]`).join('; ');
           }
           const want = v.allowed;
           if ((got === 'not routed' && !want) || (got !== 'not routed' && got !== want)) {
+            // The trails are written out only for a disagreement: most connections agree.
+            const detail = results.map((x) => `${x.n} ${hook}: ${x.r.verdict} [${x.r.trail.join(' | ')}]`).join('; ');
             const why = `egress ${v.egress.allowed} ${JSON.stringify(v.egress.reasons)}, ingress ${v.ingress.allowed} ${JSON.stringify(v.ingress.reasons)}`;
             mismatches.push({
               conn: `${a.label} -> ${b.label} ${protocol}/${port} (IPv${f} ${saddr} -> ${daddr})`,

@@ -27,7 +27,7 @@
 // caller of the chain that did the goto; a base chain that falls through
 // applies its policy.
 import { bytesToBigint, type IpFamily, tryParseIp } from '../../../src/ip.ts';
-import type { Ruleset } from '../../../src/policy/ruleset.ts';
+import type { DesiredChain, Ruleset } from '../../../src/policy/ruleset.ts';
 
 export type L4 = 'tcp' | 'udp' | 'sctp';
 export type CtState = 'new' | 'established' | 'related' | 'invalid';
@@ -202,7 +202,7 @@ type Addr = ReturnType<typeof addrOf>;
 type Action = { kind: 'accept' | 'drop' } | { kind: 'jump' | 'goto'; chain: string };
 /** What one statement says of a packet: no match, a match, or a match that sets the rule's action. */
 export type Outcome = boolean | Action;
-/** The packet's addresses, parsed once a chain, and the rule being matched (for errors). */
+/** The packet's addresses, parsed once a packet, and the rule being matched (for errors). */
 export interface Where {
   src: Addr;
   dst: Addr;
@@ -229,6 +229,7 @@ export class RulesetInterpreter<P extends BasePacket, S extends { kind: string }
   readonly #sets: SetLookup;
   readonly #parse: (rule: string) => readonly S[];
   readonly #who: string;
+  readonly #basesByHook = new Map<string, DesiredChain[]>();
   constructor(rs: Ruleset, parse: (rule: string) => readonly S[], who: string) {
     this.rs = rs;
     this.#parse = parse;
@@ -244,10 +245,12 @@ export class RulesetInterpreter<P extends BasePacket, S extends { kind: string }
 
   /** Runs the base chains of `hook` in priority order. */
   protected run(hook: string, pkt: P): HookResult {
-    const bases = [...this.rs.chains.values()].filter((c) => c.def.hook === hook).sort((a, b) => Number(a.def.priority) - Number(b.def.priority));
+    const bases = this.#bases(hook);
+    // The packet's addresses are parsed once, not again in every chain it enters.
+    const addrs = { src: addrOf(pkt.saddr), dst: addrOf(pkt.daddr) };
     const trail: string[] = [];
     for (const b of bases) {
-      const r = this.#chain(b.def.name, pkt, 0);
+      const r = this.#chain(b.def.name, pkt, addrs, 0);
       if (r.kind !== 'continue') trail.push(r.by);
       const v = r.kind === 'continue' ? (b.def.policy ?? 'accept') : r.kind;
       if (v === 'drop') return { verdict: 'drop', trail };
@@ -255,14 +258,21 @@ export class RulesetInterpreter<P extends BasePacket, S extends { kind: string }
     return { verdict: 'accept', trail };
   }
 
-  #chain(name: string, pkt: P, depth: number): { kind: 'accept' | 'drop'; by: string } | { kind: 'continue' } {
+  /** The base chains of `hook` in priority order, sorted once per hook: the ruleset never changes. */
+  #bases(hook: string): DesiredChain[] {
+    let bases = this.#basesByHook.get(hook);
+    if (!bases) {
+      bases = [...this.rs.chains.values()].filter((c) => c.def.hook === hook).sort((a, b) => Number(a.def.priority) - Number(b.def.priority));
+      this.#basesByHook.set(hook, bases);
+    }
+    return bases;
+  }
+
+  #chain(name: string, pkt: P, { src, dst }: { src: Addr; dst: Addr }, depth: number): { kind: 'accept' | 'drop'; by: string } | { kind: 'continue' } {
     if (depth > 16) throw new Error(`${this.#who}: chain depth exceeded at ${name}`);
     const c = this.rs.chains.get(name);
     if (!c) throw new Error(`${this.#who}: no chain ${name}`);
-    const src = addrOf(pkt.saddr);
-    const dst = addrOf(pkt.daddr);
     for (const r of c.rules) {
-      const by = `${name}: ${r.rule}${r.comment ? ` (${r.comment})` : ''}`;
       let matched = true;
       let action: Action | undefined;
       for (const s of this.#parse(r.rule)) {
@@ -274,8 +284,8 @@ export class RulesetInterpreter<P extends BasePacket, S extends { kind: string }
         if (o !== true) action = o;
       }
       if (!matched || !action) continue;
-      if (!('chain' in action)) return { kind: action.kind, by };
-      const sub = this.#chain(action.chain, pkt, depth + 1);
+      if (!('chain' in action)) return { kind: action.kind, by: `${name}: ${r.rule}${r.comment ? ` (${r.comment})` : ''}` };
+      const sub = this.#chain(action.chain, pkt, { src, dst }, depth + 1);
       // goto: the called chain's fall-through returns past this chain.
       if (action.kind === 'goto' || sub.kind !== 'continue') return sub;
     }
