@@ -20,7 +20,7 @@ const serial = { fileParallelism: false, globalSetup: ['test/helpers/require-roo
  * in this order it is created as few times as possible: host-firewall mode
  * needs a lab of its own, and the last two end by taking the lab down.
  */
-const E2E_ORDER = ['lab-weirctl', 'lab-policy', 'lab-cnp-dns', 'lab-hostfw', 'lab-resilience', 'lab-basic'];
+const E2E_ORDER = ['lab-weirctl', 'lab-policy', 'lab-cnp-dns', 'lab-metadata-guard', 'lab-hostfw', 'lab-resilience', 'lab-basic'];
 
 class TierSequencer extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
