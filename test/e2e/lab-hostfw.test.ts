@@ -16,10 +16,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agnhostPath, inNetns, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { agnhostPath, inNetns, labState, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
-import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { type LabState, labDir, readState } from '../../lab/state.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, labOk, runningLabPod, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 import { itRetriedRarely, RetryLedger } from '../helpers/retries.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
@@ -59,16 +59,7 @@ interface PodRef {
   ip: string;
 }
 
-async function pod(ns: string, name: string): Promise<PodRef> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const p = (await labPods()).find((x) => x.namespace === ns && x.name === name && x.phase === 'Running' && x.ips.length > 0);
-    const netnsPath = p && state ? podNetnsPath(state, p) : undefined;
-    if (p && netnsPath) return { id: `${ns}/${name}`, netnsPath, ip: p.ips[0] as string };
-    if (Date.now() > deadline) throw new Error(`pod ${ns}/${name} is not running in the lab`);
-    await sleep(250);
-  }
-}
+const pod = (ns: string, name: string): Promise<PodRef> => runningLabPod(state, ns, name, 60_000);
 
 type Outcome = 'connected' | 'refused' | 'timeout' | 'error';
 

@@ -16,11 +16,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agnhostPath, inNetns, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { agnhostPath, inNetns, labState, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
-import { type LabState, labPods } from '../../lab/state.ts';
+import type { LabState } from '../../lab/state.ts';
 import { METADATA_ADDRESSES } from '../../src/policy/metadata-guard.ts';
-import { DOWN_TIMEOUT_MS, labKubectl, labOk, UP_TIMEOUT_MS, upDefaultLab } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, type LabPodRef, labKubectl, labOk, runningLabPod, UP_TIMEOUT_MS, upDefaultLab } from '../helpers/lab.ts';
 
 const WORKER = 'weir-worker';
 const NS = 'e2e-metadata';
@@ -47,16 +47,7 @@ spec:
       args: [pause]
 `;
 
-async function podNetns(ns: string, name: string): Promise<{ id: string; netnsPath: string; ip: string }> {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const p = (await labPods()).find((x) => x.namespace === ns && x.name === name && x.phase === 'Running' && x.ips.length > 0);
-    const netnsPath = p && state ? podNetnsPath(state, p) : undefined;
-    if (p && netnsPath) return { id: `${ns}/${name}`, netnsPath, ip: p.ips[0] as string };
-    if (Date.now() > deadline) throw new Error(`pod ${ns}/${name} is not running in the lab`);
-    await sleep(500);
-  }
-}
+const podNetns = (ns: string, name: string): Promise<LabPodRef> => runningLabPod(state, ns, name, 90_000);
 
 /** One TCP `agnhost connect` to the metadata address from the pod's netns: connected, refused or timeout (dropped). */
 async function probe(netnsPath: string): Promise<string> {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agnhostPath, inNetns, labState, podNetnsPath, type RunResult, run } from '../../lab/commands/common.ts';
-import { type LabState, labPods } from '../../lab/state.ts';
+import { agnhostPath, inNetns, labState, type RunResult, run } from '../../lab/commands/common.ts';
+import type { LabState } from '../../lab/state.ts';
 import { PolicyEvaluator, podEndpoint } from '../../src/policy/evaluator.ts';
 import type { ClusterState, Namespace, NetworkPolicy, Pod } from '../../src/policy/types.ts';
-import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, labOk, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, labOk, runningLabPod, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 import { clientPod, httpPod, netprobePod, nsYaml, policyYaml } from '../helpers/lab-manifests.ts';
 import { itRetriedRarely, RetryLedger } from '../helpers/retries.ts';
 
@@ -42,16 +42,7 @@ async function waitReady(ns: string, names: string[]): Promise<void> {
   await k(['-n', ns, 'wait', '--for=condition=Ready', ...names.map((n) => `pod/${n}`), '--timeout=120s'], undefined, 150_000);
 }
 
-async function pod(ns: string, name: string): Promise<PodRef> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const p = (await labPods()).find((x) => x.namespace === ns && x.name === name && x.phase === 'Running' && x.ips.length > 0);
-    const netnsPath = p ? podNetnsPath(state, p) : undefined;
-    if (p && netnsPath) return { id: `${ns}/${name}`, netnsPath, ip: p.ips[0] as string, node: p.node };
-    if (Date.now() > deadline) throw new Error(`pod ${ns}/${name} is not running in the lab`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const pod = (ns: string, name: string): Promise<PodRef> => runningLabPod(state, ns, name, 30_000);
 
 /** One `agnhost connect` from the pod's netns; true when connected. */
 async function connect(

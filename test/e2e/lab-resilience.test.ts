@@ -19,13 +19,13 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentGet, agnhostPath, inNetns, kubectl, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { agentGet, agnhostPath, inNetns, kubectl, labState, run } from '../../lab/commands/common.ts';
 import type { AgentStatus } from '../../lab/commands/wait.ts';
 import { AGNHOST_IMAGE, kindPaths } from '../../lab/kind.ts';
 import { NetnsScript, PROBE_LOOP } from '../../lab/soak/netns-script.ts';
 import { agentPid as agentPidOf, apiserverPid as apiserverPidOf, cmdline, pids } from '../../lab/soak/procs.ts';
 import { type LabState, labDir, labPods, recordPath } from '../../lab/state.ts';
-import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import { DOWN_TIMEOUT_MS, itKeepsInvariants, lab, labKubectl, runningLabPod, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const DIR = labDir();
 const AGNHOST = AGNHOST_IMAGE;
@@ -90,12 +90,7 @@ interface PodRef {
   node: string;
 }
 
-async function pod(name: string): Promise<PodRef> {
-  const p = (await labPods()).find((x) => x.namespace === NS && x.name === name && x.phase === 'Running' && x.ips.length > 0);
-  const netnsPath = p ? podNetnsPath(state, p) : undefined;
-  if (!p || !netnsPath) throw new Error(`pod ${NS}/${name} is not running in the lab`);
-  return { id: `${NS}/${name}`, netnsPath, ip: p.ips[0] as string, node: p.node };
-}
+const pod = (name: string): Promise<PodRef> => runningLabPod(state, NS, name, 0);
 
 async function connect(from: PodRef, ip: string, port: number): Promise<boolean> {
   const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, '--timeout=1s', '--protocol=tcp']), { timeoutMs: 20_000 });

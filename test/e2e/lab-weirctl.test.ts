@@ -18,10 +18,10 @@
 // this file started is taken down at the end. Needs root.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agnhostPath, inNetns, labState, podNetnsPath, run } from '../../lab/commands/common.ts';
+import { agnhostPath, inNetns, labState, run } from '../../lab/commands/common.ts';
 import { AGNHOST_IMAGE } from '../../lab/kind.ts';
-import { type LabState, labPods } from '../../lab/state.ts';
-import { itKeepsInvariants, lab, labKubectl, UP_TIMEOUT_MS } from '../helpers/lab.ts';
+import type { LabState } from '../../lab/state.ts';
+import { itKeepsInvariants, lab, labKubectl, runningLabPod, UP_TIMEOUT_MS } from '../helpers/lab.ts';
 
 const AGNHOST = AGNHOST_IMAGE;
 const NS = 'e2e-weirctl';
@@ -48,16 +48,7 @@ interface PodRef {
   netnsPath: string;
   ip: string;
 }
-async function pod(name: string): Promise<PodRef> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const p = (await labPods()).find((x) => x.namespace === NS && x.name === name && x.phase === 'Running' && x.ips.length > 0);
-    const netnsPath = p && state ? podNetnsPath(state, p) : undefined;
-    if (p && netnsPath) return { netnsPath, ip: p.ips[0] as string };
-    if (Date.now() > deadline) throw new Error(`pod ${NS}/${name} is not running in the lab`);
-    await sleep(250);
-  }
-}
+const pod = (name: string): Promise<PodRef> => runningLabPod(state, NS, name, 60_000);
 async function connects(from: PodRef, ip: string, port: number): Promise<boolean> {
   if (!state) throw new Error('no lab');
   const r = await run(inNetns(from.netnsPath, [agnhostPath(state), 'connect', `${ip}:${port}`, '--timeout=1000ms', '--protocol=tcp']), { timeoutMs: 16_000 });

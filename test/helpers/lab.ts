@@ -3,8 +3,9 @@
 import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { kubectlOk } from '../../lab/commands/common.ts';
-import { type LabState, labDir, readState } from '../../lab/state.ts';
+import { kubectlOk, podNetnsPath } from '../../lab/commands/common.ts';
+import { type LabState, labDir, labPods, readState } from '../../lab/state.ts';
+import { sleep } from './wait.ts';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const LAB = path.join(REPO, 'scripts/lab');
@@ -142,4 +143,28 @@ export function script(rel: string, args: string[], timeoutMs: number): Promise<
       resolve({ code: code ?? 1, out, ms: Date.now() - t0 });
     });
   });
+}
+
+/** A running lab pod as the probes need it: its network namespace and first address. */
+export interface LabPodRef {
+  id: string;
+  netnsPath: string;
+  ip: string;
+  node: string;
+}
+
+/**
+ * The pod `ns/name` once it runs with an address and its network namespace
+ * is found on its node; polls for up to `timeoutMs` (0: looks once).
+ */
+export async function runningLabPod(state: LabState | undefined, ns: string, name: string, timeoutMs = 60_000): Promise<LabPodRef> {
+  if (!state) throw new Error('no lab');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const p = (await labPods()).find((x) => x.namespace === ns && x.name === name && x.phase === 'Running' && x.ips.length > 0);
+    const netnsPath = p ? podNetnsPath(state, p) : undefined;
+    if (p && netnsPath) return { id: `${ns}/${name}`, netnsPath, ip: p.ips[0] as string, node: p.node };
+    if (Date.now() >= deadline) throw new Error(`pod ${ns}/${name} is not running in the lab`);
+    await sleep(250);
+  }
 }
